@@ -1,0 +1,244 @@
+//! Key derivations: the generic KDF of TS 33.220 Annex B.2 and the 5G key
+//! hierarchy of TS 33.501 Annex A, plus the EAP key uses of Annex B.
+//!
+//! All functions are pure. Inputs and outputs that are keys are nido
+//! [`crate::secret`] types; everything else is plain octets.
+
+use aws_lc_rs::digest;
+use zeroize::Zeroizing;
+
+use crate::SecError;
+use crate::secret::{Ck, Emsk, Ik, KAmf, KAusf, KGnb, KNasEnc, KNasInt, KSeaf, Msk, ResStar};
+use crate::supi::Supi;
+
+/// FC values of TS 33.501 Annex A (and TS 33.402 A.2 for CK'/IK').
+pub mod fc {
+    /// CK'/IK' (TS 33.402 Annex A.2).
+    pub const CK_IK_PRIME: u8 = 0x20;
+    /// Algorithm key derivation (A.8).
+    pub const ALGORITHM_KEY: u8 = 0x69;
+    /// K_AUSF (A.2).
+    pub const KAUSF: u8 = 0x6A;
+    /// RES* and XRES* (A.4).
+    pub const RES_STAR: u8 = 0x6B;
+    /// K_SEAF (A.6).
+    pub const KSEAF: u8 = 0x6C;
+    /// K_AMF (A.7).
+    pub const KAMF: u8 = 0x6D;
+    /// K_gNB, K_N3IWF (A.9).
+    pub const KGNB: u8 = 0x6E;
+    /// NH (A.10).
+    pub const NH: u8 = 0x6F;
+}
+
+/// Algorithm type distinguishers of TS 33.501 Annex A.8 (Table A.8-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Distinguisher {
+    /// N-NAS-enc-alg.
+    NasEnc = 0x01,
+    /// N-NAS-int-alg.
+    NasInt = 0x02,
+    /// N-RRC-enc-alg.
+    RrcEnc = 0x03,
+    /// N-RRC-int-alg.
+    RrcInt = 0x04,
+    /// N-UP-enc-alg.
+    UpEnc = 0x05,
+    /// N-UP-int-alg.
+    UpInt = 0x06,
+}
+
+/// Access type distinguisher of Annex A.9.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AccessType {
+    /// 3GPP access (K_gNB).
+    ThreeGpp = 0x01,
+    /// Non-3GPP access (K_N3IWF).
+    NonThreeGpp = 0x02,
+}
+
+/// The generic KDF of TS 33.220 Annex B.2.0: HMAC-SHA-256(Key, FC || P0 || L0 || ...).
+///
+/// Each Pi is followed by its length Li as two octets; a parameter longer than
+/// 65535 octets is refused.
+pub fn kdf(key: &[u8], fc: u8, params: &[&[u8]]) -> Result<Zeroizing<[u8; 32]>, SecError> {
+    let s = oxirush_security::kdf::build_s(fc, params).map_err(|_| SecError::Range {
+        what: "KDF parameter",
+        detail: "longer than 65535 octets".into(),
+    })?;
+    Ok(oxirush_security::kdf::kdf(key, &s))
+}
+
+fn kdf32(key: &[u8], fc: u8, params: &[&[u8]]) -> Result<[u8; 32], SecError> {
+    Ok(*kdf(key, fc, params)?)
+}
+
+fn ck_ik(ck: &Ck, ik: &Ik) -> Zeroizing<[u8; 32]> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    key[..16].copy_from_slice(ck.expose());
+    key[16..].copy_from_slice(ik.expose());
+    key
+}
+
+/// K_AUSF from CK, IK for 5G-AKA (A.2): P0 = serving network name, P1 = SQN xor AK.
+pub fn kausf_5g_aka(ck: &Ck, ik: &Ik, snn: &[u8], sqn_xor_ak: &[u8; 6]) -> Result<KAusf, SecError> {
+    Ok(KAusf::new(kdf32(&*ck_ik(ck, ik), fc::KAUSF, &[snn, sqn_xor_ak])?))
+}
+
+/// K_AUSF for EAP-TLS with the EMSK (TS 33.501 B.2.1.1): its 256 most significant bits.
+pub fn kausf_from_emsk(emsk: &Emsk) -> KAusf {
+    let mut k = [0u8; 32];
+    k.copy_from_slice(&emsk.expose()[..32]);
+    KAusf::new(k)
+}
+
+/// K_AUSF from the MSK, when an external AAA server returns only the MSK
+/// (TS 33.501 I.2.2.2.2): its 256 most significant bits.
+pub fn kausf_from_msk(msk: &Msk) -> KAusf {
+    let mut k = [0u8; 32];
+    k.copy_from_slice(&msk.expose()[..32]);
+    KAusf::new(k)
+}
+
+/// RES* (UE) or XRES* (home network) (A.4): the 128 LSB of
+/// KDF(CK||IK, 0x6B, SNN, RAND, RES).
+pub fn res_star(ck: &Ck, ik: &Ik, snn: &[u8], rand: &[u8; 16], res: &[u8]) -> Result<ResStar, SecError> {
+    let out = kdf(&*ck_ik(ck, ik), fc::RES_STAR, &[snn, rand, res])?;
+    let mut r = [0u8; 16];
+    r.copy_from_slice(&out[16..]);
+    Ok(ResStar::new(r))
+}
+
+/// HRES* / HXRES* (A.5): the 128 LSB of SHA-256(RAND || RES*).
+pub fn hres_star(rand: &[u8; 16], res_star: &ResStar) -> [u8; 16] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(rand);
+    ctx.update(res_star.expose());
+    let d = ctx.finish();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d.as_ref()[16..]);
+    out
+}
+
+/// K_SEAF (A.6): KDF(K_AUSF, 0x6C, serving network name).
+pub fn kseaf(kausf: &KAusf, snn: &[u8]) -> Result<KSeaf, SecError> {
+    Ok(KSeaf::new(kdf32(kausf.expose(), fc::KSEAF, &[snn])?))
+}
+
+/// K_AMF (A.7): KDF(K_SEAF, 0x6D, SUPI, ABBA). The SUPI is the IMSI digits
+/// or the NAI, as a character string (A.7.0).
+pub fn kamf(kseaf: &KSeaf, supi: &Supi, abba: &[u8]) -> Result<KAmf, SecError> {
+    Ok(KAmf::new(kdf32(kseaf.expose(), fc::KAMF, &[supi.kdf_octets().as_bytes(), abba])?))
+}
+
+/// An algorithm key (A.8): the 128 LSB of KDF(key, 0x69, distinguisher, algorithm id).
+pub fn algorithm_key(key: &[u8], distinguisher: Distinguisher, alg_id: u8) -> Result<Zeroizing<[u8; 32]>, SecError> {
+    kdf(key, fc::ALGORITHM_KEY, &[&[distinguisher as u8], &[alg_id]])
+}
+
+fn lsb128(full: &[u8; 32]) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&full[16..]);
+    k
+}
+
+/// K_NASint for integrity algorithm `nia` (1, 2, 3; 0 is allowed and unused).
+pub fn knas_int(kamf: &KAmf, nia: u8) -> Result<KNasInt, SecError> {
+    Ok(KNasInt::new(lsb128(&*algorithm_key(kamf.expose(), Distinguisher::NasInt, nia)?)))
+}
+
+/// K_NASenc for ciphering algorithm `nea`.
+pub fn knas_enc(kamf: &KAmf, nea: u8) -> Result<KNasEnc, SecError> {
+    Ok(KNasEnc::new(lsb128(&*algorithm_key(kamf.expose(), Distinguisher::NasEnc, nea)?)))
+}
+
+/// K_gNB (access 3GPP) or K_N3IWF (A.9): KDF(K_AMF, 0x6E, UL NAS COUNT, access type).
+pub fn kgnb(kamf: &KAmf, ul_nas_count: u32, access: AccessType) -> Result<KGnb, SecError> {
+    Ok(KGnb::new(kdf32(kamf.expose(), fc::KGNB, &[&ul_nas_count.to_be_bytes(), &[access as u8]])?))
+}
+
+/// NH (A.10): KDF(K_AMF, 0x6F, SYNC-input), SYNC-input being K_gNB or the previous NH.
+pub fn nh(kamf: &KAmf, sync_input: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, SecError> {
+    kdf(kamf.expose(), fc::NH, &[sync_input])
+}
+
+/// CK' and IK' (TS 33.402 Annex A.2, used by EAP-AKA' per TS 33.501 A.3):
+/// KDF(CK||IK, 0x20, access network identity, SQN xor AK); CK' = MSB 128, IK' = LSB 128.
+pub fn ck_ik_prime(ck: &Ck, ik: &Ik, network_name: &[u8], sqn_xor_ak: &[u8; 6]) -> Result<(Ck, Ik), SecError> {
+    let out = kdf(&*ck_ik(ck, ik), fc::CK_IK_PRIME, &[network_name, sqn_xor_ak])?;
+    let mut c = [0u8; 16];
+    let mut i = [0u8; 16];
+    c.copy_from_slice(&out[..16]);
+    i.copy_from_slice(&out[16..]);
+    Ok((Ck::new(c), Ik::new(i)))
+}
+
+/// PRF' of RFC 5448 §3.4 (HMAC-SHA-256 in counter mode): T1 = HMAC(K, S|0x01),
+/// Tn = HMAC(K, Tn-1|S|n). Returns `len` octets (at most 255 blocks).
+pub fn prf_prime(key: &[u8], s: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>, SecError> {
+    if len > 255 * 32 {
+        return Err(SecError::Range { what: "PRF' length", detail: format!("{len} > 8160") });
+    }
+    let hkey = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let mut out = Zeroizing::new(Vec::with_capacity(len + 32));
+    let mut prev: Vec<u8> = Vec::new();
+    let mut n = 1u8;
+    while out.len() < len {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&hkey);
+        ctx.update(&prev);
+        ctx.update(s);
+        ctx.update(&[n]);
+        prev = ctx.sign().as_ref().to_vec();
+        out.extend_from_slice(&prev);
+        n = n.wrapping_add(1);
+    }
+    out.truncate(len);
+    Ok(out)
+}
+
+/// The serving network name of TS 24.501 §9.12.1 / TS 33.501 §6.1.1.4:
+/// `5G:mnc<MNC>.mcc<MCC>.3gppnetwork.org`, with a 2-digit MNC zero-padded to 3;
+/// for an SNPN, `:<NID>` follows (NID as 11 hex digits).
+pub fn serving_network_name(mcc: &str, mnc: &str, nid: Option<&str>) -> Result<String, SecError> {
+    let digits = |s: &str, lens: &[usize]| s.bytes().all(|b| b.is_ascii_digit()) && lens.contains(&s.len());
+    if !digits(mcc, &[3]) {
+        return Err(SecError::Range { what: "MCC", detail: format!("{mcc:?} is not 3 digits") });
+    }
+    if !digits(mnc, &[2, 3]) {
+        return Err(SecError::Range { what: "MNC", detail: format!("{mnc:?} is not 2 or 3 digits") });
+    }
+    let mut name = format!("5G:mnc{mnc:0>3}.mcc{mcc}.3gppnetwork.org");
+    if let Some(nid) = nid {
+        if nid.len() != 11 || !nid.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(SecError::Range { what: "NID", detail: format!("{nid:?} is not 11 hex digits") });
+        }
+        name.push(':');
+        name.push_str(&nid.to_ascii_uppercase());
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snn_pads_two_digit_mnc() {
+        assert_eq!(serving_network_name("001", "01", None).unwrap(), "5G:mnc001.mcc001.3gppnetwork.org");
+        assert_eq!(
+            serving_network_name("999", "999", Some("000000000ab")).unwrap(),
+            "5G:mnc999.mcc999.3gppnetwork.org:000000000AB"
+        );
+        assert!(serving_network_name("01", "01", None).is_err());
+    }
+
+    #[test]
+    fn eap_keys_take_the_most_significant_bits() {
+        let mut e = [0u8; 64];
+        e.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+        assert_eq!(kausf_from_emsk(&Emsk::new(e)).expose()[..], e[..32]);
+        assert_eq!(kausf_from_msk(&Msk::new(e)).expose()[..], e[..32]);
+    }
+}
