@@ -52,7 +52,7 @@ fn check_bits(data: &[u8], length_bits: u64) -> Result<(), SecError> {
 }
 
 /// NEA: ciphers or deciphers the first `length_bits` bits of `data` in place.
-/// Bits past `length_bits` in the last octet are cleared.
+/// Bits past `length_bits` in the last octet are left as they were.
 pub fn nea(input: AlgInput, key: &[u8; 16], data: &mut [u8], length_bits: u64) -> Result<(), SecError> {
     let (bearer, direction) = input.check()?;
     check_bits(data, length_bits)?;
@@ -85,7 +85,7 @@ mod tests {
         assert!(nea(AlgInput { bearer: 32, ..ok }, &[0; 16], &mut d, 16).is_err());
         assert!(nea(AlgInput { direction: 2, ..ok }, &[0; 16], &mut d, 16).is_err());
         assert!(nea(ok, &[0; 16], &mut d, 17).is_err());
-        assert!(nia(ok, &[0; 16], &d, 9).is_err());
+        assert!(nia(ok, &[0; 16], &d, 17).is_err());
         assert!(nea(ok, &[0; 16], &mut d, 9).is_ok());
     }
 }

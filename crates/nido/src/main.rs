@@ -1,0 +1,48 @@
+//! `nido`: one binary for every nido job. This file only parses the command
+//! line and maps errors to exit codes; each subcommand lives in `cmd/`.
+//!
+//! Exit codes: 0 success, 1 the operation failed (a MAC that does not
+//! verify, a malformed PDU), 2 bad usage (bad hex, wrong length, bad flag).
+
+mod args;
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// nido: bring cellular IoT devices that hold only a manufacturer certificate
+/// into a 5G network: onboarding, provisioning, validation, cheap data bursts.
+#[derive(Parser)]
+#[command(name = "nido", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// 3GPP security functions for debugging a SIM or a core: MILENAGE,
+    /// NEA/NIA, SUCI de-concealment, the 5G key chain. Prints JSON.
+    #[command(subcommand)]
+    Crypto(cmd::crypto::Crypto),
+    /// 5GS NAS messages: decode (and verify/decipher) a PDU.
+    #[command(subcommand)]
+    Nas(cmd::nas::Nas),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Crypto(c) => cmd::crypto::run(c),
+        Command::Nas(c) => cmd::nas::run(c),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = if e.downcast_ref::<args::UsageError>().is_some() { 2 } else { 1 };
+            eprintln!("nido: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
