@@ -42,7 +42,9 @@ pub fn decode(pdu: &[u8]) -> Result<Nas5gsMessage, DecodeError> {
 /// The IEs of a message in wire order, located in `pdu`.
 pub fn fields(message: &Nas5gsMessage, pdu: &[u8]) -> Vec<Field> {
     let view: Value = serde_json::from_str(&message.to_view().to_string()).unwrap_or(Value::Null);
-    let Value::Object(map) = view else { return Vec::new() };
+    let Value::Object(map) = view else {
+        return Vec::new();
+    };
     let mut cursor = 0usize;
     let mut out = Vec::new();
     for (name, ie) in map {
@@ -50,13 +52,21 @@ pub fn fields(message: &Nas5gsMessage, pdu: &[u8]) -> Vec<Field> {
             continue;
         }
         let octets = ie.get("octets").and_then(Value::as_str).map(str::to_owned);
-        let offset = octets.as_deref().and_then(|h| hex::decode(h).ok()).and_then(|bytes| {
-            let at = find(&pdu[cursor.min(pdu.len())..], &bytes)? + cursor;
-            cursor = at + bytes.len();
-            Some(at)
-        });
+        let offset = octets
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|bytes| {
+                let at = find(&pdu[cursor.min(pdu.len())..], &bytes)? + cursor;
+                cursor = at + bytes.len();
+                Some(at)
+            });
         let value = ie.get("value").cloned().unwrap_or(Value::Null);
-        out.push(Field { name, offset, octets, value });
+        out.push(Field {
+            name,
+            offset,
+            octets,
+            value,
+        });
     }
     out
 }
@@ -89,7 +99,11 @@ fn locate(pdu: &[u8], error: &NasError) -> DecodeError {
                 .and_then(|(m, _)| fields(&m, pdu).into_iter().find(|f| f.name == name))
                 .and_then(|f| f.offset)
                 .unwrap_or_else(|| first_unlocated(pdu));
-            DecodeError { ie: Some(name), offset, reason }
+            DecodeError {
+                ie: Some(name),
+                offset,
+                reason,
+            }
         }
         NasError::UnknownIeCutShort { iei, octets } => DecodeError {
             ie: Some(format!("unknown IE {iei:#04x}")),
@@ -97,21 +111,37 @@ fn locate(pdu: &[u8], error: &NasError) -> DecodeError {
             reason,
         },
         NasError::UnknownMessageType(_) | NasError::UnknownSessionMessageType { .. } => {
-            DecodeError { ie: Some("message-type".into()), offset: header_len(pdu), reason }
+            DecodeError {
+                ie: Some("message-type".into()),
+                offset: header_len(pdu),
+                reason,
+            }
         }
-        NasError::ReservedPduSessionIdentity { .. } => {
-            DecodeError { ie: Some("pdu-session-identity".into()), offset: 1, reason }
-        }
-        NasError::UnknownProtocolDiscriminator(_) => {
-            DecodeError { ie: Some("extended-protocol-discriminator".into()), offset: 0, reason }
-        }
-        NasError::ReservedSecurityHeaderType(_) => {
-            DecodeError { ie: Some("security-header-type".into()), offset: 1, reason }
-        }
-        NasError::MessageTooShort | NasError::BufferTooShort => {
-            DecodeError { ie: None, offset: pdu.len(), reason }
-        }
-        _ => DecodeError { ie: None, offset: first_unlocated(pdu), reason },
+        NasError::ReservedPduSessionIdentity { .. } => DecodeError {
+            ie: Some("pdu-session-identity".into()),
+            offset: 1,
+            reason,
+        },
+        NasError::UnknownProtocolDiscriminator(_) => DecodeError {
+            ie: Some("extended-protocol-discriminator".into()),
+            offset: 0,
+            reason,
+        },
+        NasError::ReservedSecurityHeaderType(_) => DecodeError {
+            ie: Some("security-header-type".into()),
+            offset: 1,
+            reason,
+        },
+        NasError::MessageTooShort | NasError::BufferTooShort => DecodeError {
+            ie: None,
+            offset: pdu.len(),
+            reason,
+        },
+        _ => DecodeError {
+            ie: None,
+            offset: first_unlocated(pdu),
+            reason,
+        },
     }
 }
 
@@ -141,7 +171,10 @@ mod tests {
         let err = decode(&pdu).unwrap_err();
         assert_eq!(err.ie.as_deref(), Some("5gs-mobile-identity"));
         assert_eq!(err.offset, 6); // 7e 00 41 | 79 | 00 0a | f2.. : value octets start at 6
-        assert!(err.to_string().contains("5gs-mobile-identity at offset 6"), "{err}");
+        assert!(
+            err.to_string().contains("5gs-mobile-identity at offset 6"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -151,7 +184,10 @@ mod tests {
         let f = fields(&m, &pdu);
         let mi = f.iter().find(|f| f.name == "5gs-mobile-identity").unwrap();
         assert_eq!(mi.offset, Some(6));
-        let cap = f.iter().find(|f| f.name == "ue-security-capability").unwrap();
+        let cap = f
+            .iter()
+            .find(|f| f.name == "ue-security-capability")
+            .unwrap();
         assert_eq!(cap.offset, Some(pdu.len() - 2));
     }
 

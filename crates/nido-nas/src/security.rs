@@ -13,6 +13,7 @@ use oxirush_nas::nas_5gs::{
     self as nas, Nas5gsMessage, Nas5gsSecurityHeaderType, NasConnection, NasCount, NasError,
     NasSecurityContext,
 };
+use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 use nido_sec::algorithms::{AlgInput, nea, nia};
@@ -92,14 +93,22 @@ impl Algorithms {
             1 => nas::IntegrityAlgorithm::NIA1,
             2 => nas::IntegrityAlgorithm::NIA2,
             3 => nas::IntegrityAlgorithm::NIA3,
-            other => return Err(NasSecError::Algorithm(format!("integrity algorithm {other}"))),
+            other => {
+                return Err(NasSecError::Algorithm(format!(
+                    "integrity algorithm {other}"
+                )));
+            }
         };
         let nea = match self.nea {
             0 => nas::CipheringAlgorithm::NEA0,
             1 => nas::CipheringAlgorithm::NEA1,
             2 => nas::CipheringAlgorithm::NEA2,
             3 => nas::CipheringAlgorithm::NEA3,
-            other => return Err(NasSecError::Algorithm(format!("ciphering algorithm {other}"))),
+            other => {
+                return Err(NasSecError::Algorithm(format!(
+                    "ciphering algorithm {other}"
+                )));
+            }
         };
         Ok((nia, nea))
     }
@@ -209,9 +218,10 @@ fn map_error(e: NasError, direction: &'static str) -> NasSecError {
     match e {
         NasError::IntegrityCheckFailed => NasSecError::MacFailure,
         NasError::NasCountExhausted => NasSecError::CountExhausted(direction),
-        NasError::AuthenticMessageRefused { error, plain } => {
-            NasSecError::AuthenticButInvalid { error: error.to_string(), plain: plain.to_vec() }
-        }
+        NasError::AuthenticMessageRefused { error, plain } => NasSecError::AuthenticButInvalid {
+            error: error.to_string(),
+            plain: plain.to_vec(),
+        },
         NasError::SecurityRefused(s) => NasSecError::Algorithm(s),
         other => NasSecError::Malformed(other.to_string()),
     }
@@ -226,7 +236,12 @@ fn direction_name(d: nas::Direction) -> &'static str {
 
 impl SecurityContext {
     /// A fresh context from a new K_AMF (after 5G-AKA or EAP-TLS): both COUNTs at 0.
-    pub fn new(kamf: &KAmf, algorithms: Algorithms, ngksi: u8, role: Role) -> Result<Self, NasSecError> {
+    pub fn new(
+        kamf: &KAmf,
+        algorithms: Algorithms,
+        ngksi: u8,
+        role: Role,
+    ) -> Result<Self, NasSecError> {
         let (nia, nea) = algorithms.ox()?;
         let inner = NasSecurityContext::from_fresh_kamf(&ox_kamf(kamf), nia, nea)
             .map_err(|e| map_error(e, "none"))?;
@@ -288,14 +303,27 @@ impl SecurityContext {
 
     /// The next uplink and downlink COUNTs.
     pub fn counts(&self) -> Counts {
-        let get = |d| self.inner.nas_count(d, NasConnection::ThreeGpp).map(NasCount::get);
-        Counts { uplink: get(nas::Direction::Uplink), downlink: get(nas::Direction::Downlink) }
+        let get = |d| {
+            self.inner
+                .nas_count(d, NasConnection::ThreeGpp)
+                .map(NasCount::get)
+        };
+        Counts {
+            uplink: get(nas::Direction::Uplink),
+            downlink: get(nas::Direction::Downlink),
+        }
     }
 
     /// Protects an outgoing message with the next COUNT of the sending direction.
-    pub fn protect(&mut self, message: &Nas5gsMessage, protection: Protection) -> Result<Vec<u8>, NasSecError> {
+    pub fn protect(
+        &mut self,
+        message: &Nas5gsMessage,
+        protection: Protection,
+    ) -> Result<Vec<u8>, NasSecError> {
         let d = self.role.send();
-        self.inner.protect(message, protection.header(), d).map_err(|e| map_error(e, direction_name(d)))
+        self.inner
+            .protect(message, protection.header(), d)
+            .map_err(|e| map_error(e, direction_name(d)))
     }
 
     /// Protects an initial NAS message (REGISTRATION REQUEST, SERVICE REQUEST,
@@ -304,9 +332,13 @@ impl SecurityContext {
     /// message ciphered in its container. UE only.
     pub fn protect_initial(&mut self, message: &Nas5gsMessage) -> Result<Vec<u8>, NasSecError> {
         if self.role != Role::Ue {
-            return Err(NasSecError::Malformed("only a UE sends initial NAS messages".into()));
+            return Err(NasSecError::Malformed(
+                "only a UE sends initial NAS messages".into(),
+            ));
         }
-        self.inner.protect_initial(message).map_err(|e| map_error(e, "uplink"))
+        self.inner
+            .protect_initial(message)
+            .map_err(|e| map_error(e, "uplink"))
     }
 
     /// Verifies and deciphers an incoming protected PDU. The COUNT advances
@@ -326,9 +358,9 @@ impl SecurityContext {
                     ciphered: matches!(sht, 2 | 4),
                 })
             }
-            Err(NasError::IntegrityCheckFailed) if self.seen(sn, mac) => {
-                Err(NasSecError::Replay { sequence_number: sn })
-            }
+            Err(NasError::IntegrityCheckFailed) if self.seen(sn, mac) => Err(NasSecError::Replay {
+                sequence_number: sn,
+            }),
             Err(e) => {
                 if matches!(e, NasError::AuthenticMessageRefused { .. }) {
                     self.remember(sn, mac);
@@ -359,7 +391,9 @@ pub fn split_header(pdu: &[u8]) -> Result<(u8, [u8; 4], u8), NasSecError> {
                 return Ok((0, [0; 4], 0));
             }
             if sht > 4 {
-                return Err(NasSecError::Malformed(format!("reserved security header type {sht}")));
+                return Err(NasSecError::Malformed(format!(
+                    "reserved security header type {sht}"
+                )));
             }
             match rest {
                 [m0, m1, m2, m3, sn, _, ..] => Ok((sht, [*m0, *m1, *m2, *m3], *sn)),
@@ -371,7 +405,9 @@ pub fn split_header(pdu: &[u8]) -> Result<(u8, [u8; 4], u8), NasSecError> {
         }
         [0x2e, ..] => Ok((0, [0; 4], 0)),
         [] => Err(NasSecError::Malformed("empty PDU".into())),
-        [epd, ..] => Err(NasSecError::Malformed(format!("unknown extended protocol discriminator {epd:#04x}"))),
+        [epd, ..] => Err(NasSecError::Malformed(format!(
+            "unknown extended protocol discriminator {epd:#04x}"
+        ))),
     }
 }
 
@@ -393,7 +429,10 @@ pub struct StatelessKeys {
 
 /// Verifies the MAC of a protected PDU at an explicit COUNT and deciphers it,
 /// returning the inner plain message octets (TS 24.501 §4.4.3, TS 33.501 §D).
-pub fn verify_and_decipher(pdu: &[u8], keys: &StatelessKeys) -> Result<(Vec<u8>, u32), NasSecError> {
+pub fn verify_and_decipher(
+    pdu: &[u8],
+    keys: &StatelessKeys,
+) -> Result<(Vec<u8>, u32), NasSecError> {
     let (sht, mac, sn) = split_header(pdu)?;
     if sht == 0 {
         return Err(NasSecError::NotProtected);
@@ -404,12 +443,22 @@ pub fn verify_and_decipher(pdu: &[u8], keys: &StatelessKeys) -> Result<(Vec<u8>,
             "COUNT {count:#x} does not end in the PDU's sequence number {sn:#04x}"
         )));
     }
-    let input = |alg: u8| AlgInput { alg, count, bearer: BEARER_3GPP, direction: keys.direction };
+    let input = |alg: u8| AlgInput {
+        alg,
+        count,
+        bearer: BEARER_3GPP,
+        direction: keys.direction,
+    };
     let covered = &pdu[6..]; // SN || message
     if keys.algorithms.nia != 0 {
-        let expected = nia(input(keys.algorithms.nia), keys.knas_int.expose(), covered, covered.len() as u64 * 8)
-            .map_err(|e| NasSecError::Algorithm(e.to_string()))?;
-        if !bool::from(subtle_eq(&expected, &mac)) {
+        let expected = nia(
+            input(keys.algorithms.nia),
+            keys.knas_int.expose(),
+            covered,
+            covered.len() as u64 * 8,
+        )
+        .map_err(|e| NasSecError::Algorithm(e.to_string()))?;
+        if !bool::from(expected.ct_eq(&mac)) {
             return Err(NasSecError::MacFailure);
         }
     }
@@ -426,9 +475,6 @@ pub fn verify_and_decipher(pdu: &[u8], keys: &StatelessKeys) -> Result<(Vec<u8>,
     Ok((plain, count))
 }
 
-fn subtle_eq(a: &[u8; 4], b: &[u8; 4]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 #[cfg(test)]
 mod tests {
@@ -448,11 +494,25 @@ mod tests {
     #[test]
     fn round_trip_advances_counts() {
         let (mut ue, mut amf) = pair();
-        let pdu = ue.protect(&status(), Protection::IntegrityCiphered).unwrap();
+        let pdu = ue
+            .protect(&status(), Protection::IntegrityCiphered)
+            .unwrap();
         let v = amf.unprotect(&pdu).unwrap();
         assert_eq!((v.message, v.count, v.ciphered), (status(), 0, true));
-        assert_eq!(amf.counts(), Counts { uplink: Some(1), downlink: Some(0) });
-        assert_eq!(ue.counts(), Counts { uplink: Some(1), downlink: Some(0) });
+        assert_eq!(
+            amf.counts(),
+            Counts {
+                uplink: Some(1),
+                downlink: Some(0)
+            }
+        );
+        assert_eq!(
+            ue.counts(),
+            Counts {
+                uplink: Some(1),
+                downlink: Some(0)
+            }
+        );
     }
 
     #[test]
@@ -461,14 +521,19 @@ mod tests {
         let pdu = ue.protect(&status(), Protection::Integrity).unwrap();
         amf.unprotect(&pdu).unwrap();
         let before = amf.counts();
-        assert!(matches!(amf.unprotect(&pdu), Err(NasSecError::Replay { sequence_number: 0 })));
+        assert!(matches!(
+            amf.unprotect(&pdu),
+            Err(NasSecError::Replay { sequence_number: 0 })
+        ));
         assert_eq!(amf.counts(), before);
     }
 
     #[test]
     fn tamper_is_a_mac_failure() {
         let (mut ue, mut amf) = pair();
-        let mut pdu = ue.protect(&status(), Protection::IntegrityCiphered).unwrap();
+        let mut pdu = ue
+            .protect(&status(), Protection::IntegrityCiphered)
+            .unwrap();
         let last = pdu.len() - 1;
         pdu[last] ^= 0x01;
         assert!(matches!(amf.unprotect(&pdu), Err(NasSecError::MacFailure)));
@@ -487,7 +552,10 @@ mod tests {
             Algorithms::NIA2_NEA2,
             0,
             Role::Network,
-            Counts { uplink: Some(3), downlink: Some(0) },
+            Counts {
+                uplink: Some(3),
+                downlink: Some(0),
+            },
         )
         .unwrap();
         let pdu = ue.protect(&status(), Protection::Integrity).unwrap();
@@ -500,14 +568,23 @@ mod tests {
         let kamf = KAmf::new([0x11; 32]);
         let mut other_ue = SecurityContext::new(&kamf, Algorithms::NIA2_NEA2, 0, Role::Ue).unwrap();
         let pdu = ue.protect(&status(), Protection::Integrity).unwrap();
-        assert!(matches!(other_ue.unprotect(&pdu), Err(NasSecError::MacFailure)));
+        assert!(matches!(
+            other_ue.unprotect(&pdu),
+            Err(NasSecError::MacFailure)
+        ));
     }
 
     #[test]
     fn header_errors() {
         assert!(matches!(split_header(&[]), Err(NasSecError::Malformed(_))));
-        assert!(matches!(split_header(&[0x7e, 0x02, 0, 0]), Err(NasSecError::Malformed(_))));
-        assert!(matches!(split_header(&[0x7e, 0x07, 0, 0, 0, 0, 0, 0]), Err(NasSecError::Malformed(_))));
+        assert!(matches!(
+            split_header(&[0x7e, 0x02, 0, 0]),
+            Err(NasSecError::Malformed(_))
+        ));
+        assert!(matches!(
+            split_header(&[0x7e, 0x07, 0, 0, 0, 0, 0, 0]),
+            Err(NasSecError::Malformed(_))
+        ));
         assert_eq!(split_header(&[0x7e, 0x00, 0x43]).unwrap().0, 0);
     }
 }

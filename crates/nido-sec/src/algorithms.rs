@@ -34,7 +34,10 @@ impl AlgInput {
             detail: format!("{} is neither 0 (uplink) nor 1 (downlink)", self.direction),
         })?;
         if !(1..=3).contains(&self.alg) {
-            return Err(SecError::Range { what: "algorithm", detail: format!("{} is not 1, 2 or 3", self.alg) });
+            return Err(SecError::Range {
+                what: "algorithm",
+                detail: format!("{} is not 1, 2 or 3", self.alg),
+            });
         }
         Ok((bearer, direction))
     }
@@ -45,7 +48,10 @@ fn check_bits(data: &[u8], length_bits: u64) -> Result<(), SecError> {
     if need != data.len() as u64 {
         return Err(SecError::Range {
             what: "length-bits",
-            detail: format!("{length_bits} bits need {need} octets of data, got {}", data.len()),
+            detail: format!(
+                "{length_bits} bits need {need} octets of data, got {}",
+                data.len()
+            ),
         });
     }
     Ok(())
@@ -53,24 +59,44 @@ fn check_bits(data: &[u8], length_bits: u64) -> Result<(), SecError> {
 
 /// NEA: ciphers or deciphers the first `length_bits` bits of `data` in place.
 /// Bits past `length_bits` in the last octet are left as they were.
-pub fn nea(input: AlgInput, key: &[u8; 16], data: &mut [u8], length_bits: u64) -> Result<(), SecError> {
+pub fn nea(
+    input: AlgInput,
+    key: &[u8; 16],
+    data: &mut [u8],
+    length_bits: u64,
+) -> Result<(), SecError> {
     let (bearer, direction) = input.check()?;
     check_bits(data, length_bits)?;
-    let alg = CipheringAlgorithm::try_from(input.alg).map_err(|_| SecError::Backend("algorithm"))?;
+    let alg =
+        CipheringAlgorithm::try_from(input.alg).map_err(|_| SecError::Backend("algorithm"))?;
     let key = oxirush_security::nas_5gs::KNasEnc::new(key);
     oxirush_security::nea_cipher_bits(&key, input.count, bearer, direction, data, length_bits, alg)
         .map_err(|_| SecError::Backend("nea"))
 }
 
 /// NIA: the 32-bit MAC over the first `length_bits` bits of `message`.
-pub fn nia(input: AlgInput, key: &[u8; 16], message: &[u8], length_bits: u64) -> Result<[u8; 4], SecError> {
+pub fn nia(
+    input: AlgInput,
+    key: &[u8; 16],
+    message: &[u8],
+    length_bits: u64,
+) -> Result<[u8; 4], SecError> {
     let (bearer, direction) = input.check()?;
     check_bits(message, length_bits)?;
-    let alg = IntegrityAlgorithm::try_from(input.alg).map_err(|_| SecError::Backend("algorithm"))?;
+    let alg =
+        IntegrityAlgorithm::try_from(input.alg).map_err(|_| SecError::Backend("algorithm"))?;
     let key = oxirush_security::nas_5gs::KNasInt::new(key);
-    oxirush_security::nia_mac_bits(&key, input.count, bearer, direction, message, length_bits, alg)
-        .map(u32::to_be_bytes)
-        .map_err(|_| SecError::Backend("nia"))
+    oxirush_security::nia_mac_bits(
+        &key,
+        input.count,
+        bearer,
+        direction,
+        message,
+        length_bits,
+        alg,
+    )
+    .map(u32::to_be_bytes)
+    .map_err(|_| SecError::Backend("nia"))
 }
 
 #[cfg(test)]
@@ -79,7 +105,12 @@ mod tests {
 
     #[test]
     fn refuses_bad_inputs() {
-        let ok = AlgInput { alg: 2, count: 0, bearer: 1, direction: 0 };
+        let ok = AlgInput {
+            alg: 2,
+            count: 0,
+            bearer: 1,
+            direction: 0,
+        };
         let mut d = [0u8; 2];
         assert!(nea(AlgInput { alg: 4, ..ok }, &[0; 16], &mut d, 16).is_err());
         assert!(nea(AlgInput { bearer: 32, ..ok }, &[0; 16], &mut d, 16).is_err());

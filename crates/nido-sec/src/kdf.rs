@@ -84,7 +84,11 @@ fn ck_ik(ck: &Ck, ik: &Ik) -> Zeroizing<[u8; 32]> {
 
 /// K_AUSF from CK, IK for 5G-AKA (A.2): P0 = serving network name, P1 = SQN xor AK.
 pub fn kausf_5g_aka(ck: &Ck, ik: &Ik, snn: &[u8], sqn_xor_ak: &[u8; 6]) -> Result<KAusf, SecError> {
-    Ok(KAusf::new(kdf32(&*ck_ik(ck, ik), fc::KAUSF, &[snn, sqn_xor_ak])?))
+    Ok(KAusf::new(kdf32(
+        &*ck_ik(ck, ik),
+        fc::KAUSF,
+        &[snn, sqn_xor_ak],
+    )?))
 }
 
 /// K_AUSF for EAP-TLS with the EMSK (TS 33.501 B.2.1.1): its 256 most significant bits.
@@ -104,7 +108,13 @@ pub fn kausf_from_msk(msk: &Msk) -> KAusf {
 
 /// RES* (UE) or XRES* (home network) (A.4): the 128 LSB of
 /// KDF(CK||IK, 0x6B, SNN, RAND, RES).
-pub fn res_star(ck: &Ck, ik: &Ik, snn: &[u8], rand: &[u8; 16], res: &[u8]) -> Result<ResStar, SecError> {
+pub fn res_star(
+    ck: &Ck,
+    ik: &Ik,
+    snn: &[u8],
+    rand: &[u8; 16],
+    res: &[u8],
+) -> Result<ResStar, SecError> {
     let out = kdf(&*ck_ik(ck, ik), fc::RES_STAR, &[snn, rand, res])?;
     let mut r = [0u8; 16];
     r.copy_from_slice(&out[16..]);
@@ -130,11 +140,19 @@ pub fn kseaf(kausf: &KAusf, snn: &[u8]) -> Result<KSeaf, SecError> {
 /// K_AMF (A.7): KDF(K_SEAF, 0x6D, SUPI, ABBA). The SUPI is the IMSI digits
 /// or the NAI, as a character string (A.7.0).
 pub fn kamf(kseaf: &KSeaf, supi: &Supi, abba: &[u8]) -> Result<KAmf, SecError> {
-    Ok(KAmf::new(kdf32(kseaf.expose(), fc::KAMF, &[supi.kdf_octets().as_bytes(), abba])?))
+    Ok(KAmf::new(kdf32(
+        kseaf.expose(),
+        fc::KAMF,
+        &[supi.kdf_octets().as_bytes(), abba],
+    )?))
 }
 
 /// An algorithm key (A.8): the 128 LSB of KDF(key, 0x69, distinguisher, algorithm id).
-pub fn algorithm_key(key: &[u8], distinguisher: Distinguisher, alg_id: u8) -> Result<Zeroizing<[u8; 32]>, SecError> {
+pub fn algorithm_key(
+    key: &[u8],
+    distinguisher: Distinguisher,
+    alg_id: u8,
+) -> Result<Zeroizing<[u8; 32]>, SecError> {
     kdf(key, fc::ALGORITHM_KEY, &[&[distinguisher as u8], &[alg_id]])
 }
 
@@ -146,17 +164,29 @@ fn lsb128(full: &[u8; 32]) -> [u8; 16] {
 
 /// K_NASint for integrity algorithm `nia` (1, 2, 3; 0 is allowed and unused).
 pub fn knas_int(kamf: &KAmf, nia: u8) -> Result<KNasInt, SecError> {
-    Ok(KNasInt::new(lsb128(&*algorithm_key(kamf.expose(), Distinguisher::NasInt, nia)?)))
+    Ok(KNasInt::new(lsb128(&*algorithm_key(
+        kamf.expose(),
+        Distinguisher::NasInt,
+        nia,
+    )?)))
 }
 
 /// K_NASenc for ciphering algorithm `nea`.
 pub fn knas_enc(kamf: &KAmf, nea: u8) -> Result<KNasEnc, SecError> {
-    Ok(KNasEnc::new(lsb128(&*algorithm_key(kamf.expose(), Distinguisher::NasEnc, nea)?)))
+    Ok(KNasEnc::new(lsb128(&*algorithm_key(
+        kamf.expose(),
+        Distinguisher::NasEnc,
+        nea,
+    )?)))
 }
 
 /// K_gNB (access 3GPP) or K_N3IWF (A.9): KDF(K_AMF, 0x6E, UL NAS COUNT, access type).
 pub fn kgnb(kamf: &KAmf, ul_nas_count: u32, access: AccessType) -> Result<KGnb, SecError> {
-    Ok(KGnb::new(kdf32(kamf.expose(), fc::KGNB, &[&ul_nas_count.to_be_bytes(), &[access as u8]])?))
+    Ok(KGnb::new(kdf32(
+        kamf.expose(),
+        fc::KGNB,
+        &[&ul_nas_count.to_be_bytes(), &[access as u8]],
+    )?))
 }
 
 /// NH (A.10): KDF(K_AMF, 0x6F, SYNC-input), SYNC-input being K_gNB or the previous NH.
@@ -166,8 +196,17 @@ pub fn nh(kamf: &KAmf, sync_input: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, Sec
 
 /// CK' and IK' (TS 33.402 Annex A.2, used by EAP-AKA' per TS 33.501 A.3):
 /// KDF(CK||IK, 0x20, access network identity, SQN xor AK); CK' = MSB 128, IK' = LSB 128.
-pub fn ck_ik_prime(ck: &Ck, ik: &Ik, network_name: &[u8], sqn_xor_ak: &[u8; 6]) -> Result<(Ck, Ik), SecError> {
-    let out = kdf(&*ck_ik(ck, ik), fc::CK_IK_PRIME, &[network_name, sqn_xor_ak])?;
+pub fn ck_ik_prime(
+    ck: &Ck,
+    ik: &Ik,
+    network_name: &[u8],
+    sqn_xor_ak: &[u8; 6],
+) -> Result<(Ck, Ik), SecError> {
+    let out = kdf(
+        &*ck_ik(ck, ik),
+        fc::CK_IK_PRIME,
+        &[network_name, sqn_xor_ak],
+    )?;
     let mut c = [0u8; 16];
     let mut i = [0u8; 16];
     c.copy_from_slice(&out[..16]);
@@ -179,7 +218,10 @@ pub fn ck_ik_prime(ck: &Ck, ik: &Ik, network_name: &[u8], sqn_xor_ak: &[u8; 6]) 
 /// Tn = HMAC(K, Tn-1|S|n). Returns `len` octets (at most 255 blocks).
 pub fn prf_prime(key: &[u8], s: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>, SecError> {
     if len > 255 * 32 {
-        return Err(SecError::Range { what: "PRF' length", detail: format!("{len} > 8160") });
+        return Err(SecError::Range {
+            what: "PRF' length",
+            detail: format!("{len} > 8160"),
+        });
     }
     let hkey = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
     let mut out = Zeroizing::new(Vec::with_capacity(len + 32));
@@ -202,17 +244,27 @@ pub fn prf_prime(key: &[u8], s: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>,
 /// `5G:mnc<MNC>.mcc<MCC>.3gppnetwork.org`, with a 2-digit MNC zero-padded to 3;
 /// for an SNPN, `:<NID>` follows (NID as 11 hex digits).
 pub fn serving_network_name(mcc: &str, mnc: &str, nid: Option<&str>) -> Result<String, SecError> {
-    let digits = |s: &str, lens: &[usize]| s.bytes().all(|b| b.is_ascii_digit()) && lens.contains(&s.len());
+    let digits =
+        |s: &str, lens: &[usize]| s.bytes().all(|b| b.is_ascii_digit()) && lens.contains(&s.len());
     if !digits(mcc, &[3]) {
-        return Err(SecError::Range { what: "MCC", detail: format!("{mcc:?} is not 3 digits") });
+        return Err(SecError::Range {
+            what: "MCC",
+            detail: format!("{mcc:?} is not 3 digits"),
+        });
     }
     if !digits(mnc, &[2, 3]) {
-        return Err(SecError::Range { what: "MNC", detail: format!("{mnc:?} is not 2 or 3 digits") });
+        return Err(SecError::Range {
+            what: "MNC",
+            detail: format!("{mnc:?} is not 2 or 3 digits"),
+        });
     }
     let mut name = format!("5G:mnc{mnc:0>3}.mcc{mcc}.3gppnetwork.org");
     if let Some(nid) = nid {
         if nid.len() != 11 || !nid.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(SecError::Range { what: "NID", detail: format!("{nid:?} is not 11 hex digits") });
+            return Err(SecError::Range {
+                what: "NID",
+                detail: format!("{nid:?} is not 11 hex digits"),
+            });
         }
         name.push(':');
         name.push_str(&nid.to_ascii_uppercase());
@@ -226,7 +278,10 @@ mod tests {
 
     #[test]
     fn snn_pads_two_digit_mnc() {
-        assert_eq!(serving_network_name("001", "01", None).unwrap(), "5G:mnc001.mcc001.3gppnetwork.org");
+        assert_eq!(
+            serving_network_name("001", "01", None).unwrap(),
+            "5G:mnc001.mcc001.3gppnetwork.org"
+        );
         assert_eq!(
             serving_network_name("999", "999", Some("000000000ab")).unwrap(),
             "5G:mnc999.mcc999.3gppnetwork.org:000000000AB"

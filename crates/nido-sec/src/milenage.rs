@@ -175,7 +175,9 @@ impl core::fmt::Debug for AuthVector {
 impl Milenage {
     /// A subscriber from K and OPc.
     pub fn new(k: &K, opc: &Opc) -> Self {
-        Self { inner: ox::Milenage::new(&ox::K::new(k.expose()), &ox::Opc::new(opc.expose())) }
+        Self {
+            inner: ox::Milenage::new(&ox::K::new(k.expose()), &ox::Opc::new(opc.expose())),
+        }
     }
 
     /// Every MILENAGE output for one challenge.
@@ -199,7 +201,9 @@ impl Milenage {
 
     /// The home network's authentication vector for (RAND, SQN, AMF).
     pub fn vector(&self, rand: &[u8; 16], sqn: Sqn, amf: Amf) -> AuthVector {
-        let av = self.inner.authentication_vector(&Rand::new(rand), &sqn.ox(), &ox::Amf::new(&amf.0));
+        let av =
+            self.inner
+                .authentication_vector(&Rand::new(rand), &sqn.ox(), &ox::Amf::new(&amf.0));
         AuthVector {
             rand: *rand,
             xres: *av.xres().as_octets(),
@@ -267,7 +271,10 @@ pub struct SqnWindow {
 
 impl Default for SqnWindow {
     fn default() -> Self {
-        Self { seq: [0; 1 << IND_BITS], delta: 1 << 28 }
+        Self {
+            seq: [0; 1 << IND_BITS],
+            delta: 1 << 28,
+        }
     }
 }
 
@@ -315,7 +322,9 @@ impl SqnWindow {
         if seq > slot && seq.saturating_sub(highest) <= self.delta {
             SqnVerdict::Fresh
         } else {
-            SqnVerdict::Stale { sqn_ms: self.sqn_ms() }
+            SqnVerdict::Stale {
+                sqn_ms: self.sqn_ms(),
+            }
         }
     }
 
@@ -355,9 +364,18 @@ mod tests {
 
     #[test]
     fn window_refuses_too_large_a_jump() {
-        let w = SqnWindow { delta: 10, ..SqnWindow::default() };
-        assert!(matches!(w.check(Sqn::new(11 << IND_BITS).unwrap()), SqnVerdict::Stale { .. }));
-        assert_eq!(w.check(Sqn::new(10 << IND_BITS).unwrap()), SqnVerdict::Fresh);
+        let w = SqnWindow {
+            delta: 10,
+            ..SqnWindow::default()
+        };
+        assert!(matches!(
+            w.check(Sqn::new(11 << IND_BITS).unwrap()),
+            SqnVerdict::Stale { .. }
+        ));
+        assert_eq!(
+            w.check(Sqn::new(10 << IND_BITS).unwrap()),
+            SqnVerdict::Fresh
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! inside the 5GS mobile identity.
 
 use aws_lc_rs::agreement::{self, ECDH_P256, UnparsedPublicKey, X25519};
-use aws_lc_rs::cipher::{AES_128, DecryptingKey, EncryptingKey, EncryptionContext, UnboundCipherKey};
+use aws_lc_rs::cipher::{
+    AES_128, DecryptingKey, EncryptingKey, EncryptionContext, UnboundCipherKey,
+};
 use aws_lc_rs::digest;
 use aws_lc_rs::encoding::{AsBigEndian, EcPublicKeyCompressedBin};
 use aws_lc_rs::hmac;
@@ -94,31 +96,52 @@ impl core::fmt::Debug for HomeNetworkKey {
 
 impl HomeNetworkKey {
     /// A key from its 32-octet private scalar.
-    pub fn from_private(profile: Profile, key_id: u8, private: &PrivateKey32) -> Result<Self, SecError> {
+    pub fn from_private(
+        profile: Profile,
+        key_id: u8,
+        private: &PrivateKey32,
+    ) -> Result<Self, SecError> {
         let private = agreement::PrivateKey::from_private_key(profile.alg(), private.expose())
-            .map_err(|_| SecError::PrivateKey { what: profile.name() })?;
+            .map_err(|_| SecError::PrivateKey {
+                what: profile.name(),
+            })?;
         let public = public_octets(profile, &private)?;
-        Ok(Self { key_id, profile, private, public })
+        Ok(Self {
+            key_id,
+            profile,
+            private,
+            public,
+        })
     }
 
     /// A fresh random key.
     pub fn generate(profile: Profile, key_id: u8) -> Result<Self, SecError> {
-        let private = agreement::PrivateKey::generate(profile.alg()).map_err(|_| SecError::Backend("keygen"))?;
+        let private = agreement::PrivateKey::generate(profile.alg())
+            .map_err(|_| SecError::Backend("keygen"))?;
         let public = public_octets(profile, &private)?;
-        Ok(Self { key_id, profile, private, public })
+        Ok(Self {
+            key_id,
+            profile,
+            private,
+            public,
+        })
     }
 
     /// The private scalar, to store it (encrypted) or hand it to the SIDF.
     pub fn private_octets(&self) -> Result<PrivateKey32, SecError> {
         let bytes: Zeroizing<Vec<u8>> = match self.profile {
             Profile::A => {
-                let b: aws_lc_rs::encoding::Curve25519SeedBin<'_> =
-                    self.private.as_be_bytes().map_err(|_| SecError::Backend("export"))?;
+                let b: aws_lc_rs::encoding::Curve25519SeedBin<'_> = self
+                    .private
+                    .as_be_bytes()
+                    .map_err(|_| SecError::Backend("export"))?;
                 Zeroizing::new(b.as_ref().to_vec())
             }
             Profile::B => {
-                let b: aws_lc_rs::encoding::EcPrivateKeyBin<'_> =
-                    self.private.as_be_bytes().map_err(|_| SecError::Backend("export"))?;
+                let b: aws_lc_rs::encoding::EcPrivateKeyBin<'_> = self
+                    .private
+                    .as_be_bytes()
+                    .map_err(|_| SecError::Backend("export"))?;
                 Zeroizing::new(b.as_ref().to_vec())
             }
         };
@@ -132,7 +155,11 @@ impl HomeNetworkKey {
 
     /// The public key as provisioned to UEs: 32 octets (A) or compressed SEC1, 33 octets (B).
     pub fn public_key(&self) -> HomeNetworkPublicKey {
-        HomeNetworkPublicKey { key_id: self.key_id, profile: self.profile, octets: self.public.clone() }
+        HomeNetworkPublicKey {
+            key_id: self.key_id,
+            profile: self.profile,
+            octets: self.public.clone(),
+        }
     }
 
     /// De-conceals a scheme output (ephemeral public key || ciphertext || MAC tag)
@@ -150,9 +177,12 @@ impl HomeNetworkKey {
         let (eph, rest) = scheme_output.split_at(eph_len);
         let (ciphertext, tag) = rest.split_at(rest.len() - MAC_TAG_LEN);
         let peer = UnparsedPublicKey::new(self.profile.alg(), eph);
-        let keys = agreement::agree(&self.private, peer, SecError::PublicKey { what: "ephemeral" }, |z| {
-            Ok(x963_kdf(z, eph))
-        })?;
+        let keys = agreement::agree(
+            &self.private,
+            peer,
+            SecError::PublicKey { what: "ephemeral" },
+            |z| Ok(x963_kdf(z, eph)),
+        )?;
         let expected = mac_tag(&keys[32..], ciphertext);
         if !bool::from(expected.ct_eq(tag)) {
             return Err(SecError::SuciMacFailure);
@@ -164,11 +194,15 @@ impl HomeNetworkKey {
 }
 
 fn public_octets(profile: Profile, private: &agreement::PrivateKey) -> Result<Vec<u8>, SecError> {
-    let public = private.compute_public_key().map_err(|_| SecError::Backend("public key"))?;
+    let public = private
+        .compute_public_key()
+        .map_err(|_| SecError::Backend("public key"))?;
     Ok(match profile {
         Profile::A => public.as_ref().to_vec(),
         Profile::B => {
-            let c: EcPublicKeyCompressedBin<'_> = public.as_be_bytes().map_err(|_| SecError::Backend("compress"))?;
+            let c: EcPublicKeyCompressedBin<'_> = public
+                .as_be_bytes()
+                .map_err(|_| SecError::Backend("compress"))?;
             c.as_ref().to_vec()
         }
     })
@@ -188,24 +222,38 @@ pub struct HomeNetworkPublicKey {
 impl HomeNetworkPublicKey {
     /// Conceals a scheme input with a fresh ephemeral key.
     pub fn conceal(&self, scheme_input: &[u8]) -> Result<Vec<u8>, SecError> {
-        let eph = agreement::PrivateKey::generate(self.profile.alg()).map_err(|_| SecError::Backend("keygen"))?;
+        let eph = agreement::PrivateKey::generate(self.profile.alg())
+            .map_err(|_| SecError::Backend("keygen"))?;
         self.conceal_with(&eph, scheme_input)
     }
 
     /// Conceals with a given ephemeral private key: only for reproducing the
     /// worked examples of Annex C.4. Reusing an ephemeral key breaks privacy.
-    pub fn conceal_with_ephemeral(&self, ephemeral: &PrivateKey32, scheme_input: &[u8]) -> Result<Vec<u8>, SecError> {
+    pub fn conceal_with_ephemeral(
+        &self,
+        ephemeral: &PrivateKey32,
+        scheme_input: &[u8],
+    ) -> Result<Vec<u8>, SecError> {
         let eph = agreement::PrivateKey::from_private_key(self.profile.alg(), ephemeral.expose())
             .map_err(|_| SecError::PrivateKey { what: "ephemeral" })?;
         self.conceal_with(&eph, scheme_input)
     }
 
-    fn conceal_with(&self, eph: &agreement::PrivateKey, scheme_input: &[u8]) -> Result<Vec<u8>, SecError> {
+    fn conceal_with(
+        &self,
+        eph: &agreement::PrivateKey,
+        scheme_input: &[u8],
+    ) -> Result<Vec<u8>, SecError> {
         let eph_pub = public_octets(self.profile, eph)?;
         let peer = UnparsedPublicKey::new(self.profile.alg(), &self.octets);
-        let keys = agreement::agree(eph, peer, SecError::PublicKey { what: "home network" }, |z| {
-            Ok(x963_kdf(z, &eph_pub))
-        })?;
+        let keys = agreement::agree(
+            eph,
+            peer,
+            SecError::PublicKey {
+                what: "home network",
+            },
+            |z| Ok(x963_kdf(z, &eph_pub)),
+        )?;
         let mut out = Vec::with_capacity(eph_pub.len() + scheme_input.len() + MAC_TAG_LEN);
         out.extend_from_slice(&eph_pub);
         let start = out.len();
@@ -247,10 +295,12 @@ fn aes_ctr(key: &[u8], icb: &[u8], data: &mut [u8], encrypt: bool) -> Result<(),
     let context = EncryptionContext::Iv128(iv.into());
     if encrypt {
         let k = EncryptingKey::ctr(unbound()?).map_err(|_| SecError::Backend("aes-ctr"))?;
-        k.less_safe_encrypt(data, context).map_err(|_| SecError::Backend("aes-ctr"))?;
+        k.less_safe_encrypt(data, context)
+            .map_err(|_| SecError::Backend("aes-ctr"))?;
     } else {
         let k = DecryptingKey::ctr(unbound()?).map_err(|_| SecError::Backend("aes-ctr"))?;
-        k.decrypt(data, context.into()).map_err(|_| SecError::Backend("aes-ctr"))?;
+        k.decrypt(data, context.into())
+            .map_err(|_| SecError::Backend("aes-ctr"))?;
     }
     Ok(())
 }
@@ -270,18 +320,26 @@ impl Sidf {
 
     /// Adds a key, replacing any with the same scheme and identifier.
     pub fn insert(&mut self, key: HomeNetworkKey) {
-        self.keys.retain(|k| !(k.profile == key.profile && k.key_id == key.key_id));
+        self.keys
+            .retain(|k| !(k.profile == key.profile && k.key_id == key.key_id));
         self.keys.push(key);
     }
 
     /// The key for a scheme identifier and key identifier.
     pub fn key(&self, scheme: u8, key_id: u8) -> Option<&HomeNetworkKey> {
         let profile = Profile::from_scheme_id(scheme)?;
-        self.keys.iter().find(|k| k.profile == profile && k.key_id == key_id)
+        self.keys
+            .iter()
+            .find(|k| k.profile == profile && k.key_id == key_id)
     }
 
     /// De-conceals a scheme output with the named key.
-    pub fn deconceal(&self, scheme: u8, key_id: u8, scheme_output: &[u8]) -> Result<Zeroizing<Vec<u8>>, SecError> {
+    pub fn deconceal(
+        &self,
+        scheme: u8,
+        key_id: u8,
+        scheme_output: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SecError> {
         self.key(scheme, key_id)
             .ok_or(SecError::UnknownHomeNetworkKey { scheme, key_id })?
             .deconceal(scheme_output)
@@ -292,7 +350,10 @@ impl Sidf {
 /// first, an odd count padded with 0xF (TS 33.501 C.3.2 / TS 24.501 9.11.3.4).
 pub fn msin_to_bcd(msin: &str) -> Result<Vec<u8>, SecError> {
     if msin.is_empty() || msin.len() > 10 || !msin.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(SecError::Range { what: "MSIN", detail: format!("{msin:?} is not 1 to 10 digits") });
+        return Err(SecError::Range {
+            what: "MSIN",
+            detail: format!("{msin:?} is not 1 to 10 digits"),
+        });
     }
     Ok(msin
         .as_bytes()
@@ -314,7 +375,10 @@ pub fn bcd_to_msin(bcd: &[u8]) -> Result<String, SecError> {
                 0..=9 => out.push(char::from(b'0' + nibble)),
                 0xF if i == bcd.len() - 1 && n == 1 => {}
                 _ => {
-                    return Err(SecError::Range { what: "MSIN", detail: format!("BCD octet {b:#04x} is not a digit pair") });
+                    return Err(SecError::Range {
+                        what: "MSIN",
+                        detail: format!("BCD octet {b:#04x} is not a digit pair"),
+                    });
                 }
             }
         }
@@ -328,8 +392,14 @@ mod tests {
 
     #[test]
     fn bcd_round_trip() {
-        assert_eq!(msin_to_bcd("001002086").unwrap(), hex::decode("00012080f6").unwrap());
-        assert_eq!(bcd_to_msin(&hex::decode("00012080f6").unwrap()).unwrap(), "001002086");
+        assert_eq!(
+            msin_to_bcd("001002086").unwrap(),
+            hex::decode("00012080f6").unwrap()
+        );
+        assert_eq!(
+            bcd_to_msin(&hex::decode("00012080f6").unwrap()).unwrap(),
+            "001002086"
+        );
         assert!(bcd_to_msin(&[0xAB]).is_err());
     }
 
@@ -343,6 +413,9 @@ mod tests {
         let out = public.conceal(b"\x21\x43").unwrap();
         assert_eq!(&*sidf.deconceal(1, 7, &out).unwrap(), b"\x21\x43");
         assert_eq!(sidf.deconceal(1, 1, &out), Err(SecError::SuciMacFailure));
-        assert!(matches!(sidf.deconceal(2, 9, &out), Err(SecError::UnknownHomeNetworkKey { .. })));
+        assert!(matches!(
+            sidf.deconceal(2, 9, &out),
+            Err(SecError::UnknownHomeNetworkKey { .. })
+        ));
     }
 }

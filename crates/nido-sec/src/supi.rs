@@ -46,7 +46,10 @@ impl Supi {
             None => false,
         };
         if !valid {
-            return Err(SecError::Range { what: "SUPI", detail: format!("{nai:?} is not a NAI user@realm") });
+            return Err(SecError::Range {
+                what: "SUPI",
+                detail: format!("{nai:?} is not a NAI user@realm"),
+            });
         }
         Ok(Self::Nai(nai.to_owned()))
     }
@@ -88,9 +91,18 @@ mod tests {
 
     #[test]
     fn parses_the_three_forms() {
-        assert_eq!(Supi::parse("imsi-001010123456789").unwrap().kdf_octets(), "001010123456789");
-        assert_eq!(Supi::parse("001010123456789").unwrap().to_string(), "imsi-001010123456789");
-        assert_eq!(Supi::parse("nai-dev1@mfr.example").unwrap().kdf_octets(), "dev1@mfr.example");
+        assert_eq!(
+            Supi::parse("imsi-001010123456789").unwrap().kdf_octets(),
+            "001010123456789"
+        );
+        assert_eq!(
+            Supi::parse("001010123456789").unwrap().to_string(),
+            "imsi-001010123456789"
+        );
+        assert_eq!(
+            Supi::parse("nai-dev1@mfr.example").unwrap().kdf_octets(),
+            "dev1@mfr.example"
+        );
         assert!(Supi::parse("imsi-12a").is_err());
         assert!(Supi::parse("nai-noat").is_err());
     }

@@ -15,7 +15,10 @@ fn ox_kausf(k: &KAusf) -> ox::KAusf {
 }
 
 fn counter_error() -> SecError {
-    SecError::Range { what: "UPU counter", detail: "0 is reserved".into() }
+    SecError::Range {
+        what: "UPU counter",
+        detail: "0 is reserved".into(),
+    }
 }
 
 /// UPU-MAC-I_AUSF (A.19, FC 0x7B): protects the UE parameters update data.
@@ -29,9 +32,18 @@ pub fn upu_mac_ue(kausf: &KAusf, counter: u16) -> Result<[u8; 16], SecError> {
 }
 
 /// The UE's check of a received UPU-MAC-I_AUSF, in constant time.
-pub fn verify_upu_mac_ausf(kausf: &KAusf, upu_data: &[u8], counter: u16, mac: &[u8; 16]) -> Result<(), SecError> {
+pub fn verify_upu_mac_ausf(
+    kausf: &KAusf,
+    upu_data: &[u8],
+    counter: u16,
+    mac: &[u8; 16],
+) -> Result<(), SecError> {
     let expected = upu_mac_ausf(kausf, upu_data, counter)?;
-    if bool::from(expected.ct_eq(mac)) { Ok(()) } else { Err(SecError::MacFailure) }
+    if bool::from(expected.ct_eq(mac)) {
+        Ok(())
+    } else {
+        Err(SecError::MacFailure)
+    }
 }
 
 #[cfg(test)]

@@ -40,7 +40,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = if e.downcast_ref::<args::UsageError>().is_some() { 2 } else { 1 };
+            let code = if e.downcast_ref::<args::UsageError>().is_some() {
+                2
+            } else {
+                1
+            };
             eprintln!("nido: {e:#}");
             ExitCode::from(code)
         }

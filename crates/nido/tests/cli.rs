@@ -1,6 +1,8 @@
 //! The `nido` binary, run as a user runs it: outputs checked against the
 //! vectors in `shared/vectors`, exit codes and error lines checked.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -23,12 +25,19 @@ fn load(name: &str) -> Value {
 }
 
 fn nido(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nido")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_nido"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn json_ok(args: &[&str]) -> Value {
     let out = nido(args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -43,10 +52,29 @@ fn milenage_matches_every_test_set() {
     for t in sets {
         for (flag, key) in [("--op", "op"), ("--opc", "opc")] {
             let out = json_ok(&[
-                "crypto", "milenage", "--k", s(&t["k"]), flag, s(&t[key]), "--rand", s(&t["rand"]),
-                "--sqn", s(&t["sqn"]), "--amf", s(&t["amf"]),
+                "crypto",
+                "milenage",
+                "--k",
+                s(&t["k"]),
+                flag,
+                s(&t[key]),
+                "--rand",
+                s(&t["rand"]),
+                "--sqn",
+                s(&t["sqn"]),
+                "--amf",
+                s(&t["amf"]),
             ]);
-            for field in ["opc", "f1_mac_a", "f1star_mac_s", "f2_res", "f3_ck", "f4_ik", "f5_ak", "f5star_ak"] {
+            for field in [
+                "opc",
+                "f1_mac_a",
+                "f1star_mac_s",
+                "f2_res",
+                "f3_ck",
+                "f4_ik",
+                "f5_ak",
+                "f5star_ak",
+            ] {
                 assert_eq!(out[field], t[field], "{} {field}", t["id"]);
             }
             assert_eq!(out["autn"], t["autn_derived"], "{}", t["id"]);
@@ -60,8 +88,18 @@ fn uppercase_hex_is_accepted() {
     let t = &load("milenage.json")["test_sets"][0];
     let up = |k: &str| s(&t[k]).to_uppercase();
     let out = json_ok(&[
-        "crypto", "milenage", "--k", &up("k"), "--opc", &up("opc"), "--rand", &up("rand"), "--sqn", &up("sqn"),
-        "--amf", &up("amf"),
+        "crypto",
+        "milenage",
+        "--k",
+        &up("k"),
+        "--opc",
+        &up("opc"),
+        "--rand",
+        &up("rand"),
+        "--sqn",
+        &up("sqn"),
+        "--amf",
+        &up("amf"),
     ]);
     assert_eq!(out["f2_res"], t["f2_res"]);
 }
@@ -69,17 +107,47 @@ fn uppercase_hex_is_accepted() {
 #[test]
 fn kdf_5g_matches_the_computed_chain() {
     let file = load("kdf_5g.json");
-    let v = file["vectors"].as_array().unwrap().iter().find(|v| v["id"] == "5g-chain-computed-milenage-01").unwrap();
+    let v = file["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == "5g-chain-computed-milenage-01")
+        .unwrap();
     let i = &v["inputs"];
     let supi = format!("imsi-{}", s(&i["supi_imsi_string"]));
     let out = json_ok(&[
-        "crypto", "kdf-5g", "--k", s(&i["k"]), "--opc", s(&i["opc"]), "--rand", s(&i["rand"]), "--sqn",
-        s(&i["sqn"]), "--amf", s(&i["amf"]), "--snn", s(&i["serving_network_name"]), "--supi", &supi, "--abba",
+        "crypto",
+        "kdf-5g",
+        "--k",
+        s(&i["k"]),
+        "--opc",
+        s(&i["opc"]),
+        "--rand",
+        s(&i["rand"]),
+        "--sqn",
+        s(&i["sqn"]),
+        "--amf",
+        s(&i["amf"]),
+        "--snn",
+        s(&i["serving_network_name"]),
+        "--supi",
+        &supi,
+        "--abba",
         s(&i["abba"]),
     ]);
     let required = [
-        "xres_star", "hxres_star", "kausf", "kseaf", "kamf", "knas_enc_128_nea1", "knas_int_128_nia1",
-        "knas_enc_128_nea2", "knas_int_128_nia2", "knas_enc_128_nea3", "knas_int_128_nia3", "kgnb_3gpp_access",
+        "xres_star",
+        "hxres_star",
+        "kausf",
+        "kseaf",
+        "kamf",
+        "knas_enc_128_nea1",
+        "knas_int_128_nia1",
+        "knas_enc_128_nea2",
+        "knas_int_128_nia2",
+        "knas_enc_128_nea3",
+        "knas_int_128_nia3",
+        "kgnb_3gpp_access",
     ];
     for key in required {
         assert_eq!(out[key], v["outputs"][key], "{key}");
@@ -96,8 +164,21 @@ fn kdf_5g_matches_the_computed_chain() {
     assert_eq!(out["autn"], v["milenage"]["autn"]);
     // Plain IMSI digits are the same SUPI.
     let plain = json_ok(&[
-        "crypto", "kdf-5g", "--k", s(&i["k"]), "--opc", s(&i["opc"]), "--rand", s(&i["rand"]), "--sqn",
-        s(&i["sqn"]), "--amf", s(&i["amf"]), "--snn", s(&i["serving_network_name"]), "--supi",
+        "crypto",
+        "kdf-5g",
+        "--k",
+        s(&i["k"]),
+        "--opc",
+        s(&i["opc"]),
+        "--rand",
+        s(&i["rand"]),
+        "--sqn",
+        s(&i["sqn"]),
+        "--amf",
+        s(&i["amf"]),
+        "--snn",
+        s(&i["serving_network_name"]),
+        "--supi",
         s(&i["supi_imsi_string"]),
     ]);
     assert_eq!(plain["kamf"], out["kamf"]);
@@ -106,8 +187,19 @@ fn kdf_5g_matches_the_computed_chain() {
 fn alg_args<'a>(v: &'a Value, alg: &'a str, data_key: &str) -> Vec<String> {
     let count = s(&v["count"]).to_owned();
     [
-        "--alg", alg, "--key", s(&v["key"]), "--count", &count, "--bearer", &v["bearer"].to_string(),
-        "--direction", &v["direction"].to_string(), "--length-bits", &v["length_bits"].to_string(), "--data",
+        "--alg",
+        alg,
+        "--key",
+        s(&v["key"]),
+        "--count",
+        &count,
+        "--bearer",
+        &v["bearer"].to_string(),
+        "--direction",
+        &v["direction"].to_string(),
+        "--length-bits",
+        &v["length_bits"].to_string(),
+        "--data",
         s(&v[data_key]),
     ]
     .iter()
@@ -128,7 +220,7 @@ fn alg_number(v: &Value) -> &'static str {
 
 fn masked(hex_text: &str, bits: u64) -> String {
     let mut b = hex::decode(hex_text).unwrap();
-    if bits % 8 != 0 {
+    if !bits.is_multiple_of(8) {
         let last = b.len() - 1;
         b[last] &= 0xffu8 << (8 - bits % 8);
     }
@@ -142,7 +234,12 @@ fn nea_and_nia_match_every_vector() {
         args.extend(alg_args(v, alg_number(v), "plaintext"));
         let out = json_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let bits = v["length_bits"].as_u64().unwrap();
-        assert_eq!(masked(s(&out["output"]), bits), masked(s(&v["ciphertext"]), bits), "{}", v["id"]);
+        assert_eq!(
+            masked(s(&out["output"]), bits),
+            masked(s(&v["ciphertext"]), bits),
+            "{}",
+            v["id"]
+        );
     }
     for v in load("nas_integrity.json")["vectors"].as_array().unwrap() {
         let mut args = vec!["crypto".to_owned(), "nia".to_owned()];
@@ -170,8 +267,14 @@ fn suci_deconceal_matches_profiles_a_and_b() {
             _ => continue,
         };
         let args = [
-            "crypto", "suci-deconceal", "--profile", profile, "--hn-private-key", s(&v["home_network_private_key"]),
-            "--scheme-output", s(&v["scheme_output"]),
+            "crypto",
+            "suci-deconceal",
+            "--profile",
+            profile,
+            "--hn-private-key",
+            s(&v["home_network_private_key"]),
+            "--scheme-output",
+            s(&v["scheme_output"]),
         ];
         let out = json_ok(&args);
         assert_eq!(out["scheme_input"], v["plaintext_block"], "{}", v["id"]);
@@ -193,30 +296,98 @@ fn suci_deconceal_matches_profiles_a_and_b() {
 fn bad_input_is_one_line_naming_the_argument_exit_2() {
     let cases: &[(&[&str], &str)] = &[
         (
-            &["crypto", "milenage", "--k", "00", "--opc", "00", "--rand", "00", "--sqn", "00", "--amf", "0000"],
+            &[
+                "crypto", "milenage", "--k", "00", "--opc", "00", "--rand", "00", "--sqn", "00",
+                "--amf", "0000",
+            ],
             "--k: expected 32 hex digits (16 octets), got 2",
         ),
         (
-            &["crypto", "milenage", "--k", "465b5ce8b199b49faa5f0a2ee238a6bg", "--opc", "00", "--rand", "00", "--sqn", "00", "--amf", "00"],
+            &[
+                "crypto",
+                "milenage",
+                "--k",
+                "465b5ce8b199b49faa5f0a2ee238a6bg",
+                "--opc",
+                "00",
+                "--rand",
+                "00",
+                "--sqn",
+                "00",
+                "--amf",
+                "00",
+            ],
             "--k: 'g' at position 31 is not a hex digit",
         ),
         (
-            &["crypto", "nea", "--alg", "4", "--key", "00", "--count", "00", "--bearer", "0", "--direction", "0", "--length-bits", "8", "--data", "00"],
+            &[
+                "crypto",
+                "nea",
+                "--alg",
+                "4",
+                "--key",
+                "00",
+                "--count",
+                "00",
+                "--bearer",
+                "0",
+                "--direction",
+                "0",
+                "--length-bits",
+                "8",
+                "--data",
+                "00",
+            ],
             "--alg: 4 is not in 1..=3",
         ),
         (
-            &["crypto", "nia", "--alg", "2", "--key", "00000000000000000000000000000000", "--count", "00000000", "--bearer", "1", "--direction", "0", "--length-bits", "9", "--data", "00"],
+            &[
+                "crypto",
+                "nia",
+                "--alg",
+                "2",
+                "--key",
+                "00000000000000000000000000000000",
+                "--count",
+                "00000000",
+                "--bearer",
+                "1",
+                "--direction",
+                "0",
+                "--length-bits",
+                "9",
+                "--data",
+                "00",
+            ],
             "--length-bits: 9 bits need 2 octets of --data, got 1",
         ),
-        (&["crypto", "suci-deconceal", "--profile", "A", "--hn-private-key", "00", "--scheme-output", "00"], "--hn-private-key: expected 64 hex digits"),
-        (&["nas", "decode", "7e0"], "PDU: odd number of hex digits (3)"),
+        (
+            &[
+                "crypto",
+                "suci-deconceal",
+                "--profile",
+                "A",
+                "--hn-private-key",
+                "00",
+                "--scheme-output",
+                "00",
+            ],
+            "--hn-private-key: expected 64 hex digits",
+        ),
+        (
+            &["nas", "decode", "7e0"],
+            "PDU: odd number of hex digits (3)",
+        ),
     ];
     for (args, expected) in cases {
         let out = nido(args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
-        assert!(err.contains(expected), "{args:?}: {err:?} lacks {expected:?}");
+        assert!(
+            err.contains(expected),
+            "{args:?}: {err:?} lacks {expected:?}"
+        );
     }
 }
 
@@ -225,10 +396,28 @@ fn nas_decode_verifies_and_deciphers() {
     // SECURITY MODE COMPLETE of nas_examples.json, with the keys of its chain
     // (see crates/nido-nas/tests/nas_examples.rs for how they are derived).
     let e = load("nas_examples.json");
-    let smp = e["examples"].as_array().unwrap().iter().find(|e| e["id"] == "constructed-security-mode-complete-nea2-nia2").unwrap();
+    let smp = e["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "constructed-security-mode-complete-nea2-nia2")
+        .unwrap();
     let knas_int = "f491468573450742c8e7d0b2c9e115a3";
     let knas_enc = "932507596d6acddc53e921596bed9d7b";
-    let args = ["nas", "decode", s(&smp["hex"]), "--knas-int", knas_int, "--knas-enc", knas_enc, "--alg", "2", "--direction", "0", "--json"];
+    let args = [
+        "nas",
+        "decode",
+        s(&smp["hex"]),
+        "--knas-int",
+        knas_int,
+        "--knas-enc",
+        knas_enc,
+        "--alg",
+        "2",
+        "--direction",
+        "0",
+        "--json",
+    ];
     let out = json_ok(&args);
     assert_eq!(out["verified"]["mac"], "ok");
     assert_eq!(out["verified"]["count"], 0);
@@ -262,9 +451,17 @@ fn nas_decode_malformed_names_ie_and_offset_exit_1() {
 
 #[test]
 fn nas_decode_json_lists_fields_with_offsets() {
-    let out = json_ok(&["nas", "decode", "7e004179000d0100f1100000000022222222222e02e0e0", "--json"]);
+    let out = json_ok(&[
+        "nas",
+        "decode",
+        "7e004179000d0100f1100000000022222222222e02e0e0",
+        "--json",
+    ]);
     let fields = out["fields"].as_array().unwrap();
-    let mi = fields.iter().find(|f| f["ie"] == "5gs-mobile-identity").unwrap();
+    let mi = fields
+        .iter()
+        .find(|f| f["ie"] == "5gs-mobile-identity")
+        .unwrap();
     assert_eq!(mi["offset"], 6);
     assert_eq!(mi["octets"], "0100f110000000002222222222");
     assert_eq!(out["octets"], 23);

@@ -195,7 +195,11 @@ fn alg_input(a: &AlgArgs) -> Result<(AlgInput, [u8; 16], Vec<u8>), UsageError> {
     if need != data.len() as u64 {
         return Err(UsageError::new(
             "--length-bits",
-            format!("{} bits need {need} octets of --data, got {}", a.length_bits, data.len()),
+            format!(
+                "{} bits need {need} octets of --data, got {}",
+                a.length_bits,
+                data.len()
+            ),
         ));
     }
     Ok((input, key, data))
@@ -213,7 +217,11 @@ fn nia_cmd(a: &NiaArgs) -> Result<Value> {
     if let Some(expected) = &a.mac {
         let expected = hex_n::<4>("--mac", expected)?;
         if expected != mac {
-            anyhow::bail!("MAC does not verify: computed {}, given {}", hex::encode(mac), hex::encode(expected));
+            anyhow::bail!(
+                "MAC does not verify: computed {}, given {}",
+                hex::encode(mac),
+                hex::encode(expected)
+            );
         }
         return Ok(json!({ "mac": hex::encode(mac), "verified": true }));
     }
@@ -274,11 +282,20 @@ fn kdf5g(a: &KdfArgs) -> Result<Value> {
     put("kseaf", kseaf.expose());
     put("kamf", kamf.expose());
     for alg in 1..=3u8 {
-        put(&format!("knas_enc_128_nea{alg}"), kdf::knas_enc(&kamf, alg)?.expose());
-        put(&format!("knas_int_128_nia{alg}"), kdf::knas_int(&kamf, alg)?.expose());
+        put(
+            &format!("knas_enc_128_nea{alg}"),
+            kdf::knas_enc(&kamf, alg)?.expose(),
+        );
+        put(
+            &format!("knas_int_128_nia{alg}"),
+            kdf::knas_int(&kamf, alg)?.expose(),
+        );
     }
     put("kgnb_3gpp_access", kgnb.expose());
-    put("kn3iwf_non3gpp_access", kdf::kgnb(&kamf, 0, AccessType::NonThreeGpp)?.expose());
+    put(
+        "kn3iwf_non3gpp_access",
+        kdf::kgnb(&kamf, 0, AccessType::NonThreeGpp)?.expose(),
+    );
     put("nh_first_sync_kgnb", &*kdf::nh(&kamf, kgnb.expose())?);
     Ok(Value::Object(out))
 }

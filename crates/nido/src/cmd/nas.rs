@@ -64,7 +64,10 @@ fn parse_count(text: &str) -> Result<u32, UsageError> {
     };
     let value = parsed.map_err(|e| UsageError::new("--count", format!("{text:?}: {e}")))?;
     if value > 0x00ff_ffff {
-        return Err(UsageError::new("--count", format!("{value:#x} exceeds the 24-bit NAS COUNT")));
+        return Err(UsageError::new(
+            "--count",
+            format!("{value:#x} exceeds the 24-bit NAS COUNT"),
+        ));
     }
     Ok(value)
 }
@@ -85,7 +88,11 @@ fn decode(a: &DecodeArgs) -> Result<()> {
         let nea = number_in("--nea", a.nea.unwrap_or(a.alg), 0..=3)? as u8;
         let keys = StatelessKeys {
             knas_int: KNasInt::new(hex_n::<16>("--knas-int", knas_int)?),
-            knas_enc: a.knas_enc.as_deref().map(|k| hex_n::<16>("--knas-enc", k).map(KNasEnc::new)).transpose()?,
+            knas_enc: a
+                .knas_enc
+                .as_deref()
+                .map(|k| hex_n::<16>("--knas-enc", k).map(KNasEnc::new))
+                .transpose()?,
             algorithms: Algorithms { nia: alg, nea },
             count: a.count.as_deref().map(parse_count).transpose()?,
             direction: number_in("--direction", a.direction, 0..=1)? as u8,
@@ -104,7 +111,10 @@ fn decode(a: &DecodeArgs) -> Result<()> {
             "message": inner.to_string(),
             "fields": fields_json(&inner_fields),
         });
-        text.push(format!("MAC verified at NAS COUNT {count}; plain message {}:", hex::encode(&plain)));
+        text.push(format!(
+            "MAC verified at NAS COUNT {count}; plain message {}:",
+            hex::encode(&plain)
+        ));
         text.push(inner.to_string());
         text.extend(fields_text(&inner_fields));
     }
@@ -129,8 +139,14 @@ fn fields_text(fields: &[Field]) -> Vec<String> {
     fields
         .iter()
         .map(|f| {
-            let offset = f.offset.map_or_else(|| "   -".to_owned(), |o| format!("{o:4}"));
-            let octets = f.octets.as_deref().map(|o| format!(" [{o}]")).unwrap_or_default();
+            let offset = f
+                .offset
+                .map_or_else(|| "   -".to_owned(), |o| format!("{o:4}"));
+            let octets = f
+                .octets
+                .as_deref()
+                .map(|o| format!(" [{o}]"))
+                .unwrap_or_default();
             format!("  {offset}  {}{octets}: {}", f.name, f.value)
         })
         .collect()
