@@ -41,7 +41,7 @@ pub fn decode(pdu: &[u8]) -> Result<Nas5gsMessage, DecodeError> {
 
 /// The IEs of a message in wire order, located in `pdu`.
 pub fn fields(message: &Nas5gsMessage, pdu: &[u8]) -> Vec<Field> {
-    let view: Value = serde_json::from_str(&message.to_view().to_string()).unwrap_or(Value::Null);
+    let view = serde_json::to_value(message.to_view()).unwrap_or(Value::Null);
     let Value::Object(map) = view else {
         return Vec::new();
     };
@@ -79,14 +79,19 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// The offset of the message type octet: after the security header of a
-/// protected 5GMM PDU, the EPD and header octet, and for 5GSM the PSI and PTI.
+/// protected 5GMM PDU (followed once: a plain message under it), the EPD and
+/// header octet, and for 5GSM the PSI and PTI. Never past the PDU's end.
 fn header_len(pdu: &[u8]) -> usize {
-    match pdu {
-        [0x7e, sht, ..] if sht & 0x0f != 0 => 7 + header_len(&pdu[7.min(pdu.len())..]),
+    let plain = |p: &[u8]| match p {
         [0x7e, ..] => 2,
         [0x2e, ..] => 3,
         _ => 0,
-    }
+    };
+    let len = match pdu {
+        [0x7e, sht, ..] if sht & 0x0f != 0 => 7 + plain(pdu.get(7..).unwrap_or_default()),
+        _ => plain(pdu),
+    };
+    len.min(pdu.len())
 }
 
 fn locate(pdu: &[u8], error: &NasError) -> DecodeError {
@@ -158,6 +163,7 @@ fn first_unlocated(pdu: &[u8]) -> usize {
                 .unwrap_or_else(|| header_len(pdu) + 1)
         })
         .unwrap_or_else(|| header_len(pdu) + 1)
+        .min(pdu.len())
 }
 
 #[cfg(test)]
@@ -189,6 +195,21 @@ mod tests {
             .find(|f| f.name == "ue-security-capability")
             .unwrap();
         assert_eq!(cap.offset, Some(pdu.len() - 2));
+    }
+
+    #[test]
+    fn offsets_never_pass_the_end() {
+        // Found by fuzzing: a security header inside a security header.
+        for h in [
+            "7e0100000000007e01",
+            "7e0139dd70d8057e013943",
+            "7e031e7e775e007e031e",
+            "7e016f23e25b007e034f007e00",
+        ] {
+            let pdu = hex::decode(h).unwrap();
+            let err = decode(&pdu).unwrap_err();
+            assert!(err.offset <= pdu.len(), "{h}: {err}");
+        }
     }
 
     #[test]
