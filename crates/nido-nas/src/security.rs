@@ -475,7 +475,6 @@ pub fn verify_and_decipher(
     Ok((plain, count))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

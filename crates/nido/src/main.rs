@@ -29,6 +29,10 @@ enum Command {
     /// 5GS NAS messages: decode (and verify/decipher) a PDU.
     #[command(subcommand)]
     Nas(cmd::nas::Nas),
+    /// The manufacturer's PKI: root and issuing CA, device IDevIDs and
+    /// factory bundles with claim codes, the DCS certificate, revocation, CRLs.
+    #[command(subcommand)]
+    Mfr(cmd::mfr::Mfr),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crypto(c) => cmd::crypto::run(c),
         Command::Nas(c) => cmd::nas::run(c),
+        Command::Mfr(c) => cmd::mfr::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

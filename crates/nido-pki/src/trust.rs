@@ -1,0 +1,762 @@
+//! The DCS side: which device certificates the network accepts.
+//!
+//! A [`TrustStore`] holds the manufacturers the operator enrolled (root
+//! certificate, CRLs whose signatures were verified when added, a
+//! [`Policy`]) and the operator's block list of device serials.
+//! [`TrustStore::validate`] is a pure function of (chain, store, `now`):
+//!
+//! 1. parse the end-entity certificate (x509-parser);
+//! 2. find the enrolled manufacturers whose root the chain can reach by
+//!    names; none → `UnknownManufacturer`;
+//! 3. rustls-webpki path validation to that root: signatures, validity of
+//!    every certificate, basicConstraints, EKU clientAuth
+//!    (`KeyUsage::client_auth()`), revocation against the manufacturer's
+//!    CRLs (leaf and intermediates; a certificate no CRL covers passes);
+//! 4. keyUsage present with digitalSignature, extKeyUsage present (webpki
+//!    accepts a certificate without one), exactly one subject
+//!    `serialNumber` (2.5.4.5) that is a valid device serial, the
+//!    hardwareModuleName otherName (RFC 4108) if any;
+//! 5. the operator block list, then the manufacturer's policy.
+//!
+//! The first failing step names the [`RefusalReason`].
+//!
+//! # Refusal reasons and 5GMM causes (TS 24.501 §9.11.3.2)
+//!
+//! | [`RefusalReason`] | meaning | 5GMM cause |
+//! |---|---|---|
+//! | `UnknownManufacturer` | the chain reaches no enrolled root | #75 permanently not authorized for this SNPN |
+//! | `Policy` | valid, but the manufacturer's policy refuses it (serial prefix, hardwareModuleName, validity) | #75 permanently not authorized for this SNPN |
+//! | `NotYetValid` | a certificate's notBefore is after `now` (a clock or a factory ahead of time) | #74 temporarily not authorized for this SNPN |
+//! | `RevocationUnknown` | the policy demands a current CRL and the CRL is past its nextUpdate, or a CRL could not be used | #74 temporarily not authorized for this SNPN |
+//! | `BadSignature` | a signature does not verify, or the path is otherwise invalid | #3 illegal UE |
+//! | `Expired` | a certificate's notAfter has passed | #3 illegal UE |
+//! | `Revoked` | a CRL lists the certificate (or its issuer) | #3 illegal UE |
+//! | `KeyUsage` | no keyUsage, no digitalSignature, or a CA certificate as device | #3 illegal UE |
+//! | `ExtendedKeyUsage` | no extKeyUsage or no clientAuth in it | #3 illegal UE |
+//! | `Blocked` | the operator blocked the serial | #3 illegal UE |
+//! | `Malformed` | the DER does not parse, no subject serialNumber, a bad otherName | #3 illegal UE |
+//!
+//! #74 invites the UE to retry later, #75 tells it this SNPN will never
+//! take it (it may try another), #3 marks the UE itself as not to be
+//! trusted.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use rustls_pki_types::{
+    CertificateDer, CertificateRevocationListDer, SignatureVerificationAlgorithm, TrustAnchor,
+    UnixTime,
+};
+use webpki::{
+    CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, OwnedCertRevocationList,
+    RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
+};
+use x509_parser::extensions::GeneralName;
+use x509_parser::oid_registry::OID_X509_SERIALNUMBER;
+use x509_parser::prelude::{X509Certificate, parse_x509_certificate, parse_x509_crl};
+
+use crate::{Manufacturer, PkiError, der};
+
+/// 5GMM cause #3, illegal UE.
+pub const GMM_ILLEGAL_UE: u8 = 3;
+/// 5GMM cause #74, temporarily not authorized for this SNPN.
+pub const GMM_TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN: u8 = 74;
+/// 5GMM cause #75, permanently not authorized for this SNPN.
+pub const GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN: u8 = 75;
+
+/// Signature algorithms accepted in device chains (aws-lc-rs).
+static ALGS: &[&dyn SignatureVerificationAlgorithm] = &[
+    webpki::aws_lc_rs::ECDSA_P256_SHA256,
+    webpki::aws_lc_rs::ECDSA_P256_SHA384,
+    webpki::aws_lc_rs::ECDSA_P384_SHA256,
+    webpki::aws_lc_rs::ECDSA_P384_SHA384,
+    webpki::aws_lc_rs::ED25519,
+    webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA256,
+    webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA384,
+    webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA512,
+    webpki::aws_lc_rs::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+    webpki::aws_lc_rs::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+    webpki::aws_lc_rs::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+];
+
+/// Why a device certificate was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RefusalReason {
+    /// The chain reaches no enrolled manufacturer root.
+    UnknownManufacturer,
+    /// A signature in the chain does not verify, or the path is invalid.
+    BadSignature,
+    /// A certificate in the chain has expired.
+    Expired,
+    /// A certificate in the chain is not valid yet.
+    NotYetValid,
+    /// A CRL of the manufacturer lists the certificate.
+    Revoked,
+    /// Revocation status could not be established as the policy demands
+    /// (stale CRL, unusable CRL).
+    RevocationUnknown,
+    /// keyUsage is missing or lacks digitalSignature, or the certificate is a CA.
+    KeyUsage,
+    /// extKeyUsage is missing or lacks clientAuth.
+    ExtendedKeyUsage,
+    /// The operator's block list names the serial.
+    Blocked,
+    /// The manufacturer's policy refuses the certificate.
+    Policy,
+    /// The certificate cannot be parsed or lacks a required field.
+    Malformed,
+}
+
+impl RefusalReason {
+    /// The 5GMM cause the AMF sends in REGISTRATION REJECT (see the table
+    /// in the module doc).
+    pub fn gmm_cause(self) -> u8 {
+        match self {
+            Self::UnknownManufacturer | Self::Policy => GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+            Self::NotYetValid | Self::RevocationUnknown => GMM_TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
+            Self::BadSignature
+            | Self::Expired
+            | Self::Revoked
+            | Self::KeyUsage
+            | Self::ExtendedKeyUsage
+            | Self::Blocked
+            | Self::Malformed => GMM_ILLEGAL_UE,
+        }
+    }
+
+    /// A stable kebab-case name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownManufacturer => "unknown-manufacturer",
+            Self::BadSignature => "bad-signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not-yet-valid",
+            Self::Revoked => "revoked",
+            Self::RevocationUnknown => "revocation-unknown",
+            Self::KeyUsage => "key-usage",
+            Self::ExtendedKeyUsage => "extended-key-usage",
+            Self::Blocked => "blocked",
+            Self::Policy => "policy",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
+impl fmt::Display for RefusalReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refused device certificate: the reason (which fixes the 5GMM cause)
+/// and a one-line detail for the operator's log (names serials and
+/// manufacturers, never keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// Why.
+    pub reason: RefusalReason,
+    /// What exactly, for humans.
+    pub detail: String,
+}
+
+impl Refusal {
+    /// Control characters (which a certificate's names may carry) become
+    /// `?`, so the detail stays one log line.
+    fn new(reason: RefusalReason, detail: impl Into<String>) -> Self {
+        let detail: String = detail
+            .into()
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        Self { reason, detail }
+    }
+
+    /// The 5GMM cause for this refusal ([`RefusalReason::gmm_cause`]).
+    pub fn gmm_cause(&self) -> u8 {
+        self.reason.gmm_cause()
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.detail)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// What the network learns from an accepted device certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// The device serial (subject serialNumber).
+    pub serial: String,
+    /// The enrolled manufacturer's name whose root the chain reached.
+    pub manufacturer: String,
+    /// hardwareModuleName: (hwType dotted OID, hwSerialNum), if present.
+    pub hardware_module: Option<(String, Vec<u8>)>,
+    /// The leaf's notAfter.
+    pub not_after: UnixTime,
+    /// The leaf's certificate serialNumber (big-endian).
+    pub cert_serial: Vec<u8>,
+}
+
+/// What a manufacturer's devices must satisfy beyond a valid chain. The
+/// default accepts any device the chain validation accepts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// The device serial must start with this.
+    pub serial_prefix: Option<String>,
+    /// The certificate must carry a hardwareModuleName.
+    pub require_hardware_module: bool,
+    /// If set, a hardwareModuleName present must have this hwType (dotted OID).
+    pub hardware_module_type: Option<String>,
+    /// notAfter − notBefore of the leaf must not exceed this (IDevIDs made
+    /// with [`crate::no_expiration`] exceed any realistic bound).
+    pub max_validity: Option<Duration>,
+    /// Refuse (`RevocationUnknown`, #74) when a CRL of this manufacturer is
+    /// past its nextUpdate; by default a stale CRL is still used.
+    pub require_fresh_crl: bool,
+}
+
+impl Policy {
+    /// The strict policy for devices of a nido manufacturer: serial prefix
+    /// `<prefix>-`, hardwareModuleName required with its hwType.
+    pub fn for_manufacturer(m: &Manufacturer) -> Self {
+        Self {
+            serial_prefix: Some(format!("{}-", m.serial_prefix())),
+            require_hardware_module: true,
+            hardware_module_type: Some(m.hw_type().to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
+struct StoredCrl {
+    issuer_subject: Vec<u8>,
+    number: Vec<u8>,
+    crl: CertRevocationList<'static>,
+}
+
+struct Enrolled {
+    name: String,
+    root: CertificateDer<'static>,
+    root_subject: Vec<u8>,
+    anchor: TrustAnchor<'static>,
+    policy: Policy,
+    crls: Vec<StoredCrl>,
+}
+
+/// The network's trust: enrolled manufacturers and the operator block list.
+#[derive(Default)]
+pub struct TrustStore {
+    manufacturers: Vec<Enrolled>,
+    blocked: BTreeSet<String>,
+}
+
+impl fmt::Debug for TrustStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrustStore")
+            .field(
+                "manufacturers",
+                &self
+                    .manufacturers
+                    .iter()
+                    .map(|m| (&m.name, m.crls.len()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("blocked", &self.blocked.len())
+            .finish()
+    }
+}
+
+/// Compares two big-endian unsigned numbers.
+fn cmp_be(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let strip = |x: &[u8]| -> Vec<u8> { x.iter().copied().skip_while(|b| *b == 0).collect() };
+    let (a, b) = (strip(a), strip(b));
+    a.len().cmp(&b.len()).then_with(|| a.cmp(&b))
+}
+
+/// Whether the chain can reach `root_subject` by names from `issuer`,
+/// through at most 6 intermediates.
+fn name_chains(issuer: &[u8], intermediates: &[X509Certificate<'_>], root_subject: &[u8]) -> bool {
+    let mut frontier = vec![issuer];
+    for _ in 0..=6 {
+        if frontier.contains(&root_subject) {
+            return true;
+        }
+        let next: Vec<&[u8]> = intermediates
+            .iter()
+            .filter(|c| frontier.contains(&c.subject().as_raw()))
+            .map(|c| c.issuer().as_raw())
+            .filter(|i| !frontier.contains(i))
+            .collect();
+        if next.is_empty() {
+            return false;
+        }
+        frontier.extend(next);
+    }
+    false
+}
+
+// The deprecated unit variants are still matched in case a path returns them.
+#[allow(deprecated)]
+fn map_webpki(e: &webpki::Error) -> RefusalReason {
+    use webpki::Error as E;
+    match e {
+        E::UnknownIssuer => RefusalReason::UnknownManufacturer,
+        E::CertExpired { .. } => RefusalReason::Expired,
+        E::CertNotValidYet { .. } => RefusalReason::NotYetValid,
+        E::CertRevoked => RefusalReason::Revoked,
+        E::CrlExpired { .. }
+        | E::UnknownRevocationStatus
+        | E::InvalidCrlSignatureForPublicKey
+        | E::IssuerNotCrlSigner
+        | E::UnsupportedCrlSignatureAlgorithm
+        | E::UnsupportedCrlSignatureAlgorithmContext(_)
+        | E::UnsupportedCrlSignatureAlgorithmForPublicKey
+        | E::UnsupportedCrlSignatureAlgorithmForPublicKeyContext(_)
+        | E::UnsupportedIndirectCrl
+        | E::UnsupportedRevocationReasonsPartitioning
+        | E::UnsupportedDeltaCrl => RefusalReason::RevocationUnknown,
+        E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) | E::EmptyEkuExtension => {
+            RefusalReason::ExtendedKeyUsage
+        }
+        E::CaUsedAsEndEntity => RefusalReason::KeyUsage,
+        E::BadDer
+        | E::BadDerTime
+        | E::TrailingData(_)
+        | E::MalformedExtensions
+        | E::ExtensionValueInvalid
+        | E::UnsupportedCertVersion
+        | E::UnsupportedCriticalExtension
+        | E::InvalidCertValidity
+        | E::InvalidSerialNumber => RefusalReason::Malformed,
+        _ => RefusalReason::BadSignature,
+    }
+}
+
+/// The subject serialNumber: exactly one, a valid device serial.
+fn device_serial(c: &X509Certificate<'_>) -> Result<String, Refusal> {
+    let mut it = c.subject().iter_by_oid(&OID_X509_SERIALNUMBER);
+    let (Some(attr), None) = (it.next(), it.next()) else {
+        return Err(Refusal::new(
+            RefusalReason::Malformed,
+            "the subject must have exactly one serialNumber (2.5.4.5)",
+        ));
+    };
+    let s = attr.as_str().map_err(|_| {
+        Refusal::new(
+            RefusalReason::Malformed,
+            "subject serialNumber is not a string",
+        )
+    })?;
+    crate::ca::check_serial(s)
+        .map_err(|e| Refusal::new(RefusalReason::Malformed, e.to_string()))?;
+    Ok(s.to_owned())
+}
+
+/// The hardwareModuleName otherName in subjectAltName, if any.
+fn hardware_module(c: &X509Certificate<'_>) -> Result<Option<(String, Vec<u8>)>, Refusal> {
+    let malformed = |what: String| Refusal::new(RefusalReason::Malformed, what);
+    let Some(san) = c
+        .subject_alternative_name()
+        .map_err(|e| malformed(format!("subjectAltName: {e}")))?
+    else {
+        return Ok(None);
+    };
+    let mut found = None;
+    for gn in &san.value.general_names {
+        if let GeneralName::OtherName(oid, value) = gn {
+            if oid.to_id_string() != crate::OID_HARDWARE_MODULE_NAME {
+                continue;
+            }
+            let hmn = der::parse_hardware_module_value(value)
+                .map_err(|e| malformed(format!("hardwareModuleName: {e}")))?;
+            if found.replace(hmn).is_some() {
+                return Err(malformed("two hardwareModuleNames".into()));
+            }
+        }
+    }
+    Ok(found)
+}
+
+impl TrustStore {
+    /// An empty store: every device is an `UnknownManufacturer`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Enrolls a manufacturer by its root certificate (self-signed CA,
+    /// signature checked). Names and roots are unique in the store.
+    pub fn enroll(
+        &mut self,
+        name: &str,
+        root: CertificateDer<'static>,
+        policy: Policy,
+    ) -> Result<(), PkiError> {
+        if self.manufacturers.iter().any(|m| m.name == name) {
+            return Err(PkiError::Trust(format!("{name:?} is already enrolled")));
+        }
+        if let Some(m) = self.manufacturers.iter().find(|m| m.root == root) {
+            return Err(PkiError::Trust(format!(
+                "this root is already enrolled as {:?}",
+                m.name
+            )));
+        }
+        let (rest, c) = parse_x509_certificate(&root)
+            .map_err(|e| PkiError::Trust(format!("{name}: root does not parse: {e}")))?;
+        if !rest.is_empty() {
+            return Err(PkiError::Trust(format!(
+                "{name}: trailing data after the root"
+            )));
+        }
+        if !c.is_ca() {
+            return Err(PkiError::Trust(format!(
+                "{name}: the root is not a CA certificate"
+            )));
+        }
+        if c.subject().as_raw() != c.issuer().as_raw() || c.verify_signature(None).is_err() {
+            return Err(PkiError::Trust(format!(
+                "{name}: the root is not self-signed"
+            )));
+        }
+        let root_subject = c.subject().as_raw().to_vec();
+        let anchor = webpki::anchor_from_trusted_cert(&root)
+            .map_err(|e| PkiError::Trust(format!("{name}: not a usable trust anchor: {e}")))?
+            .to_owned();
+        self.manufacturers.push(Enrolled {
+            name: name.to_owned(),
+            root,
+            root_subject,
+            anchor,
+            policy,
+            crls: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Removes a manufacturer; `false` if it was not enrolled.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let before = self.manufacturers.len();
+        self.manufacturers.retain(|m| m.name != name);
+        before != self.manufacturers.len()
+    }
+
+    /// The names of the enrolled manufacturers, in enrollment order.
+    pub fn manufacturers(&self) -> impl Iterator<Item = &str> {
+        self.manufacturers.iter().map(|m| m.name.as_str())
+    }
+
+    /// Replaces a manufacturer's policy.
+    pub fn set_policy(&mut self, name: &str, policy: Policy) -> Result<(), PkiError> {
+        self.find_mut(name)?.policy = policy;
+        Ok(())
+    }
+
+    fn find_mut(&mut self, name: &str) -> Result<&mut Enrolled, PkiError> {
+        self.manufacturers
+            .iter_mut()
+            .find(|m| m.name == name)
+            .ok_or_else(|| PkiError::Trust(format!("{name:?} is not enrolled")))
+    }
+
+    /// Adds (or updates) a CRL of manufacturer `name`, signed by `issuer`:
+    /// the root itself or a CA certificate the root signed (for nido, the
+    /// issuing CA, [`Manufacturer::issuing_der`]). Refused unless the CRL's
+    /// signature verifies with `issuer`'s key, its issuer name is `issuer`'s
+    /// subject, and its CRL number is not lower than that of the CRL it
+    /// replaces (no rollback to an older list).
+    pub fn add_crl(
+        &mut self,
+        name: &str,
+        crl: &CertificateRevocationListDer<'_>,
+        issuer: &CertificateDer<'_>,
+    ) -> Result<(), PkiError> {
+        let m = self.find_mut(name)?;
+        let bad = |p: String| PkiError::Trust(format!("{name}: CRL refused: {p}"));
+        let (_, issuer_cert) = parse_x509_certificate(issuer)
+            .map_err(|e| bad(format!("issuer does not parse: {e}")))?;
+        if issuer.as_ref() != m.root.as_ref() {
+            let (_, root) = parse_x509_certificate(&m.root)
+                .map_err(|e| bad(format!("root does not parse: {e}")))?;
+            if issuer_cert.issuer().as_raw() != m.root_subject.as_slice()
+                || issuer_cert
+                    .verify_signature(Some(root.public_key()))
+                    .is_err()
+            {
+                return Err(bad(
+                    "its issuer certificate was not signed by the root".into()
+                ));
+            }
+            if !issuer_cert.is_ca() {
+                return Err(bad("its issuer certificate is not a CA".into()));
+            }
+        }
+        let (rest, parsed) =
+            parse_x509_crl(crl).map_err(|e| bad(format!("does not parse: {e}")))?;
+        if !rest.is_empty() {
+            return Err(bad("trailing data".into()));
+        }
+        if parsed.issuer().as_raw() != issuer_cert.subject().as_raw() {
+            return Err(bad(format!(
+                "issued by {}, not by {}",
+                parsed.issuer(),
+                issuer_cert.subject()
+            )));
+        }
+        parsed
+            .verify_signature(issuer_cert.public_key())
+            .map_err(|e| bad(format!("signature does not verify: {e}")))?;
+        let number = parsed
+            .crl_number()
+            .map(|n| n.to_bytes_be())
+            .ok_or_else(|| bad("no CRL number".into()))?;
+        let owned = OwnedCertRevocationList::from_der(crl)
+            .map_err(|e| bad(format!("rustls-webpki cannot use it: {e}")))?;
+        let issuer_subject = issuer_cert.subject().as_raw().to_vec();
+        let stored = StoredCrl {
+            issuer_subject,
+            number,
+            crl: CertRevocationList::Owned(owned),
+        };
+        match m
+            .crls
+            .iter_mut()
+            .find(|c| c.issuer_subject == stored.issuer_subject)
+        {
+            Some(old) => {
+                if cmp_be(&stored.number, &old.number).is_lt() {
+                    return Err(bad(format!(
+                        "CRL number {} is lower than the current {}",
+                        hex::encode(&stored.number),
+                        hex::encode(&old.number)
+                    )));
+                }
+                *old = stored;
+            }
+            None => m.crls.push(stored),
+        }
+        Ok(())
+    }
+
+    /// Blocks a device serial (for every manufacturer). `false` if it was
+    /// already blocked.
+    pub fn block(&mut self, serial: &str) -> bool {
+        self.blocked.insert(serial.to_owned())
+    }
+
+    /// Lifts a block. `false` if the serial was not blocked.
+    pub fn unblock(&mut self, serial: &str) -> bool {
+        self.blocked.remove(serial)
+    }
+
+    /// Whether a device serial is blocked.
+    pub fn is_blocked(&self, serial: &str) -> bool {
+        self.blocked.contains(serial)
+    }
+
+    /// Validates a device's chain as presented in TLS (`end_entity` and the
+    /// certificates after it) at `now`. See the module doc for the steps and
+    /// the reasons.
+    pub fn validate(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<DeviceInfo, Refusal> {
+        let malformed = |d: String| Refusal::new(RefusalReason::Malformed, d);
+        let (rest, ee) = parse_x509_certificate(end_entity)
+            .map_err(|e| malformed(format!("the certificate does not parse: {e}")))?;
+        if !rest.is_empty() {
+            return Err(malformed("trailing data after the certificate".into()));
+        }
+        // Until the chain is accepted, name the certificate by its subject.
+        let subject = ee.subject().to_string();
+
+        let parsed_intermediates: Vec<X509Certificate<'_>> = intermediates
+            .iter()
+            .filter_map(|c| parse_x509_certificate(c).ok().map(|(_, c)| c))
+            .collect();
+        let candidates: Vec<&Enrolled> = self
+            .manufacturers
+            .iter()
+            .filter(|m| name_chains(ee.issuer().as_raw(), &parsed_intermediates, &m.root_subject))
+            .collect();
+        if candidates.is_empty() {
+            return Err(Refusal::new(
+                RefusalReason::UnknownManufacturer,
+                format!(
+                    "{subject}: issuer {} chains to no enrolled manufacturer",
+                    ee.issuer()
+                ),
+            ));
+        }
+
+        let webpki_ee = EndEntityCert::try_from(end_entity)
+            .map_err(|e| malformed(format!("{subject}: {e}")))?;
+        let mut accepted = None;
+        let mut refusals: Vec<Refusal> = Vec::new();
+        for m in candidates {
+            let crls: Vec<&CertRevocationList<'_>> = m.crls.iter().map(|c| &c.crl).collect();
+            let revocation = RevocationOptionsBuilder::new(&crls).ok().map(|b| {
+                b.with_depth(RevocationCheckDepth::Chain)
+                    .with_status_policy(UnknownStatusPolicy::Allow)
+                    .with_expiration_policy(if m.policy.require_fresh_crl {
+                        ExpirationPolicy::Enforce
+                    } else {
+                        ExpirationPolicy::Ignore
+                    })
+                    .build()
+            });
+            match webpki_ee.verify_for_usage(
+                ALGS,
+                std::slice::from_ref(&m.anchor),
+                intermediates,
+                now,
+                KeyUsage::client_auth(),
+                revocation,
+                None,
+            ) {
+                Ok(_) => {
+                    accepted = Some(m);
+                    break;
+                }
+                Err(e) => refusals.push(Refusal::new(
+                    map_webpki(&e),
+                    format!("{subject} of {}: {e}", m.name),
+                )),
+            }
+        }
+        let Some(m) = accepted else {
+            // Prefer a specific reason over "no path" from a namesake root.
+            let rank = |r: &Refusal| match r.reason {
+                RefusalReason::UnknownManufacturer => 2,
+                RefusalReason::BadSignature => 1,
+                _ => 0,
+            };
+            return Err(refusals.into_iter().min_by_key(rank).unwrap_or_else(|| {
+                Refusal::new(RefusalReason::UnknownManufacturer, subject.clone())
+            }));
+        };
+
+        let who = format!("{subject} of {}", m.name);
+        match ee.key_usage() {
+            Err(e) => return Err(malformed(format!("{who}: keyUsage: {e}"))),
+            Ok(None) => {
+                return Err(Refusal::new(
+                    RefusalReason::KeyUsage,
+                    format!("{who}: no keyUsage extension (digitalSignature required)"),
+                ));
+            }
+            Ok(Some(ku)) if !ku.value.digital_signature() => {
+                return Err(Refusal::new(
+                    RefusalReason::KeyUsage,
+                    format!("{who}: keyUsage {} lacks digitalSignature", ku.value),
+                ));
+            }
+            Ok(Some(_)) => {}
+        }
+        match ee.extended_key_usage() {
+            Err(e) => return Err(malformed(format!("{who}: extKeyUsage: {e}"))),
+            Ok(Some(eku)) if eku.value.client_auth => {}
+            Ok(_) => {
+                return Err(Refusal::new(
+                    RefusalReason::ExtendedKeyUsage,
+                    format!("{who}: no extKeyUsage with clientAuth"),
+                ));
+            }
+        }
+        let serial = device_serial(&ee)
+            .map_err(|r| Refusal::new(r.reason, format!("{who}: {}", r.detail)))?;
+        let who = format!("device {serial} of {}", m.name);
+        let hardware_module = hardware_module(&ee)
+            .map_err(|r| Refusal::new(r.reason, format!("{who}: {}", r.detail)))?;
+
+        if self.blocked.contains(&serial) {
+            return Err(Refusal::new(
+                RefusalReason::Blocked,
+                format!("{who}: on the operator block list"),
+            ));
+        }
+
+        let policy = |d: String| Refusal::new(RefusalReason::Policy, format!("{who}: {d}"));
+        let p = &m.policy;
+        if let Some(prefix) = &p.serial_prefix
+            && !serial.starts_with(prefix.as_str())
+        {
+            return Err(policy(format!("serial does not start with {prefix:?}")));
+        }
+        match (&hardware_module, p.require_hardware_module) {
+            (None, true) => return Err(policy("no hardwareModuleName".into())),
+            (Some((t, _)), _) => {
+                if let Some(want) = &p.hardware_module_type
+                    && t != want
+                {
+                    return Err(policy(format!("hwType {t} is not {want}")));
+                }
+            }
+            (None, false) => {}
+        }
+        let validity = ee.validity();
+        let not_before = validity.not_before.timestamp();
+        let not_after = validity.not_after.timestamp();
+        if let Some(max) = p.max_validity {
+            let span = u64::try_from(not_after.saturating_sub(not_before)).unwrap_or(0);
+            if span > max.as_secs() {
+                return Err(policy(format!(
+                    "validity of {span} s exceeds the maximum {} s",
+                    max.as_secs()
+                )));
+            }
+        }
+
+        Ok(DeviceInfo {
+            serial,
+            manufacturer: m.name.clone(),
+            hardware_module,
+            not_after: UnixTime::since_unix_epoch(Duration::from_secs(
+                u64::try_from(not_after).unwrap_or(0),
+            )),
+            cert_serial: ee.raw_serial().to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gmm_causes() {
+        use RefusalReason::*;
+        for (r, c) in [
+            (UnknownManufacturer, 75),
+            (Policy, 75),
+            (NotYetValid, 74),
+            (RevocationUnknown, 74),
+            (BadSignature, 3),
+            (Expired, 3),
+            (Revoked, 3),
+            (KeyUsage, 3),
+            (ExtendedKeyUsage, 3),
+            (Blocked, 3),
+            (Malformed, 3),
+        ] {
+            assert_eq!(r.gmm_cause(), c, "{r}");
+        }
+        let r = Refusal::new(Expired, "x\ny");
+        assert_eq!(r.to_string(), "expired: x?y");
+        assert_eq!(r.gmm_cause(), 3);
+    }
+
+    #[test]
+    fn big_endian_compare() {
+        use std::cmp::Ordering::*;
+        assert_eq!(cmp_be(&[0, 2], &[1]), Greater);
+        assert_eq!(cmp_be(&[1, 0], &[0xff]), Greater);
+        assert_eq!(cmp_be(&[], &[0]), Equal);
+        assert_eq!(cmp_be(&[3], &[0, 0, 3]), Equal);
+    }
+}

@@ -1,0 +1,496 @@
+//! The DCS's validation, one test per refusal reason, each checking the
+//! reason and its 5GMM cause, plus the accepted case.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nido_pki::trust::{
+    GMM_ILLEGAL_UE, GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+    GMM_TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
+};
+use nido_pki::{
+    CertificateDer, DeviceIdentity, DeviceProfile, Manufacturer, Policy, Refusal, RefusalReason,
+    Revoked, TrustStore, UnixTime, Validity,
+};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn t0() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_760_000_000)
+}
+
+fn at(t: SystemTime) -> UnixTime {
+    UnixTime::since_unix_epoch(t.duration_since(UNIX_EPOCH).unwrap())
+}
+
+struct Fixture {
+    acme: Manufacturer,
+    store: TrustStore,
+}
+
+fn fixture() -> Fixture {
+    let acme = Manufacturer::generate("Acme Sensors", t0()).unwrap();
+    let mut store = TrustStore::new();
+    store
+        .enroll(
+            "acme",
+            acme.root_der().clone(),
+            Policy::for_manufacturer(&acme),
+        )
+        .unwrap();
+    Fixture { acme, store }
+}
+
+fn validate(
+    store: &TrustStore,
+    d: &DeviceIdentity,
+    now: SystemTime,
+) -> Result<nido_pki::DeviceInfo, Refusal> {
+    store.validate(&d.chain[0], &d.chain[1..], at(now))
+}
+
+fn refused(r: Result<nido_pki::DeviceInfo, Refusal>, reason: RefusalReason, cause: u8) -> Refusal {
+    let e = r.unwrap_err();
+    assert_eq!(e.reason, reason, "{e}");
+    assert_eq!(e.gmm_cause(), cause, "{e}");
+    e
+}
+
+#[test]
+fn a_genuine_device_is_accepted() {
+    let f = fixture();
+    let d = f
+        .acme
+        .issue_device("ACMESENS-0000000001", &DeviceProfile::standard(t0()))
+        .unwrap();
+    let info = validate(&f.store, &d, t0() + DAY).unwrap();
+    assert_eq!(info.serial, "ACMESENS-0000000001");
+    assert_eq!(info.manufacturer, "acme");
+    assert_eq!(
+        info.hardware_module,
+        Some((
+            nido_pki::NIDO_HW_TYPE.to_owned(),
+            b"ACMESENS-0000000001".to_vec()
+        ))
+    );
+    assert_eq!(info.not_after.as_secs(), 253_402_300_799);
+    assert_eq!(info.cert_serial, d.cert_serial);
+    // Pure: the same inputs give the same answer.
+    assert_eq!(validate(&f.store, &d, t0() + DAY).unwrap(), info);
+    // Valid from its notBefore to the year 9999.
+    assert!(validate(&f.store, &d, t0()).is_ok());
+    assert!(
+        validate(
+            &f.store,
+            &d,
+            UNIX_EPOCH + Duration::from_secs(253_402_300_000)
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn expired() {
+    let f = fixture();
+    let d = f
+        .acme
+        .issue_device("ACMESENS-0000000002", &DeviceProfile::expired(t0()))
+        .unwrap();
+    let e = refused(
+        validate(&f.store, &d, t0()),
+        RefusalReason::Expired,
+        GMM_ILLEGAL_UE,
+    );
+    assert!(e.detail.contains("acme"), "{e}");
+}
+
+#[test]
+fn not_yet_valid() {
+    let f = fixture();
+    let d = f
+        .acme
+        .issue_device("ACMESENS-0000000003", &DeviceProfile::not_yet_valid(t0()))
+        .unwrap();
+    refused(
+        validate(&f.store, &d, t0()),
+        RefusalReason::NotYetValid,
+        GMM_TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
+    );
+    assert!(validate(&f.store, &d, t0() + DAY * 2).is_ok());
+}
+
+#[test]
+fn revoked_via_crl() {
+    let mut f = fixture();
+    let good = f
+        .acme
+        .issue_device("ACMESENS-0000000004", &DeviceProfile::standard(t0()))
+        .unwrap();
+    let bad = f
+        .acme
+        .issue_device("ACMESENS-0000000005", &DeviceProfile::standard(t0()))
+        .unwrap();
+    let crl = f
+        .acme
+        .crl(&[Revoked::of(&bad, t0())], t0(), t0() + DAY * 7, 1)
+        .unwrap();
+    f.store.add_crl("acme", &crl, f.acme.issuing_der()).unwrap();
+    let e = refused(
+        validate(&f.store, &bad, t0() + DAY),
+        RefusalReason::Revoked,
+        GMM_ILLEGAL_UE,
+    );
+    assert!(
+        e.detail.contains("ACMESENS") || e.detail.contains("Acme"),
+        "{e}"
+    );
+    assert!(validate(&f.store, &good, t0() + DAY).is_ok());
+
+    // An older CRL (lower number) cannot replace it ...
+    let older = f.acme.crl(&[], t0(), t0() + DAY * 7, 0).unwrap();
+    assert!(
+        f.store
+            .add_crl("acme", &older, f.acme.issuing_der())
+            .is_err()
+    );
+    assert_eq!(
+        validate(&f.store, &bad, t0() + DAY).unwrap_err().reason,
+        RefusalReason::Revoked
+    );
+
+    // ... and a stale CRL is still used unless the policy wants a fresh one.
+    let late = t0() + DAY * 30;
+    assert_eq!(
+        validate(&f.store, &bad, late).unwrap_err().reason,
+        RefusalReason::Revoked
+    );
+    assert!(validate(&f.store, &good, late).is_ok());
+    let mut strict = Policy::for_manufacturer(&f.acme);
+    strict.require_fresh_crl = true;
+    f.store.set_policy("acme", strict).unwrap();
+    refused(
+        validate(&f.store, &good, late),
+        RefusalReason::RevocationUnknown,
+        GMM_TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
+    );
+}
+
+#[test]
+fn crls_must_come_from_the_manufacturer() {
+    let mut f = fixture();
+    let other = Manufacturer::generate("Other Corp", t0()).unwrap();
+    let crl = other.crl(&[], t0(), t0() + DAY, 1).unwrap();
+    // Signed by another CA: refused whichever issuer is claimed.
+    assert!(f.store.add_crl("acme", &crl, other.issuing_der()).is_err());
+    assert!(f.store.add_crl("acme", &crl, f.acme.issuing_der()).is_err());
+    assert!(
+        f.store
+            .add_crl("nobody", &crl, other.issuing_der())
+            .is_err()
+    );
+    // Garbage is refused.
+    let junk = nido_pki::CertificateRevocationListDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x01]);
+    assert!(
+        f.store
+            .add_crl("acme", &junk, f.acme.issuing_der())
+            .is_err()
+    );
+}
+
+#[test]
+fn unknown_manufacturer() {
+    let f = fixture();
+    let other = Manufacturer::generate("Other Corp", t0()).unwrap();
+    let d = other
+        .issue_device("OTHERCOR-0000000001", &DeviceProfile::standard(t0()))
+        .unwrap();
+    refused(
+        validate(&f.store, &d, t0()),
+        RefusalReason::UnknownManufacturer,
+        GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+    );
+    // Even an expired one of an unknown manufacturer is "unknown".
+    let d = other
+        .issue_device("OTHERCOR-0000000002", &DeviceProfile::expired(t0()))
+        .unwrap();
+    refused(
+        validate(&f.store, &d, t0()),
+        RefusalReason::UnknownManufacturer,
+        GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+    );
+    // An empty store knows no one.
+    refused(
+        validate(&TrustStore::new(), &d, t0()),
+        RefusalReason::UnknownManufacturer,
+        GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+    );
+}
+
+#[test]
+fn an_impostor_with_the_same_names_is_an_illegal_ue() {
+    // Same manufacturer name, different keys: the names chain, the
+    // signatures do not.
+    let f = fixture();
+    let impostor = Manufacturer::generate("Acme Sensors", t0()).unwrap();
+    let d = impostor
+        .issue_device("ACMESENS-0000000099", &DeviceProfile::standard(t0()))
+        .unwrap();
+    let e = validate(&f.store, &d, t0()).unwrap_err();
+    assert_eq!(e.reason, RefusalReason::BadSignature, "{e}");
+    assert_eq!(e.gmm_cause(), GMM_ILLEGAL_UE);
+    // The genuine intermediate with the impostor's leaf: bad signature.
+    let e = f
+        .store
+        .validate(
+            &d.chain[0],
+            std::slice::from_ref(f.acme.issuing_der()),
+            at(t0()),
+        )
+        .unwrap_err();
+    assert_eq!(e.reason, RefusalReason::BadSignature, "{e}");
+    assert_eq!(e.gmm_cause(), GMM_ILLEGAL_UE);
+}
+
+#[test]
+fn wrong_extended_key_usage() {
+    let f = fixture();
+    let d = f
+        .acme
+        .issue_device(
+            "ACMESENS-0000000006",
+            &DeviceProfile::server_auth_only(t0()),
+        )
+        .unwrap();
+    refused(
+        validate(&f.store, &d, t0()),
+        RefusalReason::ExtendedKeyUsage,
+        GMM_ILLEGAL_UE,
+    );
+    // No EKU at all is refused too (webpki alone would accept it).
+    let mut p = DeviceProfile::standard(t0());
+    p.client_auth_eku = false;
+    let d = f.acme.issue_device("ACMESENS-0000000007", &p).unwrap();
+    refused(
+        validate(&f.store, &d, t0()),
+        RefusalReason::ExtendedKeyUsage,
+        GMM_ILLEGAL_UE,
+    );
+    // The DCS's own server certificate is no device identity.
+    let s = f
+        .acme
+        .issue_dcs("dcs.acme.example", Validity::days(t0(), 30))
+        .unwrap();
+    refused(
+        f.store.validate(&s.chain[0], &s.chain[1..], at(t0())),
+        RefusalReason::ExtendedKeyUsage,
+        GMM_ILLEGAL_UE,
+    );
+}
+
+#[test]
+fn key_usage_without_digital_signature() {
+    let f = fixture();
+    let d = f
+        .acme
+        .issue_device(
+            "ACMESENS-0000000008",
+            &DeviceProfile::without_digital_signature(t0()),
+        )
+        .unwrap();
+    refused(
+        validate(&f.store, &d, t0()),
+        RefusalReason::KeyUsage,
+        GMM_ILLEGAL_UE,
+    );
+}
+
+#[test]
+fn a_ca_certificate_is_not_a_device() {
+    let f = fixture();
+    refused(
+        f.store.validate(f.acme.issuing_der(), &[], at(t0())),
+        RefusalReason::KeyUsage,
+        GMM_ILLEGAL_UE,
+    );
+}
+
+#[test]
+fn blocked() {
+    let mut f = fixture();
+    let d = f
+        .acme
+        .issue_device("ACMESENS-0000000009", &DeviceProfile::standard(t0()))
+        .unwrap();
+    assert!(f.store.block("ACMESENS-0000000009"));
+    assert!(!f.store.block("ACMESENS-0000000009"));
+    let e = refused(
+        validate(&f.store, &d, t0()),
+        RefusalReason::Blocked,
+        GMM_ILLEGAL_UE,
+    );
+    assert!(e.detail.contains("ACMESENS-0000000009"), "{e}");
+    assert!(f.store.unblock("ACMESENS-0000000009"));
+    assert!(validate(&f.store, &d, t0()).is_ok());
+}
+
+#[test]
+fn policy_violations() {
+    let mut f = fixture();
+    // Serial prefix: the default policy of a nido manufacturer wants "ACMESENS-".
+    let d = f
+        .acme
+        .issue_device("ROGUE-0000000001", &DeviceProfile::standard(t0()))
+        .unwrap();
+    refused(
+        validate(&f.store, &d, t0()),
+        RefusalReason::Policy,
+        GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+    );
+    // hardwareModuleName required.
+    let d = f
+        .acme
+        .issue_device(
+            "ACMESENS-0000000010",
+            &DeviceProfile::without_hardware_module_name(t0()),
+        )
+        .unwrap();
+    refused(
+        validate(&f.store, &d, t0()),
+        RefusalReason::Policy,
+        GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+    );
+    // ... which the permissive default policy does not require.
+    f.store.set_policy("acme", Policy::default()).unwrap();
+    assert!(validate(&f.store, &d, t0()).is_ok());
+    // Wrong hwType.
+    f.store
+        .set_policy(
+            "acme",
+            Policy {
+                hardware_module_type: Some("1.2.3.4".into()),
+                ..Policy::default()
+            },
+        )
+        .unwrap();
+    let d = f
+        .acme
+        .issue_device("ACMESENS-0000000011", &DeviceProfile::standard(t0()))
+        .unwrap();
+    refused(
+        validate(&f.store, &d, t0()),
+        RefusalReason::Policy,
+        GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+    );
+    // Maximum validity: an IDevID without expiration exceeds 30 years.
+    f.store
+        .set_policy(
+            "acme",
+            Policy {
+                max_validity: Some(DAY * 365 * 30),
+                ..Policy::default()
+            },
+        )
+        .unwrap();
+    let e = refused(
+        validate(&f.store, &d, t0()),
+        RefusalReason::Policy,
+        GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+    );
+    assert!(e.detail.contains("validity"), "{e}");
+    let mut p = DeviceProfile::standard(t0());
+    p.not_after = t0() + DAY * 365;
+    let d = f.acme.issue_device("ACMESENS-0000000012", &p).unwrap();
+    assert!(validate(&f.store, &d, t0()).is_ok());
+}
+
+#[test]
+fn malformed_der() {
+    let f = fixture();
+    let d = f
+        .acme
+        .issue_device("ACMESENS-0000000013", &DeviceProfile::standard(t0()))
+        .unwrap();
+    let leaf = d.chain[0].as_ref();
+    let inputs: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0x30],
+        vec![0x30, 0x00],
+        b"not a certificate".to_vec(),
+        leaf[..leaf.len() - 1].to_vec(),
+        [leaf, &[0x00][..]].concat(),
+        leaf[4..].to_vec(),
+    ];
+    for bytes in inputs {
+        let r = f.store.validate(
+            &CertificateDer::from(bytes.clone()),
+            &d.chain[1..],
+            at(t0()),
+        );
+        refused(r, RefusalReason::Malformed, GMM_ILLEGAL_UE);
+    }
+    // A flipped bit in the signed part: the signature no longer verifies.
+    let mut flipped = leaf.to_vec();
+    let i = flipped.len() / 2;
+    flipped[i] ^= 0x01;
+    let e = f
+        .store
+        .validate(&CertificateDer::from(flipped), &d.chain[1..], at(t0()))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e.reason,
+            RefusalReason::BadSignature | RefusalReason::Malformed
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn enrollment_is_checked() {
+    let mut f = fixture();
+    // Names and roots are unique.
+    assert!(
+        f.store
+            .enroll("acme", f.acme.root_der().clone(), Policy::default())
+            .is_err()
+    );
+    assert!(
+        f.store
+            .enroll("acme2", f.acme.root_der().clone(), Policy::default())
+            .is_err()
+    );
+    // An intermediate or a leaf is not a root.
+    assert!(
+        f.store
+            .enroll("x", f.acme.issuing_der().clone(), Policy::default())
+            .is_err()
+    );
+    assert!(
+        f.store
+            .enroll("y", CertificateDer::from(vec![1, 2, 3]), Policy::default())
+            .is_err()
+    );
+    // Two manufacturers side by side, each device attributed correctly.
+    let other = Manufacturer::generate("Other Corp", t0()).unwrap();
+    f.store
+        .enroll(
+            "other",
+            other.root_der().clone(),
+            Policy::for_manufacturer(&other),
+        )
+        .unwrap();
+    let d = other
+        .issue_device("OTHERCOR-0000000001", &DeviceProfile::standard(t0()))
+        .unwrap();
+    assert_eq!(validate(&f.store, &d, t0()).unwrap().manufacturer, "other");
+    assert_eq!(
+        f.store.manufacturers().collect::<Vec<_>>(),
+        ["acme", "other"]
+    );
+    assert!(f.store.remove("other"));
+    assert_eq!(
+        validate(&f.store, &d, t0()).unwrap_err().reason,
+        RefusalReason::UnknownManufacturer
+    );
+}
