@@ -13,6 +13,8 @@ pub(crate) struct Conversation {
     pub(crate) reassembler: Reassembler,
     pub(crate) settings: Settings,
     pub(crate) rounds: usize,
+    /// The outbox holds a TLS alert (and nothing else) after a TLS error.
+    pub(crate) alert_pending: bool,
 }
 
 impl Conversation {
@@ -23,6 +25,7 @@ impl Conversation {
             reassembler: Reassembler::new(settings.limits),
             settings,
             rounds: 0,
+            alert_pending: false,
         }
     }
 
@@ -46,7 +49,9 @@ impl Conversation {
                 Err(e) => return Err(FailureReason::Tls(e.to_string())),
             }
             if let Err(e) = self.conn.process_new_packets() {
-                self.queue_output();
+                // Whatever flight was still owed is void: only the alert goes out.
+                self.outbox.clear();
+                self.alert_pending = self.queue_output();
                 return Err(match e {
                     rustls::Error::AlertReceived(a) => FailureReason::Alert(format!("{a:?}")),
                     other => FailureReason::Tls(other.to_string()),
@@ -72,6 +77,21 @@ impl Conversation {
         self.outbox
             .extend(fragment(&out, self.settings.fragment_size));
         true
+    }
+
+    /// Takes the queued TLS alert, if a TLS error left one.
+    pub(crate) fn take_alert(&mut self) -> Option<TlsFrame> {
+        if !std::mem::take(&mut self.alert_pending) {
+            return None;
+        }
+        let alert = self.outbox.pop_front();
+        self.outbox.clear();
+        alert
+    }
+
+    /// Whether `frame` is an acknowledgement: no data, no L, no M (RFC 5216 §2.1.5).
+    pub(crate) fn is_ack(frame: &TlsFrame) -> bool {
+        frame.data.is_empty() && frame.message_length.is_none() && !frame.more()
     }
 
     /// Reads application data rustls decrypted.

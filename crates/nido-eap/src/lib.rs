@@ -44,6 +44,29 @@ pub struct Settings {
     pub limits: tls_frame::Limits,
     /// Most EAP requests in one conversation.
     pub max_rounds: usize,
+    /// Most packets silently discarded (undecodable, wrong identifier) before
+    /// the server gives up on the conversation.
+    pub max_discards: usize,
+}
+
+impl Settings {
+    /// The smallest fragment size accepted (a TLS alert record must fit).
+    pub const MIN_FRAGMENT: usize = 64;
+
+    /// Refuses settings that would break framing: a fragment outside
+    /// [`Self::MIN_FRAGMENT`]..=[`tls_frame::DEFAULT_FRAGMENT`] (the NAS EAP
+    /// message IE limit).
+    pub fn validate(&self) -> Result<(), EapError> {
+        if !(Self::MIN_FRAGMENT..=tls_frame::DEFAULT_FRAGMENT).contains(&self.fragment_size) {
+            return Err(EapError::Config(format!(
+                "fragment size {} is outside {}..={}",
+                self.fragment_size,
+                Self::MIN_FRAGMENT,
+                tls_frame::DEFAULT_FRAGMENT
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Settings {
@@ -52,6 +75,7 @@ impl Default for Settings {
             fragment_size: tls_frame::DEFAULT_FRAGMENT,
             limits: tls_frame::Limits::default(),
             max_rounds: 50,
+            max_discards: 16,
         }
     }
 }

@@ -84,6 +84,7 @@ impl EapTlsPeer {
         outer_identity: &str,
         now: SystemTime,
     ) -> Result<Self, EapError> {
+        settings.validate()?;
         let now = UnixTime::since_unix_epoch(now.duration_since(UNIX_EPOCH).unwrap_or_default());
         Ok(Self {
             config: client_config(creds, now)?,
@@ -102,10 +103,20 @@ impl EapTlsPeer {
         if self.state == State::Done {
             return PeerStep::Ignored("conversation is over");
         }
-        let packet = match Packet::decode(request) {
-            Ok(p) => p,
-            Err(e) => return self.done_failure(e.into()),
+        let Ok(packet) = Packet::decode(request) else {
+            return PeerStep::Ignored("EAP packet does not decode");
         };
+        // Success and Failure answer our last response: same Identifier (RFC 3748 §4.2).
+        if matches!(packet.code, Code::Success | Code::Failure)
+            && self
+                .last
+                .as_ref()
+                .is_some_and(|(id, _, _)| *id != packet.identifier)
+        {
+            return PeerStep::Ignored(
+                "EAP-Success/Failure identifier does not match our last response",
+            );
+        }
         match packet.code {
             Code::Success => return self.on_success(),
             Code::Failure => {
@@ -169,8 +180,9 @@ impl EapTlsPeer {
     /// any) and wait for EAP-Failure; never accept a later EAP-Success.
     fn abort(&mut self, id: u8, request: &[u8], reason: FailureReason) -> PeerStep {
         let alert = self.conv.as_mut().and_then(|c| {
-            let mut frames = std::mem::take(&mut c.outbox);
-            frames.pop_front()
+            let alert = c.take_alert();
+            c.outbox.clear();
+            alert
         });
         self.failure = Some(reason);
         self.state = State::Aborted;
@@ -226,8 +238,13 @@ impl EapTlsPeer {
             .as_mut()
             .ok_or_else(|| FailureReason::Protocol("EAP-TLS data before Start".into()))?;
         conv.round()?;
-        // The server acknowledges our fragment: send the next.
-        if frame.data.is_empty() && !conv.outbox.is_empty() {
+        // While fragments are owed, only an acknowledgement may come (RFC 5216 §2.1.5).
+        if !conv.outbox.is_empty() {
+            if !Conversation::is_ack(frame) {
+                return Err(FailureReason::Protocol(
+                    "data instead of an acknowledgement of our fragment".into(),
+                ));
+            }
             return conv
                 .outbox
                 .pop_front()
@@ -245,7 +262,9 @@ impl EapTlsPeer {
         let plaintext = conv.read_plaintext();
         conv.queue_output();
         if !plaintext.is_empty() {
-            if conv.conn.is_handshaking() || plaintext != [0x00] {
+            // The indication counts only after our Finished went out: nothing
+            // of the handshake may still be owed (RFC 9190 §2.1.1, §2.5).
+            if conv.conn.is_handshaking() || !conv.outbox.is_empty() || plaintext != [0x00] {
                 return Err(FailureReason::Protocol(format!(
                     "application data {plaintext:02x?} is not the protected success indication"
                 )));

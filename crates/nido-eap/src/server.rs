@@ -21,9 +21,6 @@ use crate::tls::{DcsCredentials, VerdictSlot, server_connection};
 use crate::tls_frame::TlsFrame;
 use crate::{EapError, FailureReason, Settings};
 
-/// How many responses with a wrong identifier in a row end the conversation.
-const MAX_MISMATCHED: usize = 3;
-
 /// What the server does with a response.
 #[derive(Debug)]
 pub enum ServerStep {
@@ -73,7 +70,7 @@ pub struct EapTlsServer {
     identifier: u8,
     last_request: Vec<u8>,
     failure: Option<FailureReason>,
-    mismatched: usize,
+    discarded: usize,
 }
 
 impl core::fmt::Debug for EapTlsServer {
@@ -99,6 +96,7 @@ impl EapTlsServer {
         now: SystemTime,
         first_identifier: u8,
     ) -> Result<(Self, Vec<u8>), EapError> {
+        settings.validate()?;
         let (conn, verdict) = server_connection(creds, unix(now))?;
         let mut server = Self {
             conv: Conversation::new(conn.into(), settings),
@@ -107,7 +105,7 @@ impl EapTlsServer {
             identifier: first_identifier.wrapping_sub(1),
             last_request: Vec::new(),
             failure: None,
-            mismatched: 0,
+            discarded: 0,
         };
         let start = server.request(TlsFrame::start());
         Ok((server, start))
@@ -130,9 +128,11 @@ impl EapTlsServer {
         packet
     }
 
+    /// EAP-Success or EAP-Failure, with the Identifier of the response it
+    /// answers (RFC 3748 §4.2).
     fn finish(&mut self, outcome: ServerOutcome) -> ServerStep {
         self.state = State::Done;
-        self.identifier = self.identifier.wrapping_add(1);
+        self.conv.outbox.clear();
         let packet = match outcome {
             ServerOutcome::Success(_) => Packet::success(self.identifier),
             ServerOutcome::Failure(_) => Packet::failure(self.identifier),
@@ -140,21 +140,32 @@ impl EapTlsServer {
         ServerStep::Done(packet.to_bytes(), outcome)
     }
 
-    /// A failure: if rustls queued an alert, send it first (RFC 9190 §2.1.3);
-    /// else answer EAP-Failure at once.
+    /// A failure: if a TLS error left an alert, send it first and answer
+    /// EAP-Failure to its acknowledgement (RFC 9190 §2.1.3); else answer
+    /// EAP-Failure at once. Fragments still owed are dropped.
     fn fail(&mut self, reason: FailureReason) -> ServerStep {
         let reason = match (&reason, self.verdict.lock().ok().and_then(|mut v| v.take())) {
             (FailureReason::Tls(_), Some(Err(refusal))) => FailureReason::Refused(refusal),
             _ => reason,
         };
-        match self.conv.outbox.pop_front() {
-            Some(frame) if self.state == State::Handshake => {
+        match self.conv.take_alert() {
+            Some(alert) if self.state == State::Handshake => {
                 self.failure = Some(reason);
                 self.state = State::Alerting;
-                ServerStep::Send(self.request(frame))
+                ServerStep::Send(self.request(alert))
             }
             _ => self.finish(ServerOutcome::Failure(reason)),
         }
+    }
+
+    /// Discards a packet (RFC 3748 §4.1); too many discards end the conversation.
+    fn discard(&mut self, why: &'static str) -> ServerStep {
+        self.discarded += 1;
+        if self.discarded > self.conv.settings.max_discards {
+            let detail = format!("{} packets discarded (last: {why})", self.discarded);
+            return self.fail(FailureReason::Protocol(detail));
+        }
+        ServerStep::Ignored(why)
     }
 
     /// Handles one EAP packet from the peer.
@@ -162,25 +173,15 @@ impl EapTlsServer {
         if self.state == State::Done {
             return ServerStep::Ignored("conversation is over");
         }
-        let packet = match Packet::decode(response) {
-            Ok(p) => p,
-            Err(e) => return self.fail(e.into()),
+        let Ok(packet) = Packet::decode(response) else {
+            return self.discard("EAP packet does not decode");
         };
         if packet.code != Code::Response {
-            return ServerStep::Ignored("not an EAP-Response");
+            return self.discard("not an EAP-Response");
         }
         if packet.identifier != self.identifier {
-            self.mismatched += 1;
-            if self.mismatched >= MAX_MISMATCHED {
-                let detail = format!(
-                    "{} responses with out-of-order identifiers",
-                    self.mismatched
-                );
-                return self.fail(FailureReason::Protocol(detail));
-            }
-            return ServerStep::Ignored("identifier does not match the last request");
+            return self.discard("identifier does not match the last request");
         }
-        self.mismatched = 0;
         if let Err(reason) = self.conv.round() {
             return self.fail(reason);
         }
@@ -214,8 +215,13 @@ impl EapTlsServer {
     }
 
     fn on_handshake_frame(&mut self, frame: &TlsFrame) -> ServerStep {
-        // An empty frame acknowledges our previous fragment.
-        if frame.data.is_empty() && frame.message_length.is_none() && !self.conv.outbox.is_empty() {
+        // While fragments are owed, only an acknowledgement may come (RFC 5216 §2.1.5).
+        if !self.conv.outbox.is_empty() {
+            if !Conversation::is_ack(frame) {
+                return self.fail(FailureReason::Protocol(
+                    "data instead of an acknowledgement of our fragment".into(),
+                ));
+            }
             return match self.conv.outbox.pop_front() {
                 Some(next) => ServerStep::Send(self.request(next)),
                 None => self.fail(FailureReason::Protocol("nothing to send".into())),
@@ -273,7 +279,7 @@ impl EapTlsServer {
 
     fn on_final_response(&mut self, frame: &TlsFrame) -> ServerStep {
         // Acknowledgement of a fragmented commitment flight.
-        if frame.data.is_empty() && !self.conv.outbox.is_empty() {
+        if Conversation::is_ack(frame) && !self.conv.outbox.is_empty() {
             return match self.conv.outbox.pop_front() {
                 Some(next) => ServerStep::Send(self.request(next)),
                 None => self.fail(FailureReason::Protocol("nothing to send".into())),

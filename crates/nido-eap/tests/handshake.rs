@@ -492,25 +492,119 @@ fn truncated_and_oversize_fragments_fail() {
 #[test]
 fn out_of_order_identifiers_are_discarded_then_fail() {
     let mut w = world();
-    let (mut server, start) = EapTlsServer::start(&w.dcs(), Settings::default(), w.now, 1).unwrap();
+    let settings = Settings {
+        max_discards: 3,
+        ..Settings::default()
+    };
+    let (mut server, start) = EapTlsServer::start(&w.dcs(), settings, w.now, 1).unwrap();
     let wrong = start[1].wrapping_add(5);
     let hello = TlsFrame {
         flags: 0,
         message_length: None,
         data: vec![0x16, 3, 1, 0, 0],
     };
-    assert!(matches!(
-        server.handle(&response(wrong, &hello)),
-        ServerStep::Ignored(_)
-    ));
-    assert!(matches!(
-        server.handle(&response(wrong, &hello)),
-        ServerStep::Ignored(_)
-    ));
+    // Discarded silently (RFC 3748 §4.1), state unchanged ...
+    for _ in 0..3 {
+        assert!(matches!(
+            server.handle(&response(wrong, &hello)),
+            ServerStep::Ignored(_)
+        ));
+    }
+    // ... until too many: EAP-Failure with the reason.
     assert!(matches!(
         failure_of(server.handle(&response(wrong, &hello))),
         FailureReason::Protocol(_)
     ));
+}
+
+#[test]
+fn discarded_packets_leave_the_conversation_intact() {
+    let mut w = world();
+    let d = w.device(900, &DeviceProfile::standard(w.now));
+    let creds = w.peer_creds(&d);
+    let (mut server, start) = EapTlsServer::start(&w.dcs(), Settings::default(), w.now, 1).unwrap();
+    let mut peer = EapTlsPeer::new(&creds, Settings::default(), "anonymous@x", w.now).unwrap();
+    let PeerStep::Send(first) = peer.handle(&start) else {
+        panic!()
+    };
+    // Junk and stale responses are discarded ...
+    assert!(matches!(
+        server.handle(&[0x02, 0x01]),
+        ServerStep::Ignored(_)
+    ));
+    assert!(matches!(
+        server.handle(&response(start[1].wrapping_sub(1), &TlsFrame::ack())),
+        ServerStep::Ignored(_)
+    ));
+    // ... and the real one still completes the handshake, with EAP-Success
+    // carrying the identifier of the response it answers.
+    let mut step = server.handle(&first);
+    loop {
+        match step {
+            ServerStep::Send(req) => {
+                let PeerStep::Send(resp) = peer.handle(&req) else {
+                    panic!()
+                };
+                step = server.handle(&resp);
+            }
+            ServerStep::Done(last, ServerOutcome::Success(_)) => {
+                assert_eq!(last[1], server.identifier());
+                assert!(matches!(
+                    peer.handle(&last),
+                    PeerStep::Done(PeerOutcome::Success(_))
+                ));
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn data_instead_of_an_ack_fails_with_no_leftover_fragment() {
+    let mut w = world();
+    let d = w.device(901, &DeviceProfile::standard(w.now));
+    let creds = w.peer_creds(&d);
+    let settings = Settings {
+        fragment_size: 100,
+        ..Settings::default()
+    };
+    let (mut server, start) = EapTlsServer::start(&w.dcs(), settings, w.now, 1).unwrap();
+    let mut peer = EapTlsPeer::new(&creds, settings, "anonymous@x", w.now).unwrap();
+    // The ClientHello, in fragments.
+    let mut req = start;
+    let first_flight = loop {
+        let PeerStep::Send(resp) = peer.handle(&req) else {
+            panic!()
+        };
+        match server.handle(&resp) {
+            ServerStep::Send(r)
+                if TlsFrame::decode(&Packet::decode(&r).unwrap().method.unwrap().1)
+                    .unwrap()
+                    .data
+                    .is_empty() =>
+            {
+                req = r
+            }
+            ServerStep::Send(r) => break r,
+            other => panic!("{other:?}"),
+        }
+    };
+    // The server's flight is fragmented (M set): answer with data, not an ack.
+    let frame =
+        TlsFrame::decode(&Packet::decode(&first_flight).unwrap().method.unwrap().1).unwrap();
+    assert!(frame.more());
+    let bogus = TlsFrame {
+        flags: 0,
+        message_length: None,
+        data: vec![0x15, 3, 3, 0, 2, 2, 40],
+    };
+    match server.handle(&response(first_flight[1], &bogus)) {
+        ServerStep::Done(p, ServerOutcome::Failure(FailureReason::Protocol(_))) => {
+            assert_eq!(p[0], 4)
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -538,7 +632,7 @@ fn peer_never_accepts_success_before_the_indication() {
     let mut peer =
         EapTlsPeer::new(&w.peer_creds(&d), Settings::default(), "anonymous@x", w.now).unwrap();
     assert!(matches!(peer.handle(&start), PeerStep::Send(_)));
-    match peer.handle(&Packet::success(2).to_bytes()) {
+    match peer.handle(&Packet::success(start[1]).to_bytes()) {
         PeerStep::Done(PeerOutcome::Failure(FailureReason::Protocol(_))) => {}
         other => panic!("{other:?}"),
     }

@@ -39,13 +39,17 @@ pub fn decode(pdu: &[u8]) -> Result<Nas5gsMessage, DecodeError> {
     Nas5gsMessage::decode(pdu).map_err(|e| locate(pdu, &e))
 }
 
-/// The IEs of a message in wire order, located in `pdu`.
+/// The IEs of a message in wire order, located in `pdu`: each IE's value
+/// octets are searched for after the previous IE's; a half-octet IE (a value
+/// of one nibble) is matched against the low, then the high nibble of the
+/// octet at the cursor.
 pub fn fields(message: &Nas5gsMessage, pdu: &[u8]) -> Vec<Field> {
     let view = serde_json::to_value(message.to_view()).unwrap_or(Value::Null);
     let Value::Object(map) = view else {
         return Vec::new();
     };
-    let mut cursor = 0usize;
+    // IEs start after the message type octet.
+    let mut cursor = (header_len(pdu) + 1).min(pdu.len());
     let mut out = Vec::new();
     for (name, ie) in map {
         if ie.is_null() {
@@ -55,11 +59,7 @@ pub fn fields(message: &Nas5gsMessage, pdu: &[u8]) -> Vec<Field> {
         let offset = octets
             .as_deref()
             .and_then(|h| hex::decode(h).ok())
-            .and_then(|bytes| {
-                let at = find(&pdu[cursor.min(pdu.len())..], &bytes)? + cursor;
-                cursor = at + bytes.len();
-                Some(at)
-            });
+            .and_then(|bytes| locate_value(pdu, &mut cursor, &bytes));
         let value = ie.get("value").cloned().unwrap_or(Value::Null);
         out.push(Field {
             name,
@@ -69,6 +69,24 @@ pub fn fields(message: &Nas5gsMessage, pdu: &[u8]) -> Vec<Field> {
         });
     }
     out
+}
+
+fn locate_value(pdu: &[u8], cursor: &mut usize, bytes: &[u8]) -> Option<usize> {
+    let here = *pdu.get(*cursor)?;
+    if let [nibble] = bytes
+        && *nibble <= 0x0f
+    {
+        if here & 0x0f == *nibble {
+            return Some(*cursor); // low nibble: the high one belongs to the next IE
+        }
+        if here >> 4 == *nibble {
+            *cursor += 1;
+            return Some(*cursor - 1);
+        }
+    }
+    let at = find(&pdu[*cursor..], bytes)? + *cursor;
+    *cursor = at + bytes.len();
+    Some(at)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -195,6 +213,29 @@ mod tests {
             .find(|f| f.name == "ue-security-capability")
             .unwrap();
         assert_eq!(cap.offset, Some(pdu.len() - 2));
+    }
+
+    #[test]
+    fn offsets_follow_wire_order_with_optional_ies() {
+        // REGISTRATION REQUEST with a 5GMM capability (IEI 0x10) before the
+        // UE security capability, and a short 5G-GUTI.
+        let ok = hex::decode("7e004179000d0100f1100000000022222222221001032e02e0e0").unwrap();
+        let m = decode(&ok).unwrap();
+        let f = fields(&m, &ok);
+        let at = |n: &str| f.iter().find(|f| f.name == n).and_then(|f| f.offset);
+        assert_eq!(at("5gs-registration-type"), Some(3));
+        assert_eq!(at("ngksi"), Some(3));
+        assert_eq!(at("5gs-mobile-identity"), Some(6));
+        assert_eq!(at("5gmm-capability"), Some(21));
+        assert_eq!(at("ue-security-capability"), Some(24));
+        let bad = hex::decode("7e004179000af202f839cafe00112233100103 2e02a020".replace(' ', ""))
+            .unwrap();
+        let err = decode(&bad).unwrap_err();
+        assert_eq!(
+            (err.ie.as_deref(), err.offset),
+            (Some("5gs-mobile-identity"), 6),
+            "{err}"
+        );
     }
 
     #[test]

@@ -184,8 +184,9 @@ pub struct Verified {
     pub ciphered: bool,
 }
 
-/// How many accepted (sequence number, MAC) pairs are remembered to tell a
-/// replay from a forgery. A replay is refused either way; this only names it.
+/// How many accepted PDUs are remembered (as keyed 64-bit fingerprints of the
+/// whole PDU) to tell a replay from a forgery. A replay is refused either
+/// way, by the MAC and the COUNT; this only names it in logs and audit.
 const REPLAY_MEMORY: usize = 16;
 
 /// A 5G NAS security context of one UE (TS 33.501 §6.4), at the UE or at the AMF.
@@ -194,7 +195,8 @@ pub struct SecurityContext {
     role: Role,
     ngksi: u8,
     algorithms: Algorithms,
-    recent: [(u8, [u8; 4]); REPLAY_MEMORY],
+    fingerprints: std::hash::RandomState,
+    recent: [u64; REPLAY_MEMORY],
     recent_len: usize,
     recent_next: usize,
 }
@@ -280,7 +282,8 @@ impl SecurityContext {
             role,
             ngksi,
             algorithms,
-            recent: [(0, [0; 4]); REPLAY_MEMORY],
+            fingerprints: std::hash::RandomState::new(),
+            recent: [0; REPLAY_MEMORY],
             recent_len: 0,
             recent_next: 0,
         }
@@ -344,40 +347,48 @@ impl SecurityContext {
     /// Verifies and deciphers an incoming protected PDU. The COUNT advances
     /// only when the MAC verifies; a replayed or forged PDU changes nothing.
     pub fn unprotect(&mut self, pdu: &[u8]) -> Result<Verified, NasSecError> {
-        let (sht, mac, sn) = split_header(pdu)?;
+        let (sht, _, sn) = split_header(pdu)?;
         if sht == 0 {
             return Err(NasSecError::NotProtected);
         }
+        let fingerprint = self.fingerprint(pdu);
         let d = self.role.receive();
         match self.inner.unprotect(pdu, d) {
             Ok(v) => {
-                self.remember(sn, mac);
+                self.remember(fingerprint);
                 Ok(Verified {
                     message: v.message,
                     count: v.count.get(),
                     ciphered: matches!(sht, 2 | 4),
                 })
             }
-            Err(NasError::IntegrityCheckFailed) if self.seen(sn, mac) => Err(NasSecError::Replay {
-                sequence_number: sn,
-            }),
+            Err(NasError::IntegrityCheckFailed) if self.seen(fingerprint) => {
+                Err(NasSecError::Replay {
+                    sequence_number: sn,
+                })
+            }
             Err(e) => {
                 if matches!(e, NasError::AuthenticMessageRefused { .. }) {
-                    self.remember(sn, mac);
+                    self.remember(fingerprint);
                 }
                 Err(map_error(e, direction_name(d)))
             }
         }
     }
 
-    fn remember(&mut self, sn: u8, mac: [u8; 4]) {
-        self.recent[self.recent_next] = (sn, mac);
+    fn fingerprint(&self, pdu: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.fingerprints.hash_one(pdu)
+    }
+
+    fn remember(&mut self, fingerprint: u64) {
+        self.recent[self.recent_next] = fingerprint;
         self.recent_next = (self.recent_next + 1) % REPLAY_MEMORY;
         self.recent_len = (self.recent_len + 1).min(REPLAY_MEMORY);
     }
 
-    fn seen(&self, sn: u8, mac: [u8; 4]) -> bool {
-        self.recent[..self.recent_len].contains(&(sn, mac))
+    fn seen(&self, fingerprint: u64) -> bool {
+        self.recent[..self.recent_len].contains(&fingerprint)
     }
 }
 
@@ -525,6 +536,26 @@ mod tests {
             Err(NasSecError::Replay { sequence_number: 0 })
         ));
         assert_eq!(amf.counts(), before);
+    }
+
+    #[test]
+    fn a_forgery_reusing_an_accepted_mac_is_not_called_a_replay() {
+        let (mut ue, mut amf) = pair();
+        let pdu = ue
+            .protect(&status(), Protection::IntegrityCiphered)
+            .unwrap();
+        amf.unprotect(&pdu).unwrap();
+        let mut forged = pdu.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 0x40;
+        assert!(matches!(
+            amf.unprotect(&forged),
+            Err(NasSecError::MacFailure)
+        ));
+        assert!(matches!(
+            amf.unprotect(&pdu),
+            Err(NasSecError::Replay { .. })
+        ));
     }
 
     #[test]

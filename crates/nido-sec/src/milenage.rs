@@ -142,8 +142,8 @@ pub struct AutnCheck {
 
 impl core::fmt::Debug for AutnCheck {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // SQN is what AK conceals on the air: not printed.
         f.debug_struct("AutnCheck")
-            .field("sqn", &self.sqn)
             .field("amf", &self.amf)
             .finish_non_exhaustive()
     }
@@ -301,8 +301,11 @@ impl SqnWindow {
         &self.seq
     }
 
-    /// SQN_MS: the highest SQN the USIM has accepted.
+    /// SQN_MS: the highest SQN the USIM has accepted (0 before any).
     pub fn sqn_ms(&self) -> Sqn {
+        if self.seq.iter().all(|s| *s == 0) {
+            return Sqn(0);
+        }
         let (ind, seq) = self
             .seq
             .iter()
@@ -360,6 +363,11 @@ mod tests {
         let s2 = Sqn::new((2 << IND_BITS) | 3).unwrap(); // SEQ 2, IND 3
         assert_eq!(w.accept(s2), Ok(()));
         assert_eq!(w.sqn_ms(), s2);
+    }
+
+    #[test]
+    fn fresh_window_reports_sqn_ms_zero() {
+        assert_eq!(SqnWindow::default().sqn_ms(), Sqn::new(0).unwrap());
     }
 
     #[test]
