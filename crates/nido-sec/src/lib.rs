@@ -2,7 +2,8 @@
 //!
 //! MILENAGE and the AKA functions (TS 35.206, TS 33.102), the 5G key
 //! hierarchy (TS 33.501 Annex A) including K_AUSF from EAP-TLS keys, the
-//! NEA/NIA algorithms (Annex D), SUPI concealment (Annex C) and UPU MACs.
+//! NEA/NIA algorithms (Annex D), SUPI concealment (Annex C), UPU MACs, and
+//! 5G-AKA end to end with SQN management and resynchronisation ([`aka`]).
 //!
 //! Built on `oxirush-security` for the symmetric algorithms and the KDF; the
 //! SUCI ECIES scheme and every public-key operation use `aws-lc-rs`.
@@ -16,6 +17,7 @@
 //! - Every vector in `shared/vectors/{milenage,kdf_5g,suci,nas_ciphering,nas_integrity}.json`
 //!   is reproduced by `tests/vectors.rs` through this crate's API.
 
+pub mod aka;
 pub mod algorithms;
 mod error;
 pub mod kdf;
