@@ -1,0 +1,39 @@
+//! nido's provisioning layer (phase B of `onboarding.md`): the PVS
+//! application protocol and the credential package.
+//!
+//! - [`package`]: the [`CredentialPackage`] (versioned CBOR), sealed with
+//!   HPKE (RFC 9180 base mode, X25519-HKDF-SHA256, HKDF-SHA256,
+//!   AES-128-GCM) to the key the device's secure element generated, split
+//!   into [`PackageSecrets`] (K, OPc) and [`PublicPart`], and the
+//!   confirmation MAC.
+//! - [`messages`]: the request, response, confirmation and acknowledgement,
+//!   versioned CBOR maps.
+//! - [`coap`]: their CoAP framing (`POST /prov/v1/request`, `POST /prov/v1/confirm`).
+//!
+//! # Invariants
+//!
+//! - **No I/O.** Functions take octets (and `now` as a number where time
+//!   matters) and return octets or values; no sockets, files or clock. The
+//!   only ambient input is the system random number generator, for the HPKE
+//!   ephemeral key and device key generation.
+//! - **Secrets are zeroized and redacted.** K and OPc are `nido_sec` secret
+//!   types; third-party PSKs and private keys are `Zeroizing`; decoded CBOR
+//!   trees and plaintext buffers are wiped. `Debug` never prints them.
+//! - **A sealed package opens only with the device's private key and the
+//!   binding** (device identity and request nonce, in the HPKE `info`). Any
+//!   other key, binding or modified octet is [`ProvError::Open`], never a panic.
+//! - **Decoding is strict**: one CBOR item, no trailing octets, known version,
+//!   exact lengths, closed maps; errors name the structure and the field.
+
+mod cbor;
+pub mod coap;
+mod error;
+pub mod messages;
+pub mod package;
+
+pub use error::ProvError;
+pub use messages::{Confirmation, ConfirmationAck, ProvisioningRequest, ProvisioningResponse};
+pub use package::{
+    Binding, CredentialPackage, PackageSecrets, PublicPart, SealedPackage, ServingNetwork,
+    ThirdPartyCredential,
+};

@@ -1,0 +1,320 @@
+//! Sealing, opening, tampering, CBOR encoding, redaction and the confirmation MAC.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use nido_prov::ProvError;
+use nido_prov::package::{
+    self, Binding, CredentialPackage, SealedPackage, ServingNetwork, ThirdPartyCredential,
+};
+use nido_sec::suci::{HomeNetworkPublicKey, Profile};
+use nido_sec::{K, Opc, Supi};
+use zeroize::Zeroizing;
+
+const K_HEX: &str = "465b5ce8b199b49faa5f0a2ee238a6bc";
+const OPC_HEX: &str = "cd63cb71954a9f4e48a5994e37a02baf";
+
+fn sample() -> CredentialPackage {
+    CredentialPackage {
+        package_id: [0x11; 16],
+        supi: Supi::parse("imsi-001010000000001").unwrap(),
+        k: K::from_slice(&hex::decode(K_HEX).unwrap()).unwrap(),
+        opc: Opc::from_slice(&hex::decode(OPC_HEX).unwrap()).unwrap(),
+        amf: [0x80, 0x00],
+        home_network_key: HomeNetworkPublicKey {
+            key_id: 7,
+            profile: Profile::A,
+            octets: vec![0x5a; 32],
+        },
+        routing_indicator: "0".into(),
+        serving_network: ServingNetwork::new("001", "01", Some("000007ed9d5")).unwrap(),
+        third_party: vec![
+            ThirdPartyCredential::Lwm2m {
+                server_uri: "coaps://lwm2m.example:5684".into(),
+                psk_identity: "dev-1".into(),
+                psk: Zeroizing::new(vec![0xc3; 16]),
+            },
+            ThirdPartyCredential::Mqtt {
+                broker_uri: "mqtts://broker.example:8883".into(),
+                client_id: "dev-1".into(),
+                client_cert_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+                    .into(),
+                client_key_pem: Zeroizing::new(
+                    "-----BEGIN PRIVATE KEY-----\nSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n"
+                        .into(),
+                ),
+            },
+            ThirdPartyCredential::Other {
+                kind: "http-bearer".into(),
+                fields: BTreeMap::from([(
+                    "token".to_string(),
+                    Zeroizing::new("TOPSECRETTOKEN".to_string()),
+                )]),
+            },
+        ],
+        not_after_unix: 1_900_000_000,
+        owner: Some("acme".into()),
+    }
+}
+
+fn binding() -> Binding {
+    Binding {
+        device_identity: "SN-0001".into(),
+        nonce: [0x42; 16],
+    }
+}
+
+fn sealed_for_test() -> (nido_sec::PrivateKey32, SealedPackage) {
+    let (sk, pk) = package::generate_device_key().unwrap();
+    let sealed = package::seal(&sample(), &pk, &binding()).unwrap();
+    (sk, sealed)
+}
+
+#[test]
+fn seal_open_round_trip() {
+    let (sk, sealed) = sealed_for_test();
+    assert_eq!(sealed.enc.len(), 32);
+    let opened = package::open(&sealed, &sk, &binding()).unwrap();
+    assert_eq!(opened, sample());
+}
+
+#[test]
+fn sealed_package_cbor_round_trip() {
+    let (sk, sealed) = sealed_for_test();
+    let bytes = sealed.encode();
+    let decoded = SealedPackage::decode(&bytes).unwrap();
+    assert_eq!(decoded, sealed);
+    assert_eq!(package::open(&decoded, &sk, &binding()).unwrap(), sample());
+}
+
+#[test]
+fn every_tampered_octet_fails_to_open() {
+    let (sk, sealed) = sealed_for_test();
+    for i in 0..sealed.enc.len() {
+        let mut t = sealed.clone();
+        t.enc[i] ^= 0x01;
+        assert_eq!(
+            package::open(&t, &sk, &binding()),
+            Err(ProvError::Open),
+            "enc[{i}]"
+        );
+    }
+    for i in 0..sealed.ciphertext.len() {
+        let mut t = sealed.clone();
+        t.ciphertext[i] ^= 0x80;
+        assert_eq!(
+            package::open(&t, &sk, &binding()),
+            Err(ProvError::Open),
+            "ct[{i}]"
+        );
+    }
+    let mut truncated = sealed.clone();
+    truncated.ciphertext.pop();
+    assert_eq!(
+        package::open(&truncated, &sk, &binding()),
+        Err(ProvError::Open)
+    );
+    let mut empty = sealed.clone();
+    empty.ciphertext.clear();
+    assert_eq!(package::open(&empty, &sk, &binding()), Err(ProvError::Open));
+    let mut longer = sealed;
+    longer.ciphertext.push(0);
+    assert_eq!(
+        package::open(&longer, &sk, &binding()),
+        Err(ProvError::Open)
+    );
+}
+
+#[test]
+fn wrong_binding_or_key_fails_to_open() {
+    let (sk, sealed) = sealed_for_test();
+    let mut b = binding();
+    b.device_identity = "SN-0002".into();
+    assert_eq!(package::open(&sealed, &sk, &b), Err(ProvError::Open));
+    let mut b = binding();
+    b.nonce[15] ^= 1;
+    assert_eq!(package::open(&sealed, &sk, &b), Err(ProvError::Open));
+    // Length prefix: moving an octet between identity and nonce changes `info`.
+    let b = Binding {
+        device_identity: String::new(),
+        nonce: [0x42; 16],
+    };
+    assert_eq!(package::open(&sealed, &sk, &b), Err(ProvError::Open));
+    let (other, _) = package::generate_device_key().unwrap();
+    assert_eq!(
+        package::open(&sealed, &other, &binding()),
+        Err(ProvError::Open)
+    );
+}
+
+#[test]
+fn info_is_length_prefixed_and_domain_separated() {
+    let info = binding().info().unwrap();
+    let mut expected = b"nido-prov/1 package".to_vec();
+    expected.extend_from_slice(&[0, 7]);
+    expected.extend_from_slice(b"SN-0001");
+    expected.extend_from_slice(&[0x42; 16]);
+    assert_eq!(info, expected);
+    let long = Binding {
+        device_identity: "x".repeat(70_000),
+        nonce: [0; 16],
+    };
+    assert!(matches!(long.info(), Err(ProvError::Invalid { .. })));
+}
+
+#[test]
+fn low_order_device_key_is_refused() {
+    let err = package::seal(&sample(), &[0u8; 32], &binding()).unwrap_err();
+    assert_eq!(err, ProvError::DevicePublicKey);
+}
+
+#[test]
+fn device_public_key_matches_generation() {
+    let (sk, pk) = package::generate_device_key().unwrap();
+    assert_eq!(package::device_public_key(&sk).unwrap(), pk);
+}
+
+#[test]
+fn package_cbor_golden_prefix_and_round_trip() {
+    let bytes = sample().to_cbor().unwrap();
+    // map(11 or 12 entries): 12 with the owner.
+    assert_eq!(bytes[0], 0xac);
+    // "version": 1
+    assert_eq!(&bytes[1..10], b"\x67version\x01");
+    // "package_id": h'11…11'
+    assert_eq!(&bytes[10..21], b"\x6apackage_id");
+    assert_eq!(bytes[21], 0x50);
+    assert_eq!(&bytes[22..38], &[0x11; 16]);
+    // "supi": "imsi-001010000000001"
+    assert_eq!(&bytes[38..43], b"\x64supi");
+    assert_eq!(&bytes[43..64], b"\x74imsi-001010000000001");
+    // "k": h'465b…'
+    assert_eq!(&bytes[64..67], b"\x61k\x50");
+    assert_eq!(hex::encode(&bytes[67..83]), K_HEX);
+    assert_eq!(CredentialPackage::from_cbor(&bytes).unwrap(), sample());
+
+    let mut no_owner = sample();
+    no_owner.owner = None;
+    let bytes = no_owner.to_cbor().unwrap();
+    assert_eq!(bytes[0], 0xab);
+    assert_eq!(CredentialPackage::from_cbor(&bytes).unwrap(), no_owner);
+}
+
+#[test]
+fn package_decoding_is_strict() {
+    let bytes = sample().to_cbor().unwrap();
+    let mut trailing = bytes.to_vec();
+    trailing.push(0);
+    assert_eq!(
+        CredentialPackage::from_cbor(&trailing),
+        Err(ProvError::TrailingBytes {
+            what: "credential package",
+            count: 1
+        })
+    );
+    let mut v2 = bytes.to_vec();
+    v2[9] = 0x02;
+    assert!(matches!(
+        CredentialPackage::from_cbor(&v2),
+        Err(ProvError::Version {
+            got: 2,
+            expected: 1,
+            ..
+        })
+    ));
+    // K one octet short: change its bstr head 0x50 → 0x4f and drop an octet.
+    let mut short_k = bytes.to_vec();
+    short_k[66] = 0x4f;
+    short_k.remove(67);
+    assert_eq!(
+        CredentialPackage::from_cbor(&short_k),
+        Err(ProvError::Length {
+            what: "credential package",
+            field: "k",
+            expected: 16,
+            got: 15
+        })
+    );
+    for cut in [0, 1, 10, bytes.len() / 2, bytes.len() - 1] {
+        assert!(CredentialPackage::from_cbor(&bytes[..cut]).is_err());
+    }
+}
+
+#[test]
+fn package_validation() {
+    let mut p = sample();
+    p.routing_indicator = "12345".into();
+    assert!(p.to_cbor().is_err());
+    let mut p = sample();
+    p.home_network_key.octets.pop();
+    assert!(p.to_cbor().is_err());
+    let mut p = sample();
+    p.serving_network.snn = "5G:mnc002.mcc001.3gppnetwork.org".into();
+    assert!(p.to_cbor().is_err());
+    let mut p = sample();
+    p.home_network_key = HomeNetworkPublicKey {
+        key_id: 1,
+        profile: Profile::B,
+        octets: [vec![0x02], vec![1; 32]].concat(),
+    };
+    assert!(p.to_cbor().is_ok());
+    assert!(sample().check_validity(1_900_000_000).is_ok());
+    assert!(matches!(
+        sample().check_validity(1_900_000_001),
+        Err(ProvError::Expired { .. })
+    ));
+}
+
+#[test]
+fn debug_redacts_secrets() {
+    let p = sample();
+    let text = format!("{p:?}");
+    for secret in [K_HEX, OPC_HEX, "SECRETKEYMATERIAL", "TOPSECRETTOKEN"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    assert!(!text.contains("195, 195"), "PSK octets in {text}");
+    assert!(!text.to_lowercase().contains("c3c3"), "PSK hex in {text}");
+    assert!(text.contains("[redacted]"));
+    let (secrets, public) = p.split();
+    let text = format!("{secrets:?} {public:?}");
+    for secret in [K_HEX, OPC_HEX, "SECRETKEYMATERIAL", "TOPSECRETTOKEN"] {
+        assert!(!text.contains(secret));
+    }
+}
+
+#[test]
+fn split_and_join() {
+    let (secrets, public) = sample().split();
+    assert_eq!(secrets.k, sample().k);
+    assert_eq!(public.package_id, [0x11; 16]);
+    assert_eq!(CredentialPackage::join(secrets, public), sample());
+}
+
+#[test]
+fn confirmation_mac_agrees_and_binds() {
+    let p = sample();
+    let mac = package::confirmation_mac(&p);
+    package::verify_confirmation(&p, &mac).unwrap();
+    let (secrets, public) = p.clone().split();
+    assert_eq!(secrets.confirmation_mac(&public.package_id), mac);
+    let mut bad = mac;
+    bad[31] ^= 1;
+    assert_eq!(
+        package::verify_confirmation(&p, &bad),
+        Err(ProvError::ConfirmationMac)
+    );
+    let mut other_id = p.clone();
+    other_id.package_id[0] ^= 1;
+    assert_ne!(package::confirmation_mac(&other_id), mac);
+    let mut other_k = p;
+    other_k.k = K::new([0; 16]);
+    assert_ne!(package::confirmation_mac(&other_k), mac);
+}
+
+#[test]
+fn confirmation_mac_known_answer() {
+    // HKDF-SHA256 (salt = info = "nido-prov/1 confirm", IKM = K||OPc, L = 32),
+    // then HMAC-SHA256 over package_id; computed independently with Python's hmac/hashlib.
+    let mac = package::confirmation_mac(&sample());
+    assert_eq!(hex::encode(mac), include_str!("confirm_kat.txt").trim());
+}
