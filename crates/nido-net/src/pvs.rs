@@ -1,0 +1,215 @@
+//! The Provisioning Server (design doc phase B): for a device identity the
+//! DCS authenticated, create its subscription (or attach it to the owner
+//! that claimed it, or re-provision the one it has), seal the credential
+//! package to the device's provisioning key, and mark the subscription
+//! provisioned when the device confirms.
+
+use std::time::Duration;
+
+use nido_prov::package::{self, Binding, CredentialPackage, SealedPackage, ServingNetwork};
+use nido_prov::{Confirmation, ProvisioningRequest};
+use nido_sec::milenage::{Amf, opc_from_op};
+use nido_sec::suci::HomeNetworkPublicKey;
+use nido_sec::{K, Op, Supi};
+use thiserror::Error;
+
+use crate::store::{Store, StoreError, Subscription, SubscriptionState};
+
+/// Whether a device nobody claimed gets a subscription of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimPolicy {
+    /// Unclaimed devices get a standalone subscription.
+    Standalone,
+    /// Only devices an owner claimed are provisioned (others: #75).
+    RequireClaim,
+}
+
+/// The PVS's configuration.
+#[derive(Debug, Clone)]
+pub struct PvsConfig {
+    /// The operator's OP (OPc = f(K, OP) per subscription).
+    pub op: Op,
+    /// The serving network the package names.
+    pub serving_network: ServingNetwork,
+    /// MSIN digits of allocated IMSIs (MCC + MNC + MSIN = 15 digits).
+    pub msin_digits: usize,
+    /// The SUCI home network key devices conceal with.
+    pub home_network_key: HomeNetworkPublicKey,
+    /// The routing indicator.
+    pub routing_indicator: String,
+    /// Claim policy.
+    pub policy: ClaimPolicy,
+    /// How long a package is valid.
+    pub validity: Duration,
+}
+
+/// What [`Pvs::provision`] did.
+#[derive(Debug)]
+pub struct Provisioned {
+    /// The sealed package for the device.
+    pub sealed: SealedPackage,
+    /// Its id.
+    pub package_id: [u8; 16],
+    /// The subscription's SUPI.
+    pub supi: Supi,
+    /// The owner it was attached to.
+    pub owner: Option<String>,
+    /// Whether an existing subscription was re-provisioned (new K).
+    pub reprovisioned: bool,
+}
+
+/// Why the PVS refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum PvsRefusal {
+    /// No owner claimed the device and the policy requires one.
+    #[error("device {0} is not claimed by an owner")]
+    NotClaimed(String),
+    /// The request or package could not be built or sealed.
+    #[error("provisioning request: {0}")]
+    Request(String),
+    /// The store refused.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The confirmation does not match the package delivered.
+    #[error("confirmation does not verify")]
+    BadConfirmation,
+}
+
+impl PvsRefusal {
+    /// The 5GMM cause the AMF answers with (design doc): #75 permanently not
+    /// authorized for this SNPN for an unclaimed device, #74 (temporarily)
+    /// for an exhausted range, #111 otherwise.
+    pub fn gmm_cause(&self) -> u8 {
+        match self {
+            Self::NotClaimed(_) => 75,
+            Self::Store(StoreError::Exhausted) => 74,
+            _ => 111,
+        }
+    }
+}
+
+fn random<const N: usize>() -> Result<[u8; N], PvsRefusal> {
+    let mut out = [0u8; N];
+    aws_lc_rs::rand::fill(&mut out).map_err(|_| PvsRefusal::Request("no randomness".into()))?;
+    Ok(out)
+}
+
+/// The Provisioning Server.
+#[derive(Debug, Clone)]
+pub struct Pvs {
+    config: PvsConfig,
+}
+
+impl Pvs {
+    /// A PVS with `config`.
+    pub fn new(config: PvsConfig) -> Self {
+        Self { config }
+    }
+
+    fn allocate_supi(&self, store: &mut dyn Store) -> Result<Supi, PvsRefusal> {
+        let n = store.allocate_msin()?;
+        let sn = &self.config.serving_network;
+        let digits = format!(
+            "{}{}{:0width$}",
+            sn.mcc,
+            sn.mnc,
+            n,
+            width = self.config.msin_digits
+        );
+        Supi::imsi(&digits).map_err(|e| PvsRefusal::Request(e.to_string()))
+    }
+
+    /// Provisions `device` (the IDevID serial the DCS authenticated) for
+    /// `request` at `now_unix`: re-provisions its subscription with a fresh K
+    /// if it has one (never a second subscription), else creates one,
+    /// attached to the owner that claimed the device. The store is written
+    /// once, before the package leaves.
+    pub fn provision(
+        &self,
+        store: &mut dyn Store,
+        device: &str,
+        request: &ProvisioningRequest,
+        now_unix: u64,
+    ) -> Result<Provisioned, PvsRefusal> {
+        let owner = store.owner_of_device(device);
+        let existing = store.subscription_by_device(device);
+        if owner.is_none() && existing.is_none() && self.config.policy == ClaimPolicy::RequireClaim
+        {
+            return Err(PvsRefusal::NotClaimed(device.to_owned()));
+        }
+        let reprovisioned = existing.is_some();
+        let supi = match &existing {
+            Some(sub) => sub.supi.clone(),
+            None => self.allocate_supi(store)?,
+        };
+        let k = K::new(random()?);
+        let opc = opc_from_op(&k, &self.config.op);
+        let package_id = random()?;
+        let package = CredentialPackage {
+            package_id,
+            supi: supi.clone(),
+            k: k.clone(),
+            opc: opc.clone(),
+            amf: Amf::FIVE_G.0,
+            home_network_key: self.config.home_network_key.clone(),
+            routing_indicator: self.config.routing_indicator.clone(),
+            serving_network: self.config.serving_network.clone(),
+            third_party: owner
+                .as_ref()
+                .map(|o| o.credentials.clone())
+                .unwrap_or_default(),
+            not_after_unix: now_unix.saturating_add(self.config.validity.as_secs()),
+            owner: owner.as_ref().map(|o| o.id.clone()),
+        };
+        let binding = Binding {
+            device_identity: device.to_owned(),
+            nonce: request.nonce,
+        };
+        let sealed = package::seal(&package, &request.device_public_key, &binding)
+            .map_err(|e| PvsRefusal::Request(e.to_string()))?;
+        store.put_subscription(Subscription {
+            supi: supi.clone(),
+            k,
+            opc,
+            amf: Amf::FIVE_G,
+            // A new K starts from the SQN state the subscription had: SEQ
+            // stays monotonic, and any SQN is fresh for the new USIM window.
+            sqn: existing.map(|s| s.sqn).unwrap_or_default(),
+            state: SubscriptionState::Created,
+            device: device.to_owned(),
+            owner: owner.as_ref().map(|o| o.id.clone()),
+            package_id,
+        })?;
+        Ok(Provisioned {
+            sealed,
+            package_id,
+            supi,
+            owner: owner.map(|o| o.id),
+            reprovisioned,
+        })
+    }
+
+    /// The device's confirmation: the MAC over the package id, keyed from
+    /// K and OPc, proves it opened the package. Marks the subscription provisioned.
+    pub fn confirm(
+        &self,
+        store: &mut dyn Store,
+        device: &str,
+        confirmation: &Confirmation,
+    ) -> Result<Supi, PvsRefusal> {
+        let mut sub = store
+            .subscription_by_device(device)
+            .ok_or_else(|| StoreError::NotFound(format!("subscription of {device}")))?;
+        if sub.package_id != confirmation.package_id {
+            return Err(PvsRefusal::BadConfirmation);
+        }
+        package::verify_confirmation_with(&sub.k, &sub.opc, &sub.package_id, &confirmation.mac)
+            .map_err(|_| PvsRefusal::BadConfirmation)?;
+        if sub.state == SubscriptionState::Created {
+            sub.state = SubscriptionState::Provisioned;
+            store.put_subscription(sub.clone())?;
+        }
+        Ok(sub.supi)
+    }
+}

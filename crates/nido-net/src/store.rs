@@ -1,0 +1,197 @@
+//! What the network remembers, behind a trait.
+
+use std::collections::HashMap;
+
+use nido_prov::ThirdPartyCredential;
+use nido_sec::aka::HeSqn;
+use nido_sec::milenage::Amf;
+use nido_sec::{K, Opc, Supi};
+use thiserror::Error;
+
+/// Where a subscription is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionState {
+    /// Created by the PVS; the package is on its way.
+    Created,
+    /// The device confirmed it installed the package.
+    Provisioned,
+    /// The device authenticated with it (5G-AKA): validated.
+    Active,
+}
+
+/// A subscription as the UDM/ARPF keeps it.
+#[derive(Clone)]
+pub struct Subscription {
+    /// The SUPI.
+    pub supi: Supi,
+    /// K.
+    pub k: K,
+    /// OPc.
+    pub opc: Opc,
+    /// The AMF field of its vectors.
+    pub amf: Amf,
+    /// The home network's SQN state.
+    pub sqn: HeSqn,
+    /// Its state.
+    pub state: SubscriptionState,
+    /// The device identity (IDevID serial) it belongs to.
+    pub device: String,
+    /// The owner account it is attached to, if any.
+    pub owner: Option<String>,
+    /// The id of the last package delivered.
+    pub package_id: [u8; 16],
+}
+
+impl core::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("supi", &self.supi)
+            .field("state", &self.state)
+            .field("device", &self.device)
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An owner: an account with third-party credentials for its devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Identifier.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Credentials delivered to every device the owner claimed.
+    pub credentials: Vec<ThirdPartyCredential>,
+}
+
+/// A store refused an operation.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A uniqueness rule would break (a second subscription for a device or SUPI).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Something named does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The IMSI range is used up.
+    #[error("IMSI range exhausted")]
+    Exhausted,
+}
+
+/// The network's persistent state.
+pub trait Store {
+    /// The subscription of a device identity.
+    fn subscription_by_device(&self, device: &str) -> Option<Subscription>;
+    /// The subscription of a SUPI.
+    fn subscription_by_supi(&self, supi: &Supi) -> Option<Subscription>;
+    /// Inserts or replaces the subscription of `sub.device`, atomically;
+    /// refuses a SUPI that belongs to another device.
+    fn put_subscription(&mut self, sub: Subscription) -> Result<(), StoreError>;
+    /// The next unused MSIN number of the IMSI range.
+    fn allocate_msin(&mut self) -> Result<u64, StoreError>;
+    /// Adds or replaces an owner.
+    fn put_owner(&mut self, owner: Owner);
+    /// The owner that claimed a device.
+    fn owner_of_device(&self, device: &str) -> Option<Owner>;
+    /// Registers a device's claim code hash (from the manufacturer's claims.csv).
+    fn add_claimable(&mut self, device: &str, claim_code_hash: &str);
+    /// An owner claims a device by the hash of its claim code; one-time.
+    fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<String, StoreError>;
+}
+
+/// A [`Store`] in memory, for the harness and tests.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    by_device: HashMap<String, Subscription>,
+    device_of_supi: HashMap<Supi, String>,
+    owners: HashMap<String, Owner>,
+    claimable: HashMap<String, String>,
+    claimed: HashMap<String, String>,
+    next_msin: u64,
+    msin_limit: u64,
+}
+
+impl MemoryStore {
+    /// A store whose IMSI range holds `msin_count` MSINs.
+    pub fn new(msin_count: u64) -> Self {
+        Self {
+            msin_limit: msin_count,
+            ..Self::default()
+        }
+    }
+
+    /// How many subscriptions exist.
+    pub fn subscriptions(&self) -> usize {
+        self.by_device.len()
+    }
+}
+
+impl Store for MemoryStore {
+    fn subscription_by_device(&self, device: &str) -> Option<Subscription> {
+        self.by_device.get(device).cloned()
+    }
+
+    fn subscription_by_supi(&self, supi: &Supi) -> Option<Subscription> {
+        self.device_of_supi
+            .get(supi)
+            .and_then(|d| self.by_device.get(d))
+            .cloned()
+    }
+
+    fn put_subscription(&mut self, sub: Subscription) -> Result<(), StoreError> {
+        if let Some(owner) = self.device_of_supi.get(&sub.supi)
+            && *owner != sub.device
+        {
+            return Err(StoreError::Conflict(format!(
+                "{} belongs to another device",
+                sub.supi
+            )));
+        }
+        if let Some(old) = self.by_device.get(&sub.device)
+            && old.supi != sub.supi
+        {
+            self.device_of_supi.remove(&old.supi);
+        }
+        self.device_of_supi
+            .insert(sub.supi.clone(), sub.device.clone());
+        self.by_device.insert(sub.device.clone(), sub);
+        Ok(())
+    }
+
+    fn allocate_msin(&mut self) -> Result<u64, StoreError> {
+        if self.next_msin >= self.msin_limit {
+            return Err(StoreError::Exhausted);
+        }
+        self.next_msin += 1;
+        Ok(self.next_msin)
+    }
+
+    fn put_owner(&mut self, owner: Owner) {
+        self.owners.insert(owner.id.clone(), owner);
+    }
+
+    fn owner_of_device(&self, device: &str) -> Option<Owner> {
+        self.claimed
+            .get(device)
+            .and_then(|o| self.owners.get(o))
+            .cloned()
+    }
+
+    fn add_claimable(&mut self, device: &str, claim_code_hash: &str) {
+        self.claimable
+            .insert(claim_code_hash.to_owned(), device.to_owned());
+    }
+
+    fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<String, StoreError> {
+        if !self.owners.contains_key(owner) {
+            return Err(StoreError::NotFound(format!("owner {owner}")));
+        }
+        let device = self
+            .claimable
+            .remove(claim_code_hash)
+            .ok_or_else(|| StoreError::NotFound("no unused claim code with this hash".into()))?;
+        self.claimed.insert(device.clone(), owner.to_owned());
+        Ok(device)
+    }
+}

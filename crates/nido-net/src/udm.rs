@@ -1,0 +1,119 @@
+//! The UDM/ARPF with its SIDF (TS 33.501 §6.1.3.2, §6.12): de-conceals
+//! SUCIs, issues 5G-AKA vectors with SQN management, resynchronises from
+//! AUTS, and activates a subscription on its first successful 5G-AKA.
+
+use nido_sec::aka::{HeAv, home_vector, resynchronise};
+use nido_sec::suci::{Sidf, bcd_to_msin};
+use nido_sec::{Milenage, SecError, Supi};
+use thiserror::Error;
+
+use crate::store::{Store, StoreError, SubscriptionState};
+
+/// Why the UDM refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum UdmError {
+    /// The SUCI does not de-conceal (unknown key, bad MAC, malformed).
+    #[error("SUCI: {0}")]
+    Suci(SecError),
+    /// No subscription for this SUPI.
+    #[error("no subscription for {0}")]
+    Unknown(Supi),
+    /// A security function refused (e.g. a forged AUTS).
+    #[error("{0}")]
+    Security(SecError),
+    /// The store refused.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl UdmError {
+    /// The 5GMM cause the AMF answers with: #9 UE identity cannot be derived
+    /// for a SUCI or an unknown subscriber, #111 otherwise.
+    pub fn gmm_cause(&self) -> u8 {
+        match self {
+            Self::Suci(_) | Self::Unknown(_) => 9,
+            _ => 111,
+        }
+    }
+}
+
+/// The UDM/ARPF.
+#[derive(Debug, Default)]
+pub struct Udm {
+    /// The SIDF's home network private keys.
+    pub sidf: Sidf,
+}
+
+impl Udm {
+    /// The SUPI of an IMSI-type SUCI (TS 23.003 §2.2B): de-conceals the
+    /// scheme output with the key the SUCI names, then MCC || MNC || MSIN.
+    pub fn deconceal_imsi(
+        &self,
+        mcc_mnc: &str,
+        scheme: u8,
+        key_id: u8,
+        scheme_output: &[u8],
+    ) -> Result<Supi, UdmError> {
+        let bcd = if scheme == 0 {
+            scheme_output.to_vec().into()
+        } else {
+            self.sidf
+                .deconceal(scheme, key_id, scheme_output)
+                .map_err(UdmError::Suci)?
+        };
+        let msin = bcd_to_msin(&bcd).map_err(UdmError::Suci)?;
+        Supi::imsi(&format!("{mcc_mnc}{msin}")).map_err(UdmError::Suci)
+    }
+
+    /// A 5G-AKA vector for `supi`: the advanced SQN state is stored before
+    /// the vector is returned, so no SQN is ever issued twice.
+    pub fn vector(
+        &self,
+        store: &mut dyn Store,
+        supi: &Supi,
+        rand: [u8; 16],
+        snn: &[u8],
+    ) -> Result<HeAv, UdmError> {
+        let mut sub = store
+            .subscription_by_supi(supi)
+            .ok_or_else(|| UdmError::Unknown(supi.clone()))?;
+        let m = Milenage::new(&sub.k, &sub.opc);
+        let (av, next) =
+            home_vector(&m, sub.sqn, rand, sub.amf, snn).map_err(UdmError::Security)?;
+        sub.sqn = next;
+        store.put_subscription(sub)?;
+        Ok(av)
+    }
+
+    /// Resynchronisation from an AUTS the UE sent for `rand` (TS 33.102 §6.3.5).
+    pub fn resynchronise(
+        &self,
+        store: &mut dyn Store,
+        supi: &Supi,
+        rand: &[u8; 16],
+        auts: &[u8; 14],
+    ) -> Result<(), UdmError> {
+        let mut sub = store
+            .subscription_by_supi(supi)
+            .ok_or_else(|| UdmError::Unknown(supi.clone()))?;
+        let m = Milenage::new(&sub.k, &sub.opc);
+        sub.sqn = resynchronise(&m, sub.sqn, rand, auts).map_err(UdmError::Security)?;
+        store.put_subscription(sub)?;
+        Ok(())
+    }
+
+    /// The AUSF reports a successful 5G-AKA: the subscription is validated
+    /// (design doc step 12). Returns whether this activated it.
+    pub fn authenticated(&self, store: &mut dyn Store, supi: &Supi) -> Result<bool, UdmError> {
+        let mut sub = store
+            .subscription_by_supi(supi)
+            .ok_or_else(|| UdmError::Unknown(supi.clone()))?;
+        if sub.state == SubscriptionState::Active {
+            return Ok(false);
+        }
+        sub.state = SubscriptionState::Active;
+        store.put_subscription(sub)?;
+        Ok(true)
+    }
+}
