@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
 
 use nido_nas::build::{self, *};
-use nido_nas::wire::{CiotSmallDataContainerContents, Nas5gmmMessage};
 use nido_nas::security::{Algorithms, NasSecError, Protection, Role, SecurityContext};
+use nido_nas::wire::{CiotSmallDataContainerContents, Nas5gmmMessage};
 use nido_sec::KAmf;
 
 const PAYLOAD: [u8; 50] = *b"t=21.5C;h=40%;batt=3.61V;seq=000017;fw=1.2.0;ok!!!";
@@ -83,7 +83,7 @@ fn baseline() -> Cost {
     };
     let plmn = Plmn::new("001", "01").unwrap();
     let accept = RegistrationAcceptParams {
-        guti: Some(Guti::new(plmn.clone(), 1, 1, 1, 0x1234_5678).unwrap()),
+        guti: Some(Guti::new(plmn, 1, 1, 1, 0x1234_5678).unwrap()),
         tai_list: Some(TaiList {
             plmn,
             tacs: vec![1],
