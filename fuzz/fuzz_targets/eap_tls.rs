@@ -11,27 +11,20 @@
 
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use libfuzzer_sys::fuzz_target;
 use nido_eap::packet::{MethodType, Packet};
 use nido_eap::tls_frame::{Limits, Reassembler, TlsFrame};
-use nido_eap::{DcsCredentials, EapTlsServer, ServerOutcome, ServerStep, Settings};
-use nido_pki::{Manufacturer, Policy, TrustStore, Validity};
-use rustls::pki_types::PrivateKeyDer;
+use nido_eap::fixtures::Onboarding;
+use nido_eap::{EapTlsServer, ServerOutcome, ServerStep, Settings};
 
-fn dcs() -> &'static (DcsCredentials, SystemTime) {
-    static DCS: OnceLock<(DcsCredentials, SystemTime)> = OnceLock::new();
+fn dcs() -> &'static Onboarding {
+    static DCS: OnceLock<Onboarding> = OnceLock::new();
     DCS.get_or_init(|| {
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
-        let mfr = Manufacturer::generate("Fuzz Devices", now).expect("manufacturer");
-        let mut trust = TrustStore::new();
-        trust.enroll(mfr.name(), mfr.root_der().clone(), Policy::for_manufacturer(&mfr)).expect("enroll");
-        let id = mfr.issue_dcs(mfr.dcs_realm(), Validity::days(now, 30)).expect("dcs");
-        let creds = DcsCredentials::new(id.chain.clone(), &PrivateKeyDer::Pkcs8(id.key.clone_key()), Arc::new(trust))
-            .expect("dcs credentials");
-        (creds, now)
+        Onboarding::new("Fuzz Devices", now).expect("fixture")
     })
 }
 
@@ -64,8 +57,10 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // A DCS conversation fed with fuzzed responses.
-    let (creds, now) = dcs();
-    let Ok((mut server, start)) = EapTlsServer::start(creds, Settings::default(), *now, 1) else { return };
+    let world = dcs();
+    let Ok((mut server, start)) = EapTlsServer::start(&world.dcs, Settings::default(), world.now, 1) else {
+        return;
+    };
     let mut id = start[1];
     let mut rest = data;
     while rest.len() > 2 {

@@ -3,47 +3,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench fixtures
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use nido_eap::fixtures::Onboarding;
 use nido_eap::{
     DcsCredentials, DeviceCredentials, EapTlsPeer, EapTlsServer, PeerStep, ServerStep, Settings,
 };
-use nido_pki::{DeviceProfile, Manufacturer, Policy, TrustStore, Validity};
-use rustls::pki_types::PrivateKeyDer;
+use nido_pki::DeviceProfile;
 
 fn fixtures() -> (DcsCredentials, DeviceCredentials, SystemTime) {
-    let now = SystemTime::now();
-    let mfr = Manufacturer::generate("Bench Devices", now).unwrap();
-    let mut trust = TrustStore::new();
-    trust
-        .enroll(
-            mfr.name(),
-            mfr.root_der().clone(),
-            Policy::for_manufacturer(&mfr),
-        )
+    let world = Onboarding::new("Bench Devices", SystemTime::now()).unwrap();
+    let (_, creds) = world
+        .device(1, &DeviceProfile::standard(world.now))
         .unwrap();
-    let dcs = mfr
-        .issue_dcs(mfr.dcs_realm(), Validity::days(now, 30))
-        .unwrap();
-    let dcs = DcsCredentials::new(
-        dcs.chain.clone(),
-        &PrivateKeyDer::Pkcs8(dcs.key.clone_key()),
-        Arc::new(trust),
-    )
-    .unwrap();
-    let d = mfr
-        .issue_device(&mfr.device_serial(1), &DeviceProfile::standard(now))
-        .unwrap();
-    let creds = DeviceCredentials::with_software_key(
-        d.chain.clone(),
-        &PrivateKeyDer::Pkcs8(d.key.clone_key()),
-        mfr.root_der().clone(),
-        mfr.dcs_realm(),
-    )
-    .unwrap();
-    (dcs, creds, now)
+    (world.dcs, creds, world.now)
 }
 
 /// Runs one handshake; returns (time in the server, time in the peer).

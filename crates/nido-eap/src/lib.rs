@@ -21,6 +21,7 @@
 
 pub mod codec;
 mod conversation;
+pub mod fixtures;
 pub mod keys;
 pub mod packet;
 pub mod peer;

@@ -6,16 +6,13 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use nido_eap::{
-    DcsCredentials, DeviceCredentials, EapTlsPeer, EapTlsServer, PeerStep, ServerStep, Settings,
-};
+use nido_eap::fixtures::Onboarding;
+use nido_eap::{EapTlsPeer, EapTlsServer, PeerStep, ServerStep, Settings};
 use nido_nas::build::{self, KeySetIdentifier};
-use nido_pki::{DeviceProfile, Manufacturer, Policy, TrustStore, Validity};
+use nido_pki::DeviceProfile;
 use nido_trace::PcapWriter;
-use rustls::pki_types::PrivateKeyDer;
 
 fn tshark(args: &[&str]) -> String {
     let out = Command::new("tshark")
@@ -32,42 +29,16 @@ fn tshark(args: &[&str]) -> String {
 
 #[test]
 fn tshark_decodes_eap_tls_1_3_inside_nas() {
-    let now = SystemTime::now();
-    let mfr = Manufacturer::generate("Trace Devices", now).unwrap();
-    let mut trust = TrustStore::new();
-    trust
-        .enroll(
-            mfr.name(),
-            mfr.root_der().clone(),
-            Policy::for_manufacturer(&mfr),
-        )
-        .unwrap();
-    let dcs = mfr
-        .issue_dcs(mfr.dcs_realm(), Validity::days(now, 30))
-        .unwrap();
-    let dcs = DcsCredentials::new(
-        dcs.chain.clone(),
-        &PrivateKeyDer::Pkcs8(dcs.key.clone_key()),
-        Arc::new(trust),
-    )
-    .unwrap();
-    let device = mfr
-        .issue_device(&mfr.device_serial(1), &DeviceProfile::standard(now))
-        .unwrap();
-    let creds = DeviceCredentials::with_software_key(
-        device.chain.clone(),
-        &PrivateKeyDer::Pkcs8(device.key.clone_key()),
-        mfr.root_der().clone(),
-        mfr.dcs_realm(),
-    )
-    .unwrap();
+    let world = Onboarding::new("Trace Devices", SystemTime::now()).unwrap();
+    let (now, dcs) = (world.now, &world.dcs);
+    let (_, creds) = world.device(1, &DeviceProfile::standard(now)).unwrap();
 
     // Small fragments, so tshark has to reassemble EAP-TLS too.
     let settings = Settings {
         fragment_size: 400,
         ..Settings::default()
     };
-    let (mut server, start) = EapTlsServer::start(&dcs, settings, now, 1).unwrap();
+    let (mut server, start) = EapTlsServer::start(dcs, settings, now, 1).unwrap();
     let mut peer = EapTlsPeer::new(&creds, settings, "anonymous@trace", now).unwrap();
     let ksi = KeySetIdentifier::Native(0);
     let mut nas = vec![
