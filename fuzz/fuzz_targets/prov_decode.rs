@@ -10,8 +10,8 @@
 //! - The payload of a CoAP request or 2.04 response goes on to the message
 //!   decoders of its resource.
 //! - `package::open` with one fixed device key and binding, of every sealed
-//!   package that decodes (alone or in a response) and of the input cut into
-//!   `enc` (32 octets) and ciphertext, is `Err(ProvError::Open)`.
+//!   package that decodes (alone or in a response) and of an input
+//!   `00 ‖ enc (32 octets) ‖ ciphertext`, is `Err(ProvError::Open)`.
 
 #![no_main]
 
@@ -162,8 +162,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    // Raw sealed octets: `enc` then the ciphertext.
-    if let Some((enc, ciphertext)) = data.split_first_chunk::<ENC_LEN>() {
+    // Raw sealed octets: 0x00 (neither a CBOR map nor a CoAP version 1
+    // message), `enc`, then the ciphertext. Gated by that octet to spend the
+    // X25519 operation only on inputs meant for it.
+    if let Some((0, rest)) = data.split_first()
+        && let Some((enc, ciphertext)) = rest.split_first_chunk::<ENC_LEN>()
+    {
         open_fails(&SealedPackage {
             enc: *enc,
             ciphertext: ciphertext.to_vec(),
