@@ -36,16 +36,7 @@ fn create_with_mode(path: &Path, mode: u32) -> Result<File, PkiError> {
 /// Creates `path` with exactly `mode` (set again after creation, whatever
 /// the umask).
 fn open_new(path: &Path, mode: u32) -> Result<File, PkiError> {
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let file = opts.open(path).map_err(|e| PkiError::io(path, e))?;
+    let file = create_with_mode(path, mode)?;
     // The umask may have taken bits away; never added any. Set exactly.
     #[cfg(unix)]
     {
