@@ -8,7 +8,9 @@
 //! - [`security`]: the per-UE NAS security context (COUNTs, replay
 //!   detection, persistence) and a stateless verifier for tools;
 //! - [`pdu`]: decoding for people: each IE with its offset, and errors
-//!   that name the IE and offset that failed.
+//!   that name the IE and offset that failed;
+//! - [`view`]: the typed view of a received plain message ([`Inbound`]),
+//!   which the UE and AMF procedures act on without the codec's API.
 //!
 //! ## Invariants
 //! - No function panics on any input octets (fuzzed: `fuzz/`).
@@ -20,7 +22,9 @@
 pub mod build;
 pub mod pdu;
 pub mod security;
+pub mod view;
 
 pub use oxirush_nas::nas_5gs as wire;
 pub use pdu::{DecodeError, Field, decode, fields};
 pub use security::{Algorithms, Counts, NasSecError, Protection, Role, SecurityContext, Verified};
+pub use view::{Guti5g, Inbound, MobileIdentity, Transport, ViewError, message_name};

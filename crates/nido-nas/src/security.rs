@@ -199,6 +199,7 @@ pub struct SecurityContext {
     recent: [u64; REPLAY_MEMORY],
     recent_len: usize,
     recent_next: usize,
+    kamf_fingerprint: [u8; 8],
 }
 
 impl core::fmt::Debug for SecurityContext {
@@ -247,7 +248,13 @@ impl SecurityContext {
         let (nia, nea) = algorithms.ox()?;
         let inner = NasSecurityContext::from_fresh_kamf(&ox_kamf(kamf), nia, nea)
             .map_err(|e| map_error(e, "none"))?;
-        Ok(Self::wrap(inner, algorithms, ngksi, role))
+        Ok(Self::wrap(
+            inner,
+            algorithms,
+            ngksi,
+            role,
+            kamf.fingerprint(),
+        ))
     }
 
     /// A context restored from persisted state: the same K_AMF and the COUNTs
@@ -273,11 +280,24 @@ impl SecurityContext {
             (None, None),
         )
         .map_err(|e| map_error(e, "none"))?;
-        Ok(Self::wrap(inner, algorithms, ngksi, role))
+        Ok(Self::wrap(
+            inner,
+            algorithms,
+            ngksi,
+            role,
+            kamf.fingerprint(),
+        ))
     }
 
-    fn wrap(inner: NasSecurityContext, algorithms: Algorithms, ngksi: u8, role: Role) -> Self {
+    fn wrap(
+        inner: NasSecurityContext,
+        algorithms: Algorithms,
+        ngksi: u8,
+        role: Role,
+        kamf_fingerprint: [u8; 8],
+    ) -> Self {
         Self {
+            kamf_fingerprint,
             inner,
             role,
             ngksi,
@@ -287,6 +307,13 @@ impl SecurityContext {
             recent_len: 0,
             recent_next: 0,
         }
+    }
+
+    /// The fingerprint of the K_AMF the context was derived from
+    /// ([`KAmf::fingerprint`]): with equal algorithms, equal fingerprints
+    /// mean equal K_NASint and K_NASenc.
+    pub fn kamf_fingerprint(&self) -> [u8; 8] {
+        self.kamf_fingerprint
     }
 
     /// The key set identifier (ngKSI value, 0-6).

@@ -1,5 +1,13 @@
 //! # nido-net: the network side of onboarding, as plain logic over a store
 //!
+//! - [`amf`]: the AMF/SEAF, the one state machine a driver talks to: NAS
+//!   termination for every UE of an access link (registration, EAP-TLS and
+//!   5G-AKA, security mode, onboarding restrictions and timer, PDU sessions,
+//!   CIoT data, deregistration), calling the functions below;
+//! - [`ausf`]: K_AUSF/K_SEAF from EAP-TLS or 5G-AKA, the 5G-AKA session;
+//! - [`dcs`]: the Default Credentials Server (EAP-TLS 1.3 per DCS realm);
+//! - [`sink`]: where uplink data goes ([`ApplicationSink`]);
+//! - [`events`]: what the network reports ([`NetworkEvent`]);
 //! - [`store`]: the [`Store`] trait (subscriptions, owners, claims) and
 //!   [`MemoryStore`]; SQLite and PostgreSQL implement the same trait.
 //! - [`pvs`]: the Provisioning Server: creates, attaches or re-provisions
@@ -10,14 +18,29 @@
 //!   activation of a subscription on its first successful 5G-AKA.
 //!
 //! ## Invariants
+//! - A UE context is keyed by its connection; a device identity has at most
+//!   one onboarding context (clone detection) and a SUPI at most one
+//!   registered context.
+//! - Nothing a UE sends changes a context unless it verified (NAS MAC,
+//!   replay check) and fits the context's state; a refused UE leaves no
+//!   context and no subscription behind.
 //! - One subscription per device identity, one per SUPI: re-provisioning
 //!   replaces K in place, never adds a second subscription.
 //! - A vector's SQN state is written to the store before the vector is
 //!   returned: no SQN is issued twice, even across restarts.
 //! - No I/O, no clock: `now` and randomness are the only outside inputs.
 
+pub mod amf;
+pub mod ausf;
+pub mod dcs;
+pub mod events;
 pub mod pvs;
+pub mod sink;
 pub mod store;
 pub mod udm;
+
+pub use amf::{ConnectionId, Network, NetworkConfig, Transmit};
+pub use events::NetworkEvent;
+pub use sink::{ApplicationSink, CountingSink, MemorySink, Uplink};
 
 pub use store::{MemoryStore, Owner, Store, StoreError, Subscription, SubscriptionState};

@@ -120,6 +120,20 @@ impl Pvs {
         Supi::imsi(&digits).map_err(|e| PvsRefusal::Request(e.to_string()))
     }
 
+    /// Whether the PVS would provision `device` at all: under
+    /// [`ClaimPolicy::RequireClaim`] a device nobody claimed and without a
+    /// subscription is refused (#75). The AMF asks before it accepts the
+    /// onboarding registration, so such a device never gets one.
+    pub fn admits(&self, store: &dyn Store, device: &str) -> Result<(), PvsRefusal> {
+        if self.config.policy == ClaimPolicy::RequireClaim
+            && store.owner_of_device(device).is_none()
+            && store.subscription_by_device(device).is_none()
+        {
+            return Err(PvsRefusal::NotClaimed(device.to_owned()));
+        }
+        Ok(())
+    }
+
     /// Provisions `device` (the IDevID serial the DCS authenticated) for
     /// `request` at `now_unix`: re-provisions its subscription with a fresh K
     /// if it has one (never a second subscription), else creates one,

@@ -88,6 +88,8 @@ pub trait Store {
     /// Inserts or replaces the subscription of `sub.device`, atomically;
     /// refuses a SUPI that belongs to another device.
     fn put_subscription(&mut self, sub: Subscription) -> Result<(), StoreError>;
+    /// Every subscription (for listings and consistency checks).
+    fn subscriptions(&self) -> Vec<Subscription>;
     /// The next unused MSIN number of the IMSI range.
     fn allocate_msin(&mut self) -> Result<u64, StoreError>;
     /// Adds or replaces an owner.
@@ -122,8 +124,13 @@ impl MemoryStore {
     }
 
     /// How many subscriptions exist.
-    pub fn subscriptions(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.by_device.len()
+    }
+
+    /// Whether there is no subscription.
+    pub fn is_empty(&self) -> bool {
+        self.by_device.is_empty()
     }
 }
 
@@ -157,6 +164,10 @@ impl Store for MemoryStore {
             .insert(sub.supi.clone(), sub.device.clone());
         self.by_device.insert(sub.device.clone(), sub);
         Ok(())
+    }
+
+    fn subscriptions(&self) -> Vec<Subscription> {
+        self.by_device.values().cloned().collect()
     }
 
     fn allocate_msin(&mut self) -> Result<u64, StoreError> {

@@ -182,7 +182,7 @@ fn claimed_and_standalone_devices_are_provisioned_and_validated() {
             SubscriptionState::Active
         );
     }
-    assert_eq!(net.store.subscriptions(), 2);
+    assert_eq!(net.store.len(), 2);
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn reprovisioning_replaces_k_and_never_adds_a_subscription() {
     let mut fresh = device();
     let second = provision(&mut net, &mut fresh, "ACME-9").unwrap();
     assert_eq!(second.supi, first.supi, "same subscription");
-    assert_eq!(net.store.subscriptions(), 1);
+    assert_eq!(net.store.len(), 1);
     // The old element's K is gone from the network: its MAC check fails.
     let snn = net.snn.clone();
     let av = net
@@ -215,7 +215,7 @@ fn unclaimed_device_under_claim_required_policy_gets_75() {
     let mut se = device();
     let err = provision(&mut net, &mut se, "ACME-3").unwrap_err();
     assert_eq!(err.gmm_cause(), 75);
-    assert_eq!(net.store.subscriptions(), 0);
+    assert_eq!(net.store.len(), 0);
 }
 
 #[test]

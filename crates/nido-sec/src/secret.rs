@@ -40,6 +40,20 @@ macro_rules! secret {
             pub fn expose(&self) -> &[u8; $len] {
                 &self.0
             }
+
+            /// A one-way fingerprint, safe to log and compare: the first 8
+            /// octets of SHA-256("nido fingerprint" || type name || octets).
+            /// Two ends holding the same key show the same fingerprint.
+            pub fn fingerprint(&self) -> [u8; 8] {
+                let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+                ctx.update(b"nido fingerprint");
+                ctx.update(stringify!($name).as_bytes());
+                ctx.update(&self.0);
+                let digest = ctx.finish();
+                let mut out = [0u8; 8];
+                out.copy_from_slice(&digest.as_ref()[..8]);
+                out
+            }
         }
 
         impl core::fmt::Debug for $name {

@@ -8,7 +8,7 @@ use oxirush_nas::nas_5gs::{
     NasAuthenticationParameterRand, NasAuthenticationReject, NasAuthenticationRequest,
     NasAuthenticationResponse, NasAuthenticationResponseParameter, NasAuthenticationResult,
     NasFGmmCause, NasFGsMobileIdentity, NasImeisvRequest, NasMessageContainer,
-    NasSecurityAlgorithms, NasSecurityModeCommand, NasSecurityModeComplete,
+    NasSecurityAlgorithms, NasSecurityModeCommand, NasSecurityModeComplete, NasSecurityModeReject,
     NasUeSecurityCapability,
 };
 
@@ -276,4 +276,17 @@ pub fn security_mode_complete(
             complete.with_nas_message_container(NasMessageContainer::from_nas_message(message)?);
     }
     Ok(Nas5gsMessage::new_5gmm(complete))
+}
+
+/// SECURITY MODE REJECT (TS 24.501 §8.2.27) with `cause`, e.g. #23 "UE
+/// security capabilities mismatch" when the replayed capabilities differ
+/// from the UE's own (§5.4.2.5).
+///
+/// # Errors
+///
+/// None today; the signature leaves room for cause validation.
+pub fn security_mode_reject(cause: GmmCause) -> Result<Nas5gsMessage, BuildError> {
+    Ok(Nas5gsMessage::new_5gmm(NasSecurityModeReject::new(
+        NasFGmmCause::from_cause(cause),
+    )))
 }

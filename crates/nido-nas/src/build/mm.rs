@@ -9,7 +9,8 @@ use oxirush_nas::nas_5gs::{
     NasFGmmCause, NasFGmmStatus, NasFGsMobileIdentity, NasFGsNetworkFeatureSupport,
     NasFGsRegistrationResult, NasFGsRegistrationType, NasFGsTrackingAreaIdentityList,
     NasGprsTimer2, NasNssai, NasRegistrationAccept, NasRegistrationComplete, NasRegistrationReject,
-    NasRegistrationRequest, NasT3512Value, Plmn, RegistrationResult, RegistrationType, Suci,
+    NasRegistrationRequest, NasServiceAccept, NasT3512Value, Plmn, RegistrationResult,
+    RegistrationType, Suci,
 };
 
 use super::{BuildError, Snssai, eap_ie, ngksi_ie, ue_security_capability};
@@ -411,4 +412,11 @@ pub fn deregistration_accept_ue_terminated() -> Nas5gsMessage {
 /// 5GMM STATUS (TS 24.501 §8.2.29) with the 5GMM `cause` (§9.11.3.2).
 pub fn fgmm_status(cause: GmmCause) -> Nas5gsMessage {
     Nas5gsMessage::new_5gmm(NasFGmmStatus::new(NasFGmmCause::from_cause(cause)))
+}
+
+/// SERVICE ACCEPT (TS 24.501 §8.2.17), with no optional IE: the AMF's
+/// answer to a CONTROL PLANE SERVICE REQUEST whose data it forwarded
+/// (§5.6.1.4.2).
+pub fn service_accept() -> Nas5gsMessage {
+    Nas5gsMessage::new_5gmm(NasServiceAccept::new())
 }

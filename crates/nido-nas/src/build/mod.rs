@@ -31,9 +31,9 @@ pub use mm::*;
 pub use transport::*;
 
 pub use oxirush_nas::nas_5gs::{
-    CiotSmallDataDownlinkDataExpected, CipheringAlgorithm, GmmCause, Guti, IntegrityAlgorithm,
-    KeySetIdentifier, Nas5gsMessage, NasFGsMobileIdentity, NasUeSecurityCapability,
-    PduSessionTypeValue, Plmn, SscModeValue,
+    CiotSmallDataDownlinkDataExpected, CipheringAlgorithm, GmmCause, GsmCause, Guti,
+    IntegrityAlgorithm, KeySetIdentifier, Nas5gsMessage, NasFGsMobileIdentity,
+    NasUeSecurityCapability, PduSessionTypeValue, Plmn, SscModeValue,
 };
 
 use oxirush_nas::nas_5gs::{NasEapMessage, NasKeySetIdentifier, NasSNssai};

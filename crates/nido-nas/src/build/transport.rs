@@ -1,19 +1,19 @@
 //! Transport of session management messages and of CIoT user data
-//! (TS 24.501 §8.2.10, §8.2.11, §8.2.33, §8.3.1, §8.3.2).
+//! (TS 24.501 §8.2.10, §8.2.11, §8.2.30, §8.3.1, §8.3.2).
 
 use std::net::Ipv4Addr;
 
 use oxirush_nas::nas_5gs::{
     CiotSmallDataContainerContents, CiotSmallDataDownlinkDataExpected, ControlPlaneServiceType,
-    KeySetIdentifier, MaxDataRate, Nas5gsMessage, NasCiotSmallDataContainer,
+    GsmCause, KeySetIdentifier, MaxDataRate, Nas5gsMessage, NasCiotSmallDataContainer,
     NasControlPlaneOnlyIndication, NasControlPlaneServiceRequest, NasControlPlaneServiceType,
-    NasDlNasTransport, NasDnn, NasExtendedProtocolConfigurationOptions,
+    NasDlNasTransport, NasDnn, NasExtendedProtocolConfigurationOptions, NasFGsmCause,
     NasIntegrityProtectionMaximumDataRate, NasPayloadContainer, NasPayloadContainerType,
-    NasPduSessionEstablishmentAccept, NasPduSessionEstablishmentRequest, NasPduSessionIdentity2,
-    NasPduSessionType, NasQosRules, NasRequestType, NasSessionAmbr, NasSscMode, NasUlNasTransport,
-    PayloadContainerKind, Pco, PcoDirection, PcoEntry, PduSessionTypeValue, QosPacketFilter,
-    QosPacketFilterComponent, QosPacketFilterDirection, QosRule, QosRuleOpCode, RequestTypeValue,
-    SscModeValue,
+    NasPduSessionEstablishmentAccept, NasPduSessionEstablishmentReject,
+    NasPduSessionEstablishmentRequest, NasPduSessionIdentity2, NasPduSessionType, NasQosRules,
+    NasRequestType, NasSessionAmbr, NasSscMode, NasUlNasTransport, PayloadContainerKind, Pco,
+    PcoDirection, PcoEntry, PduSessionTypeValue, QosPacketFilter, QosPacketFilterComponent,
+    QosPacketFilterDirection, QosRule, QosRuleOpCode, RequestTypeValue, SscModeValue,
 };
 
 use super::{BuildError, Snssai, check_psi, ngksi_ie};
@@ -346,7 +346,7 @@ pub fn dl_nas_transport_pdu_session_establishment_accept(
     Ok(Nas5gsMessage::new_5gmm(transport))
 }
 
-/// CONTROL PLANE SERVICE REQUEST (TS 24.501 §8.2.33, message type 0x4F) of a
+/// CONTROL PLANE SERVICE REQUEST (TS 24.501 §8.2.30, message type 0x4F) of a
 /// UE in 5GMM-IDLE with CIoT user data: control plane service type "mobile
 /// originating request" (§9.11.3.18D), `ngksi`, and the CIoT small data
 /// container (§9.11.3.48) with data type "control plane user data", the
@@ -388,7 +388,7 @@ pub fn control_plane_service_request(
     Ok(Nas5gsMessage::new_5gmm(request))
 }
 
-/// CONTROL PLANE SERVICE REQUEST (TS 24.501 §8.2.33) with CIoT user data too
+/// CONTROL PLANE SERVICE REQUEST (TS 24.501 §8.2.30) with CIoT user data too
 /// long for the small data container: control plane service type "mobile
 /// originating request", `ngksi`, payload container type 8 "CIoT user data
 /// container", the payload container with `data` and the PDU session ID
@@ -412,4 +412,32 @@ pub fn control_plane_service_request_payload(
 
 fn cp_mo_service_type() -> NasControlPlaneServiceType {
     NasControlPlaneServiceType::from_service_type(ControlPlaneServiceType::MobileOriginatingRequest)
+}
+
+/// DL NAS TRANSPORT (TS 24.501 §8.2.11) carrying a PDU SESSION
+/// ESTABLISHMENT REJECT (§8.3.3) of PDU session `psi` and transaction `pti`
+/// with 5GSM `cause` (§9.11.4.2), e.g. #27 "missing or unknown DNN" for a
+/// data network an onboarding UE may not reach.
+///
+/// # Errors
+///
+/// `psi` is not 1 to 15 or `pti` is 255.
+pub fn dl_nas_transport_pdu_session_establishment_reject(
+    psi: u8,
+    pti: u8,
+    cause: GsmCause,
+) -> Result<Nas5gsMessage, BuildError> {
+    let psi = check_psi(psi)?;
+    let pti = check_pti(pti)?;
+    let reject = Nas5gsMessage::new_5gsm(
+        NasPduSessionEstablishmentReject::new(NasFGsmCause::from_cause(cause)),
+        psi,
+        pti,
+    );
+    let transport = NasDlNasTransport::new(
+        n1_sm_type(),
+        NasPayloadContainer::from_n1_sm_message(&reject)?,
+    )
+    .with_pdu_session_id(NasPduSessionIdentity2::from_pdu_session_id(psi));
+    Ok(Nas5gsMessage::new_5gmm(transport))
 }

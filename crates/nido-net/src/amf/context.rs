@@ -1,0 +1,145 @@
+//! The AMF's per-UE context: its 5GMM state and what each state keeps.
+
+use std::time::SystemTime;
+
+use nido_eap::EapTlsServer;
+use nido_nas::build::Nas5gsMessage;
+use nido_nas::security::{Protection, SecurityContext};
+use nido_nas::view::Guti5g;
+use nido_sec::{KAmf, Supi};
+
+use crate::ausf::AkaSession;
+
+/// The AMF's timers (TS 24.501 §10.2) plus nido's onboarding timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimerKind {
+    /// AUTHENTICATION REQUEST and SECURITY MODE COMMAND retransmission.
+    T3560,
+    /// REGISTRATION ACCEPT retransmission (a 5G-GUTI was assigned).
+    T3550,
+    /// The onboarding registration's lifetime (design doc step 6, #93).
+    Onboarding,
+    /// How long a deregistered context is kept to answer a retransmitted
+    /// DEREGISTRATION REQUEST.
+    Tombstone,
+}
+
+impl TimerKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::T3560 => "T3560",
+            Self::T3550 => "T3550",
+            Self::Onboarding => "onboarding",
+            Self::Tombstone => "tombstone",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timer {
+    pub(crate) kind: TimerKind,
+    pub(crate) retransmissions: u32,
+    pub(crate) generation: u64,
+}
+
+/// How the UE is being authenticated.
+pub(crate) enum Authentication {
+    /// EAP-TLS with the DCS (phase A).
+    EapTls(Box<EapTlsServer>),
+    /// 5G-AKA with the subscription (phase C).
+    Aka(Box<AkaSession>),
+}
+
+/// The 5GMM state of a UE (TS 24.501 §5.1.3.3), with what each step keeps.
+pub(crate) enum MmState {
+    /// Authentication is running.
+    Authenticating(Authentication),
+    /// SECURITY MODE COMMAND sent.
+    SecurityMode,
+    /// REGISTRATION ACCEPT sent, COMPLETE awaited.
+    AcceptSent,
+    /// Registered for onboarding: restricted service, onboarding timer running.
+    Onboarding,
+    /// Registered with its own subscription.
+    Registered,
+    /// Deregistered; kept briefly to answer a retransmitted request.
+    Deregistered,
+}
+
+impl MmState {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Authenticating(_) => "authenticating",
+            Self::SecurityMode => "security mode",
+            Self::AcceptSent => "registration accept sent",
+            Self::Onboarding => "registered for onboarding",
+            Self::Registered => "registered",
+            Self::Deregistered => "deregistered",
+        }
+    }
+}
+
+/// A PDU session (control plane only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PduSession {
+    pub(crate) psi: u8,
+    pub(crate) pti: u8,
+}
+
+/// The CoAP exchange the PVS last answered on this context (deduplication
+/// of retransmitted requests, RFC 7252 §4.5).
+pub(crate) struct CoapCache {
+    pub(crate) message_id: u16,
+    pub(crate) token: Vec<u8>,
+    pub(crate) response: Vec<u8>,
+}
+
+/// One UE's context in the AMF.
+pub(crate) struct UeContext {
+    pub(crate) state: MmState,
+    /// Registration type 101 (SNPN onboarding) rather than 001 (initial).
+    pub(crate) onboarding: bool,
+    /// The octets of the REGISTRATION REQUEST that started the procedure.
+    pub(crate) initial: Vec<u8>,
+    /// The UE security capability it sent: [EA, IA].
+    pub(crate) ue_capability: [u8; 2],
+    pub(crate) sec: Option<SecurityContext>,
+    pub(crate) kamf: Option<KAmf>,
+    pub(crate) ngksi: u8,
+    /// The downlink messages of the step in progress, re-sent on its timer.
+    pub(crate) pending: Vec<(Nas5gsMessage, Option<Protection>)>,
+    pub(crate) timer: Option<Timer>,
+    pub(crate) last_uplink: SystemTime,
+    /// The device identity the DCS authenticated (onboarding).
+    pub(crate) device: Option<String>,
+    /// The onboarding SUPI (NAI) or the subscription's SUPI.
+    pub(crate) supi: Option<Supi>,
+    /// The owner of the subscription, for the application sink.
+    pub(crate) owner: Option<String>,
+    pub(crate) guti: Option<Guti5g>,
+    pub(crate) session: Option<PduSession>,
+    pub(crate) coap: Option<CoapCache>,
+}
+
+impl UeContext {
+    pub(crate) fn new(now: SystemTime, initial: Vec<u8>, state: MmState) -> Self {
+        Self {
+            state,
+            onboarding: false,
+            initial,
+            ue_capability: [0, 0],
+            sec: None,
+            kamf: None,
+            ngksi: 0,
+            pending: Vec::new(),
+            timer: None,
+            last_uplink: now,
+            device: None,
+            supi: None,
+            owner: None,
+            guti: None,
+            session: None,
+            coap: None,
+        }
+    }
+}

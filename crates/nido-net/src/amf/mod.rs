@@ -1,0 +1,497 @@
+//! The AMF/SEAF (TS 23.502 §4.2.2.2, TS 24.501 §5): one sans-IO state
+//! machine for all UEs of one access link. It terminates NAS, runs
+//! registration with EAP-TLS (relayed to the [`Dcs`]) or 5G-AKA (with the
+//! [`Udm`] and the AUSF), security mode control, the onboarding
+//! restrictions and timer, control-plane-only PDU sessions, the provisioning
+//! exchange with the [`Pvs`], and hands uplink data to the application sink.
+//!
+//! Contexts are keyed by the access link's [`ConnectionId`]; two indices
+//! (device identity of onboarding UEs, SUPI of registered UEs) find an
+//! older context of the same device for clone detection and implicit
+//! deregistration. Timers live in one heap; a context's timer is replaced
+//! by bumping its generation, so stale heap entries are skipped.
+
+mod context;
+mod registration;
+mod transport;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+use nido_nas::build::{GmmCause, Nas5gsMessage};
+use nido_nas::security::{Protection, split_header};
+use nido_nas::view::{Inbound, message_name};
+use nido_prov::package::ServingNetwork;
+use nido_sec::Supi;
+
+use crate::dcs::Dcs;
+use crate::events::NetworkEvent;
+use crate::pvs::Pvs;
+use crate::sink::ApplicationSink;
+use crate::store::Store;
+use crate::udm::Udm;
+use context::{MmState, Timer, TimerKind, UeContext};
+
+/// A UE's association on the access link (the simulator's gNB assigns one
+/// per RRC connection; over UDP it is the header's connection id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
+
+impl core::fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "conn-{:x}", self.0)
+    }
+}
+
+/// The AMF's configuration.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// The serving network (PLMN id, NID): its name enters K_SEAF.
+    pub serving_network: ServingNetwork,
+    /// AMF region id, set id (10 bits) and pointer (6 bits) of 5G-GUTIs.
+    pub amf_id: (u8, u16, u8),
+    /// The onboarding registration's lifetime; on expiry the UE is
+    /// deregistered with #93. 10 min.
+    pub onboarding_timer: Duration,
+    /// T3560 (AUTHENTICATION REQUEST, SECURITY MODE COMMAND). 6 s.
+    pub t3560: Duration,
+    /// T3550 (REGISTRATION ACCEPT with a new 5G-GUTI). 6 s.
+    pub t3550: Duration,
+    /// How long a deregistered context answers retransmitted requests. 60 s.
+    pub tombstone: Duration,
+    /// Retransmissions before a procedure is abandoned (TS 24.501: 4).
+    pub max_retransmissions: u32,
+    /// A device identity onboarding on a second connection is refused
+    /// (clone detection) if its first connection sent anything this
+    /// recently; an older first connection is considered abandoned. 10 s.
+    pub clone_window: Duration,
+    /// Resynchronisations per authentication. 2.
+    pub max_resyncs: u32,
+    /// The PVS name the onboarding PDU session announces (ePCO 0x0038).
+    pub pvs_name: String,
+    /// The DNN of the onboarding session.
+    pub onboarding_dnn: String,
+    /// The DNNs registered devices may open a session to.
+    pub data_dnns: Vec<String>,
+    /// Whether [`Transmit`] carries the plain encoding of protected PDUs.
+    pub trace: bool,
+}
+
+impl NetworkConfig {
+    /// Defaults for `serving_network`.
+    pub fn new(serving_network: ServingNetwork) -> Self {
+        Self {
+            serving_network,
+            amf_id: (1, 1, 1),
+            onboarding_timer: Duration::from_secs(600),
+            t3560: Duration::from_secs(6),
+            t3550: Duration::from_secs(6),
+            tombstone: Duration::from_secs(60),
+            max_retransmissions: 4,
+            clone_window: Duration::from_secs(10),
+            max_resyncs: 2,
+            pvs_name: "pvs.nido.invalid".into(),
+            onboarding_dnn: "onboarding".into(),
+            data_dnns: vec!["iot".into()],
+            trace: false,
+        }
+    }
+}
+
+/// A downlink PDU for one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The connection.
+    pub conn: ConnectionId,
+    /// The PDU as it goes on the link.
+    pub pdu: Vec<u8>,
+    /// The plain message's name.
+    pub message: &'static str,
+    /// The plain encoding of a protected PDU, when tracing.
+    pub plain: Option<Vec<u8>>,
+}
+
+/// Why [`Network::send_downlink_data`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DownlinkError {
+    /// No registered context with a PDU session on that connection.
+    #[error("{0} has no PDU session")]
+    NoSession(ConnectionId),
+    /// The data cannot be carried.
+    #[error("{0}")]
+    Build(String),
+}
+
+/// The network side: AMF/SEAF with its AUSF, DCS, UDM and PVS over a store.
+pub struct Network {
+    pub(crate) config: NetworkConfig,
+    pub(crate) store: Box<dyn Store + Send>,
+    pub(crate) udm: Udm,
+    pub(crate) pvs: Pvs,
+    pub(crate) dcs: Dcs,
+    pub(crate) sink: Box<dyn ApplicationSink>,
+    pub(crate) ues: HashMap<ConnectionId, UeContext>,
+    /// Device identity → connection of UEs past EAP-TLS in onboarding.
+    pub(crate) onboarding_index: HashMap<String, ConnectionId>,
+    /// SUPI → connection of UEs registered with their subscription.
+    pub(crate) registered_index: HashMap<Supi, ConnectionId>,
+    timers: BinaryHeap<Reverse<(SystemTime, ConnectionId, u64)>>,
+    generation: u64,
+    pub(crate) outbox: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<NetworkEvent>,
+    pub(crate) next_tmsi: u32,
+}
+
+impl core::fmt::Debug for Network {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Network")
+            .field("ues", &self.ues.len())
+            .field("dcs", &self.dcs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Network {
+    /// A network with its functions, store and application sink.
+    pub fn new(
+        config: NetworkConfig,
+        store: Box<dyn Store + Send>,
+        udm: Udm,
+        pvs: Pvs,
+        dcs: Dcs,
+        sink: Box<dyn ApplicationSink>,
+    ) -> Self {
+        let mut seed = [0u8; 4];
+        let _ = aws_lc_rs::rand::fill(&mut seed);
+        Self {
+            config,
+            store,
+            udm,
+            pvs,
+            dcs,
+            sink,
+            ues: HashMap::new(),
+            onboarding_index: HashMap::new(),
+            registered_index: HashMap::new(),
+            timers: BinaryHeap::new(),
+            generation: 0,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            next_tmsi: u32::from_be_bytes(seed),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The store, to change (owners, claims) between events.
+    pub fn store_mut(&mut self) -> &mut dyn Store {
+        self.store.as_mut()
+    }
+
+    /// How many UE contexts exist.
+    pub fn contexts(&self) -> usize {
+        self.ues.len()
+    }
+
+    /// The 5GMM state of a connection's context, for tests and listings.
+    pub fn state_of(&self, conn: ConnectionId) -> Option<&'static str> {
+        self.ues.get(&conn).map(|ctx| ctx.state.name())
+    }
+
+    /// The NAS security context of a connection (tests compare it with the UE's).
+    pub fn security_context(&self, conn: ConnectionId) -> Option<&nido_nas::SecurityContext> {
+        self.ues.get(&conn).and_then(|ctx| ctx.sec.as_ref())
+    }
+
+    /// The SUPI a connection is registered with (onboarding NAI or subscription).
+    pub fn supi_of(&self, conn: ConnectionId) -> Option<&Supi> {
+        self.ues.get(&conn).and_then(|ctx| ctx.supi.as_ref())
+    }
+
+    /// The next PDU to send downlink.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<NetworkEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Network::handle_timeout`] must next be called (may be early:
+    /// a replaced timer's entry wakes the network for nothing).
+    pub fn poll_timeout(&self) -> Option<SystemTime> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: SystemTime) {
+        while let Some(Reverse((at, conn, generation))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(timer) = self.ues.get(&conn).and_then(|c| c.timer) else {
+                continue;
+            };
+            if timer.generation != generation {
+                continue;
+            }
+            if let Some(ctx) = self.ues.get_mut(&conn) {
+                ctx.timer = None;
+            }
+            self.fire(now, conn, timer);
+        }
+    }
+
+    fn fire(&mut self, now: SystemTime, conn: ConnectionId, timer: Timer) {
+        match timer.kind {
+            TimerKind::T3560 | TimerKind::T3550 => {
+                if timer.retransmissions >= self.config.max_retransmissions {
+                    self.events.push_back(NetworkEvent::ProcedureAbandoned {
+                        conn,
+                        timer: timer.kind.name(),
+                    });
+                    return self.remove(conn);
+                }
+                let pending = self
+                    .ues
+                    .get(&conn)
+                    .map(|c| c.pending.clone())
+                    .unwrap_or_default();
+                for (message, protection) in &pending {
+                    self.send(conn, message, *protection);
+                }
+                self.arm(now, conn, timer.kind, timer.retransmissions + 1);
+            }
+            TimerKind::Onboarding => {
+                self.send(
+                    conn,
+                    &nido_nas::build::deregistration_request_onboarding_terminated(),
+                    Some(Protection::IntegrityCiphered),
+                );
+                self.events
+                    .push_back(NetworkEvent::OnboardingTimerExpired { conn });
+                self.remove(conn);
+            }
+            TimerKind::Tombstone => self.remove(conn),
+        }
+    }
+
+    /// Starts `kind` on `conn`'s context, replacing its timer.
+    pub(crate) fn arm(
+        &mut self,
+        now: SystemTime,
+        conn: ConnectionId,
+        kind: TimerKind,
+        retransmissions: u32,
+    ) {
+        let duration = match kind {
+            TimerKind::T3560 => self.config.t3560,
+            TimerKind::T3550 => self.config.t3550,
+            TimerKind::Onboarding => self.config.onboarding_timer,
+            TimerKind::Tombstone => self.config.tombstone,
+        };
+        let Some(ctx) = self.ues.get_mut(&conn) else {
+            return;
+        };
+        self.generation += 1;
+        let at = now + duration;
+        ctx.timer = Some(Timer {
+            kind,
+            retransmissions,
+            generation: self.generation,
+        });
+        self.timers.push(Reverse((at, conn, self.generation)));
+    }
+
+    /// Forgets a context and its index entries.
+    pub(crate) fn remove(&mut self, conn: ConnectionId) {
+        if let Some(ctx) = self.ues.remove(&conn) {
+            if let Some(device) = &ctx.device
+                && self.onboarding_index.get(device) == Some(&conn)
+            {
+                self.onboarding_index.remove(device);
+            }
+            if let Some(supi) = &ctx.supi
+                && self.registered_index.get(supi) == Some(&conn)
+            {
+                self.registered_index.remove(supi);
+            }
+        }
+    }
+
+    /// Queues `message` for `conn`, protected with its context when asked.
+    pub(crate) fn send(
+        &mut self,
+        conn: ConnectionId,
+        message: &Nas5gsMessage,
+        protection: Option<Protection>,
+    ) {
+        let name = message_name(message);
+        let pdu = match protection {
+            None => message.encode().map_err(|e| e.to_string()),
+            Some(p) => match self.ues.get_mut(&conn).and_then(|c| c.sec.as_mut()) {
+                Some(sec) => sec.protect(message, p).map_err(|e| e.to_string()),
+                None => Err("no security context".into()),
+            },
+        };
+        match pdu {
+            Ok(pdu) => {
+                let plain = (self.config.trace && protection.is_some())
+                    .then(|| message.encode().ok())
+                    .flatten();
+                self.outbox.push_back(Transmit {
+                    conn,
+                    pdu,
+                    message: name,
+                    plain,
+                });
+            }
+            Err(e) => self.discard(conn, format!("cannot send {name}: {e}")),
+        }
+    }
+
+    /// Sends REGISTRATION REJECT with `cause` and forgets the context.
+    pub(crate) fn reject(
+        &mut self,
+        conn: ConnectionId,
+        cause: u8,
+        device: Option<String>,
+        reason: String,
+        eap: Option<&[u8]>,
+    ) {
+        let gmm = GmmCause::from_u8(cause).unwrap_or(GmmCause::ProtocolErrorUnspecified);
+        let message = match eap {
+            Some(eap) => nido_nas::build::registration_reject_with_eap(gmm, eap),
+            None => nido_nas::build::registration_reject(gmm, None),
+        };
+        match message {
+            Ok(m) => self.send(conn, &m, None),
+            Err(e) => self.discard(conn, format!("REGISTRATION REJECT: {e}")),
+        }
+        self.events.push_back(NetworkEvent::Refused {
+            conn,
+            device,
+            cause,
+            reason,
+        });
+        self.remove(conn);
+    }
+
+    pub(crate) fn discard(&mut self, conn: ConnectionId, reason: String) {
+        self.events
+            .push_back(NetworkEvent::Discarded { conn, reason });
+    }
+
+    /// An uplink PDU from `conn`.
+    pub fn handle_pdu(&mut self, now: SystemTime, conn: ConnectionId, pdu: &[u8]) {
+        let sht = match split_header(pdu) {
+            Ok((sht, _, _)) => sht,
+            Err(e) => return self.discard(conn, format!("header: {e}")),
+        };
+        if sht == 0 {
+            return self.handle_plain(now, conn, pdu);
+        }
+        let Some(ctx) = self.ues.get_mut(&conn) else {
+            return self.discard(conn, "protected PDU without a context".into());
+        };
+        let Some(sec) = ctx.sec.as_mut() else {
+            return self.discard(conn, "protected PDU before security mode".into());
+        };
+        let message = match sec.unprotect(pdu) {
+            Ok(v) => v.message,
+            Err(e) => return self.discard(conn, format!("NAS security: {e}")),
+        };
+        ctx.last_uplink = now;
+        let inbound = match Inbound::read(&message) {
+            Ok(i) => i,
+            Err(e) => return self.discard(conn, e.to_string()),
+        };
+        match inbound {
+            Inbound::SecurityModeComplete {
+                nas_message_container,
+            } => self.on_security_mode_complete(now, conn, nas_message_container),
+            Inbound::RegistrationComplete => self.on_registration_complete(now, conn),
+            Inbound::UlNasTransport(payload) => self.on_ul_transport(now, conn, payload),
+            Inbound::ControlPlaneServiceRequest { psi, data, .. } => {
+                self.on_control_plane_service_request(now, conn, psi, data)
+            }
+            Inbound::DeregistrationRequestUeOriginating { .. } => self.on_deregistration(now, conn),
+            Inbound::DeregistrationAcceptUeTerminated => {}
+            Inbound::SecurityModeReject { cause } => {
+                let device = self.ues.get(&conn).and_then(|c| c.device.clone());
+                self.events.push_back(NetworkEvent::Refused {
+                    conn,
+                    device,
+                    cause,
+                    reason: "the UE rejected the security mode command".into(),
+                });
+                self.remove(conn);
+            }
+            other => self.discard(conn, format!("{} not expected", other.name())),
+        }
+    }
+
+    fn handle_plain(&mut self, now: SystemTime, conn: ConnectionId, pdu: &[u8]) {
+        let inbound = match nido_nas::decode(pdu)
+            .map_err(|e| e.to_string())
+            .and_then(|m| Inbound::read(&m).map_err(|e| e.to_string()))
+        {
+            Ok(i) => i,
+            Err(e) => return self.discard(conn, e),
+        };
+        if let Inbound::RegistrationRequest {
+            registration_type,
+            identity,
+            ue_security_capability,
+            ..
+        } = inbound
+        {
+            return self.on_registration_request(
+                now,
+                conn,
+                pdu,
+                registration_type,
+                identity,
+                ue_security_capability,
+            );
+        }
+        // Before security mode, only the answers of an authentication
+        // (TS 24.501 §4.4.4.3) are accepted unprotected.
+        let authenticating = self
+            .ues
+            .get(&conn)
+            .is_some_and(|c| matches!(c.state, MmState::Authenticating(_) | MmState::SecurityMode));
+        if !authenticating {
+            return self.discard(conn, format!("plain {} not accepted", inbound.name()));
+        }
+        if let Some(ctx) = self.ues.get_mut(&conn) {
+            ctx.last_uplink = now;
+        }
+        match inbound {
+            Inbound::AuthenticationResponse { res_star, eap } => {
+                self.on_authentication_response(now, conn, res_star, eap)
+            }
+            Inbound::AuthenticationFailure { cause, auts } => {
+                self.on_authentication_failure(now, conn, cause, auts)
+            }
+            Inbound::SecurityModeReject { cause } => {
+                let device = self.ues.get(&conn).and_then(|c| c.device.clone());
+                self.events.push_back(NetworkEvent::Refused {
+                    conn,
+                    device,
+                    cause,
+                    reason: "the UE rejected the security mode command".into(),
+                });
+                self.remove(conn);
+            }
+            other => self.discard(conn, format!("plain {} not accepted", other.name())),
+        }
+    }
+}

@@ -1,0 +1,546 @@
+//! Registration in the AMF: REGISTRATION REQUEST, authentication (EAP-TLS
+//! with the DCS for SNPN onboarding, 5G-AKA with the UDM/AUSF for initial
+//! registration), security mode control, REGISTRATION ACCEPT/COMPLETE
+//! (TS 24.501 §5.5.1.2, §5.4.1, §5.4.2; design doc steps 1-6, 11-12).
+
+use std::time::SystemTime;
+
+use nido_eap::{ServerOutcome, ServerStep};
+use nido_nas::build::{
+    self, ABBA, CipheringAlgorithm, IntegrityAlgorithm, KeySetIdentifier, NasUeSecurityCapability,
+    RegistrationAcceptParams, SecurityModeCommandParams,
+};
+use nido_nas::security::{Algorithms, Protection, Role, SecurityContext};
+use nido_nas::view::{Guti5g, MobileIdentity};
+use nido_sec::{KAmf, ResStar, Supi};
+
+use super::context::{Authentication, MmState, TimerKind, UeContext};
+use super::{ConnectionId, Network};
+use crate::ausf::{self, AkaSession};
+use crate::events::NetworkEvent;
+
+/// The ngKSI of the onboarding context and of the 5G-AKA context.
+const NGKSI_ONBOARDING: u8 = 0;
+const NGKSI_AKA: u8 = 1;
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    let _ = aws_lc_rs::rand::fill(&mut out);
+    out
+}
+
+/// Algorithm selection (TS 33.501 §6.7.1): 128-NIA2/128-NEA2 first, then
+/// the others the UE supports, never NIA0.
+fn select(capability: [u8; 2]) -> Option<Algorithms> {
+    let [ea, ia] = capability;
+    let nia = [2u8, 1, 3].into_iter().find(|n| ia & (0x80 >> n) != 0)?;
+    let nea = [2u8, 1, 3, 0].into_iter().find(|n| ea & (0x80 >> n) != 0)?;
+    Some(Algorithms { nia, nea })
+}
+
+fn ciphering(nea: u8) -> CipheringAlgorithm {
+    match nea {
+        1 => CipheringAlgorithm::NEA1,
+        2 => CipheringAlgorithm::NEA2,
+        3 => CipheringAlgorithm::NEA3,
+        _ => CipheringAlgorithm::NEA0,
+    }
+}
+
+fn integrity(nia: u8) -> IntegrityAlgorithm {
+    match nia {
+        1 => IntegrityAlgorithm::NIA1,
+        3 => IntegrityAlgorithm::NIA3,
+        _ => IntegrityAlgorithm::NIA2,
+    }
+}
+
+impl Network {
+    pub(crate) fn on_registration_request(
+        &mut self,
+        now: SystemTime,
+        conn: ConnectionId,
+        pdu: &[u8],
+        registration_type: u8,
+        identity: MobileIdentity,
+        capability: Option<[u8; 2]>,
+    ) {
+        // TS 24.501 §5.5.1.2.8 c): the same request again continues the
+        // procedure; a different one aborts it.
+        if self.ues.get(&conn).is_some_and(|c| c.initial == pdu) {
+            return self.discard(conn, "retransmitted REGISTRATION REQUEST".into());
+        }
+        self.remove(conn);
+        let Some(capability) = capability else {
+            return self.reject(conn, 96, None, "no UE security capability".into(), None);
+        };
+        match (registration_type, identity) {
+            (5, MobileIdentity::SuciNai(nai)) => {
+                self.start_onboarding(now, conn, pdu, capability, &nai)
+            }
+            (1, MobileIdentity::ImsiSuci(parts)) => {
+                let mcc_mnc = format!("{}{}", parts.mcc, parts.mnc);
+                match self.udm.deconceal_imsi(
+                    &mcc_mnc,
+                    parts.protection_scheme_id,
+                    parts.home_network_public_key_id,
+                    &parts.scheme_output,
+                ) {
+                    Ok(supi) => {
+                        let mut ctx = UeContext::new(now, pdu.to_vec(), MmState::SecurityMode);
+                        ctx.ue_capability = capability;
+                        ctx.ngksi = NGKSI_AKA;
+                        ctx.supi = Some(supi.clone());
+                        self.ues.insert(conn, ctx);
+                        self.challenge(now, conn, &supi, 0);
+                    }
+                    Err(e) => self.reject(conn, e.gmm_cause(), None, e.to_string(), None),
+                }
+            }
+            (5 | 1, _) => self.reject(
+                conn,
+                9,
+                None,
+                "the mobile identity is not one this registration type takes".into(),
+                None,
+            ),
+            (other, _) => self.reject(
+                conn,
+                111,
+                None,
+                format!("registration type {other} is not supported"),
+                None,
+            ),
+        }
+    }
+
+    /// Phase A: EAP-TLS with the DCS of the SUCI's realm.
+    fn start_onboarding(
+        &mut self,
+        now: SystemTime,
+        conn: ConnectionId,
+        pdu: &[u8],
+        capability: [u8; 2],
+        nai: &str,
+    ) {
+        let realm = nai.rsplit_once('@').map(|(_, r)| r).unwrap_or_default();
+        let supi = match Supi::nai(nai) {
+            Ok(s) => s,
+            Err(e) => return self.reject(conn, 9, None, e.to_string(), None),
+        };
+        let Some(started) = self.dcs.start(realm, now, 1) else {
+            return self.reject(
+                conn,
+                75,
+                None,
+                format!("no DCS serves the realm {realm:?}"),
+                None,
+            );
+        };
+        let (server, start) = match started {
+            Ok(s) => s,
+            Err(e) => return self.reject(conn, 111, None, format!("DCS: {e}"), None),
+        };
+        let request = match build::authentication_request_eap(
+            KeySetIdentifier::Native(NGKSI_ONBOARDING),
+            &start,
+        ) {
+            Ok(r) => r,
+            Err(e) => return self.reject(conn, 111, None, e.to_string(), None),
+        };
+        let mut ctx = UeContext::new(
+            now,
+            pdu.to_vec(),
+            MmState::Authenticating(Authentication::EapTls(Box::new(server))),
+        );
+        ctx.onboarding = true;
+        ctx.ue_capability = capability;
+        ctx.ngksi = NGKSI_ONBOARDING;
+        ctx.supi = Some(supi);
+        ctx.pending = vec![(request.clone(), None)];
+        self.ues.insert(conn, ctx);
+        self.send(conn, &request, None);
+        self.arm(now, conn, TimerKind::T3560, 0);
+    }
+
+    /// Phase C: a fresh 5G-AKA vector from the UDM (SQN stored first) and
+    /// the AUTHENTICATION REQUEST.
+    fn challenge(&mut self, now: SystemTime, conn: ConnectionId, supi: &Supi, resyncs: u32) {
+        let snn = self.config.serving_network.snn.clone();
+        let av = match self
+            .udm
+            .vector(self.store.as_mut(), supi, random(), snn.as_bytes())
+        {
+            Ok(av) => av,
+            Err(e) => return self.reject(conn, e.gmm_cause(), None, e.to_string(), None),
+        };
+        let session = AkaSession::new(av, resyncs);
+        let request = build::authentication_request_5g_aka(
+            KeySetIdentifier::Native(NGKSI_AKA),
+            &session.challenge.rand,
+            &session.challenge.autn,
+        );
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => return self.reject(conn, 111, None, e.to_string(), None),
+        };
+        if let Some(ctx) = self.ues.get_mut(&conn) {
+            ctx.state = MmState::Authenticating(Authentication::Aka(Box::new(session)));
+            ctx.pending = vec![(request.clone(), None)];
+        }
+        self.send(conn, &request, None);
+        self.arm(now, conn, TimerKind::T3560, 0);
+    }
+
+    pub(crate) fn on_authentication_response(
+        &mut self,
+        now: SystemTime,
+        conn: ConnectionId,
+        res_star: Option<[u8; 16]>,
+        eap: Option<Vec<u8>>,
+    ) {
+        let Some(ctx) = self.ues.get_mut(&conn) else {
+            return;
+        };
+        match (&mut ctx.state, res_star, eap) {
+            (MmState::Authenticating(Authentication::EapTls(server)), _, Some(eap)) => {
+                let step = server.handle(&eap);
+                self.on_eap_step(now, conn, step);
+            }
+            (MmState::Authenticating(Authentication::Aka(_)), Some(res), _) => {
+                let MmState::Authenticating(Authentication::Aka(session)) =
+                    std::mem::replace(&mut ctx.state, MmState::SecurityMode)
+                else {
+                    return;
+                };
+                let supi = ctx.supi.clone();
+                let snn = self.config.serving_network.snn.clone();
+                match (session.confirm(&ResStar::new(res), snn.as_bytes()), supi) {
+                    (Ok(kseaf), Some(supi)) => {
+                        let activated = self
+                            .udm
+                            .authenticated(self.store.as_mut(), &supi)
+                            .unwrap_or(false);
+                        self.events.push_back(NetworkEvent::Authenticated {
+                            conn,
+                            supi: supi.clone(),
+                            activated,
+                        });
+                        match ausf::kamf(&kseaf, &supi, &ABBA) {
+                            Ok(kamf) => self.start_security_mode(now, conn, kamf, Vec::new()),
+                            Err(e) => self.reject(conn, 111, None, e.to_string(), None),
+                        }
+                    }
+                    (Err(e), _) => {
+                        // TS 24.501 §5.4.1.3.5: AUTHENTICATION REJECT.
+                        if let Ok(reject) = build::authentication_reject(None) {
+                            self.send(conn, &reject, None);
+                        }
+                        let device = None;
+                        self.events.push_back(NetworkEvent::Refused {
+                            conn,
+                            device,
+                            cause: 0,
+                            reason: format!("5G-AKA: {e}"),
+                        });
+                        self.remove(conn);
+                    }
+                    (Ok(_), None) => self.remove(conn),
+                }
+            }
+            _ => self.discard(conn, "AUTHENTICATION RESPONSE not expected".into()),
+        }
+    }
+
+    fn on_eap_step(&mut self, now: SystemTime, conn: ConnectionId, step: ServerStep) {
+        match step {
+            ServerStep::Send(request) => {
+                match build::authentication_request_eap(
+                    KeySetIdentifier::Native(NGKSI_ONBOARDING),
+                    &request,
+                ) {
+                    Ok(m) => {
+                        if let Some(ctx) = self.ues.get_mut(&conn) {
+                            ctx.pending = vec![(m.clone(), None)];
+                        }
+                        self.send(conn, &m, None);
+                        self.arm(now, conn, TimerKind::T3560, 0);
+                    }
+                    Err(e) => self.reject(conn, 111, None, e.to_string(), None),
+                }
+            }
+            ServerStep::Done(last, ServerOutcome::Success(auth)) => {
+                let device = auth.device.serial.clone();
+                self.events.push_back(NetworkEvent::DeviceAuthenticated {
+                    conn,
+                    device: device.clone(),
+                });
+                // Clone detection: one onboarding per device identity at a time.
+                if let Some(&other) = self.onboarding_index.get(&device)
+                    && other != conn
+                {
+                    let active = self.ues.get(&other).is_some_and(|c| {
+                        now.duration_since(c.last_uplink)
+                            .map_or(true, |quiet| quiet < self.config.clone_window)
+                    });
+                    if active {
+                        self.events.push_back(NetworkEvent::CloneSuspected {
+                            device: device.clone(),
+                            active: other,
+                            refused: conn,
+                        });
+                        return self.reject(
+                            conn,
+                            74,
+                            Some(device),
+                            "the device identity is onboarding on another connection".into(),
+                            None,
+                        );
+                    }
+                    self.remove(other);
+                }
+                if let Err(refusal) = self.pvs.admits(self.store.as_ref(), &device) {
+                    return self.reject(
+                        conn,
+                        refusal.gmm_cause(),
+                        Some(device),
+                        refusal.to_string(),
+                        None,
+                    );
+                }
+                let snn = self.config.serving_network.snn.clone();
+                let Some(supi) = self.ues.get(&conn).and_then(|c| c.supi.clone()) else {
+                    return;
+                };
+                let kamf = ausf::kseaf_from_eap(&auth.keys, snn.as_bytes())
+                    .and_then(|kseaf| ausf::kamf(&kseaf, &supi, &ABBA));
+                let kamf = match kamf {
+                    Ok(k) => k,
+                    Err(e) => return self.reject(conn, 111, Some(device), e.to_string(), None),
+                };
+                let owner = self.store.owner_of_device(&device).map(|o| o.id);
+                if let Some(ctx) = self.ues.get_mut(&conn) {
+                    ctx.device = Some(device.clone());
+                    ctx.owner = owner;
+                    ctx.state = MmState::SecurityMode;
+                }
+                self.onboarding_index.insert(device, conn);
+                match build::authentication_result(
+                    KeySetIdentifier::Native(NGKSI_ONBOARDING),
+                    &last,
+                ) {
+                    Ok(result) => {
+                        self.send(conn, &result, None);
+                        self.start_security_mode(now, conn, kamf, vec![(result, None)]);
+                    }
+                    Err(e) => self.reject(conn, 111, None, e.to_string(), None),
+                }
+            }
+            ServerStep::Done(last, ServerOutcome::Failure(reason)) => self.reject(
+                conn,
+                reason.gmm_cause(),
+                None,
+                reason.to_string(),
+                Some(&last),
+            ),
+            ServerStep::Ignored(why) => self.discard(conn, format!("EAP: {why}")),
+        }
+    }
+
+    pub(crate) fn on_authentication_failure(
+        &mut self,
+        now: SystemTime,
+        conn: ConnectionId,
+        cause: u8,
+        auts: Option<[u8; 14]>,
+    ) {
+        let Some(ctx) = self.ues.get(&conn) else {
+            return;
+        };
+        let (MmState::Authenticating(Authentication::Aka(session)), Some(supi)) =
+            (&ctx.state, ctx.supi.clone())
+        else {
+            return self.discard(conn, "AUTHENTICATION FAILURE not expected".into());
+        };
+        let (rand, resyncs) = (session.challenge.rand, session.resyncs);
+        match (cause, auts) {
+            (21, Some(auts)) if resyncs < self.config.max_resyncs => {
+                match self
+                    .udm
+                    .resynchronise(self.store.as_mut(), &supi, &rand, &auts)
+                {
+                    Ok(()) => {
+                        self.events
+                            .push_back(NetworkEvent::Resynchronised { supi: supi.clone() });
+                        self.challenge(now, conn, &supi, resyncs + 1);
+                    }
+                    Err(e) => self.reject(conn, 111, None, format!("resynchronisation: {e}"), None),
+                }
+            }
+            _ => {
+                // #20 MAC failure, #26 non-5G: the UE does not accept this
+                // network's challenge; abort (TS 24.501 §5.4.1.3.7).
+                self.events.push_back(NetworkEvent::Refused {
+                    conn,
+                    device: None,
+                    cause,
+                    reason: format!("the UE refused the challenge of {supi} (#{cause})"),
+                });
+                self.remove(conn);
+            }
+        }
+    }
+
+    /// SECURITY MODE COMMAND with a new context from `kamf`; `before`
+    /// holds messages re-sent ahead of it on T3560 (AUTHENTICATION RESULT).
+    fn start_security_mode(
+        &mut self,
+        now: SystemTime,
+        conn: ConnectionId,
+        kamf: KAmf,
+        mut before: Vec<(build::Nas5gsMessage, Option<Protection>)>,
+    ) {
+        let Some(ctx) = self.ues.get_mut(&conn) else {
+            return;
+        };
+        let Some(algorithms) = select(ctx.ue_capability) else {
+            let device = ctx.device.clone();
+            return self.reject(conn, 23, device, "no common NAS algorithm".into(), None);
+        };
+        let sec = match SecurityContext::new(&kamf, algorithms, ctx.ngksi, Role::Network) {
+            Ok(s) => s,
+            Err(e) => return self.reject(conn, 111, None, e.to_string(), None),
+        };
+        let [ea, ia] = ctx.ue_capability;
+        let command = build::security_mode_command(&SecurityModeCommandParams {
+            ciphering: ciphering(algorithms.nea),
+            integrity: integrity(algorithms.nia),
+            ngksi: KeySetIdentifier::Native(ctx.ngksi),
+            replayed_ue_security_capability: NasUeSecurityCapability::from_capabilities(ea, ia),
+            imeisv_request: false,
+            abba: Some(ABBA.to_vec()),
+            additional_security_information: None,
+            eap_message: None,
+        });
+        let command = match command {
+            Ok(c) => c,
+            Err(e) => return self.reject(conn, 111, None, e.to_string(), None),
+        };
+        ctx.sec = Some(sec);
+        ctx.kamf = Some(kamf);
+        ctx.state = MmState::SecurityMode;
+        before.push((command.clone(), Some(Protection::IntegrityNewContext)));
+        ctx.pending = before;
+        self.send(conn, &command, Some(Protection::IntegrityNewContext));
+        self.arm(now, conn, TimerKind::T3560, 0);
+    }
+
+    pub(crate) fn on_security_mode_complete(
+        &mut self,
+        now: SystemTime,
+        conn: ConnectionId,
+        container: Option<Vec<u8>>,
+    ) {
+        let Some(ctx) = self.ues.get_mut(&conn) else {
+            return;
+        };
+        match ctx.state {
+            MmState::SecurityMode => {}
+            // Our ACCEPT was lost and the UE answered a retransmitted command.
+            MmState::AcceptSent => {
+                let pending = ctx.pending.clone();
+                for (m, p) in &pending {
+                    self.send(conn, m, *p);
+                }
+                return;
+            }
+            _ => return self.discard(conn, "SECURITY MODE COMPLETE not expected".into()),
+        }
+        // TS 33.501 §6.4.6: the complete REGISTRATION REQUEST in the
+        // container must match the one that started the procedure.
+        if container
+            .as_deref()
+            .is_some_and(|c| c != ctx.initial.as_slice())
+        {
+            let device = ctx.device.clone();
+            return self.reject(
+                conn,
+                111,
+                device,
+                "the REGISTRATION REQUEST in SECURITY MODE COMPLETE differs".into(),
+                None,
+            );
+        }
+        let (mcc, mnc) = (
+            self.config.serving_network.mcc.clone(),
+            self.config.serving_network.mnc.clone(),
+        );
+        let (region, set, pointer) = self.config.amf_id;
+        self.next_tmsi = self.next_tmsi.wrapping_add(1);
+        let guti = Guti5g {
+            mcc,
+            mnc,
+            amf_region_id: region,
+            amf_set_id: set,
+            amf_pointer: pointer,
+            tmsi: self.next_tmsi,
+        };
+        let accept = guti.to_wire().map_err(|e| e.to_string()).and_then(|wire| {
+            build::registration_accept(&RegistrationAcceptParams {
+                guti: Some(wire),
+                tai_list: None,
+                allowed_nssai: Vec::new(),
+                t3512_seconds: None,
+                cp_ciot: true,
+            })
+            .map_err(|e| e.to_string())
+        });
+        let accept = match accept {
+            Ok(a) => a,
+            Err(e) => return self.reject(conn, 111, None, e, None),
+        };
+        if let Some(ctx) = self.ues.get_mut(&conn) {
+            ctx.guti = Some(guti);
+            ctx.state = MmState::AcceptSent;
+            ctx.pending = vec![(accept.clone(), Some(Protection::IntegrityCiphered))];
+        }
+        self.send(conn, &accept, Some(Protection::IntegrityCiphered));
+        self.arm(now, conn, TimerKind::T3550, 0);
+    }
+
+    pub(crate) fn on_registration_complete(&mut self, now: SystemTime, conn: ConnectionId) {
+        let Some(ctx) = self.ues.get_mut(&conn) else {
+            return;
+        };
+        if !matches!(ctx.state, MmState::AcceptSent) {
+            return; // a duplicate
+        }
+        ctx.pending.clear();
+        if ctx.onboarding {
+            ctx.state = MmState::Onboarding;
+            let device = ctx.device.clone().unwrap_or_default();
+            self.events
+                .push_back(NetworkEvent::RegisteredForOnboarding { conn, device });
+            self.arm(now, conn, TimerKind::Onboarding, 0);
+        } else {
+            ctx.state = MmState::Registered;
+            ctx.timer = None;
+            let Some(supi) = ctx.supi.clone() else { return };
+            if let Some(sub) = self.store.subscription_by_supi(&supi)
+                && let Some(ctx) = self.ues.get_mut(&conn)
+            {
+                ctx.device = Some(sub.device.clone());
+                ctx.owner = sub.owner.clone();
+            }
+            // Implicit deregistration of an older context of the same SUPI.
+            if let Some(old) = self.registered_index.insert(supi.clone(), conn)
+                && old != conn
+            {
+                self.remove(old);
+                self.registered_index.insert(supi.clone(), conn);
+            }
+            self.events
+                .push_back(NetworkEvent::Registered { conn, supi });
+        }
+    }
+}

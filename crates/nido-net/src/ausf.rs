@@ -1,0 +1,48 @@
+//! The AUSF (TS 33.501 §6.1.3): K_AUSF and K_SEAF from either
+//! authentication method, and the 5G-AKA session it keeps while the UE
+//! answers.
+
+use nido_eap::EapTlsKeys;
+use nido_sec::aka::{AkaFailure, AusfChallenge, HeAv};
+use nido_sec::{KAmf, KSeaf, ResStar, SecError, Supi, kdf};
+
+/// K_SEAF for the serving network `snn` from an EAP-TLS session (K_AUSF =
+/// the 256 most significant bits of the EMSK, TS 33.501 B.2.1.1).
+pub fn kseaf_from_eap(keys: &EapTlsKeys, snn: &[u8]) -> Result<KSeaf, SecError> {
+    kdf::kseaf(&kdf::kausf_from_emsk(&keys.emsk), snn)
+}
+
+/// K_AMF (TS 33.501 A.7) for `supi` and the ABBA nido sends.
+pub fn kamf(kseaf: &KSeaf, supi: &Supi, abba: &[u8]) -> Result<KAmf, SecError> {
+    kdf::kamf(kseaf, supi, abba)
+}
+
+/// A 5G-AKA authentication in progress: the AUSF's vector and how many
+/// resynchronisations it already ran.
+#[derive(Debug)]
+pub struct AkaSession {
+    /// The challenge (RAND, AUTN, HXRES*; XRES* and K_AUSF stay inside).
+    pub challenge: AusfChallenge,
+    /// Resynchronisations so far.
+    pub resyncs: u32,
+}
+
+impl AkaSession {
+    /// From the UDM's vector.
+    pub fn new(av: HeAv, resyncs: u32) -> Self {
+        Self {
+            challenge: AusfChallenge::new(av),
+            resyncs,
+        }
+    }
+
+    /// The SEAF's HXRES* check, then the AUSF's RES* check; K_SEAF on success.
+    pub fn confirm(self, res_star: &ResStar, snn: &[u8]) -> Result<KSeaf, AkaFailure> {
+        if !self.challenge.seaf_accepts(res_star) {
+            return Err(AkaFailure::ResStarMismatch);
+        }
+        self.challenge
+            .confirm(res_star, snn)
+            .map(|(kseaf, _)| kseaf)
+    }
+}

@@ -1,0 +1,61 @@
+//! The Default Credentials Server (design doc roles): the EAP-TLS 1.3
+//! server that authenticates a device's IDevID against the enrolled
+//! manufacturers. One set of DCS credentials per DCS realm (the realm of the
+//! anonymous onboarding SUCI routes to it).
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use nido_eap::{DcsCredentials, EapError, EapTlsServer, Settings};
+
+/// The built-in DCS.
+#[derive(Default)]
+pub struct Dcs {
+    realms: HashMap<String, DcsCredentials>,
+    settings: Settings,
+}
+
+impl core::fmt::Debug for Dcs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Dcs")
+            .field("realms", &self.realms.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dcs {
+    /// A DCS with these EAP-TLS settings and no realm yet.
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            realms: HashMap::new(),
+            settings,
+        }
+    }
+
+    /// Serves `realm` with `credentials` (its certificate and the trust store).
+    pub fn serve(&mut self, realm: &str, credentials: DcsCredentials) {
+        self.realms.insert(realm.to_ascii_lowercase(), credentials);
+    }
+
+    /// Whether it serves `realm`.
+    pub fn serves(&self, realm: &str) -> bool {
+        self.realms.contains_key(&realm.to_ascii_lowercase())
+    }
+
+    /// Starts an EAP-TLS conversation for `realm`: the server and its
+    /// EAP-Request/EAP-TLS Start. `None` for a realm it does not serve.
+    pub fn start(
+        &self,
+        realm: &str,
+        now: SystemTime,
+        first_identifier: u8,
+    ) -> Option<Result<(EapTlsServer, Vec<u8>), EapError>> {
+        let credentials = self.realms.get(&realm.to_ascii_lowercase())?;
+        Some(EapTlsServer::start(
+            credentials,
+            self.settings,
+            now,
+            first_identifier,
+        ))
+    }
+}

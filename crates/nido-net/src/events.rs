@@ -1,0 +1,122 @@
+//! What the network tells its driver and operator.
+
+use nido_sec::Supi;
+
+use crate::amf::ConnectionId;
+
+/// Something that happened in the network, for logs, audit and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NetworkEvent {
+    /// The DCS authenticated a device identity (EAP-TLS succeeded).
+    DeviceAuthenticated {
+        /// The connection.
+        conn: ConnectionId,
+        /// The IDevID serial.
+        device: String,
+    },
+    /// A device was refused, with the 5GMM cause sent.
+    Refused {
+        /// The connection.
+        conn: ConnectionId,
+        /// The device identity, when it was known.
+        device: Option<String>,
+        /// The 5GMM cause.
+        cause: u8,
+        /// Why, for the audit trail.
+        reason: String,
+    },
+    /// The same device identity onboarded on a second connection while its
+    /// first one was active: the second was refused.
+    CloneSuspected {
+        /// The device identity.
+        device: String,
+        /// The connection in use.
+        active: ConnectionId,
+        /// The connection refused.
+        refused: ConnectionId,
+    },
+    /// A device is registered for onboarding (restricted service).
+    RegisteredForOnboarding {
+        /// The connection.
+        conn: ConnectionId,
+        /// The device identity.
+        device: String,
+    },
+    /// The PVS delivered a credential package.
+    PackageDelivered {
+        /// The device identity.
+        device: String,
+        /// The subscription.
+        supi: Supi,
+        /// Whether an existing subscription got a new K.
+        reprovisioned: bool,
+    },
+    /// The device confirmed its package: the subscription is provisioned.
+    Provisioned {
+        /// The device identity.
+        device: String,
+        /// The subscription.
+        supi: Supi,
+    },
+    /// 5G-AKA succeeded with a subscription (the first time: it is now active).
+    Authenticated {
+        /// The connection.
+        conn: ConnectionId,
+        /// The subscription.
+        supi: Supi,
+        /// Whether this activated the subscription.
+        activated: bool,
+    },
+    /// The UDM resynchronised a subscription's SQN from an AUTS.
+    Resynchronised {
+        /// The subscription.
+        supi: Supi,
+    },
+    /// A device is registered with its subscription.
+    Registered {
+        /// The connection.
+        conn: ConnectionId,
+        /// The subscription.
+        supi: Supi,
+    },
+    /// Uplink data was delivered to the application sink.
+    DataDelivered {
+        /// The subscription.
+        supi: Supi,
+        /// Octets.
+        bytes: usize,
+    },
+    /// Traffic an onboarding UE may not send was refused (onboarding
+    /// restrictions: only the PVS is reachable).
+    RestrictedTrafficRefused {
+        /// The connection.
+        conn: ConnectionId,
+        /// What was refused.
+        what: String,
+    },
+    /// The onboarding timer expired: the UE was deregistered with #93.
+    OnboardingTimerExpired {
+        /// The connection.
+        conn: ConnectionId,
+    },
+    /// A UE deregistered.
+    Deregistered {
+        /// The connection.
+        conn: ConnectionId,
+    },
+    /// A procedure was abandoned after its retransmissions ran out.
+    ProcedureAbandoned {
+        /// The connection.
+        conn: ConnectionId,
+        /// The timer.
+        timer: &'static str,
+    },
+    /// A received PDU was discarded (bad MAC, replay, wrong state, malformed).
+    Discarded {
+        /// The connection.
+        conn: ConnectionId,
+        /// Why.
+        reason: String,
+    },
+}

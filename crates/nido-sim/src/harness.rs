@@ -1,0 +1,313 @@
+//! The in-memory harness (quinn-style pair, many-to-one): N devices and
+//! one network over a [`Link`], with a clock the harness owns. Every PDU
+//! either side sends goes through the link (and its faults) and the trace
+//! hook; time jumps straight to the next delivery or timer.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, SystemTime};
+
+use nido_net::{ConnectionId, Network, NetworkEvent};
+use nido_ue::{DataError, Device, DeviceEvent};
+
+use crate::link::{Direction, Link, LinkStats};
+
+/// One PDU as it entered the link, for traces.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceRecord<'a> {
+    /// When it was sent.
+    pub at: SystemTime,
+    /// Which way.
+    pub direction: Direction,
+    /// The device it belongs to.
+    pub device: usize,
+    /// The link connection.
+    pub conn: u64,
+    /// The PDU on the wire.
+    pub pdu: &'a [u8],
+    /// The plain message's name.
+    pub message: &'static str,
+    /// The plain message's encoding when the PDU is protected (if tracing).
+    pub plain: Option<&'a [u8]>,
+}
+
+type TraceHook = Box<dyn FnMut(&TraceRecord<'_>)>;
+type DownlinkFilter = Box<dyn FnMut(&nido_net::Transmit) -> bool>;
+
+/// Bits of a link connection id that carry the device's connection number.
+const GENERATION_BITS: u32 = 20;
+
+/// The link connection of `device`'s NAS connection `generation`.
+pub fn connection_id(device: usize, generation: u32) -> u64 {
+    ((device as u64) << GENERATION_BITS) | u64::from(generation & ((1 << GENERATION_BITS) - 1))
+}
+
+fn device_of(conn: u64) -> usize {
+    usize::try_from(conn >> GENERATION_BITS).unwrap_or(usize::MAX)
+}
+
+/// N devices, one network, one link, one clock.
+pub struct Fleet {
+    network: Network,
+    devices: Vec<Device>,
+    link: Link,
+    now: SystemTime,
+    device_timers: BinaryHeap<Reverse<(SystemTime, usize)>>,
+    record: bool,
+    device_events: Vec<Vec<DeviceEvent>>,
+    network_events: Vec<NetworkEvent>,
+    trace: Option<TraceHook>,
+    downlink_filter: Option<DownlinkFilter>,
+}
+
+impl core::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("devices", &self.devices.len())
+            .field("now", &self.now)
+            .field("link", &self.link.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fleet {
+    /// A fleet with no device yet; `record` keeps every event for inspection.
+    pub fn new(network: Network, link: Link, now: SystemTime, record: bool) -> Self {
+        Self {
+            network,
+            devices: Vec::new(),
+            link,
+            now,
+            device_timers: BinaryHeap::new(),
+            record,
+            device_events: Vec::new(),
+            network_events: Vec::new(),
+            trace: None,
+            downlink_filter: None,
+        }
+    }
+
+    /// Adds a device (powered off); returns its index.
+    pub fn add_device(&mut self, device: Device) -> usize {
+        self.devices.push(device);
+        self.device_events.push(Vec::new());
+        self.devices.len() - 1
+    }
+
+    /// Calls `hook` for every PDU entering the link.
+    pub fn set_trace(&mut self, hook: impl FnMut(&TraceRecord<'_>) + 'static) {
+        self.trace = Some(Box::new(hook));
+    }
+
+    /// Lets `filter` drop downlink PDUs before they enter the link (fault
+    /// injection: return `false` to drop).
+    pub fn set_downlink_filter(
+        &mut self,
+        filter: impl FnMut(&nido_net::Transmit) -> bool + 'static,
+    ) {
+        self.downlink_filter = Some(Box::new(filter));
+    }
+
+    /// The clock.
+    pub fn now(&self) -> SystemTime {
+        self.now
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// The network, to change or inject into (call [`Fleet::pump`] after).
+    pub fn network_mut(&mut self) -> &mut Network {
+        &mut self.network
+    }
+
+    /// Device `i`.
+    pub fn device(&self, i: usize) -> &Device {
+        &self.devices[i]
+    }
+
+    /// All devices.
+    pub fn devices(&self) -> &[Device] {
+        &self.devices
+    }
+
+    /// The link connection device `i` is on now.
+    pub fn connection(&self, i: usize) -> ConnectionId {
+        ConnectionId(connection_id(i, self.devices[i].connection()))
+    }
+
+    /// Device `i`'s recorded events.
+    pub fn device_events(&self, i: usize) -> &[DeviceEvent] {
+        &self.device_events[i]
+    }
+
+    /// The network's recorded events.
+    pub fn network_events(&self) -> &[NetworkEvent] {
+        &self.network_events
+    }
+
+    /// What the link did.
+    pub fn link_stats(&self) -> LinkStats {
+        self.link.stats()
+    }
+
+    /// Powers device `i` on.
+    pub fn power_on(&mut self, i: usize) {
+        let now = self.now;
+        self.devices[i].power_on(now);
+        self.pump_device(i);
+    }
+
+    /// Device `i` sends a burst.
+    pub fn send_data(&mut self, i: usize, data: &[u8]) -> Result<(), DataError> {
+        let now = self.now;
+        self.devices[i].send_data(now, data)?;
+        self.pump_device(i);
+        Ok(())
+    }
+
+    /// Moves what device `i` wants sent into the link, and its events out.
+    fn pump_device(&mut self, i: usize) {
+        let now = self.now;
+        let device = &mut self.devices[i];
+        while let Some(t) = device.poll_transmit() {
+            let conn = connection_id(i, t.connection);
+            if let Some(trace) = self.trace.as_mut() {
+                trace(&TraceRecord {
+                    at: now,
+                    direction: Direction::Uplink,
+                    device: i,
+                    conn,
+                    pdu: &t.pdu,
+                    message: t.message,
+                    plain: t.plain.as_deref(),
+                });
+            }
+            self.link.send(now, Direction::Uplink, conn, t.pdu);
+        }
+        while let Some(e) = device.poll_event() {
+            if self.record {
+                self.device_events[i].push(e);
+            }
+        }
+        if let Some(at) = device.poll_timeout() {
+            self.device_timers.push(Reverse((at, i)));
+        }
+    }
+
+    /// Moves what the network wants sent into the link, and its events out.
+    pub fn pump(&mut self) {
+        let now = self.now;
+        while let Some(t) = self.network.poll_transmit() {
+            if let Some(filter) = self.downlink_filter.as_mut()
+                && !filter(&t)
+            {
+                continue;
+            }
+            if let Some(trace) = self.trace.as_mut() {
+                trace(&TraceRecord {
+                    at: now,
+                    direction: Direction::Downlink,
+                    device: device_of(t.conn.0),
+                    conn: t.conn.0,
+                    pdu: &t.pdu,
+                    message: t.message,
+                    plain: t.plain.as_deref(),
+                });
+            }
+            self.link.send(now, Direction::Downlink, t.conn.0, t.pdu);
+        }
+        while let Some(e) = self.network.poll_event() {
+            if self.record {
+                self.network_events.push(e);
+            }
+        }
+    }
+
+    /// When something next happens.
+    fn next_time(&mut self) -> Option<SystemTime> {
+        // Drop device timer entries that no longer match the device's timer.
+        while let Some(Reverse((at, i))) = self.device_timers.peek().copied() {
+            if self.devices[i].poll_timeout() == Some(at) {
+                break;
+            }
+            self.device_timers.pop();
+        }
+        [
+            self.link.next_delivery(),
+            self.network.poll_timeout(),
+            self.device_timers.peek().map(|Reverse((at, _))| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs one instant: advances the clock to the next delivery or timer
+    /// (if not after `deadline`) and processes everything due then.
+    /// Returns `false` when nothing is due by `deadline` (the clock then
+    /// moves to `deadline`).
+    pub fn step(&mut self, deadline: SystemTime) -> bool {
+        self.pump();
+        let Some(next) = self.next_time().filter(|t| *t <= deadline) else {
+            self.now = self.now.max(deadline);
+            return false;
+        };
+        self.now = self.now.max(next);
+        let now = self.now;
+        while let Some(d) = self.link.poll_delivery(now) {
+            match d.direction {
+                Direction::Uplink => {
+                    self.network.handle_pdu(now, ConnectionId(d.conn), &d.pdu);
+                    self.pump();
+                }
+                Direction::Downlink => {
+                    let i = device_of(d.conn);
+                    let Some(device) = self.devices.get_mut(i) else {
+                        continue;
+                    };
+                    // A PDU for a connection the device released is lost.
+                    if connection_id(i, device.connection()) != d.conn {
+                        continue;
+                    }
+                    device.handle_pdu(now, &d.pdu);
+                    self.pump_device(i);
+                }
+            }
+        }
+        self.network.handle_timeout(now);
+        self.pump();
+        while let Some(Reverse((at, i))) = self.device_timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.device_timers.pop();
+            if self.devices[i].poll_timeout() == Some(at) {
+                self.devices[i].handle_timeout(now);
+                self.pump_device(i);
+            }
+        }
+        true
+    }
+
+    /// Runs until `done` holds (checked after every instant) or `deadline`;
+    /// returns whether `done` held.
+    pub fn run_until(&mut self, deadline: SystemTime, mut done: impl FnMut(&Self) -> bool) -> bool {
+        loop {
+            if done(self) {
+                return true;
+            }
+            if !self.step(deadline) {
+                return done(self);
+            }
+        }
+    }
+
+    /// Runs for `duration` of simulated time.
+    pub fn advance(&mut self, duration: Duration) {
+        let deadline = self.now + duration;
+        while self.step(deadline) {}
+    }
+}

@@ -1,0 +1,122 @@
+//! Ready-made worlds: a manufacturer, a network that trusts it, and
+//! devices from its factory, wired the way tests, benchmarks, the demo and
+//! the simulator use them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nido_eap::fixtures::Onboarding;
+use nido_eap::{DeviceCredentials, Settings};
+use nido_net::dcs::Dcs;
+use nido_net::pvs::{ClaimPolicy, Pvs, PvsConfig};
+use nido_net::udm::Udm;
+use nido_net::{ApplicationSink, MemoryStore, Network, NetworkConfig, Store};
+use nido_pki::DeviceIdentity;
+use nido_prov::package::ServingNetwork;
+use nido_se::{MemorySe, SecureElement};
+use nido_sec::Op;
+use nido_sec::suci::{HomeNetworkKey, Profile};
+use nido_ue::{Device, DeviceConfig, Timers};
+use rustls::pki_types::PrivateKeyDer;
+
+/// Why a scenario could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("scenario: {0}")]
+pub struct ScenarioError(pub String);
+
+fn err(e: impl core::fmt::Display) -> ScenarioError {
+    ScenarioError(e.to_string())
+}
+
+/// The serving network of the scenarios: SNPN 999-99, NID 000000000AB.
+pub fn serving_network() -> ServingNetwork {
+    #[allow(clippy::expect_used)] // constant, valid digits
+    ServingNetwork::new("999", "99", Some("000000000AB")).expect("valid SNPN id")
+}
+
+/// Network options of a scenario.
+#[derive(Debug, Clone)]
+pub struct NetworkOptions {
+    /// Claim policy of the PVS.
+    pub policy: ClaimPolicy,
+    /// The SUCI home network key's profile.
+    pub suci_profile: Profile,
+    /// MSINs in the IMSI range.
+    pub msins: u64,
+    /// Trace plain messages.
+    pub trace: bool,
+    /// Adjusts the AMF configuration.
+    pub onboarding_timer: Duration,
+}
+
+impl Default for NetworkOptions {
+    fn default() -> Self {
+        Self {
+            policy: ClaimPolicy::Standalone,
+            suci_profile: Profile::A,
+            msins: 10_000_000,
+            trace: false,
+            onboarding_timer: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A network whose DCS trusts `world`'s manufacturer (with `world`'s
+/// trust store), with an in-memory store and `sink`.
+pub fn network(
+    world: &Onboarding,
+    options: &NetworkOptions,
+    sink: Box<dyn ApplicationSink>,
+) -> Result<Network, ScenarioError> {
+    let hn = HomeNetworkKey::generate(options.suci_profile, 1).map_err(err)?;
+    let serving_network = serving_network();
+    let pvs = Pvs::new(PvsConfig {
+        op: Op::new([0x3c; 16]),
+        serving_network: serving_network.clone(),
+        msin_digits: 10,
+        home_network_key: hn.public_key(),
+        routing_indicator: "0000".into(),
+        policy: options.policy,
+        validity: Duration::from_secs(365 * 86_400),
+    });
+    let mut udm = Udm::default();
+    udm.sidf.insert(hn);
+    let mut dcs = Dcs::new(Settings::default());
+    dcs.serve(world.manufacturer.dcs_realm(), world.dcs.clone());
+    let mut config = NetworkConfig::new(serving_network);
+    config.trace = options.trace;
+    config.onboarding_timer = options.onboarding_timer;
+    let store: Box<dyn Store + Send> = Box::new(MemoryStore::new(options.msins));
+    Ok(Network::new(config, store, udm, pvs, dcs, sink))
+}
+
+/// A device in factory state holding `id` in a [`MemorySe`], trusting `world`'s manufacturer.
+pub fn device(
+    world: &Onboarding,
+    id: &DeviceIdentity,
+    trace: bool,
+) -> Result<Device, ScenarioError> {
+    let se = MemorySe::new(&PrivateKeyDer::Pkcs8(id.key.clone_key())).map_err(err)?;
+    let credentials = DeviceCredentials::new(
+        id.chain.clone(),
+        se.idevid_signer(),
+        world.manufacturer.root_der().clone(),
+        world.manufacturer.dcs_realm(),
+    )
+    .map_err(err)?;
+    let config = DeviceConfig {
+        serial: id.serial.clone(),
+        credentials,
+        dcs_realm: world.manufacturer.dcs_realm().to_owned(),
+        onboarding_network: serving_network(),
+        eap: Settings::default(),
+        timers: Timers::default(),
+        claim_hint: None,
+        trace,
+    };
+    let se: Box<dyn SecureElement> = Box::new(se);
+    Ok(Device::new(config, se, None))
+}
+
+/// Keeps `Arc` in the public signature list honest for callers holding one.
+pub type SharedWorld = Arc<Onboarding>;

@@ -1,0 +1,71 @@
+//! Shared fixtures of the harness tests.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use nido_eap::fixtures::Onboarding;
+use nido_nas::view::message_name;
+use nido_net::MemorySink;
+use nido_pki::DeviceProfile;
+use nido_sim::scenario::{self, NetworkOptions};
+use nido_sim::{Direction, Faults, Fleet, Link};
+use nido_ue::DeviceState;
+
+/// A fleet of devices from `world`'s factory, each with `profile`.
+pub(crate) fn fleet(
+    world: &Onboarding,
+    options: &NetworkOptions,
+    profiles: &[DeviceProfile],
+    faults: Faults,
+    seed: u64,
+) -> (Fleet, MemorySink) {
+    let sink = MemorySink::new();
+    let network = scenario::network(world, options, Box::new(sink.clone())).unwrap();
+    let link = Link::new(faults, faults, seed).unwrap();
+    let mut fleet = Fleet::new(network, link, world.now, true);
+    for (n, profile) in profiles.iter().enumerate() {
+        let id = world
+            .manufacturer
+            .issue_device(&world.manufacturer.device_serial(n as u64 + 1), profile)
+            .unwrap();
+        fleet.add_device(scenario::device(world, &id, options.trace).unwrap());
+    }
+    (fleet, sink)
+}
+
+pub(crate) fn world() -> Onboarding {
+    Onboarding::new("Acme Sensors", SystemTime::now()).unwrap()
+}
+
+/// Runs until every device in `which` is in a final state (or an hour passed).
+pub(crate) fn settle(fleet: &mut Fleet, which: &[usize]) -> bool {
+    let deadline = fleet.now() + Duration::from_secs(3600);
+    let which = which.to_vec();
+    fleet.run_until(deadline, move |f| {
+        which.iter().all(|&i| {
+            matches!(
+                f.device(i).state(),
+                DeviceState::Active | DeviceState::Failed | DeviceState::BackingOff
+            )
+        })
+    })
+}
+
+/// Records (direction, plain message name) of every PDU.
+pub(crate) fn record(fleet: &mut Fleet) -> Rc<RefCell<Vec<(Direction, &'static str)>>> {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let sink = log.clone();
+    fleet.set_trace(move |r| {
+        let name = match r.plain {
+            Some(plain) => nido_nas::decode(plain)
+                .map(|m| message_name(&m))
+                .unwrap_or("undecodable"),
+            None => r.message,
+        };
+        sink.borrow_mut().push((r.direction, name));
+    });
+    log
+}

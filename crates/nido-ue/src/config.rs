@@ -1,0 +1,78 @@
+//! What a device is configured with at the factory.
+
+use std::time::Duration;
+
+use nido_eap::{DeviceCredentials, Settings};
+use nido_prov::package::ServingNetwork;
+
+/// The device's NAS timers (TS 24.501 §10.2) and retry bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// T3510: started by REGISTRATION REQUEST; nido restarts it on every
+    /// message of the ongoing registration (a silence watchdog, so a long
+    /// EAP-TLS exchange over a lossy link is not cut short). 15 s.
+    pub t3510: Duration,
+    /// T3517: started by a CONTROL PLANE SERVICE REQUEST. 15 s.
+    pub t3517: Duration,
+    /// T3521: started by DEREGISTRATION REQUEST. 15 s.
+    pub t3521: Duration,
+    /// T3580: started by PDU SESSION ESTABLISHMENT REQUEST (TS 24.501 §10.3). 16 s.
+    pub t3580: Duration,
+    /// The provisioning exchange's CoAP retransmission timeout (RFC 7252
+    /// ACK_TIMEOUT, fixed rather than doubled: NAS carries it). 8 s.
+    pub coap: Duration,
+    /// Retransmissions of one message before the procedure is abandoned
+    /// (TS 24.501: 4 for T3521, 4 for T3580; nido uses one bound). 4.
+    pub max_retransmissions: u32,
+    /// Failed registration attempts before backing off for `t3502`. 5.
+    pub max_attempts: u32,
+    /// T3502: the wait after `max_attempts` failed attempts. 12 min.
+    pub t3502: Duration,
+    /// The wait after #74 "temporarily not authorized for this SNPN". 30 min.
+    pub temporarily_not_authorized: Duration,
+    /// The UE is idle after this long without NAS traffic (the gNB
+    /// releases the RRC connection); the next burst goes in a CONTROL
+    /// PLANE SERVICE REQUEST. 10 s.
+    pub idle_after: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            t3510: Duration::from_secs(15),
+            t3517: Duration::from_secs(15),
+            t3521: Duration::from_secs(15),
+            t3580: Duration::from_secs(16),
+            coap: Duration::from_secs(8),
+            max_retransmissions: 4,
+            max_attempts: 5,
+            t3502: Duration::from_secs(12 * 60),
+            temporarily_not_authorized: Duration::from_secs(30 * 60),
+            idle_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A device's factory configuration.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    /// The IDevID serial (the identity the package is bound to).
+    pub serial: String,
+    /// The IDevID chain with its secure-element signer, the manufacturer
+    /// root and the DCS name (from `nido_eap`).
+    pub credentials: DeviceCredentials,
+    /// The DCS realm of the anonymous onboarding SUCI.
+    pub dcs_realm: String,
+    /// The onboarding network (PLMN id and NID, as broadcast): its serving
+    /// network name enters K_SEAF in phase A.
+    pub onboarding_network: ServingNetwork,
+    /// EAP-TLS settings.
+    pub eap: Settings,
+    /// Timers.
+    pub timers: Timers,
+    /// A hint at the owner's claim, sent to the PVS (never the claim code).
+    pub claim_hint: Option<String>,
+    /// Whether [`crate::Transmit`] carries the plain encoding of protected
+    /// messages (for traces; costs one extra encoding per message).
+    pub trace: bool,
+}

@@ -1,0 +1,578 @@
+//! The [`Device`]: its state, the driver-facing API, timers and the
+//! dispatch of received PDUs to the procedure they belong to.
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use nido_eap::EapTlsPeer;
+use nido_nas::build::{self, KeySetIdentifier, Nas5gsMessage, NasFGsMobileIdentity};
+use nido_nas::security::{Protection, SecurityContext, split_header};
+use nido_nas::view::{Guti5g, Inbound};
+use nido_prov::PublicPart;
+use nido_sec::{KAmf, Supi};
+
+use crate::provisioning::Provisioning;
+use crate::{DeviceConfig, DeviceEvent, DeviceState, SecureElement, Transmit};
+
+/// The device's timers (TS 24.501 §10.2), one running at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimerKind {
+    T3510,
+    T3517,
+    T3521,
+    T3580,
+    Coap,
+    Backoff,
+}
+
+impl TimerKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::T3510 => "T3510",
+            Self::T3517 => "T3517",
+            Self::T3521 => "T3521",
+            Self::T3580 => "T3580",
+            Self::Coap => "CoAP",
+            Self::Backoff => "back-off",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timer {
+    pub(crate) kind: TimerKind,
+    pub(crate) at: SystemTime,
+    pub(crate) retransmissions: u32,
+}
+
+/// How an uplink message is sent (and re-sent on a timer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Send {
+    /// Without protection (no context yet).
+    Plain,
+    /// Protected with the current context.
+    Protected(Protection),
+    /// An initial NAS message with the current context (TS 24.501 §4.4.6).
+    Initial,
+}
+
+/// Where a registration procedure is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    Authenticating,
+    SecurityMode,
+    Accept,
+}
+
+pub(crate) enum Phase {
+    Idle,
+    /// Phase A.
+    Onboarding {
+        peer: Box<EapTlsPeer>,
+        request: Nas5gsMessage,
+        step: Step,
+    },
+    /// Phase B.
+    Provisioning(Box<Provisioning>),
+    /// Leaving the onboarding registration; phase C follows.
+    Deregistering,
+    /// Phase C.
+    Registering {
+        request: Nas5gsMessage,
+        step: Step,
+        supi: Supi,
+        snn: String,
+    },
+    /// Phase D.
+    Registered(Session),
+    Backoff,
+    Failed,
+}
+
+/// The phase D PDU session and bursts.
+#[derive(Debug, Default)]
+pub(crate) struct Session {
+    pub(crate) established: bool,
+    /// Bursts waiting for the session or for a SERVICE ACCEPT.
+    pub(crate) queued: VecDeque<Vec<u8>>,
+    /// A CONTROL PLANE SERVICE REQUEST awaiting its SERVICE ACCEPT.
+    pub(crate) service_request: bool,
+}
+
+/// A device: the UE side of every procedure, over a secure element.
+pub struct Device {
+    pub(crate) config: DeviceConfig,
+    pub(crate) se: Box<dyn SecureElement>,
+    pub(crate) state: DeviceState,
+    pub(crate) phase: Phase,
+    pub(crate) sec: Option<SecurityContext>,
+    /// K_AMF of a successful authentication, for the SECURITY MODE COMMAND.
+    pub(crate) kamf: Option<KAmf>,
+    pub(crate) timer: Option<Timer>,
+    /// The last uplink message of the running procedure, for retransmission.
+    pub(crate) last: Option<(Nas5gsMessage, Send)>,
+    pub(crate) attempts: u32,
+    pub(crate) mac_failures: u32,
+    pub(crate) connection: u32,
+    pub(crate) outbox: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<DeviceEvent>,
+    pub(crate) guti: Option<Guti5g>,
+    pub(crate) public: Option<PublicPart>,
+    pub(crate) last_activity: Option<SystemTime>,
+}
+
+impl core::fmt::Debug for Device {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Device")
+            .field("serial", &self.config.serial)
+            .field("state", &self.state)
+            .field("connection", &self.connection)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The PDU session nido's UE uses for the onboarding session and for data.
+pub(crate) const PSI: u8 = 1;
+
+impl Device {
+    /// A device in factory state (or with a subscription, if the secure
+    /// element holds one: then `public` must be its public part).
+    pub fn new(
+        config: DeviceConfig,
+        se: Box<dyn SecureElement>,
+        public: Option<PublicPart>,
+    ) -> Self {
+        Self {
+            config,
+            se,
+            state: DeviceState::Off,
+            phase: Phase::Idle,
+            sec: None,
+            kamf: None,
+            timer: None,
+            last: None,
+            attempts: 0,
+            mac_failures: 0,
+            connection: 0,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            guti: None,
+            public,
+            last_activity: None,
+        }
+    }
+
+    /// Powers the device on: it onboards, or registers if its secure
+    /// element already holds a subscription.
+    pub fn power_on(&mut self, now: SystemTime) {
+        self.attempts = 0;
+        self.start(now);
+    }
+
+    /// The device's state.
+    pub fn state(&self) -> DeviceState {
+        self.state
+    }
+
+    /// The IDevID serial.
+    pub fn serial(&self) -> &str {
+        &self.config.serial
+    }
+
+    /// The NAS signalling connection the device is on: it changes whenever
+    /// the device releases its connection and starts afresh (after a
+    /// failed attempt, a reject, a deregistration), as a new RRC connection
+    /// would. Drivers map it to a link connection.
+    pub fn connection(&self) -> u32 {
+        self.connection
+    }
+
+    /// The provisioned subscription's public part (SUPI, home network key,
+    /// third-party credentials), once provisioned.
+    pub fn subscription(&self) -> Option<&PublicPart> {
+        self.public.as_ref()
+    }
+
+    /// The current NAS security context.
+    pub fn security_context(&self) -> Option<&SecurityContext> {
+        self.sec.as_ref()
+    }
+
+    /// The secure element.
+    pub fn secure_element(&self) -> &dyn SecureElement {
+        self.se.as_ref()
+    }
+
+    /// The next PDU to send uplink.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<DeviceEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Device::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<SystemTime> {
+        self.timer.map(|t| t.at)
+    }
+
+    /// A received downlink PDU.
+    pub fn handle_pdu(&mut self, now: SystemTime, pdu: &[u8]) {
+        let sht = match split_header(pdu) {
+            Ok((sht, _, _)) => sht,
+            Err(e) => return self.discard(format!("header: {e}")),
+        };
+        if sht == 3 {
+            return self.on_security_mode_command(now, pdu);
+        }
+        let message = if sht == 0 {
+            match nido_nas::decode(pdu) {
+                Ok(m) => m,
+                Err(e) => return self.discard(e.to_string()),
+            }
+        } else {
+            let Some(sec) = self.sec.as_mut() else {
+                return self.discard("protected PDU without a security context".into());
+            };
+            match sec.unprotect(pdu) {
+                Ok(v) => v.message,
+                Err(e) => return self.discard(format!("NAS security: {e}")),
+            }
+        };
+        let inbound = match Inbound::read(&message) {
+            Ok(i) => i,
+            Err(e) => return self.discard(e.to_string()),
+        };
+        if sht == 0 && self.sec.is_some() && !allowed_plain(&inbound) {
+            return self.discard(format!(
+                "{} without integrity protection (TS 24.501 §4.4.4.2)",
+                inbound.name()
+            ));
+        }
+        self.last_activity = Some(now);
+        self.dispatch(now, inbound);
+    }
+
+    fn dispatch(&mut self, now: SystemTime, inbound: Inbound) {
+        match inbound {
+            Inbound::AuthenticationRequest { .. }
+            | Inbound::AuthenticationResult { .. }
+            | Inbound::AuthenticationReject { .. }
+            | Inbound::RegistrationAccept { .. }
+            | Inbound::RegistrationReject { .. } => self.on_registration_message(now, inbound),
+            Inbound::DeregistrationAcceptUeOriginating => self.on_deregistration_accept(now),
+            Inbound::DeregistrationRequestUeTerminated {
+                reregistration_required,
+                cause,
+                t3346,
+            } => self.on_network_deregistration(now, reregistration_required, cause, t3346),
+            Inbound::DlNasTransport { payload, cause } => self.on_dl_transport(now, payload, cause),
+            Inbound::ServiceAccept => self.on_service_accept(now),
+            Inbound::Status { cause } => self.events.push_back(DeviceEvent::Rejected {
+                message: "5GMMStatus",
+                cause,
+            }),
+            other => self.discard(format!("{} is not for a UE", other.name())),
+        }
+    }
+
+    /// A timer expired (call at or after [`Device::poll_timeout`]).
+    pub fn handle_timeout(&mut self, now: SystemTime) {
+        let Some(timer) = self.timer else { return };
+        if now < timer.at {
+            return;
+        }
+        self.timer = None;
+        if timer.kind == TimerKind::Backoff {
+            return self.start(now);
+        }
+        if timer.retransmissions >= self.config.timers.max_retransmissions
+            || timer.kind == TimerKind::T3510
+        {
+            return self.procedure_failed(now, timer.kind);
+        }
+        self.events.push_back(DeviceEvent::Retransmitted {
+            timer: timer.kind.name(),
+        });
+        self.retransmit(now, timer);
+    }
+
+    fn retransmit(&mut self, now: SystemTime, timer: Timer) {
+        if let Some((message, how)) = self.last.clone() {
+            self.send(now, &message, how);
+        }
+        self.timer = Some(Timer {
+            kind: timer.kind,
+            at: now + self.duration(timer.kind),
+            retransmissions: timer.retransmissions + 1,
+        });
+    }
+
+    /// A procedure gave up: release the connection and try again from the
+    /// start, backing off after too many attempts (TS 24.501 §5.5.1.2.7).
+    fn procedure_failed(&mut self, now: SystemTime, timer: TimerKind) {
+        if timer == TimerKind::T3521 {
+            // Abort the deregistration and deregister locally.
+            return self.deregistered(now);
+        }
+        if timer == TimerKind::T3517
+            && let Phase::Registered(session) = &mut self.phase
+        {
+            // The burst is not acknowledged: the context stays; the next
+            // burst tries again (at-least-once delivery).
+            session.service_request = false;
+            return;
+        }
+        self.attempts += 1;
+        self.release_connection();
+        if self.attempts >= self.config.timers.max_attempts {
+            self.attempts = 0;
+            self.back_off(now, self.config.timers.t3502);
+        } else {
+            self.start(now);
+        }
+    }
+
+    pub(crate) fn duration(&self, kind: TimerKind) -> std::time::Duration {
+        let t = &self.config.timers;
+        match kind {
+            TimerKind::T3510 => t.t3510,
+            TimerKind::T3517 => t.t3517,
+            TimerKind::T3521 => t.t3521,
+            TimerKind::T3580 => t.t3580,
+            TimerKind::Coap => t.coap,
+            TimerKind::Backoff => t.t3502,
+        }
+    }
+
+    pub(crate) fn start_timer(&mut self, now: SystemTime, kind: TimerKind) {
+        self.timer = Some(Timer {
+            kind,
+            at: now + self.duration(kind),
+            retransmissions: 0,
+        });
+    }
+
+    /// Restarts the running timer with its retransmission count cleared
+    /// (the procedure made progress).
+    pub(crate) fn progress(&mut self, now: SystemTime) {
+        if let Some(t) = self.timer {
+            self.start_timer(now, t.kind);
+        }
+    }
+
+    pub(crate) fn back_off(&mut self, now: SystemTime, wait: std::time::Duration) {
+        self.phase = Phase::Backoff;
+        self.set_state(DeviceState::BackingOff);
+        self.timer = Some(Timer {
+            kind: TimerKind::Backoff,
+            at: now + wait,
+            retransmissions: 0,
+        });
+    }
+
+    pub(crate) fn fail(&mut self) {
+        self.release_connection();
+        self.phase = Phase::Failed;
+        self.timer = None;
+        self.set_state(DeviceState::Failed);
+    }
+
+    /// Releases the NAS signalling connection: the security context of a
+    /// procedure that did not complete is forgotten.
+    pub(crate) fn release_connection(&mut self) {
+        self.connection = self.connection.wrapping_add(1);
+        self.sec = None;
+        self.kamf = None;
+        self.last = None;
+        self.timer = None;
+        self.outbox.clear();
+    }
+
+    /// Starts the next thing to do: onboarding without a subscription,
+    /// registration with one.
+    pub(crate) fn start(&mut self, now: SystemTime) {
+        if self.se.has_subscription() && self.public.is_some() {
+            self.start_registration(now);
+        } else {
+            self.start_onboarding(now);
+        }
+    }
+
+    pub(crate) fn set_state(&mut self, to: DeviceState) {
+        if self.state != to {
+            self.events.push_back(DeviceEvent::State {
+                from: self.state,
+                to,
+            });
+            self.state = to;
+        }
+    }
+
+    pub(crate) fn discard(&mut self, reason: String) {
+        self.events.push_back(DeviceEvent::Discarded { reason });
+    }
+
+    /// Sends `message` as `how` and remembers it for retransmission.
+    pub(crate) fn send_procedure(&mut self, now: SystemTime, message: Nas5gsMessage, how: Send) {
+        self.send(now, &message, how);
+        self.last = Some((message, how));
+    }
+
+    /// Protects (as `how`) and queues one uplink message.
+    pub(crate) fn send(&mut self, now: SystemTime, message: &Nas5gsMessage, how: Send) {
+        let name = nido_nas::view::message_name(message);
+        let pdu = match (how, self.sec.as_mut()) {
+            (Send::Plain, _) => message.encode().map_err(|e| e.to_string()),
+            (Send::Protected(p), Some(sec)) => sec.protect(message, p).map_err(|e| e.to_string()),
+            (Send::Initial, Some(sec)) => sec.protect_initial(message).map_err(|e| e.to_string()),
+            (_, None) => Err("no security context".into()),
+        };
+        let pdu = match pdu {
+            Ok(pdu) => pdu,
+            Err(e) => {
+                return self.discard(format!("cannot send {name}: {e}"));
+            }
+        };
+        let plain = (self.config.trace && how != Send::Plain)
+            .then(|| message.encode().ok())
+            .flatten();
+        self.last_activity = Some(now);
+        self.outbox.push_back(Transmit {
+            pdu,
+            message: name,
+            plain,
+            connection: self.connection,
+        });
+    }
+
+    /// The 5G-GUTI as a mobile identity, else the onboarding SUCI.
+    pub(crate) fn identity(&self) -> Option<NasFGsMobileIdentity> {
+        let guti = self.guti.as_ref()?.to_wire().ok()?;
+        Some(NasFGsMobileIdentity::from_guti(guti))
+    }
+
+    pub(crate) fn ngksi(&self) -> KeySetIdentifier {
+        match self.sec.as_ref().map(SecurityContext::ngksi) {
+            Some(k) if k < 7 => KeySetIdentifier::Native(k),
+            _ => KeySetIdentifier::NoKey,
+        }
+    }
+
+    /// Leaves the registration (UE-initiated, not switch-off).
+    pub(crate) fn deregister(&mut self, now: SystemTime) {
+        let Some(identity) = self.identity() else {
+            return self.deregistered(now);
+        };
+        match build::deregistration_request_ue_originating(false, self.ngksi(), &identity) {
+            Ok(request) => {
+                self.phase = Phase::Deregistering;
+                self.set_state(DeviceState::Deregistering);
+                self.send_procedure(now, request, Send::Initial);
+                self.start_timer(now, TimerKind::T3521);
+            }
+            Err(e) => {
+                self.discard(format!("deregistration: {e}"));
+                self.deregistered(now);
+            }
+        }
+    }
+
+    fn on_deregistration_accept(&mut self, now: SystemTime) {
+        if matches!(self.phase, Phase::Deregistering) {
+            self.deregistered(now);
+        } else {
+            self.discard("DEREGISTRATION ACCEPT outside a deregistration".into());
+        }
+    }
+
+    /// Deregistered: the next registration uses the provisioned subscription.
+    fn deregistered(&mut self, now: SystemTime) {
+        self.release_connection();
+        self.guti = None;
+        self.phase = Phase::Idle;
+        self.attempts = 0;
+        self.start(now);
+    }
+
+    fn on_network_deregistration(
+        &mut self,
+        now: SystemTime,
+        _reregistration_required: bool,
+        cause: Option<u8>,
+        t3346: Option<std::time::Duration>,
+    ) {
+        if let Some(sec) = self.sec.as_mut()
+            && let Ok(pdu) = sec.protect(
+                &build::deregistration_accept_ue_terminated(),
+                Protection::IntegrityCiphered,
+            )
+        {
+            self.outbox.push_back(Transmit {
+                pdu,
+                message: "DeregistrationAcceptUeTerminated",
+                plain: None,
+                connection: self.connection,
+            });
+        }
+        if let Some(cause) = cause {
+            self.events.push_back(DeviceEvent::Rejected {
+                message: "DeregistrationRequestUeTerminated",
+                cause,
+            });
+        }
+        self.guti = None;
+        self.release_connection();
+        self.react(now, cause.unwrap_or(0), t3346);
+    }
+
+    /// The reaction to a reject cause (TS 24.501 §5.5.1.2.5, §5.5.2.3.2).
+    pub(crate) fn react(&mut self, now: SystemTime, cause: u8, t3346: Option<std::time::Duration>) {
+        let timers = self.config.timers;
+        match cause {
+            // Illegal UE, permanently not authorized for this SNPN: give up.
+            3 | 75 => self.fail(),
+            // Temporarily not authorized for this SNPN.
+            74 => self.back_off(now, timers.temporarily_not_authorized),
+            // Congestion: wait T3346 (or T3502 if the network gave none).
+            22 => self.back_off(now, t3346.unwrap_or(timers.t3502)),
+            // Onboarding services terminated: start over.
+            93 => {
+                self.phase = Phase::Idle;
+                self.start(now);
+            }
+            // UE identity cannot be derived, 5GS services not allowed: the
+            // network lost or refused the subscription; onboard again.
+            7 | 9 => {
+                self.se.erase_subscription();
+                self.public = None;
+                self.phase = Phase::Idle;
+                self.start(now);
+            }
+            _ => {
+                self.attempts += 1;
+                if self.attempts >= timers.max_attempts {
+                    self.attempts = 0;
+                    self.back_off(now, timers.t3502);
+                } else {
+                    self.start(now);
+                }
+            }
+        }
+    }
+}
+
+/// The messages a UE accepts without integrity protection once it has a
+/// security context (TS 24.501 §4.4.4.2).
+fn allowed_plain(inbound: &Inbound) -> bool {
+    matches!(
+        inbound,
+        Inbound::AuthenticationRequest { .. }
+            | Inbound::AuthenticationResult { .. }
+            | Inbound::AuthenticationReject { .. }
+            | Inbound::RegistrationReject { .. }
+            | Inbound::DeregistrationAcceptUeOriginating
+    )
+}

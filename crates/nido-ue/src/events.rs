@@ -1,0 +1,133 @@
+//! What a device tells its driver: PDUs to send, events, its state.
+
+use nido_sec::Supi;
+use thiserror::Error;
+
+/// A NAS PDU the device wants sent uplink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The PDU as it goes on the link (protected once a context exists).
+    pub pdu: Vec<u8>,
+    /// The plain message's name, e.g. `"RegistrationRequest"`.
+    pub message: &'static str,
+    /// The plain message's encoding when the PDU is protected and the
+    /// device was configured with `trace`.
+    pub plain: Option<Vec<u8>>,
+    /// The device's NAS signalling connection (see [`crate::Device::connection`]).
+    pub connection: u32,
+}
+
+/// Where the device is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceState {
+    /// Powered off, or not started.
+    Off,
+    /// Phase A: onboarding registration with EAP-TLS.
+    Onboarding,
+    /// Phase B: registered for onboarding, getting its subscription.
+    Provisioning,
+    /// Leaving the onboarding registration.
+    Deregistering,
+    /// Phase C: registering with its own subscription (5G-AKA).
+    Registering,
+    /// Phase D: registered with an active subscription.
+    Active,
+    /// Waiting before the next attempt (a reject cause or repeated failures).
+    BackingOff,
+    /// Gave up: the network refused it for good (#3, #75) or the device
+    /// cannot continue; only a power cycle or operator action helps.
+    Failed,
+}
+
+/// How a burst left the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BurstPath {
+    /// From idle: CONTROL PLANE SERVICE REQUEST with the data.
+    ControlPlaneServiceRequest,
+    /// Connected: UL NAS TRANSPORT, payload container type 8.
+    UlNasTransport,
+}
+
+/// Something that happened, for the driver, logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeviceEvent {
+    /// The state changed.
+    State {
+        /// Before.
+        from: DeviceState,
+        /// After.
+        to: DeviceState,
+    },
+    /// The credential package was installed in the secure element.
+    Provisioned {
+        /// The new subscription's SUPI.
+        supi: Supi,
+        /// The owner the subscription belongs to, if any.
+        owner: Option<String>,
+        /// How many third-party credentials came with it.
+        third_party: usize,
+    },
+    /// 5G-AKA with the new subscription succeeded and the device is registered.
+    Active {
+        /// The SUPI.
+        supi: Supi,
+    },
+    /// A burst left the device.
+    BurstSent {
+        /// Its length.
+        bytes: usize,
+        /// How.
+        path: BurstPath,
+    },
+    /// Downlink CIoT user data arrived.
+    Downlink {
+        /// The PDU session.
+        psi: u8,
+        /// The data.
+        data: Vec<u8>,
+    },
+    /// The network rejected a procedure.
+    Rejected {
+        /// The message that carried the cause.
+        message: &'static str,
+        /// The 5GMM cause.
+        cause: u8,
+    },
+    /// The network failed authentication (MAC failure): it is not the
+    /// network the subscription belongs to.
+    NetworkNotAuthentic,
+    /// The EAP-TLS exchange failed on the device's side (e.g. the DCS
+    /// certificate did not verify).
+    OnboardingFailed {
+        /// Why.
+        reason: String,
+    },
+    /// The credential package did not open or install.
+    PackageRefused {
+        /// Why.
+        reason: String,
+    },
+    /// A received PDU was discarded.
+    Discarded {
+        /// Why.
+        reason: String,
+    },
+    /// A timer expired and the message was sent again.
+    Retransmitted {
+        /// The timer.
+        timer: &'static str,
+    },
+}
+
+/// Why [`crate::Device::send_data`] refused a burst.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The device is not registered with an established PDU session yet.
+    #[error("not active with a PDU session")]
+    NotReady,
+    /// The data is empty or longer than a payload container carries.
+    #[error("data of {0} octets: 1 to 65535 allowed")]
+    Size(usize),
+}
