@@ -168,6 +168,25 @@ impl Fleet {
         Ok(())
     }
 
+    /// Device `i` sends `message` outside its procedures ([`Device::send_raw`]).
+    pub fn send_raw(&mut self, i: usize, message: &nido_nas::build::Nas5gsMessage) {
+        let now = self.now;
+        self.devices[i].send_raw(now, message);
+        self.pump_device(i);
+    }
+
+    /// Device `i`, to drive directly (call [`Fleet::pump_devices`] after).
+    pub fn device_mut(&mut self, i: usize) -> &mut Device {
+        &mut self.devices[i]
+    }
+
+    /// Collects what every device wants sent (after driving one directly).
+    pub fn pump_devices(&mut self) {
+        for i in 0..self.devices.len() {
+            self.pump_device(i);
+        }
+    }
+
     /// Moves what device `i` wants sent into the link, and its events out.
     fn pump_device(&mut self, i: usize) {
         let now = self.now;

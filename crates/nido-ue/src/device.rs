@@ -203,6 +203,20 @@ impl Device {
         self.se.as_ref()
     }
 
+    /// Sends any message, protected with the current context (integrity
+    /// and ciphering; plain without one), outside every procedure: for
+    /// conformance tests and fault injection, e.g. a device that tries to
+    /// reach something else than the PVS while onboarding. Normal operation
+    /// never needs it.
+    pub fn send_raw(&mut self, now: SystemTime, message: &Nas5gsMessage) {
+        let how = if self.sec.is_some() {
+            Send::Protected(Protection::IntegrityCiphered)
+        } else {
+            Send::Plain
+        };
+        self.send(now, message, how);
+    }
+
     /// The next PDU to send uplink.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.outbox.pop_front()
