@@ -85,5 +85,8 @@ fn a_burst_from_idle_is_one_uplink_message_against_a_full_reregistration() {
     assert_eq!(sink.received().len(), 2);
     assert!(baseline.uplink_messages >= 5);
     assert!(burst.uplink_bytes * 4 < baseline.uplink_bytes);
-    eprintln!("burst of {} octets: {burst:?}; baseline: {baseline:?}", PAYLOAD.len());
+    eprintln!(
+        "burst of {} octets: {burst:?}; baseline: {baseline:?}",
+        PAYLOAD.len()
+    );
 }

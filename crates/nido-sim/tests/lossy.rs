@@ -32,7 +32,13 @@ fn a_thousand_devices_reach_active_over_a_lossy_link() {
         reorder_delay: Duration::from_millis(500),
     };
     let profiles = vec![DeviceProfile::standard(world.now); DEVICES];
-    let (mut fleet, _sink) = fleet(&world, &NetworkOptions::default(), &profiles, faults, 0x5eed);
+    let (mut fleet, _sink) = fleet(
+        &world,
+        &NetworkOptions::default(),
+        &profiles,
+        faults,
+        0x5eed,
+    );
     for i in 0..DEVICES {
         fleet.power_on(i);
     }
@@ -47,7 +53,12 @@ fn a_thousand_devices_reach_active_over_a_lossy_link() {
         .filter(|(_, d)| d.state() != DeviceState::Active)
         .map(|(i, d)| (i, d.state()))
         .collect();
-    assert!(all_active, "{} devices not active: {:?}", stuck.len(), &stuck[..stuck.len().min(10)]);
+    assert!(
+        all_active,
+        "{} devices not active: {:?}",
+        stuck.len(),
+        &stuck[..stuck.len().min(10)]
+    );
 
     let stats = fleet.link_stats();
     assert!(stats.dropped > 0 && stats.duplicated > 0 && stats.reordered > 0);
@@ -56,7 +67,11 @@ fn a_thousand_devices_reach_active_over_a_lossy_link() {
     // device holds the SUPI the store has for it.
     let subscriptions = fleet.network().store().subscriptions();
     assert_eq!(subscriptions.len(), DEVICES);
-    assert!(subscriptions.iter().all(|s| s.state == SubscriptionState::Active));
+    assert!(
+        subscriptions
+            .iter()
+            .all(|s| s.state == SubscriptionState::Active)
+    );
     let supis: HashSet<_> = subscriptions.iter().map(|s| s.supi.clone()).collect();
     assert_eq!(supis.len(), DEVICES);
     for device in fleet.devices() {

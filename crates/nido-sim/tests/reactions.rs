@@ -1,0 +1,138 @@
+//! The device's reaction to each reject cause it can receive during
+//! registration (TS 24.501 §5.5.1.2.5): give up, back off for the time the
+//! cause or T3346 says, or start over; and that a back-off ends in a new
+//! attempt.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
+
+mod common;
+
+use std::time::Duration;
+
+use nido_nas::build::{self, GmmCause};
+use nido_pki::DeviceProfile;
+use nido_sim::Faults;
+use nido_sim::scenario::NetworkOptions;
+use nido_ue::{DeviceEvent, DeviceState, Timers};
+
+use common::{fleet, world};
+
+/// Powers a device on, feeds it REGISTRATION REJECT `cause` (plain, as a
+/// network sends it before security), returns its state and wake-up delay.
+fn reject(
+    cause: GmmCause,
+    t3346: Option<u64>,
+) -> (DeviceState, Option<Duration>, Vec<DeviceEvent>) {
+    let world = world();
+    let (mut fleet, _) = fleet(
+        &world,
+        &NetworkOptions::default(),
+        &[DeviceProfile::standard(world.now)],
+        Faults::NONE,
+        4,
+    );
+    fleet.power_on(0);
+    let now = fleet.now();
+    let pdu = build::registration_reject(cause, t3346)
+        .unwrap()
+        .encode()
+        .unwrap();
+    let device = fleet.device_mut(0);
+    device.handle_pdu(now, &pdu);
+    let wake = device
+        .poll_timeout()
+        .map(|at| at.duration_since(now).unwrap());
+    let mut events = Vec::new();
+    while let Some(e) = device.poll_event() {
+        events.push(e);
+    }
+    (device.state(), wake, events)
+}
+
+#[test]
+fn illegal_ue_and_permanently_not_authorized_give_up() {
+    for cause in [
+        GmmCause::IllegalUe,
+        GmmCause::PermanentlyNotAuthorizedForThisSnpn,
+    ] {
+        let (state, wake, events) = reject(cause, None);
+        assert_eq!(state, DeviceState::Failed, "{cause:?}");
+        assert_eq!(wake, None, "{cause:?}: no retry");
+        assert!(events.contains(&DeviceEvent::Rejected {
+            message: "RegistrationReject",
+            cause: cause as u8
+        }));
+    }
+}
+
+#[test]
+fn temporarily_not_authorized_backs_off() {
+    let (state, wake, _) = reject(GmmCause::TemporarilyNotAuthorizedForThisSnpn, None);
+    assert_eq!(state, DeviceState::BackingOff);
+    assert_eq!(wake, Some(Timers::default().temporarily_not_authorized));
+}
+
+#[test]
+fn congestion_waits_t3346_then_tries_again() {
+    let (state, wake, _) = reject(GmmCause::Congestion, Some(120));
+    assert_eq!(state, DeviceState::BackingOff);
+    assert_eq!(wake, Some(Duration::from_secs(120)));
+    // Without T3346 the device waits T3502.
+    let (_, wake, _) = reject(GmmCause::Congestion, None);
+    assert_eq!(wake, Some(Timers::default().t3502));
+}
+
+#[test]
+fn a_back_off_ends_in_a_new_registration_that_succeeds() {
+    let world = world();
+    let (mut fleet, _) = fleet(
+        &world,
+        &NetworkOptions::default(),
+        &[DeviceProfile::standard(world.now)],
+        Faults::NONE,
+        5,
+    );
+    fleet.power_on(0);
+    let now = fleet.now();
+    let pdu = build::registration_reject(GmmCause::Congestion, Some(60))
+        .unwrap()
+        .encode()
+        .unwrap();
+    fleet.device_mut(0).handle_pdu(now, &pdu);
+    fleet.pump_devices();
+    assert_eq!(fleet.device(0).state(), DeviceState::BackingOff);
+    // The network answers the first request meanwhile; the device released
+    // that connection, so nothing it sends reaches the device. After T3346
+    // it registers again on a new connection and gets through.
+    let deadline = fleet.now() + Duration::from_secs(600);
+    assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Active));
+    assert!(fleet.now().duration_since(now).unwrap() >= Duration::from_secs(60));
+}
+
+#[test]
+fn unknown_causes_retry_a_bounded_number_of_times_then_wait_t3502() {
+    let world = world();
+    let (mut fleet, _) = fleet(
+        &world,
+        &NetworkOptions::default(),
+        &[DeviceProfile::standard(world.now)],
+        Faults::NONE,
+        6,
+    );
+    fleet.power_on(0);
+    let attempts = Timers::default().max_attempts;
+    for n in 1..=attempts {
+        let now = fleet.now();
+        let pdu = build::registration_reject(GmmCause::ProtocolErrorUnspecified, None)
+            .unwrap()
+            .encode()
+            .unwrap();
+        fleet.device_mut(0).handle_pdu(now, &pdu);
+        let expected = if n < attempts {
+            DeviceState::Onboarding
+        } else {
+            DeviceState::BackingOff
+        };
+        assert_eq!(fleet.device(0).state(), expected, "after {n} rejects");
+    }
+}
