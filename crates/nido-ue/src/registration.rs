@@ -401,3 +401,49 @@ fn suci(public: &nido_prov::PublicPart) -> Result<ImsiSuciParts, String> {
         scheme_output,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nido_prov::package::ServingNetwork;
+    use nido_sec::suci::{HomeNetworkKey, Profile, Sidf, bcd_to_msin};
+
+    fn public(supi: &str, key: &HomeNetworkKey) -> nido_prov::PublicPart {
+        nido_prov::PublicPart {
+            package_id: [1; 16],
+            supi: Supi::parse(supi).unwrap(),
+            amf: [0x80, 0],
+            home_network_key: key.public_key(),
+            routing_indicator: "0012".into(),
+            serving_network: ServingNetwork::new("999", "99", None).unwrap(),
+            third_party: Vec::new(),
+            not_after_unix: u64::MAX,
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn the_suci_conceals_the_msin_for_the_home_network_key() {
+        for profile in [Profile::A, Profile::B] {
+            let key = HomeNetworkKey::generate(profile, 3).unwrap();
+            let parts = suci(&public("imsi-999990000000042", &key)).unwrap();
+            assert_eq!((parts.mcc.as_str(), parts.mnc.as_str()), ("999", "99"));
+            assert_eq!(parts.routing_indicator, "0012");
+            assert_eq!(parts.protection_scheme_id, profile.scheme_id());
+            assert_eq!(parts.home_network_public_key_id, 3);
+            let mut sidf = Sidf::new();
+            sidf.insert(key);
+            let bcd = sidf
+                .deconceal(parts.protection_scheme_id, 3, &parts.scheme_output)
+                .unwrap();
+            assert_eq!(bcd_to_msin(&bcd).unwrap(), "0000000042");
+        }
+    }
+
+    #[test]
+    fn a_supi_of_another_network_or_a_nai_has_no_imsi_suci() {
+        let key = HomeNetworkKey::generate(Profile::A, 1).unwrap();
+        assert!(suci(&public("imsi-001010000000042", &key)).is_err());
+        assert!(suci(&public("nai-device@example.com", &key)).is_err());
+    }
+}

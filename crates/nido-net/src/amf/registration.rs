@@ -544,3 +544,28 @@ impl Network {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nia2_nea2_are_preferred_and_nia0_never_chosen() {
+        assert_eq!(select([0xF0, 0x70]), Some(Algorithms::NIA2_NEA2));
+        // A UE with only 5G-EA0 and 128-5G-IA1.
+        assert_eq!(select([0x80, 0x40]), Some(Algorithms { nia: 1, nea: 0 }));
+        // 128-5G-IA3 and 128-5G-EA3 only.
+        assert_eq!(select([0x10, 0x10]), Some(Algorithms { nia: 3, nea: 3 }));
+        // Only 5G-IA0 (bit 8): no integrity algorithm nido accepts.
+        assert_eq!(select([0xF0, 0x80]), None);
+        assert_eq!(select([0x00, 0x70]), None);
+    }
+
+    #[test]
+    fn algorithm_enums_match_their_numbers() {
+        assert_eq!(ciphering(2), CipheringAlgorithm::NEA2);
+        assert_eq!(ciphering(0), CipheringAlgorithm::NEA0);
+        assert_eq!(integrity(3), IntegrityAlgorithm::NIA3);
+        assert_eq!(integrity(1), IntegrityAlgorithm::NIA1);
+    }
+}
