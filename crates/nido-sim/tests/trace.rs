@@ -1,0 +1,140 @@
+//! The harness's trace hook feeding the pcap writer: one device's phases
+//! A-D as sent on the link, each protected PDU followed by its plain inner
+//! message (marked as such), decoded by tshark as NAS-5GS with no
+//! malformed record, in the design doc's order.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
+
+mod common;
+
+use std::cell::RefCell;
+use std::process::Command;
+use std::rc::Rc;
+use std::time::Duration;
+
+use nido_pki::DeviceProfile;
+use nido_sim::Faults;
+use nido_sim::scenario::NetworkOptions;
+use nido_trace::PcapWriter;
+
+use common::{fleet, settle, world};
+
+fn tshark(args: &[&str]) -> String {
+    let out = Command::new("tshark")
+        .args(args)
+        .output()
+        .expect("tshark is not installed: run .ci/run, which installs it (Debian package tshark)");
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_trace_of_phases_a_to_d_decodes_in_wireshark() {
+    let world = world();
+    let options = NetworkOptions {
+        trace: true,
+        ..NetworkOptions::default()
+    };
+    let (mut fleet, _) = fleet(
+        &world,
+        &options,
+        &[DeviceProfile::standard(world.now)],
+        Faults::NONE,
+        7,
+    );
+    let pcap = Rc::new(RefCell::new(PcapWriter::new(Vec::new()).unwrap()));
+    let writer = pcap.clone();
+    let start = world.now;
+    fleet.set_trace(move |r| {
+        let at = r.at.duration_since(start).unwrap_or_default();
+        let mut w = writer.borrow_mut();
+        w.write_nas(at, r.pdu).unwrap();
+        if let Some(plain) = r.plain {
+            w.write_nas_annotated(at, plain, "nido: plain inner message of the previous PDU")
+                .unwrap();
+        }
+    });
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    fleet.advance(Duration::from_secs(30));
+    fleet.send_data(0, b"t=21.5C").unwrap();
+    fleet.advance(Duration::from_secs(5));
+    drop(fleet);
+
+    let bytes = Rc::try_unwrap(pcap)
+        .ok()
+        .unwrap()
+        .into_inner()
+        .into_inner()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("nido-sim-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("onboarding.pcap");
+    std::fs::write(&file, &bytes).unwrap();
+    let path = file.to_str().unwrap();
+
+    let text = tshark(&["-r", path, "-T", "fields", "-e", "_ws.col.Info"]);
+    // tshark cannot know that the value part of a protected CONTROL PLANE
+    // SERVICE REQUEST's CIoT small data container is ciphered (TS 24.501
+    // §4.4.6) and reads the ciphertext as plain: the only records it may
+    // call malformed are those (header type 1, message type 0x4f), each
+    // followed by its plain record, which decodes.
+    let malformed = tshark(&[
+        "-r",
+        path,
+        "-Y",
+        "_ws.malformed || _ws.expert.severity == error",
+        "-T",
+        "fields",
+        "-e",
+        "nas_5gs.security_header_type",
+        "-e",
+        "nas_5gs.mm.message_type",
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    for line in malformed.lines() {
+        assert_eq!(
+            line, "1,0\t0x4f",
+            "a malformed record other than a partially ciphered CPSR:\n{text}"
+        );
+    }
+    assert!(malformed.lines().count() <= 1);
+
+    // The plain messages, in the design doc's order (tshark's names).
+    let order = [
+        "Registration request",
+        "Authentication request",
+        "Authentication response",
+        "Authentication result",
+        "Security mode command",
+        "Security mode complete",
+        "Registration accept",
+        "Registration complete",
+        "UL NAS transport",
+        "DL NAS transport",
+        "Deregistration request (UE originating)",
+        "Deregistration accept (UE originating)",
+        "Registration request",
+        "Authentication request",
+        "Authentication response",
+        "Security mode command",
+        "Security mode complete",
+        "Registration accept",
+        "Registration complete",
+        "UL NAS transport",
+        "DL NAS transport",
+        "Control plane service request",
+        "Service accept",
+    ];
+    let mut at = 0;
+    for name in order {
+        let found = text[at..]
+            .find(name)
+            .unwrap_or_else(|| panic!("{name:?} missing after offset {at} in:\n{text}"));
+        at += found + name.len();
+    }
+}
