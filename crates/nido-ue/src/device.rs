@@ -395,14 +395,14 @@ impl Device {
     }
 
     /// Releases the NAS signalling connection: the security context of a
-    /// procedure that did not complete is forgotten.
+    /// procedure that did not complete is forgotten. What was queued before
+    /// still goes out on the old connection (each [`Transmit`] names it).
     pub(crate) fn release_connection(&mut self) {
         self.connection = self.connection.wrapping_add(1);
         self.sec = None;
         self.kamf = None;
         self.last = None;
         self.timer = None;
-        self.outbox.clear();
     }
 
     /// Starts the next thing to do: onboarding without a subscription,

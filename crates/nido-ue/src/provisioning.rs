@@ -93,20 +93,34 @@ impl Device {
             Transport::PduSessionEstablishmentAccept { psi, pvs_name, .. } if psi == PSI => {
                 self.on_session_accept(now, pvs_name)
             }
-            Transport::PduSessionEstablishmentReject { cause, .. } => {
+            Transport::PduSessionEstablishmentReject { psi, cause, .. } => {
                 self.events.push_back(DeviceEvent::Rejected {
                     message: "PduSessionEstablishmentReject",
                     cause,
                 });
-                self.timer = None;
-                self.last = None;
-                if matches!(self.phase, Phase::Provisioning(_)) {
+                // Only the reject of the session the device is asking for
+                // ends that procedure; others leave everything as it is.
+                let pending = psi == PSI
+                    && self.timer.is_some_and(|t| t.kind == TimerKind::T3580)
+                    && matches!(
+                        &self.phase,
+                        Phase::Provisioning(p) if p.step == ProvStep::Session
+                    );
+                let pending_data =
+                    psi == PSI && matches!(&self.phase, Phase::Registered(s) if !s.established);
+                if pending {
+                    self.timer = None;
+                    self.last = None;
                     self.deregister(now);
+                } else if pending_data {
+                    self.timer = None;
+                    self.last = None;
                 }
             }
             Transport::CiotData { psi, data } if psi == PSI => match self.phase {
                 Phase::Provisioning(_) => self.on_pvs_response(now, &data),
-                _ => self.events.push_back(DeviceEvent::Downlink { psi, data }),
+                Phase::Registered(_) => self.events.push_back(DeviceEvent::Downlink { psi, data }),
+                _ => self.discard("downlink data outside a registration".into()),
             },
             other => self.discard(format!("DL NAS TRANSPORT payload {other:?} not expected")),
         }

@@ -89,6 +89,21 @@ impl Device {
             } => self.on_authentication_request(now, ngksi, &abba, rand, autn, eap),
             Inbound::AuthenticationResult { eap, .. } => self.on_eap(now, &eap),
             Inbound::AuthenticationReject { .. } => {
+                // Only an authentication in progress can be rejected; a
+                // plain AUTHENTICATION REJECT at any other time is a forgery.
+                let authenticating = matches!(
+                    self.phase,
+                    Phase::Onboarding {
+                        step: Step::Authenticating,
+                        ..
+                    } | Phase::Registering {
+                        step: Step::Authenticating | Step::SecurityMode,
+                        ..
+                    }
+                );
+                if !authenticating {
+                    return self.discard("AUTHENTICATION REJECT outside an authentication".into());
+                }
                 self.events.push_back(DeviceEvent::Rejected {
                     message: "AuthenticationReject",
                     cause: 0,

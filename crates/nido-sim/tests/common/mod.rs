@@ -69,3 +69,33 @@ pub(crate) fn record(fleet: &mut Fleet) -> Rc<RefCell<Vec<(Direction, &'static s
     });
     log
 }
+
+/// A device in factory state holding `id` in the secure element that
+/// `wrap` makes of a [`nido_se::MemorySe`]: [`scenario::device`] with
+/// another element (e.g. one that misbehaves).
+pub(crate) fn device_with_se(
+    world: &Onboarding,
+    id: &nido_pki::DeviceIdentity,
+    wrap: impl FnOnce(nido_se::MemorySe) -> Box<dyn nido_se::SecureElement>,
+) -> nido_ue::Device {
+    use rustls::pki_types::PrivateKeyDer;
+    let se = nido_se::MemorySe::new(&PrivateKeyDer::Pkcs8(id.key.clone_key())).unwrap();
+    let credentials = nido_eap::DeviceCredentials::new(
+        id.chain.clone(),
+        nido_se::SecureElement::idevid_signer(&se),
+        world.manufacturer.root_der().clone(),
+        world.manufacturer.dcs_realm(),
+    )
+    .unwrap();
+    let config = nido_ue::DeviceConfig {
+        serial: id.serial.clone(),
+        credentials,
+        dcs_realm: world.manufacturer.dcs_realm().to_owned(),
+        onboarding_network: scenario::serving_network(),
+        eap: nido_eap::Settings::default(),
+        timers: nido_ue::Timers::default(),
+        claim_hint: None,
+        trace: false,
+    };
+    nido_ue::Device::new(config, wrap(se), None)
+}
