@@ -11,12 +11,11 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use nido_pki::DeviceProfile;
 use nido_sim::scenario::NetworkOptions;
-use nido_sim::{Direction, Faults, Fleet};
+use nido_sim::{Direction, Fleet};
 use nido_ue::DeviceState;
 
-use common::{fleet, settle, world};
+use common::{one_device, settle, world};
 
 const PAYLOAD: [u8; 50] = *b"t=21.5C;h=40%;batt=3.61V;seq=000017;fw=1.2.0;ok!!!";
 
@@ -50,13 +49,7 @@ fn meter(fleet: &mut Fleet) -> Rc<RefCell<Cost>> {
 #[test]
 fn a_burst_from_idle_is_one_uplink_message_against_a_full_reregistration() {
     let world = world();
-    let (mut fleet, sink) = fleet(
-        &world,
-        &NetworkOptions::default(),
-        &[DeviceProfile::standard(world.now)],
-        Faults::NONE,
-        3,
-    );
+    let (mut fleet, sink) = one_device(&world, &NetworkOptions::default(), 3);
     fleet.power_on(0);
     assert!(settle(&mut fleet, &[0]));
     fleet.advance(Duration::from_secs(30)); // data session up, device idle

@@ -39,7 +39,7 @@ use nido_sim::scenario::{self, NetworkOptions};
 use nido_sim::{Direction, Faults, Fleet, connection_id};
 use nido_ue::{DeviceEvent, DeviceState};
 
-use common::{device_with_se, fleet, record, settle, world};
+use common::{device_with_se, fleet, one_device, record, settle, world};
 
 const PAYLOAD: &[u8] = b"t=21.5C;h=40%;batt=3.61V";
 const HOUR: Duration = Duration::from_secs(3600);
@@ -730,13 +730,7 @@ fn a_downlink_pdu_with_a_bad_mac_is_discarded_by_the_device() {
 #[test]
 fn plain_messages_for_an_authenticating_connection_are_discarded_by_the_network() {
     let world = world();
-    let (mut fleet, sink) = fleet(
-        &world,
-        &NetworkOptions::default(),
-        &[DeviceProfile::standard(world.now)],
-        Faults::NONE,
-        8,
-    );
+    let (mut fleet, sink) = one_device(&world, &NetworkOptions::default(), 8);
     fleet.power_on(0);
     let deadline = fleet.now() + HOUR;
     assert!(fleet.run_until(deadline, |f| {
@@ -838,13 +832,7 @@ fn onboarding_timer_expired() -> (Fleet, MemorySink, Rc<Cell<bool>>, Log, Connec
         onboarding_timer: Duration::from_secs(2),
         ..NetworkOptions::default()
     };
-    let (mut fleet, sink) = fleet(
-        &world,
-        &options,
-        &[DeviceProfile::standard(world.now)],
-        Faults::NONE,
-        13,
-    );
+    let (mut fleet, sink) = one_device(&world, &options, 13);
     let drop_transport = Rc::new(Cell::new(true));
     let flag = drop_transport.clone();
     fleet.set_downlink_filter(move |t| !(flag.get() && t.message == "DlNasTransport"));
@@ -1075,13 +1063,7 @@ fn a_tampered_credential_package_is_refused_and_the_device_asks_again() {
         trace: true,
         ..NetworkOptions::default()
     };
-    let (mut fleet, sink) = fleet(
-        &world,
-        &options,
-        &[DeviceProfile::standard(world.now)],
-        Faults::NONE,
-        15,
-    );
+    let (mut fleet, sink) = one_device(&world, &options, 15);
     // Hold back the first package (and only it).
     let held = Rc::new(RefCell::new(None));
     let keep = held.clone();

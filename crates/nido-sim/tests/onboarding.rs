@@ -10,13 +10,12 @@ mod common;
 use std::time::Duration;
 
 use nido_net::{NetworkEvent, Owner, SubscriptionState};
-use nido_pki::DeviceProfile;
 use nido_prov::ThirdPartyCredential;
+use nido_sim::Direction;
 use nido_sim::scenario::NetworkOptions;
-use nido_sim::{Direction, Faults};
 use nido_ue::DeviceState;
 
-use common::{fleet, record, settle, world};
+use common::{one_device, record, settle, world};
 
 const PAYLOAD: [u8; 50] = *b"t=21.5C;h=40%;batt=3.61V;seq=000017;fw=1.2.0;ok!!!";
 
@@ -67,13 +66,7 @@ fn factory_state_to_active_subscription_and_burst() {
         trace: true,
         ..NetworkOptions::default()
     };
-    let (mut fleet, sink) = fleet(
-        &world,
-        &options,
-        &[DeviceProfile::standard(world.now)],
-        Faults::NONE,
-        1,
-    );
+    let (mut fleet, sink) = one_device(&world, &options, 1);
     let log = record(&mut fleet);
     fleet.power_on(0);
     assert!(settle(&mut fleet, &[0]));
@@ -138,13 +131,7 @@ fn factory_state_to_active_subscription_and_burst() {
 #[test]
 fn a_claimed_device_joins_its_owner_with_the_owners_credentials() {
     let world = world();
-    let (mut fleet, sink) = fleet(
-        &world,
-        &NetworkOptions::default(),
-        &[DeviceProfile::standard(world.now)],
-        Faults::NONE,
-        2,
-    );
+    let (mut fleet, sink) = one_device(&world, &NetworkOptions::default(), 2);
     let credentials = vec![
         ThirdPartyCredential::Lwm2m {
             server_uri: "coaps://lwm2m.acme-farms.example:5684".into(),

@@ -10,12 +10,10 @@ mod common;
 use std::time::Duration;
 
 use nido_nas::build::{self, GmmCause};
-use nido_pki::DeviceProfile;
-use nido_sim::Faults;
 use nido_sim::scenario::NetworkOptions;
 use nido_ue::{DeviceEvent, DeviceState, Timers};
 
-use common::{fleet, world};
+use common::{one_device, world};
 
 /// Powers a device on, feeds it REGISTRATION REJECT `cause` (plain, as a
 /// network sends it before security), returns its state and wake-up delay.
@@ -24,13 +22,7 @@ fn reject(
     t3346: Option<u64>,
 ) -> (DeviceState, Option<Duration>, Vec<DeviceEvent>) {
     let world = world();
-    let (mut fleet, _) = fleet(
-        &world,
-        &NetworkOptions::default(),
-        &[DeviceProfile::standard(world.now)],
-        Faults::NONE,
-        4,
-    );
+    let (mut fleet, _) = one_device(&world, &NetworkOptions::default(), 4);
     fleet.power_on(0);
     let now = fleet.now();
     let pdu = build::registration_reject(cause, t3346)
@@ -85,13 +77,7 @@ fn congestion_waits_t3346_then_tries_again() {
 #[test]
 fn a_back_off_ends_in_a_new_registration_that_succeeds() {
     let world = world();
-    let (mut fleet, _) = fleet(
-        &world,
-        &NetworkOptions::default(),
-        &[DeviceProfile::standard(world.now)],
-        Faults::NONE,
-        5,
-    );
+    let (mut fleet, _) = one_device(&world, &NetworkOptions::default(), 5);
     fleet.power_on(0);
     let now = fleet.now();
     let pdu = build::registration_reject(GmmCause::Congestion, Some(60))
@@ -112,13 +98,7 @@ fn a_back_off_ends_in_a_new_registration_that_succeeds() {
 #[test]
 fn unknown_causes_retry_a_bounded_number_of_times_then_wait_t3502() {
     let world = world();
-    let (mut fleet, _) = fleet(
-        &world,
-        &NetworkOptions::default(),
-        &[DeviceProfile::standard(world.now)],
-        Faults::NONE,
-        6,
-    );
+    let (mut fleet, _) = one_device(&world, &NetworkOptions::default(), 6);
     fleet.power_on(0);
     let attempts = Timers::default().max_attempts;
     for n in 1..=attempts {

@@ -12,12 +12,10 @@ use std::process::Command;
 use std::rc::Rc;
 use std::time::Duration;
 
-use nido_pki::DeviceProfile;
-use nido_sim::Faults;
 use nido_sim::scenario::NetworkOptions;
 use nido_trace::PcapWriter;
 
-use common::{fleet, settle, world};
+use common::{one_device, settle, world};
 
 fn tshark(args: &[&str]) -> String {
     let out = Command::new("tshark")
@@ -39,13 +37,7 @@ fn the_trace_of_phases_a_to_d_decodes_in_wireshark() {
         trace: true,
         ..NetworkOptions::default()
     };
-    let (mut fleet, _) = fleet(
-        &world,
-        &options,
-        &[DeviceProfile::standard(world.now)],
-        Faults::NONE,
-        7,
-    );
+    let (mut fleet, _) = one_device(&world, &options, 7);
     let pcap = Rc::new(RefCell::new(PcapWriter::new(Vec::new()).unwrap()));
     let writer = pcap.clone();
     let start = world.now;

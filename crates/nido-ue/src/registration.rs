@@ -344,54 +344,51 @@ impl Device {
     }
 
     fn on_registration_accept(&mut self, now: SystemTime, guti: Option<nido_nas::view::Guti5g>) {
-        let complete = build::registration_complete();
-        match &self.phase {
+        // What the registration leads to: phase B after onboarding, phase D
+        // after registering with the subscription.
+        let (next, state, supi) = match &self.phase {
             Phase::Onboarding {
                 step: Step::Accept, ..
-            } => {
-                self.guti = guti;
-                self.send(
-                    now,
-                    &complete,
-                    Send::Protected(Protection::IntegrityCiphered),
-                );
-                self.attempts = 0;
-                self.last = None;
-                self.timer = None;
-                self.phase = Phase::Provisioning(Box::default());
-                self.set_state(DeviceState::Provisioning);
-                self.request_pdu_session(now);
-            }
+            } => (
+                Phase::Provisioning(Box::default()),
+                DeviceState::Provisioning,
+                None,
+            ),
             Phase::Registering {
                 step: Step::Accept,
                 supi,
                 ..
-            } => {
-                let supi = supi.clone();
-                self.guti = guti;
-                self.send(
-                    now,
-                    &complete,
-                    Send::Protected(Protection::IntegrityCiphered),
-                );
-                self.attempts = 0;
-                self.last = None;
-                self.timer = None;
-                self.phase = Phase::Registered(Session::default());
-                self.set_state(DeviceState::Active);
-                self.events.push_back(DeviceEvent::Active { supi });
-                self.request_pdu_session(now);
-            }
+            } => (
+                Phase::Registered(Session::default()),
+                DeviceState::Active,
+                Some(supi.clone()),
+            ),
             // A retransmitted ACCEPT (our COMPLETE was lost): complete again.
             Phase::Provisioning(_) | Phase::Registered(_) => {
-                self.send(
-                    now,
-                    &complete,
-                    Send::Protected(Protection::IntegrityCiphered),
-                );
+                return self.send_registration_complete(now);
             }
-            _ => self.discard("REGISTRATION ACCEPT outside a registration".into()),
+            _ => return self.discard("REGISTRATION ACCEPT outside a registration".into()),
+        };
+        self.guti = guti;
+        self.send_registration_complete(now);
+        self.attempts = 0;
+        self.last = None;
+        self.timer = None;
+        self.phase = next;
+        self.set_state(state);
+        if let Some(supi) = supi {
+            self.events.push_back(DeviceEvent::Active { supi });
         }
+        self.request_pdu_session(now);
+    }
+
+    fn send_registration_complete(&mut self, now: SystemTime) {
+        let complete = build::registration_complete();
+        self.send(
+            now,
+            &complete,
+            Send::Protected(Protection::IntegrityCiphered),
+        );
     }
 }
 

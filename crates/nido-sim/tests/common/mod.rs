@@ -36,6 +36,21 @@ pub(crate) fn fleet(
     (fleet, sink)
 }
 
+/// A fleet of one standard device on a perfect link.
+pub(crate) fn one_device(
+    world: &Onboarding,
+    options: &NetworkOptions,
+    seed: u64,
+) -> (Fleet, MemorySink) {
+    fleet(
+        world,
+        options,
+        &[DeviceProfile::standard(world.now)],
+        Faults::NONE,
+        seed,
+    )
+}
+
 pub(crate) fn world() -> Onboarding {
     Onboarding::new("Acme Sensors", SystemTime::now()).unwrap()
 }
