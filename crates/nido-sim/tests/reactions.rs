@@ -116,3 +116,21 @@ fn unknown_causes_retry_a_bounded_number_of_times_then_wait_t3502() {
         assert_eq!(fleet.device(0).state(), expected, "after {n} rejects");
     }
 }
+
+#[test]
+fn a_device_whose_network_lost_its_context_registers_again_and_its_burst_arrives() {
+    let world = world();
+    let (mut fleet, sink) = one_device(&world, &NetworkOptions::default(), 8);
+    fleet.power_on(0);
+    let deadline = fleet.now() + Duration::from_secs(600);
+    assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Active));
+    fleet.advance(Duration::from_secs(30));
+    // The network restarts: its NAS contexts are gone, the store is not.
+    fleet.network_mut().forget_contexts();
+    fleet.send_data(0, b"after the restart").unwrap();
+    let deadline = fleet.now() + Duration::from_secs(600);
+    assert!(fleet.run_until(deadline, |_| !sink.received().is_empty()));
+    assert_eq!(sink.received()[0].data, b"after the restart");
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    assert_eq!(fleet.network().store().subscriptions().len(), 1);
+}

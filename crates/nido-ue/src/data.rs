@@ -62,6 +62,7 @@ impl Device {
                 continue;
             }
             session.service_request = true;
+            session.unacknowledged = Some(data.clone());
             let ngksi = self.ngksi();
             let request = if data.len() <= MAX_SMALL_DATA_LEN {
                 build::control_plane_service_request(
@@ -96,6 +97,7 @@ impl Device {
             return;
         }
         session.service_request = false;
+        session.unacknowledged = None;
         self.timer = None;
         self.last = None;
         self.flush_bursts(now);

@@ -97,6 +97,8 @@ pub(crate) struct Session {
     pub(crate) queued: VecDeque<Vec<u8>>,
     /// A CONTROL PLANE SERVICE REQUEST awaiting its SERVICE ACCEPT.
     pub(crate) service_request: bool,
+    /// The burst that request carries, until it is acknowledged.
+    pub(crate) unacknowledged: Option<Vec<u8>>,
 }
 
 /// A device: the UE side of every procedure, over a secure element.
@@ -119,6 +121,8 @@ pub struct Device {
     pub(crate) guti: Option<Guti5g>,
     pub(crate) public: Option<PublicPart>,
     pub(crate) last_activity: Option<SystemTime>,
+    /// Bursts carried over a re-registration, sent once the session is up.
+    pub(crate) pending_bursts: VecDeque<Vec<u8>>,
 }
 
 impl core::fmt::Debug for Device {
@@ -159,6 +163,7 @@ impl Device {
             guti: None,
             public,
             last_activity: None,
+            pending_bursts: VecDeque::new(),
         }
     }
 
@@ -334,10 +339,19 @@ impl Device {
         if timer == TimerKind::T3517
             && let Phase::Registered(session) = &mut self.phase
         {
-            // The burst is not acknowledged: the context stays; the next
-            // burst tries again (at-least-once delivery).
+            // No SERVICE ACCEPT after every retransmission: the network
+            // has lost this context (a restart, an implicit deregistration).
+            // Register again; the bursts not yet acknowledged stay queued and
+            // go out once the new data session is up (at-least-once).
             session.service_request = false;
-            return;
+            let mut queued = std::mem::take(&mut session.queued);
+            if let Some(burst) = session.unacknowledged.take() {
+                queued.push_front(burst);
+            }
+            self.pending_bursts = queued;
+            self.attempts += 1;
+            self.release_connection();
+            return self.start(now);
         }
         self.attempts += 1;
         self.release_connection();

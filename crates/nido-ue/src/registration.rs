@@ -359,7 +359,10 @@ impl Device {
                 supi,
                 ..
             } => (
-                Phase::Registered(Session::default()),
+                Phase::Registered(Session {
+                    queued: std::mem::take(&mut self.pending_bursts),
+                    ..Session::default()
+                }),
                 DeviceState::Active,
                 Some(supi.clone()),
             ),

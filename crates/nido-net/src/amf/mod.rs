@@ -193,6 +193,17 @@ impl Network {
         self.store.as_mut()
     }
 
+    /// Forgets every UE context, index and timer, keeping the store and the
+    /// configuration: what a restart of the network process loses. UEs
+    /// find out when their next PDU does not verify and register again.
+    pub fn forget_contexts(&mut self) {
+        self.ues.clear();
+        self.onboarding_index.clear();
+        self.registered_index.clear();
+        self.timers.clear();
+        self.outbox.clear();
+    }
+
     /// How many UE contexts exist.
     pub fn contexts(&self) -> usize {
         self.ues.len()
