@@ -1,6 +1,7 @@
 //! The input is one NAS PDU, as it would come from the radio or from N2.
 //!
-//! - `nido_nas::decode` and `nido_nas::fields` must not panic; a decoding
+//! - `nido_nas::decode`, `nido_nas::fields` and the procedures' view
+//!   `Inbound::read` must not panic; a decoding
 //!   error names an offset inside the PDU; anything that decodes re-encodes,
 //!   and the encoding decodes to an equal message.
 //! - Every `SecurityContext` (both roles, four algorithm pairs, one fixed
@@ -76,6 +77,11 @@ fn decode_checked(pdu: &[u8], what: &str) {
     match decode(pdu) {
         Ok(message) => {
             let _ = fields(&message, pdu);
+            // The procedures' typed view must not panic on anything that decodes.
+            if let Ok(view) = nido_nas::Inbound::read(&message) {
+                let _ = view.name();
+            }
+            let _ = nido_nas::message_name(&message);
             let _ = message.to_string();
             round_trip(&message, what);
         }
