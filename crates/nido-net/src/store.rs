@@ -100,6 +100,12 @@ pub trait Store {
     fn add_claimable(&mut self, device: &str, claim_code_hash: &str);
     /// An owner claims a device by the hash of its claim code; one-time.
     fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<String, StoreError>;
+    /// Appends `event` to the audit trail (who onboarded, what was refused
+    /// and why). Drivers call it for every event the network reports; a
+    /// store without an audit trail ignores it.
+    fn record_event(&mut self, at_unix: u64, event: &crate::NetworkEvent) {
+        let _ = (at_unix, event);
+    }
 }
 
 /// A [`Store`] in memory, for the harness and tests.

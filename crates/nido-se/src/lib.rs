@@ -6,18 +6,42 @@
 //! K and OPc. It signs, agrees keys and runs MILENAGE inside; callers get
 //! signatures, public keys, RES* and K_AUSF, never the secrets.
 //!
-//! [`MemorySe`] is the in-memory element for simulation and tests; the file
-//! vault and PKCS#11 backends implement the same trait.
+//! Three backends implement the trait:
+//!
+//! - [`MemorySe`]: in process memory, for simulation and tests; forgets
+//!   everything when dropped.
+//! - [`FileSe`]: the default device vault, one directory with a device
+//!   storage key file and an AES-256-GCM encrypted vault file rewritten
+//!   atomically on every state change (see [`mod@file`] for the threat model).
+//! - [`Pkcs11Se`]: a PKCS#11 token (SoftHSM2 in tests, a hardware token or
+//!   secure element on a device): the IDevID key and K are non-extractable
+//!   token objects; TLS signatures and every AES block of MILENAGE
+//!   (TS 35.206) are computed inside the token (see [`mod@pkcs11`]).
 //!
 //! ## Invariants
 //! - No method returns K, OPc or a private key; `Debug` redacts them.
+//! - With [`Pkcs11Se`], K never leaves the token: it is created there as a
+//!   sensitive, non-extractable AES key and used only through `CKM_AES_ECB`.
 //! - The SQN window only moves forward: a challenge is answered only after
-//!   the window accepted its SQN (persisting backends write it first).
+//!   the window accepted its SQN, and the persisting backends ([`FileSe`],
+//!   [`Pkcs11Se`]) write the advanced window to storage *before* RES* is
+//!   returned; if that write fails, the challenge is not answered.
+//! - Every state change of a persisting backend is durable before the method
+//!   returns (the vault is written before it is used); a power cut leaves the
+//!   old state or the new one, never a mixture (a PKCS#11 installation cut
+//!   between its two commit steps leaves no subscription: the device
+//!   onboards again). The one exception is [`Pkcs11Se`]'s provisioning key,
+//!   which lives in host memory for one provisioning by design.
 //! - A provisioning key is single-use: it is erased once a package is
 //!   installed or a new one is generated.
 
+pub mod file;
 mod memory;
+mod milenage;
+pub mod pkcs11;
+mod vault;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use nido_prov::package::{Binding, PublicPart, SealedPackage};
@@ -25,7 +49,9 @@ use nido_sec::SqnWindow;
 use nido_sec::aka::{AkaFailure, UeAka};
 use thiserror::Error;
 
+pub use file::FileSe;
 pub use memory::MemorySe;
+pub use pkcs11::{Pkcs11Config, Pkcs11Se};
 
 /// Why the element refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -46,6 +72,86 @@ pub enum SeError {
     /// The sealed package does not open (tampered, not ours, wrong binding) or is invalid.
     #[error("credential package refused: {0}")]
     Package(String),
+    /// A file of the vault could not be read, written or synced.
+    #[error("{}: {op}: {reason}", .path.display())]
+    Storage {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done ("write", "fsync", "rename", ...).
+        op: &'static str,
+        /// The operating system's error kind.
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        reason: String,
+    },
+    /// The device storage key file does not exist.
+    #[error("{}: device storage key file is missing (was the vault created with FileSe::create, or moved without its key?)", .path.display())]
+    KeyFileMissing {
+        /// The expected key file.
+        path: PathBuf,
+    },
+    /// The device storage key file is not 32 octets.
+    #[error("{}: device storage key file must be exactly 32 octets, it has {len}", .path.display())]
+    KeyFileInvalid {
+        /// The key file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+    },
+    /// The device storage key file is accessible to others than its owner.
+    #[error("{}: device storage key file has mode {mode:04o}, refusing anything wider than 0600 (chmod 600 it)", .path.display())]
+    KeyFilePermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// There is no vault file in the directory.
+    #[error("{}: no vault here (FileSe::create makes one)", .path.display())]
+    VaultMissing {
+        /// The expected vault file.
+        path: PathBuf,
+    },
+    /// `create` found a vault already.
+    #[error("{}: a vault exists already (open it instead)", .path.display())]
+    VaultExists {
+        /// The vault file.
+        path: PathBuf,
+    },
+    /// The vault file does not decrypt or does not parse.
+    #[error("{}: corrupt or not this device's vault: {reason}", .path.display())]
+    VaultCorrupt {
+        /// The vault file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The vault file has a format version this build does not read.
+    #[error("{}: vault format version {found} is not supported (this build reads version {supported})", .path.display())]
+    VaultVersion {
+        /// The vault file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u16,
+        /// The version this build reads and writes.
+        supported: u16,
+    },
+    /// No initialised PKCS#11 token has the configured label.
+    #[error("{}: no initialised token labelled {label:?}", .module.display())]
+    TokenNotFound {
+        /// The PKCS#11 module.
+        module: PathBuf,
+        /// The token label looked for.
+        label: String,
+    },
+    /// A PKCS#11 call failed, or the token's content is not what nido stored.
+    #[error("PKCS#11 {op}: {reason}")]
+    Token {
+        /// What was being done.
+        op: &'static str,
+        /// The token's answer (a CKR_ value's description) or what is wrong.
+        reason: String,
+    },
 }
 
 /// What installing a package yields outside the element.
@@ -79,6 +185,17 @@ pub trait SecureElement: Send {
     /// Whether a subscription is installed.
     fn has_subscription(&self) -> bool;
 
+    /// The public part of the installed subscription (SUPI, home network
+    /// key, serving network, third-party credentials, ...), so that a
+    /// restarted device knows it without asking the network. `None` without
+    /// a subscription.
+    ///
+    /// The default returns `None`; every backend of this crate overrides it,
+    /// and a wrapper should forward it.
+    fn installed(&self) -> Option<PublicPart> {
+        None
+    }
+
     /// Erases the subscription (factory reset).
     fn erase_subscription(&mut self);
 
@@ -105,4 +222,31 @@ pub enum SeAkaError {
     /// 5G-AKA failed (MAC failure, synch failure with AUTS, not 5G).
     #[error(transparent)]
     Aka(#[from] AkaFailure),
+}
+
+/// An I/O error as a [`SeError::Storage`].
+pub(crate) fn storage(path: &std::path::Path, op: &'static str, e: &std::io::Error) -> SeError {
+    SeError::Storage {
+        path: path.to_path_buf(),
+        op,
+        kind: e.kind(),
+        reason: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod trait_tests {
+    use super::*;
+
+    fn _object_safe(_: &dyn SecureElement) {}
+
+    fn _send<T: Send>() {}
+
+    #[test]
+    fn backends_are_send() {
+        _send::<MemorySe>();
+        _send::<FileSe>();
+        _send::<Pkcs11Se>();
+        _send::<Box<dyn SecureElement>>();
+    }
 }

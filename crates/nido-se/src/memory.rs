@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use nido_prov::package::{self, Binding, SealedPackage};
+use nido_prov::package::{self, Binding, PublicPart, SealedPackage};
 use nido_sec::aka::{UeAka, ue_respond};
 use nido_sec::{Milenage, PrivateKey32, SqnWindow};
 use rustls::pki_types::PrivateKeyDer;
@@ -12,6 +12,7 @@ use crate::{Installed, SeAkaError, SeError, SecureElement};
 struct Subscription {
     milenage: Milenage,
     window: SqnWindow,
+    public: PublicPart,
 }
 
 /// A secure element in process memory, for simulators and tests.
@@ -71,6 +72,7 @@ impl SecureElement for MemorySe {
         self.subscription = Some(Subscription {
             milenage: Milenage::new(&secrets.k, &secrets.opc),
             window: SqnWindow::default(),
+            public: public.clone(),
         });
         Ok(Installed {
             public,
@@ -80,6 +82,10 @@ impl SecureElement for MemorySe {
 
     fn has_subscription(&self) -> bool {
         self.subscription.is_some()
+    }
+
+    fn installed(&self) -> Option<PublicPart> {
+        self.subscription.as_ref().map(|s| s.public.clone())
     }
 
     fn erase_subscription(&mut self) {
@@ -163,6 +169,7 @@ mod tests {
         let installed = se.install_package(&sealed, &binding()).unwrap();
         assert_eq!(installed.confirmation_mac, expected_mac);
         assert_eq!(installed.public.supi.to_string(), "imsi-001010000000042");
+        assert_eq!(se.installed(), Some(installed.public.clone()));
         // The key was single use.
         assert_eq!(
             se.install_package(&sealed, &binding()),
@@ -186,6 +193,9 @@ mod tests {
             window,
             "a refused challenge leaves the window"
         );
+        se.erase_subscription();
+        assert!(!se.has_subscription());
+        assert_eq!(se.installed(), None);
     }
 
     #[test]

@@ -452,6 +452,10 @@ impl SecureElement for WrongResStar {
     fn sqn_window(&self) -> Option<SqnWindow> {
         self.0.sqn_window()
     }
+
+    fn installed(&self) -> Option<nido_prov::PublicPart> {
+        self.0.installed()
+    }
 }
 
 #[test]

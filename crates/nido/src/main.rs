@@ -33,6 +33,16 @@ enum Command {
     /// factory bundles with claim codes, the DCS certificate, revocation, CRLs.
     #[command(subcommand)]
     Mfr(cmd::mfr::Mfr),
+    /// An operator's network: init, enroll manufacturers, serve devices
+    /// over UDP, list devices, subscriptions and the audit trail.
+    #[command(subcommand)]
+    Network(cmd::network::Network),
+    /// Owners: accounts, device claims, third-party credentials.
+    #[command(subcommand)]
+    Owner(cmd::owner::OwnerCmd),
+    /// A device process from its factory bundle.
+    #[command(subcommand)]
+    Device(cmd::device::DeviceCmd),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +51,9 @@ fn main() -> ExitCode {
         Command::Crypto(c) => cmd::crypto::run(c),
         Command::Nas(c) => cmd::nas::run(c),
         Command::Mfr(c) => cmd::mfr::run(c),
+        Command::Network(c) => cmd::network::run(c),
+        Command::Owner(c) => cmd::owner::run(c),
+        Command::Device(c) => cmd::device::run_cmd(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,8 @@
 //! One module per top-level subcommand.
 
 pub(crate) mod crypto;
+pub(crate) mod device;
 pub(crate) mod mfr;
 pub(crate) mod nas;
+pub(crate) mod network;
+pub(crate) mod owner;

@@ -1,0 +1,133 @@
+//! The network's driver: one UDP socket for every device, the clock, and a
+//! [`Network`] fed from it.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use nido_net::{ConnectionId, Network, NetworkEvent};
+
+use crate::datagram::{Datagram, HEADER_LEN, Kind, MAX_PAYLOAD};
+
+/// How the driver bounds its work and memory.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Peers (connections) remembered at most; datagrams of new
+    /// connections beyond it are dropped until contexts end.
+    pub max_connections: usize,
+    /// Datagrams read before timers run and replies go out.
+    pub batch: usize,
+    /// The longest the driver sleeps waiting for a datagram.
+    pub tick: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 1 << 20,
+            batch: 256,
+            tick: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What the driver did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServeStats {
+    /// Datagrams received.
+    pub received: u64,
+    /// Datagrams that did not decode.
+    pub malformed: u64,
+    /// Datagrams sent.
+    pub sent: u64,
+    /// Datagrams dropped because `max_connections` peers were known.
+    pub over_capacity: u64,
+}
+
+fn would_block(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// Serves `network` on `socket` until `stop` is set; returns the counts.
+/// Stopping abandons the procedures in flight cleanly: the store holds only
+/// committed state, devices time out and register again elsewhere or later.
+pub fn serve(
+    network: &mut Network,
+    socket: &UdpSocket,
+    options: &ServeOptions,
+    stop: &AtomicBool,
+    mut on_event: impl FnMut(&NetworkEvent),
+) -> io::Result<ServeStats> {
+    let mut peers: HashMap<ConnectionId, SocketAddr> = HashMap::new();
+    let mut stats = ServeStats::default();
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
+    let mut out = Vec::with_capacity(2048);
+    while !stop.load(Ordering::Relaxed) {
+        let now = SystemTime::now();
+        let wait = network
+            .poll_timeout()
+            .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO))
+            .unwrap_or(options.tick)
+            .clamp(Duration::from_millis(1), options.tick);
+        socket.set_nonblocking(false)?;
+        socket.set_read_timeout(Some(wait))?;
+        for n in 0..options.batch {
+            if n == 1 {
+                socket.set_nonblocking(true)?;
+            }
+            let (len, from) = match socket.recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(e) if would_block(&e) => break,
+                Err(e) => return Err(e),
+            };
+            stats.received += 1;
+            let Ok(datagram) = Datagram::read(&buf[..len]) else {
+                stats.malformed += 1;
+                continue;
+            };
+            let conn = ConnectionId(datagram.conn);
+            match datagram.kind {
+                Kind::Nas => {
+                    if !peers.contains_key(&conn) && peers.len() >= options.max_connections {
+                        peers.retain(|c, _| network.state_of(*c).is_some());
+                        if peers.len() >= options.max_connections {
+                            stats.over_capacity += 1;
+                            continue;
+                        }
+                    }
+                    peers.insert(conn, from);
+                    network.handle_pdu(SystemTime::now(), conn, datagram.payload);
+                }
+                Kind::Release => {
+                    peers.remove(&conn);
+                }
+                Kind::Unknown(_) => stats.malformed += 1,
+            }
+        }
+        network.handle_timeout(SystemTime::now());
+        while let Some(t) = network.poll_transmit() {
+            if let Some(addr) = peers.get(&t.conn) {
+                out.clear();
+                Datagram::nas(t.conn.0, &t.pdu).encode(&mut out);
+                match socket.send_to(&out, addr) {
+                    Ok(_) => stats.sent += 1,
+                    Err(e) if would_block(&e) => {} // the link drops it; timers recover
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let at_unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        while let Some(event) = network.poll_event() {
+            network.store_mut().record_event(at_unix, &event);
+            on_event(&event);
+        }
+    }
+    Ok(stats)
+}

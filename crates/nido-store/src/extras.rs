@@ -1,0 +1,395 @@
+//! What the network process needs beyond the [`nido_net::Store`] trait:
+//! the IMSI range, the audit trail, devices seen, the DCS's trust data
+//! (manufacturers, CRLs, blocked serials) and the provisioning log.
+
+use nido_pki::{Policy, TrustStore};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
+
+use crate::error::SqlStoreError;
+use crate::policy;
+use crate::records::{
+    AuditEntry, BlockedRecord, CrlRecord, DeviceRecord, ManufacturerRecord, ProvisioningRecord,
+};
+use crate::sql::{SqlStore, now_unix, on_pool, to_i64, to_u64};
+use nido_net::StoreError;
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .to_vec()
+}
+
+type AuditRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    String,
+);
+
+impl SqlStore {
+    /// Sets the size of the IMSI range: [`nido_net::Store::allocate_msin`]
+    /// hands out 1..=`size` and then refuses (`Exhausted`). A store starts
+    /// with an empty range. Refuses (`Conflict`) a size below the number
+    /// already allocated.
+    pub fn set_msin_range(&self, size: u64) -> Result<(), SqlStoreError> {
+        let size = to_i64(size, "range size")?;
+        let changed = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query(
+                    "UPDATE msin_counter SET range_size = $1 WHERE id = 1 AND allocated <= $1",
+                )
+                .bind(size)
+                .execute(p)
+                .await?
+                .rows_affected())
+            })
+        })?;
+        if changed == 0 {
+            return Err(StoreError::Conflict(format!(
+                "more than {size} MSINs are already allocated"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The IMSI range: (MSINs allocated, range size).
+    pub fn msin_range(&self) -> Result<(u64, u64), SqlStoreError> {
+        let (allocated, size): (i64, i64) = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(
+                    sqlx::query_as("SELECT allocated, range_size FROM msin_counter WHERE id = 1")
+                        .fetch_one(p)
+                        .await?,
+                )
+            })
+        })?;
+        Ok((to_u64(allocated, "allocated")?, to_u64(size, "range size")?))
+    }
+
+    /// Appends to the audit trail (append-only: the schema refuses updates and deletes).
+    pub fn append_audit(&self, entry: AuditEntry) -> Result<(), SqlStoreError> {
+        let at = to_i64(entry.at, "time")?;
+        self.run(async {
+            on_pool!(self, |p, _begin| {
+                sqlx::query(
+                    "INSERT INTO audit (at, kind, device, supi, cause, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(at)
+                .bind(&entry.kind)
+                .bind(entry.device.as_deref())
+                .bind(entry.supi.as_deref())
+                .bind(entry.cause.map(i64::from))
+                .bind(&entry.detail)
+                .execute(p)
+                .await?;
+                Ok(())
+            })
+        })
+    }
+
+    /// The last `limit` audit entries, oldest first.
+    pub fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, SqlStoreError> {
+        let limit = to_i64(limit as u64, "limit")?;
+        let mut rows: Vec<AuditRow> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(
+                    "SELECT at, kind, device, supi, cause, detail FROM audit \
+                     ORDER BY id DESC LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(p)
+                .await?)
+            })
+        })?;
+        rows.reverse();
+        rows.into_iter()
+            .map(|(at, kind, device, supi, cause, detail)| {
+                Ok(AuditEntry {
+                    at: to_u64(at, "time")?,
+                    kind,
+                    device,
+                    supi,
+                    cause: cause
+                        .map(|c| {
+                            u8::try_from(c)
+                                .map_err(|_| SqlStoreError::Corrupt(format!("cause {c}")))
+                        })
+                        .transpose()?,
+                    detail,
+                })
+            })
+            .collect()
+    }
+
+    /// Records that device `serial` was seen at `now` (unix seconds) in `state`
+    /// (free text, e.g. `onboarding`, `provisioned`, `refused`).
+    pub fn touch_device(&self, serial: &str, state: &str, now: u64) -> Result<(), SqlStoreError> {
+        let now = to_i64(now, "time")?;
+        self.run(async {
+            on_pool!(self, |p, _begin| {
+                sqlx::query(
+                    "INSERT INTO devices (serial, state, first_seen, last_seen) \
+                     VALUES ($1, $2, $3, $3) \
+                     ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
+                     last_seen = excluded.last_seen",
+                )
+                .bind(serial)
+                .bind(state)
+                .bind(now)
+                .execute(p)
+                .await?;
+                Ok(())
+            })
+        })
+    }
+
+    /// Every device seen, by serial.
+    pub fn devices(&self) -> Result<Vec<DeviceRecord>, SqlStoreError> {
+        let rows: Vec<(String, String, i64, i64)> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(
+                    "SELECT serial, state, first_seen, last_seen FROM devices ORDER BY serial",
+                )
+                .fetch_all(p)
+                .await?)
+            })
+        })?;
+        rows.into_iter()
+            .map(|(serial, state, first, last)| {
+                Ok(DeviceRecord {
+                    serial,
+                    state,
+                    first_seen: to_u64(first, "time")?,
+                    last_seen: to_u64(last, "time")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds or replaces an enrolled manufacturer (its root and policy). A
+    /// root already enrolled under another name is a `Conflict`.
+    pub fn put_manufacturer(
+        &self,
+        name: &str,
+        root_der: &[u8],
+        policy: &Policy,
+    ) -> Result<(), SqlStoreError> {
+        let json = policy::to_json(policy);
+        let now = to_i64(now_unix(), "time")?;
+        self.run(async {
+            on_pool!(self, |p, _begin| {
+                sqlx::query(
+                    "INSERT INTO manufacturers (name, root_der, policy, updated_at) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (name) DO UPDATE SET root_der = excluded.root_der, \
+                     policy = excluded.policy, updated_at = excluded.updated_at",
+                )
+                .bind(name)
+                .bind(root_der)
+                .bind(&json)
+                .bind(now)
+                .execute(p)
+                .await?;
+                Ok(())
+            })
+        })
+    }
+
+    /// The enrolled manufacturers, by name.
+    pub fn manufacturers(&self) -> Result<Vec<ManufacturerRecord>, SqlStoreError> {
+        let rows: Vec<(String, Vec<u8>, String)> =
+            self.run(async {
+                on_pool!(self, |p, _begin| {
+                    Ok(sqlx::query_as(
+                        "SELECT name, root_der, policy FROM manufacturers ORDER BY name",
+                    )
+                    .fetch_all(p)
+                    .await?)
+                })
+            })?;
+        rows.into_iter()
+            .map(|(name, root_der, json)| {
+                let policy = policy::from_json(&json)
+                    .map_err(|e| SqlStoreError::Corrupt(format!("{name}: {e}")))?;
+                Ok(ManufacturerRecord {
+                    name,
+                    root_der,
+                    policy,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a CRL of `manufacturer` signed by the CA certificate
+    /// `issuer_der`, replacing the one from the same CA unless the stored one
+    /// is newer (`this_update`, unix seconds). Validate it with
+    /// [`TrustStore::add_crl`] first: the store keeps octets, it does not
+    /// parse them. An unknown manufacturer is `NotFound`.
+    pub fn add_crl(
+        &self,
+        manufacturer: &str,
+        crl_der: &[u8],
+        issuer_der: &[u8],
+        this_update: u64,
+    ) -> Result<(), SqlStoreError> {
+        let this_update = to_i64(this_update, "thisUpdate")?;
+        let issuer_hash = sha256(issuer_der);
+        self.run(async {
+            on_pool!(self, |p, _begin| {
+                sqlx::query(
+                    "INSERT INTO crls (manufacturer, issuer_hash, issuer_der, crl_der, this_update) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (manufacturer, issuer_hash) DO UPDATE SET \
+                     crl_der = excluded.crl_der, this_update = excluded.this_update \
+                     WHERE crls.this_update <= excluded.this_update",
+                )
+                .bind(manufacturer)
+                .bind(&issuer_hash)
+                .bind(issuer_der)
+                .bind(crl_der)
+                .bind(this_update)
+                .execute(p)
+                .await?;
+                Ok(())
+            })
+        })
+    }
+
+    /// Every stored CRL, by manufacturer and thisUpdate.
+    pub fn crls(&self) -> Result<Vec<CrlRecord>, SqlStoreError> {
+        let rows: Vec<(String, Vec<u8>, Vec<u8>, i64)> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(
+                    "SELECT manufacturer, crl_der, issuer_der, this_update FROM crls \
+                     ORDER BY manufacturer, this_update",
+                )
+                .fetch_all(p)
+                .await?)
+            })
+        })?;
+        rows.into_iter()
+            .map(|(manufacturer, crl_der, issuer_der, this_update)| {
+                Ok(CrlRecord {
+                    manufacturer,
+                    crl_der,
+                    issuer_der,
+                    this_update: to_u64(this_update, "thisUpdate")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Blocks a device serial; `false` if it was already blocked.
+    pub fn block(&self, serial: &str, reason: &str) -> Result<bool, SqlStoreError> {
+        let now = to_i64(now_unix(), "time")?;
+        let n = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query(
+                    "INSERT INTO blocked (serial, reason, at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (serial) DO NOTHING",
+                )
+                .bind(serial)
+                .bind(reason)
+                .bind(now)
+                .execute(p)
+                .await?
+                .rows_affected())
+            })
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Lifts a block; `false` if the serial was not blocked.
+    pub fn unblock(&self, serial: &str) -> Result<bool, SqlStoreError> {
+        let n = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query("DELETE FROM blocked WHERE serial = $1")
+                    .bind(serial)
+                    .execute(p)
+                    .await?
+                    .rows_affected())
+            })
+        })?;
+        Ok(n == 1)
+    }
+
+    /// The blocked serials, by serial.
+    pub fn blocked(&self) -> Result<Vec<BlockedRecord>, SqlStoreError> {
+        let rows: Vec<(String, String, i64)> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(
+                    sqlx::query_as("SELECT serial, reason, at FROM blocked ORDER BY serial")
+                        .fetch_all(p)
+                        .await?,
+                )
+            })
+        })?;
+        rows.into_iter()
+            .map(|(serial, reason, at)| {
+                Ok(BlockedRecord {
+                    serial,
+                    reason,
+                    at: to_u64(at, "time")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The packages delivered to `device`, oldest first (written by
+    /// `put_subscription` whenever the package id changes).
+    pub fn provisioning_log(&self, device: &str) -> Result<Vec<ProvisioningRecord>, SqlStoreError> {
+        let rows: Vec<(Vec<u8>, String, String, i64, bool)> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(
+                    "SELECT package_id, device, supi, at, reprovisioned FROM provisioning \
+                     WHERE device = $1 ORDER BY id",
+                )
+                .bind(device)
+                .fetch_all(p)
+                .await?)
+            })
+        })?;
+        rows.into_iter()
+            .map(|(package_id, device, supi, at, reprovisioned)| {
+                Ok(ProvisioningRecord {
+                    package_id: package_id
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| SqlStoreError::Corrupt("package id".into()))?,
+                    device,
+                    supi,
+                    at: to_u64(at, "time")?,
+                    reprovisioned,
+                })
+            })
+            .collect()
+    }
+
+    /// The DCS's trust store from the stored manufacturers, CRLs and block
+    /// list (each root and CRL is validated again on the way in).
+    pub fn trust_store(&self) -> Result<TrustStore, SqlStoreError> {
+        let mut trust = TrustStore::new();
+        for m in self.manufacturers()? {
+            trust
+                .enroll(&m.name, CertificateDer::from(m.root_der), m.policy)
+                .map_err(|e| SqlStoreError::Corrupt(e.to_string()))?;
+        }
+        for c in self.crls()? {
+            trust
+                .add_crl(
+                    &c.manufacturer,
+                    &CertificateRevocationListDer::from(c.crl_der),
+                    &CertificateDer::from(c.issuer_der),
+                )
+                .map_err(|e| SqlStoreError::Corrupt(e.to_string()))?;
+        }
+        for b in self.blocked()? {
+            trust.block(&b.serial);
+        }
+        Ok(trust)
+    }
+}

@@ -1,0 +1,48 @@
+//! # nido-store: the network's persistent [`nido_net::Store`]
+//!
+//! [`SqlStore`] keeps what the network remembers in SQLite (one file) or
+//! PostgreSQL (shared by several network processes), through sqlx:
+//!
+//! - the [`nido_net::Store`] trait: subscriptions (one per device, one per
+//!   SUPI), the IMSI range, owners and their third-party credentials,
+//!   one-time claim codes;
+//! - what the network process needs besides: the IMSI range's size, the
+//!   append-only audit trail ([`AuditEntry`], from any
+//!   [`nido_net::NetworkEvent`]), devices seen, the DCS's manufacturers,
+//!   CRLs and block list (and a [`nido_pki::TrustStore`] built from them),
+//!   the log of packages delivered.
+//!
+//! ## Secrets
+//! K, OPc and owners' credentials are sealed with AES-256-GCM under a
+//! 32-octet key-encryption key ([`Kek`]) with a random nonce per value and
+//! the row's key (SUPI, owner id) as associated data, so a value copied to
+//! another row does not open. A check value sealed at first start makes a
+//! wrong KEK fail at [`SqlStore::open`].
+//!
+//! ## Schema
+//! Versioned migrations embedded in the binary (`migrations/sqlite/*.sql`,
+//! `migrations/postgres/*.sql`, one pair per version), applied at open by
+//! sqlx's migrator, each in one transaction, recorded in
+//! `schema_migrations`; on PostgreSQL under an advisory lock.
+//!
+//! ## Threads
+//! The trait is synchronous: a [`SqlStore`] owns a tokio current-thread
+//! runtime and blocks on it. Use it from a plain thread, never from inside a
+//! tokio runtime.
+
+mod credentials;
+mod error;
+mod extras;
+mod kek;
+mod open;
+mod policy;
+mod records;
+mod sql;
+
+pub use error::{SqlStoreError, StoreOpenError};
+pub use kek::{Kek, KekError};
+pub use open::{Backend, SCHEMA_VERSION};
+pub use records::{
+    AuditEntry, BlockedRecord, CrlRecord, DeviceRecord, ManufacturerRecord, ProvisioningRecord,
+};
+pub use sql::SqlStore;

@@ -1,0 +1,204 @@
+//! Rows of the operator tables, as the extra [`crate::SqlStore`] methods
+//! return them, and the audit trail's entries.
+
+use nido_net::NetworkEvent;
+use nido_pki::Policy;
+
+/// One line of the append-only audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Unix seconds.
+    pub at: u64,
+    /// What happened, e.g. `refused`, `package_delivered` (snake case).
+    pub kind: String,
+    /// The device identity (IDevID serial), when known.
+    pub device: Option<String>,
+    /// The SUPI (`imsi-…`), when known.
+    pub supi: Option<String>,
+    /// The 5GMM cause sent, for refusals.
+    pub cause: Option<u8>,
+    /// Free text: connection, reason, counts.
+    pub detail: String,
+}
+
+impl AuditEntry {
+    /// An entry with only a kind and a detail.
+    pub fn new(at: u64, kind: &str, detail: impl Into<String>) -> Self {
+        Self {
+            at,
+            kind: kind.to_owned(),
+            device: None,
+            supi: None,
+            cause: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// The entry for a [`NetworkEvent`] observed at `at` (unix seconds).
+    pub fn from_event(at: u64, event: &NetworkEvent) -> Self {
+        let mut e = Self::new(at, "other", "");
+        match event {
+            NetworkEvent::DeviceAuthenticated { conn, device } => {
+                e.kind = "device_authenticated".into();
+                e.device = Some(device.clone());
+                e.detail = conn.to_string();
+            }
+            NetworkEvent::Refused {
+                conn,
+                device,
+                cause,
+                reason,
+            } => {
+                e.kind = "refused".into();
+                e.device.clone_from(device);
+                e.cause = Some(*cause);
+                e.detail = format!("{conn}: {reason}");
+            }
+            NetworkEvent::CloneSuspected {
+                device,
+                active,
+                refused,
+            } => {
+                e.kind = "clone_suspected".into();
+                e.device = Some(device.clone());
+                e.detail = format!("active {active}, refused {refused}");
+            }
+            NetworkEvent::RegisteredForOnboarding { conn, device } => {
+                e.kind = "registered_for_onboarding".into();
+                e.device = Some(device.clone());
+                e.detail = conn.to_string();
+            }
+            NetworkEvent::PackageDelivered {
+                device,
+                supi,
+                reprovisioned,
+            } => {
+                e.kind = "package_delivered".into();
+                e.device = Some(device.clone());
+                e.supi = Some(supi.to_string());
+                e.detail = if *reprovisioned {
+                    "re-provisioned with a new K".into()
+                } else {
+                    "new subscription".into()
+                };
+            }
+            NetworkEvent::Provisioned { device, supi } => {
+                e.kind = "provisioned".into();
+                e.device = Some(device.clone());
+                e.supi = Some(supi.to_string());
+            }
+            NetworkEvent::Authenticated {
+                conn,
+                supi,
+                activated,
+            } => {
+                e.kind = "authenticated".into();
+                e.supi = Some(supi.to_string());
+                e.detail = if *activated {
+                    format!("{conn}: activated")
+                } else {
+                    conn.to_string()
+                };
+            }
+            NetworkEvent::Resynchronised { supi } => {
+                e.kind = "resynchronised".into();
+                e.supi = Some(supi.to_string());
+            }
+            NetworkEvent::Registered { conn, supi } => {
+                e.kind = "registered".into();
+                e.supi = Some(supi.to_string());
+                e.detail = conn.to_string();
+            }
+            NetworkEvent::DataDelivered { supi, bytes } => {
+                e.kind = "data_delivered".into();
+                e.supi = Some(supi.to_string());
+                e.detail = format!("{bytes} octets");
+            }
+            NetworkEvent::RestrictedTrafficRefused { conn, what } => {
+                e.kind = "restricted_traffic_refused".into();
+                e.detail = format!("{conn}: {what}");
+            }
+            NetworkEvent::OnboardingTimerExpired { conn } => {
+                e.kind = "onboarding_timer_expired".into();
+                e.detail = conn.to_string();
+            }
+            NetworkEvent::Deregistered { conn } => {
+                e.kind = "deregistered".into();
+                e.detail = conn.to_string();
+            }
+            NetworkEvent::ProcedureAbandoned { conn, timer } => {
+                e.kind = "procedure_abandoned".into();
+                e.detail = format!("{conn}: {timer}");
+            }
+            NetworkEvent::Discarded { conn, reason } => {
+                e.kind = "discarded".into();
+                e.detail = format!("{conn}: {reason}");
+            }
+            other => e.detail = format!("{other:?}"),
+        }
+        e
+    }
+}
+
+/// A device the network has seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// The IDevID serial.
+    pub serial: String,
+    /// The last state reported by [`crate::SqlStore::touch_device`].
+    pub state: String,
+    /// Unix seconds of the first sighting.
+    pub first_seen: u64,
+    /// Unix seconds of the last sighting.
+    pub last_seen: u64,
+}
+
+/// An enrolled manufacturer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManufacturerRecord {
+    /// Its name in the trust store.
+    pub name: String,
+    /// Its root certificate, DER.
+    pub root_der: Vec<u8>,
+    /// Its policy.
+    pub policy: Policy,
+}
+
+/// A manufacturer's CRL, with the CA certificate that signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlRecord {
+    /// The manufacturer's name.
+    pub manufacturer: String,
+    /// The CRL, DER.
+    pub crl_der: Vec<u8>,
+    /// The certificate of the CA that signed it (the root or its issuing CA), DER.
+    pub issuer_der: Vec<u8>,
+    /// Its thisUpdate, unix seconds.
+    pub this_update: u64,
+}
+
+/// A blocked device serial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedRecord {
+    /// The IDevID serial.
+    pub serial: String,
+    /// Why.
+    pub reason: String,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+/// One credential package delivered, as `put_subscription` logs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisioningRecord {
+    /// The package id.
+    pub package_id: [u8; 16],
+    /// The device identity.
+    pub device: String,
+    /// The SUPI (`imsi-…`).
+    pub supi: String,
+    /// Unix seconds (the store's clock).
+    pub at: u64,
+    /// Whether an existing subscription got a new K.
+    pub reprovisioned: bool,
+}

@@ -1,0 +1,565 @@
+//! [`SqlStore`]: the [`Store`] on SQLite or PostgreSQL.
+
+use std::future::Future;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nido_net::{Owner, Store, StoreError, Subscription, SubscriptionState};
+use nido_sec::aka::HeSqn;
+use nido_sec::milenage::Amf;
+use nido_sec::{K, Opc, Supi};
+use tokio::runtime::{Builder, Handle, Runtime};
+
+use crate::credentials;
+use crate::error::{SqlStoreError, StoreOpenError};
+use crate::kek::{Kek, Sealer};
+use crate::open::{self, Backend, Pool, Target};
+
+/// Runs `$body` with `$pool` bound to the SQLite or the PostgreSQL pool, and
+/// `$begin` to the statement that opens a write transaction (`BEGIN
+/// IMMEDIATE` on SQLite, so two writers queue on the busy timeout instead of
+/// failing on a lock upgrade). The body is compiled once per backend.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident, $begin:ident| $body:block) => {
+        match &$store.pool {
+            $crate::open::Pool::Sqlite($pool) => {
+                #[allow(unused_variables)]
+                let $begin: &'static str = "BEGIN IMMEDIATE";
+                $body
+            }
+            $crate::open::Pool::Postgres($pool) => {
+                #[allow(unused_variables)]
+                let $begin: &'static str = "BEGIN";
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// The network's [`Store`] on SQLite or PostgreSQL (sqlx).
+///
+/// K and OPc (and every owner's third-party credentials) are stored sealed
+/// with AES-256-GCM under the [`Kek`], never in clear. Every [`Store`]
+/// method is one database transaction.
+///
+/// # Threads
+/// The [`Store`] trait is synchronous (the network is a sans-IO state
+/// machine), so a `SqlStore` owns a tokio current-thread runtime and blocks
+/// on it. Use it from a plain thread (the network driver's thread), never
+/// from inside a tokio runtime: there every call fails with
+/// [`SqlStoreError::InsideRuntime`] (and `open` with
+/// [`StoreOpenError::InsideRuntime`]).
+///
+/// # Failures behind the trait
+/// [`Store`]'s reads return `Option`/`Vec` and `put_owner`/`add_claimable`
+/// return nothing, so a failing database cannot be reported through them:
+/// such a call answers `None`/empty/nothing and keeps the failure, which
+/// [`SqlStore::take_error`] returns. Failing writes that return a
+/// `Result` report [`StoreError::Conflict`] with a `database …` message.
+pub struct SqlStore {
+    // Field order is drop order: the pool goes before the runtime.
+    pub(crate) pool: Pool,
+    pub(crate) sealer: Sealer,
+    last_error: Mutex<Option<SqlStoreError>>,
+    rt: Runtime,
+}
+
+impl core::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SqlStore {
+    fn drop(&mut self) {
+        if Handle::try_current().is_err() {
+            let close = async {
+                match &self.pool {
+                    Pool::Sqlite(p) => p.close().await,
+                    Pool::Postgres(p) => p.close().await,
+                }
+            };
+            self.rt.block_on(close);
+        }
+    }
+}
+
+/// Unix seconds now (the store's own clock, for `at` columns the trait does not give).
+pub(crate) fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub(crate) fn to_i64(value: u64, what: &str) -> Result<i64, SqlStoreError> {
+    i64::try_from(value).map_err(|_| SqlStoreError::Invalid(format!("{what} {value}")))
+}
+
+pub(crate) fn to_u64(value: i64, what: &str) -> Result<u64, SqlStoreError> {
+    u64::try_from(value).map_err(|_| SqlStoreError::Corrupt(format!("{what} {value}")))
+}
+
+fn state_text(state: SubscriptionState) -> &'static str {
+    match state {
+        SubscriptionState::Created => "created",
+        SubscriptionState::Provisioned => "provisioned",
+        SubscriptionState::Active => "active",
+    }
+}
+
+fn state_of(text: &str) -> Result<SubscriptionState, SqlStoreError> {
+    match text {
+        "created" => Ok(SubscriptionState::Created),
+        "provisioned" => Ok(SubscriptionState::Provisioned),
+        "active" => Ok(SubscriptionState::Active),
+        other => Err(SqlStoreError::Corrupt(format!(
+            "unknown subscription state {other:?}"
+        ))),
+    }
+}
+
+/// A `subscriptions` row: supi, device, k_enc, opc_enc, amf, sqn_seq,
+/// sqn_ind, state, owner, package_id.
+type SubRow = (
+    String,
+    String,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Vec<u8>,
+);
+
+/// An `owners` row: id, name, sealed credentials.
+type OwnerRow = (String, String, Vec<u8>);
+
+impl SqlStore {
+    /// Opens (and on first start creates) the store at `url`:
+    /// - `sqlite:///path/nido.db` or a plain path: the file is created (mode
+    ///   0600) and migrated on first start; WAL journal, synchronous FULL,
+    ///   foreign keys on, a 10 s busy timeout;
+    /// - `postgres://user[:password]@host[:port]/db`: migrated on start
+    ///   under an advisory lock, so two processes may start at once.
+    ///
+    /// The KEK is checked against the check value stored at first start: a
+    /// wrong KEK fails here. The IMSI range starts empty: see
+    /// [`SqlStore::set_msin_range`].
+    pub fn open(url: &str, kek: Kek) -> Result<Self, StoreOpenError> {
+        if Handle::try_current().is_ok() {
+            return Err(StoreOpenError::InsideRuntime);
+        }
+        let target = Target::parse(url)?;
+        let sealer = Sealer::new(&kek).map_err(|e| StoreOpenError::Other(e.to_string()))?;
+        drop(kek);
+        let rt = Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreOpenError::Other(format!("tokio runtime: {e}")))?;
+        let pool = rt.block_on(open::connect(&target))?;
+        let store = Self {
+            pool,
+            sealer,
+            last_error: Mutex::new(None),
+            rt,
+        };
+        store.rt.block_on(open::migrate(&store.pool))?;
+        store
+            .rt
+            .block_on(open::check_kek(&store.pool, &store.sealer))?;
+        Ok(store)
+    }
+
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The last failure a [`Store`] method could not report (see the type's
+    /// documentation), cleared by this call.
+    pub fn take_error(&self) -> Option<SqlStoreError> {
+        self.errors().take()
+    }
+
+    fn errors(&self) -> MutexGuard<'_, Option<SqlStoreError>> {
+        match self.last_error.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Keeps `e` for [`SqlStore::take_error`].
+    fn remember(&self, e: SqlStoreError) {
+        *self.errors() = Some(e);
+    }
+
+    /// `Ok` value, or `None` with the failure kept.
+    fn kept<T>(&self, r: Result<T, SqlStoreError>) -> Option<T> {
+        r.map_err(|e| self.remember(e)).ok()
+    }
+
+    /// Runs a future on the store's runtime.
+    pub(crate) fn run<T>(
+        &self,
+        fut: impl Future<Output = Result<T, SqlStoreError>>,
+    ) -> Result<T, SqlStoreError> {
+        if Handle::try_current().is_ok() {
+            return Err(SqlStoreError::InsideRuntime);
+        }
+        self.rt.block_on(fut)
+    }
+
+    fn subscription_of(&self, row: SubRow) -> Result<Subscription, SqlStoreError> {
+        let (supi_text, device, k_enc, opc_enc, amf, seq, ind, state, owner, package_id) = row;
+        let supi = Supi::parse(&supi_text)
+            .map_err(|e| SqlStoreError::Corrupt(format!("SUPI {supi_text:?}: {e}")))?;
+        let k = K::from_slice(&self.sealer.open("k", &supi_text, &k_enc)?)
+            .map_err(|e| SqlStoreError::Corrupt(format!("K of {supi_text}: {e}")))?;
+        let opc = Opc::from_slice(&self.sealer.open("opc", &supi_text, &opc_enc)?)
+            .map_err(|e| SqlStoreError::Corrupt(format!("OPc of {supi_text}: {e}")))?;
+        let amf: [u8; 2] = amf
+            .as_slice()
+            .try_into()
+            .map_err(|_| SqlStoreError::Corrupt(format!("AMF of {supi_text}")))?;
+        let package_id: [u8; 16] = package_id
+            .as_slice()
+            .try_into()
+            .map_err(|_| SqlStoreError::Corrupt(format!("package id of {supi_text}")))?;
+        let sqn = HeSqn {
+            seq: to_u64(seq, "SQN SEQ")?,
+            ind: u8::try_from(ind).map_err(|_| SqlStoreError::Corrupt(format!("SQN IND {ind}")))?,
+        };
+        Ok(Subscription {
+            supi,
+            k,
+            opc,
+            amf: Amf(amf),
+            sqn,
+            state: state_of(&state)?,
+            device,
+            owner,
+            package_id,
+        })
+    }
+
+    fn owner_of(&self, row: OwnerRow) -> Result<Owner, SqlStoreError> {
+        let (id, name, sealed) = row;
+        let plain = self.sealer.open("owner-credentials", &id, &sealed)?;
+        let credentials = credentials::decode(&plain)
+            .map_err(|e| SqlStoreError::Corrupt(format!("credentials of owner {id}: {e}")))?;
+        Ok(Owner {
+            id,
+            name,
+            credentials,
+        })
+    }
+
+    fn try_subscription_where(
+        &self,
+        by_supi: bool,
+        key: &str,
+    ) -> Result<Option<Subscription>, SqlStoreError> {
+        let sql = if by_supi {
+            "SELECT supi, device, k_enc, opc_enc, amf, sqn_seq, sqn_ind, state, owner, package_id \
+             FROM subscriptions WHERE supi = $1"
+        } else {
+            "SELECT supi, device, k_enc, opc_enc, amf, sqn_seq, sqn_ind, state, owner, package_id \
+             FROM subscriptions WHERE device = $1"
+        };
+        let row: Option<SubRow> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(sql).bind(key).fetch_optional(p).await?)
+            })
+        })?;
+        row.map(|r| self.subscription_of(r)).transpose()
+    }
+
+    fn try_put_subscription(&self, sub: &Subscription) -> Result<(), SqlStoreError> {
+        let supi = sub.supi.to_string();
+        let k_enc = self.sealer.seal("k", &supi, sub.k.expose())?;
+        let opc_enc = self.sealer.seal("opc", &supi, sub.opc.expose())?;
+        let seq = to_i64(sub.sqn.seq, "SQN SEQ")?;
+        let now = to_i64(now_unix(), "time")?;
+        self.run(async {
+            on_pool!(self, |p, begin| {
+                let mut tx = p.begin_with(begin).await?;
+                let holder: Option<String> =
+                    sqlx::query_scalar("SELECT device FROM subscriptions WHERE supi = $1")
+                        .bind(&supi)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(holder) = holder
+                    && holder != sub.device
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "{} belongs to another device",
+                        sub.supi
+                    ))
+                    .into());
+                }
+                let old_package: Option<Vec<u8>> =
+                    sqlx::query_scalar("SELECT package_id FROM subscriptions WHERE device = $1")
+                        .bind(&sub.device)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                sqlx::query(
+                    "INSERT INTO subscriptions (supi, device, k_enc, opc_enc, amf, sqn_seq, \
+                     sqn_ind, state, owner, package_id, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (device) DO UPDATE SET supi = excluded.supi, \
+                     k_enc = excluded.k_enc, opc_enc = excluded.opc_enc, amf = excluded.amf, \
+                     sqn_seq = excluded.sqn_seq, sqn_ind = excluded.sqn_ind, \
+                     state = excluded.state, owner = excluded.owner, \
+                     package_id = excluded.package_id, updated_at = excluded.updated_at",
+                )
+                .bind(&supi)
+                .bind(&sub.device)
+                .bind(&k_enc)
+                .bind(&opc_enc)
+                .bind(sub.amf.0.as_slice())
+                .bind(seq)
+                .bind(i64::from(sub.sqn.ind))
+                .bind(state_text(sub.state))
+                .bind(sub.owner.as_deref())
+                .bind(sub.package_id.as_slice())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if old_package.as_deref() != Some(sub.package_id.as_slice()) {
+                    sqlx::query(
+                        "INSERT INTO provisioning (package_id, device, supi, at, reprovisioned) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(sub.package_id.as_slice())
+                    .bind(&sub.device)
+                    .bind(&supi)
+                    .bind(now)
+                    .bind(old_package.is_some())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+    }
+
+    fn try_subscriptions(&self) -> Result<Vec<Subscription>, SqlStoreError> {
+        let rows: Vec<SubRow> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(
+                    "SELECT supi, device, k_enc, opc_enc, amf, sqn_seq, sqn_ind, state, owner, \
+                     package_id FROM subscriptions ORDER BY device",
+                )
+                .fetch_all(p)
+                .await?)
+            })
+        })?;
+        // A row that does not open is left out of the listing and kept as the error.
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| self.kept(self.subscription_of(r)))
+            .collect())
+    }
+
+    fn try_allocate_msin(&self) -> Result<u64, SqlStoreError> {
+        let n: Option<i64> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_scalar(
+                    "UPDATE msin_counter SET allocated = allocated + 1 \
+                     WHERE id = 1 AND allocated < range_size RETURNING allocated",
+                )
+                .fetch_optional(p)
+                .await?)
+            })
+        })?;
+        match n {
+            Some(n) => to_u64(n, "MSIN"),
+            None => Err(StoreError::Exhausted.into()),
+        }
+    }
+
+    fn try_put_owner(&self, owner: &Owner) -> Result<(), SqlStoreError> {
+        let plain = credentials::encode(&owner.credentials).map_err(SqlStoreError::Invalid)?;
+        let sealed = self.sealer.seal("owner-credentials", &owner.id, &plain)?;
+        self.run(async {
+            on_pool!(self, |p, _begin| {
+                sqlx::query(
+                    "INSERT INTO owners (id, name, credentials_enc) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                     credentials_enc = excluded.credentials_enc",
+                )
+                .bind(&owner.id)
+                .bind(&owner.name)
+                .bind(&sealed)
+                .execute(p)
+                .await?;
+                Ok(())
+            })
+        })
+    }
+
+    /// The owner with `id`, credentials decrypted.
+    pub fn owner(&self, id: &str) -> Result<Option<Owner>, SqlStoreError> {
+        let row: Option<OwnerRow> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(
+                    sqlx::query_as("SELECT id, name, credentials_enc FROM owners WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(p)
+                        .await?,
+                )
+            })
+        })?;
+        row.map(|r| self.owner_of(r)).transpose()
+    }
+
+    fn try_owner_of_device(&self, device: &str) -> Result<Option<Owner>, SqlStoreError> {
+        let row: Option<OwnerRow> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(
+                    "SELECT o.id, o.name, o.credentials_enc FROM claims c \
+                     JOIN owners o ON o.id = c.owner \
+                     WHERE c.device = $1 AND c.owner IS NOT NULL \
+                     ORDER BY c.claim_seq DESC LIMIT 1",
+                )
+                .bind(device)
+                .fetch_optional(p)
+                .await?)
+            })
+        })?;
+        row.map(|r| self.owner_of(r)).transpose()
+    }
+
+    fn try_add_claimable(&self, device: &str, hash: &str) -> Result<(), SqlStoreError> {
+        self.run(async {
+            on_pool!(self, |p, _begin| {
+                // A used code stays used: re-importing claims.csv does not reopen it.
+                sqlx::query(
+                    "INSERT INTO claims (claim_code_hash, device) VALUES ($1, $2) \
+                     ON CONFLICT (claim_code_hash) DO UPDATE SET device = excluded.device \
+                     WHERE claims.owner IS NULL",
+                )
+                .bind(hash)
+                .bind(device)
+                .execute(p)
+                .await?;
+                Ok(())
+            })
+        })
+    }
+
+    fn try_claim(&self, owner: &str, hash: &str) -> Result<String, SqlStoreError> {
+        let now = to_i64(now_unix(), "time")?;
+        self.run(async {
+            on_pool!(self, |p, begin| {
+                let mut tx = p.begin_with(begin).await?;
+                let known: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM owners WHERE id = $1")
+                        .bind(owner)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if known.is_none() {
+                    return Err(StoreError::NotFound(format!("owner {owner}")).into());
+                }
+                // `owner IS NULL` in the WHERE makes the code one-time even
+                // for two concurrent claims (the second sees it taken).
+                let device: Option<String> = sqlx::query_scalar(
+                    "UPDATE claims SET owner = $1, claimed_at = $2, \
+                     claim_seq = (SELECT COALESCE(MAX(claim_seq), 0) + 1 FROM claims) \
+                     WHERE claim_code_hash = $3 AND owner IS NULL RETURNING device",
+                )
+                .bind(owner)
+                .bind(now)
+                .bind(hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(device) = device else {
+                    return Err(
+                        StoreError::NotFound("no unused claim code with this hash".into()).into(),
+                    );
+                };
+                tx.commit().await?;
+                Ok(device)
+            })
+        })
+    }
+}
+
+impl Store for SqlStore {
+    fn subscription_by_device(&self, device: &str) -> Option<Subscription> {
+        self.kept(self.try_subscription_where(false, device))
+            .flatten()
+    }
+
+    fn subscription_by_supi(&self, supi: &Supi) -> Option<Subscription> {
+        self.kept(self.try_subscription_where(true, &supi.to_string()))
+            .flatten()
+    }
+
+    fn put_subscription(&mut self, sub: Subscription) -> Result<(), StoreError> {
+        Ok(self.try_put_subscription(&sub)?)
+    }
+
+    fn subscriptions(&self) -> Vec<Subscription> {
+        self.kept(self.try_subscriptions()).unwrap_or_default()
+    }
+
+    fn allocate_msin(&mut self) -> Result<u64, StoreError> {
+        Ok(self.try_allocate_msin()?)
+    }
+
+    fn put_owner(&mut self, owner: Owner) {
+        let r = self.try_put_owner(&owner);
+        self.kept(r);
+    }
+
+    fn owner_of_device(&self, device: &str) -> Option<Owner> {
+        self.kept(self.try_owner_of_device(device)).flatten()
+    }
+
+    fn add_claimable(&mut self, device: &str, claim_code_hash: &str) {
+        let r = self.try_add_claimable(device, claim_code_hash);
+        self.kept(r);
+    }
+
+    fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<String, StoreError> {
+        Ok(self.try_claim(owner, claim_code_hash)?)
+    }
+
+    fn record_event(&mut self, at_unix: u64, event: &nido_net::NetworkEvent) {
+        use nido_net::NetworkEvent as E;
+        let r = self.append_audit(crate::AuditEntry::from_event(at_unix, event));
+        self.kept(r);
+        // The devices table: first and last seen, and where each device is.
+        let seen = match event {
+            E::DeviceAuthenticated { device, .. } => Some((device.clone(), "authenticated")),
+            E::RegisteredForOnboarding { device, .. } => Some((device.clone(), "onboarding")),
+            E::PackageDelivered { device, .. } => Some((device.clone(), "provisioning")),
+            E::Provisioned { device, .. } => Some((device.clone(), "provisioned")),
+            E::Refused {
+                device: Some(device),
+                ..
+            } => Some((device.clone(), "refused")),
+            E::Registered { supi, .. } => self
+                .try_subscription_where(true, &supi.to_string())
+                .ok()
+                .flatten()
+                .map(|s| (s.device, "active")),
+            _ => None,
+        };
+        if let Some((device, state)) = seen {
+            let r = self.touch_device(&device, state, at_unix);
+            self.kept(r);
+        }
+    }
+}

@@ -1,0 +1,919 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! One behaviour suite for the `Store` trait, written once against
+//! `&mut dyn Store` and run on `MemoryStore` (the reference), on `SqlStore`
+//! over a temporary SQLite file, and on `SqlStore` over a fresh PostgreSQL
+//! database; then what only `SqlStore` has: persistence, the KEK,
+//! concurrency, no secret in clear, the operator tables.
+//!
+//! PostgreSQL: `NIDO_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) names a database to connect
+//! to; each test creates its own `nido_test_<pid>_<n>` and drops it at the end.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use nido_net::{Owner, Store, StoreError, Subscription, SubscriptionState};
+use nido_prov::ThirdPartyCredential;
+use nido_sec::aka::HeSqn;
+use nido_sec::milenage::Amf;
+use nido_sec::{K, Opc, Supi};
+use nido_store::{AuditEntry, Backend, Kek, SqlStore, SqlStoreError, StoreOpenError};
+use zeroize::Zeroizing;
+
+/// Every store in the suite has an IMSI range of this many MSINs.
+const MSINS: u64 = 3;
+
+const KEY_K: u8 = 0xa1;
+const KEY_OPC: u8 = 0xb2;
+const PSK: &[u8] = b"\x5e\xc7\x3d\x91\x22\x8f\x4a\x0b\x6c\xe5\x17\xd3\x88\x2a\x9f\x40";
+
+fn supi(n: u64) -> Supi {
+    Supi::imsi(&format!("99999{n:010}")).unwrap()
+}
+
+fn k(seed: u8) -> K {
+    K::new(core::array::from_fn(|i| seed ^ (i as u8)))
+}
+
+fn opc(seed: u8) -> Opc {
+    Opc::new(core::array::from_fn(|i| seed ^ (i as u8).rotate_left(3)))
+}
+
+fn sub(device: &str, n: u64, seed: u8) -> Subscription {
+    Subscription {
+        supi: supi(n),
+        k: k(seed),
+        opc: opc(seed.wrapping_add(1)),
+        amf: Amf::FIVE_G,
+        sqn: HeSqn::default(),
+        state: SubscriptionState::Created,
+        device: device.to_owned(),
+        owner: None,
+        package_id: [seed; 16],
+    }
+}
+
+fn owner(id: &str) -> Owner {
+    Owner {
+        id: id.to_owned(),
+        name: format!("{id} Ltd"),
+        credentials: vec![
+            ThirdPartyCredential::Lwm2m {
+                server_uri: "coaps://lwm2m.example:5684".into(),
+                psk_identity: format!("{id}-psk"),
+                psk: Zeroizing::new(PSK.to_vec()),
+            },
+            ThirdPartyCredential::Mqtt {
+                broker_uri: "mqtts://broker.example:8883".into(),
+                client_id: "c1".into(),
+                client_cert_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n".into(),
+                client_key_pem: Zeroizing::new("-----BEGIN PRIVATE KEY-----\nMIIE\n".into()),
+            },
+        ],
+    }
+}
+
+/// Compares what the Debug of a subscription hides too.
+fn assert_same(a: &Subscription, b: &Subscription) {
+    assert_eq!(a.supi, b.supi);
+    assert!(a.k == b.k, "K differs");
+    assert!(a.opc == b.opc, "OPc differs");
+    assert_eq!(a.amf, b.amf);
+    assert_eq!(a.sqn, b.sqn);
+    assert_eq!(a.state, b.state);
+    assert_eq!(a.device, b.device);
+    assert_eq!(a.owner, b.owner);
+    assert_eq!(a.package_id, b.package_id);
+}
+
+// ---------------------------------------------------------------------------
+// The suite: written once, for every Store.
+
+fn put_and_get_by_device_and_supi(s: &mut dyn Store) {
+    assert!(s.subscription_by_device("DEV-1").is_none());
+    assert!(s.subscription_by_supi(&supi(1)).is_none());
+    let mut a = sub("DEV-1", 1, KEY_K);
+    a.sqn = HeSqn { seq: 41, ind: 9 };
+    a.state = SubscriptionState::Active;
+    a.owner = Some("acme".into());
+    a.amf = Amf([0x80, 0x01]);
+    s.put_subscription(a.clone()).unwrap();
+    assert_same(&s.subscription_by_device("DEV-1").unwrap(), &a);
+    assert_same(&s.subscription_by_supi(&supi(1)).unwrap(), &a);
+    assert!(s.subscription_by_device("DEV-2").is_none());
+    assert!(s.subscription_by_supi(&supi(2)).is_none());
+    // A NAI SUPI works the same.
+    let mut n = sub("DEV-2", 0, 7);
+    n.supi = Supi::nai("dev2@iot.example").unwrap();
+    s.put_subscription(n.clone()).unwrap();
+    assert_same(&s.subscription_by_supi(&n.supi).unwrap(), &n);
+}
+
+fn conflict_on_a_supi_of_another_device(s: &mut dyn Store) {
+    s.put_subscription(sub("DEV-1", 1, 1)).unwrap();
+    let err = s.put_subscription(sub("DEV-2", 1, 2)).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    // Nothing changed: DEV-2 has nothing, SUPI 1 is still DEV-1's with its K.
+    assert!(s.subscription_by_device("DEV-2").is_none());
+    let kept = s.subscription_by_supi(&supi(1)).unwrap();
+    assert_eq!(kept.device, "DEV-1");
+    assert!(kept.k == k(1));
+    assert_eq!(s.subscriptions().len(), 1);
+}
+
+fn reprovision_replaces_k_in_place(s: &mut dyn Store) {
+    s.put_subscription(sub("DEV-1", 1, 1)).unwrap();
+    let mut again = sub("DEV-1", 1, 9);
+    again.sqn = HeSqn { seq: 5, ind: 5 };
+    s.put_subscription(again.clone()).unwrap();
+    assert_eq!(s.subscriptions().len(), 1, "one row per device");
+    let got = s.subscription_by_device("DEV-1").unwrap();
+    assert_same(&got, &again);
+    assert!(got.k != k(1));
+    assert_same(&s.subscription_by_supi(&supi(1)).unwrap(), &again);
+    // State-only updates (what the UDM and the PVS confirmation do).
+    let mut active = got.clone();
+    active.state = SubscriptionState::Active;
+    active.sqn = HeSqn { seq: 6, ind: 6 };
+    s.put_subscription(active.clone()).unwrap();
+    assert_same(&s.subscription_by_supi(&supi(1)).unwrap(), &active);
+}
+
+fn a_device_moving_to_another_supi_frees_the_old_one(s: &mut dyn Store) {
+    s.put_subscription(sub("DEV-1", 1, 1)).unwrap();
+    s.put_subscription(sub("DEV-1", 2, 2)).unwrap();
+    assert!(s.subscription_by_supi(&supi(1)).is_none());
+    assert_eq!(s.subscription_by_supi(&supi(2)).unwrap().device, "DEV-1");
+    assert_eq!(s.subscriptions().len(), 1);
+    // The freed SUPI can go to another device.
+    s.put_subscription(sub("DEV-2", 1, 3)).unwrap();
+    assert_eq!(s.subscription_by_supi(&supi(1)).unwrap().device, "DEV-2");
+}
+
+fn allocate_msin_until_exhausted(s: &mut dyn Store) {
+    let got: Vec<u64> = (0..MSINS).map(|_| s.allocate_msin().unwrap()).collect();
+    assert_eq!(got, (1..=MSINS).collect::<Vec<_>>());
+    assert_eq!(s.allocate_msin(), Err(StoreError::Exhausted));
+    assert_eq!(s.allocate_msin(), Err(StoreError::Exhausted));
+}
+
+fn owners_and_one_time_claims(s: &mut dyn Store) {
+    s.add_claimable("DEV-1", "hash-1");
+    s.add_claimable("DEV-2", "hash-2");
+    assert!(s.owner_of_device("DEV-1").is_none());
+    // An unknown owner cannot claim, and does not use up the code.
+    assert!(matches!(
+        s.claim("nobody", "hash-1"),
+        Err(StoreError::NotFound(_))
+    ));
+    s.put_owner(owner("acme"));
+    s.put_owner(owner("globex"));
+    assert_eq!(s.claim("acme", "hash-1").unwrap(), "DEV-1");
+    assert_eq!(s.owner_of_device("DEV-1").unwrap(), owner("acme"));
+    // One-time: neither the same nor another owner claims it again.
+    assert!(matches!(
+        s.claim("acme", "hash-1"),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.claim("globex", "hash-1"),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.owner_of_device("DEV-1").unwrap().id, "acme");
+    assert!(matches!(
+        s.claim("acme", "no-such-hash"),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(s.owner_of_device("DEV-2").is_none());
+    // put_owner replaces: the claimed device sees the new name and credentials.
+    let mut renamed = owner("acme");
+    renamed.name = "ACME Corporation".into();
+    renamed.credentials.truncate(1);
+    s.put_owner(renamed.clone());
+    assert_eq!(s.owner_of_device("DEV-1").unwrap(), renamed);
+    // A second code of the same device claimed later moves it.
+    s.add_claimable("DEV-1", "hash-1b");
+    assert_eq!(s.claim("globex", "hash-1b").unwrap(), "DEV-1");
+    assert_eq!(s.owner_of_device("DEV-1").unwrap().id, "globex");
+}
+
+fn subscriptions_lists_every_one(s: &mut dyn Store) {
+    assert!(s.subscriptions().is_empty());
+    for (i, d) in ["DEV-C", "DEV-A", "DEV-B"].iter().enumerate() {
+        s.put_subscription(sub(d, i as u64 + 1, i as u8)).unwrap();
+    }
+    s.put_subscription(sub("DEV-A", 2, 7)).unwrap();
+    let mut listed: Vec<(String, Supi)> = s
+        .subscriptions()
+        .into_iter()
+        .map(|x| (x.device, x.supi))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        vec![
+            ("DEV-A".into(), supi(2)),
+            ("DEV-B".into(), supi(3)),
+            ("DEV-C".into(), supi(1)),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Stores to run it on.
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn kek() -> Kek {
+    Kek::new([0x42; 32])
+}
+
+/// A temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "nido-store-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn db(&self) -> String {
+        format!("sqlite://{}", self.0.join("nido.db").display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn pg_base() -> String {
+    std::env::var("NIDO_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Runs `sql` on the administration database.
+fn pg_admin(sql: String) -> Result<(), sqlx::Error> {
+    use sqlx::{Connection, Executor};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(&pg_base()).await?;
+        c.execute(sqlx::AssertSqlSafe(sql)).await?;
+        c.close().await
+    })
+}
+
+/// A fresh PostgreSQL database, dropped (even when the test fails) with the guard.
+struct PgDb {
+    name: String,
+}
+
+impl PgDb {
+    fn new() -> Self {
+        let name = format!(
+            "nido_test_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        pg_admin(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
+        pg_admin(format!("CREATE DATABASE {name}"))
+            .expect("PostgreSQL at NIDO_TEST_POSTGRES (default 127.0.0.1:5432/test)");
+        Self { name }
+    }
+
+    fn url(&self) -> String {
+        let base = pg_base();
+        let (server, _) = base.rsplit_once('/').unwrap();
+        format!("{server}/{}", self.name)
+    }
+
+    /// Runs SQL in this database and returns the first column of every row as text.
+    fn query_text(&self, sql: &str) -> Vec<String> {
+        use sqlx::Connection;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = sqlx::PgConnection::connect(&self.url()).await.unwrap();
+            let rows: Vec<(Option<String>,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+            c.close().await.unwrap();
+            rows.into_iter().map(|r| r.0.unwrap_or_default()).collect()
+        })
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = pg_admin(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+fn open_sql(url: &str) -> SqlStore {
+    let s = SqlStore::open(url, kek()).unwrap();
+    s.set_msin_range(MSINS).unwrap();
+    s
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[test]
+                fn $name() {
+                    let mut s = nido_net::MemoryStore::new(super::MSINS);
+                    super::$name(&mut s);
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    let dir = super::TempDir::new();
+                    let mut s = super::open_sql(&dir.db());
+                    super::$name(&mut s);
+                    assert_eq!(s.take_error(), None);
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    let db = super::PgDb::new();
+                    let mut s = super::open_sql(&db.url());
+                    super::$name(&mut s);
+                    assert_eq!(s.take_error(), None);
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    put_and_get_by_device_and_supi,
+    conflict_on_a_supi_of_another_device,
+    reprovision_replaces_k_in_place,
+    a_device_moving_to_another_supi_frees_the_old_one,
+    allocate_msin_until_exhausted,
+    owners_and_one_time_claims,
+    subscriptions_lists_every_one,
+);
+
+// ---------------------------------------------------------------------------
+// SqlStore only.
+
+/// Fills a store with secrets to look for.
+fn fill(s: &mut dyn Store) {
+    s.put_owner(owner("acme"));
+    s.add_claimable("DEV-1", "hash-1");
+    s.claim("acme", "hash-1").unwrap();
+    let mut a = sub("DEV-1", s.allocate_msin().unwrap(), KEY_K);
+    a.opc = Opc::new([KEY_OPC; 16]);
+    a.k = K::new([KEY_K; 16]);
+    a.owner = Some("acme".into());
+    a.package_id = [0x11; 16];
+    s.put_subscription(a).unwrap();
+}
+
+fn check_filled(s: &dyn Store) {
+    let a = s.subscription_by_device("DEV-1").unwrap();
+    assert!(a.k == K::new([KEY_K; 16]));
+    assert!(a.opc == Opc::new([KEY_OPC; 16]));
+    assert_eq!(s.owner_of_device("DEV-1").unwrap(), owner("acme"));
+}
+
+#[test]
+fn sqlite_persists_across_close_and_reopen() {
+    let dir = TempDir::new();
+    {
+        let mut s = open_sql(&dir.db());
+        fill(&mut s);
+        s.append_audit(AuditEntry::new(100, "note", "before restart"))
+            .unwrap();
+    }
+    let mut s = SqlStore::open(&dir.db(), kek()).unwrap();
+    check_filled(&s);
+    assert_eq!(s.msin_range().unwrap(), (1, MSINS));
+    assert_eq!(s.allocate_msin().unwrap(), 2, "the counter continues");
+    assert_eq!(s.audit(10).unwrap()[0].detail, "before restart");
+    // A plain path opens the same file.
+    drop(s);
+    let plain = dir.0.join("nido.db");
+    let s = SqlStore::open(plain.to_str().unwrap(), kek()).unwrap();
+    check_filled(&s);
+}
+
+#[cfg(unix)]
+#[test]
+fn sqlite_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new();
+    let _s = open_sql(&dir.db());
+    let mode = std::fs::metadata(dir.0.join("nido.db"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+}
+
+#[test]
+fn wrong_kek_is_refused_at_open_sqlite() {
+    let dir = TempDir::new();
+    drop(open_sql(&dir.db()));
+    let err = SqlStore::open(&dir.db(), Kek::new([0x43; 32])).unwrap_err();
+    assert_eq!(err, StoreOpenError::WrongKek);
+    // The right one still opens.
+    SqlStore::open(&dir.db(), kek()).unwrap();
+}
+
+#[test]
+fn wrong_kek_is_refused_at_open_postgres() {
+    let db = PgDb::new();
+    drop(open_sql(&db.url()));
+    let err = SqlStore::open(&db.url(), Kek::new([0x43; 32])).unwrap_err();
+    assert_eq!(err, StoreOpenError::WrongKek);
+    assert_eq!(
+        err.to_string(),
+        "wrong key-encryption key: this database was created with another one"
+    );
+}
+
+#[test]
+fn postgres_persists_across_reopen() {
+    let db = PgDb::new();
+    {
+        let mut s = open_sql(&db.url());
+        assert_eq!(s.backend(), Backend::Postgres);
+        fill(&mut s);
+    }
+    let s = SqlStore::open(&db.url(), kek()).unwrap();
+    check_filled(&s);
+    assert_eq!(
+        db.query_text("SELECT version::text FROM schema_migrations"),
+        vec!["1"]
+    );
+}
+
+#[test]
+fn two_stores_on_one_postgres_database_never_share_an_msin() {
+    const PER_THREAD: usize = 150;
+    const RANGE: u64 = 250;
+    let db = PgDb::new();
+    let url = db.url();
+    // Two processes' worth of stores, opened at the same moment: both migrate safely.
+    let opened: Vec<SqlStore> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| SqlStore::open(&url, kek()).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    opened[0].set_msin_range(RANGE).unwrap();
+    let results: Vec<Vec<Result<u64, StoreError>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = opened
+            .into_iter()
+            .map(|mut s| {
+                scope.spawn(move || {
+                    (0..PER_THREAD)
+                        .map(|_| s.allocate_msin())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut seen = BTreeSet::new();
+    let mut exhausted = 0;
+    for r in results.into_iter().flatten() {
+        match r {
+            Ok(n) => assert!(seen.insert(n), "MSIN {n} handed out twice"),
+            Err(StoreError::Exhausted) => exhausted += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(seen, (1..=RANGE).collect::<BTreeSet<_>>());
+    assert_eq!(exhausted, 2 * PER_THREAD - RANGE as usize);
+}
+
+#[test]
+fn two_sqlite_stores_on_one_file_never_share_an_msin() {
+    const PER_THREAD: usize = 100;
+    let dir = TempDir::new();
+    let url = dir.db();
+    let first = open_sql(&url);
+    first.set_msin_range(1_000).unwrap();
+    let second = SqlStore::open(&url, kek()).unwrap();
+    let all: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = [first, second]
+            .into_iter()
+            .map(|mut s| {
+                scope.spawn(move || {
+                    (0..PER_THREAD)
+                        .map(|_| s.allocate_msin().unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let unique: BTreeSet<u64> = all.iter().copied().collect();
+    assert_eq!(unique.len(), 2 * PER_THREAD);
+}
+
+/// The secrets `fill` stored, in the forms they could leak in.
+fn secret_patterns() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for secret in [vec![KEY_K; 16], vec![KEY_OPC; 16], PSK.to_vec()] {
+        out.push(hex::encode(&secret).into_bytes());
+        out.push(hex::encode_upper(&secret).into_bytes());
+        out.push(secret);
+    }
+    out.push(b"BEGIN PRIVATE KEY".to_vec());
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn no_secret_in_clear_in_the_sqlite_file() {
+    let dir = TempDir::new();
+    {
+        let mut s = open_sql(&dir.db());
+        fill(&mut s);
+    }
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(&dir.0).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    assert!(bytes.len() > 4096);
+    // The test would see them: the device serial and SUPI are in clear.
+    assert!(contains(&bytes, b"DEV-1"));
+    assert!(contains(&bytes, supi(1).to_string().as_bytes()));
+    for p in secret_patterns() {
+        assert!(
+            !contains(&bytes, &p),
+            "{:?} found in clear",
+            String::from_utf8_lossy(&p)
+        );
+    }
+}
+
+#[test]
+fn no_secret_in_clear_in_the_postgres_tables() {
+    let db = PgDb::new();
+    {
+        let mut s = open_sql(&db.url());
+        fill(&mut s);
+    }
+    let tables = db
+        .query_text("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
+    assert!(tables.contains(&"subscriptions".to_owned()), "{tables:?}");
+    // Every row of every table as text (bytea as \x hex), and as its raw tuple octets.
+    let mut dump = Vec::new();
+    for t in &tables {
+        for row in db.query_text(&format!("SELECT t::text FROM {t} t")) {
+            dump.extend(row.into_bytes());
+        }
+        for row in db.query_text(&format!(
+            "SELECT encode(textsend(t::text), 'hex') FROM {t} t"
+        )) {
+            dump.extend(hex::decode(row).unwrap());
+        }
+    }
+    // The heap files themselves, when the server is on this machine and readable.
+    db.query_text("CHECKPOINT");
+    let data_dir = db.query_text("SELECT current_setting('data_directory')");
+    let mut files_read = 0;
+    for t in &tables {
+        let rel = db.query_text(&format!("SELECT pg_relation_filepath('{t}')::text"));
+        if let Ok(bytes) = std::fs::read(PathBuf::from(&data_dir[0]).join(&rel[0])) {
+            files_read += 1;
+            dump.extend(bytes);
+        }
+    }
+    eprintln!("read {files_read} heap files of {} tables", tables.len());
+    assert!(contains(&dump, b"DEV-1"));
+    for p in secret_patterns() {
+        assert!(
+            !contains(&dump, &p),
+            "{:?} found in clear",
+            String::from_utf8_lossy(&p)
+        );
+    }
+}
+
+#[test]
+fn the_provisioning_log_follows_package_ids() {
+    let dir = TempDir::new();
+    let mut s = open_sql(&dir.db());
+    s.put_subscription(sub("DEV-1", 1, 1)).unwrap();
+    let mut same = sub("DEV-1", 1, 1);
+    same.state = SubscriptionState::Active;
+    s.put_subscription(same).unwrap();
+    s.put_subscription(sub("DEV-1", 1, 2)).unwrap();
+    let log = s.provisioning_log("DEV-1").unwrap();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0].package_id, [1; 16]);
+    assert!(!log[0].reprovisioned);
+    assert_eq!(log[1].package_id, [2; 16]);
+    assert!(log[1].reprovisioned);
+    assert_eq!(log[1].supi, "imsi-999990000000001");
+}
+
+#[test]
+fn audit_devices_and_trust_data() {
+    use nido_net::{ConnectionId, NetworkEvent};
+    use nido_pki::{Manufacturer, Policy};
+
+    let dir = TempDir::new();
+    let s = open_sql(&dir.db());
+    for i in 0..5 {
+        s.append_audit(AuditEntry::from_event(
+            1000 + i,
+            &NetworkEvent::Refused {
+                conn: ConnectionId(i),
+                device: Some(format!("DEV-{i}")),
+                cause: 75,
+                reason: "not claimed".into(),
+            },
+        ))
+        .unwrap();
+    }
+    // The trait's audit hook lands in the same table.
+    let mut s = s;
+    s.record_event(
+        1004,
+        &NetworkEvent::PackageDelivered {
+            device: "DEV-9".into(),
+            supi: supi(9),
+            reprovisioned: true,
+        },
+    );
+    assert_eq!(s.take_error(), None);
+    let last = s.audit(2).unwrap();
+    assert_eq!(last.len(), 2);
+    assert_eq!(last[0].at, 1004);
+    assert_eq!(last[0].device.as_deref(), Some("DEV-4"));
+    assert_eq!(last[0].cause, Some(75));
+    assert_eq!(last[0].kind, "refused");
+    assert_eq!(last[1].kind, "package_delivered");
+    assert_eq!(last[1].supi.as_deref(), Some("imsi-999990000000009"));
+    assert_eq!(last[1].device.as_deref(), Some("DEV-9"));
+    assert_eq!(s.audit(100).unwrap().len(), 6);
+
+    s.touch_device("DEV-1", "onboarding", 10).unwrap();
+    s.touch_device("DEV-1", "active", 20).unwrap();
+    s.touch_device("DEV-0", "refused", 15).unwrap();
+    let devices = s.devices().unwrap();
+    let dev1 = devices.iter().find(|d| d.serial == "DEV-1").unwrap();
+    assert_eq!((dev1.first_seen, dev1.last_seen), (10, 20));
+    assert_eq!(dev1.state, "active");
+    // record_event keeps the devices table too.
+    let dev9 = devices.iter().find(|d| d.serial == "DEV-9").unwrap();
+    assert_eq!(
+        (dev9.state.as_str(), dev9.last_seen),
+        ("provisioning", 1004)
+    );
+    assert_eq!(devices.len(), 3);
+
+    let now = SystemTime::now();
+    let m = Manufacturer::generate("acme", now).unwrap();
+    let policy = Policy::for_manufacturer(&m);
+    s.put_manufacturer("acme", m.root_der(), &policy).unwrap();
+    let listed = s.manufacturers().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].policy, policy);
+    assert_eq!(listed[0].root_der, m.root_der().to_vec());
+    // A CRL of an unknown manufacturer is refused by the foreign key.
+    let crl = m
+        .crl(&[], now, now + Duration::from_secs(86_400), 1)
+        .unwrap();
+    assert!(matches!(
+        s.add_crl("nobody", &crl, m.issuing_der(), 1),
+        Err(SqlStoreError::Store(StoreError::NotFound(_)))
+    ));
+    s.add_crl("acme", &crl, m.issuing_der(), 100).unwrap();
+    let newer = m
+        .crl(&[], now, now + Duration::from_secs(86_400), 2)
+        .unwrap();
+    s.add_crl("acme", &newer, m.issuing_der(), 200).unwrap();
+    // An older one does not replace the newer.
+    s.add_crl("acme", &crl, m.issuing_der(), 150).unwrap();
+    let crls = s.crls().unwrap();
+    assert_eq!(crls.len(), 1);
+    assert_eq!(crls[0].crl_der, newer.to_vec());
+
+    assert!(s.block("ACME-000007", "stolen").unwrap());
+    assert!(!s.block("ACME-000007", "again").unwrap());
+    assert_eq!(s.blocked().unwrap()[0].reason, "stolen");
+    let trust = s.trust_store().unwrap();
+    assert_eq!(trust.manufacturers().collect::<Vec<_>>(), vec!["acme"]);
+    assert!(trust.is_blocked("ACME-000007"));
+    assert!(s.unblock("ACME-000007").unwrap());
+    assert!(!s.unblock("ACME-000007").unwrap());
+}
+
+#[test]
+fn the_audit_trail_is_append_only() {
+    let db = PgDb::new();
+    let s = open_sql(&db.url());
+    s.append_audit(AuditEntry::new(1, "note", "x")).unwrap();
+    drop(s);
+    use sqlx::Connection;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+        for sql in [
+            "UPDATE audit SET detail = 'y'",
+            "DELETE FROM audit",
+            "TRUNCATE audit",
+        ] {
+            let err = sqlx::query(sql).execute(&mut c).await.unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        }
+    });
+    // SQLite's triggers too.
+    let dir = TempDir::new();
+    let s = open_sql(&dir.db());
+    s.append_audit(AuditEntry::new(1, "note", "x")).unwrap();
+    drop(s);
+    rt.block_on(async {
+        let mut c = sqlx::SqliteConnection::connect(&dir.db()).await.unwrap();
+        for sql in ["UPDATE audit SET detail = 'y'", "DELETE FROM audit"] {
+            let err = sqlx::query(sql).execute(&mut c).await.unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+        }
+    });
+}
+
+#[test]
+fn msin_range_cannot_shrink_below_what_is_allocated() {
+    let dir = TempDir::new();
+    let mut s = open_sql(&dir.db());
+    s.allocate_msin().unwrap();
+    s.allocate_msin().unwrap();
+    assert!(matches!(
+        s.set_msin_range(1),
+        Err(SqlStoreError::Store(StoreError::Conflict(_)))
+    ));
+    s.set_msin_range(2).unwrap();
+    assert_eq!(s.allocate_msin(), Err(StoreError::Exhausted));
+    s.set_msin_range(10).unwrap();
+    assert_eq!(s.allocate_msin(), Ok(3));
+}
+
+#[test]
+fn a_used_claim_code_stays_used_when_claims_are_imported_again() {
+    // MemoryStore re-opens a used code on add_claimable; SqlStore does not.
+    let dir = TempDir::new();
+    let mut s = open_sql(&dir.db());
+    s.put_owner(owner("acme"));
+    s.put_owner(owner("globex"));
+    s.add_claimable("DEV-1", "hash-1");
+    s.claim("acme", "hash-1").unwrap();
+    s.add_claimable("DEV-1", "hash-1");
+    assert!(matches!(
+        s.claim("globex", "hash-1"),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.owner_of_device("DEV-1").unwrap().id, "acme");
+}
+
+#[test]
+fn open_errors_are_clear() {
+    assert!(matches!(
+        SqlStore::open("mysql://localhost/nido", kek()),
+        Err(StoreOpenError::BadUrl(_))
+    ));
+    assert!(matches!(
+        SqlStore::open("postgres://nido:pw@127.0.0.1:1/nido", kek()),
+        Err(StoreOpenError::Unreachable { .. })
+    ));
+    let err = SqlStore::open("postgres://nido:s3cret@127.0.0.1:1/nido", kek()).unwrap_err();
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+    assert!(matches!(
+        SqlStore::open("/nonexistent-dir/sub/nido.db", kek()),
+        Err(StoreOpenError::Unreachable { .. })
+    ));
+    let missing = format!(
+        "{}/nido_no_such_database_{}",
+        pg_base().rsplit_once('/').unwrap().0,
+        std::process::id()
+    );
+    let err = SqlStore::open(&missing, kek()).unwrap_err();
+    assert!(matches!(err, StoreOpenError::Refused { .. }), "{err}");
+    // From inside a tokio runtime: refused, not a panic.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let dir = TempDir::new();
+    let inside = rt.block_on(async { SqlStore::open(&dir.db(), kek()).map(|_| ()) });
+    assert_eq!(inside, Err(StoreOpenError::InsideRuntime));
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = TempDir::new();
+    drop(open_sql(&dir.db()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&dir.db()).await.unwrap();
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99, 'from the future', TRUE, x'00', 0)",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+    });
+    let err = SqlStore::open(&dir.db(), kek()).unwrap_err();
+    assert!(
+        matches!(&err, StoreOpenError::Migration(m) if m.contains("99")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_lost_database_is_reported_not_panicked() {
+    let db = PgDb::new();
+    let mut s = open_sql(&db.url());
+    s.put_subscription(sub("DEV-1", 1, 1)).unwrap();
+    pg_admin(format!("DROP DATABASE {} WITH (FORCE)", db.name)).unwrap();
+    assert!(s.subscription_by_device("DEV-1").is_none());
+    assert!(matches!(s.take_error(), Some(SqlStoreError::Database(_))));
+    assert_eq!(s.take_error(), None);
+    s.put_owner(owner("acme"));
+    assert!(s.take_error().is_some());
+    let err = s.put_subscription(sub("DEV-2", 2, 2)).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.starts_with("database")),
+        "{err}"
+    );
+    assert!(s.subscriptions().is_empty());
+    assert!(s.take_error().is_some());
+}
+
+#[test]
+fn a_sealed_key_moved_to_another_row_does_not_open() {
+    let dir = TempDir::new();
+    let mut s = open_sql(&dir.db());
+    s.put_subscription(sub("DEV-1", 1, 1)).unwrap();
+    s.put_subscription(sub("DEV-2", 2, 2)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&dir.db()).await.unwrap();
+        sqlx::query(
+            "UPDATE subscriptions SET k_enc = (SELECT k_enc FROM subscriptions WHERE device = 'DEV-2') \
+             WHERE device = 'DEV-1'",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        c.close().await.unwrap();
+    });
+    assert!(s.subscription_by_device("DEV-1").is_none());
+    assert!(matches!(s.take_error(), Some(SqlStoreError::Corrupt(_))));
+    assert!(s.subscription_by_device("DEV-2").unwrap().k == k(2));
+    assert_eq!(s.subscriptions().len(), 1);
+    assert!(matches!(s.take_error(), Some(SqlStoreError::Corrupt(_))));
+}
+
+#[test]
+fn sql_store_can_move_to_the_driver_thread() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<SqlStore>();
+}

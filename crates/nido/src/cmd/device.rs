@@ -1,0 +1,232 @@
+//! `nido device run`: one device process from its factory bundle.
+
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use nido_access::device::{Control, run};
+use nido_eap::{DeviceCredentials, Settings};
+use nido_pki::FactoryBundle;
+use nido_prov::package::ServingNetwork;
+use nido_se::{FileSe, SecureElement};
+use nido_ue::{Device, DeviceConfig, DeviceEvent, DeviceState, Timers};
+use rustls::pki_types::PrivateKeyDer;
+
+const ABOUT: &str = "\
+A device process: it holds its factory bundle's identity in a secure
+element (a file vault next to the bundle by default), onboards over the UDP
+access link, installs its subscription, validates it with 5G-AKA and sends
+bursts. Kill it at any point: it picks up from its vault when restarted.
+
+  nido device run --bundle factory/batch-1/ACMESENS-0000000001 --network 127.0.0.1:4997 --until active
+  nido device run --bundle ... --network ... --burst-every 10 --payload 't=21.5C' --bursts 3";
+
+/// `nido device` subcommands.
+#[derive(Subcommand)]
+#[command(about = ABOUT, long_about = ABOUT)]
+pub(crate) enum DeviceCmd {
+    /// Runs the device until its job is done (see --until, --bursts).
+    Run(RunArgs),
+}
+
+/// When `run` returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Until {
+    /// When the subscription is active (phase C done).
+    Active,
+    /// After --bursts bursts (or never without --bursts).
+    Bursts,
+}
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// The factory bundle directory (manifest.json, device key, chain).
+    #[arg(long)]
+    bundle: PathBuf,
+    /// The network's UDP access link address.
+    #[arg(long)]
+    network: String,
+    /// The vault directory (default: BUNDLE/vault).
+    #[arg(long)]
+    vault: Option<PathBuf>,
+    /// The onboarding network as MCC-MNC[-NID] (what its cells broadcast).
+    #[arg(long, default_value = "999-99-000000000AB")]
+    snpn: String,
+    /// Seconds between bursts once active.
+    #[arg(long)]
+    burst_every: Option<u64>,
+    /// The burst payload (UTF-8).
+    #[arg(long, default_value = "hello from nido")]
+    payload: String,
+    /// Stop after this many bursts.
+    #[arg(long)]
+    bursts: Option<u64>,
+    /// When to stop.
+    #[arg(long, value_enum, default_value_t = Until::Bursts)]
+    until: Until,
+    /// Give up (exit 1) after this many seconds.
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Print state changes as JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+fn serving_network(text: &str) -> Result<ServingNetwork> {
+    let parts: Vec<&str> = text.split('-').collect();
+    let (mcc, mnc, nid) = match parts.as_slice() {
+        [mcc, mnc] => (*mcc, *mnc, None),
+        [mcc, mnc, nid] => (*mcc, *mnc, Some(*nid)),
+        _ => bail!("--snpn: expected MCC-MNC or MCC-MNC-NID, got {text:?}"),
+    };
+    ServingNetwork::new(mcc, mnc, nid).map_err(|e| anyhow::anyhow!("--snpn: {e}"))
+}
+
+fn state_name(s: DeviceState) -> &'static str {
+    match s {
+        DeviceState::Off => "off",
+        DeviceState::Onboarding => "onboarding",
+        DeviceState::Provisioning => "provisioning",
+        DeviceState::Deregistering => "deregistering",
+        DeviceState::Registering => "registering",
+        DeviceState::Active => "active",
+        DeviceState::BackingOff => "backing-off",
+        DeviceState::Failed => "failed",
+    }
+}
+
+pub(crate) fn run_cmd(command: DeviceCmd) -> Result<()> {
+    let DeviceCmd::Run(a) = command;
+    let bundle = FactoryBundle::load(&a.bundle).with_context(|| a.bundle.display().to_string())?;
+    let vault = a.vault.clone().unwrap_or_else(|| a.bundle.join("vault"));
+    let se = if vault.join("vault.bin").exists() {
+        FileSe::open(&vault)
+    } else {
+        FileSe::create(
+            &vault,
+            &PrivateKeyDer::Pkcs8(bundle.identity.key.clone_key()),
+        )
+    }
+    .map_err(|e| anyhow::anyhow!("vault {}: {e}", vault.display()))?;
+    let public = se.installed();
+    let credentials = DeviceCredentials::new(
+        bundle.identity.chain.clone(),
+        se.idevid_signer(),
+        bundle.root.clone(),
+        &bundle.dcs_realm,
+    )?;
+    let serial = bundle.identity.serial.clone();
+    let config = DeviceConfig {
+        serial: serial.clone(),
+        credentials,
+        dcs_realm: bundle.dcs_realm.clone(),
+        onboarding_network: serving_network(&a.snpn)?,
+        eap: Settings::default(),
+        timers: Timers::default(),
+        claim_hint: None,
+        trace: false,
+    };
+    let mut device = Device::new(config, Box::new(se), public);
+    let network: SocketAddr = a
+        .network
+        .to_socket_addrs()
+        .with_context(|| format!("--network {}", a.network))?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("--network {}: no address", a.network))?;
+    let socket = UdpSocket::bind(if network.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })?;
+    let mut base = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut base).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    let base = u64::from_be_bytes(base) >> 24;
+
+    let started = SystemTime::now();
+    device.power_on(started);
+    let mut sent = 0u64;
+    let mut next_burst: Option<SystemTime> = None;
+    let mut last_sent = started;
+    let mut timed_out = false;
+    let json = a.json;
+    let print = |what: &str, detail: serde_json::Value| {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"serial": serial, "event": what, "detail": detail})
+            );
+        } else {
+            println!("{serial} {what} {detail}");
+        }
+    };
+    run(
+        &mut device,
+        &socket,
+        network,
+        base,
+        |d, now| {
+            if let Some(limit) = a.timeout
+                && now.duration_since(started).unwrap_or_default() > Duration::from_secs(limit)
+            {
+                timed_out = true;
+                return Control::Stop;
+            }
+            match (d.state(), a.until) {
+                (DeviceState::Failed, _) => return Control::Stop,
+                (DeviceState::Active, Until::Active) => return Control::Stop,
+                _ => {}
+            }
+            if d.state() == DeviceState::Active
+                && let Some(every) = a.burst_every
+                && next_burst.is_none_or(|t| now >= t)
+                && a.bursts.is_none_or(|n| sent < n)
+                && d.send_data(now, a.payload.as_bytes()).is_ok()
+            {
+                sent += 1;
+                last_sent = now;
+                next_burst = Some(now + Duration::from_secs(every));
+            }
+            // After the last burst, a moment for its acknowledgement.
+            if a.bursts.is_some_and(|n| sent >= n)
+                && now.duration_since(last_sent).unwrap_or_default() > Duration::from_secs(2)
+            {
+                return Control::Stop;
+            }
+            Control::Continue
+        },
+        |e| match e {
+            DeviceEvent::State { to, .. } => print("state", serde_json::json!(state_name(*to))),
+            DeviceEvent::Provisioned {
+                supi,
+                owner,
+                third_party,
+            } => print(
+                "provisioned",
+                serde_json::json!({"supi": supi.to_string(), "owner": owner, "third_party": third_party}),
+            ),
+            DeviceEvent::BurstSent { bytes, path } => print(
+                "burst",
+                serde_json::json!({"bytes": bytes, "path": format!("{path:?}")}),
+            ),
+            DeviceEvent::Rejected { message, cause } => print(
+                "rejected",
+                serde_json::json!({"message": message, "cause": cause}),
+            ),
+            _ => {}
+        },
+    )?;
+    match device.state() {
+        DeviceState::Failed => bail!(
+            "{}: the network refused the device for good",
+            device.serial()
+        ),
+        _ if timed_out => bail!(
+            "{}: timed out in state {}",
+            device.serial(),
+            state_name(device.state())
+        ),
+        _ => Ok(()),
+    }
+}

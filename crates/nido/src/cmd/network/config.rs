@@ -1,0 +1,267 @@
+//! `nido.toml`: a network directory's configuration, written with comments
+//! by `nido network init`; secrets live in 0600 files next to it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use nido_net::NetworkConfig;
+use nido_net::pvs::{ClaimPolicy, Pvs, PvsConfig};
+use nido_net::udm::Udm;
+use nido_prov::package::ServingNetwork;
+use nido_sec::suci::{HomeNetworkKey, Profile};
+use nido_sec::{Op, PrivateKey32};
+use nido_store::Kek;
+use serde::Deserialize;
+
+/// The configuration file's name in a network directory.
+pub(crate) const FILE: &str = "nido.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    pub(crate) network: NetworkSection,
+    pub(crate) subscriptions: SubscriptionSection,
+    pub(crate) keys: KeySection,
+    #[serde(default)]
+    pub(crate) dcs: Vec<DcsEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NetworkSection {
+    pub(crate) mcc: String,
+    pub(crate) mnc: String,
+    pub(crate) nid: Option<String>,
+    pub(crate) listen: String,
+    pub(crate) database: String,
+    pub(crate) onboarding_timer_seconds: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SubscriptionSection {
+    pub(crate) msin_digits: usize,
+    pub(crate) msin_count: u64,
+    pub(crate) claim_policy: String,
+    pub(crate) routing_indicator: String,
+    pub(crate) validity_days: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeySection {
+    pub(crate) op: PathBuf,
+    pub(crate) kek: PathBuf,
+    pub(crate) suci: Vec<SuciKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SuciKey {
+    pub(crate) profile: String,
+    pub(crate) id: u8,
+    pub(crate) private_key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DcsEntry {
+    pub(crate) realm: String,
+    pub(crate) chain: PathBuf,
+    pub(crate) key: PathBuf,
+}
+
+/// The text `init` writes: every setting with what it means.
+pub(crate) fn template(
+    mcc: &str,
+    mnc: &str,
+    nid: Option<&str>,
+    listen: &str,
+    database: &str,
+    msin_count: u64,
+    claim_policy: &str,
+) -> String {
+    let nid = match nid {
+        Some(n) => format!("nid = \"{n}\""),
+        None => "# nid = \"000000000AB\"   # uncomment for an SNPN".into(),
+    };
+    format!(
+        r#"# nido network configuration, written by `nido network init`.
+# Paths are relative to this file's directory. Secrets are in keys/ (mode 0600).
+
+[network]
+# The network's identity: PLMN id (MCC, MNC) and, for an SNPN, the
+# network identifier (NID, 11 hex digits). Its serving network name enters
+# every K_SEAF, so devices must see the same values.
+mcc = "{mcc}"
+mnc = "{mnc}"
+{nid}
+# The UDP access link (nido's datagram: version, kind, connection id, NAS PDU).
+listen = "{listen}"
+# The database: a SQLite file (created and migrated on first start) or
+# postgres://user@host/db (several `serve` instances may share one).
+database = "{database}"
+# Onboarding registrations end (5GMM cause #93) after this many seconds.
+onboarding_timer_seconds = 600
+
+[subscriptions]
+# IMSIs are MCC + MNC + an MSIN of this many digits (15 digits in all),
+# allocated from a range of msin_count numbers.
+msin_digits = {msin_digits}
+msin_count = {msin_count}
+# "standalone": a device nobody claimed gets a subscription of its own;
+# "require-claim": only devices an owner claimed (others: cause #75).
+claim_policy = "{claim_policy}"
+routing_indicator = "0000"
+# How long a delivered credential package stays valid.
+validity_days = 365
+
+[keys]
+# The operator's OP (OPc = f(K, OP) per subscription), hex.
+op = "keys/op.hex"
+# The key-encryption key of K and OPc at rest, hex; $NIDO_KEK overrides it.
+kek = "keys/kek.hex"
+
+# SUCI home network keys (TS 33.501 Annex C): profile A (X25519) or B
+# (P-256), the key id devices name, the private key (hex). The PVS hands
+# the first one's public key to devices; keep older ones for de-concealment.
+[[keys.suci]]
+profile = "A"
+id = 1
+private_key = "keys/suci-a-1.hex"
+
+# DCS credentials per manufacturer realm: `nido network trust-manufacturer`
+# adds a [[dcs]] entry for each manufacturer it enrolls.
+"#,
+        msin_digits = 15 - mcc.len() - mnc.len(),
+    )
+}
+
+impl Config {
+    pub(crate) fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{}: cannot read (run `nido network init` first)",
+                path.display()
+            )
+        })?;
+        let config: Self = toml::from_str(&text)
+            .with_context(|| format!("{}: invalid configuration", path.display()))?;
+        config
+            .check()
+            .with_context(|| format!("{}", path.display()))?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.subscriptions.msin_digits + self.network.mcc.len() + self.network.mnc.len() != 15 {
+            bail!(
+                "[subscriptions] msin_digits: {} with MCC {} and MNC {} does not make 15 IMSI digits",
+                self.subscriptions.msin_digits,
+                self.network.mcc,
+                self.network.mnc
+            );
+        }
+        if self.keys.suci.is_empty() {
+            bail!("[keys] needs at least one [[keys.suci]] home network key");
+        }
+        self.claim_policy()?;
+        Ok(())
+    }
+
+    pub(crate) fn claim_policy(&self) -> Result<ClaimPolicy> {
+        match self.subscriptions.claim_policy.as_str() {
+            "standalone" => Ok(ClaimPolicy::Standalone),
+            "require-claim" => Ok(ClaimPolicy::RequireClaim),
+            other => bail!(
+                "[subscriptions] claim_policy: {other:?}, expected \"standalone\" or \"require-claim\""
+            ),
+        }
+    }
+
+    pub(crate) fn serving_network(&self) -> Result<ServingNetwork> {
+        ServingNetwork::new(
+            &self.network.mcc,
+            &self.network.mnc,
+            self.network.nid.as_deref(),
+        )
+        .map_err(|e| anyhow::anyhow!("[network]: {e}"))
+    }
+}
+
+/// Reads a hex secret file.
+pub(crate) fn read_hex(dir: &Path, file: &Path, what: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let path = dir.join(file);
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&path)
+            .with_context(|| format!("{what}: cannot read {}", path.display()))?,
+    );
+    Ok(zeroize::Zeroizing::new(
+        hex::decode(text.trim())
+            .with_context(|| format!("{what}: {} is not hex", path.display()))?,
+    ))
+}
+
+/// The key-encryption key: $NIDO_KEK, else the configured file.
+pub(crate) fn kek(dir: &Path, config: &Config) -> Result<Kek> {
+    if std::env::var_os("NIDO_KEK").is_some() {
+        return Kek::from_env("NIDO_KEK").map_err(|e| anyhow::anyhow!("NIDO_KEK: {e}"));
+    }
+    let octets = read_hex(dir, &config.keys.kek, "key-encryption key")?;
+    let array: [u8; 32] = octets.as_slice().try_into().map_err(|_| {
+        anyhow::anyhow!(
+            "key-encryption key: 32 octets expected, got {}",
+            octets.len()
+        )
+    })?;
+    Ok(Kek::new(array))
+}
+
+/// The database URL: relative SQLite paths resolve against the directory.
+pub(crate) fn database_url(dir: &Path, config: &Config) -> String {
+    let db = &config.network.database;
+    if let Some(path) = db.strip_prefix("sqlite://") {
+        let p = Path::new(path);
+        if p.is_relative() {
+            return format!("sqlite://{}", dir.join(p).display());
+        }
+    }
+    db.clone()
+}
+
+/// The UDM (SIDF keys) and PVS of the configuration.
+pub(crate) fn functions(dir: &Path, config: &Config) -> Result<(Udm, Pvs, NetworkConfig)> {
+    let mut udm = Udm::default();
+    let mut first = None;
+    for k in &config.keys.suci {
+        let profile = match k.profile.as_str() {
+            "A" | "a" => Profile::A,
+            "B" | "b" => Profile::B,
+            other => bail!("[[keys.suci]] profile: {other:?}, expected \"A\" or \"B\""),
+        };
+        let octets = read_hex(dir, &k.private_key, "SUCI home network key")?;
+        let private = PrivateKey32::from_slice(&octets)
+            .map_err(|e| anyhow::anyhow!("SUCI key {}: {e}", k.private_key.display()))?;
+        let key = HomeNetworkKey::from_private(profile, k.id, &private)
+            .map_err(|e| anyhow::anyhow!("SUCI key {}: {e}", k.private_key.display()))?;
+        first.get_or_insert_with(|| key.public_key());
+        udm.sidf.insert(key);
+    }
+    let op = read_hex(dir, &config.keys.op, "OP")?;
+    let op = Op::from_slice(&op).map_err(|e| anyhow::anyhow!("OP: {e}"))?;
+    let serving_network = config.serving_network()?;
+    let pvs = Pvs::new(PvsConfig {
+        op,
+        serving_network: serving_network.clone(),
+        msin_digits: config.subscriptions.msin_digits,
+        home_network_key: first.ok_or_else(|| anyhow::anyhow!("no SUCI key"))?,
+        routing_indicator: config.subscriptions.routing_indicator.clone(),
+        policy: config.claim_policy()?,
+        validity: Duration::from_secs(config.subscriptions.validity_days * 86_400),
+    });
+    let mut net = NetworkConfig::new(serving_network);
+    net.onboarding_timer = Duration::from_secs(config.network.onboarding_timer_seconds);
+    Ok((udm, pvs, net))
+}

@@ -1,0 +1,403 @@
+//! `nido network`: an operator's network: create it, enroll manufacturers,
+//! serve devices on the UDP access link, list what it holds.
+
+mod config;
+mod serve;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use nido_net::Store;
+use nido_pki::Policy;
+use nido_pki::files::{
+    MODE_PUBLIC, MODE_SECRET, create_dir_all, read_certs, read_crl, write_atomic,
+};
+use nido_sec::suci::{HomeNetworkKey, Profile};
+use nido_store::{Kek, SqlStore};
+
+use config::Config;
+
+const ABOUT: &str = "\
+An operator's network: AMF, AUSF, the Default Credentials Server, UDM/SIDF
+and the provisioning server in one process, keeping subscriptions in SQLite
+(or PostgreSQL) and serving devices over nido's UDP access link.
+
+  nido network init --dir net --mcc 999 --mnc 99 --nid 000000000AB
+  nido network trust-manufacturer --dir net --name \"Acme Sensors\" --realm dcs.acme.example --dcs dcs-tls
+  nido network import-claims --dir net factory/batch-1/claims.csv
+  nido network serve --dir net
+  nido network subscriptions --dir net --json";
+
+/// `nido network` subcommands.
+#[derive(Subcommand)]
+#[command(about = ABOUT, long_about = ABOUT)]
+pub(crate) enum Network {
+    /// Creates a network directory: nido.toml (commented), keys/ (OP,
+    /// key-encryption key, SUCI home network key; 0600) and the database.
+    Init(InitArgs),
+    /// Serves devices on the UDP access link until SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
+    /// Enrolls a manufacturer: its root certificate (the trust anchor of its
+    /// devices' IDevIDs) and the DCS certificate and key it issued for this
+    /// network (`nido mfr dcs-cert` output).
+    TrustManufacturer(TrustArgs),
+    /// Imports a manufacturer's CRL (devices it revoked are refused, #3).
+    CrlImport(CrlArgs),
+    /// Blocks a device serial (refused at onboarding, #3).
+    Block(BlockArgs),
+    /// Imports claims.csv (serial, claim code hash) so owners can claim devices.
+    ImportClaims(ClaimsArgs),
+    /// Lists the devices seen.
+    Devices(ListArgs),
+    /// Lists the subscriptions (never K or OPc).
+    Subscriptions(ListArgs),
+    /// Prints the audit trail (newest last).
+    Audit(AuditArgs),
+}
+
+/// The network directory.
+#[derive(Args)]
+pub(crate) struct DirArg {
+    /// The network directory (holds nido.toml).
+    #[arg(long, default_value = ".")]
+    pub(crate) dir: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct InitArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// Mobile country code (3 digits).
+    #[arg(long, default_value = "999")]
+    mcc: String,
+    /// Mobile network code (2 or 3 digits).
+    #[arg(long, default_value = "99")]
+    mnc: String,
+    /// SNPN network identifier (11 hex digits); omit for a PLMN.
+    #[arg(long)]
+    nid: Option<String>,
+    /// UDP address of the access link.
+    #[arg(long, default_value = "127.0.0.1:4997")]
+    listen: String,
+    /// Database URL (default: sqlite://nido.db in the directory).
+    #[arg(long, default_value = "sqlite://nido.db")]
+    db: String,
+    /// How many MSINs the IMSI range holds.
+    #[arg(long, default_value_t = 1_000_000)]
+    msin_count: u64,
+    /// Claim policy: standalone or require-claim.
+    #[arg(long, default_value = "standalone")]
+    claim_policy: String,
+}
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) dir: DirArg,
+    /// Overrides [network] listen.
+    #[arg(long)]
+    pub(crate) listen: Option<String>,
+    /// Overrides [network] database.
+    #[arg(long)]
+    pub(crate) db: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct TrustArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// The manufacturer's name.
+    #[arg(long)]
+    name: String,
+    /// Its DCS realm (the realm of its devices' onboarding SUCI).
+    #[arg(long)]
+    realm: String,
+    /// The directory `nido mfr dcs-cert --out` wrote (dcs.pem, dcs.key, mfr-root.pem).
+    #[arg(long)]
+    dcs: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct CrlArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// The manufacturer the CRL belongs to.
+    #[arg(long)]
+    manufacturer: String,
+    /// The CA certificate that signed the CRL (the manufacturer's issuing CA).
+    #[arg(long)]
+    issuer: PathBuf,
+    /// The CRL (PEM or DER).
+    file: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct BlockArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// Why (kept in the block list).
+    #[arg(long, default_value = "blocked by the operator")]
+    reason: String,
+    /// The device serial.
+    serial: String,
+}
+
+#[derive(Args)]
+pub(crate) struct ClaimsArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// The manufacturer's claims.csv.
+    file: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct AuditArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
+    /// The newest N entries.
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
+}
+
+pub(crate) fn run(command: Network) -> Result<()> {
+    match command {
+        Network::Init(a) => init(&a),
+        Network::Serve(a) => serve::run(&a),
+        Network::TrustManufacturer(a) => trust(&a),
+        Network::CrlImport(a) => crl(&a),
+        Network::Block(a) => {
+            let (_, store) = open(&a.dir.dir, None)?;
+            store.block(&a.serial, &a.reason)?;
+            println!("{} blocked", a.serial);
+            Ok(())
+        }
+        Network::ImportClaims(a) => claims(&a),
+        Network::Devices(a) => devices(&a),
+        Network::Subscriptions(a) => subscriptions(&a),
+        Network::Audit(a) => audit(&a),
+    }
+}
+
+/// The configuration and the store of a network directory.
+pub(crate) fn open(dir: &Path, db: Option<&str>) -> Result<(Config, SqlStore)> {
+    let config = Config::load(dir)?;
+    let url = match db {
+        Some(db) => db.to_owned(),
+        None => config::database_url(dir, &config),
+    };
+    let store = SqlStore::open(&url, config::kek(dir, &config)?)
+        .with_context(|| format!("database {url}"))?;
+    Ok((config, store))
+}
+
+fn random<const N: usize>() -> Result<zeroize::Zeroizing<[u8; N]>> {
+    let mut out = zeroize::Zeroizing::new([0u8; N]);
+    aws_lc_rs::rand::fill(out.as_mut()).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    Ok(out)
+}
+
+fn init(a: &InitArgs) -> Result<()> {
+    let dir = &a.dir.dir;
+    if dir.join(config::FILE).exists() {
+        bail!("{}: already a network directory", dir.display());
+    }
+    create_dir_all(&dir.join("keys"))?;
+    let text = config::template(
+        &a.mcc,
+        &a.mnc,
+        a.nid.as_deref(),
+        &a.listen,
+        &a.db,
+        a.msin_count,
+        &a.claim_policy,
+    );
+    let op = random::<16>()?;
+    write_atomic(
+        &dir.join("keys/op.hex"),
+        hex::encode(op.as_ref()).as_bytes(),
+        MODE_SECRET,
+    )?;
+    let kek = Kek::generate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    write_atomic(
+        &dir.join("keys/kek.hex"),
+        kek.to_hex().as_bytes(),
+        MODE_SECRET,
+    )?;
+    let hn = HomeNetworkKey::generate(Profile::A, 1).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let private = hn.private_octets().map_err(|e| anyhow::anyhow!("{e}"))?;
+    write_atomic(
+        &dir.join("keys/suci-a-1.hex"),
+        hex::encode(private.expose()).as_bytes(),
+        MODE_SECRET,
+    )?;
+    write_atomic(&dir.join(config::FILE), text.as_bytes(), MODE_PUBLIC)?;
+    // Check the file parses, then create and migrate the database.
+    let (config, store) = open(dir, None)?;
+    store.set_msin_range(config.subscriptions.msin_count)?;
+    println!(
+        "network {}-{}{} created in {}\n  database: {}\n  next: nido network trust-manufacturer --dir {} --name NAME --realm REALM --dcs DCSDIR",
+        config.network.mcc,
+        config.network.mnc,
+        config
+            .network
+            .nid
+            .as_deref()
+            .map(|n| format!(" NID {n}"))
+            .unwrap_or_default(),
+        dir.display(),
+        config::database_url(dir, &config),
+        dir.display()
+    );
+    Ok(())
+}
+
+fn trust(a: &TrustArgs) -> Result<()> {
+    let dir = &a.dir.dir;
+    let (config, store) = open(dir, None)?;
+    let root = read_certs(&a.dcs.join("mfr-root.pem"))?;
+    let root = root.first().ok_or_else(|| {
+        anyhow::anyhow!("{}: no certificate", a.dcs.join("mfr-root.pem").display())
+    })?;
+    store.put_manufacturer(&a.name, root.as_ref(), &Policy::default())?;
+    // The DCS credentials go next to the configuration.
+    let target = dir.join("dcs").join(&a.realm);
+    create_dir_all(&target)?;
+    let chain = std::fs::read(a.dcs.join("dcs.pem")).context("dcs.pem")?;
+    let key = zeroize::Zeroizing::new(std::fs::read(a.dcs.join("dcs.key")).context("dcs.key")?);
+    write_atomic(&target.join("dcs.pem"), &chain, MODE_PUBLIC)?;
+    write_atomic(&target.join("dcs.key"), &key, MODE_SECRET)?;
+    if !config.dcs.iter().any(|d| d.realm == a.realm) {
+        let path = dir.join(config::FILE);
+        let mut text = std::fs::read_to_string(&path)?;
+        text.push_str(&format!(
+            "\n[[dcs]]\n# {}\nrealm = \"{}\"\nchain = \"dcs/{}/dcs.pem\"\nkey = \"dcs/{}/dcs.key\"\n",
+            a.name, a.realm, a.realm, a.realm
+        ));
+        write_atomic(&path, text.as_bytes(), MODE_PUBLIC)?;
+    }
+    println!(
+        "manufacturer {:?} enrolled; its DCS serves realm {}",
+        a.name, a.realm
+    );
+    Ok(())
+}
+
+fn crl(a: &CrlArgs) -> Result<()> {
+    let (_, store) = open(&a.dir.dir, None)?;
+    let crl = read_crl(&a.file)?;
+    let issuer = read_certs(&a.issuer)?;
+    let issuer = issuer
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("{}: no certificate", a.issuer.display()))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    store.add_crl(&a.manufacturer, crl.as_ref(), issuer.as_ref(), now)?;
+    // Check it loads into a trust store (signature, issuer).
+    store.trust_store()?;
+    println!("CRL of {} imported", a.manufacturer);
+    Ok(())
+}
+
+fn claims(a: &ClaimsArgs) -> Result<()> {
+    let (_, mut store) = open(&a.dir.dir, None)?;
+    let text = std::fs::read_to_string(&a.file).with_context(|| a.file.display().to_string())?;
+    let mut n = 0;
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let Some((serial, hash)) = line.split_once(',') else {
+            bail!(
+                "{}:{}: expected serial,claim_code_hash",
+                a.file.display(),
+                i + 1
+            );
+        };
+        store.add_claimable(serial.trim(), hash.trim());
+        n += 1;
+    }
+    if let Some(e) = store.take_error() {
+        return Err(e.into());
+    }
+    println!("{n} claimable devices imported");
+    Ok(())
+}
+
+fn devices(a: &ListArgs) -> Result<()> {
+    let (_, store) = open(&a.dir.dir, None)?;
+    for d in store.devices()? {
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"serial": d.serial, "state": d.state, "first_seen": d.first_seen, "last_seen": d.last_seen})
+            );
+        } else {
+            println!(
+                "{:<28} {:<12} first {} last {}",
+                d.serial, d.state, d.first_seen, d.last_seen
+            );
+        }
+    }
+    Ok(())
+}
+
+fn subscriptions(a: &ListArgs) -> Result<()> {
+    let (_, store) = open(&a.dir.dir, None)?;
+    let mut subs = store.subscriptions();
+    subs.sort_by_key(|s| s.supi.to_string());
+    for s in subs {
+        let state = format!("{:?}", s.state).to_lowercase();
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"supi": s.supi.to_string(), "device": s.device, "state": state, "owner": s.owner, "package_id": hex::encode(s.package_id)})
+            );
+        } else {
+            println!(
+                "{:<22} {:<28} {:<12} {}",
+                s.supi.to_string(),
+                s.device,
+                state,
+                s.owner.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    if let Some(e) = store.take_error() {
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+fn audit(a: &AuditArgs) -> Result<()> {
+    let (_, store) = open(&a.dir.dir, None)?;
+    for e in store.audit(a.limit)? {
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"at": e.at, "kind": e.kind, "device": e.device, "supi": e.supi, "cause": e.cause, "detail": e.detail})
+            );
+        } else {
+            println!(
+                "{} {:<22} {:<26} {:<22} {} {}",
+                e.at,
+                e.kind,
+                e.device.as_deref().unwrap_or("-"),
+                e.supi.as_deref().unwrap_or("-"),
+                e.cause.map(|c| format!("#{c}")).unwrap_or_default(),
+                e.detail
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `nido network serve`: the network process. Reads the configuration,
+//! opens the store, loads the trust store and DCS credentials, and runs the
+//! sans-IO `Network` on the UDP access link until SIGTERM or SIGINT.
+
+use std::io::Write;
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result};
+use nido_access::network::{ServeOptions, serve};
+use nido_eap::{DcsCredentials, Settings};
+use nido_net::dcs::Dcs;
+use nido_net::{ApplicationSink, Network, NetworkEvent, Uplink};
+use nido_pki::files::{read_certs, read_key};
+use rustls::pki_types::PrivateKeyDer;
+
+use super::{ServeArgs, config};
+
+/// Uplink data goes to `uplink.jsonl` in the network directory (one JSON
+/// object per burst), the stand-in for the owner's application server.
+struct FileSink {
+    path: PathBuf,
+}
+
+impl ApplicationSink for FileSink {
+    fn deliver(&mut self, uplink: Uplink) {
+        let line = serde_json::json!({
+            "device": uplink.device,
+            "owner": uplink.owner,
+            "supi": uplink.supi.to_string(),
+            "psi": uplink.psi,
+            "data_hex": hex::encode(&uplink.data),
+            "at": uplink.at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        });
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = written {
+            eprintln!("nido: {}: {e}", self.path.display());
+        }
+    }
+}
+
+fn log(event: &NetworkEvent) {
+    // One line per event, key=value, no secrets (events carry none).
+    eprintln!("nido network: {event:?}");
+}
+
+pub(crate) fn run(a: &ServeArgs) -> Result<()> {
+    let dir = &a.dir.dir;
+    let (config, store) = super::open(dir, a.db.as_deref())?;
+    store.set_msin_range(config.subscriptions.msin_count)?;
+    let trust = Arc::new(store.trust_store()?);
+    let mut dcs = Dcs::new(Settings::default());
+    for d in &config.dcs {
+        let chain = read_certs(&dir.join(&d.chain))?;
+        let key = read_key(&dir.join(&d.key))?;
+        let creds = DcsCredentials::new(chain, &PrivateKeyDer::Pkcs8(key), trust.clone())
+            .with_context(|| format!("DCS credentials of {}", d.realm))?;
+        dcs.serve(&d.realm, creds);
+    }
+    if config.dcs.is_empty() {
+        eprintln!("nido network: no manufacturer enrolled: every onboarding will be refused (#75)");
+    }
+    let (udm, pvs, net) = config::functions(dir, &config)?;
+    let sink = FileSink {
+        path: dir.join("uplink.jsonl"),
+    };
+    let mut network = Network::new(net, Box::new(store), udm, pvs, dcs, Box::new(sink));
+    let listen = a
+        .listen
+        .clone()
+        .unwrap_or_else(|| config.network.listen.clone());
+    let socket = UdpSocket::bind(&listen).with_context(|| format!("UDP {listen}"))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    eprintln!(
+        "nido network: serving {} on udp {} (SIGTERM or Ctrl-C to stop)",
+        config.serving_network()?.snn,
+        socket.local_addr()?
+    );
+    let stats = serve(&mut network, &socket, &ServeOptions::default(), &stop, log)?;
+    eprintln!(
+        "nido network: stopped; {} datagrams in, {} out, {} malformed; in-flight procedures abandoned",
+        stats.received, stats.sent, stats.malformed
+    );
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! `nido owner`: owners (end users, IoT service providers) of a network:
+//! their accounts, the devices they claim, the third-party credentials the
+//! provisioning server delivers to those devices.
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use nido_net::{Owner, Store};
+use nido_pki::bundle::claim_code_hash;
+use nido_prov::ThirdPartyCredential;
+use zeroize::Zeroizing;
+
+use super::network::{DirArg, open};
+
+const ABOUT: &str = "\
+Owners and their devices. An owner claims a device with the claim code
+that came in the device's box; the provisioning server then attaches the
+device to the owner and delivers the owner's third-party credentials with
+its subscription, sealed to the device.
+
+  nido owner create --dir net --id acme-farms --name \"Acme Farms\"
+  nido owner claim --dir net --owner acme-farms --claim-code ABCD-EFGH-JKLM-NPQR
+  nido owner credentials --dir net --owner acme-farms \\
+      --lwm2m coaps://lwm2m.acme.example:5684 --psk-identity acme --psk 0011223344556677";
+
+/// `nido owner` subcommands.
+#[derive(Subcommand)]
+#[command(about = ABOUT, long_about = ABOUT)]
+pub(crate) enum OwnerCmd {
+    /// Creates (or renames) an owner account.
+    Create(CreateArgs),
+    /// Claims a device for an owner with its one-time claim code.
+    Claim(ClaimArgs),
+    /// Sets the third-party device configuration credentials of an owner
+    /// (replacing the previous ones): LwM2M server with PSK, MQTT broker
+    /// with a client certificate.
+    Credentials(CredentialsArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct CreateArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// The owner's id.
+    #[arg(long)]
+    id: String,
+    /// Display name.
+    #[arg(long)]
+    name: String,
+}
+
+#[derive(Args)]
+pub(crate) struct ClaimArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// The owner's id.
+    #[arg(long)]
+    owner: String,
+    /// The claim code from the device's box.
+    #[arg(long)]
+    claim_code: String,
+}
+
+#[derive(Args)]
+pub(crate) struct CredentialsArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// The owner's id.
+    #[arg(long)]
+    owner: String,
+    /// LwM2M server URI (coaps://...).
+    #[arg(long, requires_all = ["psk_identity", "psk"])]
+    lwm2m: Option<String>,
+    /// LwM2M PSK identity.
+    #[arg(long)]
+    psk_identity: Option<String>,
+    /// LwM2M PSK, hex.
+    #[arg(long)]
+    psk: Option<String>,
+    /// MQTT broker URI (mqtts://...).
+    #[arg(long, requires_all = ["client_id", "client_cert", "client_key"])]
+    mqtt: Option<String>,
+    /// MQTT client id.
+    #[arg(long)]
+    client_id: Option<String>,
+    /// MQTT client certificate chain (PEM file).
+    #[arg(long)]
+    client_cert: Option<std::path::PathBuf>,
+    /// MQTT client private key (PEM file).
+    #[arg(long)]
+    client_key: Option<std::path::PathBuf>,
+}
+
+pub(crate) fn run(command: OwnerCmd) -> Result<()> {
+    match command {
+        OwnerCmd::Create(a) => {
+            let (_, mut store) = open(&a.dir.dir, None)?;
+            let credentials = store
+                .owner(&a.id)?
+                .map(|o| o.credentials)
+                .unwrap_or_default();
+            store.put_owner(Owner {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                credentials,
+            });
+            if let Some(e) = store.take_error() {
+                return Err(e.into());
+            }
+            println!("owner {} ({}) saved", a.id, a.name);
+            Ok(())
+        }
+        OwnerCmd::Claim(a) => {
+            let (_, mut store) = open(&a.dir.dir, None)?;
+            let device = store
+                .claim(&a.owner, &claim_code_hash(&a.claim_code))
+                .map_err(|e| anyhow::anyhow!("claim: {e}"))?;
+            println!("device {device} claimed by {}", a.owner);
+            Ok(())
+        }
+        OwnerCmd::Credentials(a) => {
+            let (_, mut store) = open(&a.dir.dir, None)?;
+            let Some(mut owner) = store.owner(&a.owner)? else {
+                bail!(
+                    "--owner {}: no such owner (nido owner create first)",
+                    a.owner
+                );
+            };
+            let mut credentials = Vec::new();
+            if let (Some(uri), Some(identity), Some(psk)) = (&a.lwm2m, &a.psk_identity, &a.psk) {
+                credentials.push(ThirdPartyCredential::Lwm2m {
+                    server_uri: uri.clone(),
+                    psk_identity: identity.clone(),
+                    psk: Zeroizing::new(
+                        hex::decode(psk).map_err(|e| anyhow::anyhow!("--psk: {e}"))?,
+                    ),
+                });
+            }
+            if let (Some(uri), Some(id), Some(cert), Some(key)) =
+                (&a.mqtt, &a.client_id, &a.client_cert, &a.client_key)
+            {
+                credentials.push(ThirdPartyCredential::Mqtt {
+                    broker_uri: uri.clone(),
+                    client_id: id.clone(),
+                    client_cert_pem: std::fs::read_to_string(cert)
+                        .map_err(|e| anyhow::anyhow!("--client-cert {}: {e}", cert.display()))?,
+                    client_key_pem: Zeroizing::new(
+                        std::fs::read_to_string(key)
+                            .map_err(|e| anyhow::anyhow!("--client-key {}: {e}", key.display()))?,
+                    ),
+                });
+            }
+            if credentials.is_empty() {
+                bail!(
+                    "give --lwm2m (with --psk-identity, --psk) and/or --mqtt (with --client-id, --client-cert, --client-key)"
+                );
+            }
+            let n = credentials.len();
+            owner.credentials = credentials;
+            store.put_owner(owner);
+            if let Some(e) = store.take_error() {
+                return Err(e.into());
+            }
+            println!("{n} credential(s) set for {}", a.owner);
+            Ok(())
+        }
+    }
+}
