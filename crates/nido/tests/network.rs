@@ -6,78 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
 
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-fn nido(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nido"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str], cwd: &Path) -> String {
-    let out = nido(args, cwd);
-    assert!(
-        out.status.success(),
-        "nido {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn spawn(args: &[&str], cwd: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_nido"))
-        .args(args)
-        .current_dir(cwd)
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap()
-}
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("nido-net-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Self(d)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::{Scratch, json_lines, manufacturer_and_network, nido, ok, spawn};
 
 const DEVICES: usize = 4;
 
@@ -85,63 +19,7 @@ const DEVICES: usize = 4;
 fn devices_onboard_through_a_network_killed_and_restarted() {
     let s = Scratch::new("e2e");
     let d = &s.0;
-    ok(
-        &["mfr", "init", "--dir", "mfr", "--name", "Acme Sensors"],
-        d,
-    );
-    let issued: Value = serde_json::from_str(&ok(
-        &[
-            "mfr",
-            "issue",
-            "--dir",
-            "mfr",
-            "--count",
-            &DEVICES.to_string(),
-            "--out",
-            "factory",
-            "--json",
-        ],
-        d,
-    ))
-    .unwrap();
-    let realm = issued["dcs_realm"].as_str().unwrap().to_owned();
-    ok(
-        &[
-            "mfr", "dcs-cert", "--dir", "mfr", "--host", &realm, "--out", "dcs",
-        ],
-        d,
-    );
-
-    let port = free_udp_port();
-    let listen = format!("127.0.0.1:{port}");
-    ok(
-        &[
-            "network",
-            "init",
-            "--dir",
-            "net",
-            "--nid",
-            "000000000AB",
-            "--listen",
-            &listen,
-        ],
-        d,
-    );
-    ok(
-        &[
-            "network",
-            "trust-manufacturer",
-            "--dir",
-            "net",
-            "--name",
-            "Acme Sensors",
-            "--realm",
-            &realm,
-            "--dcs",
-            "dcs",
-        ],
-        d,
-    );
+    let (listen, _realm) = manufacturer_and_network(d, DEVICES);
     ok(
         &[
             "network",

@@ -10,7 +10,7 @@ use nido_access::device::{Control, run};
 use nido_eap::{DeviceCredentials, Settings};
 use nido_pki::FactoryBundle;
 use nido_prov::package::ServingNetwork;
-use nido_se::{FileSe, SecureElement};
+use nido_se::{FileSe, Pkcs11Config, Pkcs11Se, SeError, SecureElement};
 use nido_ue::{Device, DeviceConfig, DeviceEvent, DeviceState, Timers};
 use rustls::pki_types::PrivateKeyDer;
 
@@ -29,6 +29,19 @@ bursts. Kill it at any point: it picks up from its vault when restarted.
 pub(crate) enum DeviceCmd {
     /// Runs the device until its job is done (see --until, --bursts).
     Run(RunArgs),
+    /// Opens the device's vault and prints what it holds (never a secret):
+    /// the subscription's SUPI and owner, and the SQN window's SQN_MS.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct StatusArgs {
+    /// The factory bundle directory.
+    #[arg(long)]
+    bundle: PathBuf,
+    /// The vault directory (default: BUNDLE/vault).
+    #[arg(long)]
+    vault: Option<PathBuf>,
 }
 
 /// When `run` returns.
@@ -72,6 +85,16 @@ pub(crate) struct RunArgs {
     /// Print state changes as JSON lines.
     #[arg(long)]
     json: bool,
+    /// Keep the IDevID key and K in this PKCS#11 token (by label) instead
+    /// of the file vault; the bundle's key is imported on first use.
+    #[arg(long)]
+    token_label: Option<String>,
+    /// The PKCS#11 module of the token.
+    #[arg(long, default_value = nido_se::pkcs11::SOFTHSM2_MODULE)]
+    pkcs11_module: PathBuf,
+    /// The token's user PIN (default: $NIDO_TOKEN_PIN).
+    #[arg(long, env = "NIDO_TOKEN_PIN", hide_env_values = true)]
+    pin: Option<String>,
 }
 
 fn serving_network(text: &str) -> Result<ServingNetwork> {
@@ -98,18 +121,73 @@ fn state_name(s: DeviceState) -> &'static str {
 }
 
 pub(crate) fn run_cmd(command: DeviceCmd) -> Result<()> {
-    let DeviceCmd::Run(a) = command;
-    let bundle = FactoryBundle::load(&a.bundle).with_context(|| a.bundle.display().to_string())?;
-    let vault = a.vault.clone().unwrap_or_else(|| a.bundle.join("vault"));
-    let se = if vault.join("vault.bin").exists() {
-        FileSe::open(&vault)
-    } else {
-        FileSe::create(
-            &vault,
-            &PrivateKeyDer::Pkcs8(bundle.identity.key.clone_key()),
-        )
+    match command {
+        DeviceCmd::Run(a) => run_device(&a),
+        DeviceCmd::Status(a) => status(&a),
     }
-    .map_err(|e| anyhow::anyhow!("vault {}: {e}", vault.display()))?;
+}
+
+fn status(a: &StatusArgs) -> Result<()> {
+    let vault = a.vault.clone().unwrap_or_else(|| a.bundle.join("vault"));
+    if !vault.join("vault.bin").exists() {
+        println!(
+            "{}",
+            serde_json::json!({"vault": false, "subscription": false})
+        );
+        return Ok(());
+    }
+    let se = FileSe::open(&vault).map_err(|e| anyhow::anyhow!("vault {}: {e}", vault.display()))?;
+    let public = se.installed();
+    let sqn_ms = se.sqn_window().map(|w| w.sqn_ms().seq());
+    println!(
+        "{}",
+        serde_json::json!({
+            "vault": true,
+            "subscription": se.has_subscription(),
+            "supi": public.as_ref().map(|p| p.supi.to_string()),
+            "owner": public.as_ref().and_then(|p| p.owner.clone()),
+            "sqn_ms_seq": sqn_ms,
+        })
+    );
+    Ok(())
+}
+
+fn run_device(a: &RunArgs) -> Result<()> {
+    let bundle = FactoryBundle::load(&a.bundle).with_context(|| a.bundle.display().to_string())?;
+    let se: Box<dyn SecureElement> = match &a.token_label {
+        Some(label) => {
+            let pin = a
+                .pin
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("--token-label needs --pin or $NIDO_TOKEN_PIN"))?;
+            let config = Pkcs11Config::new(&a.pkcs11_module, label, pin);
+            let opened = Pkcs11Se::open(&config);
+            Box::new(match opened {
+                Ok(se) => se,
+                // First use: the factory key goes into the token, once.
+                Err(SeError::IdentityKey(_)) => Pkcs11Se::create(
+                    &config,
+                    &PrivateKeyDer::Pkcs8(bundle.identity.key.clone_key()),
+                )
+                .map_err(|e| anyhow::anyhow!("token {label:?}: {e}"))?,
+                Err(e) => bail!("token {label:?}: {e}"),
+            })
+        }
+        None => {
+            let vault = a.vault.clone().unwrap_or_else(|| a.bundle.join("vault"));
+            Box::new(
+                if vault.join("vault.bin").exists() {
+                    FileSe::open(&vault)
+                } else {
+                    FileSe::create(
+                        &vault,
+                        &PrivateKeyDer::Pkcs8(bundle.identity.key.clone_key()),
+                    )
+                }
+                .map_err(|e| anyhow::anyhow!("vault {}: {e}", vault.display()))?,
+            )
+        }
+    };
     let public = se.installed();
     let credentials = DeviceCredentials::new(
         bundle.identity.chain.clone(),
@@ -128,7 +206,7 @@ pub(crate) fn run_cmd(command: DeviceCmd) -> Result<()> {
         claim_hint: None,
         trace: false,
     };
-    let mut device = Device::new(config, Box::new(se), public);
+    let mut device = Device::new(config, se, public);
     let network: SocketAddr = a
         .network
         .to_socket_addrs()

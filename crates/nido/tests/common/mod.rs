@@ -1,0 +1,147 @@
+//! Helpers of the process-level tests: run the `nido` binary, scratch
+//! directories, free ports, a manufacturer and a network set up from the CLI.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub(crate) fn nido(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nido"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+pub(crate) fn ok(args: &[&str], cwd: &Path) -> String {
+    let out = nido(args, cwd);
+    assert!(
+        out.status.success(),
+        "nido {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub(crate) fn spawn(args: &[&str], cwd: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_nido"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap()
+}
+
+pub(crate) struct Scratch(pub(crate) PathBuf);
+
+impl Scratch {
+    pub(crate) fn new(name: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("nido-net-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Self(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub(crate) fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub(crate) fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A manufacturer with `devices` bundles and a network (SQLite) that trusts
+/// it, listening on a free port; returns (listen address, DCS realm).
+pub(crate) fn manufacturer_and_network(d: &Path, devices: usize) -> (String, String) {
+    ok(
+        &["mfr", "init", "--dir", "mfr", "--name", "Acme Sensors"],
+        d,
+    );
+    let issued: Value = serde_json::from_str(&ok(
+        &[
+            "mfr",
+            "issue",
+            "--dir",
+            "mfr",
+            "--count",
+            &devices.to_string(),
+            "--out",
+            "factory",
+            "--json",
+        ],
+        d,
+    ))
+    .unwrap();
+    let realm = issued["dcs_realm"].as_str().unwrap().to_owned();
+    ok(
+        &[
+            "mfr", "dcs-cert", "--dir", "mfr", "--host", &realm, "--out", "dcs",
+        ],
+        d,
+    );
+    let listen = format!("127.0.0.1:{}", free_udp_port());
+    ok(
+        &[
+            "network",
+            "init",
+            "--dir",
+            "net",
+            "--nid",
+            "000000000AB",
+            "--listen",
+            &listen,
+        ],
+        d,
+    );
+    ok(
+        &[
+            "network",
+            "trust-manufacturer",
+            "--dir",
+            "net",
+            "--name",
+            "Acme Sensors",
+            "--realm",
+            &realm,
+            "--dcs",
+            "dcs",
+        ],
+        d,
+    );
+    (listen, realm)
+}
+
+/// Kills a child process when dropped (a failing test leaves none behind).
+pub(crate) struct Reaper(pub(crate) Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
