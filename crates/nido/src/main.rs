@@ -22,6 +22,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole system in one process: a manufacturer, a network, a fleet
+    /// of devices (five of them to be refused) over a simulated link; every
+    /// good device onboards, gets its subscription, validates it, sends a burst.
+    Demo(cmd::demo::DemoArgs),
     /// 3GPP security functions for debugging a SIM or a core: MILENAGE,
     /// NEA/NIA, SUCI de-concealment, the 5G key chain. Prints JSON.
     #[command(subcommand)]
@@ -48,6 +52,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(&a),
         Command::Crypto(c) => cmd::crypto::run(c),
         Command::Nas(c) => cmd::nas::run(c),
         Command::Mfr(c) => cmd::mfr::run(c),
