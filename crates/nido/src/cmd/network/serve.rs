@@ -46,8 +46,26 @@ impl ApplicationSink for FileSink {
 }
 
 fn log(event: &NetworkEvent) {
-    // One line per event, key=value, no secrets (events carry none).
-    eprintln!("nido network: {event:?}");
+    // One structured line per event; events carry no secret.
+    match event {
+        NetworkEvent::Refused {
+            conn,
+            device,
+            cause,
+            reason,
+        } => {
+            tracing::warn!(%conn, device = device.as_deref().unwrap_or("-"), cause, reason = %reason, "refused")
+        }
+        NetworkEvent::CloneSuspected {
+            device,
+            active,
+            refused,
+        } => tracing::warn!(device = %device, %active, %refused, "clone suspected"),
+        NetworkEvent::Discarded { conn, reason } => {
+            tracing::debug!(%conn, reason = %reason, "discarded")
+        }
+        other => tracing::info!(event = ?other, "network"),
+    }
 }
 
 pub(crate) fn run(a: &ServeArgs) -> Result<()> {
@@ -63,9 +81,7 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
             .with_context(|| format!("DCS credentials of {}", d.realm))?;
         dcs.serve(&d.realm, creds);
     }
-    if config.dcs.is_empty() {
-        eprintln!("nido network: no manufacturer enrolled: every onboarding will be refused (#75)");
-    }
+    let no_dcs = config.dcs.is_empty();
     let (udm, pvs, net) = config::functions(dir, &config)?;
     let sink = FileSink {
         path: dir.join("uplink.jsonl"),
@@ -79,15 +95,30 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
-    eprintln!(
-        "nido network: serving {} on udp {} (SIGTERM or Ctrl-C to stop)",
-        config.serving_network()?.snn,
-        socket.local_addr()?
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NIDO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("logging: {e}"))?;
+    tracing::info!(
+        snn = %config.serving_network()?.snn,
+        udp = %socket.local_addr()?,
+        "serving (SIGTERM or Ctrl-C to stop)"
     );
+    if no_dcs {
+        tracing::warn!("no manufacturer enrolled: every onboarding will be refused (#75)");
+    }
     let stats = serve(&mut network, &socket, &ServeOptions::default(), &stop, log)?;
-    eprintln!(
-        "nido network: stopped; {} datagrams in, {} out, {} malformed; in-flight procedures abandoned",
-        stats.received, stats.sent, stats.malformed
+    tracing::info!(
+        received = stats.received,
+        sent = stats.sent,
+        malformed = stats.malformed,
+        over_capacity = stats.over_capacity,
+        "stopped; in-flight procedures abandoned (the store holds only committed state)"
     );
     Ok(())
 }
