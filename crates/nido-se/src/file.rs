@@ -51,7 +51,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nido_prov::package::{self, Binding, CredentialPackage, PublicPart, SealedPackage};
+use nido_prov::package::{Binding, CredentialPackage, PublicPart, SealedPackage};
 use nido_sec::aka::{UeAka, ue_respond};
 use nido_sec::{Milenage, PrivateKey32, SqnWindow};
 use rustls::pki_types::PrivateKeyDer;
@@ -355,8 +355,7 @@ impl SecureElement for FileSe {
     }
 
     fn new_provisioning_key(&mut self) -> Result<[u8; 32], SeError> {
-        let (private, public) =
-            package::generate_device_key().map_err(|e| SeError::Crypto(e.to_string()))?;
+        let (private, public) = crate::provisioning_key_pair()?;
         self.write(&VaultRef {
             provisioning: Some(&private),
             ..self.snapshot()
@@ -374,13 +373,7 @@ impl SecureElement for FileSe {
             .provisioning
             .as_ref()
             .ok_or(SeError::NoProvisioningKey)?;
-        let opened = package::open(sealed, private, binding)
-            .map_err(|e| SeError::Package(e.to_string()))
-            .and_then(|p| {
-                p.validate()
-                    .map_err(|e| SeError::Package(e.to_string()))
-                    .map(|()| p)
-            });
+        let opened = crate::open_package(sealed, private, binding);
         let opened = match opened {
             Ok(p) => p,
             Err(refused) => {

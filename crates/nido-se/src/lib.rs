@@ -154,6 +154,27 @@ pub enum SeError {
     },
 }
 
+/// A fresh X25519 provisioning key pair (every backend keeps the private
+/// half for the one provisioning it serves).
+pub(crate) fn provisioning_key_pair() -> Result<(nido_sec::PrivateKey32, [u8; 32]), SeError> {
+    nido_prov::package::generate_device_key().map_err(|e| SeError::Crypto(e.to_string()))
+}
+
+/// Opens a sealed package with the provisioning private key and checks
+/// what it holds: the step every backend runs before it keeps K and OPc.
+pub(crate) fn open_package(
+    sealed: &SealedPackage,
+    private: &nido_sec::PrivateKey32,
+    binding: &Binding,
+) -> Result<nido_prov::package::CredentialPackage, SeError> {
+    let opened = nido_prov::package::open(sealed, private, binding)
+        .map_err(|e| SeError::Package(e.to_string()))?;
+    opened
+        .validate()
+        .map_err(|e| SeError::Package(e.to_string()))?;
+    Ok(opened)
+}
+
 /// What installing a package yields outside the element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {

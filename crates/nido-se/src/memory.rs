@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use nido_prov::package::{self, Binding, PublicPart, SealedPackage};
+use nido_prov::package::{Binding, PublicPart, SealedPackage};
 use nido_sec::aka::{UeAka, ue_respond};
 use nido_sec::{Milenage, PrivateKey32, SqnWindow};
 use rustls::pki_types::PrivateKeyDer;
@@ -50,8 +50,7 @@ impl SecureElement for MemorySe {
     }
 
     fn new_provisioning_key(&mut self) -> Result<[u8; 32], SeError> {
-        let (private, public) =
-            package::generate_device_key().map_err(|e| SeError::Crypto(e.to_string()))?;
+        let (private, public) = crate::provisioning_key_pair()?;
         self.provisioning = Some(private);
         Ok(public)
     }
@@ -62,11 +61,7 @@ impl SecureElement for MemorySe {
         binding: &Binding,
     ) -> Result<Installed, SeError> {
         let private = self.provisioning.take().ok_or(SeError::NoProvisioningKey)?;
-        let opened = package::open(sealed, &private, binding)
-            .map_err(|e| SeError::Package(e.to_string()))?;
-        opened
-            .validate()
-            .map_err(|e| SeError::Package(e.to_string()))?;
+        let opened = crate::open_package(sealed, &private, binding)?;
         let (secrets, public) = opened.split();
         let confirmation_mac = secrets.confirmation_mac(&public.package_id);
         self.subscription = Some(Subscription {
@@ -111,6 +106,7 @@ impl SecureElement for MemorySe {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use nido_prov::package;
     use nido_prov::package::{CredentialPackage, ServingNetwork};
     use nido_sec::aka::{AkaFailure, AusfChallenge, HeSqn, home_vector};
     use nido_sec::milenage::Amf;

@@ -52,9 +52,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
-use nido_prov::package::{
-    self, Binding, CredentialPackage, PackageSecrets, PublicPart, SealedPackage,
-};
+use nido_prov::package::{Binding, CredentialPackage, PackageSecrets, PublicPart, SealedPackage};
 use nido_sec::aka::UeAka;
 use nido_sec::{K, Opc, PrivateKey32, SqnWindow};
 use rustls::pki_types::{PrivateKeyDer, SubjectPublicKeyInfoDer};
@@ -776,8 +774,7 @@ impl SecureElement for Pkcs11Se {
     }
 
     fn new_provisioning_key(&mut self) -> Result<[u8; 32], SeError> {
-        let (private, public) =
-            package::generate_device_key().map_err(|e| SeError::Crypto(e.to_string()))?;
+        let (private, public) = crate::provisioning_key_pair()?;
         self.provisioning = Some(private);
         Ok(public)
     }
@@ -788,12 +785,8 @@ impl SecureElement for Pkcs11Se {
         binding: &Binding,
     ) -> Result<Installed, SeError> {
         let private = self.provisioning.take().ok_or(SeError::NoProvisioningKey)?;
-        let opened = package::open(sealed, &private, binding)
-            .map_err(|e| SeError::Package(e.to_string()))?;
+        let opened = crate::open_package(sealed, &private, binding)?;
         drop(private);
-        opened
-            .validate()
-            .map_err(|e| SeError::Package(e.to_string()))?;
         let (secrets, public) = opened.split();
         let confirmation_mac = secrets.confirmation_mac(&public.package_id);
         // The commit record: the package with K and OPc zeroed.
