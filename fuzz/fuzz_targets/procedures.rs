@@ -106,7 +106,11 @@ fuzz_target!(|data: &[u8]| {
             }
             exchange(w);
         }
-        let subs = w.network.store().subscriptions();
+        let subs = w
+            .network
+            .store()
+            .subscriptions()
+            .expect("a MemoryStore answers");
         assert!(subs.len() <= 1, "one device, {} subscriptions", subs.len());
     });
 });

@@ -17,6 +17,7 @@
 
 pub mod datagram;
 pub mod device;
+pub mod fleet;
 pub mod network;
 
 pub use datagram::{Datagram, DecodeError, Kind, MAX_PAYLOAD, VERSION};

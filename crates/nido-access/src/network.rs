@@ -124,9 +124,14 @@ pub fn serve(
         let at_unix = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let mut events = Vec::new();
         while let Some(event) = network.poll_event() {
-            network.store_mut().record_event(at_unix, &event);
-            on_event(&event);
+            events.push(event);
+        }
+        if !events.is_empty() {
+            // One commit for the batch's audit trail.
+            network.store_mut().record_events(at_unix, &events);
+            events.iter().for_each(&mut on_event);
         }
     }
     Ok(stats)

@@ -79,13 +79,25 @@ pub enum PvsRefusal {
 impl PvsRefusal {
     /// The 5GMM cause the AMF answers with (design doc): #75 permanently not
     /// authorized for this SNPN for an unclaimed device, #74 (temporarily)
-    /// for an exhausted range, #111 otherwise.
+    /// for an exhausted range, #22 congestion for a store that cannot be
+    /// reached (the device backs off for T3346 and tries again), #111
+    /// otherwise.
     pub fn gmm_cause(&self) -> u8 {
         match self {
             Self::NotClaimed(_) => 75,
             Self::Store(StoreError::Exhausted) => 74,
+            Self::Store(StoreError::Unavailable(_)) => 22,
             _ => 111,
         }
+    }
+
+    /// Whether the device should try again later rather than give up: an
+    /// exhausted range or a store that cannot be reached.
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            Self::Store(StoreError::Exhausted | StoreError::Unavailable(_))
+        )
     }
 }
 
@@ -123,11 +135,12 @@ impl Pvs {
     /// Whether the PVS would provision `device` at all: under
     /// [`ClaimPolicy::RequireClaim`] a device nobody claimed and without a
     /// subscription is refused (#75). The AMF asks before it accepts the
-    /// onboarding registration, so such a device never gets one.
+    /// onboarding registration, so such a device never gets one. A store
+    /// that cannot answer is a [`PvsRefusal::Store`] (#22), never "not claimed".
     pub fn admits(&self, store: &dyn Store, device: &str) -> Result<(), PvsRefusal> {
         if self.config.policy == ClaimPolicy::RequireClaim
-            && store.owner_of_device(device).is_none()
-            && store.subscription_by_device(device).is_none()
+            && store.owner_of_device(device)?.is_none()
+            && store.subscription_by_device(device)?.is_none()
         {
             return Err(PvsRefusal::NotClaimed(device.to_owned()));
         }
@@ -138,7 +151,8 @@ impl Pvs {
     /// `request` at `now_unix`: re-provisions its subscription with a fresh K
     /// if it has one (never a second subscription), else creates one,
     /// attached to the owner that claimed the device. The store is written
-    /// once, before the package leaves.
+    /// once, before the package leaves; a store that cannot be read refuses
+    /// (nothing is allocated or written).
     pub fn provision(
         &self,
         store: &mut dyn Store,
@@ -146,8 +160,8 @@ impl Pvs {
         request: &ProvisioningRequest,
         now_unix: u64,
     ) -> Result<Provisioned, PvsRefusal> {
-        let owner = store.owner_of_device(device);
-        let existing = store.subscription_by_device(device);
+        let owner = store.owner_of_device(device)?;
+        let existing = store.subscription_by_device(device)?;
         if owner.is_none() && existing.is_none() && self.config.policy == ClaimPolicy::RequireClaim
         {
             return Err(PvsRefusal::NotClaimed(device.to_owned()));
@@ -213,7 +227,7 @@ impl Pvs {
         confirmation: &Confirmation,
     ) -> Result<Supi, PvsRefusal> {
         let mut sub = store
-            .subscription_by_device(device)
+            .subscription_by_device(device)?
             .ok_or_else(|| StoreError::NotFound(format!("subscription of {device}")))?;
         if sub.package_id != confirmation.package_id {
             return Err(PvsRefusal::BadConfirmation);

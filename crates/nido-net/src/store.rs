@@ -77,38 +77,56 @@ pub enum StoreError {
     /// The IMSI range is used up.
     #[error("IMSI range exhausted")]
     Exhausted,
+    /// The store cannot be reached or failed (connection lost, database
+    /// gone, I/O error, timeout); try again later. Never means "absent".
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// The network's persistent state.
+///
+/// Every read returns `Err` when the store cannot answer
+/// ([`StoreError::Unavailable`] for a database that cannot be reached or
+/// failed): `Ok(None)` and an empty list mean "absent", never "unknown".
 pub trait Store {
     /// The subscription of a device identity.
-    fn subscription_by_device(&self, device: &str) -> Option<Subscription>;
+    fn subscription_by_device(&self, device: &str) -> Result<Option<Subscription>, StoreError>;
     /// The subscription of a SUPI.
-    fn subscription_by_supi(&self, supi: &Supi) -> Option<Subscription>;
+    fn subscription_by_supi(&self, supi: &Supi) -> Result<Option<Subscription>, StoreError>;
     /// Inserts or replaces the subscription of `sub.device`, atomically;
     /// refuses a SUPI that belongs to another device.
     fn put_subscription(&mut self, sub: Subscription) -> Result<(), StoreError>;
     /// Every subscription (for listings and consistency checks).
-    fn subscriptions(&self) -> Vec<Subscription>;
+    fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError>;
     /// The next unused MSIN number of the IMSI range.
     fn allocate_msin(&mut self) -> Result<u64, StoreError>;
     /// Adds or replaces an owner.
-    fn put_owner(&mut self, owner: Owner);
+    fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError>;
     /// The owner that claimed a device.
-    fn owner_of_device(&self, device: &str) -> Option<Owner>;
+    fn owner_of_device(&self, device: &str) -> Result<Option<Owner>, StoreError>;
     /// Registers a device's claim code hash (from the manufacturer's claims.csv).
-    fn add_claimable(&mut self, device: &str, claim_code_hash: &str);
+    fn add_claimable(&mut self, device: &str, claim_code_hash: &str) -> Result<(), StoreError>;
     /// An owner claims a device by the hash of its claim code; one-time.
     fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<String, StoreError>;
     /// Appends `event` to the audit trail (who onboarded, what was refused
     /// and why). Drivers call it for every event the network reports; a
-    /// store without an audit trail ignores it.
+    /// store without an audit trail ignores it. Best effort: a store that
+    /// cannot record keeps the failure its own way.
     fn record_event(&mut self, at_unix: u64, event: &crate::NetworkEvent) {
         let _ = (at_unix, event);
     }
+
+    /// Appends several events at once (a driver's batch): stores with a
+    /// durable commit per write make this one commit.
+    fn record_events(&mut self, at_unix: u64, events: &[crate::NetworkEvent]) {
+        for event in events {
+            self.record_event(at_unix, event);
+        }
+    }
 }
 
-/// A [`Store`] in memory, for the harness and tests.
+/// A [`Store`] in memory, for the harness and tests. It never answers
+/// [`StoreError::Unavailable`].
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     by_device: HashMap<String, Subscription>,
@@ -141,15 +159,16 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn subscription_by_device(&self, device: &str) -> Option<Subscription> {
-        self.by_device.get(device).cloned()
+    fn subscription_by_device(&self, device: &str) -> Result<Option<Subscription>, StoreError> {
+        Ok(self.by_device.get(device).cloned())
     }
 
-    fn subscription_by_supi(&self, supi: &Supi) -> Option<Subscription> {
-        self.device_of_supi
+    fn subscription_by_supi(&self, supi: &Supi) -> Result<Option<Subscription>, StoreError> {
+        Ok(self
+            .device_of_supi
             .get(supi)
             .and_then(|d| self.by_device.get(d))
-            .cloned()
+            .cloned())
     }
 
     fn put_subscription(&mut self, sub: Subscription) -> Result<(), StoreError> {
@@ -172,8 +191,8 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn subscriptions(&self) -> Vec<Subscription> {
-        self.by_device.values().cloned().collect()
+    fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        Ok(self.by_device.values().cloned().collect())
     }
 
     fn allocate_msin(&mut self) -> Result<u64, StoreError> {
@@ -184,20 +203,23 @@ impl Store for MemoryStore {
         Ok(self.next_msin)
     }
 
-    fn put_owner(&mut self, owner: Owner) {
+    fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError> {
         self.owners.insert(owner.id.clone(), owner);
+        Ok(())
     }
 
-    fn owner_of_device(&self, device: &str) -> Option<Owner> {
-        self.claimed
+    fn owner_of_device(&self, device: &str) -> Result<Option<Owner>, StoreError> {
+        Ok(self
+            .claimed
             .get(device)
             .and_then(|o| self.owners.get(o))
-            .cloned()
+            .cloned())
     }
 
-    fn add_claimable(&mut self, device: &str, claim_code_hash: &str) {
+    fn add_claimable(&mut self, device: &str, claim_code_hash: &str) -> Result<(), StoreError> {
         self.claimable
             .insert(claim_code_hash.to_owned(), device.to_owned());
+        Ok(())
     }
 
     fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<String, StoreError> {

@@ -29,10 +29,13 @@ pub enum UdmError {
 
 impl UdmError {
     /// The 5GMM cause the AMF answers with: #9 UE identity cannot be derived
-    /// for a SUCI or an unknown subscriber, #111 otherwise.
+    /// for a SUCI or an unknown subscriber, #22 congestion for a store that
+    /// cannot be reached (the subscription may well exist: the device backs
+    /// off for T3346 and keeps its credentials), #111 otherwise.
     pub fn gmm_cause(&self) -> u8 {
         match self {
             Self::Suci(_) | Self::Unknown(_) => 9,
+            Self::Store(StoreError::Unavailable(_)) => 22,
             _ => 111,
         }
     }
@@ -76,7 +79,7 @@ impl Udm {
         snn: &[u8],
     ) -> Result<HeAv, UdmError> {
         let mut sub = store
-            .subscription_by_supi(supi)
+            .subscription_by_supi(supi)?
             .ok_or_else(|| UdmError::Unknown(supi.clone()))?;
         let m = Milenage::new(&sub.k, &sub.opc);
         let (av, next) =
@@ -95,7 +98,7 @@ impl Udm {
         auts: &[u8; 14],
     ) -> Result<(), UdmError> {
         let mut sub = store
-            .subscription_by_supi(supi)
+            .subscription_by_supi(supi)?
             .ok_or_else(|| UdmError::Unknown(supi.clone()))?;
         let m = Milenage::new(&sub.k, &sub.opc);
         sub.sqn = resynchronise(&m, sub.sqn, rand, auts).map_err(UdmError::Security)?;
@@ -107,7 +110,7 @@ impl Udm {
     /// (design doc step 12). Returns whether this activated it.
     pub fn authenticated(&self, store: &mut dyn Store, supi: &Supi) -> Result<bool, UdmError> {
         let mut sub = store
-            .subscription_by_supi(supi)
+            .subscription_by_supi(supi)?
             .ok_or_else(|| UdmError::Unknown(supi.clone()))?;
         if sub.state == SubscriptionState::Active {
             return Ok(false);

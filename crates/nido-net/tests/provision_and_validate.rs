@@ -42,15 +42,17 @@ fn network(policy: ClaimPolicy) -> Network {
     let mut udm = Udm::default();
     udm.sidf.insert(hn);
     let mut store = MemoryStore::new(1_000);
-    store.put_owner(Owner {
-        id: "acme-farms".into(),
-        name: "Acme Farms".into(),
-        credentials: vec![ThirdPartyCredential::Lwm2m {
-            server_uri: "coaps://lwm2m.acme.example:5684".into(),
-            psk_identity: "acme".into(),
-            psk: zeroize::Zeroizing::new(vec![1, 2, 3, 4]),
-        }],
-    });
+    store
+        .put_owner(Owner {
+            id: "acme-farms".into(),
+            name: "Acme Farms".into(),
+            credentials: vec![ThirdPartyCredential::Lwm2m {
+                server_uri: "coaps://lwm2m.acme.example:5684".into(),
+                psk_identity: "acme".into(),
+                psk: zeroize::Zeroizing::new(vec![1, 2, 3, 4]),
+            }],
+        })
+        .unwrap();
     Network {
         store,
         pvs,
@@ -145,7 +147,9 @@ fn validate(
 #[test]
 fn claimed_and_standalone_devices_are_provisioned_and_validated() {
     let mut net = network(ClaimPolicy::Standalone);
-    net.store.add_claimable("ACME-1", "hash-of-claim-code-1");
+    net.store
+        .add_claimable("ACME-1", "hash-of-claim-code-1")
+        .unwrap();
     assert_eq!(
         net.store
             .claim("acme-farms", "hash-of-claim-code-1")
@@ -171,14 +175,22 @@ fn claimed_and_standalone_devices_are_provisioned_and_validated() {
     assert!(pb.owner.is_none() && pb.third_party.is_empty());
     assert_ne!(pa.supi, pb.supi);
     assert_eq!(
-        net.store.subscription_by_device("ACME-1").unwrap().state,
+        net.store
+            .subscription_by_device("ACME-1")
+            .unwrap()
+            .unwrap()
+            .state,
         SubscriptionState::Provisioned
     );
 
     for (se, public) in [(&mut a, &pa), (&mut b, &pb)] {
         let supi = validate(&mut net, se, public, 1).unwrap();
         assert_eq!(
-            net.store.subscription_by_supi(&supi).unwrap().state,
+            net.store
+                .subscription_by_supi(&supi)
+                .unwrap()
+                .unwrap()
+                .state,
             SubscriptionState::Active
         );
     }
@@ -225,7 +237,11 @@ fn sqn_out_of_range_resynchronises_then_succeeds() {
     let public = provision(&mut net, &mut se, "ACME-4").unwrap();
     validate(&mut net, &mut se, &public, 1).unwrap();
     // The UDM loses its SQN state (restored from an old backup).
-    let mut sub = net.store.subscription_by_supi(&public.supi).unwrap();
+    let mut sub = net
+        .store
+        .subscription_by_supi(&public.supi)
+        .unwrap()
+        .unwrap();
     sub.sqn = Default::default();
     net.store.put_subscription(sub).unwrap();
     let snn = net.snn.clone();
@@ -267,7 +283,11 @@ fn a_wrong_confirmation_is_refused() {
         Err(PvsRefusal::BadConfirmation)
     );
     assert_eq!(
-        net.store.subscription_by_device("ACME-5").unwrap().state,
+        net.store
+            .subscription_by_device("ACME-5")
+            .unwrap()
+            .unwrap()
+            .state,
         SubscriptionState::Created
     );
 }

@@ -182,15 +182,28 @@ fn create_storage_key(
     let mut key = Zeroizing::new([0u8; STORAGE_KEY_LEN]);
     aws_lc_rs::rand::fill(key.as_mut_slice())
         .map_err(|_| SeError::Crypto("no randomness for the storage key".into()))?;
+    // Written beside, then renamed into place: a power cut leaves no key
+    // file or a whole one, never an empty one.
+    let tmp = path.with_extension("key.tmp");
+    let _ = fs::remove_file(&tmp);
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(|e| storage(path, "create", &e))?;
+        .open(&tmp)
+        .map_err(|e| storage(&tmp, "create", &e))?;
     file.write_all(key.as_slice())
         .and_then(|()| file.sync_all())
-        .map_err(|e| storage(path, "write", &e))?;
+        .map_err(|e| storage(&tmp, "write", &e))?;
+    if path.exists() {
+        let _ = fs::remove_file(&tmp);
+        return Err(storage(
+            path,
+            "create",
+            &std::io::Error::new(ErrorKind::AlreadyExists, "a storage key exists already"),
+        ));
+    }
+    fs::rename(&tmp, path).map_err(|e| storage(path, "rename", &e))?;
     sync_dir(dir)?;
     Ok(key)
 }
@@ -238,10 +251,16 @@ impl FileSe {
         }
         let key_path = dir.join(KEY_FILE);
         // A key file without a vault: an earlier create stopped in between.
-        let storage_key = if key_path.exists() {
-            read_storage_key(&key_path)?
-        } else {
-            create_storage_key(&dir, &key_path)?
+        // Nothing was ever sealed under it, so a malformed one (an older
+        // build's interrupted write) is replaced rather than refused.
+        let storage_key = match key_path.exists().then(|| read_storage_key(&key_path)) {
+            Some(Ok(key)) => key,
+            Some(Err(SeError::KeyFileInvalid { .. })) => {
+                fs::remove_file(&key_path).map_err(|e| storage(&key_path, "remove", &e))?;
+                create_storage_key(&dir, &key_path)?
+            }
+            Some(Err(e)) => return Err(e),
+            None => create_storage_key(&dir, &key_path)?,
         };
         let se = Self {
             dir,

@@ -68,6 +68,18 @@ pub fn network(
     options: &NetworkOptions,
     sink: Box<dyn ApplicationSink>,
 ) -> Result<Network, ScenarioError> {
+    let store: Box<dyn Store + Send> = Box::new(MemoryStore::new(options.msins));
+    network_with_store(world, options, sink, store)
+}
+
+/// [`network`] over `store` instead of a fresh [`MemoryStore`]
+/// (`options.msins` is then the store's business).
+pub fn network_with_store(
+    world: &Onboarding,
+    options: &NetworkOptions,
+    sink: Box<dyn ApplicationSink>,
+    store: Box<dyn Store + Send>,
+) -> Result<Network, ScenarioError> {
     let hn = HomeNetworkKey::generate(options.suci_profile, 1).map_err(err)?;
     let serving_network = serving_network();
     let pvs = Pvs::new(PvsConfig {
@@ -86,7 +98,6 @@ pub fn network(
     let mut config = NetworkConfig::new(serving_network);
     config.trace = options.trace;
     config.onboarding_timer = options.onboarding_timer;
-    let store: Box<dyn Store + Send> = Box::new(MemoryStore::new(options.msins));
     Ok(Network::new(config, store, udm, pvs, dcs, sink))
 }
 

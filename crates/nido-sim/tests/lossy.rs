@@ -65,7 +65,7 @@ fn a_thousand_devices_reach_active_over_a_lossy_link() {
 
     // One subscription per device, all active, SUPIs unique, and each
     // device holds the SUPI the store has for it.
-    let subscriptions = fleet.network().store().subscriptions();
+    let subscriptions = fleet.network().store().subscriptions().unwrap();
     assert_eq!(subscriptions.len(), DEVICES);
     assert!(
         subscriptions
@@ -79,6 +79,7 @@ fn a_thousand_devices_reach_active_over_a_lossy_link() {
             .network()
             .store()
             .subscription_by_device(device.serial())
+            .unwrap()
             .unwrap();
         assert_eq!(Some(&sub.supi), device.subscription().map(|p| &p.supi));
     }

@@ -128,6 +128,7 @@ fn subscription(fleet: &Fleet, i: usize) -> Subscription {
         .network()
         .store()
         .subscription_by_device(fleet.device(i).serial())
+        .unwrap()
         .expect("a subscription")
 }
 
@@ -143,6 +144,7 @@ fn assert_forgotten(fleet: &Fleet, i: usize) {
             .network()
             .store()
             .subscription_by_device(serial)
+            .unwrap()
             .is_none(),
         "subscription of {serial}"
     );
@@ -302,7 +304,7 @@ fn every_certificate_refusal_is_rejected_with_its_cause_and_leaves_nothing() {
         assert_forgotten(&fleet, i);
     }
     assert_eq!(fleet.network().contexts(), 0);
-    assert!(fleet.network().store().subscriptions().is_empty());
+    assert!(fleet.network().store().subscriptions().unwrap().is_empty());
     assert_eq!(
         count(&fleet, |e| matches!(
             e,
@@ -346,7 +348,7 @@ fn a_cloned_identity_onboarding_at_the_same_time_is_rejected_with_74() {
     assert_refused_connections_forgotten(&fleet, clone);
     assert!(fleet.device(clone).subscription().is_none());
 
-    let subscriptions = fleet.network().store().subscriptions();
+    let subscriptions = fleet.network().store().subscriptions().unwrap();
     assert_eq!(subscriptions.len(), 1);
     assert_eq!(subscriptions[0].device, id.serial);
     assert_eq!(subscriptions[0].state, SubscriptionState::Active);
@@ -370,12 +372,14 @@ fn require_claim_rejects_an_unclaimed_device_with_75_and_admits_a_claimed_one() 
     );
     let claimed = fleet.device(1).serial().to_owned();
     let store = fleet.network_mut().store_mut();
-    store.put_owner(Owner {
-        id: "acme-farms".into(),
-        name: "Acme Farms".into(),
-        credentials: Vec::new(),
-    });
-    store.add_claimable(&claimed, "claim-hash-1");
+    store
+        .put_owner(Owner {
+            id: "acme-farms".into(),
+            name: "Acme Farms".into(),
+            credentials: Vec::new(),
+        })
+        .unwrap();
+    store.add_claimable(&claimed, "claim-hash-1").unwrap();
     assert_eq!(store.claim("acme-farms", "claim-hash-1").unwrap(), claimed);
 
     fleet.power_on(0);
@@ -395,7 +399,7 @@ fn require_claim_rejects_an_unclaimed_device_with_75_and_admits_a_claimed_one() 
     // The claimed one joins its owner.
     assert_eq!(fleet.device(1).state(), DeviceState::Active);
     assert!(rejections(&fleet, 1).is_empty());
-    let subscriptions = fleet.network().store().subscriptions();
+    let subscriptions = fleet.network().store().subscriptions().unwrap();
     assert_eq!(subscriptions.len(), 1);
     assert_eq!(subscriptions[0].device, claimed);
     assert_eq!(subscriptions[0].owner.as_deref(), Some("acme-farms"));
@@ -483,7 +487,7 @@ fn a_wrong_res_star_gets_authentication_reject_and_the_subscription_stays_provis
         )),
         0
     );
-    let subscriptions = fleet.network().store().subscriptions();
+    let subscriptions = fleet.network().store().subscriptions().unwrap();
     assert_eq!(subscriptions.len(), 1);
     assert_eq!(subscriptions[0].state, SubscriptionState::Provisioned);
     assert!(sink.received().is_empty());
@@ -622,7 +626,7 @@ fn an_sqn_out_of_range_is_resynchronised_and_registration_succeeds() {
     let after = subscription(&fleet, 0);
     assert_eq!(after.state, SubscriptionState::Active);
     assert!(after.sqn.seq > 1, "{:?}", after.sqn);
-    assert_eq!(fleet.network().store().subscriptions().len(), 1);
+    assert_eq!(fleet.network().store().subscriptions().unwrap().len(), 1);
     assert!(sink.received().is_empty());
 }
 
@@ -765,7 +769,7 @@ fn plain_messages_for_an_authenticating_connection_are_discarded_by_the_network(
     // The onboarding goes on as if nothing happened.
     assert!(settle(&mut fleet, &[0]));
     assert_eq!(fleet.device(0).state(), DeviceState::Active);
-    assert_eq!(fleet.network().store().subscriptions().len(), 1);
+    assert_eq!(fleet.network().store().subscriptions().unwrap().len(), 1);
     assert!(sink.received().is_empty());
 }
 
@@ -863,7 +867,7 @@ fn onboarding_timer_expired() -> (Fleet, MemorySink, Rc<Cell<bool>>, Log, Connec
 fn the_onboarding_timer_deregisters_with_93_and_the_device_starts_over() {
     let (mut fleet, sink, drop_transport, log, expired) = onboarding_timer_expired();
     assert_eq!(fleet.network().state_of(expired), None, "context removed");
-    assert!(fleet.network().store().subscriptions().is_empty());
+    assert!(fleet.network().store().subscriptions().unwrap().is_empty());
 
     let deadline = fleet.now() + HOUR;
     assert!(fleet.run_until(deadline, |f| !rejections(f, 0).is_empty()));
@@ -891,7 +895,7 @@ fn the_onboarding_timer_deregisters_with_93_and_the_device_starts_over() {
         )),
         2
     );
-    assert_eq!(fleet.network().store().subscriptions().len(), 1);
+    assert_eq!(fleet.network().store().subscriptions().unwrap().len(), 1);
     assert!(sink.received().is_empty());
 }
 
@@ -1002,7 +1006,7 @@ fn an_onboarding_device_reaches_nothing_but_the_pvs() {
         count(&fleet, |e| matches!(e, NetworkEvent::DataDelivered { .. })),
         0
     );
-    assert_eq!(fleet.network().store().subscriptions().len(), 1);
+    assert_eq!(fleet.network().store().subscriptions().unwrap().len(), 1);
     assert!(sink.received().is_empty());
 }
 
@@ -1123,7 +1127,7 @@ fn a_tampered_credential_package_is_refused_and_the_device_asks_again() {
         count(&fleet, |e| matches!(e, NetworkEvent::Provisioned { .. })),
         1
     );
-    let subscriptions = fleet.network().store().subscriptions();
+    let subscriptions = fleet.network().store().subscriptions().unwrap();
     assert_eq!(subscriptions.len(), 1);
     let sub = &subscriptions[0];
     assert_eq!(sub.supi, first.supi);

@@ -122,10 +122,11 @@ fn factory_state_to_active_subscription_and_burst() {
         .network()
         .store()
         .subscription_by_device(&serial)
+        .unwrap()
         .unwrap();
     assert_eq!(sub.state, SubscriptionState::Active);
     assert_eq!(sub.supi, public.supi);
-    assert_eq!(fleet.network().store().subscriptions().len(), 1);
+    assert_eq!(fleet.network().store().subscriptions().unwrap().len(), 1);
 }
 
 #[test]
@@ -150,12 +151,14 @@ fn a_claimed_device_joins_its_owner_with_the_owners_credentials() {
     ];
     let serial = fleet.device(0).serial().to_owned();
     let store = fleet.network_mut().store_mut();
-    store.put_owner(Owner {
-        id: "acme-farms".into(),
-        name: "Acme Farms".into(),
-        credentials: credentials.clone(),
-    });
-    store.add_claimable(&serial, "claim-hash-1");
+    store
+        .put_owner(Owner {
+            id: "acme-farms".into(),
+            name: "Acme Farms".into(),
+            credentials: credentials.clone(),
+        })
+        .unwrap();
+    store.add_claimable(&serial, "claim-hash-1").unwrap();
     assert_eq!(store.claim("acme-farms", "claim-hash-1").unwrap(), serial);
 
     fleet.power_on(0);

@@ -132,5 +132,5 @@ fn a_device_whose_network_lost_its_context_registers_again_and_its_burst_arrives
     assert!(fleet.run_until(deadline, |_| !sink.received().is_empty()));
     assert_eq!(sink.received()[0].data, b"after the restart");
     assert_eq!(fleet.device(0).state(), DeviceState::Active);
-    assert_eq!(fleet.network().store().subscriptions().len(), 1);
+    assert_eq!(fleet.network().store().subscriptions().unwrap().len(), 1);
 }

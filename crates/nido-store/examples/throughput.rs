@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     for supi in &supis {
         store
-            .subscription_by_supi(supi)
+            .subscription_by_supi(supi)?
             .ok_or("a subscription went missing")?;
     }
     let get = start.elapsed();

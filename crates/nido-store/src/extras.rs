@@ -69,6 +69,74 @@ impl SqlStore {
         Ok((to_u64(allocated, "allocated")?, to_u64(size, "range size")?))
     }
 
+    /// Appends the audit entries of `events` and updates the devices they
+    /// name, in one transaction (one durable commit for a driver's batch).
+    pub fn append_audit_batch(
+        &self,
+        at: u64,
+        events: &[nido_net::NetworkEvent],
+    ) -> Result<(), SqlStoreError> {
+        use nido_net::NetworkEvent as E;
+        let entries: Vec<AuditEntry> = events
+            .iter()
+            .map(|e| AuditEntry::from_event(at, e))
+            .collect();
+        let devices: Vec<(String, &'static str)> = events
+            .iter()
+            .filter_map(|event| match event {
+                E::DeviceAuthenticated { device, .. } => Some((device.clone(), "authenticated")),
+                E::RegisteredForOnboarding { device, .. } => Some((device.clone(), "onboarding")),
+                E::PackageDelivered { device, .. } => Some((device.clone(), "provisioning")),
+                E::Provisioned { device, .. } => Some((device.clone(), "provisioned")),
+                E::Refused {
+                    device: Some(device),
+                    ..
+                } => Some((device.clone(), "refused")),
+                E::Registered { supi, .. } => self
+                    .try_subscription_where(true, &supi.to_string())
+                    .ok()
+                    .flatten()
+                    .map(|s| (s.device, "active")),
+                _ => None,
+            })
+            .collect();
+        let at = to_i64(at, "time")?;
+        self.run(async {
+            on_pool!(self, |p, _begin| {
+                let mut tx = p.begin().await?;
+                for entry in &entries {
+                    sqlx::query(
+                        "INSERT INTO audit (at, kind, device, supi, cause, detail) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(at)
+                    .bind(&entry.kind)
+                    .bind(entry.device.as_deref())
+                    .bind(entry.supi.as_deref())
+                    .bind(entry.cause.map(i64::from))
+                    .bind(&entry.detail)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for (serial, state) in &devices {
+                    sqlx::query(
+                        "INSERT INTO devices (serial, state, first_seen, last_seen) \
+                         VALUES ($1, $2, $3, $3) \
+                         ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
+                         last_seen = excluded.last_seen",
+                    )
+                    .bind(serial)
+                    .bind(*state)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+    }
+
     /// Appends to the audit trail (append-only: the schema refuses updates and deletes).
     pub fn append_audit(&self, entry: AuditEntry) -> Result<(), SqlStoreError> {
         let at = to_i64(entry.at, "time")?;

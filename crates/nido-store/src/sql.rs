@@ -52,11 +52,17 @@ pub(crate) use on_pool;
 /// [`StoreOpenError::InsideRuntime`]).
 ///
 /// # Failures behind the trait
-/// [`Store`]'s reads return `Option`/`Vec` and `put_owner`/`add_claimable`
-/// return nothing, so a failing database cannot be reported through them:
-/// such a call answers `None`/empty/nothing and keeps the failure, which
-/// [`SqlStore::take_error`] returns. Failing writes that return a
-/// `Result` report [`StoreError::Conflict`] with a `database …` message.
+/// Every [`Store`] method but `record_event` reports its failure:
+/// - a database that cannot be reached or failed (connection lost or
+///   refused, database dropped, I/O, pool or lock timeout) is
+///   [`StoreError::Unavailable`], never "absent";
+/// - a uniqueness violation is [`StoreError::Conflict`];
+/// - a row that does not open under the KEK or does not decode, and a
+///   statement the database refuses otherwise, are [`StoreError::Conflict`]
+///   with a `stored data: …` / `database: …` message.
+///
+/// `record_event` is best effort and returns nothing: its failure is kept
+/// for [`SqlStore::take_error`].
 pub struct SqlStore {
     // Field order is drop order: the pool goes before the runtime.
     pub(crate) pool: Pool,
@@ -184,8 +190,8 @@ impl SqlStore {
         }
     }
 
-    /// The last failure a [`Store`] method could not report (see the type's
-    /// documentation), cleared by this call.
+    /// The last failure of [`Store::record_event`] (the only [`Store`]
+    /// method that cannot report one), cleared by this call.
     pub fn take_error(&self) -> Option<SqlStoreError> {
         self.errors().take()
     }
@@ -202,7 +208,7 @@ impl SqlStore {
         *self.errors() = Some(e);
     }
 
-    /// `Ok` value, or `None` with the failure kept.
+    /// `Ok` value, or `None` with the failure kept (for `record_event` only).
     fn kept<T>(&self, r: Result<T, SqlStoreError>) -> Option<T> {
         r.map_err(|e| self.remember(e)).ok()
     }
@@ -263,7 +269,7 @@ impl SqlStore {
         })
     }
 
-    fn try_subscription_where(
+    pub(crate) fn try_subscription_where(
         &self,
         by_supi: bool,
         key: &str,
@@ -364,11 +370,9 @@ impl SqlStore {
                 .await?)
             })
         })?;
-        // A row that does not open is left out of the listing and kept as the error.
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| self.kept(self.subscription_of(r)))
-            .collect())
+        // A row that does not open fails the listing: a partial list would
+        // pass for the whole.
+        rows.into_iter().map(|r| self.subscription_of(r)).collect()
     }
 
     fn try_allocate_msin(&self) -> Result<u64, SqlStoreError> {
@@ -496,40 +500,36 @@ impl SqlStore {
 }
 
 impl Store for SqlStore {
-    fn subscription_by_device(&self, device: &str) -> Option<Subscription> {
-        self.kept(self.try_subscription_where(false, device))
-            .flatten()
+    fn subscription_by_device(&self, device: &str) -> Result<Option<Subscription>, StoreError> {
+        Ok(self.try_subscription_where(false, device)?)
     }
 
-    fn subscription_by_supi(&self, supi: &Supi) -> Option<Subscription> {
-        self.kept(self.try_subscription_where(true, &supi.to_string()))
-            .flatten()
+    fn subscription_by_supi(&self, supi: &Supi) -> Result<Option<Subscription>, StoreError> {
+        Ok(self.try_subscription_where(true, &supi.to_string())?)
     }
 
     fn put_subscription(&mut self, sub: Subscription) -> Result<(), StoreError> {
         Ok(self.try_put_subscription(&sub)?)
     }
 
-    fn subscriptions(&self) -> Vec<Subscription> {
-        self.kept(self.try_subscriptions()).unwrap_or_default()
+    fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        Ok(self.try_subscriptions()?)
     }
 
     fn allocate_msin(&mut self) -> Result<u64, StoreError> {
         Ok(self.try_allocate_msin()?)
     }
 
-    fn put_owner(&mut self, owner: Owner) {
-        let r = self.try_put_owner(&owner);
-        self.kept(r);
+    fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError> {
+        Ok(self.try_put_owner(&owner)?)
     }
 
-    fn owner_of_device(&self, device: &str) -> Option<Owner> {
-        self.kept(self.try_owner_of_device(device)).flatten()
+    fn owner_of_device(&self, device: &str) -> Result<Option<Owner>, StoreError> {
+        Ok(self.try_owner_of_device(device)?)
     }
 
-    fn add_claimable(&mut self, device: &str, claim_code_hash: &str) {
-        let r = self.try_add_claimable(device, claim_code_hash);
-        self.kept(r);
+    fn add_claimable(&mut self, device: &str, claim_code_hash: &str) -> Result<(), StoreError> {
+        Ok(self.try_add_claimable(device, claim_code_hash)?)
     }
 
     fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<String, StoreError> {
@@ -551,8 +551,7 @@ impl Store for SqlStore {
                 ..
             } => Some((device.clone(), "refused")),
             E::Registered { supi, .. } => self
-                .try_subscription_where(true, &supi.to_string())
-                .ok()
+                .kept(self.try_subscription_where(true, &supi.to_string()))
                 .flatten()
                 .map(|s| (s.device, "active")),
             _ => None,
@@ -561,5 +560,10 @@ impl Store for SqlStore {
             let r = self.touch_device(&device, state, at_unix);
             self.kept(r);
         }
+    }
+
+    fn record_events(&mut self, at_unix: u64, events: &[nido_net::NetworkEvent]) {
+        let r = self.append_audit_batch(at_unix, events);
+        self.kept(r);
     }
 }

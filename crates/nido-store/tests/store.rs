@@ -92,23 +92,23 @@ fn assert_same(a: &Subscription, b: &Subscription) {
 // The suite: written once, for every Store.
 
 fn put_and_get_by_device_and_supi(s: &mut dyn Store) {
-    assert!(s.subscription_by_device("DEV-1").is_none());
-    assert!(s.subscription_by_supi(&supi(1)).is_none());
+    assert!(s.subscription_by_device("DEV-1").unwrap().is_none());
+    assert!(s.subscription_by_supi(&supi(1)).unwrap().is_none());
     let mut a = sub("DEV-1", 1, KEY_K);
     a.sqn = HeSqn { seq: 41, ind: 9 };
     a.state = SubscriptionState::Active;
     a.owner = Some("acme".into());
     a.amf = Amf([0x80, 0x01]);
     s.put_subscription(a.clone()).unwrap();
-    assert_same(&s.subscription_by_device("DEV-1").unwrap(), &a);
-    assert_same(&s.subscription_by_supi(&supi(1)).unwrap(), &a);
-    assert!(s.subscription_by_device("DEV-2").is_none());
-    assert!(s.subscription_by_supi(&supi(2)).is_none());
+    assert_same(&s.subscription_by_device("DEV-1").unwrap().unwrap(), &a);
+    assert_same(&s.subscription_by_supi(&supi(1)).unwrap().unwrap(), &a);
+    assert!(s.subscription_by_device("DEV-2").unwrap().is_none());
+    assert!(s.subscription_by_supi(&supi(2)).unwrap().is_none());
     // A NAI SUPI works the same.
     let mut n = sub("DEV-2", 0, 7);
     n.supi = Supi::nai("dev2@iot.example").unwrap();
     s.put_subscription(n.clone()).unwrap();
-    assert_same(&s.subscription_by_supi(&n.supi).unwrap(), &n);
+    assert_same(&s.subscription_by_supi(&n.supi).unwrap().unwrap(), &n);
 }
 
 fn conflict_on_a_supi_of_another_device(s: &mut dyn Store) {
@@ -116,11 +116,11 @@ fn conflict_on_a_supi_of_another_device(s: &mut dyn Store) {
     let err = s.put_subscription(sub("DEV-2", 1, 2)).unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     // Nothing changed: DEV-2 has nothing, SUPI 1 is still DEV-1's with its K.
-    assert!(s.subscription_by_device("DEV-2").is_none());
-    let kept = s.subscription_by_supi(&supi(1)).unwrap();
+    assert!(s.subscription_by_device("DEV-2").unwrap().is_none());
+    let kept = s.subscription_by_supi(&supi(1)).unwrap().unwrap();
     assert_eq!(kept.device, "DEV-1");
     assert!(kept.k == k(1));
-    assert_eq!(s.subscriptions().len(), 1);
+    assert_eq!(s.subscriptions().unwrap().len(), 1);
 }
 
 fn reprovision_replaces_k_in_place(s: &mut dyn Store) {
@@ -128,28 +128,34 @@ fn reprovision_replaces_k_in_place(s: &mut dyn Store) {
     let mut again = sub("DEV-1", 1, 9);
     again.sqn = HeSqn { seq: 5, ind: 5 };
     s.put_subscription(again.clone()).unwrap();
-    assert_eq!(s.subscriptions().len(), 1, "one row per device");
-    let got = s.subscription_by_device("DEV-1").unwrap();
+    assert_eq!(s.subscriptions().unwrap().len(), 1, "one row per device");
+    let got = s.subscription_by_device("DEV-1").unwrap().unwrap();
     assert_same(&got, &again);
     assert!(got.k != k(1));
-    assert_same(&s.subscription_by_supi(&supi(1)).unwrap(), &again);
+    assert_same(&s.subscription_by_supi(&supi(1)).unwrap().unwrap(), &again);
     // State-only updates (what the UDM and the PVS confirmation do).
     let mut active = got.clone();
     active.state = SubscriptionState::Active;
     active.sqn = HeSqn { seq: 6, ind: 6 };
     s.put_subscription(active.clone()).unwrap();
-    assert_same(&s.subscription_by_supi(&supi(1)).unwrap(), &active);
+    assert_same(&s.subscription_by_supi(&supi(1)).unwrap().unwrap(), &active);
 }
 
 fn a_device_moving_to_another_supi_frees_the_old_one(s: &mut dyn Store) {
     s.put_subscription(sub("DEV-1", 1, 1)).unwrap();
     s.put_subscription(sub("DEV-1", 2, 2)).unwrap();
-    assert!(s.subscription_by_supi(&supi(1)).is_none());
-    assert_eq!(s.subscription_by_supi(&supi(2)).unwrap().device, "DEV-1");
-    assert_eq!(s.subscriptions().len(), 1);
+    assert!(s.subscription_by_supi(&supi(1)).unwrap().is_none());
+    assert_eq!(
+        s.subscription_by_supi(&supi(2)).unwrap().unwrap().device,
+        "DEV-1"
+    );
+    assert_eq!(s.subscriptions().unwrap().len(), 1);
     // The freed SUPI can go to another device.
     s.put_subscription(sub("DEV-2", 1, 3)).unwrap();
-    assert_eq!(s.subscription_by_supi(&supi(1)).unwrap().device, "DEV-2");
+    assert_eq!(
+        s.subscription_by_supi(&supi(1)).unwrap().unwrap().device,
+        "DEV-2"
+    );
 }
 
 fn allocate_msin_until_exhausted(s: &mut dyn Store) {
@@ -160,18 +166,18 @@ fn allocate_msin_until_exhausted(s: &mut dyn Store) {
 }
 
 fn owners_and_one_time_claims(s: &mut dyn Store) {
-    s.add_claimable("DEV-1", "hash-1");
-    s.add_claimable("DEV-2", "hash-2");
-    assert!(s.owner_of_device("DEV-1").is_none());
+    s.add_claimable("DEV-1", "hash-1").unwrap();
+    s.add_claimable("DEV-2", "hash-2").unwrap();
+    assert!(s.owner_of_device("DEV-1").unwrap().is_none());
     // An unknown owner cannot claim, and does not use up the code.
     assert!(matches!(
         s.claim("nobody", "hash-1"),
         Err(StoreError::NotFound(_))
     ));
-    s.put_owner(owner("acme"));
-    s.put_owner(owner("globex"));
+    s.put_owner(owner("acme")).unwrap();
+    s.put_owner(owner("globex")).unwrap();
     assert_eq!(s.claim("acme", "hash-1").unwrap(), "DEV-1");
-    assert_eq!(s.owner_of_device("DEV-1").unwrap(), owner("acme"));
+    assert_eq!(s.owner_of_device("DEV-1").unwrap().unwrap(), owner("acme"));
     // One-time: neither the same nor another owner claims it again.
     assert!(matches!(
         s.claim("acme", "hash-1"),
@@ -181,32 +187,33 @@ fn owners_and_one_time_claims(s: &mut dyn Store) {
         s.claim("globex", "hash-1"),
         Err(StoreError::NotFound(_))
     ));
-    assert_eq!(s.owner_of_device("DEV-1").unwrap().id, "acme");
+    assert_eq!(s.owner_of_device("DEV-1").unwrap().unwrap().id, "acme");
     assert!(matches!(
         s.claim("acme", "no-such-hash"),
         Err(StoreError::NotFound(_))
     ));
-    assert!(s.owner_of_device("DEV-2").is_none());
+    assert!(s.owner_of_device("DEV-2").unwrap().is_none());
     // put_owner replaces: the claimed device sees the new name and credentials.
     let mut renamed = owner("acme");
     renamed.name = "ACME Corporation".into();
     renamed.credentials.truncate(1);
-    s.put_owner(renamed.clone());
-    assert_eq!(s.owner_of_device("DEV-1").unwrap(), renamed);
+    s.put_owner(renamed.clone()).unwrap();
+    assert_eq!(s.owner_of_device("DEV-1").unwrap().unwrap(), renamed);
     // A second code of the same device claimed later moves it.
-    s.add_claimable("DEV-1", "hash-1b");
+    s.add_claimable("DEV-1", "hash-1b").unwrap();
     assert_eq!(s.claim("globex", "hash-1b").unwrap(), "DEV-1");
-    assert_eq!(s.owner_of_device("DEV-1").unwrap().id, "globex");
+    assert_eq!(s.owner_of_device("DEV-1").unwrap().unwrap().id, "globex");
 }
 
 fn subscriptions_lists_every_one(s: &mut dyn Store) {
-    assert!(s.subscriptions().is_empty());
+    assert!(s.subscriptions().unwrap().is_empty());
     for (i, d) in ["DEV-C", "DEV-A", "DEV-B"].iter().enumerate() {
         s.put_subscription(sub(d, i as u64 + 1, i as u8)).unwrap();
     }
     s.put_subscription(sub("DEV-A", 2, 7)).unwrap();
     let mut listed: Vec<(String, Supi)> = s
         .subscriptions()
+        .unwrap()
         .into_iter()
         .map(|x| (x.device, x.supi))
         .collect();
@@ -383,8 +390,8 @@ suite!(
 
 /// Fills a store with secrets to look for.
 fn fill(s: &mut dyn Store) {
-    s.put_owner(owner("acme"));
-    s.add_claimable("DEV-1", "hash-1");
+    s.put_owner(owner("acme")).unwrap();
+    s.add_claimable("DEV-1", "hash-1").unwrap();
     s.claim("acme", "hash-1").unwrap();
     let mut a = sub("DEV-1", s.allocate_msin().unwrap(), KEY_K);
     a.opc = Opc::new([KEY_OPC; 16]);
@@ -395,10 +402,10 @@ fn fill(s: &mut dyn Store) {
 }
 
 fn check_filled(s: &dyn Store) {
-    let a = s.subscription_by_device("DEV-1").unwrap();
+    let a = s.subscription_by_device("DEV-1").unwrap().unwrap();
     assert!(a.k == K::new([KEY_K; 16]));
     assert!(a.opc == Opc::new([KEY_OPC; 16]));
-    assert_eq!(s.owner_of_device("DEV-1").unwrap(), owner("acme"));
+    assert_eq!(s.owner_of_device("DEV-1").unwrap().unwrap(), owner("acme"));
 }
 
 #[test]
@@ -793,16 +800,16 @@ fn a_used_claim_code_stays_used_when_claims_are_imported_again() {
     // MemoryStore re-opens a used code on add_claimable; SqlStore does not.
     let dir = TempDir::new();
     let mut s = open_sql(&dir.db());
-    s.put_owner(owner("acme"));
-    s.put_owner(owner("globex"));
-    s.add_claimable("DEV-1", "hash-1");
+    s.put_owner(owner("acme")).unwrap();
+    s.put_owner(owner("globex")).unwrap();
+    s.add_claimable("DEV-1", "hash-1").unwrap();
     s.claim("acme", "hash-1").unwrap();
-    s.add_claimable("DEV-1", "hash-1");
+    s.add_claimable("DEV-1", "hash-1").unwrap();
     assert!(matches!(
         s.claim("globex", "hash-1"),
         Err(StoreError::NotFound(_))
     ));
-    assert_eq!(s.owner_of_device("DEV-1").unwrap().id, "acme");
+    assert_eq!(s.owner_of_device("DEV-1").unwrap().unwrap().id, "acme");
 }
 
 #[test]
@@ -867,20 +874,51 @@ fn a_newer_schema_is_refused() {
 fn a_lost_database_is_reported_not_panicked() {
     let db = PgDb::new();
     let mut s = open_sql(&db.url());
+    s.put_owner(owner("acme")).unwrap();
+    s.add_claimable("DEV-1", "hash-1").unwrap();
+    s.claim("acme", "hash-1").unwrap();
     s.put_subscription(sub("DEV-1", 1, 1)).unwrap();
     pg_admin(format!("DROP DATABASE {} WITH (FORCE)", db.name)).unwrap();
-    assert!(s.subscription_by_device("DEV-1").is_none());
-    assert!(matches!(s.take_error(), Some(SqlStoreError::Database(_))));
-    assert_eq!(s.take_error(), None);
-    s.put_owner(owner("acme"));
-    assert!(s.take_error().is_some());
-    let err = s.put_subscription(sub("DEV-2", 2, 2)).unwrap_err();
-    assert!(
-        matches!(&err, StoreError::Conflict(m) if m.starts_with("database")),
-        "{err}"
+    let unavailable = |what: &str, r: Result<(), StoreError>| {
+        let err = r.expect_err(what);
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if !m.is_empty()),
+            "{what}: {err:?}"
+        );
+    };
+    // Reads: an error, never "absent" (the subscription and the owner exist).
+    unavailable(
+        "subscription_by_device",
+        s.subscription_by_device("DEV-1").map(drop),
     );
-    assert!(s.subscriptions().is_empty());
-    assert!(s.take_error().is_some());
+    unavailable(
+        "subscription_by_supi",
+        s.subscription_by_supi(&supi(1)).map(drop),
+    );
+    unavailable("subscriptions", s.subscriptions().map(drop));
+    unavailable("owner_of_device", s.owner_of_device("DEV-1").map(drop));
+    // Writes.
+    unavailable("put_owner", s.put_owner(owner("globex")));
+    unavailable("add_claimable", s.add_claimable("DEV-2", "hash-2"));
+    unavailable("put_subscription", s.put_subscription(sub("DEV-2", 2, 2)));
+    unavailable("allocate_msin", s.allocate_msin().map(drop));
+    unavailable("claim", s.claim("acme", "hash-2").map(drop));
+    // Nothing was kept behind the caller's back; only the best-effort audit
+    // hook keeps its failure.
+    assert_eq!(s.take_error(), None);
+    s.record_event(
+        1,
+        &nido_net::NetworkEvent::Deregistered {
+            conn: nido_net::ConnectionId(1),
+        },
+    );
+    assert!(
+        matches!(
+            s.take_error(),
+            Some(SqlStoreError::Store(StoreError::Unavailable(_)))
+        ),
+        "record_event keeps its failure"
+    );
 }
 
 #[test]
@@ -905,11 +943,19 @@ fn a_sealed_key_moved_to_another_row_does_not_open() {
         .unwrap();
         c.close().await.unwrap();
     });
-    assert!(s.subscription_by_device("DEV-1").is_none());
-    assert!(matches!(s.take_error(), Some(SqlStoreError::Corrupt(_))));
-    assert!(s.subscription_by_device("DEV-2").unwrap().k == k(2));
-    assert_eq!(s.subscriptions().len(), 1);
-    assert!(matches!(s.take_error(), Some(SqlStoreError::Corrupt(_))));
+    // Reported, not taken for "absent" (and not for "unavailable").
+    let err = s.subscription_by_device("DEV-1").unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.starts_with("stored data")),
+        "{err:?}"
+    );
+    assert!(s.subscription_by_device("DEV-2").unwrap().unwrap().k == k(2));
+    // A listing with a row that does not open fails as a whole.
+    assert!(matches!(
+        s.subscriptions(),
+        Err(StoreError::Conflict(m)) if m.starts_with("stored data")
+    ));
+    assert_eq!(s.take_error(), None);
 }
 
 #[test]

@@ -44,6 +44,9 @@ enum Command {
     /// Owners: accounts, device claims, third-party credentials.
     #[command(subcommand)]
     Owner(cmd::owner::OwnerCmd),
+    /// A fleet of simulated devices (from factory bundles) against a running
+    /// `nido network serve`, with faults on the link; prints a report.
+    Sim(cmd::sim::SimArgs),
     /// A device process from its factory bundle.
     #[command(subcommand)]
     Device(cmd::device::DeviceCmd),
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(a) => cmd::demo::run(&a),
+        Command::Sim(a) => cmd::sim::run(&a),
         Command::Crypto(c) => cmd::crypto::run(c),
         Command::Nas(c) => cmd::nas::run(c),
         Command::Mfr(c) => cmd::mfr::run(c),

@@ -68,6 +68,12 @@ pub struct NetworkConfig {
     pub clone_window: Duration,
     /// Resynchronisations per authentication. 2.
     pub max_resyncs: u32,
+    /// T3346, the back-off a REGISTRATION REJECT with #22 (congestion)
+    /// carries; nido sends #22 when its store cannot be reached. 60 s. It
+    /// must be a value GPRS timer 2 encodes exactly (2 s steps to 62 s,
+    /// whole minutes to 31 min, 6-minute steps to 310 min); another value
+    /// is not sent, and the UE waits its own T3502.
+    pub t3346: Duration,
     /// The PVS name the onboarding PDU session announces (ePCO 0x0038).
     pub pvs_name: String,
     /// The DNN of the onboarding session.
@@ -91,6 +97,7 @@ impl NetworkConfig {
             max_retransmissions: 4,
             clone_window: Duration::from_secs(10),
             max_resyncs: 2,
+            t3346: Duration::from_secs(60),
             pvs_name: "pvs.nido.invalid".into(),
             onboarding_dnn: "onboarding".into(),
             data_dnns: vec!["iot".into()],
@@ -368,7 +375,8 @@ impl Network {
         }
     }
 
-    /// Sends REGISTRATION REJECT with `cause` and forgets the context.
+    /// Sends REGISTRATION REJECT with `cause` and forgets the context; #22
+    /// (congestion) carries T3346.
     pub(crate) fn reject(
         &mut self,
         conn: ConnectionId,
@@ -380,6 +388,10 @@ impl Network {
         let gmm = GmmCause::from_u8(cause).unwrap_or(GmmCause::ProtocolErrorUnspecified);
         let message = match eap {
             Some(eap) => nido_nas::build::registration_reject_with_eap(gmm, eap),
+            None if gmm == GmmCause::Congestion => {
+                nido_nas::build::registration_reject(gmm, Some(self.config.t3346.as_secs()))
+                    .or_else(|_| nido_nas::build::registration_reject(gmm, None))
+            }
             None => nido_nas::build::registration_reject(gmm, None),
         };
         match message {

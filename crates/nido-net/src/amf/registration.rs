@@ -18,10 +18,20 @@ use super::context::{Authentication, MmState, TimerKind, UeContext};
 use super::{ConnectionId, Network};
 use crate::ausf::{self, AkaSession};
 use crate::events::NetworkEvent;
+use crate::store::StoreError;
 
 /// The ngKSI of the onboarding context and of the 5G-AKA context.
 const NGKSI_ONBOARDING: u8 = 0;
 const NGKSI_AKA: u8 = 1;
+
+/// The 5GMM cause of a registration the store failed: #22 (congestion,
+/// with T3346) when it cannot be reached, #111 otherwise.
+fn store_cause(e: &StoreError) -> u8 {
+    match e {
+        StoreError::Unavailable(_) => 22,
+        _ => 111,
+    }
+}
 
 fn random<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
@@ -217,10 +227,18 @@ impl Network {
                 let snn = self.config.serving_network.snn.clone();
                 match (session.confirm(&ResStar::new(res), snn.as_bytes()), supi) {
                     (Ok(kseaf), Some(supi)) => {
-                        let activated = self
-                            .udm
-                            .authenticated(self.store.as_mut(), &supi)
-                            .unwrap_or(false);
+                        let activated = match self.udm.authenticated(self.store.as_mut(), &supi) {
+                            Ok(activated) => activated,
+                            Err(e) => {
+                                return self.reject(
+                                    conn,
+                                    e.gmm_cause(),
+                                    None,
+                                    format!("activation: {e}"),
+                                    None,
+                                );
+                            }
+                        };
                         self.events.push_back(NetworkEvent::Authenticated {
                             conn,
                             supi: supi.clone(),
@@ -318,7 +336,18 @@ impl Network {
                     Ok(k) => k,
                     Err(e) => return self.reject(conn, 111, Some(device), e.to_string(), None),
                 };
-                let owner = self.store.owner_of_device(&device).map(|o| o.id);
+                let owner = match self.store.owner_of_device(&device) {
+                    Ok(owner) => owner.map(|o| o.id),
+                    Err(e) => {
+                        return self.reject(
+                            conn,
+                            store_cause(&e),
+                            Some(device),
+                            format!("owner of the device: {e}"),
+                            None,
+                        );
+                    }
+                };
                 if let Some(ctx) = self.ues.get_mut(&conn) {
                     ctx.device = Some(device.clone());
                     ctx.owner = owner;
@@ -374,7 +403,13 @@ impl Network {
                             .push_back(NetworkEvent::Resynchronised { supi: supi.clone() });
                         self.challenge(now, conn, &supi, resyncs + 1);
                     }
-                    Err(e) => self.reject(conn, 111, None, format!("resynchronisation: {e}"), None),
+                    Err(e) => self.reject(
+                        conn,
+                        e.gmm_cause(),
+                        None,
+                        format!("resynchronisation: {e}"),
+                        None,
+                    ),
                 }
             }
             _ => {
@@ -515,22 +550,33 @@ impl Network {
         if !matches!(ctx.state, MmState::AcceptSent) {
             return; // a duplicate
         }
-        ctx.pending.clear();
         if ctx.onboarding {
+            ctx.pending.clear();
             ctx.state = MmState::Onboarding;
             let device = ctx.device.clone().unwrap_or_default();
             self.events
                 .push_back(NetworkEvent::RegisteredForOnboarding { conn, device });
             self.arm(now, conn, TimerKind::Onboarding, 0);
         } else {
+            let Some(supi) = ctx.supi.clone() else { return };
+            // The device and owner the application sink needs. A store that
+            // cannot answer now: the COMPLETE is discarded as if lost, T3550
+            // re-sends the ACCEPT and the UE's next COMPLETE tries again.
+            let sub = match self.store.subscription_by_supi(&supi) {
+                Ok(sub) => sub,
+                Err(e) => {
+                    return self.discard(conn, format!("REGISTRATION COMPLETE of {supi}: {e}"));
+                }
+            };
+            let Some(ctx) = self.ues.get_mut(&conn) else {
+                return;
+            };
+            ctx.pending.clear();
             ctx.state = MmState::Registered;
             ctx.timer = None;
-            let Some(supi) = ctx.supi.clone() else { return };
-            if let Some(sub) = self.store.subscription_by_supi(&supi)
-                && let Some(ctx) = self.ues.get_mut(&conn)
-            {
-                ctx.device = Some(sub.device.clone());
-                ctx.owner = sub.owner.clone();
+            if let Some(sub) = sub {
+                ctx.device = Some(sub.device);
+                ctx.owner = sub.owner;
             }
             // Implicit deregistration of an older context of the same SUPI.
             if let Some(old) = self.registered_index.insert(supi.clone(), conn)

@@ -199,11 +199,13 @@ impl Network {
                                 reason: refusal.to_string(),
                             });
                             let reason = refusal.to_string();
-                            let response = match refusal {
-                                PvsRefusal::Store(StoreError::Exhausted) => {
-                                    ProvisioningResponse::RetryLater { reason }
-                                }
-                                _ => ProvisioningResponse::Rejected { reason },
+                            // An exhausted range or a store that cannot be
+                            // reached: the device comes back later, it does
+                            // not give up.
+                            let response = if refusal.is_temporary() {
+                                ProvisioningResponse::RetryLater { reason }
+                            } else {
+                                ProvisioningResponse::Rejected { reason }
                             };
                             ResponseBody::Changed(response.encode())
                         }
@@ -231,6 +233,13 @@ impl Network {
                                 }
                                 .encode(),
                             )
+                        }
+                        Err(e @ PvsRefusal::Store(StoreError::Unavailable(_))) => {
+                            self.discard(conn, format!("PVS confirmation of {device}: {e}"));
+                            ResponseBody::Error {
+                                code: ErrorCode::ServiceUnavailable,
+                                diagnostic: e.to_string(),
+                            }
                         }
                         Err(e) => ResponseBody::Error {
                             code: ErrorCode::Forbidden,

@@ -254,7 +254,11 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
             "device": fleet.device(*i).serial(), "why": what, "cause": got, "state": format!("{:?}", fleet.device(*i).state()),
         }));
     }
-    let subscriptions = fleet.network().store().subscriptions();
+    let subscriptions = fleet
+        .network()
+        .store()
+        .subscriptions()
+        .map_err(|e| anyhow::anyhow!("subscriptions: {e}"))?;
     let onboarded = active.max(1) as u64;
     let report = serde_json::json!({
         "devices": total,

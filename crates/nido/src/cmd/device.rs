@@ -97,7 +97,7 @@ pub(crate) struct RunArgs {
     pin: Option<String>,
 }
 
-fn serving_network(text: &str) -> Result<ServingNetwork> {
+pub(crate) fn serving_network(text: &str) -> Result<ServingNetwork> {
     let parts: Vec<&str> = text.split('-').collect();
     let (mcc, mnc, nid) = match parts.as_slice() {
         [mcc, mnc] => (*mcc, *mnc, None),
@@ -128,6 +128,7 @@ pub(crate) fn run_cmd(command: DeviceCmd) -> Result<()> {
 }
 
 fn status(a: &StatusArgs) -> Result<()> {
+    FactoryBundle::load(&a.bundle).with_context(|| format!("--bundle {}", a.bundle.display()))?;
     let vault = a.vault.clone().unwrap_or_else(|| a.bundle.join("vault"));
     if !vault.join("vault.bin").exists() {
         println!(

@@ -7,3 +7,4 @@ pub(crate) mod mfr;
 pub(crate) mod nas;
 pub(crate) mod network;
 pub(crate) mod owner;
+pub(crate) mod sim;

@@ -98,14 +98,13 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
                 .owner(&a.id)?
                 .map(|o| o.credentials)
                 .unwrap_or_default();
-            store.put_owner(Owner {
-                id: a.id.clone(),
-                name: a.name.clone(),
-                credentials,
-            });
-            if let Some(e) = store.take_error() {
-                return Err(e.into());
-            }
+            store
+                .put_owner(Owner {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    credentials,
+                })
+                .map_err(|e| anyhow::anyhow!("owner {}: {e}", a.id))?;
             println!("owner {} ({}) saved", a.id, a.name);
             Ok(())
         }
@@ -156,10 +155,9 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
             }
             let n = credentials.len();
             owner.credentials = credentials;
-            store.put_owner(owner);
-            if let Some(e) = store.take_error() {
-                return Err(e.into());
-            }
+            store
+                .put_owner(owner)
+                .map_err(|e| anyhow::anyhow!("owner {}: {e}", a.owner))?;
             println!("{n} credential(s) set for {}", a.owner);
             Ok(())
         }

@@ -147,8 +147,21 @@ impl Config {
                 path.display()
             )
         })?;
-        let config: Self = toml::from_str(&text)
-            .with_context(|| format!("{}: invalid configuration", path.display()))?;
+        let config: Self = toml::from_str(&text).map_err(|e| {
+            // One line: where and what, without the parser's source snippet.
+            let place = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = span.start - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: ")
+            });
+            anyhow::anyhow!(
+                "{}: invalid configuration: {}{}",
+                path.display(),
+                place.unwrap_or_default(),
+                e.message().trim().replace('\n', " ")
+            )
+        })?;
         config
             .check()
             .with_context(|| format!("{}", path.display()))?;

@@ -324,11 +324,10 @@ fn claims(a: &ClaimsArgs) -> Result<()> {
                 i + 1
             );
         };
-        store.add_claimable(serial.trim(), hash.trim());
+        store
+            .add_claimable(serial.trim(), hash.trim())
+            .map_err(|e| anyhow::anyhow!("{}:{}: {e}", a.file.display(), i + 1))?;
         n += 1;
-    }
-    if let Some(e) = store.take_error() {
-        return Err(e.into());
     }
     println!("{n} claimable devices imported");
     Ok(())
@@ -354,7 +353,9 @@ fn devices(a: &ListArgs) -> Result<()> {
 
 fn subscriptions(a: &ListArgs) -> Result<()> {
     let (_, store) = open(&a.dir.dir, None)?;
-    let mut subs = store.subscriptions();
+    let mut subs = store
+        .subscriptions()
+        .map_err(|e| anyhow::anyhow!("subscriptions: {e}"))?;
     subs.sort_by_key(|s| s.supi.to_string());
     for s in subs {
         let state = format!("{:?}", s.state).to_lowercase();
@@ -372,9 +373,6 @@ fn subscriptions(a: &ListArgs) -> Result<()> {
                 s.owner.as_deref().unwrap_or("-")
             );
         }
-    }
-    if let Some(e) = store.take_error() {
-        return Err(e.into());
     }
     Ok(())
 }

@@ -1,0 +1,235 @@
+//! Many devices over a few UDP sockets against a separately running
+//! network: the simulator's radio side. Each device is a sans-IO
+//! [`Device`]; this loop owns the real clock, the sockets, a [`Link`] model
+//! that adds faults in both directions, and the arrival schedule.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant, SystemTime};
+
+use nido_sim::{Direction, Link};
+use nido_ue::{Device, DeviceState};
+
+use crate::datagram::{Datagram, HEADER_LEN, Kind, MAX_PAYLOAD};
+use crate::device::{GENERATION_BITS, connection_id};
+
+/// How the fleet runs.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// UDP sockets the devices are spread over.
+    pub sockets: usize,
+    /// Device arrivals per second (all at once if `None`).
+    pub rate: Option<f64>,
+    /// Bursts each device sends once active (one per `burst_every`).
+    pub bursts: u32,
+    /// Time between a device's bursts.
+    pub burst_every: Duration,
+    /// The burst payload.
+    pub payload: Vec<u8>,
+    /// Give up after this long.
+    pub timeout: Duration,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Default)]
+pub struct FleetReport {
+    /// Devices.
+    pub devices: usize,
+    /// Devices active at the end.
+    pub active: usize,
+    /// Devices that gave up (refused for good).
+    pub failed: usize,
+    /// Bursts sent.
+    pub bursts_sent: u64,
+    /// Wall time until every device was active or failed (or the timeout).
+    pub elapsed: Duration,
+    /// Per-device time from power-on to active, in arrival order.
+    pub time_to_active: Vec<Option<Duration>>,
+    /// Uplink NAS messages and octets sent by all devices.
+    pub uplink: (u64, u64),
+    /// Downlink NAS messages and octets received by all devices.
+    pub downlink: (u64, u64),
+}
+
+/// Runs `devices` against `network` until every device is active (and has
+/// sent its bursts) or failed, or `options.timeout` passes.
+pub fn run_fleet(
+    mut devices: Vec<Device>,
+    network: SocketAddr,
+    mut link: Link,
+    options: &FleetOptions,
+    mut progress: impl FnMut(usize, usize),
+) -> io::Result<FleetReport> {
+    let n = devices.len();
+    let bind = if network.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let sockets: Vec<UdpSocket> = (0..options.sockets.max(1))
+        .map(|_| {
+            let s = UdpSocket::bind(bind)?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        })
+        .collect::<io::Result<_>>()?;
+    let start = Instant::now();
+    let arrival = |i: usize| match options.rate {
+        Some(r) if r > 0.0 => Duration::from_secs_f64(i as f64 / r),
+        _ => Duration::ZERO,
+    };
+    let mut timers: BinaryHeap<Reverse<(SystemTime, usize)>> = BinaryHeap::new();
+    let mut powered = 0usize;
+    let mut powered_at = vec![None; n];
+    let mut report = FleetReport {
+        devices: n,
+        time_to_active: vec![None; n],
+        ..FleetReport::default()
+    };
+    let mut bursts_left = vec![options.bursts; n];
+    let mut next_burst = vec![None::<SystemTime>; n];
+    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
+    let mut out = Vec::with_capacity(2048);
+    let pump = |i: usize,
+                device: &mut Device,
+                link: &mut Link,
+                timers: &mut BinaryHeap<Reverse<(SystemTime, usize)>>,
+                report: &mut FleetReport,
+                now: SystemTime| {
+        while let Some(t) = device.poll_transmit() {
+            report.uplink.0 += 1;
+            report.uplink.1 += t.pdu.len() as u64;
+            link.send(
+                now,
+                Direction::Uplink,
+                connection_id(i as u64, t.connection),
+                t.pdu,
+            );
+        }
+        while device.poll_event().is_some() {}
+        if let Some(at) = device.poll_timeout() {
+            timers.push(Reverse((at, i)));
+        }
+    };
+    loop {
+        let now = SystemTime::now();
+        let elapsed = start.elapsed();
+        // Arrivals.
+        while powered < n && arrival(powered) <= elapsed {
+            devices[powered].power_on(now);
+            powered_at[powered] = Some(Instant::now());
+            pump(
+                powered,
+                &mut devices[powered],
+                &mut link,
+                &mut timers,
+                &mut report,
+                now,
+            );
+            powered += 1;
+        }
+        // The link: uplink datagrams due go out, downlink ones reach devices.
+        while let Some(d) = link.poll_delivery(now) {
+            let i = usize::try_from(d.conn >> GENERATION_BITS).unwrap_or(usize::MAX);
+            match d.direction {
+                Direction::Uplink => {
+                    out.clear();
+                    Datagram::nas(d.conn, &d.pdu).encode(&mut out);
+                    let socket = &sockets[i % sockets.len()];
+                    if let Err(e) = socket.send_to(&out, network)
+                        && e.kind() != io::ErrorKind::WouldBlock
+                    {
+                        return Err(e);
+                    }
+                }
+                Direction::Downlink => {
+                    if let Some(device) = devices.get_mut(i)
+                        && connection_id(i as u64, device.connection()) == d.conn
+                    {
+                        report.downlink.0 += 1;
+                        report.downlink.1 += d.pdu.len() as u64;
+                        device.handle_pdu(now, &d.pdu);
+                        pump(i, device, &mut link, &mut timers, &mut report, now);
+                    }
+                }
+            }
+        }
+        // Datagrams from the network enter the link (downlink faults).
+        let mut received = 0;
+        for socket in &sockets {
+            loop {
+                match socket.recv_from(&mut buf) {
+                    Ok((len, from)) if from == network => {
+                        if let Ok(d) = Datagram::read(&buf[..len])
+                            && d.kind == Kind::Nas
+                        {
+                            link.send(now, Direction::Downlink, d.conn, d.payload.to_vec());
+                            received += 1;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        // Device timers.
+        while let Some(Reverse((at, i))) = timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            timers.pop();
+            if devices[i].poll_timeout() == Some(at) {
+                devices[i].handle_timeout(now);
+                pump(i, &mut devices[i], &mut link, &mut timers, &mut report, now);
+            }
+        }
+        // Bursts and bookkeeping.
+        let mut settled = 0;
+        for i in 0..powered {
+            let device = &mut devices[i];
+            match device.state() {
+                DeviceState::Active => {
+                    if report.time_to_active[i].is_none() {
+                        report.time_to_active[i] = powered_at[i].map(|t| t.elapsed());
+                    }
+                    if bursts_left[i] > 0
+                        && next_burst[i].is_none_or(|t| now >= t)
+                        && device.send_data(now, &options.payload).is_ok()
+                    {
+                        bursts_left[i] -= 1;
+                        report.bursts_sent += 1;
+                        next_burst[i] = Some(now + options.burst_every);
+                        pump(i, device, &mut link, &mut timers, &mut report, now);
+                    }
+                    if bursts_left[i] == 0 {
+                        settled += 1;
+                    }
+                }
+                DeviceState::Failed => settled += 1,
+                _ => {}
+            }
+        }
+        progress(settled, n);
+        if settled == n || start.elapsed() > options.timeout {
+            break;
+        }
+        if received == 0 && link.next_delivery().is_none_or(|t| t > SystemTime::now()) {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+    // A moment for the last bursts' acknowledgements.
+    report.elapsed = start.elapsed();
+    report.active = devices
+        .iter()
+        .filter(|d| d.state() == DeviceState::Active)
+        .count();
+    report.failed = devices
+        .iter()
+        .filter(|d| d.state() == DeviceState::Failed)
+        .count();
+    Ok(report)
+}

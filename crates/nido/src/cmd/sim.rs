@@ -1,0 +1,195 @@
+//! `nido sim`: a fleet of simulated devices (their radio included) against
+//! a separately running `nido network serve`, over a few UDP sockets, with
+//! faults on the link; prints a report.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use nido_access::fleet::{FleetOptions, run_fleet};
+use nido_eap::{DeviceCredentials, Settings};
+use nido_pki::FactoryBundle;
+use nido_se::{MemorySe, SecureElement};
+use nido_sim::{Faults, Link};
+use nido_ue::{Device, DeviceConfig, Timers};
+use rustls::pki_types::PrivateKeyDer;
+
+use super::device::serving_network;
+
+/// Arguments of `nido sim`.
+#[derive(Args)]
+pub(crate) struct SimArgs {
+    /// The network's UDP access link address.
+    #[arg(long)]
+    network: String,
+    /// The factory output (`nido mfr issue --out`): one bundle per device.
+    #[arg(long)]
+    factory: PathBuf,
+    /// Use only the first N bundles.
+    #[arg(long)]
+    devices: Option<usize>,
+    /// Arrivals per second (default: all at once).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Loss probability on the link, each way.
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Duplication probability.
+    #[arg(long, default_value_t = 0.0)]
+    dup: f64,
+    /// Reordering probability.
+    #[arg(long, default_value_t = 0.0)]
+    reorder: f64,
+    /// Extra one-way delay in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Bursts per device once active.
+    #[arg(long, default_value_t = 1)]
+    bursts: u32,
+    /// Seconds between a device's bursts.
+    #[arg(long, default_value_t = 1)]
+    burst_every: u64,
+    /// UDP sockets the devices share.
+    #[arg(long, default_value_t = 4)]
+    sockets: usize,
+    /// The onboarding network as MCC-MNC[-NID].
+    #[arg(long, default_value = "999-99-000000000AB")]
+    snpn: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// Seed of the link's faults.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+pub(crate) fn run(a: &SimArgs) -> Result<()> {
+    let network: SocketAddr = a
+        .network
+        .to_socket_addrs()
+        .with_context(|| format!("--network {}", a.network))?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("--network {}: no address", a.network))?;
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&a.factory)
+        .with_context(|| format!("--factory {}", a.factory.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("manifest.json").exists())
+        .collect();
+    dirs.sort();
+    if let Some(n) = a.devices {
+        dirs.truncate(n);
+    }
+    if dirs.is_empty() {
+        bail!("--factory {}: no device bundle", a.factory.display());
+    }
+    let snpn = serving_network(&a.snpn)?;
+    let bar = ProgressBar::new(dirs.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:<12} [{bar:30}] {pos}/{len}")
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .progress_chars("=> "),
+    );
+    bar.set_message("loading");
+    let mut devices = Vec::with_capacity(dirs.len());
+    for dir in &dirs {
+        let bundle = FactoryBundle::load(dir).with_context(|| dir.display().to_string())?;
+        let se = MemorySe::new(&PrivateKeyDer::Pkcs8(bundle.identity.key.clone_key()))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        let credentials = DeviceCredentials::new(
+            bundle.identity.chain.clone(),
+            se.idevid_signer(),
+            bundle.root.clone(),
+            &bundle.dcs_realm,
+        )?;
+        let config = DeviceConfig {
+            serial: bundle.identity.serial.clone(),
+            credentials,
+            dcs_realm: bundle.dcs_realm.clone(),
+            onboarding_network: snpn.clone(),
+            eap: Settings::default(),
+            timers: Timers::default(),
+            claim_hint: None,
+            trace: false,
+        };
+        devices.push(Device::new(config, Box::new(se), None));
+        bar.inc(1);
+    }
+    let faults = Faults {
+        loss: a.loss,
+        duplicate: a.dup,
+        reorder: a.reorder,
+        delay: Duration::from_millis(a.delay_ms),
+        ..Faults::NONE
+    };
+    let link = Link::new(faults, faults, a.seed)
+        .map_err(|e| anyhow::anyhow!("--loss/--dup/--reorder: {e}"))?;
+    let options = FleetOptions {
+        sockets: a.sockets,
+        rate: a.rate,
+        bursts: a.bursts,
+        burst_every: Duration::from_secs(a.burst_every),
+        payload: b"t=21.5C;h=40%".to_vec(),
+        timeout: Duration::from_secs(a.timeout),
+    };
+    bar.set_position(0);
+    bar.set_message("onboarding");
+    let report = run_fleet(devices, network, link, &options, |done, _| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    let mut latencies: Vec<f64> = report
+        .time_to_active
+        .iter()
+        .flatten()
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let active = report.active.max(1) as u64;
+    let json = serde_json::json!({
+        "devices": report.devices,
+        "active": report.active,
+        "failed": report.failed,
+        "elapsed_s": report.elapsed.as_secs_f64(),
+        "onboardings_per_s": report.active as f64 / report.elapsed.as_secs_f64().max(1e-9),
+        "latency_ms": {"p50": percentile(&latencies, 0.5), "p95": percentile(&latencies, 0.95), "p99": percentile(&latencies, 0.99)},
+        "nas_per_onboarding": {"uplink_messages": report.uplink.0 / active, "uplink_bytes": report.uplink.1 / active,
+                               "downlink_messages": report.downlink.0 / active, "downlink_bytes": report.downlink.1 / active},
+        "bursts_sent": report.bursts_sent,
+    });
+    if a.json {
+        println!("{json:#}");
+    } else {
+        println!(
+            "{} of {} devices active, {} failed, in {:.1} s ({:.0}/s); time to active p50 {:.0} ms, p99 {:.0} ms",
+            report.active,
+            report.devices,
+            report.failed,
+            report.elapsed.as_secs_f64(),
+            json["onboardings_per_s"].as_f64().unwrap_or(0.0),
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        );
+    }
+    if report.active + report.failed < report.devices {
+        bail!(
+            "timed out: {} of {} devices active",
+            report.active,
+            report.devices
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,307 @@
+//! Failures an operator meets, through the real `nido` binary: a bad
+//! `nido.toml` (syntax error, unknown key, MSIN digits not making 15), a
+//! database that cannot be reached or refuses, a wrong key-encryption key,
+//! a UDP port in use, a device vault that was modified or whose key file is
+//! readable by others, a missing bundle. Each ends with exit code 1 and ONE
+//! line on stderr, `nido: ...`, that names what is wrong; never a panic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
+
+mod common;
+
+use std::net::UdpSocket;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Scratch, free_udp_port, nido, ok};
+
+/// Runs `nido ARGS` with `env` (killed if it still runs after 30 s: a
+/// `serve` that should have failed) and checks it failed the way an
+/// operator can act on: exit code 1, one stderr line starting `nido: `, no
+/// panic. Returns that line.
+fn fails(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Exited or killed: the (short) output is in the pipes.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !stderr.contains("panicked"),
+        "nido {args:?} panicked:\n{stderr}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "nido {args:?}: {}\n{stderr}",
+        out.status
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "nido {args:?}: not one line:\n{stderr}");
+    assert!(lines[0].starts_with("nido: "), "{stderr}");
+    lines[0].to_owned()
+}
+
+/// `nido network init` in `d/net` (SQLite).
+fn network_dir(d: &Path) {
+    let listen = format!("127.0.0.1:{}", free_udp_port());
+    ok(&["network", "init", "--dir", "net", "--listen", &listen], d);
+}
+
+/// Replaces the line of `net/nido.toml` that starts with `prefix` by `line`.
+fn edit_config(d: &Path, prefix: &str, line: &str) {
+    let path = d.join("net/nido.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.lines().any(|l| l.starts_with(prefix)), "{text}");
+    let edited: Vec<&str> = text
+        .lines()
+        .map(|l| if l.starts_with(prefix) { line } else { l })
+        .collect();
+    std::fs::write(&path, edited.join("\n") + "\n").unwrap();
+}
+
+/// A manufacturer with one device whose vault exists (created by a run
+/// against an address where no network listens); returns the bundle path.
+fn device_with_vault(d: &Path) -> &'static str {
+    ok(
+        &["mfr", "init", "--dir", "mfr", "--name", "Acme Sensors"],
+        d,
+    );
+    ok(
+        &[
+            "mfr", "issue", "--dir", "mfr", "--count", "1", "--out", "factory",
+        ],
+        d,
+    );
+    let bundle = "factory/ACMESENS-0000000001";
+    let dead = format!("127.0.0.1:{}", free_udp_port());
+    let line = fails(
+        &[
+            "device",
+            "run",
+            "--bundle",
+            bundle,
+            "--network",
+            &dead,
+            "--timeout",
+            "1",
+        ],
+        d,
+        &[],
+    );
+    assert!(line.contains("timed out"), "{line}");
+    assert!(d.join(bundle).join("vault/vault.bin").is_file());
+    bundle
+}
+
+/// `device run` (against an address where no network listens) and
+/// `device status` both fail; returns their lines.
+fn device_fails(d: &Path, bundle: &str) -> [String; 2] {
+    let dead = format!("127.0.0.1:{}", free_udp_port());
+    [
+        fails(
+            &[
+                "device",
+                "run",
+                "--bundle",
+                bundle,
+                "--network",
+                &dead,
+                "--timeout",
+                "1",
+            ],
+            d,
+            &[],
+        ),
+        fails(&["device", "status", "--bundle", bundle], d, &[]),
+    ]
+}
+
+#[test]
+fn a_config_with_a_syntax_error() {
+    let s = Scratch::new("err-syntax");
+    let d = &s.0;
+    network_dir(d);
+    edit_config(d, "mcc = ", "mcc = \"999");
+    let line = fails(&["network", "serve", "--dir", "net"], d, &[]);
+    assert!(line.contains("nido.toml"), "{line}");
+}
+
+#[test]
+fn a_config_with_an_unknown_key() {
+    let s = Scratch::new("err-key");
+    let d = &s.0;
+    network_dir(d);
+    edit_config(d, "mcc = ", "mcc = \"999\"\ncolour = \"blue\"");
+    let line = fails(&["network", "serve", "--dir", "net"], d, &[]);
+    assert!(
+        line.contains("nido.toml") && line.contains("colour"),
+        "{line}"
+    );
+}
+
+#[test]
+fn msin_digits_that_do_not_make_15_imsi_digits() {
+    let s = Scratch::new("err-msin");
+    let d = &s.0;
+    network_dir(d);
+    edit_config(d, "msin_digits = ", "msin_digits = 9");
+    let line = fails(&["network", "serve", "--dir", "net"], d, &[]);
+    assert!(
+        line.contains("nido.toml") && line.contains("msin_digits"),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_unreachable_database() {
+    let s = Scratch::new("err-unreachable");
+    let d = &s.0;
+    network_dir(d);
+    let line = fails(
+        &[
+            "network",
+            "serve",
+            "--dir",
+            "net",
+            "--db",
+            "postgres://postgres@127.0.0.1:1/nope",
+        ],
+        d,
+        &[],
+    );
+    assert!(line.contains("127.0.0.1:1"), "{line}");
+}
+
+#[test]
+fn a_database_that_refuses() {
+    let s = Scratch::new("err-refused");
+    let d = &s.0;
+    network_dir(d);
+    let name = format!("does_not_exist_{}", std::process::id());
+    let line = fails(
+        &[
+            "network",
+            "serve",
+            "--dir",
+            "net",
+            "--db",
+            &format!("postgres://postgres@127.0.0.1:5432/{name}"),
+        ],
+        d,
+        &[],
+    );
+    assert!(line.contains(&name) && line.contains("refused"), "{line}");
+}
+
+#[test]
+fn a_wrong_key_encryption_key() {
+    let s = Scratch::new("err-kek");
+    let d = &s.0;
+    network_dir(d);
+    let zeros = "0".repeat(64);
+    for args in [
+        &["network", "serve", "--dir", "net"][..],
+        &["network", "subscriptions", "--dir", "net"],
+    ] {
+        let line = fails(args, d, &[("NIDO_KEK", &zeros)]);
+        assert!(line.contains("key-encryption key"), "{line}");
+    }
+}
+
+#[test]
+fn a_udp_port_in_use() {
+    let s = Scratch::new("err-udp");
+    let d = &s.0;
+    network_dir(d);
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let line = fails(
+        &["network", "serve", "--dir", "net", "--listen", &addr],
+        d,
+        &[],
+    );
+    assert!(line.contains("UDP") && line.contains(&addr), "{line}");
+    drop(taken);
+}
+
+#[test]
+fn a_vault_with_a_flipped_byte() {
+    let s = Scratch::new("err-vault");
+    let d = &s.0;
+    let bundle = device_with_vault(d);
+    let path = d.join(bundle).join("vault/vault.bin");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    for line in device_fails(d, bundle) {
+        assert!(
+            line.contains("vault.bin") && line.contains("corrupt"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn a_device_key_readable_by_others() {
+    let s = Scratch::new("err-devkey");
+    let d = &s.0;
+    let bundle = device_with_vault(d);
+    let key = d.join(bundle).join("vault/device.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for line in device_fails(d, bundle) {
+        assert!(
+            line.contains("device.key") && line.contains("0644"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_bundle_directory() {
+    let s = Scratch::new("err-bundle");
+    let d = &s.0;
+    let dead = format!("127.0.0.1:{}", free_udp_port());
+    let line = fails(
+        &[
+            "device",
+            "run",
+            "--bundle",
+            "no-such-bundle",
+            "--network",
+            &dead,
+            "--timeout",
+            "1",
+        ],
+        d,
+        &[],
+    );
+    assert!(line.contains("no-such-bundle"), "{line}");
+}
+
+#[test]
+fn the_status_of_a_missing_bundle_directory() {
+    let s = Scratch::new("err-status");
+    let d = &s.0;
+    let line = fails(&["device", "status", "--bundle", "no-such-bundle"], d, &[]);
+    assert!(line.contains("no-such-bundle"), "{line}");
+    // A typo must not read as "this device has no vault yet".
+    let out = nido(&["device", "status", "--bundle", "no-such-bundle"], d);
+    assert!(out.stdout.is_empty());
+}

@@ -1,0 +1,286 @@
+//! The end-to-end on PostgreSQL: two `nido network serve` processes share
+//! one fresh database (`nido_e2e_<pid>`, dropped at the end, also when the
+//! test fails). Six devices, three on each instance, all end active: six
+//! subscriptions of six devices with six distinct SUPIs, a `provisioned`
+//! audit entry for each. With one instance SIGKILLed, one of its devices
+//! registers on the other instance, whose burst reaches `uplink.jsonl`.
+//!
+//! Needs a PostgreSQL server on 127.0.0.1:5432 where user `postgres` may
+//! create databases (and a `test` database to connect to), and `psql`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{Reaper, Scratch, free_udp_port, json_lines, ok, spawn};
+use serde_json::Value;
+
+const DEVICES: usize = 6;
+
+/// Runs one SQL statement on the server's `test` database.
+fn psql(sql: &str) -> Output {
+    Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql")
+}
+
+/// A fresh database, dropped when the guard is (even when the test fails).
+struct PgDb(String);
+
+impl PgDb {
+    fn new() -> Self {
+        let name = format!("nido_e2e_{}", std::process::id());
+        let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        let out = psql(&format!("CREATE DATABASE {name}"));
+        assert!(
+            out.status.success(),
+            "CREATE DATABASE {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(name)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.0)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
+    }
+}
+
+/// Waits until `log` contains `needle`.
+fn wait_for(log: &Path, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in {log:?}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn two_network_instances_share_one_postgres_database() {
+    let started = Instant::now();
+    // Dropped last: the processes below are gone when the database is dropped.
+    let db = PgDb::new();
+    let s = Scratch::new("postgres");
+    let d = &s.0;
+
+    ok(
+        &["mfr", "init", "--dir", "mfr", "--name", "Acme Sensors"],
+        d,
+    );
+    let issued: Value = serde_json::from_str(&ok(
+        &[
+            "mfr",
+            "issue",
+            "--dir",
+            "mfr",
+            "--count",
+            &DEVICES.to_string(),
+            "--out",
+            "factory",
+            "--json",
+        ],
+        d,
+    ))
+    .unwrap();
+    let realm = issued["dcs_realm"].as_str().unwrap().to_owned();
+    ok(
+        &[
+            "mfr", "dcs-cert", "--dir", "mfr", "--host", &realm, "--out", "dcs",
+        ],
+        d,
+    );
+    let listen: Vec<String> = (0..2)
+        .map(|_| format!("127.0.0.1:{}", free_udp_port()))
+        .collect();
+    ok(
+        &[
+            "network",
+            "init",
+            "--dir",
+            "net",
+            "--nid",
+            "000000000AB",
+            "--listen",
+            &listen[0],
+            "--db",
+            &db.url(),
+        ],
+        d,
+    );
+    ok(
+        &[
+            "network",
+            "trust-manufacturer",
+            "--dir",
+            "net",
+            "--name",
+            "Acme Sensors",
+            "--realm",
+            &realm,
+            "--dcs",
+            "dcs",
+        ],
+        d,
+    );
+    ok(
+        &[
+            "network",
+            "import-claims",
+            "--dir",
+            "net",
+            "factory/claims.csv",
+        ],
+        d,
+    );
+    assert!(
+        !d.join("net/nido.db").exists(),
+        "the network made a SQLite database"
+    );
+
+    let mut instances: Vec<Reaper> = listen
+        .iter()
+        .enumerate()
+        .map(|(n, addr)| {
+            let log = d.join(format!("network-{n}.log"));
+            let child = spawn(
+                &["network", "serve", "--dir", "net", "--listen", addr],
+                d,
+                &log,
+            );
+            wait_for(&log, "serving");
+            Reaper(child)
+        })
+        .collect();
+
+    // Three devices on each instance, all at once.
+    let serials: Vec<String> = (1..=DEVICES).map(|n| format!("ACMESENS-{n:010}")).collect();
+    let mut devices: Vec<Reaper> = serials
+        .iter()
+        .enumerate()
+        .map(|(n, serial)| {
+            Reaper(spawn(
+                &[
+                    "device",
+                    "run",
+                    "--bundle",
+                    &format!("factory/{serial}"),
+                    "--network",
+                    &listen[n % 2],
+                    "--until",
+                    "active",
+                    "--timeout",
+                    "120",
+                ],
+                d,
+                &d.join(format!("{serial}.log")),
+            ))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(150);
+    for (serial, device) in serials.iter().zip(devices.iter_mut()) {
+        let status = loop {
+            if let Some(status) = device.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "{serial} did not finish");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let out = std::fs::read_to_string(d.join(format!("{serial}.log"))).unwrap();
+        assert!(status.success(), "{serial}: {status}\n{out}");
+        assert!(out.contains("state \"active\""), "{serial}:\n{out}");
+    }
+
+    let subs = json_lines(&ok(
+        &["network", "subscriptions", "--dir", "net", "--json"],
+        d,
+    ));
+    assert_eq!(subs.len(), DEVICES, "{subs:?}");
+    assert!(subs.iter().all(|s| s["state"] == "active"), "{subs:?}");
+    let devs: BTreeSet<&str> = subs.iter().map(|s| s["device"].as_str().unwrap()).collect();
+    assert_eq!(
+        devs,
+        serials.iter().map(String::as_str).collect::<BTreeSet<_>>()
+    );
+    let supis: BTreeSet<&str> = subs.iter().map(|s| s["supi"].as_str().unwrap()).collect();
+    assert_eq!(supis.len(), DEVICES, "{subs:?}");
+
+    let audit = json_lines(&ok(&["network", "audit", "--dir", "net", "--json"], d));
+    for serial in &serials {
+        assert!(
+            audit
+                .iter()
+                .any(|e| e["kind"] == "provisioned" && e["device"] == serial.as_str()),
+            "no provisioned entry for {serial} in the audit trail"
+        );
+    }
+
+    // SIGKILL the first instance; one of its devices moves to the second.
+    instances[0].0.kill().unwrap();
+    instances[0].0.wait().unwrap();
+    let payload = format!("moved-{}", std::process::id());
+    ok(
+        &[
+            "device",
+            "run",
+            "--bundle",
+            &format!("factory/{}", serials[0]),
+            "--network",
+            &listen[1],
+            "--burst-every",
+            "1",
+            "--bursts",
+            "1",
+            "--payload",
+            &payload,
+            "--timeout",
+            "60",
+        ],
+        d,
+    );
+    assert!(
+        instances[1].0.try_wait().unwrap().is_none(),
+        "the second instance stopped"
+    );
+    let uplink = json_lines(&std::fs::read_to_string(d.join("net/uplink.jsonl")).unwrap());
+    assert!(
+        uplink.iter().any(|u| u["device"] == serials[0].as_str()
+            && u["data_hex"] == hex::encode(payload.as_bytes())),
+        "{uplink:?}"
+    );
+    let subs = json_lines(&ok(
+        &["network", "subscriptions", "--dir", "net", "--json"],
+        d,
+    ));
+    assert_eq!(subs.len(), DEVICES, "{subs:?}");
+    eprintln!("{:.1} s", started.elapsed().as_secs_f64());
+}
