@@ -63,14 +63,14 @@ pub fn run_fleet(
     mut progress: impl FnMut(usize, usize),
 ) -> io::Result<FleetReport> {
     let n = devices.len();
-    let bind = if network.is_ipv4() {
-        "0.0.0.0:0"
+    let bind: SocketAddr = if network.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
     } else {
-        "[::]:0"
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
     let sockets: Vec<UdpSocket> = (0..options.sockets.max(1))
         .map(|_| {
-            let s = UdpSocket::bind(bind)?;
+            let s = crate::bind_udp(bind)?;
             s.set_nonblocking(true)?;
             Ok(s)
         })

@@ -21,3 +21,18 @@ pub mod fleet;
 pub mod network;
 
 pub use datagram::{Datagram, DecodeError, Kind, MAX_PAYLOAD, VERSION};
+
+/// The receive buffer the drivers ask for (the kernel may grant less; the
+/// default of about 200 KB overflows when thousands of devices arrive at once).
+pub const RECEIVE_BUFFER: usize = 8 << 20;
+
+/// A UDP socket bound to `addr` with a receive buffer of
+/// [`RECEIVE_BUFFER`] octets (or the most the kernel allows).
+pub fn bind_udp(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer only means earlier drops, as a radio has.
+    let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}

@@ -3,7 +3,6 @@
 //! sans-IO `Network` on the UDP access link until SIGTERM or SIGINT.
 
 use std::io::Write;
-use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -91,7 +90,11 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         .listen
         .clone()
         .unwrap_or_else(|| config.network.listen.clone());
-    let socket = UdpSocket::bind(&listen).with_context(|| format!("UDP {listen}"))?;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&listen)
+        .with_context(|| format!("UDP {listen}"))?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("UDP {listen}: no address"))?;
+    let socket = nido_access::bind_udp(addr).with_context(|| format!("UDP {listen}"))?;
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
