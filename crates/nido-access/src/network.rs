@@ -102,6 +102,10 @@ pub fn serve(
                     }
                     peers.insert(conn, from);
                     network.handle_pdu(SystemTime::now(), conn, datagram.payload);
+                    // The audit trail right after the state change it
+                    // reports, one commit per datagram: a kill between the
+                    // two loses at most this datagram's entries.
+                    record(network, &mut on_event);
                 }
                 Kind::Release => {
                     peers.remove(&conn);
@@ -110,6 +114,7 @@ pub fn serve(
             }
         }
         network.handle_timeout(SystemTime::now());
+        record(network, &mut on_event);
         while let Some(t) = network.poll_transmit() {
             if let Some(addr) = peers.get(&t.conn) {
                 out.clear();
@@ -121,18 +126,23 @@ pub fn serve(
                 }
             }
         }
-        let at_unix = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let mut events = Vec::new();
-        while let Some(event) = network.poll_event() {
-            events.push(event);
-        }
-        if !events.is_empty() {
-            // One commit for the batch's audit trail.
-            network.store_mut().record_events(at_unix, &events);
-            events.iter().for_each(&mut on_event);
-        }
     }
     Ok(stats)
+}
+
+/// Appends the events the network reported to the store's audit trail (one
+/// transaction) and hands them to `on_event`.
+fn record(network: &mut Network, on_event: &mut impl FnMut(&NetworkEvent)) {
+    let mut events = Vec::new();
+    while let Some(event) = network.poll_event() {
+        events.push(event);
+    }
+    if events.is_empty() {
+        return;
+    }
+    let at_unix = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    network.store_mut().record_events(at_unix, &events);
+    events.iter().for_each(on_event);
 }

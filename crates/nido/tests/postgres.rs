@@ -17,8 +17,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{Reaper, Scratch, free_udp_port, json_lines, ok, spawn};
-use serde_json::Value;
+use common::{Reaper, Scratch, free_udp_port, json_lines, manufacturer_and_network_on, ok, spawn};
 
 const DEVICES: usize = 6;
 
@@ -93,65 +92,9 @@ fn two_network_instances_share_one_postgres_database() {
     let s = Scratch::new("postgres");
     let d = &s.0;
 
-    ok(
-        &["mfr", "init", "--dir", "mfr", "--name", "Acme Sensors"],
-        d,
-    );
-    let issued: Value = serde_json::from_str(&ok(
-        &[
-            "mfr",
-            "issue",
-            "--dir",
-            "mfr",
-            "--count",
-            &DEVICES.to_string(),
-            "--out",
-            "factory",
-            "--json",
-        ],
-        d,
-    ))
-    .unwrap();
-    let realm = issued["dcs_realm"].as_str().unwrap().to_owned();
-    ok(
-        &[
-            "mfr", "dcs-cert", "--dir", "mfr", "--host", &realm, "--out", "dcs",
-        ],
-        d,
-    );
-    let listen: Vec<String> = (0..2)
-        .map(|_| format!("127.0.0.1:{}", free_udp_port()))
-        .collect();
-    ok(
-        &[
-            "network",
-            "init",
-            "--dir",
-            "net",
-            "--nid",
-            "000000000AB",
-            "--listen",
-            &listen[0],
-            "--db",
-            &db.url(),
-        ],
-        d,
-    );
-    ok(
-        &[
-            "network",
-            "trust-manufacturer",
-            "--dir",
-            "net",
-            "--name",
-            "Acme Sensors",
-            "--realm",
-            &realm,
-            "--dcs",
-            "dcs",
-        ],
-        d,
-    );
+    let url = db.url();
+    let (first, _realm) = manufacturer_and_network_on(d, DEVICES, Some(&url));
+    let listen = [first, format!("127.0.0.1:{}", free_udp_port())];
     ok(
         &[
             "network",

@@ -78,6 +78,16 @@ pub(crate) fn json_lines(text: &str) -> Vec<Value> {
 /// A manufacturer with `devices` bundles and a network (SQLite) that trusts
 /// it, listening on a free port; returns (listen address, DCS realm).
 pub(crate) fn manufacturer_and_network(d: &Path, devices: usize) -> (String, String) {
+    manufacturer_and_network_on(d, devices, None)
+}
+
+/// As [`manufacturer_and_network`], with the network's database at `db`
+/// (a `postgres://` URL) instead of the default SQLite file.
+pub(crate) fn manufacturer_and_network_on(
+    d: &Path,
+    devices: usize,
+    db: Option<&str>,
+) -> (String, String) {
     ok(
         &["mfr", "init", "--dir", "mfr", "--name", "Acme Sensors"],
         d,
@@ -105,19 +115,20 @@ pub(crate) fn manufacturer_and_network(d: &Path, devices: usize) -> (String, Str
         d,
     );
     let listen = format!("127.0.0.1:{}", free_udp_port());
-    ok(
-        &[
-            "network",
-            "init",
-            "--dir",
-            "net",
-            "--nid",
-            "000000000AB",
-            "--listen",
-            &listen,
-        ],
-        d,
-    );
+    let mut init = vec![
+        "network",
+        "init",
+        "--dir",
+        "net",
+        "--nid",
+        "000000000AB",
+        "--listen",
+        &listen,
+    ];
+    if let Some(db) = db {
+        init.extend(["--db", db]);
+    }
+    ok(&init, d);
     ok(
         &[
             "network",
