@@ -102,9 +102,10 @@ pub fn serve(
                     }
                     peers.insert(conn, from);
                     network.handle_pdu(SystemTime::now(), conn, datagram.payload);
-                    // The audit trail right after the state change it
-                    // reports, one commit per datagram: a kill between the
-                    // two loses at most this datagram's entries.
+                    // The audit trail right after the datagram, one commit:
+                    // changes of subscriptions were written with their
+                    // entries; a kill here loses at most the entries of
+                    // events that changed nothing stored.
                     record(network, &mut on_event);
                 }
                 Kind::Release => {
@@ -131,7 +132,9 @@ pub fn serve(
 }
 
 /// Appends the events the network reported to the store's audit trail (one
-/// transaction) and hands them to `on_event`.
+/// transaction) and hands them to `on_event`. Events the store already
+/// wrote with the change they report
+/// ([`NetworkEvent::recorded_with_change`]) are not written again.
 fn record(network: &mut Network, on_event: &mut impl FnMut(&NetworkEvent)) {
     let mut events = Vec::new();
     while let Some(event) = network.poll_event() {
@@ -143,6 +146,13 @@ fn record(network: &mut Network, on_event: &mut impl FnMut(&NetworkEvent)) {
     let at_unix = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    network.store_mut().record_events(at_unix, &events);
+    let unrecorded: Vec<NetworkEvent> = events
+        .iter()
+        .filter(|e| !e.recorded_with_change())
+        .cloned()
+        .collect();
+    if !unrecorded.is_empty() {
+        network.store_mut().record_events(at_unix, &unrecorded);
+    }
     events.iter().for_each(on_event);
 }

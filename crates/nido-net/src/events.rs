@@ -120,3 +120,22 @@ pub enum NetworkEvent {
         reason: String,
     },
 }
+
+impl NetworkEvent {
+    /// Whether this event reports a change of a subscription that the
+    /// network wrote together with its audit entry
+    /// ([`crate::Store::put_subscription_audited`]): a package delivered, a
+    /// subscription provisioned or activated. A driver keeping an audit
+    /// trail records every other event itself, and not these.
+    pub fn recorded_with_change(&self) -> bool {
+        matches!(
+            self,
+            Self::PackageDelivered { .. }
+                | Self::Provisioned { .. }
+                | Self::Authenticated {
+                    activated: true,
+                    ..
+                }
+        )
+    }
+}

@@ -13,6 +13,7 @@ use nido_sec::suci::HomeNetworkPublicKey;
 use nido_sec::{K, Op, Supi};
 use thiserror::Error;
 
+use crate::NetworkEvent;
 use crate::store::{Store, StoreError, Subscription, SubscriptionState};
 
 /// Whether a device nobody claimed gets a subscription of its own.
@@ -56,6 +57,20 @@ pub struct Provisioned {
     pub owner: Option<String>,
     /// Whether an existing subscription was re-provisioned (new K).
     pub reprovisioned: bool,
+    /// The device identity.
+    pub device: String,
+}
+
+impl Provisioned {
+    /// The event reporting it (written to the audit trail with the
+    /// subscription).
+    pub fn event(&self) -> NetworkEvent {
+        NetworkEvent::PackageDelivered {
+            device: self.device.clone(),
+            supi: self.supi.clone(),
+            reprovisioned: self.reprovisioned,
+        }
+    }
 }
 
 /// Why the PVS refused.
@@ -196,35 +211,43 @@ impl Pvs {
         };
         let sealed = package::seal(&package, &request.device_public_key, &binding)
             .map_err(|e| PvsRefusal::Request(e.to_string()))?;
-        store.put_subscription(Subscription {
-            supi: supi.clone(),
-            k,
-            opc,
-            amf: Amf::FIVE_G,
-            // A new K starts from the SQN state the subscription had: SEQ
-            // stays monotonic, and any SQN is fresh for the new USIM window.
-            sqn: existing.map(|s| s.sqn).unwrap_or_default(),
-            state: SubscriptionState::Created,
-            device: device.to_owned(),
-            owner: owner.as_ref().map(|o| o.id.clone()),
-            package_id,
-        })?;
-        Ok(Provisioned {
+        let done = Provisioned {
             sealed,
             package_id,
-            supi,
-            owner: owner.map(|o| o.id),
+            supi: supi.clone(),
+            owner: owner.as_ref().map(|o| o.id.clone()),
             reprovisioned,
-        })
+            device: device.to_owned(),
+        };
+        store.put_subscription_audited(
+            Subscription {
+                supi,
+                k,
+                opc,
+                amf: Amf::FIVE_G,
+                // A new K starts from the SQN state the subscription had: SEQ
+                // stays monotonic, and any SQN is fresh for the new USIM window.
+                sqn: existing.map(|s| s.sqn).unwrap_or_default(),
+                state: SubscriptionState::Created,
+                device: device.to_owned(),
+                owner: owner.map(|o| o.id),
+                package_id,
+            },
+            now_unix,
+            &[done.event()],
+        )?;
+        Ok(done)
     }
 
     /// The device's confirmation: the MAC over the package id, keyed from
-    /// K and OPc, proves it opened the package. Marks the subscription provisioned.
+    /// K and OPc, proves it opened the package. Marks the subscription
+    /// provisioned at `now_unix`, with its audit entry.
     pub fn confirm(
         &self,
         store: &mut dyn Store,
         device: &str,
         confirmation: &Confirmation,
+        now_unix: u64,
     ) -> Result<Supi, PvsRefusal> {
         let mut sub = store
             .subscription_by_device(device)?
@@ -236,7 +259,11 @@ impl Pvs {
             .map_err(|_| PvsRefusal::BadConfirmation)?;
         if sub.state == SubscriptionState::Created {
             sub.state = SubscriptionState::Provisioned;
-            store.put_subscription(sub.clone())?;
+            let event = NetworkEvent::Provisioned {
+                device: device.to_owned(),
+                supi: sub.supi.clone(),
+            };
+            store.put_subscription_audited(sub.clone(), now_unix, &[event])?;
         }
         Ok(sub.supi)
     }

@@ -108,6 +108,24 @@ pub trait Store {
     fn add_claimable(&mut self, device: &str, claim_code_hash: &str) -> Result<(), StoreError>;
     /// An owner claims a device by the hash of its claim code; one-time.
     fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<String, StoreError>;
+    /// [`Store::put_subscription`] and the audit entries of `audit` (the
+    /// events that report this very change), in one transaction: the trail
+    /// never misses a change that was made nor reports one that was not.
+    /// Events it takes are the ones [`crate::NetworkEvent::recorded_with_change`]
+    /// names; drivers do not record those again. The default writes the
+    /// subscription, then records the events (a store without an audit
+    /// trail, or one that cannot do better).
+    fn put_subscription_audited(
+        &mut self,
+        sub: Subscription,
+        at_unix: u64,
+        audit: &[crate::NetworkEvent],
+    ) -> Result<(), StoreError> {
+        self.put_subscription(sub)?;
+        self.record_events(at_unix, audit);
+        Ok(())
+    }
+
     /// Appends `event` to the audit trail (who onboarded, what was refused
     /// and why). Drivers call it for every event the network reports; a
     /// store without an audit trail ignores it. Best effort: a store that

@@ -107,8 +107,16 @@ impl Udm {
     }
 
     /// The AUSF reports a successful 5G-AKA: the subscription is validated
-    /// (design doc step 12). Returns whether this activated it.
-    pub fn authenticated(&self, store: &mut dyn Store, supi: &Supi) -> Result<bool, UdmError> {
+    /// (design doc step 12). Returns whether this activated it; an
+    /// activation is written with `activation` (its event) in the audit
+    /// trail at `now_unix`, in one transaction.
+    pub fn authenticated(
+        &self,
+        store: &mut dyn Store,
+        supi: &Supi,
+        now_unix: u64,
+        activation: &crate::NetworkEvent,
+    ) -> Result<bool, UdmError> {
         let mut sub = store
             .subscription_by_supi(supi)?
             .ok_or_else(|| UdmError::Unknown(supi.clone()))?;
@@ -116,7 +124,7 @@ impl Udm {
             return Ok(false);
         }
         sub.state = SubscriptionState::Active;
-        store.put_subscription(sub)?;
+        store.put_subscription_audited(sub, now_unix, core::slice::from_ref(activation))?;
         Ok(true)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nido_net::pvs::{ClaimPolicy, Pvs, PvsConfig, PvsRefusal};
 use nido_net::udm::Udm;
-use nido_net::{MemoryStore, Owner, Store, SubscriptionState};
+use nido_net::{ConnectionId, MemoryStore, NetworkEvent, Owner, Store, SubscriptionState};
 use nido_prov::package::{Binding, ServingNetwork};
 use nido_prov::{Confirmation, ProvisioningRequest, ProvisioningResponse, ThirdPartyCredential};
 use nido_se::{MemorySe, SeAkaError, SecureElement};
@@ -106,7 +106,8 @@ fn provision(
         mac: installed.confirmation_mac,
     };
     let confirmation = Confirmation::decode(&confirmation.encode()).unwrap();
-    net.pvs.confirm(&mut net.store, serial, &confirmation)?;
+    net.pvs
+        .confirm(&mut net.store, serial, &confirmation, NOW)?;
     Ok(installed.public)
 }
 
@@ -140,7 +141,14 @@ fn validate(
     assert!(challenge.seaf_accepts(&ue.res_star));
     let (_kseaf, kausf) = challenge.confirm(&ue.res_star, snn.as_bytes()).unwrap();
     assert_eq!(kausf, ue.kausf);
-    net.udm.authenticated(&mut net.store, &supi).unwrap();
+    let activation = NetworkEvent::Authenticated {
+        conn: ConnectionId(1),
+        supi: supi.clone(),
+        activated: true,
+    };
+    net.udm
+        .authenticated(&mut net.store, &supi, NOW, &activation)
+        .unwrap();
     Ok(supi)
 }
 
@@ -279,7 +287,7 @@ fn a_wrong_confirmation_is_refused() {
         mac: [0; 32],
     };
     assert_eq!(
-        net.pvs.confirm(&mut net.store, "ACME-5", &bogus),
+        net.pvs.confirm(&mut net.store, "ACME-5", &bogus, NOW),
         Err(PvsRefusal::BadConfirmation)
     );
     assert_eq!(

@@ -61,7 +61,39 @@ fn illegal_ue_and_permanently_not_authorized_give_up() {
 fn temporarily_not_authorized_backs_off() {
     let (state, wake, _) = reject(GmmCause::TemporarilyNotAuthorizedForThisSnpn, None);
     assert_eq!(state, DeviceState::BackingOff);
-    assert_eq!(wake, Some(Timers::default().temporarily_not_authorized));
+    assert_eq!(wake, Some(Timers::default().not_authorized_retry));
+}
+
+/// Each #74 in a row doubles the wait, up to `temporarily_not_authorized`;
+/// an accepted registration starts the count again.
+#[test]
+fn repeated_not_authorized_waits_ever_longer() {
+    let world = world();
+    let (mut fleet, _) = one_device(&world, &NetworkOptions::default(), 7);
+    let timers = Timers::default();
+    fleet.power_on(0);
+    // The device alone, on its own clock: each REGISTRATION REQUEST it
+    // sends is answered by the reject below.
+    let mut now = fleet.now();
+    let mut waits = Vec::new();
+    for _ in 0..10 {
+        let pdu = build::registration_reject(GmmCause::TemporarilyNotAuthorizedForThisSnpn, None)
+            .unwrap()
+            .encode()
+            .unwrap();
+        fleet.device_mut(0).handle_pdu(now, &pdu);
+        assert_eq!(fleet.device(0).state(), DeviceState::BackingOff);
+        let wake = fleet.device_mut(0).poll_timeout().unwrap();
+        waits.push(wake.duration_since(now).unwrap());
+        // The back-off ends: the device registers again (and is refused again).
+        fleet.device_mut(0).handle_timeout(wake);
+        assert_eq!(fleet.device(0).state(), DeviceState::Onboarding);
+        now = wake;
+    }
+    let first = timers.not_authorized_retry;
+    assert_eq!(&waits[..3], &[first, first * 2, first * 4]);
+    assert_eq!(*waits.last().unwrap(), timers.temporarily_not_authorized);
+    assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
 }
 
 #[test]

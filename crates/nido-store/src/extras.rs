@@ -28,6 +28,48 @@ type AuditRow = (
     String,
 );
 
+/// Audit entries and device states to write in one transaction.
+pub(crate) struct AuditRows {
+    pub(crate) at: i64,
+    pub(crate) entries: Vec<AuditEntry>,
+    pub(crate) devices: Vec<(String, &'static str)>,
+}
+
+/// Writes [`AuditRows`] with the open transaction `$tx` (either backend).
+macro_rules! insert_audit {
+    ($tx:ident, $rows:expr) => {
+        let rows: &$crate::extras::AuditRows = &$rows;
+        for entry in &rows.entries {
+            sqlx::query(
+                "INSERT INTO audit (at, kind, device, supi, cause, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(rows.at)
+            .bind(&entry.kind)
+            .bind(entry.device.as_deref())
+            .bind(entry.supi.as_deref())
+            .bind(entry.cause.map(i64::from))
+            .bind(&entry.detail)
+            .execute(&mut *$tx)
+            .await?;
+        }
+        for (serial, state) in &rows.devices {
+            sqlx::query(
+                "INSERT INTO devices (serial, state, first_seen, last_seen) \
+                 VALUES ($1, $2, $3, $3) \
+                 ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
+                 last_seen = excluded.last_seen",
+            )
+            .bind(serial)
+            .bind(*state)
+            .bind(rows.at)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+pub(crate) use insert_audit;
+
 impl SqlStore {
     /// Sets the size of the IMSI range: [`nido_net::Store::allocate_msin`]
     /// hands out 1..=`size` and then refuses (`Exhausted`). A store starts
@@ -69,19 +111,20 @@ impl SqlStore {
         Ok((to_u64(allocated, "allocated")?, to_u64(size, "range size")?))
     }
 
-    /// Appends the audit entries of `events` and updates the devices they
-    /// name, in one transaction (one durable commit for a driver's batch).
-    pub fn append_audit_batch(
+    /// The audit entries of `events` and the devices they name with the
+    /// state each puts them in, ready for [`insert_audit`] inside a
+    /// transaction.
+    pub(crate) fn audit_rows(
         &self,
         at: u64,
         events: &[nido_net::NetworkEvent],
-    ) -> Result<(), SqlStoreError> {
+    ) -> Result<AuditRows, SqlStoreError> {
         use nido_net::NetworkEvent as E;
-        let entries: Vec<AuditEntry> = events
+        let entries = events
             .iter()
             .map(|e| AuditEntry::from_event(at, e))
             .collect();
-        let devices: Vec<(String, &'static str)> = events
+        let devices = events
             .iter()
             .filter_map(|event| match event {
                 E::DeviceAuthenticated { device, .. } => Some((device.clone(), "authenticated")),
@@ -100,37 +143,25 @@ impl SqlStore {
                 _ => None,
             })
             .collect();
-        let at = to_i64(at, "time")?;
+        Ok(AuditRows {
+            at: to_i64(at, "time")?,
+            entries,
+            devices,
+        })
+    }
+
+    /// Appends the audit entries of `events` and updates the devices they
+    /// name, in one transaction (one durable commit for a driver's batch).
+    pub fn append_audit_batch(
+        &self,
+        at: u64,
+        events: &[nido_net::NetworkEvent],
+    ) -> Result<(), SqlStoreError> {
+        let rows = self.audit_rows(at, events)?;
         self.run(async {
             on_pool!(self, |p, _begin| {
                 let mut tx = p.begin().await?;
-                for entry in &entries {
-                    sqlx::query(
-                        "INSERT INTO audit (at, kind, device, supi, cause, detail) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(at)
-                    .bind(&entry.kind)
-                    .bind(entry.device.as_deref())
-                    .bind(entry.supi.as_deref())
-                    .bind(entry.cause.map(i64::from))
-                    .bind(&entry.detail)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                for (serial, state) in &devices {
-                    sqlx::query(
-                        "INSERT INTO devices (serial, state, first_seen, last_seen) \
-                         VALUES ($1, $2, $3, $3) \
-                         ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
-                         last_seen = excluded.last_seen",
-                    )
-                    .bind(serial)
-                    .bind(*state)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                insert_audit!(tx, rows);
                 tx.commit().await?;
                 Ok(())
             })

@@ -289,7 +289,11 @@ impl SqlStore {
         row.map(|r| self.subscription_of(r)).transpose()
     }
 
-    fn try_put_subscription(&self, sub: &Subscription) -> Result<(), SqlStoreError> {
+    fn try_put_subscription(
+        &self,
+        sub: &Subscription,
+        audit: Option<crate::extras::AuditRows>,
+    ) -> Result<(), SqlStoreError> {
         let supi = sub.supi.to_string();
         let k_enc = self.sealer.seal("k", &supi, sub.k.expose())?;
         let opc_enc = self.sealer.seal("opc", &supi, sub.opc.expose())?;
@@ -352,6 +356,9 @@ impl SqlStore {
                     .bind(old_package.is_some())
                     .execute(&mut *tx)
                     .await?;
+                }
+                if let Some(rows) = &audit {
+                    crate::extras::insert_audit!(tx, rows);
                 }
                 tx.commit().await?;
                 Ok(())
@@ -509,7 +516,17 @@ impl Store for SqlStore {
     }
 
     fn put_subscription(&mut self, sub: Subscription) -> Result<(), StoreError> {
-        Ok(self.try_put_subscription(&sub)?)
+        Ok(self.try_put_subscription(&sub, None)?)
+    }
+
+    fn put_subscription_audited(
+        &mut self,
+        sub: Subscription,
+        at_unix: u64,
+        audit: &[nido_net::NetworkEvent],
+    ) -> Result<(), StoreError> {
+        let rows = self.audit_rows(at_unix, audit)?;
+        Ok(self.try_put_subscription(&sub, Some(rows))?)
     }
 
     fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {

@@ -963,3 +963,50 @@ fn sql_store_can_move_to_the_driver_thread() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<SqlStore>();
 }
+
+/// A change of a subscription and the audit entry reporting it commit in
+/// one transaction: both are there, or (the change refused) neither.
+fn a_change_and_its_audit_entry_commit_together(s: &mut SqlStore) {
+    use nido_net::NetworkEvent;
+
+    let delivered = |device: &str, n: u64| NetworkEvent::PackageDelivered {
+        device: device.into(),
+        supi: supi(n),
+        reprovisioned: false,
+    };
+    assert!(delivered("DEV-1", 1).recorded_with_change());
+    s.put_subscription_audited(sub("DEV-1", 1, 1), 2000, &[delivered("DEV-1", 1)])
+        .unwrap();
+    let trail = s.audit(10).unwrap();
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(trail[0].kind, "package_delivered");
+    assert_eq!(trail[0].device.as_deref(), Some("DEV-1"));
+    assert_eq!(trail[0].at, 2000);
+    let dev = s.devices().unwrap();
+    assert_eq!(dev.len(), 1);
+    assert_eq!(dev[0].state, "provisioning");
+
+    // DEV-2 asking for DEV-1's SUPI is refused: no subscription, no entry,
+    // no device row.
+    let refused = s.put_subscription_audited(sub("DEV-2", 1, 2), 2001, &[delivered("DEV-2", 1)]);
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(s.audit(10).unwrap().len(), 1);
+    assert_eq!(s.devices().unwrap().len(), 1);
+    assert!(s.subscription_by_device("DEV-2").unwrap().is_none());
+    assert_eq!(s.take_error(), None);
+}
+
+#[test]
+fn a_change_and_its_audit_entry_commit_together_sqlite() {
+    let dir = TempDir::new();
+    a_change_and_its_audit_entry_commit_together(&mut open_sql(&dir.db()));
+}
+
+#[test]
+fn a_change_and_its_audit_entry_commit_together_postgres() {
+    let db = PgDb::new();
+    a_change_and_its_audit_entry_commit_together(&mut open_sql(&db.url()));
+}

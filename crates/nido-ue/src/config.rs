@@ -28,7 +28,14 @@ pub struct Timers {
     pub max_attempts: u32,
     /// T3502: the wait after `max_attempts` failed attempts. 12 min.
     pub t3502: Duration,
-    /// The wait after #74 "temporarily not authorized for this SNPN". 30 min.
+    /// The first wait after #74 "temporarily not authorized for this
+    /// SNPN"; each further #74 in a row doubles it, up to
+    /// `temporarily_not_authorized`. 15 s: longer than the network's clone
+    /// window (10 s), so a device restarted right after a crash, whose old
+    /// connection the network still counts as active, gets through at its
+    /// next try, while a clone that keeps trying waits ever longer.
+    pub not_authorized_retry: Duration,
+    /// The longest wait after #74 "temporarily not authorized for this SNPN". 30 min.
     pub temporarily_not_authorized: Duration,
     /// The UE is idle after this long without NAS traffic (the gNB
     /// releases the RRC connection); the next burst goes in a CONTROL
@@ -47,6 +54,7 @@ impl Default for Timers {
             max_retransmissions: 4,
             max_attempts: 5,
             t3502: Duration::from_secs(12 * 60),
+            not_authorized_retry: Duration::from_secs(15),
             temporarily_not_authorized: Duration::from_secs(30 * 60),
             idle_after: Duration::from_secs(10),
         }

@@ -114,6 +114,8 @@ pub struct Device {
     /// The last uplink message of the running procedure, for retransmission.
     pub(crate) last: Option<(Nas5gsMessage, Send)>,
     pub(crate) attempts: u32,
+    /// #74 rejects in a row (reset once a registration is accepted).
+    pub(crate) not_authorized: u32,
     pub(crate) mac_failures: u32,
     pub(crate) connection: u32,
     pub(crate) outbox: VecDeque<Transmit>,
@@ -156,6 +158,7 @@ impl Device {
             timer: None,
             last: None,
             attempts: 0,
+            not_authorized: 0,
             mac_failures: 0,
             connection: 0,
             outbox: VecDeque::new(),
@@ -563,7 +566,17 @@ impl Device {
             // Illegal UE, permanently not authorized for this SNPN: give up.
             3 | 75 => self.fail(),
             // Temporarily not authorized for this SNPN.
-            74 => self.back_off(now, timers.temporarily_not_authorized),
+            // Temporarily not authorized for this SNPN (for nido's network:
+            // the identity is onboarding on another connection): a short
+            // wait first, doubled for each #74 in a row.
+            74 => {
+                let wait = timers
+                    .not_authorized_retry
+                    .saturating_mul(1 << self.not_authorized.min(16))
+                    .min(timers.temporarily_not_authorized);
+                self.not_authorized = self.not_authorized.saturating_add(1);
+                self.back_off(now, wait);
+            }
             // Congestion: wait T3346 (or T3502 if the network gave none).
             22 => self.back_off(now, t3346.unwrap_or(timers.t3502)),
             // Onboarding services terminated: start over.

@@ -1,8 +1,11 @@
 //! Real processes: a manufacturer's factory output, `nido network serve`
-//! (SQLite) and several `nido device run` processes over UDP. The network
-//! is killed with SIGKILL mid-onboarding and restarted; every device still
-//! ends active with exactly one subscription, the audit trail records each
-//! step, and no secret the test knows appears in the database or the logs.
+//! and several `nido device run` processes over UDP, once on the default
+//! SQLite file and once on PostgreSQL. The network is killed with SIGKILL
+//! mid-onboarding and restarted; every device still ends active with
+//! exactly one subscription, the audit trail records each step, and no
+//! secret appears in the database or the logs: not OP, the key-encryption
+//! key or the SUCI private key, not any subscription's K or OPc (read back
+//! through the store with the KEK), not a device's IDevID private key.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
 
@@ -11,15 +14,28 @@ mod common;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{Scratch, json_lines, manufacturer_and_network, nido, ok, spawn};
+use common::{PgDb, Scratch, json_lines, manufacturer_and_network_on, nido, ok, spawn};
+use nido_net::Store;
+use nido_store::{Kek, SqlStore};
 
 const DEVICES: usize = 4;
 
 #[test]
 fn devices_onboard_through_a_network_killed_and_restarted() {
-    let s = Scratch::new("e2e");
+    kill_and_restart("e2e", None);
+}
+
+#[test]
+fn devices_onboard_through_a_network_killed_and_restarted_on_postgres() {
+    // Dropped last: the processes are gone when the database is dropped.
+    let db = PgDb::new();
+    kill_and_restart("e2e-pg", Some(&db.url()));
+}
+
+fn kill_and_restart(name: &str, db: Option<&str>) {
+    let s = Scratch::new(name);
     let d = &s.0;
-    let (listen, _realm) = manufacturer_and_network(d, DEVICES);
+    let (listen, _realm) = manufacturer_and_network_on(d, DEVICES, db);
     ok(
         &[
             "network",
@@ -143,24 +159,72 @@ fn devices_onboard_through_a_network_killed_and_restarted() {
             >= DEVICES
     );
 
-    // No secret the test can know is in the database or the logs: OP, the
-    // key-encryption key, the SUCI private key, the device keys.
+    // No secret is in the database or the logs.
     let mut secrets: Vec<Vec<u8>> = Vec::new();
+    let secret = |secrets: &mut Vec<Vec<u8>>, bytes: &[u8]| {
+        secrets.push(bytes.to_vec());
+        secrets.push(hex_of(bytes).into_bytes());
+        secrets.push(hex_of(bytes).to_uppercase().into_bytes());
+    };
+    // The operator's: OP, the key-encryption key, the SUCI private key.
     for f in [
         "net/keys/op.hex",
         "net/keys/kek.hex",
         "net/keys/suci-a-1.hex",
     ] {
         let hex_text = std::fs::read_to_string(d.join(f)).unwrap();
-        secrets.push(hex::decode(hex_text.trim()).unwrap());
-        secrets.push(hex_text.trim().as_bytes().to_vec());
+        secret(&mut secrets, &hex::decode(hex_text.trim()).unwrap());
     }
+    // Every subscription's K and OPc, as the store opens them with the KEK.
+    let kek = Kek::from_hex(
+        std::fs::read_to_string(d.join("net/keys/kek.hex"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let url = match db {
+        Some(url) => url.to_owned(),
+        None => format!("sqlite://{}", d.join("net/nido.db").display()),
+    };
+    let store = SqlStore::open(&url, kek).unwrap();
+    let opened = store.subscriptions().unwrap();
+    assert_eq!(opened.len(), DEVICES);
+    for sub in &opened {
+        secret(&mut secrets, sub.k.expose());
+        secret(&mut secrets, sub.opc.expose());
+    }
+    drop(store);
+    // The devices': each IDevID private key (the PEM body, and its DER).
+    for serial in &serials {
+        let pem = std::fs::read_to_string(d.join(format!("factory/{serial}/device.key"))).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        secret(&mut secrets, &base64_decode(&body));
+        secrets.push(body.into_bytes());
+    }
+
     let mut haystack = Vec::new();
-    for entry in std::fs::read_dir(d.join("net")).unwrap() {
-        let p = entry.unwrap().path();
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("nido.db") {
-            haystack.extend(std::fs::read(&p).unwrap());
+    match db {
+        None => {
+            for entry in std::fs::read_dir(d.join("net")).unwrap() {
+                let p = entry.unwrap().path();
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                if name.starts_with("nido.db") {
+                    haystack.extend(std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        Some(url) => {
+            let dump = std::process::Command::new("pg_dump")
+                .args(["--data-only", url])
+                .output()
+                .unwrap();
+            assert!(
+                dump.status.success(),
+                "pg_dump: {}",
+                String::from_utf8_lossy(&dump.stderr)
+            );
+            assert!(dump.stdout.len() > 1000, "the dump is empty");
+            haystack.extend(dump.stdout);
         }
     }
     for entry in std::fs::read_dir(d).unwrap() {
@@ -175,6 +239,24 @@ fn devices_onboard_through_a_network_killed_and_restarted() {
             "a secret is in the database or the logs"
         );
     }
+}
+
+/// Standard base64 (the PEM body), without a dependency.
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes().filter(|&c| c != b'=') {
+        let v = ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
 }
 
 fn hex_of(b: &[u8]) -> String {

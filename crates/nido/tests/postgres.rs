@@ -14,59 +14,13 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{Reaper, Scratch, free_udp_port, json_lines, manufacturer_and_network_on, ok, spawn};
+use common::{
+    PgDb, Reaper, Scratch, free_udp_port, json_lines, manufacturer_and_network_on, ok, spawn,
+};
 
 const DEVICES: usize = 6;
-
-/// Runs one SQL statement on the server's `test` database.
-fn psql(sql: &str) -> Output {
-    Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql")
-}
-
-/// A fresh database, dropped when the guard is (even when the test fails).
-struct PgDb(String);
-
-impl PgDb {
-    fn new() -> Self {
-        let name = format!("nido_e2e_{}", std::process::id());
-        let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        let out = psql(&format!("CREATE DATABASE {name}"));
-        assert!(
-            out.status.success(),
-            "CREATE DATABASE {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self(name)
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.0)
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let _ = psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
-    }
-}
 
 /// Waits until `log` contains `needle`.
 fn wait_for(log: &Path, needle: &str) {

@@ -3,7 +3,7 @@
 //! registration), security mode control, REGISTRATION ACCEPT/COMPLETE
 //! (TS 24.501 §5.5.1.2, §5.4.1, §5.4.2; design doc steps 1-6, 11-12).
 
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use nido_eap::{ServerOutcome, ServerStep};
 use nido_nas::build::{
@@ -227,7 +227,18 @@ impl Network {
                 let snn = self.config.serving_network.snn.clone();
                 match (session.confirm(&ResStar::new(res), snn.as_bytes()), supi) {
                     (Ok(kseaf), Some(supi)) => {
-                        let activated = match self.udm.authenticated(self.store.as_mut(), &supi) {
+                        let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                        let activation = NetworkEvent::Authenticated {
+                            conn,
+                            supi: supi.clone(),
+                            activated: true,
+                        };
+                        let activated = match self.udm.authenticated(
+                            self.store.as_mut(),
+                            &supi,
+                            now_unix,
+                            &activation,
+                        ) {
                             Ok(activated) => activated,
                             Err(e) => {
                                 return self.reject(

@@ -182,11 +182,7 @@ impl Network {
                         .provision(self.store.as_mut(), &device, &req, now_unix)
                     {
                         Ok(done) => {
-                            self.events.push_back(NetworkEvent::PackageDelivered {
-                                device: device.clone(),
-                                supi: done.supi,
-                                reprovisioned: done.reprovisioned,
-                            });
+                            self.events.push_back(done.event());
                             ResponseBody::Changed(
                                 ProvisioningResponse::Provisioned(done.sealed).encode(),
                             )
@@ -220,7 +216,7 @@ impl Network {
                 Ok(confirmation) => {
                     match self
                         .pvs
-                        .confirm(self.store.as_mut(), &device, &confirmation)
+                        .confirm(self.store.as_mut(), &device, &confirmation, now_unix)
                     {
                         Ok(supi) => {
                             self.events.push_back(NetworkEvent::Provisioned {

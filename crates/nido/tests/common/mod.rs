@@ -156,3 +156,52 @@ impl Drop for Reaper {
         let _ = self.0.wait();
     }
 }
+
+// PostgreSQL (on 127.0.0.1:5432, user postgres, trust auth; `psql` installed).
+
+/// Runs one SQL statement on the server's `test` database.
+pub(crate) fn psql(sql: &str) -> Output {
+    Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql")
+}
+
+/// A fresh database, dropped when the guard is (even when the test fails).
+pub(crate) struct PgDb(pub(crate) String);
+
+impl PgDb {
+    pub(crate) fn new() -> Self {
+        let name = format!("nido_e2e_{}", std::process::id());
+        let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        let out = psql(&format!("CREATE DATABASE {name}"));
+        assert!(
+            out.status.success(),
+            "CREATE DATABASE {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(name)
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.0)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
+    }
+}
