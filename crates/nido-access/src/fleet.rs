@@ -89,7 +89,14 @@ pub fn run_fleet(
         ..FleetReport::default()
     };
     let mut bursts_left = vec![options.bursts; n];
+    // Bursts due, by time; a device is in it at most once.
+    let mut bursts_due: BinaryHeap<Reverse<(SystemTime, usize)>> = BinaryHeap::new();
+    let mut burst_scheduled = vec![false; n];
     let mut next_burst = vec![None::<SystemTime>; n];
+    // Bookkeeping is per device touched, never a walk over the fleet.
+    let mut touched: Vec<usize> = Vec::new();
+    let mut settled_flag = vec![false; n];
+    let mut settled = 0usize;
     let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
     let mut out = Vec::with_capacity(2048);
     let pump = |i: usize,
@@ -97,6 +104,7 @@ pub fn run_fleet(
                 link: &mut Link,
                 timers: &mut BinaryHeap<Reverse<(SystemTime, usize)>>,
                 report: &mut FleetReport,
+                touched: &mut Vec<usize>,
                 now: SystemTime| {
         while let Some(t) = device.poll_transmit() {
             report.uplink.0 += 1;
@@ -112,6 +120,7 @@ pub fn run_fleet(
         if let Some(at) = device.poll_timeout() {
             timers.push(Reverse((at, i)));
         }
+        touched.push(i);
     };
     loop {
         let now = SystemTime::now();
@@ -126,6 +135,7 @@ pub fn run_fleet(
                 &mut link,
                 &mut timers,
                 &mut report,
+                &mut touched,
                 now,
             );
             powered += 1;
@@ -151,7 +161,15 @@ pub fn run_fleet(
                         report.downlink.0 += 1;
                         report.downlink.1 += d.pdu.len() as u64;
                         device.handle_pdu(now, &d.pdu);
-                        pump(i, device, &mut link, &mut timers, &mut report, now);
+                        pump(
+                            i,
+                            device,
+                            &mut link,
+                            &mut timers,
+                            &mut report,
+                            &mut touched,
+                            now,
+                        );
                     }
                 }
             }
@@ -184,40 +202,79 @@ pub fn run_fleet(
             timers.pop();
             if devices[i].poll_timeout() == Some(at) {
                 devices[i].handle_timeout(now);
-                pump(i, &mut devices[i], &mut link, &mut timers, &mut report, now);
+                pump(
+                    i,
+                    &mut devices[i],
+                    &mut link,
+                    &mut timers,
+                    &mut report,
+                    &mut touched,
+                    now,
+                );
             }
         }
-        // Bursts and bookkeeping.
-        let mut settled = 0;
-        for i in 0..powered {
+        // Bursts due (a device that left `Active` meanwhile is scheduled
+        // again when it is back).
+        while let Some(Reverse((at, i))) = bursts_due.peek().copied() {
+            if at > now {
+                break;
+            }
+            bursts_due.pop();
+            burst_scheduled[i] = false;
             let device = &mut devices[i];
-            match device.state() {
-                DeviceState::Active => {
-                    if report.time_to_active[i].is_none() {
-                        report.time_to_active[i] = powered_at[i].map(|t| t.elapsed());
-                    }
-                    if bursts_left[i] > 0
-                        && next_burst[i].is_none_or(|t| now >= t)
-                        && device.send_data(now, &options.payload).is_ok()
-                    {
-                        bursts_left[i] -= 1;
-                        report.bursts_sent += 1;
-                        next_burst[i] = Some(now + options.burst_every);
-                        pump(i, device, &mut link, &mut timers, &mut report, now);
-                    }
-                    if bursts_left[i] == 0 {
-                        settled += 1;
-                    }
+            if device.state() == DeviceState::Active
+                && bursts_left[i] > 0
+                && device.send_data(now, &options.payload).is_ok()
+            {
+                bursts_left[i] -= 1;
+                report.bursts_sent += 1;
+                next_burst[i] = Some(now + options.burst_every);
+                pump(
+                    i,
+                    device,
+                    &mut link,
+                    &mut timers,
+                    &mut report,
+                    &mut touched,
+                    now,
+                );
+            }
+        }
+        // Bookkeeping of the devices touched in this round.
+        touched.sort_unstable();
+        touched.dedup();
+        for i in touched.drain(..) {
+            let state = devices[i].state();
+            if state == DeviceState::Active {
+                if report.time_to_active[i].is_none() {
+                    report.time_to_active[i] = powered_at[i].map(|t| t.elapsed());
                 }
-                DeviceState::Failed => settled += 1,
-                _ => {}
+                if bursts_left[i] > 0 && !burst_scheduled[i] {
+                    let at = next_burst[i].map_or(now, |t| t.max(now));
+                    bursts_due.push(Reverse((at, i)));
+                    burst_scheduled[i] = true;
+                }
+            }
+            let is_settled = (state == DeviceState::Active && bursts_left[i] == 0)
+                || state == DeviceState::Failed;
+            if is_settled != settled_flag[i] {
+                settled_flag[i] = is_settled;
+                if is_settled {
+                    settled += 1;
+                } else {
+                    settled -= 1;
+                }
             }
         }
         progress(settled, n);
         if settled == n || start.elapsed() > options.timeout {
             break;
         }
-        if received == 0 && link.next_delivery().is_none_or(|t| t > SystemTime::now()) {
+        let next_burst_due = bursts_due.peek().is_some_and(|Reverse((t, _))| *t <= now);
+        if received == 0
+            && !next_burst_due
+            && link.next_delivery().is_none_or(|t| t > SystemTime::now())
+        {
             std::thread::sleep(Duration::from_micros(500));
         }
     }
