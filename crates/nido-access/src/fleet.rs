@@ -10,7 +10,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime};
 
 use nido_sim::{Direction, Link};
-use nido_ue::{Device, DeviceState};
+use nido_ue::{Device, DeviceEvent, DeviceState};
 
 use crate::datagram::{Datagram, HEADER_LEN, Kind, MAX_PAYLOAD};
 use crate::device::{GENERATION_BITS, connection_id};
@@ -47,6 +47,12 @@ pub struct FleetReport {
     pub elapsed: Duration,
     /// Per-device time from power-on to active, in arrival order.
     pub time_to_active: Vec<Option<Duration>>,
+    /// Per device, how long each phase of the design doc took the first
+    /// time through: A (power-on to registered for onboarding), B
+    /// (provisioning and leaving the onboarding registration), C
+    /// (registration with 5G-AKA, to active), D (the data session, to the
+    /// first burst sent).
+    pub phases: Vec<[Option<Duration>; 4]>,
     /// Uplink NAS messages and octets sent by all devices.
     pub uplink: (u64, u64),
     /// Downlink NAS messages and octets received by all devices.
@@ -86,6 +92,7 @@ pub fn run_fleet(
     let mut report = FleetReport {
         devices: n,
         time_to_active: vec![None; n],
+        phases: vec![[None; 4]; n],
         ..FleetReport::default()
     };
     let mut bursts_left = vec![options.bursts; n];
@@ -97,6 +104,8 @@ pub fn run_fleet(
     let mut touched: Vec<usize> = Vec::new();
     let mut settled_flag = vec![false; n];
     let mut settled = 0usize;
+    // When each phase ended, per device (the first time).
+    let mut phase_end: Vec<[Option<Instant>; 4]> = vec![[None; 4]; n];
     let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
     let mut out = Vec::with_capacity(2048);
     let pump = |i: usize,
@@ -105,6 +114,7 @@ pub fn run_fleet(
                 timers: &mut BinaryHeap<Reverse<(SystemTime, usize)>>,
                 report: &mut FleetReport,
                 touched: &mut Vec<usize>,
+                phase_end: &mut [[Option<Instant>; 4]],
                 now: SystemTime| {
         while let Some(t) = device.poll_transmit() {
             report.uplink.0 += 1;
@@ -116,7 +126,27 @@ pub fn run_fleet(
                 t.pdu,
             );
         }
-        while device.poll_event().is_some() {}
+        while let Some(event) = device.poll_event() {
+            let ended = match event {
+                DeviceEvent::State {
+                    to: DeviceState::Provisioning,
+                    ..
+                } => Some(0),
+                DeviceEvent::State {
+                    to: DeviceState::Registering,
+                    ..
+                } => Some(1),
+                DeviceEvent::State {
+                    to: DeviceState::Active,
+                    ..
+                } => Some(2),
+                DeviceEvent::BurstSent { .. } => Some(3),
+                _ => None,
+            };
+            if let Some(p) = ended {
+                phase_end[i][p].get_or_insert_with(Instant::now);
+            }
+        }
         if let Some(at) = device.poll_timeout() {
             timers.push(Reverse((at, i)));
         }
@@ -136,6 +166,7 @@ pub fn run_fleet(
                 &mut timers,
                 &mut report,
                 &mut touched,
+                &mut phase_end,
                 now,
             );
             powered += 1;
@@ -168,6 +199,7 @@ pub fn run_fleet(
                             &mut timers,
                             &mut report,
                             &mut touched,
+                            &mut phase_end,
                             now,
                         );
                     }
@@ -209,6 +241,7 @@ pub fn run_fleet(
                     &mut timers,
                     &mut report,
                     &mut touched,
+                    &mut phase_end,
                     now,
                 );
             }
@@ -236,6 +269,7 @@ pub fn run_fleet(
                     &mut timers,
                     &mut report,
                     &mut touched,
+                    &mut phase_end,
                     now,
                 );
             }
@@ -278,8 +312,17 @@ pub fn run_fleet(
             std::thread::sleep(Duration::from_micros(500));
         }
     }
-    // A moment for the last bursts' acknowledgements.
     report.elapsed = start.elapsed();
+    for (i, ends) in phase_end.iter().enumerate() {
+        let mut from = powered_at[i];
+        for (p, end) in ends.iter().enumerate() {
+            report.phases[i][p] = match (from, *end) {
+                (Some(a), Some(b)) if b >= a => Some(b - a),
+                _ => None,
+            };
+            from = *end;
+        }
+    }
     report.active = devices
         .iter()
         .filter(|d| d.state() == DeviceState::Active)

@@ -8,7 +8,7 @@ use std::collections::BinaryHeap;
 use std::time::{Duration, SystemTime};
 
 use nido_net::{ConnectionId, Network, NetworkEvent};
-use nido_ue::{DataError, Device, DeviceEvent};
+use nido_ue::{DataError, Device, DeviceEvent, DeviceState};
 
 use crate::link::{Direction, Link, LinkStats};
 
@@ -32,6 +32,8 @@ pub struct TraceRecord<'a> {
 }
 
 type TraceHook = Box<dyn FnMut(&TraceRecord<'_>)>;
+type DeviceEventHook = Box<dyn FnMut(SystemTime, usize, &DeviceEvent)>;
+type NetworkEventHook = Box<dyn FnMut(SystemTime, &NetworkEvent)>;
 type DownlinkFilter = Box<dyn FnMut(&nido_net::Transmit) -> bool>;
 
 /// Bits of a link connection id that carry the device's connection number.
@@ -46,17 +48,50 @@ fn device_of(conn: u64) -> usize {
     usize::try_from(conn >> GENERATION_BITS).unwrap_or(usize::MAX)
 }
 
+/// The number of [`DeviceState`]s.
+const STATES: usize = 8;
+
+/// A dense index for `state`, for the per-state counters.
+fn state_index(state: DeviceState) -> usize {
+    match state {
+        DeviceState::Off => 0,
+        DeviceState::Onboarding => 1,
+        DeviceState::Provisioning => 2,
+        DeviceState::Deregistering => 3,
+        DeviceState::Registering => 4,
+        DeviceState::Active => 5,
+        DeviceState::BackingOff => 6,
+        DeviceState::Failed => 7,
+    }
+}
+
 /// N devices, one network, one link, one clock.
+///
+/// Cost: every step costs what is due at that instant (link deliveries,
+/// network timers, device timers popped from one heap), never a walk over
+/// all devices; the number of devices in each [`DeviceState`] is kept
+/// incrementally from the devices' state events ([`Fleet::count`]).
 pub struct Fleet {
     network: Network,
     devices: Vec<Device>,
     link: Link,
     now: SystemTime,
+    /// Device timers (lazy deletion: an entry that no longer matches its
+    /// device's timer is dropped when it surfaces).
     device_timers: BinaryHeap<Reverse<(SystemTime, usize)>>,
+    /// The timer last pushed for each device, so an unchanged timer is not
+    /// pushed again on every PDU.
+    scheduled: Vec<Option<SystemTime>>,
+    /// Devices per state, indexed by [`state_index`].
+    states: [usize; STATES],
+    /// Devices switched off by [`Fleet::power_off`].
+    off: Vec<bool>,
     record: bool,
     device_events: Vec<Vec<DeviceEvent>>,
     network_events: Vec<NetworkEvent>,
     trace: Option<TraceHook>,
+    device_hook: Option<DeviceEventHook>,
+    network_hook: Option<NetworkEventHook>,
     downlink_filter: Option<DownlinkFilter>,
 }
 
@@ -79,19 +114,50 @@ impl Fleet {
             link,
             now,
             device_timers: BinaryHeap::new(),
+            scheduled: Vec::new(),
+            states: [0; STATES],
+            off: Vec::new(),
             record,
             device_events: Vec::new(),
             network_events: Vec::new(),
             trace: None,
+            device_hook: None,
+            network_hook: None,
             downlink_filter: None,
         }
     }
 
     /// Adds a device (powered off); returns its index.
     pub fn add_device(&mut self, device: Device) -> usize {
+        self.states[state_index(device.state())] += 1;
         self.devices.push(device);
-        self.device_events.push(Vec::new());
+        self.scheduled.push(None);
+        self.off.push(false);
+        if self.record {
+            self.device_events.push(Vec::new());
+        }
         self.devices.len() - 1
+    }
+
+    /// How many devices are in `state` now (kept from the devices' state
+    /// events, so asking costs nothing).
+    pub fn count(&self, state: DeviceState) -> usize {
+        self.states[state_index(state)]
+    }
+
+    /// Calls `hook` with every device event as it is polled (with the
+    /// clock and the device's index), whether or not the fleet records
+    /// events: a driver keeps its own compact statistics this way.
+    pub fn set_device_events(
+        &mut self,
+        hook: impl FnMut(SystemTime, usize, &DeviceEvent) + 'static,
+    ) {
+        self.device_hook = Some(Box::new(hook));
+    }
+
+    /// Calls `hook` with every network event as it is polled.
+    pub fn set_network_events(&mut self, hook: impl FnMut(SystemTime, &NetworkEvent) + 'static) {
+        self.network_hook = Some(Box::new(hook));
     }
 
     /// Calls `hook` for every PDU entering the link.
@@ -138,9 +204,9 @@ impl Fleet {
         ConnectionId(connection_id(i, self.devices[i].connection()))
     }
 
-    /// Device `i`'s recorded events.
+    /// Device `i`'s recorded events (none unless the fleet records).
     pub fn device_events(&self, i: usize) -> &[DeviceEvent] {
-        &self.device_events[i]
+        self.device_events.get(i).map_or(&[], Vec::as_slice)
     }
 
     /// The network's recorded events.
@@ -156,8 +222,22 @@ impl Fleet {
     /// Powers device `i` on.
     pub fn power_on(&mut self, i: usize) {
         let now = self.now;
+        self.off[i] = false;
         self.devices[i].power_on(now);
         self.pump_device(i);
+    }
+
+    /// Switches device `i` off where it stands: its timers no longer fire
+    /// and PDUs for it are lost, until [`Fleet::power_on`]. Its state stays
+    /// what it was (a device that gave up after a reject, say).
+    pub fn power_off(&mut self, i: usize) {
+        self.off[i] = true;
+        self.scheduled[i] = None;
+    }
+
+    /// Whether device `i` was switched off by [`Fleet::power_off`].
+    pub fn is_off(&self, i: usize) -> bool {
+        self.off[i]
     }
 
     /// Device `i` sends a burst.
@@ -207,12 +287,23 @@ impl Fleet {
             self.link.send(now, Direction::Uplink, conn, t.pdu);
         }
         while let Some(e) = device.poll_event() {
+            if let DeviceEvent::State { from, to } = e {
+                self.states[state_index(from)] -= 1;
+                self.states[state_index(to)] += 1;
+            }
+            if let Some(hook) = self.device_hook.as_mut() {
+                hook(now, i, &e);
+            }
             if self.record {
                 self.device_events[i].push(e);
             }
         }
-        if let Some(at) = device.poll_timeout() {
-            self.device_timers.push(Reverse((at, i)));
+        let timer = device.poll_timeout();
+        if timer != self.scheduled[i] {
+            self.scheduled[i] = timer;
+            if let Some(at) = timer {
+                self.device_timers.push(Reverse((at, i)));
+            }
         }
     }
 
@@ -239,6 +330,9 @@ impl Fleet {
             self.link.send(now, Direction::Downlink, t.conn.0, t.pdu);
         }
         while let Some(e) = self.network.poll_event() {
+            if let Some(hook) = self.network_hook.as_mut() {
+                hook(now, &e);
+            }
             if self.record {
                 self.network_events.push(e);
             }
@@ -249,7 +343,7 @@ impl Fleet {
     fn next_time(&mut self) -> Option<SystemTime> {
         // Drop device timer entries that no longer match the device's timer.
         while let Some(Reverse((at, i))) = self.device_timers.peek().copied() {
-            if self.devices[i].poll_timeout() == Some(at) {
+            if !self.off[i] && self.devices[i].poll_timeout() == Some(at) {
                 break;
             }
             self.device_timers.pop();
@@ -284,6 +378,9 @@ impl Fleet {
                 }
                 Direction::Downlink => {
                     let i = device_of(d.conn);
+                    if self.off.get(i).copied().unwrap_or(true) {
+                        continue;
+                    }
                     let Some(device) = self.devices.get_mut(i) else {
                         continue;
                     };
@@ -303,7 +400,10 @@ impl Fleet {
                 break;
             }
             self.device_timers.pop();
-            if self.devices[i].poll_timeout() == Some(at) {
+            if !self.off[i] && self.devices[i].poll_timeout() == Some(at) {
+                if self.scheduled[i] == Some(at) {
+                    self.scheduled[i] = None;
+                }
                 self.devices[i].handle_timeout(now);
                 self.pump_device(i);
             }

@@ -8,7 +8,9 @@
 //!   seeded loss, duplication, reordering, corruption, delay and jitter.
 
 //! - [`harness`]: [`Fleet`], N devices and one network over a link, the
-//!   clock, a trace hook;
+//!   clock, a trace hook, device and network event hooks and per-state
+//!   device counts; a step costs what is due at that instant, never a walk
+//!   over all devices, so a fleet of a million devices runs;
 //! - [`scenario`]: a manufacturer, a network trusting it, devices from its factory.
 
 pub mod harness;

@@ -13,11 +13,26 @@
 //!   2.4, time zone 0, accuracy 0, snapshot length 65535 and link type 252.
 //!   Every multi-octet field of the file header and of the record headers is
 //!   little-endian (the magic tells a reader so).
-//! - Each record is complete: its captured length equals its original length,
-//!   and a record that would exceed the snapshot length is refused with
+//! - Each record is complete (its captured length equals its original
+//!   length) but one: a partially ciphered message (below). A record that
+//!   would exceed the snapshot length is refused with
 //!   [`std::io::ErrorKind::InvalidInput`] before anything is written, so a
-//!   trace never holds a truncated PDU and a refused record leaves the file
-//!   valid.
+//!   refused record leaves the file valid.
+//! - **Partially ciphered messages.** A CONTROL PLANE SERVICE REQUEST sent
+//!   integrity protected (security header type 1 or 3) carries ciphertext
+//!   inside a message that is otherwise plain: the value part of its CIoT
+//!   small data container or NAS message container IE is ciphered (TS 24.501
+//!   §4.4.6). No decoder can tell from the octets, so Wireshark (checked with
+//!   tshark 4.0) reads the ciphertext as a plain container and calls the
+//!   record malformed, or reports an unknown data type as an error, for most
+//!   keys. Such a record is written the way a capture with a snapshot length
+//!   shows a packet: its original length is the whole PDU, its captured part
+//!   ends at the first ciphered octet ([`partially_ciphered_at`]). The header,
+//!   MAC, sequence number, message type and the IE's type and length are
+//!   there as sent; Wireshark decodes them and marks the record "Packet size
+//!   limited during capture", not malformed. The ciphertext is left out (a
+//!   trace reader cannot decipher NEA2 anyway); write the plain inner message
+//!   in the next record, as the demo and the simulator do.
 //! - A record's data is a list of exported-PDU tags, each a 2-octet tag, a
 //!   2-octet length and the value, big-endian as Wireshark reads them
 //!   (`wiretap/exported_pdu_tlvs.h`): first tag 12
@@ -60,6 +75,60 @@ pub const PCAP_MAGIC: u32 = 0xa1b2_c3d4;
 /// The name of Wireshark's 5GS NAS dissector.
 pub const NAS_5GS_DISSECTOR: &str = "nas-5gs";
 
+/// The 5GMM message type of CONTROL PLANE SERVICE REQUEST.
+const CONTROL_PLANE_SERVICE_REQUEST: u8 = 0x4f;
+
+/// Where the ciphertext of a partially ciphered NAS PDU starts, if `pdu` is
+/// one: an integrity-protected (security header type 1 or 3, not ciphered)
+/// 5GMM message whose inner message is a CONTROL PLANE SERVICE REQUEST with
+/// a CIoT small data container (IEI 0x6F, TLV) or a NAS message container
+/// (IEI 0x71, TLV-E), whose value part is ciphered (TS 24.501 §4.4.6). The
+/// offset is that of the first value octet of the first such IE. `None`
+/// for every other PDU, and for a PDU whose IEs do not parse (it is then
+/// written whole, as sent).
+pub fn partially_ciphered_at(pdu: &[u8]) -> Option<usize> {
+    // Outer header: EPD 0x7E, security header type, MAC (4), sequence number.
+    const INNER: usize = 7;
+    let sht = *pdu.get(1)? & 0x0f;
+    if pdu.first() != Some(&0x7e) || !(sht == 1 || sht == 3) {
+        return None;
+    }
+    // Inner plain header: EPD, security header type 0, message type, then
+    // the control plane service type and ngKSI in one octet.
+    let inner = pdu.get(INNER..INNER + 4)?;
+    if inner[0] != 0x7e || inner[1] & 0x0f != 0 || inner[2] != CONTROL_PLANE_SERVICE_REQUEST {
+        return None;
+    }
+    let mut at = INNER + 4;
+    while at < pdu.len() {
+        let iei = pdu[at];
+        // Type 1 IEs (TV, one octet, IEI in the high half): payload
+        // container type (0x8-), release assistance indication (0xF-).
+        if iei >= 0x80 {
+            at += 1;
+            continue;
+        }
+        match iei {
+            // CIoT small data container: TLV, ciphered value.
+            0x6f => return (at + 2 <= pdu.len()).then_some(at + 2),
+            // NAS message container: TLV-E, ciphered value.
+            0x71 => return (at + 3 <= pdu.len()).then_some(at + 3),
+            // PDU session ID: TV, 2 octets.
+            0x12 => at += 2,
+            // Payload container: TLV-E.
+            0x7b => {
+                let len = usize::from(u16::from_be_bytes([*pdu.get(at + 1)?, *pdu.get(at + 2)?]));
+                at += 3 + len;
+            }
+            // PDU session status, uplink data status, additional
+            // information: TLV.
+            0x50 | 0x40 | 0x24 => at += 2 + usize::from(*pdu.get(at + 1)?),
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// The longest annotation [`PcapWriter::write_nas_annotated`] takes, in octets.
 pub const MAX_ANNOTATION_LEN: usize = 256;
 
@@ -100,7 +169,9 @@ impl<W: Write> PcapWriter<W> {
     }
 
     /// Record one NAS PDU (`pdu`, the octets of a 5GS NAS message, plain or
-    /// security protected) at `timestamp`, a time since the UNIX epoch.
+    /// security protected) at `timestamp`, a time since the UNIX epoch. A
+    /// partially ciphered PDU ([`partially_ciphered_at`]) is captured up to
+    /// its ciphertext, with its whole length as the original length.
     ///
     /// # Errors
     ///
@@ -168,7 +239,8 @@ impl<W: Write> PcapWriter<W> {
         Ok(self.inner)
     }
 
-    /// Write one record: the record header, the tags, the PDU.
+    /// Write one record: the record header, the tags, the PDU (up to its
+    /// ciphertext when partially ciphered).
     fn write_record(&mut self, timestamp: Duration, tags: &[u8], pdu: &[u8]) -> io::Result<()> {
         let length = tags.len() + pdu.len();
         let length = u32::try_from(length)
@@ -177,13 +249,16 @@ impl<W: Write> PcapWriter<W> {
             .ok_or_else(|| invalid("a record is longer than the snapshot length, 65535"))?;
         let seconds = u32::try_from(timestamp.as_secs())
             .map_err(|_| invalid("a timestamp past the 32-bit seconds of classic pcap"))?;
-        let mut record = Vec::with_capacity(RECORD_HEADER_LEN + tags.len() + pdu.len());
+        let captured_pdu = &pdu[..partially_ciphered_at(pdu).unwrap_or(pdu.len())];
+        // Not larger than `length`, which fits.
+        let captured = u32::try_from(tags.len() + captured_pdu.len()).unwrap_or(length);
+        let mut record = Vec::with_capacity(RECORD_HEADER_LEN + tags.len() + captured_pdu.len());
         record.extend_from_slice(&seconds.to_le_bytes());
         record.extend_from_slice(&timestamp.subsec_micros().to_le_bytes());
-        record.extend_from_slice(&length.to_le_bytes()); // captured
+        record.extend_from_slice(&captured.to_le_bytes());
         record.extend_from_slice(&length.to_le_bytes()); // original
         record.extend_from_slice(tags);
-        record.extend_from_slice(pdu);
+        record.extend_from_slice(captured_pdu);
         self.inner.write_all(&record)?;
         self.records += 1;
         Ok(())
@@ -347,6 +422,56 @@ mod tests {
         assert_eq!(late.unwrap_err().kind(), io::ErrorKind::InvalidInput);
         assert_eq!(writer.records(), 0);
         assert_eq!(writer.get_ref().len(), 24);
+    }
+
+    #[test]
+    fn a_partially_ciphered_cpsr_is_captured_up_to_its_ciphertext() {
+        // 7E 01 MAC SQN | 7E 00 4F 00 | 6F 03 <3 ciphered octets>
+        let cpsr = [
+            0x7e, 0x01, 1, 2, 3, 4, 9, 0x7e, 0x00, 0x4f, 0x00, 0x6f, 0x03, 0xaa, 0xbb, 0xcc,
+        ];
+        assert_eq!(partially_ciphered_at(&cpsr), Some(13));
+        // With a PDU session ID and a release assistance indication first.
+        let with_ies = [
+            0x7e, 0x03, 1, 2, 3, 4, 9, 0x7e, 0x00, 0x4f, 0x00, 0x12, 0x05, 0xf1, 0x6f, 0x01, 0xaa,
+        ];
+        assert_eq!(partially_ciphered_at(&with_ies), Some(16));
+        // NAS message container, TLV-E.
+        let nmc = [
+            0x7e, 0x01, 1, 2, 3, 4, 9, 0x7e, 0x00, 0x4f, 0x00, 0x71, 0x00, 0x01, 0xaa,
+        ];
+        assert_eq!(partially_ciphered_at(&nmc), Some(14));
+        // Not partially ciphered: the plain message, a ciphered message
+        // (type 2), another message, truncated or unknown IEs.
+        assert_eq!(partially_ciphered_at(&cpsr[7..]), None);
+        let mut ciphered = cpsr;
+        ciphered[1] = 0x02;
+        assert_eq!(partially_ciphered_at(&ciphered), None);
+        let mut other = cpsr;
+        other[9] = 0x67;
+        assert_eq!(partially_ciphered_at(&other), None);
+        assert_eq!(partially_ciphered_at(&cpsr[..12]), None);
+        let mut unknown = cpsr;
+        unknown[11] = 0x33;
+        assert_eq!(partially_ciphered_at(&unknown), None);
+        assert_eq!(partially_ciphered_at(&[]), None);
+
+        let mut writer = PcapWriter::new(Vec::new()).unwrap();
+        writer.write_nas(Duration::from_secs(1), &cpsr).unwrap();
+        let octets = writer.into_inner().unwrap();
+        let expected: Vec<u8> = [
+            &GOLDEN_HEADER[..],
+            &[0x01, 0x00, 0x00, 0x00],
+            &[0x00, 0x00, 0x00, 0x00],
+            &[0x1d, 0x00, 0x00, 0x00], // captured 16 + 13
+            &[0x20, 0x00, 0x00, 0x00], // original 16 + 16
+            &[0x00, 0x0c, 0x00, 0x08],
+            b"nas-5gs\0",
+            &[0x00, 0x00, 0x00, 0x00],
+            &cpsr[..13],
+        ]
+        .concat();
+        assert_eq!(octets, expected);
     }
 
     #[test]

@@ -22,9 +22,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The whole system in one process: a manufacturer, a network, a fleet
-    /// of devices (five of them to be refused) over a simulated link; every
-    /// good device onboards, gets its subscription, validates it, sends a burst.
+    /// The whole system in one process: a manufacturer, a network, an
+    /// owner, a fleet of devices (seven of them to be refused: revoked,
+    /// expired, foreign, clone, ...) over a simulated link; every good device
+    /// onboards, gets its subscription, validates it, sends a burst. Prints
+    /// a report (`--json`: documented fields).
     Demo(cmd::demo::DemoArgs),
     /// 3GPP security functions for debugging a SIM or a core: MILENAGE,
     /// NEA/NIA, SUCI de-concealment, the 5G key chain. Prints JSON.

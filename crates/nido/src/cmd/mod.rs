@@ -7,4 +7,5 @@ pub(crate) mod mfr;
 pub(crate) mod nas;
 pub(crate) mod network;
 pub(crate) mod owner;
+pub(crate) mod report;
 pub(crate) mod sim;

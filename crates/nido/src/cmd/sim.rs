@@ -1,6 +1,10 @@
 //! `nido sim`: a fleet of simulated devices (their radio included) against
 //! a separately running `nido network serve`, over a few UDP sockets, with
-//! faults on the link; prints a report.
+//! faults on the link; prints a report (`--json`: `devices`, `active`,
+//! `failed`, `elapsed_s`, `onboardings_per_s`, `latency_ms` per phase A–D
+//! and `overall` in wall-clock milliseconds, `nas_per_onboarding`,
+//! `bursts_sent`, `peak_rss_bytes`, the field names of `nido demo`'s report
+//! where they mean the same).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -75,6 +79,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// `samples`, `p50`, `p95`, `p99`, `max` of sorted milliseconds.
+fn percentiles(sorted: &[f64]) -> serde_json::Value {
+    serde_json::json!({
+        "samples": sorted.len(),
+        "p50": percentile(sorted, 0.5),
+        "p95": percentile(sorted, 0.95),
+        "p99": percentile(sorted, 0.99),
+        "max": sorted.last().copied().unwrap_or(0.0),
+    })
 }
 
 pub(crate) fn run(a: &SimArgs) -> Result<()> {
@@ -158,6 +173,16 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
         .map(|d| d.as_secs_f64() * 1000.0)
         .collect();
     latencies.sort_by(f64::total_cmp);
+    let phase = |p: usize| {
+        let mut ms: Vec<f64> = report
+            .phases
+            .iter()
+            .filter_map(|ph| ph[p])
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        percentiles(&ms)
+    };
     let active = report.active.max(1) as u64;
     let json = serde_json::json!({
         "devices": report.devices,
@@ -165,10 +190,11 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
         "failed": report.failed,
         "elapsed_s": report.elapsed.as_secs_f64(),
         "onboardings_per_s": report.active as f64 / report.elapsed.as_secs_f64().max(1e-9),
-        "latency_ms": {"p50": percentile(&latencies, 0.5), "p95": percentile(&latencies, 0.95), "p99": percentile(&latencies, 0.99)},
+        "latency_ms": {"A": phase(0), "B": phase(1), "C": phase(2), "D": phase(3), "overall": percentiles(&latencies)},
         "nas_per_onboarding": {"uplink_messages": report.uplink.0 / active, "uplink_bytes": report.uplink.1 / active,
                                "downlink_messages": report.downlink.0 / active, "downlink_bytes": report.downlink.1 / active},
         "bursts_sent": report.bursts_sent,
+        "peak_rss_bytes": super::report::memory_now().1,
     });
     if a.json {
         println!("{json:#}");

@@ -1,0 +1,388 @@
+//! The fleet report of `nido demo` (and, later, `nido sim`): what happened
+//! to every device, how fast, at what cost in NAS messages and memory.
+//!
+//! One [`Report`] prints either as one JSON object (`--json`) whose field
+//! names are stable and documented here field by field, or as a summary
+//! table with the same content. Counts add up:
+//! `active + refused.total + incomplete == devices`.
+//!
+//! Times: `latency_ms` is simulated time (the link model's delays: 10 ms
+//! each way on a perfect link, plus retransmission timers on a lossy one);
+//! `wall_s` and `onboardings_per_s` are real time on this machine.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// The report of one fleet run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Report {
+    /// Devices in the fleet: the good ones and the ones that must be refused.
+    pub devices: u64,
+    /// Devices that ended active: provisioned, validated by 5G-AKA,
+    /// registered with their own subscription.
+    pub active: u64,
+    /// Devices the network refused (a REGISTRATION REJECT), by reason.
+    pub refused: Refused,
+    /// Devices neither active nor refused when the run ended (0 in a good
+    /// run).
+    pub incomplete: u64,
+    /// Good devices (those expected to end active).
+    pub good_devices: u64,
+    /// Active devices whose subscription came from an owner's claim, and
+    /// that hold the owner's third-party credentials (checked on the
+    /// device side).
+    pub claimed_with_owner_credentials: u64,
+    /// Subscriptions in the network's store at the end.
+    pub subscriptions: u64,
+    /// Full onboardings (power-on to active) per second of wall time.
+    pub onboardings_per_s: f64,
+    /// Wall time of the onboarding phase (power-on of the first device to
+    /// the last device settled), seconds.
+    pub wall_s: f64,
+    /// Wall time spent making the world: manufacturer, identities (one
+    /// IDevID certificate per device), network, store, owner.
+    pub setup_wall_s: f64,
+    /// Simulated time of the onboarding phase, seconds.
+    pub simulated_s: f64,
+    /// How many devices onboarded at once at most (devices are powered on
+    /// as earlier ones settle).
+    pub concurrency: u64,
+    /// The network's store: `memory`, `sqlite` or `postgres`.
+    pub store: String,
+    /// Latency percentiles per phase of the design doc, milliseconds of
+    /// simulated time.
+    pub latency_ms: Latency,
+    /// NAS traffic of the onboarding phase (A to C, and the data session
+    /// set-up of D) divided by the active devices.
+    pub nas_per_onboarding: NasCost,
+    /// One burst from idle against the re-registration baseline.
+    pub burst: Burst,
+    /// Peak resident memory of the process (`VmHWM` of
+    /// `/proc/self/status`), octets; 0 where unavailable.
+    pub peak_rss_bytes: u64,
+    /// Memory per device and per network context.
+    pub memory: Memory,
+    /// What the simulated link did.
+    pub link: LinkReport,
+}
+
+/// Refused devices.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Refused {
+    /// How many.
+    pub total: u64,
+    /// Reason (the kind of bad device, e.g. `revoked`) to count.
+    pub by_reason: BTreeMap<String, u64>,
+    /// Every refused device.
+    pub devices: Vec<RefusedDevice>,
+}
+
+/// One refused device.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct RefusedDevice {
+    /// Its IDevID serial.
+    pub device: String,
+    /// Why it was made to be refused (`revoked`, `expired`,
+    /// `foreign_manufacturer`, `clone`, `not_yet_valid`,
+    /// `server_auth_only`, `blocked`), or `unexpected` for a good device.
+    pub reason: String,
+    /// The 5GMM cause the network sent in its REGISTRATION REJECT.
+    pub cause: Option<u8>,
+    /// The cause this kind of device must get.
+    pub expected_cause: Option<u8>,
+    /// The network's own words for the refusal (the audit reason).
+    pub network_reason: String,
+    /// The device's state at the end (`Failed` or `BackingOff`).
+    pub state: String,
+}
+
+/// Percentiles of one latency distribution, milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Percentiles {
+    /// How many samples.
+    pub samples: u64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest sample.
+    pub max: f64,
+}
+
+/// Latency per phase of the design doc (`../shared/design/onboarding.md`).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Latency {
+    /// Phase A, onboarding registration: power-on to registered for
+    /// onboarding (EAP-TLS, security mode, accept).
+    #[serde(rename = "A")]
+    pub a: Percentiles,
+    /// Phase B, provisioning: registered for onboarding to the start of
+    /// the registration with the new subscription (PDU session, credential
+    /// package, confirmation, deregistration).
+    #[serde(rename = "B")]
+    pub b: Percentiles,
+    /// Phase C, validation: REGISTRATION REQUEST with the SUCI to
+    /// registered (5G-AKA, security mode, accept).
+    #[serde(rename = "C")]
+    pub c: Percentiles,
+    /// Phase D, one burst from idle: CONTROL PLANE SERVICE REQUEST sent to
+    /// the data delivered to the owner's application (SERVICE ACCEPT sent).
+    #[serde(rename = "D")]
+    pub d: Percentiles,
+    /// Power-on to active (phases A to C).
+    pub overall: Percentiles,
+}
+
+/// NAS messages and octets (of the PDUs on the link).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct NasCost {
+    /// Messages, both ways.
+    pub messages: f64,
+    /// Octets, both ways.
+    pub bytes: f64,
+    /// Messages from the devices.
+    pub uplink_messages: f64,
+    /// Octets from the devices.
+    pub uplink_bytes: f64,
+    /// Messages to the devices.
+    pub downlink_messages: f64,
+    /// Octets to the devices.
+    pub downlink_bytes: f64,
+}
+
+/// One burst of `payload_bytes` from idle against the baseline.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Burst {
+    /// The application payload of a burst, octets.
+    pub payload_bytes: u64,
+    /// Bursts sent (one per active device).
+    pub sent: u64,
+    /// Bursts the owner's application received.
+    pub delivered: u64,
+    /// Uplink NAS messages per burst (CONTROL PLANE SERVICE REQUEST).
+    pub uplink_messages: f64,
+    /// Uplink NAS octets per burst.
+    pub bytes_per_burst: f64,
+    /// Downlink NAS messages per burst (SERVICE ACCEPT).
+    pub downlink_messages: f64,
+    /// Uplink messages of the baseline, measured in this run: one active
+    /// device registers again (SUCI, 5G-AKA, security mode, PDU session)
+    /// and sends the same payload connected.
+    pub baseline_messages: u64,
+    /// Uplink octets of that baseline.
+    pub baseline_bytes: u64,
+    /// Downlink messages of that baseline.
+    pub baseline_downlink_messages: u64,
+    /// Downlink octets of that baseline.
+    pub baseline_downlink_bytes: u64,
+}
+
+/// Memory, measured from the resident set (`VmRSS`).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Memory {
+    /// Resident set growth while the simulated devices were made, divided
+    /// by the devices: one simulated device in factory state (certificate
+    /// chain, IDevID key, secure element), octets.
+    pub per_device_bytes: f64,
+    /// Resident set growth over the onboarding phase divided by the
+    /// devices: what onboarding adds on both sides (the device's
+    /// subscription and security context, the network's registered context
+    /// and stored subscription), octets.
+    pub per_onboarded_device_bytes: f64,
+    /// Network contexts (registered UEs) at the end.
+    pub network_contexts: u64,
+}
+
+/// What the simulated link did.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct LinkReport {
+    /// Datagrams sent into the link.
+    pub sent: u64,
+    /// Datagrams it dropped.
+    pub dropped: u64,
+    /// Extra copies it made.
+    pub duplicated: u64,
+    /// Copies it held back (reordered).
+    pub reordered: u64,
+    /// Copies with a bit flipped.
+    pub corrupted: u64,
+    /// Copies delivered.
+    pub delivered: u64,
+}
+
+/// The `p`-th percentile (0..=100) of `samples` (nearest rank), sorting
+/// them; 0 for none.
+pub(crate) fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    samples.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
+    samples[rank.clamp(1, samples.len()) - 1]
+}
+
+impl Percentiles {
+    /// p50, p95, p99 and the maximum of `samples` (sorted in place).
+    pub(crate) fn of(samples: &mut [f64]) -> Self {
+        Self {
+            samples: samples.len() as u64,
+            p50: percentile(samples, 50.0),
+            p95: percentile(samples, 95.0),
+            p99: percentile(samples, 99.0),
+            max: samples.last().copied().unwrap_or(0.0),
+        }
+    }
+}
+
+/// The resident memory lines of `/proc/self/status`: (`VmRSS`, `VmHWM`),
+/// octets; zeros where unavailable.
+pub(crate) fn memory_now() -> (u64, u64) {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return (0, 0);
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+impl Report {
+    /// Whether the counts add up.
+    pub(crate) fn consistent(&self) -> bool {
+        self.active + self.refused.total + self.incomplete == self.devices
+            && self.refused.by_reason.values().sum::<u64>() == self.refused.total
+            && self.refused.devices.len() as u64 == self.refused.total
+    }
+
+    /// Prints the report: one JSON object, or the summary table.
+    pub(crate) fn print(&self, json: bool) -> anyhow::Result<()> {
+        if json {
+            println!("{}", serde_json::to_string_pretty(self)?);
+        } else {
+            print!("{}", self.table());
+        }
+        Ok(())
+    }
+
+    /// The summary table.
+    pub(crate) fn table(&self) -> String {
+        let mut t = String::new();
+        let mib = |b: f64| b / (1024.0 * 1024.0);
+        let _ = writeln!(t, "devices                 {:>12}", self.devices);
+        let _ = writeln!(
+            t,
+            "  active                {:>12}   (of {} good; {} claimed by the owner, with its credentials)",
+            self.active, self.good_devices, self.claimed_with_owner_credentials
+        );
+        let _ = writeln!(t, "  refused               {:>12}", self.refused.total);
+        for (reason, n) in &self.refused.by_reason {
+            let _ = writeln!(t, "    {reason:<20}{n:>12}");
+        }
+        let _ = writeln!(t, "  incomplete            {:>12}", self.incomplete);
+        let _ = writeln!(t, "subscriptions           {:>12}", self.subscriptions);
+        let _ = writeln!(t, "store                   {:>12}", self.store);
+        let _ = writeln!(
+            t,
+            "onboardings per second  {:>12.1}   ({:.2} s wall, {:.2} s simulated, up to {} at once; setup {:.2} s)",
+            self.onboardings_per_s,
+            self.wall_s,
+            self.simulated_s,
+            self.concurrency,
+            self.setup_wall_s
+        );
+        let _ = writeln!(
+            t,
+            "latency (simulated ms)         p50        p95        p99        max    samples"
+        );
+        let l = &self.latency_ms;
+        for (name, p) in [
+            ("A onboarding", l.a),
+            ("B provisioning", l.b),
+            ("C validation", l.c),
+            ("D burst", l.d),
+            ("overall (A-C)", l.overall),
+        ] {
+            let _ = writeln!(
+                t,
+                "  {name:<20}{:>11.1}{:>11.1}{:>11.1}{:>11.1}{:>11}",
+                p.p50, p.p95, p.p99, p.max, p.samples
+            );
+        }
+        let n = &self.nas_per_onboarding;
+        let _ = writeln!(
+            t,
+            "NAS per onboarding      {:>8.1} messages {:>9.0} octets   (uplink {:.1} / {:.0}, downlink {:.1} / {:.0})",
+            n.messages,
+            n.bytes,
+            n.uplink_messages,
+            n.uplink_bytes,
+            n.downlink_messages,
+            n.downlink_bytes
+        );
+        let b = &self.burst;
+        let _ = writeln!(
+            t,
+            "burst of {} octets       {:>8.1} uplink messages {:>6.0} octets   ({} sent, {} delivered)",
+            b.payload_bytes, b.uplink_messages, b.bytes_per_burst, b.sent, b.delivered
+        );
+        let _ = writeln!(
+            t,
+            "  re-registration       {:>8} uplink messages {:>6} octets   (downlink {} / {})",
+            b.baseline_messages,
+            b.baseline_bytes,
+            b.baseline_downlink_messages,
+            b.baseline_downlink_bytes
+        );
+        let m = &self.memory;
+        let _ = writeln!(
+            t,
+            "memory                  peak {:.1} MiB; {:.0} octets per simulated device, {:.0} more per onboarded device; {} network contexts",
+            mib(self.peak_rss_bytes as f64),
+            m.per_device_bytes,
+            m.per_onboarded_device_bytes,
+            m.network_contexts
+        );
+        let k = &self.link;
+        let _ = writeln!(
+            t,
+            "link                    {} sent, {} dropped, {} duplicated, {} reordered, {} corrupted, {} delivered",
+            k.sent, k.dropped, k.duplicated, k.reordered, k.corrupted, k.delivered
+        );
+        for r in &self.refused.devices {
+            let cause = r.cause.map_or("none".to_owned(), |c| format!("#{c}"));
+            let expected = r.expected_cause.map_or("-".to_owned(), |c| format!("#{c}"));
+            let _ = writeln!(
+                t,
+                "refused {} ({}): 5GMM cause {cause} (expected {expected}), {}: {}",
+                r.device, r.reason, r.state, r.network_reason
+            );
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&mut v, 50.0), 50.0);
+        assert_eq!(percentile(&mut v, 95.0), 95.0);
+        assert_eq!(percentile(&mut v, 99.0), 99.0);
+        assert_eq!(percentile(&mut v, 100.0), 100.0);
+        assert_eq!(percentile(&mut [], 50.0), 0.0);
+        let mut one = [7.0];
+        let p = Percentiles::of(&mut one);
+        assert_eq!((p.p50, p.p99, p.max, p.samples), (7.0, 7.0, 7.0, 1));
+    }
+}
