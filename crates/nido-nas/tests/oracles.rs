@@ -573,7 +573,11 @@ fn temp_path(extension: &str) -> PathBuf {
 
 fn write_pcap(path: &Path, frames: &[Vec<u8>], cases: &[Case]) {
     let file = std::fs::File::create(path).expect("create pcap");
-    let mut pcap = PcapWriter::new(std::io::BufWriter::new(file)).expect("pcap header");
+    // The protected cases are integrity protected only: their containers
+    // are plain, and tshark must decode them.
+    let mut pcap = PcapWriter::new(std::io::BufWriter::new(file))
+        .expect("pcap header")
+        .with_null_ciphering();
     let start = Duration::from_secs(1_700_000_000);
     for (index, (frame, case)) in frames.iter().zip(cases).enumerate() {
         let at = start + Duration::from_millis(10 * index as u64);

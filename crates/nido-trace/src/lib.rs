@@ -155,6 +155,8 @@ const RECORD_HEADER_LEN: usize = 16;
 pub struct PcapWriter<W: Write> {
     inner: W,
     records: u64,
+    /// Whether a partially ciphered PDU is cut at its ciphertext.
+    cut_ciphertext: bool,
 }
 
 impl<W: Write> PcapWriter<W> {
@@ -165,7 +167,20 @@ impl<W: Write> PcapWriter<W> {
     /// Any error of `inner`.
     pub fn new(mut inner: W) -> io::Result<Self> {
         inner.write_all(&file_header())?;
-        Ok(Self { inner, records: 0 })
+        Ok(Self {
+            inner,
+            records: 0,
+            cut_ciphertext: true,
+        })
+    }
+
+    /// The writer for PDUs whose CIoT containers are not ciphered (null
+    /// ciphering, NEA0, or integrity protection alone, as in test vectors):
+    /// the container of what looks like a partially ciphered message is
+    /// plain there, so every record is written whole.
+    pub fn with_null_ciphering(mut self) -> Self {
+        self.cut_ciphertext = false;
+        self
     }
 
     /// Record one NAS PDU (`pdu`, the octets of a 5GS NAS message, plain or
@@ -249,7 +264,12 @@ impl<W: Write> PcapWriter<W> {
             .ok_or_else(|| invalid("a record is longer than the snapshot length, 65535"))?;
         let seconds = u32::try_from(timestamp.as_secs())
             .map_err(|_| invalid("a timestamp past the 32-bit seconds of classic pcap"))?;
-        let captured_pdu = &pdu[..partially_ciphered_at(pdu).unwrap_or(pdu.len())];
+        let cut = if self.cut_ciphertext {
+            partially_ciphered_at(pdu)
+        } else {
+            None
+        };
+        let captured_pdu = &pdu[..cut.unwrap_or(pdu.len())];
         // Not larger than `length`, which fits.
         let captured = u32::try_from(tags.len() + captured_pdu.len()).unwrap_or(length);
         let mut record = Vec::with_capacity(RECORD_HEADER_LEN + tags.len() + captured_pdu.len());
