@@ -554,29 +554,8 @@ impl Store for SqlStore {
     }
 
     fn record_event(&mut self, at_unix: u64, event: &nido_net::NetworkEvent) {
-        use nido_net::NetworkEvent as E;
-        let r = self.append_audit(crate::AuditEntry::from_event(at_unix, event));
-        self.kept(r);
-        // The devices table: first and last seen, and where each device is.
-        let seen = match event {
-            E::DeviceAuthenticated { device, .. } => Some((device.clone(), "authenticated")),
-            E::RegisteredForOnboarding { device, .. } => Some((device.clone(), "onboarding")),
-            E::PackageDelivered { device, .. } => Some((device.clone(), "provisioning")),
-            E::Provisioned { device, .. } => Some((device.clone(), "provisioned")),
-            E::Refused {
-                device: Some(device),
-                ..
-            } => Some((device.clone(), "refused")),
-            E::Registered { supi, .. } => self
-                .kept(self.try_subscription_where(true, &supi.to_string()))
-                .flatten()
-                .map(|s| (s.device, "active")),
-            _ => None,
-        };
-        if let Some((device, state)) = seen {
-            let r = self.touch_device(&device, state, at_unix);
-            self.kept(r);
-        }
+        // The entry and the devices table, as for a batch of one.
+        self.record_events(at_unix, core::slice::from_ref(event));
     }
 
     fn record_events(&mut self, at_unix: u64, events: &[nido_net::NetworkEvent]) {
