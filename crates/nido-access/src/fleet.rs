@@ -57,6 +57,10 @@ pub struct FleetReport {
     pub uplink: (u64, u64),
     /// Downlink NAS messages and octets received by all devices.
     pub downlink: (u64, u64),
+    /// REGISTRATION REJECTs with #22 (congestion) the devices received:
+    /// the network's admission control (or an unreachable store) sent
+    /// them away for T3346.
+    pub congestion_rejects: u64,
 }
 
 /// Runs `devices` against `network` until every device is active (and has
@@ -141,6 +145,13 @@ pub fn run_fleet(
                     ..
                 } => Some(2),
                 DeviceEvent::BurstSent { .. } => Some(3),
+                DeviceEvent::Rejected {
+                    message: "RegistrationReject",
+                    cause: 22,
+                } => {
+                    report.congestion_rejects += 1;
+                    None
+                }
                 _ => None,
             };
             if let Some(p) = ended {

@@ -44,6 +44,8 @@ pub struct ServeStats {
     pub sent: u64,
     /// Datagrams dropped because `max_connections` peers were known.
     pub over_capacity: u64,
+    /// Registrations refused by admission control (#22, congestion).
+    pub congested: u64,
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -67,6 +69,7 @@ pub fn serve(
     let mut stats = ServeStats::default();
     let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
     let mut out = Vec::with_capacity(2048);
+    let mut deferred = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let now = SystemTime::now();
         let wait = network
@@ -106,7 +109,7 @@ pub fn serve(
                     // changes of subscriptions were written with their
                     // entries; a kill here loses at most the entries of
                     // events that changed nothing stored.
-                    record(network, &mut on_event);
+                    record(network, &mut on_event, &mut deferred, &mut stats, false);
                 }
                 Kind::Release => {
                     peers.remove(&conn);
@@ -115,7 +118,7 @@ pub fn serve(
             }
         }
         network.handle_timeout(SystemTime::now());
-        record(network, &mut on_event);
+        record(network, &mut on_event, &mut deferred, &mut stats, true);
         while let Some(t) = network.poll_transmit() {
             if let Some(addr) = peers.get(&t.conn) {
                 out.clear();
@@ -135,24 +138,35 @@ pub fn serve(
 /// transaction) and hands them to `on_event`. Events the store already
 /// wrote with the change they report
 /// ([`NetworkEvent::recorded_with_change`]) are not written again.
-fn record(network: &mut Network, on_event: &mut impl FnMut(&NetworkEvent)) {
+///
+/// Congestion rejects ([`NetworkEvent::Congested`]) changed nothing and
+/// come in storms: they wait in `deferred` for the next transaction (the
+/// next datagram with another event, or the end of the round, `flush`),
+/// so shedding load costs no durable commit per refused datagram.
+fn record(
+    network: &mut Network,
+    on_event: &mut impl FnMut(&NetworkEvent),
+    deferred: &mut Vec<NetworkEvent>,
+    stats: &mut ServeStats,
+    flush: bool,
+) {
     let mut events = Vec::new();
+    let mut urgent = false;
     while let Some(event) = network.poll_event() {
+        let congested = matches!(event, NetworkEvent::Congested { .. });
+        stats.congested += u64::from(congested);
+        if !event.recorded_with_change() {
+            urgent |= !congested;
+            deferred.push(event.clone());
+        }
         events.push(event);
     }
-    if events.is_empty() {
-        return;
-    }
-    let at_unix = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let unrecorded: Vec<NetworkEvent> = events
-        .iter()
-        .filter(|e| !e.recorded_with_change())
-        .cloned()
-        .collect();
-    if !unrecorded.is_empty() {
-        network.store_mut().record_events(at_unix, &unrecorded);
+    if !deferred.is_empty() && (urgent || flush) {
+        let at_unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        network.store_mut().record_events(at_unix, deferred);
+        deferred.clear();
     }
     events.iter().for_each(on_event);
 }

@@ -1,5 +1,7 @@
 //! What the network tells its driver and operator.
 
+use std::time::Duration;
+
 use nido_sec::Supi;
 
 use crate::amf::ConnectionId;
@@ -25,6 +27,18 @@ pub enum NetworkEvent {
         cause: u8,
         /// Why, for the audit trail.
         reason: String,
+    },
+    /// A REGISTRATION REQUEST that would have started a registration
+    /// procedure was refused with #22 (congestion) because
+    /// [`crate::amf::Admission::max_procedures`] were in progress; the UE
+    /// backs off for `t3346`. Nothing was looked at: no identity is known.
+    Congested {
+        /// The connection.
+        conn: ConnectionId,
+        /// Registration procedures in progress (the limit).
+        procedures: usize,
+        /// The back-off sent.
+        t3346: Duration,
     },
     /// The same device identity onboarded on a second connection while its
     /// first one was active: the second was refused.
@@ -58,6 +72,17 @@ pub enum NetworkEvent {
         device: String,
         /// The subscription.
         supi: Supi,
+    },
+    /// The operator released a subscription for re-provisioning
+    /// ([`crate::SubscriptionState::Released`]): the next onboarding of its
+    /// device identity gets a new K.
+    Released {
+        /// The device identity.
+        device: String,
+        /// The subscription.
+        supi: Supi,
+        /// Why, as the operator said.
+        reason: String,
     },
     /// 5G-AKA succeeded with a subscription (the first time: it is now active).
     Authenticated {
@@ -132,6 +157,7 @@ impl NetworkEvent {
             self,
             Self::PackageDelivered { .. }
                 | Self::Provisioned { .. }
+                | Self::Released { .. }
                 | Self::Authenticated {
                     activated: true,
                     ..

@@ -43,4 +43,6 @@ pub use amf::{ConnectionId, Network, NetworkConfig, Transmit};
 pub use events::NetworkEvent;
 pub use sink::{ApplicationSink, CountingSink, MemorySink, Uplink};
 
-pub use store::{MemoryStore, Owner, Store, StoreError, Subscription, SubscriptionState};
+pub use store::{
+    MemoryStore, Owner, SharedStore, Store, StoreError, Subscription, SubscriptionState,
+};

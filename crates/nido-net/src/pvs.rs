@@ -89,17 +89,27 @@ pub enum PvsRefusal {
     /// The confirmation does not match the package delivered.
     #[error("confirmation does not verify")]
     BadConfirmation,
+    /// The device identity already holds a subscription it confirmed or
+    /// validated ([`SubscriptionState::reprovisionable`]): a clone, or the
+    /// device after losing its credentials; the operator must release the
+    /// subscription first (`nido network release`).
+    #[error(
+        "device {0} already holds a subscription ({1}): a clone, or a reset device (release it to re-provision)"
+    )]
+    AlreadyProvisioned(String, &'static str),
 }
 
 impl PvsRefusal {
     /// The 5GMM cause the AMF answers with (design doc): #75 permanently not
     /// authorized for this SNPN for an unclaimed device, #74 (temporarily)
-    /// for an exhausted range, #22 congestion for a store that cannot be
+    /// for an exhausted range or an identity that holds a subscription
+    /// until the operator releases it, #22 congestion for a store that cannot be
     /// reached (the device backs off for T3346 and tries again), #111
     /// otherwise.
     pub fn gmm_cause(&self) -> u8 {
         match self {
             Self::NotClaimed(_) => 75,
+            Self::AlreadyProvisioned(..) => 74,
             Self::Store(StoreError::Exhausted) => 74,
             Self::Store(StoreError::Unavailable(_)) => 22,
             _ => 111,
@@ -120,6 +130,19 @@ fn random<const N: usize>() -> Result<[u8; N], PvsRefusal> {
     let mut out = [0u8; N];
     aws_lc_rs::rand::fill(&mut out).map_err(|_| PvsRefusal::Request("no randomness".into()))?;
     Ok(out)
+}
+
+/// Refuses to re-provision a subscription its device confirmed or
+/// validated (unless the operator released it).
+fn check_reprovisionable(sub: &Subscription) -> Result<(), PvsRefusal> {
+    if sub.state.reprovisionable() {
+        return Ok(());
+    }
+    let state = match sub.state {
+        SubscriptionState::Provisioned => "provisioned",
+        _ => "active",
+    };
+    Err(PvsRefusal::AlreadyProvisioned(sub.device.clone(), state))
 }
 
 /// The Provisioning Server.
@@ -153,9 +176,13 @@ impl Pvs {
     /// onboarding registration, so such a device never gets one. A store
     /// that cannot answer is a [`PvsRefusal::Store`] (#22), never "not claimed".
     pub fn admits(&self, store: &dyn Store, device: &str) -> Result<(), PvsRefusal> {
+        let existing = store.subscription_by_device(device)?;
+        if let Some(sub) = &existing {
+            check_reprovisionable(sub)?;
+        }
         if self.config.policy == ClaimPolicy::RequireClaim
+            && existing.is_none()
             && store.owner_of_device(device)?.is_none()
-            && store.subscription_by_device(device)?.is_none()
         {
             return Err(PvsRefusal::NotClaimed(device.to_owned()));
         }
@@ -177,6 +204,9 @@ impl Pvs {
     ) -> Result<Provisioned, PvsRefusal> {
         let owner = store.owner_of_device(device)?;
         let existing = store.subscription_by_device(device)?;
+        if let Some(sub) = &existing {
+            check_reprovisionable(sub)?;
+        }
         if owner.is_none() && existing.is_none() && self.config.policy == ClaimPolicy::RequireClaim
         {
             return Err(PvsRefusal::NotClaimed(device.to_owned()));

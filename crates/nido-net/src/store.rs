@@ -17,6 +17,25 @@ pub enum SubscriptionState {
     Provisioned,
     /// The device authenticated with it (5G-AKA): validated.
     Active,
+    /// The operator released it for re-provisioning (a device that lost
+    /// its credentials, say to a factory reset): the next onboarding of its
+    /// device identity gets a new K in place. Until then the old K still
+    /// authenticates (and makes it active again).
+    Released,
+}
+
+impl SubscriptionState {
+    /// Whether an authenticated onboarding of its device identity may
+    /// re-provision it. A device that confirmed its package (provisioned)
+    /// or validated it (active) holds working credentials: another device
+    /// onboarding with the same identity is a clone, or the same device
+    /// after a reset, and the network cannot tell which. So only a
+    /// subscription whose package was never confirmed (`Created`: the
+    /// device may have died before installing it) or one the operator
+    /// released is re-provisioned.
+    pub fn reprovisionable(self) -> bool {
+        matches!(self, Self::Created | Self::Released)
+    }
 }
 
 /// A subscription as the UDM/ARPF keeps it.
@@ -250,5 +269,190 @@ impl Store for MemoryStore {
             .ok_or_else(|| StoreError::NotFound("no unused claim code with this hash".into()))?;
         self.claimed.insert(device.clone(), owner.to_owned());
         Ok(device)
+    }
+}
+
+/// One store behind several networks (an AMF set sharing its UDR): every
+/// handle is a [`Store`] and every call takes the one lock, so each
+/// operation is as atomic as the inner store makes it and no two handles
+/// see different data. Cloning makes another handle to the same store.
+///
+/// A handle whose lock was poisoned (a thread panicked holding it) answers
+/// [`StoreError::Unavailable`] and records nothing.
+pub struct SharedStore {
+    inner: std::sync::Arc<std::sync::Mutex<Box<dyn Store + Send>>>,
+}
+
+impl core::fmt::Debug for SharedStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SharedStore")
+            .field("handles", &std::sync::Arc::strong_count(&self.inner))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clone for SharedStore {
+    fn clone(&self) -> Self {
+        Self {
+            inner: std::sync::Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl SharedStore {
+    /// Shares `store`.
+    pub fn new(store: Box<dyn Store + Send>) -> Self {
+        Self {
+            inner: std::sync::Arc::new(std::sync::Mutex::new(store)),
+        }
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut (dyn Store + Send)) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self
+            .inner
+            .lock()
+            .map_err(|_| StoreError::Unavailable("shared store poisoned".into()))?;
+        f(guard.as_mut())
+    }
+}
+
+impl Store for SharedStore {
+    fn subscription_by_device(&self, device: &str) -> Result<Option<Subscription>, StoreError> {
+        self.with(|s| s.subscription_by_device(device))
+    }
+
+    fn subscription_by_supi(&self, supi: &Supi) -> Result<Option<Subscription>, StoreError> {
+        self.with(|s| s.subscription_by_supi(supi))
+    }
+
+    fn put_subscription(&mut self, sub: Subscription) -> Result<(), StoreError> {
+        self.with(|s| s.put_subscription(sub))
+    }
+
+    fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        self.with(|s| s.subscriptions())
+    }
+
+    fn allocate_msin(&mut self) -> Result<u64, StoreError> {
+        self.with(|s| s.allocate_msin())
+    }
+
+    fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError> {
+        self.with(|s| s.put_owner(owner))
+    }
+
+    fn owner_of_device(&self, device: &str) -> Result<Option<Owner>, StoreError> {
+        self.with(|s| s.owner_of_device(device))
+    }
+
+    fn add_claimable(&mut self, device: &str, claim_code_hash: &str) -> Result<(), StoreError> {
+        self.with(|s| s.add_claimable(device, claim_code_hash))
+    }
+
+    fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<String, StoreError> {
+        self.with(|s| s.claim(owner, claim_code_hash))
+    }
+
+    fn put_subscription_audited(
+        &mut self,
+        sub: Subscription,
+        at_unix: u64,
+        audit: &[crate::NetworkEvent],
+    ) -> Result<(), StoreError> {
+        self.with(|s| s.put_subscription_audited(sub, at_unix, audit))
+    }
+
+    fn record_event(&mut self, at_unix: u64, event: &crate::NetworkEvent) {
+        let _ = self.with(|s| {
+            s.record_event(at_unix, event);
+            Ok(())
+        });
+    }
+
+    fn record_events(&mut self, at_unix: u64, events: &[crate::NetworkEvent]) {
+        let _ = self.with(|s| {
+            s.record_events(at_unix, events);
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+
+    fn sub(device: &str, supi: &str) -> Subscription {
+        Subscription {
+            supi: Supi::imsi(supi).unwrap_or_else(|e| panic!("{e}")),
+            k: K::new([1; 16]),
+            opc: Opc::new([2; 16]),
+            amf: Amf::FIVE_G,
+            sqn: HeSqn::default(),
+            state: SubscriptionState::Created,
+            device: device.into(),
+            owner: None,
+            package_id: [0; 16],
+        }
+    }
+
+    #[test]
+    fn handles_see_one_store_across_threads() {
+        let shared = SharedStore::new(Box::new(MemoryStore::new(1_000)));
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let mut h = shared.clone();
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|_| h.allocate_msin().unwrap_or_else(|e| panic!("{e}")))
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .map(move |n| (t, n))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<u64> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|_| panic!("thread")))
+            .map(|(_, n)| n)
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 200, "every MSIN handed out once");
+
+        let mut a = shared.clone();
+        a.put_subscription(sub("dev-1", "999990000000001"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let b = shared.clone();
+        let seen = b
+            .subscription_by_device("dev-1")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            seen.map(|s| s.supi.to_string()),
+            Some("imsi-999990000000001".into())
+        );
+        let mut c = shared.clone();
+        assert!(matches!(
+            c.put_subscription(sub("dev-2", "999990000000001")),
+            Err(StoreError::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn a_poisoned_handle_is_unavailable_not_absent() {
+        let shared = SharedStore::new(Box::new(MemoryStore::new(10)));
+        let poison = shared.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = poison.inner.lock();
+            panic!("poison the lock");
+        })
+        .join();
+        assert!(matches!(
+            shared.subscription_by_device("dev-1"),
+            Err(StoreError::Unavailable(_))
+        ));
     }
 }

@@ -211,8 +211,23 @@ fn reprovisioning_replaces_k_and_never_adds_a_subscription() {
     let mut old = device();
     let first = provision(&mut net, &mut old, "ACME-9").unwrap();
     validate(&mut net, &mut old, &first, 1).unwrap();
-    // Factory reset: a new element, same identity.
+    // Factory reset: a new element, same identity. The network cannot tell
+    // it from a clone: an active subscription is not re-provisioned...
     let mut fresh = device();
+    let refused = provision(&mut net, &mut fresh, "ACME-9").unwrap_err();
+    assert_eq!(refused.gmm_cause(), 74, "{refused}");
+    assert!(matches!(
+        refused,
+        PvsRefusal::AlreadyProvisioned(_, "active")
+    ));
+    assert!(net.pvs.admits(&net.store, "ACME-9").is_err());
+    let kept = net.store.subscription_by_device("ACME-9").unwrap().unwrap();
+    assert_eq!(kept.state, SubscriptionState::Active, "nothing changed");
+    // ...until the operator releases it (`nido network release`).
+    let mut released = kept;
+    released.state = SubscriptionState::Released;
+    net.store.put_subscription(released).unwrap();
+    net.pvs.admits(&net.store, "ACME-9").unwrap();
     let second = provision(&mut net, &mut fresh, "ACME-9").unwrap();
     assert_eq!(second.supi, first.supi, "same subscription");
     assert_eq!(net.store.len(), 1);
@@ -227,6 +242,57 @@ fn reprovisioning_replaces_k_and_never_adds_a_subscription() {
         Err(SeAkaError::Aka(AkaFailure::MacFailure))
     ));
     validate(&mut net, &mut fresh, &second, 4).unwrap();
+}
+
+#[test]
+fn an_unconfirmed_package_is_replaced_a_confirmed_one_is_not() {
+    let mut net = network(ClaimPolicy::Standalone);
+    let request = |se: &mut MemorySe| ProvisioningRequest {
+        device_public_key: se.new_provisioning_key().unwrap(),
+        nonce: [7; 16],
+        suci_profiles: vec![Profile::A],
+        claim_hint: None,
+    };
+    // A device died before installing its package: the subscription is
+    // still `created`, and its next onboarding gets a new K in place.
+    let mut first = device();
+    let lost = net
+        .pvs
+        .provision(&mut net.store, "ACME-8", &request(&mut first), NOW)
+        .unwrap();
+    assert_eq!(
+        net.store
+            .subscription_by_device("ACME-8")
+            .unwrap()
+            .unwrap()
+            .state,
+        SubscriptionState::Created
+    );
+    let mut again = device();
+    let public = provision(&mut net, &mut again, "ACME-8").unwrap();
+    assert_eq!(public.supi, lost.supi, "same subscription, new K");
+    assert_eq!(net.store.len(), 1);
+    // Confirmed (provisioned, not yet validated): another onboarding of the
+    // identity is refused with #74 and changes nothing.
+    let state = |net: &Network| {
+        let s = net.store.subscription_by_device("ACME-8").unwrap().unwrap();
+        (s.state, s.package_id)
+    };
+    let before = state(&net);
+    assert_eq!(before.0, SubscriptionState::Provisioned);
+    let mut clone = device();
+    let refused = net
+        .pvs
+        .provision(&mut net.store, "ACME-8", &request(&mut clone), NOW)
+        .unwrap_err();
+    assert!(
+        matches!(refused, PvsRefusal::AlreadyProvisioned(_, "provisioned")),
+        "{refused}"
+    );
+    assert_eq!(refused.gmm_cause(), 74);
+    assert_eq!(state(&net), before);
+    // The genuine device validates with the K it holds.
+    validate(&mut net, &mut again, &public, 1).unwrap();
 }
 
 #[test]

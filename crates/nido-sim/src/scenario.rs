@@ -81,6 +81,20 @@ pub fn network_with_store(
     store: Box<dyn Store + Send>,
 ) -> Result<Network, ScenarioError> {
     let hn = HomeNetworkKey::generate(options.suci_profile, 1).map_err(err)?;
+    network_with_store_and_key(world, options, sink, store, hn)
+}
+
+/// [`network_with_store`] with a given SUCI home network key: several
+/// networks over one [`nido_net::SharedStore`] with the same key are one
+/// operator's AMF set (any of them de-conceals what another provisioned).
+/// `options.suci_profile` is ignored: the key has its own profile.
+pub fn network_with_store_and_key(
+    world: &Onboarding,
+    options: &NetworkOptions,
+    sink: Box<dyn ApplicationSink>,
+    store: Box<dyn Store + Send>,
+    hn: HomeNetworkKey,
+) -> Result<Network, ScenarioError> {
     let serving_network = serving_network();
     let pvs = Pvs::new(PvsConfig {
         op: Op::new([0x3c; 16]),

@@ -355,6 +355,83 @@ fn a_cloned_identity_onboarding_at_the_same_time_is_rejected_with_74() {
     assert!(sink.received().is_empty());
 }
 
+/// A clone that shows up after its twin is active (no overlap for the
+/// clone window to catch) is refused with #74 at every try and changes
+/// nothing; the twin keeps working. Once the operator releases the
+/// subscription (the device was reset, say), the next onboarding of the
+/// identity gets a new K, and the old one stops working.
+#[test]
+fn a_clone_after_its_twin_is_active_gets_74_until_the_operator_releases() {
+    let world = world();
+    let (mut fleet, sink) = fleet(&world, &NetworkOptions::default(), &[], Faults::NONE, 12);
+    let m = &world.manufacturer;
+    let id = m
+        .issue_device(&m.device_serial(1), &DeviceProfile::standard(world.now))
+        .unwrap();
+    for _ in 0..2 {
+        fleet.add_device(scenario::device(&world, &id, false).unwrap());
+    }
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    let before = subscription(&fleet, 0);
+    assert_eq!(before.state, SubscriptionState::Active);
+
+    // The clone, an hour later, tries three times.
+    fleet.advance(HOUR);
+    fleet.power_on(1);
+    for attempt in 1..=3 {
+        let deadline = fleet.now() + HOUR;
+        assert!(fleet.run_until(deadline, |f| rejections(f, 1).len() >= attempt));
+    }
+    assert_eq!(rejections(&fleet, 1), [("RegistrationReject", 74); 3]);
+    let refused = refusals(&fleet, 1);
+    assert!(
+        refused
+            .iter()
+            .all(|(_, cause, why)| *cause == 74
+                && why.contains("already holds a subscription (active)")),
+        "{refused:?}"
+    );
+    assert!(fleet.device(1).subscription().is_none());
+    assert_eq!(
+        count(&fleet, |e| matches!(
+            e,
+            NetworkEvent::PackageDelivered { .. }
+        )),
+        1
+    );
+    let after = subscription(&fleet, 0);
+    assert!(after.k == before.k && after.package_id == before.package_id);
+    assert_eq!(after.state, SubscriptionState::Active);
+    // The twin still sends its bursts.
+    let delivered = sink.received().len();
+    fleet.send_data(0, PAYLOAD).unwrap();
+    fleet.advance(Duration::from_secs(5));
+    assert_eq!(sink.received().len(), delivered + 1);
+
+    // The operator releases the subscription; the next try of the other
+    // device (its back-off doubles: at most 30 min) re-provisions it.
+    let mut released = subscription(&fleet, 0);
+    released.state = SubscriptionState::Released;
+    fleet
+        .network_mut()
+        .store_mut()
+        .put_subscription(released)
+        .unwrap();
+    let deadline = fleet.now() + HOUR;
+    assert!(fleet.run_until(deadline, |f| f.device(1).state() == DeviceState::Active));
+    let renewed = subscription(&fleet, 1);
+    assert_eq!(renewed.supi, before.supi, "same subscription, in place");
+    assert!(renewed.k != before.k, "a new K");
+    assert_eq!(renewed.state, SubscriptionState::Active);
+    assert_eq!(fleet.network().store().subscriptions().unwrap().len(), 1);
+    assert!(fleet.network_events().iter().any(|e| matches!(
+        e,
+        NetworkEvent::PackageDelivered { reprovisioned: true, device, .. } if *device == id.serial
+    )));
+}
+
 #[test]
 fn require_claim_rejects_an_unclaimed_device_with_75_and_admits_a_claimed_one() {
     let world = world();

@@ -131,6 +131,7 @@ impl SqlStore {
                 E::RegisteredForOnboarding { device, .. } => Some((device.clone(), "onboarding")),
                 E::PackageDelivered { device, .. } => Some((device.clone(), "provisioning")),
                 E::Provisioned { device, .. } => Some((device.clone(), "provisioned")),
+                E::Released { device, .. } => Some((device.clone(), "released")),
                 E::Refused {
                     device: Some(device),
                     ..

@@ -19,15 +19,23 @@ pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema migrations, in order: (version, description, SQLite, PostgreSQL).
 /// Never edit one that shipped; append.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../migrations/sqlite/0001_initial.sql"),
-    include_str!("../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+        include_str!("../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "released",
+        include_str!("../migrations/sqlite/0002_released.sql"),
+        include_str!("../migrations/postgres/0002_released.sql"),
+    ),
+];
 
 /// The latest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The table that records applied migrations.
 pub(crate) const MIGRATIONS_TABLE: &str = "schema_migrations";
@@ -201,7 +209,14 @@ pub(crate) async fn connect(target: &Target) -> Result<Pool, StoreOpenError> {
 }
 
 fn migrator(backend: Backend) -> Migrator {
-    let migrations = MIGRATIONS
+    migrator_of(backend, MIGRATIONS)
+}
+
+fn migrator_of(
+    backend: Backend,
+    migrations: &[(i64, &'static str, &'static str, &'static str)],
+) -> Migrator {
+    let migrations = migrations
         .iter()
         .map(|&(version, description, sqlite, postgres)| {
             let sql = match backend {
@@ -279,6 +294,81 @@ pub(crate) async fn check_kek(pool: &Pool, sealer: &Sealer) -> Result<(), StoreO
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    /// A SQLite database at schema version 1 holding a subscription is
+    /// migrated to the latest version with the row intact, and then takes
+    /// the `released` state (version 2 rebuilds the table).
+    #[test]
+    fn sqlite_upgrades_from_version_1_keeping_subscriptions() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let path = std::env::temp_dir().join(format!(
+            "nido-upgrade-{}-{}.db",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let target = Target::Sqlite(path.clone());
+        rt.block_on(async {
+            let Pool::Sqlite(pool) = connect(&target).await.unwrap() else {
+                panic!("not sqlite")
+            };
+            migrator_of(Backend::Sqlite, &MIGRATIONS[..1])
+                .run(&pool)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO subscriptions (supi, device, k_enc, opc_enc, amf, sqn_seq, sqn_ind, \
+                 state, owner, package_id, updated_at) \
+                 VALUES ('imsi-999990000000001', 'DEV-1', x'01', x'02', x'8000', 5, 3, 'active', \
+                 NULL, zeroblob(16), 7)",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            let refused = sqlx::query("UPDATE subscriptions SET state = 'released'")
+                .execute(&pool)
+                .await;
+            assert!(refused.is_err(), "version 1 refuses the new state");
+            migrator(Backend::Sqlite).run(&pool).await.unwrap();
+            let row: (String, String, i64, String) =
+                sqlx::query_as("SELECT supi, device, sqn_seq, state FROM subscriptions")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            assert_eq!(
+                row,
+                (
+                    "imsi-999990000000001".into(),
+                    "DEV-1".into(),
+                    5,
+                    "active".into()
+                )
+            );
+            sqlx::query("UPDATE subscriptions SET state = 'released'")
+                .execute(&pool)
+                .await
+                .unwrap();
+            let bad = sqlx::query("UPDATE subscriptions SET state = 'bogus'")
+                .execute(&pool)
+                .await;
+            assert!(bad.is_err(), "the CHECK still holds");
+            let versions: Vec<(i64,)> =
+                sqlx::query_as("SELECT version FROM schema_migrations ORDER BY version")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            assert_eq!(versions, vec![(1,), (2,)]);
+            pool.close().await;
+        });
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 
     fn path_of(url: &str) -> String {
         match Target::parse(url).unwrap() {

@@ -54,6 +54,18 @@ impl AuditEntry {
                 e.cause = Some(*cause);
                 e.detail = format!("{conn}: {reason}");
             }
+            NetworkEvent::Congested {
+                conn,
+                procedures,
+                t3346,
+            } => {
+                e.kind = "congested".into();
+                e.cause = Some(22);
+                e.detail = format!(
+                    "{conn}: {procedures} registrations in progress; T3346 {} s",
+                    t3346.as_secs()
+                );
+            }
             NetworkEvent::CloneSuspected {
                 device,
                 active,
@@ -86,6 +98,16 @@ impl AuditEntry {
                 e.kind = "provisioned".into();
                 e.device = Some(device.clone());
                 e.supi = Some(supi.to_string());
+            }
+            NetworkEvent::Released {
+                device,
+                supi,
+                reason,
+            } => {
+                e.kind = "released".into();
+                e.device = Some(device.clone());
+                e.supi = Some(supi.to_string());
+                e.detail.clone_from(reason);
             }
             NetworkEvent::Authenticated {
                 conn,

@@ -114,6 +114,7 @@ fn state_text(state: SubscriptionState) -> &'static str {
         SubscriptionState::Created => "created",
         SubscriptionState::Provisioned => "provisioned",
         SubscriptionState::Active => "active",
+        SubscriptionState::Released => "released",
     }
 }
 
@@ -122,6 +123,7 @@ fn state_of(text: &str) -> Result<SubscriptionState, SqlStoreError> {
         "created" => Ok(SubscriptionState::Created),
         "provisioned" => Ok(SubscriptionState::Provisioned),
         "active" => Ok(SubscriptionState::Active),
+        "released" => Ok(SubscriptionState::Released),
         other => Err(SqlStoreError::Corrupt(format!(
             "unknown subscription state {other:?}"
         ))),

@@ -139,6 +139,14 @@ fn reprovision_replaces_k_in_place(s: &mut dyn Store) {
     active.sqn = HeSqn { seq: 6, ind: 6 };
     s.put_subscription(active.clone()).unwrap();
     assert_same(&s.subscription_by_supi(&supi(1)).unwrap().unwrap(), &active);
+    // Released by the operator (schema version 2 allows the state).
+    let mut released = active;
+    released.state = SubscriptionState::Released;
+    s.put_subscription(released.clone()).unwrap();
+    assert_same(
+        &s.subscription_by_supi(&supi(1)).unwrap().unwrap(),
+        &released,
+    );
 }
 
 fn a_device_moving_to_another_supi_frees_the_old_one(s: &mut dyn Store) {
@@ -475,8 +483,8 @@ fn postgres_persists_across_reopen() {
     let s = SqlStore::open(&db.url(), kek()).unwrap();
     check_filled(&s);
     assert_eq!(
-        db.query_text("SELECT version::text FROM schema_migrations"),
-        vec!["1"]
+        db.query_text("SELECT version::text FROM schema_migrations ORDER BY version"),
+        vec!["1", "2"]
     );
 }
 

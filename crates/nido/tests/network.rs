@@ -175,6 +175,47 @@ fn kill_and_restart(name: &str, db: Option<&str>) {
             >= DEVICES
     );
 
+    // The operator releases one subscription (the device was reset): the
+    // state says so and the audit trail names who and why.
+    let said = ok(
+        &[
+            "network",
+            "release",
+            "--dir",
+            "net",
+            "--reason",
+            "reset by the owner",
+            &serials[0],
+        ],
+        d,
+    );
+    assert!(said.contains("released"), "{said}");
+    let subs = json_lines(&ok(
+        &["network", "subscriptions", "--dir", "net", "--json"],
+        d,
+    ));
+    let state_of = |serial: &str| {
+        subs.iter()
+            .find(|s| s["device"] == serial)
+            .map(|s| s["state"].clone())
+    };
+    assert_eq!(state_of(&serials[0]), Some("released".into()));
+    assert_eq!(state_of(&serials[1]), Some("active".into()));
+    let audit = json_lines(&ok(&["network", "audit", "--dir", "net", "--json"], d));
+    assert!(
+        audit.iter().any(|e| e["kind"] == "released"
+            && e["device"] == serials[0].as_str()
+            && e["detail"] == "reset by the owner"),
+        "no released entry"
+    );
+    let unknown = nido(&["network", "release", "--dir", "net", "NOSUCH-0001"], d);
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no subscription"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+
     // No secret is in the database or the logs.
     let mut secrets: Vec<Vec<u8>> = Vec::new();
     let secret = |secrets: &mut Vec<Vec<u8>>, bytes: &[u8]| {

@@ -77,6 +77,15 @@ impl MmState {
             Self::Deregistered => "deregistered",
         }
     }
+
+    /// Whether the UE is in a registration procedure, the contexts
+    /// admission control counts (see [`super::Admission`]).
+    pub(crate) fn in_procedure(&self) -> bool {
+        matches!(
+            self,
+            Self::Authenticating(_) | Self::SecurityMode | Self::AcceptSent
+        )
+    }
 }
 
 /// A PDU session (control plane only).
@@ -119,6 +128,9 @@ pub(crate) struct UeContext {
     pub(crate) guti: Option<Guti5g>,
     pub(crate) session: Option<PduSession>,
     pub(crate) coap: Option<CoapCache>,
+    /// Whether the network's count of contexts in a procedure includes
+    /// this one (kept by `Network::recount` and `Network::remove`).
+    pub(crate) counted: bool,
 }
 
 impl UeContext {
@@ -140,6 +152,7 @@ impl UeContext {
             guti: None,
             session: None,
             coap: None,
+            counted: false,
         }
     }
 }

@@ -10,6 +10,13 @@
 //! older context of the same device for clone detection and implicit
 //! deregistration. Timers live in one heap; a context's timer is replaced
 //! by bumping its generation, so stale heap entries are skipped.
+//!
+//! Admission control ([`Admission`]): the contexts in a registration
+//! procedure are counted as they enter and leave it (never by a walk over
+//! the contexts); while the count is at the limit, a REGISTRATION REQUEST
+//! that would start another one is refused with #22 (congestion) and a
+//! T3346 drawn from a range, before any SUCI de-concealment, EAP-TLS,
+//! vector or store access.
 
 mod context;
 mod registration;
@@ -17,6 +24,7 @@ mod transport;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::ops::RangeInclusive;
 use std::time::{Duration, SystemTime};
 
 use nido_nas::build::{GmmCause, Nas5gsMessage};
@@ -69,11 +77,15 @@ pub struct NetworkConfig {
     /// Resynchronisations per authentication. 2.
     pub max_resyncs: u32,
     /// T3346, the back-off a REGISTRATION REJECT with #22 (congestion)
-    /// carries; nido sends #22 when its store cannot be reached. 60 s. It
-    /// must be a value GPRS timer 2 encodes exactly (2 s steps to 62 s,
-    /// whole minutes to 31 min, 6-minute steps to 310 min); another value
-    /// is not sent, and the UE waits its own T3502.
+    /// carries when the store cannot be reached. 60 s. It must be a value
+    /// GPRS timer 2 encodes exactly (2 s steps to 62 s, whole minutes to 31
+    /// min, 6-minute steps to 186 min); another value is not sent, and the
+    /// UE waits its own T3502. (Admission control draws its T3346 from
+    /// [`Admission::t3346`] instead.)
     pub t3346: Duration,
+    /// Admission control: how many registrations may run at once, and the
+    /// back-off of those refused. Unlimited by default.
+    pub admission: Admission,
     /// The PVS name the onboarding PDU session announces (ePCO 0x0038).
     pub pvs_name: String,
     /// The DNN of the onboarding session.
@@ -98,12 +110,134 @@ impl NetworkConfig {
             clone_window: Duration::from_secs(10),
             max_resyncs: 2,
             t3346: Duration::from_secs(60),
+            admission: Admission::default(),
             pvs_name: "pvs.nido.invalid".into(),
             onboarding_dnn: "onboarding".into(),
             data_dnns: vec!["iot".into()],
             trace: false,
         }
     }
+}
+
+/// Admission control of new registrations: NAS level congestion control
+/// (TS 23.501 §5.19.7) with the mobility management back-off timer T3346
+/// (TS 24.501 §5.5.1.2.5, cause #22).
+///
+/// A UE context is *in a procedure* from the REGISTRATION REQUEST the AMF
+/// accepted to work on (a type 101 SNPN onboarding or a type 001 initial
+/// registration) until its REGISTRATION COMPLETE, i.e. while its 5GMM
+/// state is authenticating (EAP-TLS with the DCS or 5G-AKA), security mode
+/// or registration accept sent. A UE registered for onboarding (phase B,
+/// provisioning), registered (phase D: service requests, bursts) or
+/// deregistered is not: those are never refused by this limit, and their
+/// messages are never counted.
+///
+/// When [`Admission::max_procedures`] contexts are in a procedure, a
+/// REGISTRATION REQUEST that would add one is answered with REGISTRATION
+/// REJECT #22 and a T3346 drawn uniformly from [`Admission::t3346`] (TS
+/// 23.501 asks the network to spread back-offs so deferred requests are
+/// not synchronised), and reported as [`NetworkEvent::Congested`]. The
+/// check comes before any expensive work: no SUCI de-concealment, no
+/// EAP-TLS, no vector, no store access. A request on a connection whose
+/// context is in a procedure is never refused by it: a byte-identical
+/// retransmission continues the procedure, a different request replaces
+/// it (the count does not grow).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// At most this many UE contexts in a procedure at once; `None`: no
+    /// limit (the library's default). `Some(0)` refuses every new
+    /// registration (draining an AMF).
+    pub max_procedures: Option<usize>,
+    /// The range T3346 is drawn from, both ends included. A draw is
+    /// rounded to a value GPRS timer 2 encodes exactly (2 s steps to 62 s,
+    /// whole minutes to 31 min, 6-minute steps to 186 min), inside the
+    /// range when the range holds one; never below 2 s. 10 s to 60 s.
+    pub t3346: RangeInclusive<Duration>,
+    /// The seed of the draws: reproducible back-offs for simulations and
+    /// tests. `None` (the default): a seed from the system's random source.
+    pub seed: Option<u64>,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self {
+            max_procedures: None,
+            t3346: Duration::from_secs(10)..=Duration::from_secs(60),
+            seed: None,
+        }
+    }
+}
+
+/// The longest T3346 GPRS timer 2 encodes: 31 × 6 minutes.
+const GPRS_TIMER2_MAX: u64 = 31 * 360;
+
+/// The largest value GPRS timer 2 encodes exactly that is at most `s`
+/// (`s` itself when it is one), capped at [`GPRS_TIMER2_MAX`].
+fn gprs_timer2_floor(s: u64) -> u64 {
+    match s {
+        0..=62 => s & !1,
+        63..=1860 => s / 60 * 60,
+        1861..=GPRS_TIMER2_MAX => s / 360 * 360,
+        _ => GPRS_TIMER2_MAX,
+    }
+}
+
+/// The smallest value GPRS timer 2 encodes exactly that is at least `s`,
+/// capped at [`GPRS_TIMER2_MAX`].
+fn gprs_timer2_ceil(s: u64) -> u64 {
+    match s {
+        0..=62 => s.div_ceil(2) * 2,
+        63..=1860 => s.div_ceil(60) * 60,
+        1861..=GPRS_TIMER2_MAX => s.div_ceil(360) * 360,
+        _ => GPRS_TIMER2_MAX,
+    }
+}
+
+/// A T3346 from `range` for the random number `r`: a whole second drawn
+/// uniformly from the range's start up to (not including) the first exact
+/// GPRS timer 2 value above its end, rounded down to an exact value, so
+/// each value in the range is as likely as the span of time it stands
+/// for; up when rounding down leaves the range; the nearest value when
+/// the range holds none. At least 2 s (0 would mean no back-off at all).
+fn t3346_from(range: &RangeInclusive<Duration>, r: u64) -> Duration {
+    let lo = range.start().as_secs().max(2);
+    let hi = range.end().as_secs().max(lo);
+    let top = if hi >= GPRS_TIMER2_MAX {
+        hi + 1
+    } else {
+        gprs_timer2_ceil(hi + 1)
+    };
+    let s = lo + r % (top - lo);
+    let down = gprs_timer2_floor(s);
+    let up = gprs_timer2_ceil(s);
+    let chosen = if down >= lo {
+        down
+    } else if up <= hi {
+        up
+    } else if s - down <= up - s {
+        down.max(2)
+    } else {
+        up
+    };
+    Duration::from_secs(chosen)
+}
+
+/// splitmix64: a small, fast, seedable generator for back-off spreading
+/// (not for anything secret).
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn backoff_seed(admission: &Admission) -> u64 {
+    admission.seed.unwrap_or_else(|| {
+        let mut seed = [0u8; 8];
+        let _ = aws_lc_rs::rand::fill(&mut seed);
+        u64::from_be_bytes(seed)
+    })
 }
 
 /// A downlink PDU for one connection.
@@ -149,6 +283,11 @@ pub struct Network {
     pub(crate) outbox: VecDeque<Transmit>,
     pub(crate) events: VecDeque<NetworkEvent>,
     pub(crate) next_tmsi: u32,
+    /// Contexts in a procedure (see [`Admission`]): those whose
+    /// `counted` flag is set, kept as they change.
+    procedures: usize,
+    /// The state of the T3346 draws.
+    backoff: u64,
 }
 
 impl core::fmt::Debug for Network {
@@ -172,6 +311,7 @@ impl Network {
     ) -> Self {
         let mut seed = [0u8; 4];
         let _ = aws_lc_rs::rand::fill(&mut seed);
+        let backoff = backoff_seed(&config.admission);
         Self {
             config,
             store,
@@ -187,7 +327,33 @@ impl Network {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             next_tmsi: u32::from_be_bytes(seed),
+            procedures: 0,
+            backoff,
         }
+    }
+
+    /// The admission control in force.
+    pub fn admission(&self) -> &Admission {
+        &self.config.admission
+    }
+
+    /// Replaces the admission control (an operator changing the limit of a
+    /// running AMF; tests). Contexts already in a procedure stay; a lower
+    /// limit refuses new registrations until enough of them end. A given
+    /// seed restarts the T3346 draws from it.
+    pub fn set_admission(&mut self, admission: Admission) {
+        if admission.seed.is_some() {
+            self.backoff = backoff_seed(&admission);
+        }
+        self.config.admission = admission;
+    }
+
+    /// How many UE contexts are in a registration procedure (authenticating,
+    /// security mode, registration accept sent): the number
+    /// [`Admission::max_procedures`] bounds. Kept as contexts change, so
+    /// asking is free.
+    pub fn procedures(&self) -> usize {
+        self.procedures
     }
 
     /// The store.
@@ -209,6 +375,7 @@ impl Network {
         self.registered_index.clear();
         self.timers.clear();
         self.outbox.clear();
+        self.procedures = 0;
     }
 
     /// How many UE contexts exist.
@@ -264,7 +431,54 @@ impl Network {
                 ctx.timer = None;
             }
             self.fire(now, conn, timer);
+            self.recount(conn);
         }
+    }
+
+    /// Brings `conn`'s context into or out of the count of contexts in a
+    /// procedure after its state changed. Called after every PDU and timer
+    /// of the connection (a context changes state only then);
+    /// [`Network::remove`] takes a removed context out of the count.
+    fn recount(&mut self, conn: ConnectionId) {
+        let Some(ctx) = self.ues.get_mut(&conn) else {
+            return;
+        };
+        let in_procedure = ctx.state.in_procedure();
+        if in_procedure != ctx.counted {
+            ctx.counted = in_procedure;
+            if in_procedure {
+                self.procedures += 1;
+            } else {
+                self.procedures -= 1;
+            }
+        }
+    }
+
+    /// Whether a new registration procedure may start on `conn` (which has
+    /// no context in a procedure any more). If not, REGISTRATION REJECT #22
+    /// with a T3346 from the admission range goes out and
+    /// [`NetworkEvent::Congested`] is reported.
+    pub(crate) fn admit(&mut self, conn: ConnectionId) -> bool {
+        let Some(max) = self.config.admission.max_procedures else {
+            return true;
+        };
+        if self.procedures < max {
+            return true;
+        }
+        let t3346 = t3346_from(
+            &self.config.admission.t3346,
+            splitmix64(&mut self.backoff),
+        );
+        match nido_nas::build::registration_reject(GmmCause::Congestion, Some(t3346.as_secs())) {
+            Ok(m) => self.send(conn, &m, None),
+            Err(e) => self.discard(conn, format!("REGISTRATION REJECT: {e}")),
+        }
+        self.events.push_back(NetworkEvent::Congested {
+            conn,
+            procedures: self.procedures,
+            t3346,
+        });
+        false
     }
 
     fn fire(&mut self, now: SystemTime, conn: ConnectionId, timer: Timer) {
@@ -331,6 +545,9 @@ impl Network {
     /// Forgets a context and its index entries.
     pub(crate) fn remove(&mut self, conn: ConnectionId) {
         if let Some(ctx) = self.ues.remove(&conn) {
+            if ctx.counted {
+                self.procedures -= 1;
+            }
             if let Some(device) = &ctx.device
                 && self.onboarding_index.get(device) == Some(&conn)
             {
@@ -414,6 +631,11 @@ impl Network {
 
     /// An uplink PDU from `conn`.
     pub fn handle_pdu(&mut self, now: SystemTime, conn: ConnectionId, pdu: &[u8]) {
+        self.dispatch(now, conn, pdu);
+        self.recount(conn);
+    }
+
+    fn dispatch(&mut self, now: SystemTime, conn: ConnectionId, pdu: &[u8]) {
         let sht = match split_header(pdu) {
             Ok((sht, _, _)) => sht,
             Err(e) => return self.discard(conn, format!("header: {e}")),
@@ -516,5 +738,83 @@ impl Network {
             }
             other => self.discard(conn, format!("plain {} not accepted", other.name())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(range: (u64, u64), r: u64) -> u64 {
+        t3346_from(
+            &(Duration::from_secs(range.0)..=Duration::from_secs(range.1)),
+            r,
+        )
+        .as_secs()
+    }
+
+    fn encodable(s: u64) -> bool {
+        nido_nas::build::registration_reject(GmmCause::Congestion, Some(s)).is_ok()
+    }
+
+    #[test]
+    fn gprs_timer2_rounding_gives_exact_values_around_the_input() {
+        for s in 0..=GPRS_TIMER2_MAX + 400 {
+            let (down, up) = (gprs_timer2_floor(s), gprs_timer2_ceil(s));
+            assert!(encodable(down) && encodable(up), "{s}: {down} {up}");
+            assert!(down <= s.min(GPRS_TIMER2_MAX), "{s}: {down}");
+            assert!(up >= s.min(GPRS_TIMER2_MAX), "{s}: {up}");
+            if encodable(s) {
+                assert_eq!((down, up), (s, s));
+            }
+        }
+    }
+
+    #[test]
+    fn t3346_draws_stay_in_range_are_encodable_and_spread() {
+        for range in [(10, 60), (2, 2), (5, 7), (30, 600), (61, 61), (0, 0), (1800, 7200)] {
+            let mut state = 7;
+            let draws: Vec<u64> = (0..2000)
+                .map(|_| secs(range, splitmix64(&mut state)))
+                .collect();
+            assert!(draws.iter().all(|&s| encodable(s) && s >= 2), "{range:?}");
+            let has_one = (range.0.max(2)..=range.1.max(2)).any(encodable);
+            if has_one {
+                assert!(
+                    draws
+                        .iter()
+                        .all(|&s| (range.0..=range.1.max(2)).contains(&s)),
+                    "{range:?}: {draws:?}"
+                );
+            }
+        }
+        // 10..=60 s: every even second is a value; all of them come up,
+        // about equally often.
+        let mut state = 1;
+        let mut counts = std::collections::BTreeMap::new();
+        for _ in 0..26_000 {
+            *counts
+                .entry(secs((10, 60), splitmix64(&mut state)))
+                .or_insert(0u32) += 1;
+        }
+        assert_eq!(counts.len(), 26, "{counts:?}");
+        assert!(counts.values().all(|&n| (700..1300).contains(&n)), "{counts:?}");
+        // 61 s alone is no GPRS timer 2 value: the nearest one.
+        assert_eq!(secs((61, 61), 0), 60);
+    }
+
+    #[test]
+    fn a_seed_makes_the_draws_reproducible() {
+        let admission = Admission {
+            seed: Some(42),
+            ..Admission::default()
+        };
+        let (mut a, mut b) = (backoff_seed(&admission), backoff_seed(&admission));
+        let xs: Vec<u64> = (0..8).map(|_| splitmix64(&mut a)).collect();
+        let ys: Vec<u64> = (0..8).map(|_| splitmix64(&mut b)).collect();
+        assert_eq!(xs, ys);
+        let mut c = backoff_seed(&Admission::default());
+        let zs: Vec<u64> = (0..8).map(|_| splitmix64(&mut c)).collect();
+        assert_ne!(xs, zs, "an unseeded network draws its own seed");
     }
 }

@@ -84,6 +84,17 @@ impl Network {
         let Some(capability) = capability else {
             return self.reject(conn, 96, None, "no UE security capability".into(), None);
         };
+        // Admission control, before anything costly (de-concealment,
+        // EAP-TLS, vectors, the store). A procedure this request replaced
+        // on the same connection has just left the count, so a
+        // retransmission or a replacement is never refused here.
+        let starts = matches!(
+            (registration_type, &identity),
+            (5, MobileIdentity::SuciNai(_)) | (1, MobileIdentity::ImsiSuci(_))
+        );
+        if starts && !self.admit(conn) {
+            return;
+        }
         match (registration_type, identity) {
             (5, MobileIdentity::SuciNai(nai)) => {
                 self.start_onboarding(now, conn, pdu, capability, &nai)

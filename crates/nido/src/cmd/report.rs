@@ -47,8 +47,18 @@ pub(crate) struct Report {
     /// Simulated time of the onboarding phase, seconds.
     pub simulated_s: f64,
     /// How many devices onboarded at once at most (devices are powered on
-    /// as earlier ones settle).
+    /// as earlier ones settle), summed over the shards.
     pub concurrency: u64,
+    /// Worker threads: the fleet is split into this many shards, each with
+    /// its own devices, link and network instance (one AMF set) over the
+    /// one shared store.
+    pub threads: u64,
+    /// CPU time (user + system, all threads) of the onboarding phase,
+    /// seconds.
+    pub cpu_s: f64,
+    /// `cpu_s` per active device, milliseconds: what one full onboarding
+    /// costs both sides together (devices and network).
+    pub cpu_ms_per_onboarding: f64,
     /// The network's store: `memory`, `sqlite` or `postgres`.
     pub store: String,
     /// Latency percentiles per phase of the design doc, milliseconds of
@@ -254,6 +264,27 @@ pub(crate) fn memory_now() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU time this process has used so far (user + system, all threads),
+/// from `/proc/self/stat` (clock ticks of `USER_HZ`, 100 per second on
+/// Linux); zero where unavailable.
+pub(crate) fn cpu_time() -> std::time::Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return std::time::Duration::ZERO;
+    };
+    // The command name (field 2) may hold spaces: count from its ')'.
+    let ticks = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11) // fields 3..=13; utime and stime are 14 and 15
+                .take(2)
+                .filter_map(|f| f.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .unwrap_or(0);
+    std::time::Duration::from_millis(ticks * 10)
+}
+
 impl Report {
     /// Whether the counts add up.
     pub(crate) fn consistent(&self) -> bool {
@@ -291,12 +322,18 @@ impl Report {
         let _ = writeln!(t, "store                   {:>12}", self.store);
         let _ = writeln!(
             t,
-            "onboardings per second  {:>12.1}   ({:.2} s wall, {:.2} s simulated, up to {} at once; setup {:.2} s)",
+            "onboardings per second  {:>12.1}   ({:.2} s wall on {} threads, {:.2} s simulated, up to {} at once; setup {:.2} s)",
             self.onboardings_per_s,
             self.wall_s,
+            self.threads,
             self.simulated_s,
             self.concurrency,
             self.setup_wall_s
+        );
+        let _ = writeln!(
+            t,
+            "CPU per onboarding      {:>9.2} ms   ({:.2} s CPU, both sides)",
+            self.cpu_ms_per_onboarding, self.cpu_s
         );
         let _ = writeln!(
             t,
@@ -372,6 +409,24 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        // Spin until the counter moves (it has a 10 ms resolution); a
+        // reading that never moves fails after a generous wall deadline.
+        let before = cpu_time();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut x = 0u64;
+        while cpu_time() < before + std::time::Duration::from_millis(50) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cpu_time() did not move"
+            );
+        }
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

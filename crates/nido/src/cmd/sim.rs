@@ -3,8 +3,10 @@
 //! faults on the link; prints a report (`--json`: `devices`, `active`,
 //! `failed`, `elapsed_s`, `onboardings_per_s`, `latency_ms` per phase A–D
 //! and `overall` in wall-clock milliseconds, `nas_per_onboarding`,
-//! `bursts_sent`, `peak_rss_bytes`, the field names of `nido demo`'s report
-//! where they mean the same).
+//! `bursts_sent`, `congestion_rejects` (REGISTRATION REJECTs with #22 the
+//! devices got: the network's admission control turning them away for
+//! T3346, see `nido network serve --max-procedures`), `peak_rss_bytes`, the
+//! field names of `nido demo`'s report where they mean the same).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -194,20 +196,22 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
         "nas_per_onboarding": {"uplink_messages": report.uplink.0 / active, "uplink_bytes": report.uplink.1 / active,
                                "downlink_messages": report.downlink.0 / active, "downlink_bytes": report.downlink.1 / active},
         "bursts_sent": report.bursts_sent,
+        "congestion_rejects": report.congestion_rejects,
         "peak_rss_bytes": super::report::memory_now().1,
     });
     if a.json {
         println!("{json:#}");
     } else {
         println!(
-            "{} of {} devices active, {} failed, in {:.1} s ({:.0}/s); time to active p50 {:.0} ms, p99 {:.0} ms",
+            "{} of {} devices active, {} failed, in {:.1} s ({:.0}/s); time to active p50 {:.0} ms, p99 {:.0} ms; {} congestion rejects (#22)",
             report.active,
             report.devices,
             report.failed,
             report.elapsed.as_secs_f64(),
             json["onboardings_per_s"].as_f64().unwrap_or(0.0),
             percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99)
+            percentile(&latencies, 0.99),
+            report.congestion_rejects
         );
     }
     if report.active + report.failed < report.devices {

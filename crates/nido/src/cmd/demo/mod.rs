@@ -9,28 +9,29 @@
 //! what happened, how fast and at what cost.
 
 mod population;
+mod shard;
 mod stats;
 mod summary;
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use nido_net::{CountingSink, MemoryStore, Store};
-use nido_sim::scenario::{self, NetworkOptions};
-use nido_sim::{Faults, Fleet, Link};
+use nido_net::{CountingSink, MemoryStore, SharedStore, Store};
+use nido_sec::suci::{HomeNetworkKey, Profile};
+use nido_sim::Faults;
+use nido_sim::scenario::NetworkOptions;
 use nido_trace::PcapWriter;
-use nido_ue::DeviceState;
 
 use super::report;
 use population::{Kind, Population};
-use stats::{Stats, Trace};
+use shard::{Shard, Stage};
+use stats::Trace;
 use summary::{Measured, build_report, check};
 
 /// Arguments of `nido demo`.
@@ -50,6 +51,12 @@ pub(crate) struct DemoArgs {
     /// one settles (active or refused).
     #[arg(long, default_value_t = 2000)]
     concurrency: u64,
+    /// Worker threads (default: one per core). The fleet is split into
+    /// this many shards, each with its own devices, link and network
+    /// instance (an AMF set) over the one store; the clone and its twin
+    /// share a shard, since clone detection is per AMF.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    threads: Option<u64>,
     /// Probability a datagram is lost on the simulated link (each way).
     #[arg(long, default_value_t = 0.0)]
     loss: f64,
@@ -145,7 +152,8 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
         reorder: a.reorder,
         ..Faults::NONE
     };
-    let link = Link::new(faults, faults, a.seed)
+    faults
+        .validate()
         .map_err(|e| anyhow::anyhow!("--loss/--dup/--reorder: {e}"))?;
     let sink = CountingSink::new();
     let msins = (total as u64 * 2).max(10_000_000);
@@ -157,189 +165,172 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
     bar.set_message("opening the store");
     let (mut store, store_kind, _store_dir) = open_store(a.db.as_deref(), msins)?;
     population.enroll_owner(store.as_mut())?;
-    let network =
-        scenario::network_with_store(&population.world, &options, Box::new(sink.clone()), store)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = SharedStore::new(store);
+    let home_network_key = HomeNetworkKey::generate(Profile::A, 1)
+        .and_then(|k| k.private_octets())
+        .map_err(|e| anyhow::anyhow!("home network key: {e}"))?;
     let start = population.world.now;
-    let mut fleet = Fleet::new(network, link, start, false);
 
-    // The devices, in arrival order; their identities are dropped as they go in.
-    bar.set_position(0);
-    bar.set_message("building devices");
-    let (rss_before_devices, _) = report::memory_now();
     let Population {
         world,
         credentials,
         plan,
         ..
     } = population;
-    let mut kinds = Vec::with_capacity(total);
-    let mut serials = Vec::new();
-    for (id, kind) in plan {
-        let device =
-            scenario::device(&world, &id, a.pcap.is_some()).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if a.pcap.is_some() {
-            serials.push(id.serial.clone());
-        }
-        fleet.add_device(device);
-        kinds.push(kind);
-        bar.inc(1);
-    }
-    let (rss_devices, _) = report::memory_now();
-
     let trace = match &a.pcap {
         Some(path) => {
             let file = File::create(path).with_context(|| path.display().to_string())?;
-            Some(Trace {
+            Some(Arc::new(Mutex::new(Trace {
                 writer: PcapWriter::new(BufWriter::new(file))?,
-                serials,
+                serials: plan.iter().map(|(id, _)| id.serial.clone()).collect(),
                 error: None,
-            })
+            })))
         }
         None => None,
     };
-    let stats = Rc::new(RefCell::new(Stats::new(start, total, trace)));
-    {
-        let s = stats.clone();
-        fleet.set_device_events(move |now, i, e| s.borrow_mut().device_event(now, i, e));
-        let s = stats.clone();
-        fleet.set_network_events(move |_, e| s.borrow_mut().network_event(e));
-        let s = stats.clone();
-        fleet.set_trace(move |r| s.borrow_mut().pdu(r));
-    }
-    let setup_wall = setup.elapsed();
-
-    // Onboarding: devices power on as earlier ones settle.
-    bar.set_position(0);
-    bar.set_length(total as u64);
-    let started = Instant::now();
-    let deadline = fleet.now() + Duration::from_secs(7 * 24 * 3600);
-    let settled = |f: &Fleet| {
-        f.count(DeviceState::Active)
-            + f.count(DeviceState::Failed)
-            + f.count(DeviceState::BackingOff)
-    };
-    // The clone and its twin onboard at the same time; the network refuses
-    // whichever completes EAP-TLS second (on a lossy link that may be
-    // either: the network cannot tell which is genuine, so the refused one
-    // is the clone). The clone tries once: it is switched off after its
-    // refusal. (Were it to keep trying, it would get through once its twin
-    // has finished onboarding, and the PVS would re-provision the
-    // subscription under the twin.)
-    let mut twins = kinds
+    // The shards: contiguous runs of the plan, the clone with its twin.
+    let threads = a
+        .threads
+        .map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |n| n as usize,
+        )
+        .max(1);
+    let clone = plan
         .iter()
-        .position(|k| *k == Kind::Bad(population::CLONE))
-        .and_then(|c| Some((c.checked_sub(1)?, c)));
-    let mut next = 0;
-    let mut last_draw = Instant::now();
-    let mut concurrency = 0;
-    loop {
-        let in_flight = (total - fleet.count(DeviceState::Off)).saturating_sub(settled(&fleet));
-        let mut room = (a.concurrency.max(1) as usize).saturating_sub(in_flight);
-        while room > 0 && next < total {
-            fleet.power_on(next);
-            next += 1;
-            room -= 1;
-        }
-        concurrency = concurrency
-            .max((total - fleet.count(DeviceState::Off)).saturating_sub(settled(&fleet)));
-        if next == total && settled(&fleet) == total {
-            break;
-        }
-        if !fleet.step(deadline) {
-            break;
-        }
-        if let Some((twin, clone)) = twins {
-            let refused = stats.borrow().refused(twin) || stats.borrow().refused(clone);
-            if refused {
-                if stats.borrow().refused(twin) {
-                    kinds.swap(twin, clone);
-                    fleet.power_off(twin);
-                } else {
-                    fleet.power_off(clone);
-                }
-                twins = None;
-            }
-        }
-        // Redraw at most ten times a second (an instant of a large fleet
-        // can take a while: thousands of devices move in lockstep).
-        if last_draw.elapsed() >= Duration::from_millis(100) {
-            last_draw = Instant::now();
-            let f = stats.borrow().funnel;
+        .position(|(_, k)| *k == Kind::Bad(population::CLONE));
+    let ranges = shard::split(total, threads, clone);
+    let twin_shard = clone
+        .and_then(|c| ranges.iter().position(|r| r.contains(&c)))
+        .unwrap_or(0);
+    let mut plan = plan.into_iter();
+    let shards: Vec<Shard> = ranges
+        .iter()
+        .enumerate()
+        .map(|(index, r)| Shard {
+            index,
+            offset: r.start,
+            plan: plan.by_ref().take(r.len()).collect(),
+            baseline: index == twin_shard,
+        })
+        .collect();
+    let progress = shard::Progress::new(shards.len());
+    let common = shard::Common {
+        world: &world,
+        options: &options,
+        store: store.clone(),
+        home_network_key: &home_network_key,
+        sink: sink.clone(),
+        faults,
+        seed: a.seed,
+        concurrency: (a.concurrency.max(1) as usize).div_ceil(shards.len()),
+        pcap: a.pcap.is_some(),
+        trace: trace.clone(),
+        start,
+        progress: &progress,
+        bar: &bar,
+        credentials: &credentials,
+    };
+
+    bar.set_position(0);
+    bar.set_message("building devices");
+    let (rss_before_devices, _) = report::memory_now();
+    let threads = shards.len();
+    let outcomes = std::thread::scope(|scope| {
+        let handles: Vec<_> = shards
+            .into_iter()
+            .map(|shard| {
+                let common = &common;
+                scope.spawn(move || shard::run(common, shard))
+            })
+            .collect();
+        let idle = |_, _| {};
+        progress.wait_for(Stage::Built, idle);
+        let (rss_devices, _) = report::memory_now();
+        let setup_wall = setup.elapsed();
+        // Onboarding: devices power on as earlier ones settle.
+        bar.set_position(0);
+        bar.set_length(total as u64);
+        let started = Instant::now();
+        let cpu_before = report::cpu_time();
+        progress.release();
+        progress.wait_for(Stage::Onboarded, |f, settled| {
             let rate = f.active as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_position(settled(&fleet) as u64);
+            bar.set_position(settled as u64);
             bar.set_message(format!(
                 "attached {} authenticated {} provisioned {} active {} refused {} | {rate:.0}/s",
                 f.attached, f.authenticated, f.provisioned, f.active, f.refused
             ));
-        }
-    }
-    // The data sessions come up right after each registration.
-    fleet.advance(Duration::from_secs(1));
-    let wall = started.elapsed();
-    let simulated = fleet.now().duration_since(start).unwrap_or_default();
-    let (rss_onboarded, _) = report::memory_now();
-    let onboarding = std::mem::take(&mut stats.borrow_mut().meter);
-
-    // Phase D: every active device, idle by now, sends one burst.
-    bar.set_message("bursts");
-    fleet.advance(Duration::from_secs(30));
-    {
-        let mut s = stats.borrow_mut();
-        s.meter = stats::Meter::default();
-        s.meter_active_only = true;
-    }
-    let mut bursts = 0u64;
-    for i in 0..total {
-        if fleet.device(i).state() == DeviceState::Active && fleet.send_data(i, PAYLOAD).is_ok() {
-            bursts += 1;
-        }
-    }
-    fleet.advance(Duration::from_secs(60));
-    let burst = std::mem::take(&mut stats.borrow_mut().meter);
-    let delivered = sink.count();
-
-    // The baseline: one active device registers again and sends the same
-    // payload connected.
-    bar.set_message("baseline");
-    let baseline_device = (0..total).find(|&i| {
-        matches!(kinds[i], Kind::Good { .. }) && fleet.device(i).state() == DeviceState::Active
+        });
+        let wall = started.elapsed();
+        let cpu = report::cpu_time().saturating_sub(cpu_before);
+        let (rss_onboarded, _) = report::memory_now();
+        bar.set_message("bursts");
+        progress.release();
+        progress.wait_for(Stage::Bursts, idle);
+        let delivered = sink.count();
+        bar.set_message("baseline");
+        progress.release();
+        progress.wait_for(Stage::Baseline, idle);
+        progress.release();
+        let outcomes: Vec<Result<shard::Outcome>> = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a shard panicked")))
+            })
+            .collect();
+        (
+            outcomes,
+            (setup_wall, wall, cpu, delivered),
+            (rss_devices, rss_onboarded),
+        )
     });
-    if let Some(b) = baseline_device {
-        stats.borrow_mut().baseline_device = Some(b);
-        fleet.power_on(b);
-        let until = fleet.now() + Duration::from_secs(600);
-        while fleet.send_data(b, PAYLOAD).is_err() {
-            if !fleet.step(until) {
-                bail!("the baseline device did not register again");
-            }
-        }
-        fleet.advance(Duration::from_secs(5));
-        stats.borrow_mut().baseline_device = None;
-    }
     bar.finish_and_clear();
+    let (outcomes, (setup_wall, wall, cpu, delivered), (rss_devices, rss_onboarded)) = outcomes;
 
-    let report = build_report(
-        &fleet,
-        &stats.borrow(),
-        &kinds,
-        &credentials,
-        Measured {
-            kind: store_kind,
-            wall,
-            setup_wall,
-            simulated,
-            concurrency: concurrency as u64,
-            onboarding,
-            burst,
-            bursts,
-            delivered,
-            rss: (rss_start, rss_before_devices, rss_devices, rss_onboarded),
-        },
-    )?;
-    drop(fleet);
-    let trace = stats.borrow_mut().trace.take();
+    let mut tally = summary::Tally::default();
+    let mut m = Measured {
+        kind: store_kind,
+        devices: total as u64,
+        subscriptions: store
+            .subscriptions()
+            .map_err(|e| anyhow::anyhow!("subscriptions: {e}"))?
+            .len() as u64,
+        threads: threads as u64,
+        wall,
+        cpu,
+        setup_wall,
+        simulated: Duration::ZERO,
+        concurrency: 0,
+        phases: Default::default(),
+        onboarding: stats::Meter::default(),
+        burst: stats::Meter::default(),
+        baseline: stats::Meter::default(),
+        bursts: 0,
+        delivered,
+        rss: (rss_start, rss_before_devices, rss_devices, rss_onboarded),
+    };
+    for outcome in outcomes {
+        let o = outcome?;
+        tally.absorb(o.tally);
+        for (all, shard) in m.phases.iter_mut().zip(o.phases) {
+            all.extend(shard);
+        }
+        m.onboarding.absorb(o.onboarding);
+        m.burst.absorb(o.burst);
+        m.baseline.absorb(o.baseline);
+        m.bursts += o.bursts;
+        m.simulated = m.simulated.max(o.simulated);
+        m.concurrency += o.concurrency as u64;
+    }
+    let report = build_report(tally, m);
+    drop(common);
     if let (Some(path), Some(t)) = (&a.pcap, trace) {
+        let t = Arc::try_unwrap(t)
+            .map_err(|_| anyhow::anyhow!("the trace is still in use"))?
+            .into_inner()
+            .map_err(|_| anyhow::anyhow!("the trace writer panicked"))?;
         if let Some(e) = t.error {
             return Err(e).with_context(|| path.display().to_string());
         }

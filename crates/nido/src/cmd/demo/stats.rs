@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufWriter;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use nido_net::NetworkEvent;
@@ -38,6 +39,14 @@ pub(super) struct Meter {
 }
 
 impl Meter {
+    /// Adds `other`'s counts (another shard's).
+    pub(super) fn absorb(&mut self, other: Meter) {
+        self.ul_messages += other.ul_messages;
+        self.ul_bytes += other.ul_bytes;
+        self.dl_messages += other.dl_messages;
+        self.dl_bytes += other.dl_bytes;
+    }
+
     fn add(&mut self, direction: Direction, bytes: usize) {
         match direction {
             Direction::Uplink => {
@@ -62,6 +71,17 @@ pub(super) struct Funnel {
     pub refused: u64,
 }
 
+impl Funnel {
+    /// Adds `other`'s counts (another shard's).
+    pub(super) fn absorb(&mut self, other: Funnel) {
+        self.attached += other.attached;
+        self.authenticated += other.authenticated;
+        self.provisioned += other.provisioned;
+        self.active += other.active;
+        self.refused += other.refused;
+    }
+}
+
 /// A refusal the network reported.
 #[derive(Debug, Clone)]
 pub(super) struct Refusal {
@@ -76,9 +96,12 @@ pub(super) struct Trace {
     pub error: Option<std::io::Error>,
 }
 
-/// Everything measured.
+/// Everything measured on one shard of the fleet (device indices are the
+/// shard's own; `offset` turns them into the demo's).
 pub(super) struct Stats {
     start: SystemTime,
+    /// The demo's index of the shard's device 0.
+    offset: usize,
     /// Per device: power-on time, µs since `start`.
     on: Vec<u64>,
     /// Per device: the last phase boundary (or the burst), µs since `start`.
@@ -97,7 +120,9 @@ pub(super) struct Stats {
     pub baseline: Meter,
     /// The network's refusals by device (first one).
     pub refusals: HashMap<usize, Refusal>,
-    pub trace: Option<Trace>,
+    /// The trace, shared by every shard (records of one device stay in
+    /// order; shards run on their own clocks, so the file interleaves them).
+    pub trace: Option<Arc<Mutex<Trace>>>,
 }
 
 fn micros(start: SystemTime, at: SystemTime) -> u64 {
@@ -110,9 +135,15 @@ fn span(from: u64, to: u64) -> u32 {
 }
 
 impl Stats {
-    pub(super) fn new(start: SystemTime, devices: usize, trace: Option<Trace>) -> Self {
+    pub(super) fn new(
+        start: SystemTime,
+        offset: usize,
+        devices: usize,
+        trace: Option<Arc<Mutex<Trace>>>,
+    ) -> Self {
         Self {
             start,
+            offset,
             on: vec![0; devices],
             mark: vec![0; devices],
             flags: vec![0; devices],
@@ -221,8 +252,19 @@ impl Stats {
             let t = micros(self.start, r.at);
             self.phases[3].push(span(self.mark[r.device], t));
         }
-        if let Some(trace) = self.trace.as_mut() {
-            trace.record(r);
+        let poisoned = match &self.trace {
+            Some(trace) => match trace.lock() {
+                Ok(mut t) => {
+                    t.record(r, self.offset + r.device);
+                    false
+                }
+                Err(_) => true,
+            },
+            None => false,
+        };
+        if poisoned {
+            // Another shard panicked while writing: its error ends the demo.
+            self.trace = None;
         }
     }
 }
@@ -230,20 +272,21 @@ impl Stats {
 impl Trace {
     /// Writes the PDU as sent, then its plain inner message when protected.
     /// Both records name the device and the direction in the record's
-    /// annotation (`nido UE <index> <serial> UL|DL ...`).
-    fn record(&mut self, r: &TraceRecord<'_>) {
+    /// annotation (`nido UE <index> <serial> UL|DL ...`); `device` is the
+    /// demo's index.
+    fn record(&mut self, r: &TraceRecord<'_>, device: usize) {
         if self.error.is_some() {
             return;
         }
         let at =
             r.at.duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap_or_default();
-        let serial = self.serials.get(r.device).map_or("?", String::as_str);
+        let serial = self.serials.get(device).map_or("?", String::as_str);
         let dir = match r.direction {
             Direction::Uplink => "UL",
             Direction::Downlink => "DL",
         };
-        let who = format!("nido UE {} {serial} {dir}", r.device);
+        let who = format!("nido UE {device} {serial} {dir}");
         let mut result = self.writer.write_nas_annotated(at, r.pdu, &who);
         if let (Ok(()), Some(plain)) = (&result, r.plain) {
             result = self.writer.write_nas_annotated(

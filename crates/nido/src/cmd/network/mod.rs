@@ -2,6 +2,7 @@
 //! serve devices on the UDP access link, list what it holds.
 
 mod config;
+mod release;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +49,11 @@ pub(crate) enum Network {
     Block(BlockArgs),
     /// Imports claims.csv (serial, claim code hash) so owners can claim devices.
     ImportClaims(ClaimsArgs),
+    /// Lets a device that holds a provisioned or active subscription be
+    /// provisioned again (it lost its credentials: a factory reset, a
+    /// replaced secure element). Until then its onboarding is refused with
+    /// #74, since the network cannot tell it from a clone.
+    Release(release::ReleaseArgs),
     /// Lists the devices seen.
     Devices(ListArgs),
     /// Lists the subscriptions (never K or OPc).
@@ -91,7 +97,26 @@ pub(crate) struct InitArgs {
     claim_policy: String,
 }
 
+const SERVE_AFTER_HELP: &str = "\
+Admission control: a registration (EAP-TLS onboarding or 5G-AKA) costs the
+network real work for a few round trips. If devices arrive faster than it
+finishes them, every registration slows down, the devices' timers (T3510,
+15 s) expire, they start over, and the retries add load until almost
+nothing completes. So at most --max-procedures registrations run at once;
+a device that arrives while that many are running gets REGISTRATION
+REJECT #22 (congestion) with a back-off timer T3346 drawn at random from
+--t3346-min..--t3346-max (random, so refused devices do not come back
+together). The refusal costs almost nothing: no certificate, no key, no
+database is touched. Devices already registering, registered devices'
+data and re-registrations of a running procedure are never refused.
+
+Choosing the limit: about the registrations the network finishes per
+second times a few seconds. The default suits a release build on two
+cores; lower it for a debug build or a slow database, and watch
+`congested` entries in `nido network audit`.";
+
 #[derive(Args)]
+#[command(after_long_help = SERVE_AFTER_HELP)]
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub(crate) dir: DirArg,
@@ -101,6 +126,33 @@ pub(crate) struct ServeArgs {
     /// Overrides [network] database.
     #[arg(long)]
     pub(crate) db: Option<String>,
+    /// Registrations in progress at most (authenticating, security mode,
+    /// accept sent); a device beyond it is refused with #22 and backs off
+    /// for T3346. A number, or `unlimited`.
+    #[arg(long, default_value = "2000", value_name = "N|unlimited", value_parser = parse_limit)]
+    pub(crate) max_procedures: Limit,
+    /// The shortest T3346 back-off a congestion reject carries, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(2..=11_160))]
+    pub(crate) t3346_min: u64,
+    /// The longest T3346 back-off, in seconds (values are rounded to what
+    /// the NAS timer encodes: 2 s steps to 62 s, then minutes, then 6 min).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(2..=11_160))]
+    pub(crate) t3346_max: u64,
+}
+
+/// `--max-procedures`: a limit, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limit(pub(crate) Option<usize>);
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    if s.eq_ignore_ascii_case("unlimited") {
+        return Ok(Limit(None));
+    }
+    match s.parse::<usize>() {
+        Ok(0) => Err("0 would refuse every device; use `unlimited` for no limit".into()),
+        Ok(n) => Ok(Limit(Some(n))),
+        Err(_) => Err(format!("{s:?}: a positive number or `unlimited`")),
+    }
 }
 
 #[derive(Args)]
@@ -185,6 +237,7 @@ pub(crate) fn run(command: Network) -> Result<()> {
             Ok(())
         }
         Network::ImportClaims(a) => claims(&a),
+        Network::Release(a) => release::run(&a),
         Network::Devices(a) => devices(&a),
         Network::Subscriptions(a) => subscriptions(&a),
         Network::Audit(a) => audit(&a),

@@ -6,10 +6,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nido_access::network::{ServeOptions, serve};
 use nido_eap::{DcsCredentials, Settings};
+use nido_net::amf::Admission;
 use nido_net::dcs::Dcs;
 use nido_net::{ApplicationSink, Network, NetworkEvent, Uplink};
 use nido_pki::files::{read_certs, read_key};
@@ -60,6 +62,11 @@ fn log(event: &NetworkEvent) {
             active,
             refused,
         } => tracing::warn!(device = %device, %active, %refused, "clone suspected"),
+        NetworkEvent::Congested {
+            conn,
+            procedures,
+            t3346,
+        } => tracing::debug!(%conn, procedures, t3346_s = t3346.as_secs(), "congestion: refused (#22)"),
         NetworkEvent::Discarded { conn, reason } => {
             tracing::debug!(%conn, reason = %reason, "discarded")
         }
@@ -81,7 +88,19 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         dcs.serve(&d.realm, creds);
     }
     let no_dcs = config.dcs.is_empty();
-    let (udm, pvs, net) = config::functions(dir, &config)?;
+    let (udm, pvs, mut net) = config::functions(dir, &config)?;
+    if a.t3346_min > a.t3346_max {
+        anyhow::bail!(
+            "--t3346-min {} is above --t3346-max {}",
+            a.t3346_min,
+            a.t3346_max
+        );
+    }
+    net.admission = Admission {
+        max_procedures: a.max_procedures.0,
+        t3346: Duration::from_secs(a.t3346_min)..=Duration::from_secs(a.t3346_max),
+        seed: None,
+    };
     let sink = FileSink {
         path: dir.join("uplink.jsonl"),
     };
@@ -110,6 +129,8 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     tracing::info!(
         snn = %config.serving_network()?.snn,
         udp = %socket.local_addr()?,
+        max_procedures = a.max_procedures.0.map_or("unlimited".into(), |n| n.to_string()),
+        t3346_s = format!("{}-{}", a.t3346_min, a.t3346_max),
         "serving (SIGTERM or Ctrl-C to stop)"
     );
     if no_dcs {
@@ -121,6 +142,7 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         sent = stats.sent,
         malformed = stats.malformed,
         over_capacity = stats.over_capacity,
+        congested = stats.congested,
         "stopped; in-flight procedures abandoned (the store holds only committed state)"
     );
     Ok(())

@@ -1,0 +1,410 @@
+//! One shard of the demo's fleet: a contiguous run of its devices, their
+//! own link and their own network instance (one AMF of the set) over the
+//! shared store, on its own thread and its own simulated clock. Shards
+//! meet the driver at the end of every [`Stage`] (a barrier), so the
+//! driver measures memory and time between stages while nothing runs.
+
+use std::cell::RefCell;
+use std::ops::Range;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Result, bail};
+use indicatif::ProgressBar;
+use nido_eap::fixtures::Onboarding;
+use nido_net::{CountingSink, SharedStore};
+use nido_pki::DeviceIdentity;
+use nido_sec::PrivateKey32;
+use nido_sec::suci::{HomeNetworkKey, Profile};
+use nido_sim::scenario::{self, NetworkOptions};
+use nido_sim::{Faults, Fleet, Link};
+use nido_ue::DeviceState;
+
+use super::PAYLOAD;
+use super::population::{self, Kind};
+use super::stats::{Funnel, Meter, Stats, Trace};
+use super::summary::{Tally, tally};
+
+/// The stages every shard goes through, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// The shard's devices and network are built.
+    Built = 0,
+    /// Every device of the shard settled (active or refused).
+    Onboarded = 1,
+    /// Every active device sent one burst from idle.
+    Bursts = 2,
+    /// The baseline device (one shard has it) registered again.
+    Baseline = 3,
+}
+
+/// Where the shards and the driver meet: stage completions, the barrier
+/// that holds the shards until the driver has measured, and each shard's
+/// funnel for the live display.
+pub(super) struct Progress {
+    shards: usize,
+    done: AtomicUsize,
+    barrier: Barrier,
+    funnels: Mutex<Vec<(Funnel, usize)>>,
+}
+
+impl Progress {
+    pub(super) fn new(shards: usize) -> Self {
+        Self {
+            shards,
+            done: AtomicUsize::new(0),
+            barrier: Barrier::new(shards + 1),
+            funnels: Mutex::new(vec![(Funnel::default(), 0); shards]),
+        }
+    }
+
+    /// A shard finished its current stage: waits for the driver.
+    fn stage_done(&self) {
+        self.done.fetch_add(1, Ordering::AcqRel);
+        self.barrier.wait();
+    }
+
+    fn publish(&self, shard: usize, funnel: Funnel, settled: usize) {
+        if let Ok(mut f) = self.funnels.lock() {
+            f[shard] = (funnel, settled);
+        }
+    }
+
+    /// The driver: calls `draw` with the shards' funnel and settled count
+    /// every 100 ms until every shard finished `stage`.
+    pub(super) fn wait_for(&self, stage: Stage, mut draw: impl FnMut(Funnel, usize)) {
+        let target = (stage as usize + 1) * self.shards;
+        while self.done.load(Ordering::Acquire) < target {
+            let (mut funnel, mut settled) = (Funnel::default(), 0);
+            if let Ok(f) = self.funnels.lock() {
+                for (shard_funnel, shard_settled) in f.iter() {
+                    funnel.absorb(*shard_funnel);
+                    settled += shard_settled;
+                }
+            }
+            draw(funnel, settled);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The driver lets the shards go on to the next stage.
+    pub(super) fn release(&self) {
+        self.barrier.wait();
+    }
+}
+
+/// What every shard shares.
+pub(super) struct Common<'a> {
+    pub world: &'a Onboarding,
+    pub options: &'a NetworkOptions,
+    pub store: SharedStore,
+    /// The operator's SUCI home network key (profile A, id 1).
+    pub home_network_key: &'a PrivateKey32,
+    pub sink: CountingSink,
+    pub faults: Faults,
+    pub seed: u64,
+    /// Devices onboarding at once at most, per shard.
+    pub concurrency: usize,
+    pub pcap: bool,
+    pub trace: Option<Arc<Mutex<Trace>>>,
+    pub start: SystemTime,
+    pub progress: &'a Progress,
+    pub bar: &'a ProgressBar,
+    pub credentials: &'a [nido_prov::ThirdPartyCredential],
+}
+
+/// One shard's devices.
+pub(super) struct Shard {
+    pub index: usize,
+    /// The demo's index of the shard's first device.
+    pub offset: usize,
+    pub plan: Vec<(DeviceIdentity, Kind)>,
+    /// Whether this shard measures the re-registration baseline.
+    pub baseline: bool,
+}
+
+/// What one shard measured.
+pub(super) struct Outcome {
+    pub tally: Tally,
+    pub phases: [Vec<u32>; 5],
+    pub onboarding: Meter,
+    pub burst: Meter,
+    pub baseline: Meter,
+    pub bursts: u64,
+    pub simulated: Duration,
+    pub concurrency: usize,
+}
+
+/// A shard between stages.
+struct Running {
+    index: usize,
+    /// Whether this shard measures the re-registration baseline.
+    baseline: bool,
+    fleet: Fleet,
+    stats: Rc<RefCell<Stats>>,
+    kinds: Vec<Kind>,
+    onboarding: Meter,
+    burst: Meter,
+    bursts: u64,
+    simulated: Duration,
+    concurrency: usize,
+}
+
+/// Splits `0..total` into `n` contiguous ranges of nearly equal sizes,
+/// moving a cut that would fall right before `together` one further, so
+/// `together - 1` and `together` stay in one shard.
+pub(super) fn split(total: usize, n: usize, together: Option<usize>) -> Vec<Range<usize>> {
+    let n = n.clamp(1, total.max(1));
+    let mut cuts: Vec<usize> = (0..=n).map(|k| k * total / n).collect();
+    for cut in cuts.iter_mut().take(n).skip(1) {
+        if Some(*cut) == together {
+            *cut += 1;
+        }
+    }
+    cuts.windows(2)
+        .map(|w| w[0]..w[1].max(w[0]))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Runs `shard` through every [`Stage`]; after an error it still meets the
+/// driver at each remaining stage (so nobody waits forever) and returns it.
+pub(super) fn run(common: &Common<'_>, shard: Shard) -> Result<Outcome> {
+    let mut shard = Some(shard);
+    let mut running: Option<Running> = None;
+    let mut failed = None;
+    for stage in [
+        Stage::Built,
+        Stage::Onboarded,
+        Stage::Bursts,
+        Stage::Baseline,
+    ] {
+        if failed.is_none() {
+            let step = match (stage, shard.take(), running.as_mut()) {
+                (Stage::Built, Some(s), _) => build(common, s).map(|r| {
+                    running = Some(r);
+                }),
+                (Stage::Onboarded, _, Some(r)) => onboard(common, r),
+                (Stage::Bursts, _, Some(r)) => bursts(r),
+                (Stage::Baseline, _, Some(r)) => baseline(r),
+                _ => Err(anyhow::anyhow!("shard state lost before {stage:?}")),
+            };
+            failed = step.err();
+        }
+        common.progress.stage_done();
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let r = running.ok_or_else(|| anyhow::anyhow!("shard never built"))?;
+    let stats = r.stats.borrow();
+    Ok(Outcome {
+        tally: tally(&r.fleet, &stats, &r.kinds, common.credentials)?,
+        phases: stats.phases.clone(),
+        onboarding: r.onboarding,
+        burst: r.burst,
+        baseline: stats.baseline,
+        bursts: r.bursts,
+        simulated: r.simulated,
+        concurrency: r.concurrency,
+    })
+}
+
+/// Stage 0: the shard's network instance and devices (identities are
+/// dropped as they go in).
+fn build(common: &Common<'_>, shard: Shard) -> Result<Running> {
+    let hn = HomeNetworkKey::from_private(Profile::A, 1, common.home_network_key)
+        .map_err(|e| anyhow::anyhow!("home network key: {e}"))?;
+    let network = scenario::network_with_store_and_key(
+        common.world,
+        common.options,
+        Box::new(common.sink.clone()),
+        Box::new(common.store.clone()),
+        hn,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let link = Link::new(
+        common.faults,
+        common.faults,
+        common.seed.wrapping_add(shard.index as u64),
+    )
+    .map_err(|e| anyhow::anyhow!("--loss/--dup/--reorder: {e}"))?;
+    let mut fleet = Fleet::new(network, link, common.start, false);
+    let mut kinds = Vec::with_capacity(shard.plan.len());
+    for (id, kind) in shard.plan {
+        let device =
+            scenario::device(common.world, &id, common.pcap).map_err(|e| anyhow::anyhow!("{e}"))?;
+        fleet.add_device(device);
+        kinds.push(kind);
+        common.bar.inc(1);
+    }
+    let stats = Rc::new(RefCell::new(Stats::new(
+        common.start,
+        shard.offset,
+        kinds.len(),
+        common.trace.clone(),
+    )));
+    {
+        let s = stats.clone();
+        fleet.set_device_events(move |now, i, e| s.borrow_mut().device_event(now, i, e));
+        let s = stats.clone();
+        fleet.set_network_events(move |_, e| s.borrow_mut().network_event(e));
+        let s = stats.clone();
+        fleet.set_trace(move |r| s.borrow_mut().pdu(r));
+    }
+    Ok(Running {
+        index: shard.index,
+        baseline: shard.baseline,
+        fleet,
+        stats,
+        kinds,
+        onboarding: Meter::default(),
+        burst: Meter::default(),
+        bursts: 0,
+        simulated: Duration::ZERO,
+        concurrency: 0,
+    })
+}
+
+/// Stage 1: devices power on as earlier ones settle.
+fn onboard(common: &Common<'_>, r: &mut Running) -> Result<()> {
+    let index = r.index;
+    let fleet = &mut r.fleet;
+    let stats = &r.stats;
+    let kinds = &mut r.kinds;
+    let total = kinds.len();
+    let start = fleet.now();
+    let deadline = start + Duration::from_secs(7 * 24 * 3600);
+    let settled = |f: &Fleet| {
+        f.count(DeviceState::Active)
+            + f.count(DeviceState::Failed)
+            + f.count(DeviceState::BackingOff)
+    };
+    // The clone and its twin onboard at the same time; the network refuses
+    // whichever completes EAP-TLS second while the first is onboarding, or
+    // after the first confirmed its package (the PVS re-provisions only a
+    // subscription the operator released). On a lossy link that may be
+    // either: the network cannot tell which is genuine, so the refused one
+    // is the clone. It is switched off after its first refusal (it would
+    // get #74 again at every retry).
+    let mut twins = kinds
+        .iter()
+        .position(|k| *k == Kind::Bad(population::CLONE))
+        .and_then(|c| Some((c.checked_sub(1)?, c)));
+    let mut next = 0;
+    let mut last_publish = Instant::now();
+    let mut concurrency = 0;
+    loop {
+        let in_flight = (total - fleet.count(DeviceState::Off)).saturating_sub(settled(fleet));
+        let mut room = common.concurrency.max(1).saturating_sub(in_flight);
+        while room > 0 && next < total {
+            fleet.power_on(next);
+            next += 1;
+            room -= 1;
+        }
+        concurrency =
+            concurrency.max((total - fleet.count(DeviceState::Off)).saturating_sub(settled(fleet)));
+        if next == total && settled(fleet) == total {
+            break;
+        }
+        if !fleet.step(deadline) {
+            break;
+        }
+        if let Some((twin, clone)) = twins {
+            let refused = stats.borrow().refused(twin) || stats.borrow().refused(clone);
+            if refused {
+                if stats.borrow().refused(twin) {
+                    kinds.swap(twin, clone);
+                    fleet.power_off(twin);
+                } else {
+                    fleet.power_off(clone);
+                }
+                twins = None;
+            }
+        }
+        if last_publish.elapsed() >= Duration::from_millis(100) {
+            last_publish = Instant::now();
+            common
+                .progress
+                .publish(index, stats.borrow().funnel, settled(fleet));
+        }
+    }
+    common
+        .progress
+        .publish(index, stats.borrow().funnel, settled(fleet));
+    // The data sessions come up right after each registration.
+    fleet.advance(Duration::from_secs(1));
+    r.simulated = fleet.now().duration_since(start).unwrap_or_default();
+    r.onboarding = std::mem::take(&mut stats.borrow_mut().meter);
+    r.concurrency = concurrency;
+    Ok(())
+}
+
+/// Stage 2: every active device, idle by now, sends one burst.
+fn bursts(r: &mut Running) -> Result<()> {
+    let fleet = &mut r.fleet;
+    fleet.advance(Duration::from_secs(30));
+    {
+        let mut s = r.stats.borrow_mut();
+        s.meter = Meter::default();
+        s.meter_active_only = true;
+    }
+    for i in 0..fleet.devices().len() {
+        if fleet.device(i).state() == DeviceState::Active && fleet.send_data(i, PAYLOAD).is_ok() {
+            r.bursts += 1;
+        }
+    }
+    fleet.advance(Duration::from_secs(60));
+    r.burst = std::mem::take(&mut r.stats.borrow_mut().meter);
+    Ok(())
+}
+
+/// Stage 3, on the baseline shard: one active device registers again and
+/// sends the same payload connected.
+fn baseline(r: &mut Running) -> Result<()> {
+    if !r.baseline {
+        return Ok(());
+    }
+    let fleet = &mut r.fleet;
+    let Some(b) = (0..r.kinds.len()).find(|&i| {
+        matches!(r.kinds[i], Kind::Good { .. }) && fleet.device(i).state() == DeviceState::Active
+    }) else {
+        return Ok(());
+    };
+    r.stats.borrow_mut().baseline_device = Some(b);
+    fleet.power_on(b);
+    let until = fleet.now() + Duration::from_secs(600);
+    while fleet.send_data(b, PAYLOAD).is_err() {
+        if !fleet.step(until) {
+            bail!("the baseline device did not register again");
+        }
+    }
+    fleet.advance(Duration::from_secs(5));
+    r.stats.borrow_mut().baseline_device = None;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+
+    #[test]
+    fn split_covers_everything_once_and_keeps_twins_together() {
+        for total in [0, 1, 7, 8, 13, 1007] {
+            for n in 1..=9 {
+                let parts = split(total, n, Some(7));
+                let flat: Vec<usize> = parts.iter().flat_map(|r| r.clone()).collect();
+                assert_eq!(flat, (0..total).collect::<Vec<_>>(), "{total} in {n}");
+                assert!(parts.len() <= n);
+                assert!(
+                    parts.iter().all(|r| r.start != 7),
+                    "{total} in {n}: a cut between 6 and 7: {parts:?}"
+                );
+            }
+        }
+        assert_eq!(split(1007, 2, Some(7)), vec![0..503, 503..1007]);
+        assert_eq!(split(8, 8, Some(7)).len(), 7);
+    }
+}
