@@ -143,7 +143,14 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
     let (rss_start, _) = report::memory_now();
     let bar = progress_bar(a.devices + 7)?;
     bar.set_message("manufacturing identities");
-    let population = Population::new(a.devices, now, || bar.inc(1))?;
+    let threads = a
+        .threads
+        .map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |n| n as usize,
+        )
+        .max(1);
+    let population = Population::new(a.devices, now, threads, &|| bar.inc(1))?;
     let total = population.plan.len();
 
     let faults = Faults {
@@ -189,13 +196,6 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
         None => None,
     };
     // The shards: contiguous runs of the plan, the clone with its twin.
-    let threads = a
-        .threads
-        .map_or_else(
-            || std::thread::available_parallelism().map_or(1, |n| n.get()),
-            |n| n as usize,
-        )
-        .max(1);
     let clone = plan
         .iter()
         .position(|(_, k)| *k == Kind::Bad(population::CLONE));

@@ -85,8 +85,14 @@ pub(super) struct Population {
 
 impl Population {
     /// Makes the manufacturers, the trust store and `good` good devices
-    /// plus the bad ones; `progress` is called after each identity.
-    pub(super) fn new(good: u64, now: SystemTime, mut progress: impl FnMut()) -> Result<Self> {
+    /// plus the bad ones, issuing on `threads` threads; `progress` is
+    /// called after each identity.
+    pub(super) fn new(
+        good: u64,
+        now: SystemTime,
+        threads: usize,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Self> {
         let revoked_n = good + 1;
         let blocked_n = good + 2;
         let mut revoked = None;
@@ -137,26 +143,61 @@ impl Population {
         ));
         progress();
 
+        // The good devices, in contiguous runs of serial numbers, one per
+        // thread (each identity is a P-256 key and a signature).
         let standard = DeviceProfile::standard(now);
+        let threads = (threads.max(1) as u64).min(good.max(1));
+        let runs: Vec<Result<Vec<(DeviceIdentity, Option<String>)>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (from, to) = (1 + t * good / threads, 1 + (t + 1) * good / threads);
+                    let (standard, issue) = (&standard, &issue);
+                    s.spawn(move || {
+                        (from..to)
+                            .map(|n| {
+                                let id = issue(m, n, standard)?;
+                                let claim = if n % CLAIM_EVERY == 0 {
+                                    let code = ClaimCode::generate()
+                                        .map_err(|e| anyhow::anyhow!("claim code: {e}"))?;
+                                    Some(code.hash())
+                                } else {
+                                    None
+                                };
+                                progress();
+                                Ok((id, claim))
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("an issuing thread panicked")))
+                })
+                .collect()
+        });
         let mut claims = Vec::new();
-        for n in 1..=good {
-            let id = issue(m, n, &standard)?;
-            let claimed = n % CLAIM_EVERY == 0;
-            if claimed {
-                let code = ClaimCode::generate().map_err(|e| anyhow::anyhow!("claim code: {e}"))?;
-                claims.push((id.serial.clone(), code.hash()));
-            }
-            let clone = (n == 1).then(|| DeviceIdentity {
-                serial: id.serial.clone(),
-                cert_serial: id.cert_serial.clone(),
-                chain: id.chain.clone(),
-                key: id.key.clone_key(),
-            });
-            plan.push((id, Kind::Good { claimed }));
-            progress();
-            if let Some(twin) = clone {
-                plan.push((twin, Kind::Bad(CLONE)));
-                progress();
+        // The clone copies the first good device and follows it.
+        let mut first = true;
+        for run in runs {
+            for (id, claim) in run? {
+                let claimed = claim.is_some();
+                if let Some(hash) = claim {
+                    claims.push((id.serial.clone(), hash));
+                }
+                let clone = std::mem::take(&mut first).then(|| DeviceIdentity {
+                    serial: id.serial.clone(),
+                    cert_serial: id.cert_serial.clone(),
+                    chain: id.chain.clone(),
+                    key: id.key.clone_key(),
+                });
+                plan.push((id, Kind::Good { claimed }));
+                if let Some(twin) = clone {
+                    plan.push((twin, Kind::Bad(CLONE)));
+                    progress();
+                }
             }
         }
         Ok(Self {
