@@ -117,11 +117,13 @@ impl PvsRefusal {
     }
 
     /// Whether the device should try again later rather than give up: an
-    /// exhausted range or a store that cannot be reached.
+    /// exhausted range, a store that cannot be reached, or a subscription
+    /// the operator may yet release.
     pub fn is_temporary(&self) -> bool {
         matches!(
             self,
             Self::Store(StoreError::Exhausted | StoreError::Unavailable(_))
+                | Self::AlreadyProvisioned(..)
         )
     }
 }
@@ -170,7 +172,9 @@ impl Pvs {
         Supi::imsi(&digits).map_err(|e| PvsRefusal::Request(e.to_string()))
     }
 
-    /// Whether the PVS would provision `device` at all: under
+    /// Whether the PVS would provision `device` at all: a device whose
+    /// subscription is provisioned or active (not released) is refused
+    /// (#74, [`PvsRefusal::AlreadyProvisioned`]); under
     /// [`ClaimPolicy::RequireClaim`] a device nobody claimed and without a
     /// subscription is refused (#75). The AMF asks before it accepts the
     /// onboarding registration, so such a device never gets one. A store
@@ -191,7 +195,9 @@ impl Pvs {
 
     /// Provisions `device` (the IDevID serial the DCS authenticated) for
     /// `request` at `now_unix`: re-provisions its subscription with a fresh K
-    /// if it has one (never a second subscription), else creates one,
+    /// if it has one that may be ([`SubscriptionState::reprovisionable`];
+    /// never a second subscription; a provisioned or active one is refused,
+    /// #74), else creates one,
     /// attached to the owner that claimed the device. The store is written
     /// once, before the package leaves; a store that cannot be read refuses
     /// (nothing is allocated or written).

@@ -273,9 +273,11 @@ impl Store for MemoryStore {
 }
 
 /// One store behind several networks (an AMF set sharing its UDR): every
-/// handle is a [`Store`] and every call takes the one lock, so each
-/// operation is as atomic as the inner store makes it and no two handles
-/// see different data. Cloning makes another handle to the same store.
+/// handle is a [`Store`] and every call takes the one lock, so each call is
+/// as atomic as the inner store makes it. A sequence of calls is not: two
+/// networks reading and writing the same subscription (an SQN read, then
+/// written) may interleave. Give each device to one network (the demo's
+/// shards do). Cloning makes another handle to the same store.
 ///
 /// A handle whose lock was poisoned (a thread panicked holding it) answers
 /// [`StoreError::Unavailable`] and records nothing.

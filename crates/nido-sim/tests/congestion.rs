@@ -2,7 +2,8 @@
 //! at once; a device arriving beyond that gets REGISTRATION REJECT #22 with
 //! a T3346 from the configured range, backs off, and gets through later.
 //! Registered devices' bursts and retransmissions of a running
-//! registration are never refused.
+//! registration are never refused; the last tenth of the limit is kept for
+//! devices past onboarding.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
 
@@ -117,7 +118,15 @@ fn fifty_devices_at_once_through_a_limit_of_five_all_end_active() {
     let congested = fleet
         .network_events()
         .iter()
-        .filter(|e| matches!(e, NetworkEvent::Congested { procedures: LIMIT, .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                NetworkEvent::Congested {
+                    procedures: LIMIT,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(congested, rejects.len());
     for &device in &refused {
@@ -176,10 +185,14 @@ fn a_registered_device_bursts_while_the_network_is_at_its_limit() {
     fleet.power_on(newcomer);
     fleet.advance(Duration::from_secs(1));
     assert_eq!(fleet.device(newcomer).state(), DeviceState::BackingOff);
-    assert!(fleet.device_events(newcomer).contains(&DeviceEvent::Rejected {
-        message: "RegistrationReject",
-        cause: 22
-    }));
+    assert!(
+        fleet
+            .device_events(newcomer)
+            .contains(&DeviceEvent::Rejected {
+                message: "RegistrationReject",
+                cause: 22
+            })
+    );
     // ...while the registered one's burst goes through.
     let before = fleet.network_events().len();
     fleet.send_data(0, b"t=21.5C").unwrap();
@@ -202,6 +215,60 @@ fn a_registered_device_bursts_while_the_network_is_at_its_limit() {
             .device_events(0)
             .iter()
             .any(|e| matches!(e, DeviceEvent::Rejected { .. })),
+        "{:?}",
+        fleet.device_events(0)
+    );
+}
+
+/// The last tenth of the limit is kept for registrations with a
+/// subscription: with 9 of 10 taken by onboarding devices (stuck, their
+/// downlink lost), a new device is refused while a provisioned one
+/// registering again (5G-AKA) gets in.
+#[test]
+fn a_tenth_of_the_limit_is_kept_for_devices_past_onboarding() {
+    let world = world();
+    let profiles = vec![DeviceProfile::standard(world.now); 11];
+    let (mut fleet, _sink) = fleet(
+        &world,
+        &NetworkOptions::default(),
+        &profiles,
+        Faults::NONE,
+        11,
+    );
+    limited(&mut fleet, 10);
+    fleet.power_on(0);
+    let deadline = fleet.now() + Duration::from_secs(60);
+    assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Active));
+    fleet.advance(Duration::from_secs(30));
+
+    fleet.set_downlink_filter(|t| !(1..=9).contains(&((t.conn.0 >> 20) as usize)));
+    for i in 1..=9 {
+        fleet.power_on(i);
+    }
+    fleet.advance(Duration::from_secs(1));
+    assert_eq!(fleet.network().procedures(), 9);
+    fleet.power_on(10);
+    fleet.advance(Duration::from_secs(1));
+    assert_eq!(fleet.device(10).state(), DeviceState::BackingOff);
+    assert_eq!(fleet.network().procedures(), 9);
+
+    // Device 0 registers again with its subscription: admitted to the 10th
+    // place, active again.
+    let now = fleet.now();
+    fleet.device_mut(0).power_on(now);
+    fleet.pump_devices();
+    let mut most = 0;
+    let deadline = fleet.now() + Duration::from_secs(5);
+    assert!(fleet.run_until(deadline, |f| {
+        most = most.max(f.network().procedures());
+        f.device(0).state() == DeviceState::Active
+    }));
+    assert_eq!(most, 10);
+    assert!(
+        !fleet
+            .device_events(0)
+            .iter()
+            .any(|e| matches!(e, DeviceEvent::Rejected { cause: 22, .. })),
         "{:?}",
         fleet.device_events(0)
     );
@@ -264,10 +331,12 @@ fn a_retransmitted_registration_request_is_not_refused_at_the_limit() {
     );
     let deadline = fleet.now() + Duration::from_secs(600);
     assert!(fleet.run_until(deadline, |f| f.count(DeviceState::Active) == 2));
-    assert!(!fleet.device_events(0).iter().any(|e| matches!(
-        e,
-        DeviceEvent::Rejected { cause: 22, .. }
-    )));
+    assert!(
+        !fleet
+            .device_events(0)
+            .iter()
+            .any(|e| matches!(e, DeviceEvent::Rejected { cause: 22, .. }))
+    );
 }
 
 /// Without a limit (the library's default) nothing is refused, however

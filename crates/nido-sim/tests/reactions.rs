@@ -166,3 +166,79 @@ fn a_device_whose_network_lost_its_context_registers_again_and_its_burst_arrives
     assert_eq!(fleet.device(0).state(), DeviceState::Active);
     assert_eq!(fleet.network().store().subscriptions().unwrap().len(), 1);
 }
+
+/// #9 comes unprotected, so one may be a corrupted datagram or a forgery:
+/// an active device keeps its subscription over two #9 in a row and only
+/// the third makes it erase the subscription and onboard again. Since the
+/// network still holds that subscription (active), the onboarding is then
+/// refused with #74 until the operator releases it; after that the device
+/// gets a new K and is active again.
+#[test]
+fn unknown_identity_erases_the_subscription_only_when_it_keeps_coming() {
+    use nido_net::SubscriptionState;
+
+    let world = world();
+    let (mut fleet, _) = one_device(&world, &NetworkOptions::default(), 9);
+    fleet.power_on(0);
+    let deadline = fleet.now() + Duration::from_secs(600);
+    assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Active));
+    let supi = fleet.device(0).subscription().unwrap().supi.clone();
+    let reject_9 =
+        build::registration_reject(GmmCause::UeIdentityCannotBeDerivedByTheNetwork, None)
+            .unwrap()
+            .encode()
+            .unwrap();
+    for n in 1..=3 {
+        // A registration starts (the device registers again)...
+        fleet.power_on(0);
+        assert_eq!(fleet.device(0).state(), DeviceState::Registering, "try {n}");
+        // ...and gets #9 before the network answers it.
+        let now = fleet.now();
+        fleet.device_mut(0).handle_pdu(now, &reject_9);
+        fleet.pump_devices();
+        if n < 3 {
+            assert_eq!(fleet.device(0).state(), DeviceState::BackingOff, "try {n}");
+            assert_eq!(
+                fleet.device(0).subscription().map(|p| p.supi.clone()),
+                Some(supi.clone()),
+                "kept after #9 number {n}"
+            );
+            let wake = fleet.device(0).poll_timeout().unwrap();
+            assert_eq!(
+                wake.duration_since(now).unwrap(),
+                Timers::default().not_authorized_retry
+            );
+            // Let the network's answer to the abandoned request pass.
+            fleet.advance(Duration::from_secs(1));
+            fleet.power_off(0);
+        }
+    }
+    assert!(
+        fleet.device(0).subscription().is_none(),
+        "erased after the third"
+    );
+    // It onboards again: the network holds its active subscription, #74.
+    let deadline = fleet.now() + Duration::from_secs(600);
+    assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::BackingOff));
+    assert!(fleet.device_events(0).contains(&DeviceEvent::Rejected {
+        message: "RegistrationReject",
+        cause: 74
+    }));
+    // The operator releases it; the next try gets a new K in place.
+    let store = fleet.network_mut().store_mut();
+    let mut sub = store.subscription_by_supi(&supi).unwrap().unwrap();
+    let old_k = sub.k.clone();
+    sub.state = SubscriptionState::Released;
+    store.put_subscription(sub).unwrap();
+    let deadline = fleet.now() + Duration::from_secs(3600);
+    assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Active));
+    let renewed = fleet
+        .network()
+        .store()
+        .subscription_by_supi(&supi)
+        .unwrap()
+        .unwrap();
+    assert!(renewed.k != old_k);
+    assert_eq!(renewed.state, SubscriptionState::Active);
+    assert_eq!(fleet.device(0).subscription().unwrap().supi, supi);
+}

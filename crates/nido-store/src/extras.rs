@@ -28,6 +28,27 @@ type AuditRow = (
     String,
 );
 
+/// What [`SqlStore::release`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// The device has no subscription.
+    NoSubscription,
+    /// Released; it was `was` (`provisioned` or `active`).
+    Released {
+        /// The subscription.
+        supi: String,
+        /// Its state before.
+        was: String,
+    },
+    /// Nothing to release: the subscription is already re-provisionable.
+    Unchanged {
+        /// The subscription.
+        supi: String,
+        /// Its state (`created` or `released`).
+        state: String,
+    },
+}
+
 /// Audit entries and device states to write in one transaction.
 pub(crate) struct AuditRows {
     pub(crate) at: i64,
@@ -95,6 +116,62 @@ impl SqlStore {
             .into());
         }
         Ok(())
+    }
+
+    /// Releases the subscription of `device` for re-provisioning
+    /// (`nido network release`): sets its state to `released` only if it is
+    /// `provisioned` or `active`, and writes the audit entry, in one
+    /// transaction. Only the state column changes, so a network serving at
+    /// the same time never sees its SQN go back. Returns the SUPI and the
+    /// state it had, or `None` when there is nothing to release (no
+    /// subscription, or one already re-provisionable: `created`,
+    /// `released`), with that state.
+    pub fn release(&self, device: &str, at: u64, reason: &str) -> Result<Release, SqlStoreError> {
+        let at_i = to_i64(at, "time")?;
+        let found: Option<(String, String)> = self.run(async {
+            on_pool!(self, |p, begin| {
+                let mut tx = p.begin_with(begin).await?;
+                let found: Option<(String, String)> =
+                    sqlx::query_as("SELECT supi, state FROM subscriptions WHERE device = $1")
+                        .bind(device)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some((supi, state)) = &found
+                    && (state == "provisioned" || state == "active")
+                {
+                    let event = nido_net::NetworkEvent::Released {
+                        device: device.to_owned(),
+                        supi: nido_sec::Supi::parse(supi)
+                            .map_err(|e| SqlStoreError::Corrupt(format!("SUPI {supi}: {e}")))?,
+                        reason: reason.to_owned(),
+                    };
+                    let rows = AuditRows {
+                        at: at_i,
+                        entries: vec![AuditEntry::from_event(at, &event)],
+                        devices: vec![(device.to_owned(), "released")],
+                    };
+                    sqlx::query(
+                        "UPDATE subscriptions SET state = 'released', updated_at = $1 \
+                         WHERE device = $2 AND state = $3",
+                    )
+                    .bind(at_i)
+                    .bind(device)
+                    .bind(state)
+                    .execute(&mut *tx)
+                    .await?;
+                    insert_audit!(tx, rows);
+                }
+                tx.commit().await?;
+                Ok(found)
+            })
+        })?;
+        Ok(match found {
+            None => Release::NoSubscription,
+            Some((supi, state)) if state == "provisioned" || state == "active" => {
+                Release::Released { supi, was: state }
+            }
+            Some((supi, state)) => Release::Unchanged { supi, state },
+        })
     }
 
     /// The IMSI range: (MSINs allocated, range size).

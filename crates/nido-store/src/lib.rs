@@ -40,6 +40,7 @@ mod records;
 mod sql;
 
 pub use error::{SqlStoreError, StoreOpenError};
+pub use extras::Release;
 pub use kek::{Kek, KekError};
 pub use open::{Backend, SCHEMA_VERSION};
 pub use records::{

@@ -116,6 +116,8 @@ pub struct Device {
     pub(crate) attempts: u32,
     /// #74 rejects in a row (reset once a registration is accepted).
     pub(crate) not_authorized: u32,
+    /// #9 rejects in a row (reset once a registration is accepted).
+    pub(crate) unknown_identity: u32,
     pub(crate) mac_failures: u32,
     pub(crate) connection: u32,
     pub(crate) outbox: VecDeque<Transmit>,
@@ -159,6 +161,7 @@ impl Device {
             last: None,
             attempts: 0,
             not_authorized: 0,
+            unknown_identity: 0,
             mac_failures: 0,
             connection: 0,
             outbox: VecDeque::new(),
@@ -584,9 +587,23 @@ impl Device {
                 self.phase = Phase::Idle;
                 self.start(now);
             }
-            // UE identity cannot be derived, 5GS services not allowed: the
-            // network lost or refused the subscription; onboard again.
+            // UE identity cannot be derived: the network could not read the
+            // SUCI (a corrupted datagram, a forged reject: it comes
+            // unprotected) or does not know the subscription. TS 24.501
+            // §5.5.1.2.5 asks for a new registration, which conceals afresh;
+            // only when #9 keeps coming is the subscription taken as lost
+            // (erased, and the device onboards again: since the network
+            // re-provisions a subscription it still holds only once the
+            // operator released it, erasing on a single #9 could lock a
+            // device out).
+            9 if self.unknown_identity + 1 < UNKNOWN_IDENTITY_TRIES => {
+                self.unknown_identity += 1;
+                self.back_off(now, timers.not_authorized_retry);
+            }
+            // 5GS services not allowed, or #9 again and again: the network
+            // lost or refused the subscription; onboard again.
             7 | 9 => {
+                self.unknown_identity = 0;
                 self.se.erase_subscription();
                 self.public = None;
                 self.phase = Phase::Idle;
@@ -604,6 +621,10 @@ impl Device {
         }
     }
 }
+
+/// How many #9 rejects in a row a device takes before it erases its
+/// subscription and onboards again.
+pub(crate) const UNKNOWN_IDENTITY_TRIES: u32 = 3;
 
 /// The messages a UE accepts without integrity protection once it has a
 /// security context (TS 24.501 §4.4.4.2).

@@ -345,6 +345,7 @@ impl Device {
 
     fn on_registration_accept(&mut self, now: SystemTime, guti: Option<nido_nas::view::Guti5g>) {
         self.not_authorized = 0;
+        self.unknown_identity = 0;
         // What the registration leads to: phase B after onboarding, phase D
         // after registering with the subscription.
         let (next, state, supi) = match &self.phase {

@@ -136,7 +136,12 @@ impl NetworkConfig {
 /// REGISTRATION REQUEST that would add one is answered with REGISTRATION
 /// REJECT #22 and a T3346 drawn uniformly from [`Admission::t3346`] (TS
 /// 23.501 asks the network to spread back-offs so deferred requests are
-/// not synchronised), and reported as [`NetworkEvent::Congested`]. The
+/// not synchronised), and reported as [`NetworkEvent::Congested`]. SNPN
+/// onboarding registrations (type 101, new devices) are refused a tenth
+/// earlier, from `max_procedures - max_procedures / 10` on: the last tenth
+/// is kept for registrations with a subscription (type 001, devices that
+/// went through onboarding and provisioning already), so newcomers do not
+/// send away devices that are one 5G-AKA from active. The
 /// check comes before any expensive work: no SUCI de-concealment, no
 /// EAP-TLS, no vector, no store access. A request on a connection whose
 /// context is in a procedure is never refused by it: a byte-identical
@@ -455,20 +460,20 @@ impl Network {
     }
 
     /// Whether a new registration procedure may start on `conn` (which has
-    /// no context in a procedure any more). If not, REGISTRATION REJECT #22
+    /// no context in a procedure any more); `onboarding` for an SNPN
+    /// onboarding registration, which may take all but the reserved tenth
+    /// of the limit (see [`Admission`]). If not, REGISTRATION REJECT #22
     /// with a T3346 from the admission range goes out and
     /// [`NetworkEvent::Congested`] is reported.
-    pub(crate) fn admit(&mut self, conn: ConnectionId) -> bool {
+    pub(crate) fn admit(&mut self, conn: ConnectionId, onboarding: bool) -> bool {
         let Some(max) = self.config.admission.max_procedures else {
             return true;
         };
-        if self.procedures < max {
+        let limit = if onboarding { max - max / 10 } else { max };
+        if self.procedures < limit {
             return true;
         }
-        let t3346 = t3346_from(
-            &self.config.admission.t3346,
-            splitmix64(&mut self.backoff),
-        );
+        let t3346 = t3346_from(&self.config.admission.t3346, splitmix64(&mut self.backoff));
         match nido_nas::build::registration_reject(GmmCause::Congestion, Some(t3346.as_secs())) {
             Ok(m) => self.send(conn, &m, None),
             Err(e) => self.discard(conn, format!("REGISTRATION REJECT: {e}")),
@@ -772,7 +777,15 @@ mod tests {
 
     #[test]
     fn t3346_draws_stay_in_range_are_encodable_and_spread() {
-        for range in [(10, 60), (2, 2), (5, 7), (30, 600), (61, 61), (0, 0), (1800, 7200)] {
+        for range in [
+            (10, 60),
+            (2, 2),
+            (5, 7),
+            (30, 600),
+            (61, 61),
+            (0, 0),
+            (1800, 7200),
+        ] {
             let mut state = 7;
             let draws: Vec<u64> = (0..2000)
                 .map(|_| secs(range, splitmix64(&mut state)))
@@ -798,7 +811,10 @@ mod tests {
                 .or_insert(0u32) += 1;
         }
         assert_eq!(counts.len(), 26, "{counts:?}");
-        assert!(counts.values().all(|&n| (700..1300).contains(&n)), "{counts:?}");
+        assert!(
+            counts.values().all(|&n| (700..1300).contains(&n)),
+            "{counts:?}"
+        );
         // 61 s alone is no GPRS timer 2 value: the nearest one.
         assert_eq!(secs((61, 61), 0), 60);
     }

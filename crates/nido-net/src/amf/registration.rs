@@ -80,19 +80,21 @@ impl Network {
         if self.ues.get(&conn).is_some_and(|c| c.initial == pdu) {
             return self.discard(conn, "retransmitted REGISTRATION REQUEST".into());
         }
+        let replaces = self.ues.get(&conn).is_some_and(|c| c.counted);
         self.remove(conn);
         let Some(capability) = capability else {
             return self.reject(conn, 96, None, "no UE security capability".into(), None);
         };
         // Admission control, before anything costly (de-concealment,
-        // EAP-TLS, vectors, the store). A procedure this request replaced
-        // on the same connection has just left the count, so a
-        // retransmission or a replacement is never refused here.
+        // EAP-TLS, vectors, the store). A request that replaces the
+        // procedure running on its connection takes that one's place (the
+        // count does not grow) and is not refused; a retransmission never
+        // gets here.
         let starts = matches!(
             (registration_type, &identity),
             (5, MobileIdentity::SuciNai(_)) | (1, MobileIdentity::ImsiSuci(_))
         );
-        if starts && !self.admit(conn) {
+        if starts && !replaces && !self.admit(conn, registration_type == 5) {
             return;
         }
         match (registration_type, identity) {

@@ -47,10 +47,10 @@ pub(crate) struct Report {
     /// Simulated time of the onboarding phase, seconds.
     pub simulated_s: f64,
     /// How many devices onboarded at once at most (devices are powered on
-    /// as earlier ones settle), summed over the shards.
+    /// as earlier ones settle): the sum of each shard's peak.
     pub concurrency: u64,
     /// Worker threads: the fleet is split into this many shards, each with
-    /// its own devices, link and network instance (one AMF set) over the
+    /// its own devices, link and network instance (one AMF of a set) over the
     /// one shared store.
     pub threads: u64,
     /// CPU time (user + system, all threads) of the onboarding phase,

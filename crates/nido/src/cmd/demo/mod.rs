@@ -47,13 +47,14 @@ pub(crate) struct DemoArgs {
     /// directory, removed at the end.
     #[arg(long)]
     db: Option<String>,
-    /// Devices onboarding at once at most: the next one powers on when
-    /// one settles (active or refused).
+    /// Devices onboarding at once at most, split evenly over the threads
+    /// (rounded up): the next one powers on when one settles (active or
+    /// refused).
     #[arg(long, default_value_t = 2000)]
     concurrency: u64,
     /// Worker threads (default: one per core). The fleet is split into
     /// this many shards, each with its own devices, link and network
-    /// instance (an AMF set) over the one store; the clone and its twin
+    /// instance (one AMF of a set) over the one store; the clone and its twin
     /// share a shard, since clone detection is per AMF.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     threads: Option<u64>,

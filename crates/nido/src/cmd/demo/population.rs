@@ -70,6 +70,10 @@ pub(super) const CLONE: Bad = Bad {
     cause: 74,
 };
 
+/// A good device's identity and, if the owner claimed it, the hash of its
+/// claim code.
+type Issued = (DeviceIdentity, Option<String>);
+
 /// The world of the demo and its devices in arrival order.
 pub(super) struct Population {
     /// The trusted manufacturer, the network's trust store and its DCS.
@@ -147,7 +151,7 @@ impl Population {
         // thread (each identity is a P-256 key and a signature).
         let standard = DeviceProfile::standard(now);
         let threads = (threads.max(1) as u64).min(good.max(1));
-        let runs: Vec<Result<Vec<(DeviceIdentity, Option<String>)>>> = std::thread::scope(|s| {
+        let runs: Vec<Result<Vec<Issued>>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
                     let (from, to) = (1 + t * good / threads, 1 + (t + 1) * good / threads);

@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::ops::Range;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
@@ -72,20 +73,25 @@ impl Progress {
         }
     }
 
-    /// The driver: calls `draw` with the shards' funnel and settled count
-    /// every 100 ms until every shard finished `stage`.
+    /// The driver: waits until every shard finished `stage` (looking every
+    /// 5 ms, so the stage's wall time is that exact), calling `draw` with
+    /// the shards' funnel and settled count every 100 ms meanwhile.
     pub(super) fn wait_for(&self, stage: Stage, mut draw: impl FnMut(Funnel, usize)) {
         let target = (stage as usize + 1) * self.shards;
+        let mut drawn: Option<Instant> = None;
         while self.done.load(Ordering::Acquire) < target {
-            let (mut funnel, mut settled) = (Funnel::default(), 0);
-            if let Ok(f) = self.funnels.lock() {
-                for (shard_funnel, shard_settled) in f.iter() {
-                    funnel.absorb(*shard_funnel);
-                    settled += shard_settled;
+            if drawn.is_none_or(|at| at.elapsed() >= Duration::from_millis(100)) {
+                drawn = Some(Instant::now());
+                let (mut funnel, mut settled) = (Funnel::default(), 0);
+                if let Ok(f) = self.funnels.lock() {
+                    for (shard_funnel, shard_settled) in f.iter() {
+                        funnel.absorb(*shard_funnel);
+                        settled += shard_settled;
+                    }
                 }
+                draw(funnel, settled);
             }
-            draw(funnel, settled);
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -169,9 +175,11 @@ pub(super) fn split(total: usize, n: usize, together: Option<usize>) -> Vec<Rang
         .collect()
 }
 
-/// Runs `shard` through every [`Stage`]; after an error it still meets the
-/// driver at each remaining stage (so nobody waits forever) and returns it.
+/// Runs `shard` through every [`Stage`]; after an error or a panic in a
+/// stage it still meets the driver at each remaining stage (so nobody
+/// waits at a barrier forever) and returns the error.
 pub(super) fn run(common: &Common<'_>, shard: Shard) -> Result<Outcome> {
+    let index = shard.index;
     let mut shard = Some(shard);
     let mut running: Option<Running> = None;
     let mut failed = None;
@@ -182,15 +190,18 @@ pub(super) fn run(common: &Common<'_>, shard: Shard) -> Result<Outcome> {
         Stage::Baseline,
     ] {
         if failed.is_none() {
-            let step = match (stage, shard.take(), running.as_mut()) {
-                (Stage::Built, Some(s), _) => build(common, s).map(|r| {
-                    running = Some(r);
-                }),
-                (Stage::Onboarded, _, Some(r)) => onboard(common, r),
-                (Stage::Bursts, _, Some(r)) => bursts(r),
-                (Stage::Baseline, _, Some(r)) => baseline(r),
-                _ => Err(anyhow::anyhow!("shard state lost before {stage:?}")),
-            };
+            let step = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                match (stage, shard.take(), running.as_mut()) {
+                    (Stage::Built, Some(s), _) => build(common, s).map(|r| {
+                        running = Some(r);
+                    }),
+                    (Stage::Onboarded, _, Some(r)) => onboard(common, r),
+                    (Stage::Bursts, _, Some(r)) => bursts(r),
+                    (Stage::Baseline, _, Some(r)) => baseline(r),
+                    _ => Err(anyhow::anyhow!("shard state lost before {stage:?}")),
+                }
+            }))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("shard {index} panicked in {stage:?}")));
             failed = step.err();
         }
         common.progress.stage_done();
@@ -225,12 +236,10 @@ fn build(common: &Common<'_>, shard: Shard) -> Result<Running> {
         hn,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let link = Link::new(
-        common.faults,
-        common.faults,
-        common.seed.wrapping_add(shard.index as u64),
-    )
-    .map_err(|e| anyhow::anyhow!("--loss/--dup/--reorder: {e}"))?;
+    // Each shard its own stream: neighbouring seeds never share one.
+    let seed = common.seed ^ (shard.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let link = Link::new(common.faults, common.faults, seed)
+        .map_err(|e| anyhow::anyhow!("--loss/--dup/--reorder: {e}"))?;
     let mut fleet = Fleet::new(network, link, common.start, false);
     let mut kinds = Vec::with_capacity(shard.plan.len());
     for (id, kind) in shard.plan {

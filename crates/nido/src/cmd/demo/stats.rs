@@ -110,7 +110,7 @@ pub(super) struct Stats {
     /// Phase latencies, µs: A, B, C, D, overall.
     pub phases: [Vec<u32>; 5],
     pub funnel: Funnel,
-    /// Traffic counted now (reset between stages by the driver).
+    /// Traffic counted now (reset between stages by the shard).
     pub meter: Meter,
     /// Count only the traffic of devices that reached active (the bursts:
     /// a bad device backing off and trying again is not part of them).
@@ -263,7 +263,8 @@ impl Stats {
             None => false,
         };
         if poisoned {
-            // Another shard panicked while writing: its error ends the demo.
+            // Another shard panicked while writing (it reports the panic as
+            // its error): this shard stops tracing.
             self.trace = None;
         }
     }

@@ -108,7 +108,9 @@ REJECT #22 (congestion) with a back-off timer T3346 drawn at random from
 --t3346-min..--t3346-max (random, so refused devices do not come back
 together). The refusal costs almost nothing: no certificate, no key, no
 database is touched. Devices already registering, registered devices'
-data and re-registrations of a running procedure are never refused.
+data and re-registrations of a running procedure are never refused; the
+last tenth of the limit is kept for devices that already hold their
+subscription (5G-AKA), so newcomers do not push them out.
 
 Choosing the limit: about the registrations the network finishes per
 second times a few seconds. The default suits a release build on two

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
 use clap::Args;
-use nido_net::{NetworkEvent, Store, SubscriptionState};
+use nido_store::Release;
 
 use super::DirArg;
 
@@ -23,46 +23,28 @@ pub(crate) struct ReleaseArgs {
 }
 
 pub(crate) fn run(a: &ReleaseArgs) -> Result<()> {
-    let (_, mut store) = super::open(&a.dir.dir, None)?;
-    let Some(mut sub) = store
-        .subscription_by_device(&a.serial)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-    else {
-        bail!(
-            "{}: no subscription (a device without one is provisioned at its first onboarding)",
-            a.serial
-        );
-    };
-    match sub.state {
-        SubscriptionState::Provisioned | SubscriptionState::Active => {}
-        SubscriptionState::Created => {
-            println!(
-                "{} ({}): its package was never confirmed; it is re-provisioned at its next onboarding already",
-                a.serial, sub.supi
-            );
-            return Ok(());
-        }
-        SubscriptionState::Released => {
-            println!("{} ({}): already released", a.serial, sub.supi);
-            return Ok(());
-        }
-    }
-    sub.state = SubscriptionState::Released;
+    let (_, store) = super::open(&a.dir.dir, None)?;
     let at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let event = NetworkEvent::Released {
-        device: a.serial.clone(),
-        supi: sub.supi.clone(),
-        reason: a.reason.clone(),
-    };
-    let supi = sub.supi.clone();
-    store
-        .put_subscription_audited(sub, at, &[event])
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!(
-        "{} ({supi}) released: its next onboarding gets a new K; until then the old K still works",
-        a.serial
-    );
+    // One conditional update of the state alone: a `serve` running at the
+    // same time never sees its SQN go back.
+    match store.release(&a.serial, at, &a.reason)? {
+        Release::NoSubscription => bail!(
+            "{}: no subscription (a device without one is provisioned at its first onboarding)",
+            a.serial
+        ),
+        Release::Unchanged { supi, state } if state == "created" => println!(
+            "{} ({supi}): its package was never confirmed; its next onboarding re-provisions it already",
+            a.serial
+        ),
+        Release::Unchanged { supi, .. } => println!("{} ({supi}): already released", a.serial),
+        Release::Released { supi, was } => println!(
+            "{} ({supi}) released (was {was}): its next onboarding gets a new K (the device \
+             retries within its #74 back-off, 30 min at most); until then the old K still \
+             works, and a registration with it makes the subscription active again",
+            a.serial
+        ),
+    }
     Ok(())
 }

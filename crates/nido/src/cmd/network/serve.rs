@@ -66,7 +66,9 @@ fn log(event: &NetworkEvent) {
             conn,
             procedures,
             t3346,
-        } => tracing::debug!(%conn, procedures, t3346_s = t3346.as_secs(), "congestion: refused (#22)"),
+        } => {
+            tracing::debug!(%conn, procedures, t3346_s = t3346.as_secs(), "congestion: refused (#22)")
+        }
         NetworkEvent::Discarded { conn, reason } => {
             tracing::debug!(%conn, reason = %reason, "discarded")
         }
