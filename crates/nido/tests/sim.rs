@@ -5,14 +5,19 @@
 //! subscription per device (distinct SUPIs), and the report's counts add
 //! up.
 //!
-//! The network runs with a small admission limit (`--max-procedures 200`,
-//! T3346 2-20 s): 100 arrivals a second over that link need more
-//! registrations at once than that (every lost message stalls one for the
-//! 6 s of T3560), so devices are refused with #22 and back off. The test
-//! asserts that this happened (the sim's `congestion_rejects`, the audit's
-//! `congested` entries) and that every device still ends active. 200 is
-//! above what a debug network on SQLite completes concurrently, so the
-//! limit does not slow the run down.
+//! The network runs with a small admission limit (`--max-procedures 500`,
+//! T3346 5-20 s): 100 arrivals a second over that link need more
+//! registrations at once than that on any machine (a lost message stalls
+//! a registration for the 6 s of T3560; at 10% loss each way one lasts
+//! about 18 s on average), so devices are refused with #22 and back off.
+//! The test asserts that this happened (the sim's `congestion_rejects`,
+//! the audit's `congested` entries) and that every device still ends
+//! active. 500 is above what a debug network on SQLite completes
+//! concurrently, and the back-offs are short, so the limit barely slows
+//! the run down; a device is refused about once (each refusal on a lossy
+//! link risks a lost request, and five failed attempts in a row send a
+//! device into its 12-minute T3502, so much shorter back-offs, or a much
+//! lower limit, would make the run long).
 //!
 //! `NIDO_SIM_DEVICES` sets the fleet size: 2,000 by default, which the
 //! debug build runs in a few minutes; `NIDO_SIM_DEVICES=10000` is the
@@ -46,9 +51,9 @@ fn sim_onboards_a_fleet_through_a_lossy_link() {
             "--dir",
             "net",
             "--max-procedures",
-            "200",
+            "500",
             "--t3346-min",
-            "2",
+            "5",
             "--t3346-max",
             "20",
         ],

@@ -112,10 +112,16 @@ data and re-registrations of a running procedure are never refused; the
 last tenth of the limit is kept for devices that already hold their
 subscription (5G-AKA), so newcomers do not push them out.
 
-Choosing the limit: about the registrations the network finishes per
-second times a few seconds. The default suits a release build on two
-cores; lower it for a debug build or a slow database, and watch
-`congested` entries in `nido network audit`.";
+Choosing the limit: the registrations the network finishes per second
+times how long one takes: seconds on a clean link, tens of seconds on a
+lossy one, where each lost message waits for a 6 s retransmission. Too
+low leaves the network idle while devices sit out their back-off; too
+high lets work pile up until devices time out. The default kept a
+network on two cores busy at 10% loss each way. Back-offs much shorter
+than the default bring refused devices back often, and on a lossy link
+every try risks a lost message (five failed tries in a row cost a device
+12 minutes, T3502). Refusals appear as `congested` in `nido network
+audit`, and their count in the log line at stop.";
 
 #[derive(Args)]
 #[command(after_long_help = SERVE_AFTER_HELP)]
