@@ -236,7 +236,7 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
     bar.set_position(0);
     bar.set_message("building devices");
     let (rss_before_devices, _) = report::memory_now();
-    let threads = shards.len();
+    let shard_count = shards.len();
     let outcomes = std::thread::scope(|scope| {
         let handles: Vec<_> = shards
             .into_iter()
@@ -298,7 +298,7 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
             .subscriptions()
             .map_err(|e| anyhow::anyhow!("subscriptions: {e}"))?
             .len() as u64,
-        threads: threads as u64,
+        threads: shard_count as u64,
         wall,
         cpu,
         setup_wall,
