@@ -1,5 +1,6 @@
 //! Key derivations: the generic KDF of TS 33.220 Annex B.2 and the 5G key
-//! hierarchy of TS 33.501 Annex A, plus the EAP key uses of Annex B.
+//! hierarchy of TS 33.501 Annex A, plus the EAP key uses of Annex B and
+//! nido's K_PROV (the credential package's HPKE PSK, from K_AUSF).
 //!
 //! All functions are pure. Inputs and outputs that are keys are nido
 //! [`crate::secret`] types; everything else is plain octets.
@@ -8,7 +9,9 @@ use aws_lc_rs::digest;
 use zeroize::Zeroizing;
 
 use crate::SecError;
-use crate::secret::{Ck, Emsk, Ik, KAmf, KAusf, KGnb, KNasEnc, KNasInt, KSeaf, Msk, ResStar};
+use crate::secret::{
+    Ck, Emsk, Ik, KAmf, KAusf, KGnb, KNasEnc, KNasInt, KProv, KSeaf, Msk, ResStar,
+};
 use crate::supi::Supi;
 
 /// FC values of TS 33.501 Annex A (and TS 33.402 A.2 for CK'/IK').
@@ -29,7 +32,19 @@ pub mod fc {
     pub const KGNB: u8 = 0x6E;
     /// NH (A.10).
     pub const NH: u8 = 0x6F;
+    /// K_PROV ([`super::kprov`]). **nido-specific, not a 3GPP value**: the
+    /// FC number space is 3GPP's (TS 33.220 B.2.2) and no specification
+    /// assigns this derivation. 0xF0 lies outside the values of the
+    /// specifications nido implements (TS 33.501 Annex A 0x69-0x7F and the
+    /// UPU/SoR MACs, TS 33.535 AKMA 0x80-0x82, TS 33.402 0x20); P0 =
+    /// `"nido-prov"` separates it from any future 3GPP use of 0xF0, whose P0
+    /// would differ.
+    pub const NIDO_KPROV: u8 = 0xF0;
 }
+
+/// P0 of the K_PROV derivation: a static ASCII string, as TS 33.220 B.2.0
+/// asks of P0.
+pub const KPROV_P0: &[u8] = b"nido-prov";
 
 /// Algorithm type distinguishers of TS 33.501 Annex A.8 (Table A.8-1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +119,27 @@ pub fn kausf_from_msk(msk: &Msk) -> KAusf {
     let mut k = [0u8; 32];
     k.copy_from_slice(&msk.expose()[..32]);
     KAusf::new(k)
+}
+
+/// K_PROV, the key that authenticates the credential package (nido, not
+/// 3GPP): KDF(K_AUSF, 0xF0, P0 = `"nido-prov"`) with the generic KDF of
+/// TS 33.220 Annex B.2.0, 256 bits.
+///
+/// K_AUSF here is the one of the onboarding EAP-TLS session (TS 33.501
+/// B.2.1.1: the EMSK's 256 most significant bits), which only the device
+/// and the network whose DCS completed EAP-TLS with it hold; the derivation
+/// follows the pattern of K_AKMA (TS 33.535 A.2, an application key the
+/// AUSF derives from K_AUSF). The PVS seals with it as the HPKE PSK
+/// (RFC 9180 §5.1.2) and the device opens with it, so a package sealed by
+/// anyone who did not authenticate the device does not open. The device
+/// identity and the request nonce are bound through the HPKE `info`, which
+/// PSK mode's key schedule binds to this key; they need not be KDF inputs.
+pub fn kprov(kausf: &KAusf) -> Result<KProv, SecError> {
+    Ok(KProv::new(kdf32(
+        kausf.expose(),
+        fc::NIDO_KPROV,
+        &[KPROV_P0],
+    )?))
 }
 
 /// RES* (UE) or XRES* (home network) (A.4): the 128 LSB of
@@ -287,6 +323,28 @@ mod tests {
             "5G:mnc999.mcc999.3gppnetwork.org:000000000AB"
         );
         assert!(serving_network_name("01", "01", None).is_err());
+    }
+
+    #[test]
+    fn kprov_is_the_generic_kdf_with_nido_fc() {
+        // Built by hand: S = FC || P0 || L0 (TS 33.220 B.2.0), HMAC-SHA-256.
+        let kausf = KAusf::new([0x5a; 32]);
+        let mut s = vec![0xF0];
+        s.extend_from_slice(b"nido-prov");
+        s.extend_from_slice(&[0x00, 0x09]);
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &[0x5a; 32]);
+        let expected = aws_lc_rs::hmac::sign(&key, &s);
+        assert_eq!(kprov(&kausf).unwrap().expose()[..], *expected.as_ref());
+        // A different K_AUSF (another EAP-TLS session) gives another key, and
+        // K_PROV is not K_SEAF's derivation with the same input.
+        assert_ne!(
+            kprov(&kausf).unwrap(),
+            kprov(&KAusf::new([0x5b; 32])).unwrap()
+        );
+        assert_ne!(
+            kprov(&kausf).unwrap().expose(),
+            kseaf(&kausf, b"nido-prov").unwrap().expose()
+        );
     }
 
     #[test]

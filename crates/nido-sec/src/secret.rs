@@ -1,7 +1,7 @@
 //! Secret byte strings: zeroized on drop, never printed.
 //!
 //! Every key nido handles (K, OPc, CK, IK, K_AUSF, K_SEAF, K_AMF, the NAS keys,
-//! MSK, EMSK, private keys) lives in one of the types declared here. `Debug`
+//! MSK, EMSK, K_PROV, private keys) lives in one of the types declared here. `Debug`
 //! prints `Name([redacted])`, there is no `Display`, comparison is constant
 //! time, and the bytes are wiped when the value is dropped.
 
@@ -127,6 +127,12 @@ secret!(
 secret!(
     /// The EAP Extended Master Session Key (RFC 9190: Key_Material[64..128]).
     Emsk, 64
+);
+secret!(
+    /// K_PROV: nido's provisioning key, derived from K_AUSF of the
+    /// onboarding EAP-TLS session ([`crate::kdf::kprov`]); the HPKE PSK
+    /// (RFC 9180 §5.1.2) that authenticates the credential package.
+    KProv, 32
 );
 secret!(
     /// A 32-octet private scalar (X25519 or P-256), e.g. a home network SUCI key.
