@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use nido_net::{ConnectionId, Network, NetworkEvent};
 use nido_ue::{DataError, Device, DeviceEvent, DeviceState};
 
+use crate::adversary::{Adversary, Injection, Seen, Verdict};
 use crate::link::{Direction, Link, LinkStats};
 
 /// One PDU as it entered the link, for traces.
@@ -93,6 +94,7 @@ pub struct Fleet {
     device_hook: Option<DeviceEventHook>,
     network_hook: Option<NetworkEventHook>,
     downlink_filter: Option<DownlinkFilter>,
+    adversary: Option<Box<dyn Adversary>>,
 }
 
 impl core::fmt::Debug for Fleet {
@@ -124,6 +126,7 @@ impl Fleet {
             device_hook: None,
             network_hook: None,
             downlink_filter: None,
+            adversary: None,
         }
     }
 
@@ -172,6 +175,63 @@ impl Fleet {
         filter: impl FnMut(&nido_net::Transmit) -> bool + 'static,
     ) {
         self.downlink_filter = Some(Box::new(filter));
+    }
+
+    /// Puts `adversary` on the path: it sees every datagram the link
+    /// delivers, in both directions, and decides what is delivered instead;
+    /// what it injects is delivered at once, past it.
+    pub fn set_adversary(&mut self, adversary: impl Adversary + 'static) {
+        self.adversary = Some(Box::new(adversary));
+    }
+
+    /// Takes the adversary off the path (the attack ends).
+    pub fn clear_adversary(&mut self) {
+        self.adversary = None;
+    }
+
+    /// An off-path attacker's datagram, delivered now: to the network
+    /// (uplink) or to the device whose connection `conn` is (downlink; lost
+    /// if the device is off or left that connection).
+    pub fn inject(&mut self, direction: Direction, conn: u64, pdu: &[u8]) {
+        let now = self.now;
+        self.deliver(now, direction, conn, pdu);
+    }
+
+    /// Delivers one datagram to its receiver and collects what it sends.
+    fn deliver(&mut self, now: SystemTime, direction: Direction, conn: u64, pdu: &[u8]) {
+        match direction {
+            Direction::Uplink => {
+                self.network.handle_pdu(now, ConnectionId(conn), pdu);
+                self.pump();
+            }
+            Direction::Downlink => {
+                let i = device_of(conn);
+                if self.off.get(i).copied().unwrap_or(true) {
+                    return;
+                }
+                let Some(device) = self.devices.get_mut(i) else {
+                    return;
+                };
+                // A PDU for a connection the device released is lost.
+                if connection_id(i, device.connection()) != conn {
+                    return;
+                }
+                device.handle_pdu(now, pdu);
+                self.pump_device(i);
+            }
+        }
+    }
+
+    /// Delivers what the adversary sends of its own accord.
+    fn deliver_injections(&mut self, now: SystemTime) {
+        while let Some(Injection {
+            direction,
+            conn,
+            pdu,
+        }) = self.adversary.as_mut().and_then(|a| a.poll_injection())
+        {
+            self.deliver(now, direction, conn, &pdu);
+        }
     }
 
     /// The clock.
@@ -371,27 +431,23 @@ impl Fleet {
         self.now = self.now.max(next);
         let now = self.now;
         while let Some(d) = self.link.poll_delivery(now) {
-            match d.direction {
-                Direction::Uplink => {
-                    self.network.handle_pdu(now, ConnectionId(d.conn), &d.pdu);
-                    self.pump();
-                }
-                Direction::Downlink => {
-                    let i = device_of(d.conn);
-                    if self.off.get(i).copied().unwrap_or(true) {
+            let pdu = match self.adversary.as_mut() {
+                None => d.pdu,
+                Some(adversary) => match adversary.intercept(Seen {
+                    at: now,
+                    direction: d.direction,
+                    conn: d.conn,
+                    pdu: d.pdu,
+                }) {
+                    Verdict::Deliver(pdu) => pdu,
+                    Verdict::Drop => {
+                        self.deliver_injections(now);
                         continue;
                     }
-                    let Some(device) = self.devices.get_mut(i) else {
-                        continue;
-                    };
-                    // A PDU for a connection the device released is lost.
-                    if connection_id(i, device.connection()) != d.conn {
-                        continue;
-                    }
-                    device.handle_pdu(now, &d.pdu);
-                    self.pump_device(i);
-                }
-            }
+                },
+            };
+            self.deliver(now, d.direction, d.conn, &pdu);
+            self.deliver_injections(now);
         }
         self.network.handle_timeout(now);
         self.pump();

@@ -11,9 +11,13 @@
 //!   clock, a trace hook, device and network event hooks and per-state
 //!   device counts; a step costs what is due at that instant, never a walk
 //!   over all devices, so a fleet of a million devices runs;
-//! - [`scenario`]: a manufacturer, a network trusting it, devices from its factory.
+//! - [`scenario`]: a manufacturer, a network trusting it, devices from its factory;
+//! - [`adversary`]: attackers on the link for tests: a man in the middle, a
+//!   fake base station, forged PDUs; off-path injection is [`Fleet::inject`].
 
+pub mod adversary;
 pub mod harness;
+pub mod injector;
 pub mod link;
 pub mod scenario;
 

@@ -34,7 +34,7 @@ use nido_prov::coap::{self, ResponseBody, Token};
 use nido_prov::package::{Binding, SealedPackage};
 use nido_se::{Installed, MemorySe, SeAkaError, SeError, SecureElement};
 use nido_sec::aka::{HeSqn, UeAka};
-use nido_sec::{K, ResStar, SqnWindow};
+use nido_sec::{K, KProv, ResStar, SqnWindow};
 use nido_sim::scenario::{self, NetworkOptions};
 use nido_sim::{Direction, Faults, Fleet, connection_id};
 use nido_ue::{DeviceEvent, DeviceState};
@@ -157,11 +157,12 @@ fn assert_refused_connections_forgotten(fleet: &Fleet, i: usize) {
     }
 }
 
-/// The device's reaction to a reject cause (TS 24.501 §5.5.1.2.5).
+/// The device's reaction to a reject cause (TS 24.501 §5.5.1.2.5): a
+/// refusal before security comes unprotected, so even #3 and #75 are
+/// first met with T3247 (§5.3.20.2), a back-off.
 fn reaction(cause: u8) -> DeviceState {
     match cause {
-        3 | 75 => DeviceState::Failed,
-        74 => DeviceState::BackingOff,
+        3 | 74 | 75 => DeviceState::BackingOff,
         other => panic!("no certificate refusal maps to #{other}"),
     }
 }
@@ -463,10 +464,10 @@ fn require_claim_rejects_an_unclaimed_device_with_75_and_admits_a_claimed_one() 
     fleet.power_on(1);
     assert!(settle(&mut fleet, &[0, 1]));
 
-    // The unclaimed device: #75, gives up, nothing kept.
+    // The unclaimed device: #75 (unprotected: T3247), nothing kept.
     let unclaimed = fleet.device(0).serial().to_owned();
     assert_eq!(rejections(&fleet, 0), [("RegistrationReject", 75)]);
-    assert_eq!(fleet.device(0).state(), DeviceState::Failed);
+    assert_eq!(fleet.device(0).state(), DeviceState::BackingOff);
     assert!(fleet.network_events().iter().any(|e| matches!(
         e,
         NetworkEvent::Refused { cause: 75, device: Some(d), .. } if *d == unclaimed
@@ -505,8 +506,9 @@ impl SecureElement for WrongResStar {
         &mut self,
         sealed: &SealedPackage,
         binding: &Binding,
+        k_prov: &KProv,
     ) -> Result<Installed, SeError> {
-        self.0.install_package(sealed, binding)
+        self.0.install_package(sealed, binding, k_prov)
     }
 
     fn has_subscription(&self) -> bool {

@@ -41,15 +41,21 @@ fn reject(
     (device.state(), wake, events)
 }
 
+/// #3 and #75 before security come without integrity protection: the
+/// device waits T3247 (TS 24.501 §5.3.20.2) rather than giving up at once.
 #[test]
-fn illegal_ue_and_permanently_not_authorized_give_up() {
+fn unprotected_illegal_ue_and_permanently_not_authorized_wait_t3247() {
     for cause in [
         GmmCause::IllegalUe,
         GmmCause::PermanentlyNotAuthorizedForThisSnpn,
     ] {
         let (state, wake, events) = reject(cause, None);
-        assert_eq!(state, DeviceState::Failed, "{cause:?}");
-        assert_eq!(wake, None, "{cause:?}: no retry");
+        assert_eq!(state, DeviceState::BackingOff, "{cause:?}");
+        let (min, max) = Timers::default().t3247;
+        assert!(
+            wake.is_some_and(|w| (min..=max).contains(&w)),
+            "{cause:?}: {wake:?}"
+        );
         assert!(events.contains(&DeviceEvent::Rejected {
             message: "RegistrationReject",
             cause: cause as u8
@@ -168,21 +174,26 @@ fn a_device_whose_network_lost_its_context_registers_again_and_its_burst_arrives
 }
 
 /// #9 comes unprotected, so one may be a corrupted datagram or a forgery:
-/// an active device keeps its subscription over two #9 in a row and only
-/// the third makes it erase the subscription and onboard again. Since the
-/// network still holds that subscription (active), the onboarding is then
-/// refused with #74 until the operator releases it; after that the device
-/// gets a new K and is active again.
+/// an active device keeps its subscription over two #9 in a row; the third
+/// makes it onboard again, still keeping the subscription. Since the
+/// network holds that subscription (active), the onboarding is refused
+/// with #74, and the device returns to its subscription and is active
+/// again, with the same K, without the operator.
 #[test]
-fn unknown_identity_erases_the_subscription_only_when_it_keeps_coming() {
-    use nido_net::SubscriptionState;
-
+fn unknown_identity_never_erases_the_subscription() {
     let world = world();
     let (mut fleet, _) = one_device(&world, &NetworkOptions::default(), 9);
     fleet.power_on(0);
     let deadline = fleet.now() + Duration::from_secs(600);
     assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Active));
     let supi = fleet.device(0).subscription().unwrap().supi.clone();
+    let k_before = fleet
+        .network()
+        .store()
+        .subscription_by_supi(&supi)
+        .unwrap()
+        .unwrap()
+        .k;
     let reject_9 =
         build::registration_reject(GmmCause::UeIdentityCannotBeDerivedByTheNetwork, None)
             .unwrap()
@@ -196,13 +207,14 @@ fn unknown_identity_erases_the_subscription_only_when_it_keeps_coming() {
         let now = fleet.now();
         fleet.device_mut(0).handle_pdu(now, &reject_9);
         fleet.pump_devices();
+        assert_eq!(
+            fleet.device(0).subscription().map(|p| p.supi.clone()),
+            Some(supi.clone()),
+            "kept after #9 number {n}"
+        );
+        assert!(fleet.device(0).secure_element().has_subscription());
         if n < 3 {
             assert_eq!(fleet.device(0).state(), DeviceState::BackingOff, "try {n}");
-            assert_eq!(
-                fleet.device(0).subscription().map(|p| p.supi.clone()),
-                Some(supi.clone()),
-                "kept after #9 number {n}"
-            );
             let wake = fleet.device(0).poll_timeout().unwrap();
             assert_eq!(
                 wake.duration_since(now).unwrap(),
@@ -213,32 +225,21 @@ fn unknown_identity_erases_the_subscription_only_when_it_keeps_coming() {
             fleet.power_off(0);
         }
     }
-    assert!(
-        fleet.device(0).subscription().is_none(),
-        "erased after the third"
-    );
-    // It onboards again: the network holds its active subscription, #74.
-    let deadline = fleet.now() + Duration::from_secs(600);
-    assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::BackingOff));
+    // The third: it onboards again, the network refuses (#74), and the
+    // device goes back to the subscription it kept.
+    assert_eq!(fleet.device(0).state(), DeviceState::Onboarding);
+    let deadline = fleet.now() + Duration::from_secs(3600);
+    assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Active));
     assert!(fleet.device_events(0).contains(&DeviceEvent::Rejected {
         message: "RegistrationReject",
         cause: 74
     }));
-    // The operator releases it; the next try gets a new K in place.
-    let store = fleet.network_mut().store_mut();
-    let mut sub = store.subscription_by_supi(&supi).unwrap().unwrap();
-    let old_k = sub.k.clone();
-    sub.state = SubscriptionState::Released;
-    store.put_subscription(sub).unwrap();
-    let deadline = fleet.now() + Duration::from_secs(3600);
-    assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Active));
-    let renewed = fleet
+    let after = fleet
         .network()
         .store()
         .subscription_by_supi(&supi)
         .unwrap()
         .unwrap();
-    assert!(renewed.k != old_k);
-    assert_eq!(renewed.state, SubscriptionState::Active);
+    assert!(after.k == k_before, "the same subscription, not a new one");
     assert_eq!(fleet.device(0).subscription().unwrap().supi, supi);
 }

@@ -41,6 +41,19 @@ pub struct Timers {
     /// releases the RRC connection); the next burst goes in a CONTROL
     /// PLANE SERVICE REQUEST. 10 s.
     pub idle_after: Duration,
+    /// T3247's range (TS 24.501 §5.3.20.2, §10.2): the wait after a reject
+    /// that would take the device's credentials out of use (#3, #6, #7,
+    /// #75) but arrived without integrity protection, so may be forged. The
+    /// device keeps its credentials, waits a value drawn uniformly from
+    /// this range (so a refused fleet does not return at once) and tries
+    /// again. 30 to 60 min.
+    pub t3247: (Duration, Duration),
+    /// How many such unprotected rejects in a row the device takes as
+    /// possibly forged before it believes one (TS 24.501 §5.3.20.2: "a UE
+    /// implementation-specific maximum value"): then #3 or #75 stop it
+    /// until it is powered on again; credentials are never erased on an
+    /// unprotected message. 5.
+    pub max_unprotected_rejects: u32,
 }
 
 impl Default for Timers {
@@ -57,6 +70,8 @@ impl Default for Timers {
             not_authorized_retry: Duration::from_secs(15),
             temporarily_not_authorized: Duration::from_secs(30 * 60),
             idle_after: Duration::from_secs(10),
+            t3247: (Duration::from_secs(30 * 60), Duration::from_secs(60 * 60)),
+            max_unprotected_rejects: 5,
         }
     }
 }

@@ -9,7 +9,7 @@ use nido_nas::build::{self, KeySetIdentifier, Nas5gsMessage, NasFGsMobileIdentit
 use nido_nas::security::{Protection, SecurityContext, split_header};
 use nido_nas::view::{Guti5g, Inbound};
 use nido_prov::PublicPart;
-use nido_sec::{KAmf, Supi};
+use nido_sec::{KAmf, KProv, Supi};
 
 use crate::provisioning::Provisioning;
 use crate::{DeviceConfig, DeviceEvent, DeviceState, SecureElement, Transmit};
@@ -110,6 +110,10 @@ pub struct Device {
     pub(crate) sec: Option<SecurityContext>,
     /// K_AMF of a successful authentication, for the SECURITY MODE COMMAND.
     pub(crate) kamf: Option<KAmf>,
+    /// K_PROV of the onboarding EAP-TLS session (from K_AUSF), kept from
+    /// phase A into phase B to open the credential package (HPKE PSK);
+    /// forgotten with the connection.
+    pub(crate) k_prov: Option<KProv>,
     pub(crate) timer: Option<Timer>,
     /// The last uplink message of the running procedure, for retransmission.
     pub(crate) last: Option<(Nas5gsMessage, Send)>,
@@ -118,6 +122,14 @@ pub struct Device {
     pub(crate) not_authorized: u32,
     /// #9 rejects in a row (reset once a registration is accepted).
     pub(crate) unknown_identity: u32,
+    /// Rejects without integrity protection that would have taken the
+    /// credentials out of use (#3, #6, #7, #75), in a row: TS 24.501
+    /// §5.3.20.2's counter (reset by an accepted registration and at power-on).
+    pub(crate) unprotected_rejects: u32,
+    /// Onboarding again while keeping the installed subscription (after #7
+    /// or repeated #9): the subscription stays in use until a new package
+    /// replaces it, and a refused onboarding returns to it.
+    pub(crate) reonboarding: bool,
     pub(crate) mac_failures: u32,
     pub(crate) connection: u32,
     pub(crate) outbox: VecDeque<Transmit>,
@@ -157,11 +169,14 @@ impl Device {
             phase: Phase::Idle,
             sec: None,
             kamf: None,
+            k_prov: None,
             timer: None,
             last: None,
             attempts: 0,
             not_authorized: 0,
             unknown_identity: 0,
+            unprotected_rejects: 0,
+            reonboarding: false,
             mac_failures: 0,
             connection: 0,
             outbox: VecDeque::new(),
@@ -177,6 +192,7 @@ impl Device {
     /// element already holds a subscription.
     pub fn power_on(&mut self, now: SystemTime) {
         self.attempts = 0;
+        self.unprotected_rejects = 0;
         self.start(now);
     }
 
@@ -252,6 +268,7 @@ impl Device {
         if sht == 3 {
             return self.on_security_mode_command(now, pdu);
         }
+        let protected = sht != 0;
         let message = if sht == 0 {
             match nido_nas::decode(pdu) {
                 Ok(m) => m,
@@ -270,23 +287,29 @@ impl Device {
             Ok(i) => i,
             Err(e) => return self.discard(e.to_string()),
         };
-        if sht == 0 && self.sec.is_some() && !allowed_plain(&inbound) {
+        // With or without a security context, only the messages TS 24.501
+        // §4.4.4.2 lists are processed unprotected: a plain REGISTRATION
+        // ACCEPT, DEREGISTRATION REQUEST or DL NAS TRANSPORT can come from
+        // anyone on the link.
+        if !protected && !allowed_plain(&inbound) {
             return self.discard(format!(
                 "{} without integrity protection (TS 24.501 §4.4.4.2)",
                 inbound.name()
             ));
         }
         self.last_activity = Some(now);
-        self.dispatch(now, inbound);
+        self.dispatch(now, inbound, protected);
     }
 
-    fn dispatch(&mut self, now: SystemTime, inbound: Inbound) {
+    fn dispatch(&mut self, now: SystemTime, inbound: Inbound, protected: bool) {
         match inbound {
             Inbound::AuthenticationRequest { .. }
             | Inbound::AuthenticationResult { .. }
             | Inbound::AuthenticationReject { .. }
             | Inbound::RegistrationAccept { .. }
-            | Inbound::RegistrationReject { .. } => self.on_registration_message(now, inbound),
+            | Inbound::RegistrationReject { .. } => {
+                self.on_registration_message(now, inbound, protected)
+            }
             Inbound::DeregistrationAcceptUeOriginating => self.on_deregistration_accept(now),
             Inbound::DeregistrationRequestUeTerminated {
                 reregistration_required,
@@ -421,6 +444,7 @@ impl Device {
         self.connection = self.connection.wrapping_add(1);
         self.sec = None;
         self.kamf = None;
+        self.k_prov = None;
         self.last = None;
         self.timer = None;
     }
@@ -428,7 +452,7 @@ impl Device {
     /// Starts the next thing to do: onboarding without a subscription,
     /// registration with one.
     pub(crate) fn start(&mut self, now: SystemTime) {
-        if self.se.has_subscription() && self.public.is_some() {
+        if self.se.has_subscription() && self.public.is_some() && !self.reonboarding {
             self.start_registration(now);
         } else {
             self.start_onboarding(now);
@@ -559,16 +583,44 @@ impl Device {
         }
         self.guti = None;
         self.release_connection();
-        self.react(now, cause.unwrap_or(0), t3346);
+        // Only ever reached integrity protected (not in `allowed_plain`).
+        self.react(now, cause.unwrap_or(0), t3346, true);
     }
 
-    /// The reaction to a reject cause (TS 24.501 §5.5.1.2.5, §5.5.2.3.2).
-    pub(crate) fn react(&mut self, now: SystemTime, cause: u8, t3346: Option<std::time::Duration>) {
+    /// The reaction to a reject cause (TS 24.501 §5.5.1.2.5, §5.5.2.3.2),
+    /// `protected` telling whether it came integrity protected. An
+    /// unprotected reject may be forged by anyone on the link: it never
+    /// erases the subscription, and one that would take the credentials
+    /// out of use is believed only after `max_unprotected_rejects` in a row,
+    /// each followed by T3247 (TS 24.501 §5.3.20.2).
+    pub(crate) fn react(
+        &mut self,
+        now: SystemTime,
+        cause: u8,
+        t3346: Option<std::time::Duration>,
+        protected: bool,
+    ) {
         let timers = self.config.timers;
+        if self.reonboarding && cause != 22 {
+            // The onboarding of a device that kept its subscription was
+            // refused (typically #74: the network still holds that
+            // subscription, so it was never lost): use it again.
+            self.reonboarding = false;
+        }
+        if !protected && DISABLING_CAUSES.contains(&cause) {
+            self.unprotected_rejects = self.unprotected_rejects.saturating_add(1);
+            if self.unprotected_rejects < timers.max_unprotected_rejects {
+                let wait = self.t3247();
+                self.events
+                    .push_back(DeviceEvent::UnprotectedReject { cause, wait });
+                return self.back_off(now, wait);
+            }
+            self.unprotected_rejects = 0;
+        }
         match cause {
-            // Illegal UE, permanently not authorized for this SNPN: give up.
-            3 | 75 => self.fail(),
-            // Temporarily not authorized for this SNPN.
+            // Illegal UE, illegal ME, permanently not authorized for this
+            // SNPN: give up until powered on again (credentials kept).
+            3 | 6 | 75 => self.fail(),
             // Temporarily not authorized for this SNPN (for nido's network:
             // the identity is onboarding on another connection): a short
             // wait first, doubled for each #74 in a row.
@@ -590,22 +642,20 @@ impl Device {
             // UE identity cannot be derived: the network could not read the
             // SUCI (a corrupted datagram, a forged reject: it comes
             // unprotected) or does not know the subscription. TS 24.501
-            // §5.5.1.2.5 asks for a new registration, which conceals afresh;
-            // only when #9 keeps coming is the subscription taken as lost
-            // (erased, and the device onboards again: since the network
-            // re-provisions a subscription it still holds only once the
-            // operator released it, erasing on a single #9 could lock a
-            // device out).
+            // §5.5.1.2.5 asks for a new registration, which conceals afresh.
             9 if self.unknown_identity + 1 < UNKNOWN_IDENTITY_TRIES => {
                 self.unknown_identity += 1;
                 self.back_off(now, timers.not_authorized_retry);
             }
             // 5GS services not allowed, or #9 again and again: the network
-            // lost or refused the subscription; onboard again.
+            // may have lost or refused the subscription; onboard again, but
+            // keep the subscription until a new package replaces it (these
+            // rejects come unprotected, and a network that still holds the
+            // subscription refuses the onboarding, #74, which returns the
+            // device to it).
             7 | 9 => {
                 self.unknown_identity = 0;
-                self.se.erase_subscription();
-                self.public = None;
+                self.reonboarding = self.se.has_subscription();
                 self.phase = Phase::Idle;
                 self.start(now);
             }
@@ -620,10 +670,41 @@ impl Device {
             }
         }
     }
+
+    /// A T3247 value, uniform in `Timers::t3247`: spread over the fleet by
+    /// the serial and over the tries by the counter (not cryptographic; it
+    /// only has to keep refused devices from returning together).
+    fn t3247(&self) -> std::time::Duration {
+        let (min, max) = self.config.timers.t3247;
+        let span = max.saturating_sub(min).as_millis() as u64;
+        if span == 0 {
+            return min;
+        }
+        // FNV-1a over the serial and the counter, then a splitmix64 finaliser.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self
+            .config
+            .serial
+            .as_bytes()
+            .iter()
+            .chain(&self.unprotected_rejects.to_be_bytes())
+        {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^= h >> 31;
+        min + std::time::Duration::from_millis(h % (span + 1))
+    }
 }
 
-/// How many #9 rejects in a row a device takes before it erases its
-/// subscription and onboards again.
+/// The causes that take a UE's credentials out of use (TS 24.501
+/// §5.5.1.2.5, §5.3.20.2): without integrity protection they are
+/// suspected and counted, not believed at once.
+const DISABLING_CAUSES: [u8; 4] = [3, 6, 7, 75];
+
+/// How many #9 rejects in a row a device takes before it onboards again
+/// (keeping its subscription until a new package replaces it).
 pub(crate) const UNKNOWN_IDENTITY_TRIES: u32 = 3;
 
 /// The messages a UE accepts without integrity protection once it has a

@@ -94,6 +94,23 @@ pub enum DeviceEvent {
         /// The 5GMM cause.
         cause: u8,
     },
+    /// A reject that would take the credentials out of use arrived without
+    /// integrity protection (maybe forged): the device keeps its
+    /// credentials and tries again after `wait` (T3247, TS 24.501 §5.3.20.2).
+    UnprotectedReject {
+        /// The 5GMM cause.
+        cause: u8,
+        /// The T3247 value drawn.
+        wait: std::time::Duration,
+    },
+    /// The device refused a SECURITY MODE COMMAND (TS 24.501 §5.4.2.5) and
+    /// answered SECURITY MODE REJECT with `cause` (#23 or #24).
+    SecurityModeRejected {
+        /// The 5GMM cause sent.
+        cause: u8,
+        /// Why.
+        reason: String,
+    },
     /// The network failed authentication (MAC failure): it is not the
     /// network the subscription belongs to.
     NetworkNotAuthentic,

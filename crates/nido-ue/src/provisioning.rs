@@ -249,7 +249,13 @@ impl Device {
             device_identity: self.config.serial.clone(),
             nonce,
         };
-        match self.se.install_package(sealed, &binding) {
+        // K_PROV of this onboarding's EAP-TLS session: a package not sealed
+        // with it (a network that did not authenticate this device) does not
+        // open, and nothing of it is kept.
+        let Some(k_prov) = self.k_prov.clone() else {
+            return self.package_failed(now, "no K_PROV from the onboarding authentication".into());
+        };
+        match self.se.install_package(sealed, &binding, &k_prov) {
             Ok(installed) => {
                 self.events.push_back(DeviceEvent::Provisioned {
                     supi: installed.public.supi.clone(),
@@ -261,6 +267,7 @@ impl Device {
                     mac: installed.confirmation_mac,
                 };
                 self.public = Some(installed.public);
+                self.reonboarding = false;
                 if let Phase::Provisioning(p) = &mut self.phase {
                     p.step = ProvStep::Confirm;
                 }
@@ -280,8 +287,11 @@ impl Device {
         };
         p.attempts += 1;
         if p.attempts >= MAX_PACKAGE_ATTEMPTS {
-            self.se.erase_subscription();
-            self.public = None;
+            // Nothing is erased: a package that did not open left the
+            // element as it was (a subscription kept from before stays
+            // usable), and one installed but not confirmed is a `created`
+            // subscription the network validates by 5G-AKA.
+            self.reonboarding = false;
             self.deregister(now);
         } else {
             self.send_provisioning_request(now);

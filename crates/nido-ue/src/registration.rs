@@ -78,7 +78,12 @@ impl Device {
         self.start_timer(now, TimerKind::T3510);
     }
 
-    pub(crate) fn on_registration_message(&mut self, now: SystemTime, inbound: Inbound) {
+    pub(crate) fn on_registration_message(
+        &mut self,
+        now: SystemTime,
+        inbound: Inbound,
+        protected: bool,
+    ) {
         match inbound {
             Inbound::AuthenticationRequest {
                 ngksi,
@@ -128,7 +133,7 @@ impl Device {
                     cause,
                 });
                 self.release_connection();
-                self.react(now, cause, t3346);
+                self.react(now, cause, t3346, protected);
             }
             Inbound::RegistrationAccept { guti, .. } => self.on_registration_accept(now, guti),
             _ => {}
@@ -174,17 +179,23 @@ impl Device {
             PeerStep::Done(PeerOutcome::Success(keys)) => {
                 let outer = build::anonymous_onboarding_nai(&self.config.dcs_realm);
                 let snn = self.config.onboarding_network.snn.clone();
-                let kamf = Supi::nai(&outer)
+                // K_AMF for the NAS context, and K_PROV (from the same
+                // K_AUSF) to open the credential package in phase B: only the
+                // network that ran this EAP-TLS session can seal one.
+                let derived = Supi::nai(&outer)
                     .map_err(|e| e.to_string())
                     .and_then(|supi| {
                         let kausf = kdf::kausf_from_emsk(&keys.emsk);
                         let kseaf =
                             kdf::kseaf(&kausf, snn.as_bytes()).map_err(|e| e.to_string())?;
-                        kdf::kamf(&kseaf, &supi, &ABBA).map_err(|e| e.to_string())
+                        let kamf = kdf::kamf(&kseaf, &supi, &ABBA).map_err(|e| e.to_string())?;
+                        let k_prov = kdf::kprov(&kausf).map_err(|e| e.to_string())?;
+                        Ok((kamf, k_prov))
                     });
-                match kamf {
-                    Ok(kamf) => {
+                match derived {
+                    Ok((kamf, k_prov)) => {
                         self.kamf = Some(kamf);
+                        self.k_prov = Some(k_prov);
                         *step = Step::SecurityMode;
                         self.progress(now);
                     }
@@ -261,15 +272,20 @@ impl Device {
         }
     }
 
-    /// SECURITY MODE COMMAND (TS 24.501 §5.4.2.3), header type 3: the UE
-    /// reads the selected algorithms, derives the context from K_AMF and only
-    /// then verifies the MAC; replayed capabilities must match its own.
+    /// SECURITY MODE COMMAND (TS 24.501 §5.4.2.3), header type 3. Nothing
+    /// changes before the MAC verified: the UE refuses null integrity
+    /// (NIA0 is for unauthenticated emergency sessions only, TS 33.501
+    /// §5.5.2, and nido's UE does not advertise it) and any algorithm it did
+    /// not advertise (SECURITY MODE REJECT #24), then derives the context
+    /// from K_AMF and verifies the MAC (a command that fails is discarded
+    /// silently), then checks the replayed capabilities (#23 on a
+    /// mismatch, TS 24.501 §5.4.2.5), and only then takes the context into
+    /// use and moves to the REGISTRATION ACCEPT.
     pub(crate) fn on_security_mode_command(&mut self, now: SystemTime, pdu: &[u8]) {
-        let request = match &mut self.phase {
+        let request = match &self.phase {
             Phase::Onboarding { request, step, .. } | Phase::Registering { request, step, .. }
                 if *step != Step::Authenticating =>
             {
-                *step = Step::Accept;
                 request.clone()
             }
             _ => return self.discard("SECURITY MODE COMMAND outside a registration".into()),
@@ -292,14 +308,12 @@ impl Device {
             Err(e) => return self.discard(e),
         };
         let (nea, nia, ngksi, replayed) = command;
-        if replayed != [build::UE_EA_ALGORITHMS, build::UE_IA_ALGORITHMS] {
-            // Bidding down: refuse (TS 24.501 §5.4.2.5, cause #23).
-            if let Ok(reject) =
-                build::security_mode_reject(build::GmmCause::UeSecurityCapabilitiesMismatch)
-            {
-                self.send(now, &reject, Send::Plain);
-            }
-            return;
+        if let Some(reason) = unacceptable_algorithms(nia, nea) {
+            return self.reject_security_mode(
+                now,
+                build::GmmCause::SecurityModeRejectedUnspecified,
+                reason,
+            );
         }
         // A retransmitted command for the context already taken into use is
         // verified with it (its COUNTs continue).
@@ -307,28 +321,39 @@ impl Device {
             .sec
             .as_ref()
             .is_some_and(|s| s.ngksi() == ngksi && s.algorithms() == Algorithms { nia, nea });
-        let verified = if reuse {
-            self.sec.as_mut().map(|sec| sec.unprotect(pdu).map(|_| ()))
+        let fresh = if reuse {
+            match self.sec.as_mut().map(|sec| sec.unprotect(pdu)) {
+                Some(Ok(_)) => None,
+                Some(Err(e)) => return self.discard(format!("SECURITY MODE COMMAND: {e}")),
+                None => return,
+            }
         } else {
             let Some(kamf) = self.kamf.as_ref() else {
                 return self
                     .discard("SECURITY MODE COMMAND before authentication completed".into());
             };
             match SecurityContext::new(kamf, Algorithms { nia, nea }, ngksi, Role::Ue) {
-                Ok(mut ctx) => {
-                    let verified = ctx.unprotect(pdu).map(|_| ());
-                    if verified.is_ok() {
-                        self.sec = Some(ctx);
-                    }
-                    Some(verified)
-                }
+                Ok(mut ctx) => match ctx.unprotect(pdu) {
+                    Ok(_) => Some(ctx),
+                    Err(e) => return self.discard(format!("SECURITY MODE COMMAND: {e}")),
+                },
                 Err(e) => return self.discard(format!("SECURITY MODE COMMAND: {e}")),
             }
         };
-        match verified {
-            Some(Ok(())) => {}
-            Some(Err(e)) => return self.discard(format!("SECURITY MODE COMMAND: {e}")),
-            None => return,
+        if replayed != [build::UE_EA_ALGORITHMS, build::UE_IA_ALGORITHMS] {
+            // Bidding down (TS 24.501 §5.4.2.5, cause #23); the context is
+            // not taken into use.
+            return self.reject_security_mode(
+                now,
+                build::GmmCause::UeSecurityCapabilitiesMismatch,
+                "replayed UE security capabilities differ".into(),
+            );
+        }
+        if let Some(ctx) = fresh {
+            self.sec = Some(ctx);
+        }
+        if let Phase::Onboarding { step, .. } | Phase::Registering { step, .. } = &mut self.phase {
+            *step = Step::Accept;
         }
         match build::security_mode_complete(None, Some(&request)) {
             Ok(complete) => {
@@ -343,9 +368,23 @@ impl Device {
         }
     }
 
+    /// SECURITY MODE REJECT (sent without protection: no context was taken
+    /// into use), reported as an event.
+    fn reject_security_mode(&mut self, now: SystemTime, cause: build::GmmCause, reason: String) {
+        let code = cause as u8;
+        self.events.push_back(DeviceEvent::SecurityModeRejected {
+            cause: code,
+            reason,
+        });
+        if let Ok(reject) = build::security_mode_reject(cause) {
+            self.send(now, &reject, Send::Plain);
+        }
+    }
+
     fn on_registration_accept(&mut self, now: SystemTime, guti: Option<nido_nas::view::Guti5g>) {
         self.not_authorized = 0;
         self.unknown_identity = 0;
+        self.unprotected_rejects = 0;
         // What the registration leads to: phase B after onboarding, phase D
         // after registering with the subscription.
         let (next, state, supi) = match &self.phase {
@@ -462,5 +501,23 @@ mod tests {
         let key = HomeNetworkKey::generate(Profile::A, 1).unwrap();
         assert!(suci(&public("imsi-001010000000042", &key)).is_err());
         assert!(suci(&public("nai-device@example.com", &key)).is_err());
+    }
+}
+
+/// Why the UE cannot accept the algorithms a SECURITY MODE COMMAND selects,
+/// if it cannot: null integrity (TS 33.501 §5.5.2: only for an
+/// unauthenticated emergency session, which nido's UE never has), or an
+/// algorithm missing from the UE security capability it sent (TS 24.501
+/// §9.11.3.54: bit 8 of each octet is algorithm 0, bit 5 algorithm 3).
+fn unacceptable_algorithms(nia: u8, nea: u8) -> Option<String> {
+    let advertised = |octet: u8, algorithm: u8| algorithm < 4 && octet & (0x80 >> algorithm) != 0;
+    if nia == 0 {
+        Some("the command selects NIA0 (null integrity)".into())
+    } else if !advertised(build::UE_IA_ALGORITHMS, nia) {
+        Some(format!("NIA{nia} was not advertised"))
+    } else if !advertised(build::UE_EA_ALGORITHMS, nea) {
+        Some(format!("NEA{nea} was not advertised"))
+    } else {
+        None
     }
 }
