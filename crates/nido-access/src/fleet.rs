@@ -39,7 +39,8 @@ pub struct FleetReport {
     pub devices: usize,
     /// Devices active at the end.
     pub active: usize,
-    /// Devices that gave up (refused for good).
+    /// Devices refused: given up, or waiting T3247 after an unprotected
+    /// refusal (`Device::refusal`).
     pub failed: usize,
     /// Bursts sent.
     pub bursts_sent: u64,
@@ -301,7 +302,8 @@ pub fn run_fleet(
                 }
             }
             let is_settled = (state == DeviceState::Active && bursts_left[i] == 0)
-                || state == DeviceState::Failed;
+                || state == DeviceState::Failed
+                || devices[i].refusal().is_some();
             if is_settled != settled_flag[i] {
                 settled_flag[i] = is_settled;
                 if is_settled {
@@ -340,7 +342,7 @@ pub fn run_fleet(
         .count();
     report.failed = devices
         .iter()
-        .filter(|d| d.state() == DeviceState::Failed)
+        .filter(|d| d.state() == DeviceState::Failed || d.refusal().is_some())
         .count();
     Ok(report)
 }

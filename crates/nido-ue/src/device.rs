@@ -130,6 +130,10 @@ pub struct Device {
     /// or repeated #9): the subscription stays in use until a new package
     /// replaces it, and a refused onboarding returns to it.
     pub(crate) reonboarding: bool,
+    /// The cause of the last reject that took the credentials out of use
+    /// (believed, or suspected and waiting T3247), until a registration is
+    /// accepted or the device is powered on again.
+    pub(crate) refused_with: Option<u8>,
     pub(crate) mac_failures: u32,
     pub(crate) connection: u32,
     pub(crate) outbox: VecDeque<Transmit>,
@@ -177,6 +181,7 @@ impl Device {
             unknown_identity: 0,
             unprotected_rejects: 0,
             reonboarding: false,
+            refused_with: None,
             mac_failures: 0,
             connection: 0,
             outbox: VecDeque::new(),
@@ -193,12 +198,24 @@ impl Device {
     pub fn power_on(&mut self, now: SystemTime) {
         self.attempts = 0;
         self.unprotected_rejects = 0;
+        self.refused_with = None;
         self.start(now);
     }
 
     /// The device's state.
     pub fn state(&self) -> DeviceState {
         self.state
+    }
+
+    /// The cause of a refusal that stopped the device (#3, #6, #7, #75):
+    /// `Failed`, or backing off for T3247 because the reject came
+    /// unprotected. `None` once a registration is accepted. Drivers count
+    /// such a device as settled (refused), not as still trying.
+    pub fn refusal(&self) -> Option<u8> {
+        match self.state {
+            DeviceState::Failed | DeviceState::BackingOff => self.refused_with,
+            _ => None,
+        }
     }
 
     /// The IDevID serial.
@@ -606,6 +623,9 @@ impl Device {
             // refused (typically #74: the network still holds that
             // subscription, so it was never lost): use it again.
             self.reonboarding = false;
+        }
+        if DISABLING_CAUSES.contains(&cause) {
+            self.refused_with = Some(cause);
         }
         if !protected && DISABLING_CAUSES.contains(&cause) {
             self.unprotected_rejects = self.unprotected_rejects.saturating_add(1);

@@ -385,6 +385,7 @@ impl Device {
         self.not_authorized = 0;
         self.unknown_identity = 0;
         self.unprotected_rejects = 0;
+        self.refused_with = None;
         // What the registration leads to: phase B after onboarding, phase D
         // after registering with the subscription.
         let (next, state, supi) = match &self.phase {

@@ -255,6 +255,9 @@ fn run_device(a: &RunArgs) -> Result<()> {
             match (d.state(), a.until) {
                 (DeviceState::Failed, _) => return Control::Stop,
                 (DeviceState::Active, Until::Active) => return Control::Stop,
+                // Refused, waiting T3247: a real device would try again in
+                // 30-60 min; waiting for "active" that long helps no one.
+                (_, Until::Active) if d.refusal().is_some() => return Control::Stop,
                 _ => {}
             }
             if d.state() == DeviceState::Active
@@ -293,13 +296,32 @@ fn run_device(a: &RunArgs) -> Result<()> {
                 "rejected",
                 serde_json::json!({"message": message, "cause": cause}),
             ),
+            DeviceEvent::UnprotectedReject { cause, wait } => print(
+                "unprotected-reject",
+                serde_json::json!({
+                    "cause": cause,
+                    "credentials": "kept",
+                    "retry_in_s": wait.as_secs(),
+                }),
+            ),
+            DeviceEvent::SecurityModeRejected { cause, reason } => print(
+                "security-mode-rejected",
+                serde_json::json!({"cause": cause, "reason": reason}),
+            ),
             _ => {}
         },
     )?;
     match device.state() {
         DeviceState::Failed => bail!(
-            "{}: the network refused the device for good",
-            device.serial()
+            "{}: the network refused the device (#{}); it stays off until powered on again",
+            device.serial(),
+            device.refusal().unwrap_or(0)
+        ),
+        _ if device.refusal().is_some() => bail!(
+            "{}: the network refused the device (#{}) without integrity protection; \
+             a device would try again after T3247 (30-60 min), its credentials kept",
+            device.serial(),
+            device.refusal().unwrap_or(0)
         ),
         _ if timed_out => bail!(
             "{}: timed out in state {}",
