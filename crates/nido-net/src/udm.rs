@@ -2,7 +2,7 @@
 //! SUCIs, issues 5G-AKA vectors with SQN management, resynchronises from
 //! AUTS, and activates a subscription on its first successful 5G-AKA.
 
-use nido_sec::aka::{HeAv, home_vector, resynchronise};
+use nido_sec::aka::{HeAv, HeSqn, home_vector, resynchronise};
 use nido_sec::suci::{Sidf, bcd_to_msin};
 use nido_sec::{Milenage, SecError, Supi};
 use thiserror::Error;
@@ -39,6 +39,15 @@ impl UdmError {
             _ => 111,
         }
     }
+}
+
+/// The subscription state a vector was issued under (see [`Udm::issue`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssuedUnder {
+    /// The SQN state stored after the vector.
+    pub sqn: HeSqn,
+    /// The id of the subscription's package (a new K, a new id).
+    pub package_id: [u8; 16],
 }
 
 /// The UDM/ARPF.
@@ -78,6 +87,21 @@ impl Udm {
         rand: [u8; 16],
         snn: &[u8],
     ) -> Result<HeAv, UdmError> {
+        self.issue(store, supi, rand, snn).map(|(av, _)| av)
+    }
+
+    /// [`Udm::vector`], with the subscription's state the vector was issued
+    /// under: the SQN state stored after it and the package id (which
+    /// changes with K). A serving network that sends an unanswered vector
+    /// again checks that the subscription still has this state (no other
+    /// vector, resynchronisation or new K since).
+    pub fn issue(
+        &self,
+        store: &mut dyn Store,
+        supi: &Supi,
+        rand: [u8; 16],
+        snn: &[u8],
+    ) -> Result<(HeAv, IssuedUnder), UdmError> {
         let mut sub = store
             .subscription_by_supi(supi)?
             .ok_or_else(|| UdmError::Unknown(supi.clone()))?;
@@ -85,8 +109,25 @@ impl Udm {
         let (av, next) =
             home_vector(&m, sub.sqn, rand, sub.amf, snn).map_err(UdmError::Security)?;
         sub.sqn = next;
+        let under = IssuedUnder {
+            sqn: next,
+            package_id: sub.package_id,
+        };
         store.put_subscription(sub)?;
-        Ok(av)
+        Ok((av, under))
+    }
+
+    /// Whether `supi`'s subscription is still in the state a vector was
+    /// issued under ([`Udm::issue`]): one read, no write.
+    pub fn still_under(
+        &self,
+        store: &dyn Store,
+        supi: &Supi,
+        under: &IssuedUnder,
+    ) -> Result<bool, UdmError> {
+        Ok(store
+            .subscription_by_supi(supi)?
+            .is_some_and(|sub| sub.sqn == under.sqn && sub.package_id == under.package_id))
     }
 
     /// Resynchronisation from an AUTS the UE sent for `rand` (TS 33.102 §6.3.5).
