@@ -9,9 +9,11 @@
 //!   encoding that value again gives the same octets.
 //! - The payload of a CoAP request or 2.04 response goes on to the message
 //!   decoders of its resource.
-//! - `package::open` with one fixed device key and binding, of every sealed
-//!   package that decodes (alone or in a response) and of an input
-//!   `00 ‖ enc (32 octets) ‖ ciphertext`, is `Err(ProvError::Open)`.
+//! - `package::open` with one fixed device key, binding and K_PROV (the
+//!   HPKE PSK), of every sealed package that decodes (alone or in a
+//!   response) and of an input `00 ‖ enc (32 octets) ‖ ciphertext`, is
+//!   `Err(ProvError::Open)`: a fuzzer that does not know K_PROV is a sender
+//!   that did not authenticate the device.
 
 #![no_main]
 
@@ -24,11 +26,14 @@ use nido_prov::{
     Confirmation, ConfirmationAck, CredentialPackage, ProvError, ProvisioningRequest,
     ProvisioningResponse, SealedPackage,
 };
-use nido_sec::PrivateKey32;
+use nido_sec::{KProv, PrivateKey32};
 
 /// The fixed device private key (the seeds' sealed packages are sealed to
 /// its public key, under another nonce than [`binding`]'s).
 const DEVICE_KEY: [u8; 32] = [0x5d; 32];
+
+/// The fixed K_PROV the target opens with.
+const K_PROV: [u8; 32] = [0x6f; 32];
 
 fn binding() -> Binding {
     Binding {
@@ -58,7 +63,7 @@ fn round_trip<T: PartialEq + Debug>(
 fn open_fails(sealed: &SealedPackage) {
     let key = PrivateKey32::new(DEVICE_KEY);
     assert_eq!(
-        package::open(sealed, &key, &binding()),
+        package::open(sealed, &key, &binding(), &KProv::new(K_PROV)),
         Err(ProvError::Open),
         "a fuzzed sealed package opened, or failed otherwise"
     );

@@ -4,12 +4,21 @@
 
 use nido_eap::EapTlsKeys;
 use nido_sec::aka::{AkaFailure, AusfChallenge, HeAv};
-use nido_sec::{KAmf, KSeaf, ResStar, SecError, Supi, kdf};
+use nido_sec::{KAmf, KProv, KSeaf, ResStar, SecError, Supi, kdf};
 
 /// K_SEAF for the serving network `snn` from an EAP-TLS session (K_AUSF =
 /// the 256 most significant bits of the EMSK, TS 33.501 B.2.1.1).
 pub fn kseaf_from_eap(keys: &EapTlsKeys, snn: &[u8]) -> Result<KSeaf, SecError> {
     kdf::kseaf(&kdf::kausf_from_emsk(&keys.emsk), snn)
+}
+
+/// K_PROV, the key the PVS seals the credential package with (HPKE PSK
+/// mode, RFC 9180 §5.1.2), from the K_AUSF of this EAP-TLS session
+/// (TS 33.501 B.2.1.1; nido's derivation, [`kdf::kprov`]). Like K_AKMA
+/// (TS 33.535 §6.1), a key the AUSF derives from K_AUSF for a function
+/// beyond the SEAF; only the device that ran this session derives it too.
+pub fn kprov_from_eap(keys: &EapTlsKeys) -> Result<KProv, SecError> {
+    kdf::kprov(&kdf::kausf_from_emsk(&keys.emsk))
 }
 
 /// K_AMF (TS 33.501 A.7) for `supi` and the ABBA nido sends.

@@ -1,7 +1,8 @@
 //! The Provisioning Server (design doc phase B): for a device identity the
 //! DCS authenticated, create its subscription (or attach it to the owner
 //! that claimed it, or re-provision the one it has), seal the credential
-//! package to the device's provisioning key, and mark the subscription
+//! package to the device's provisioning key (HPKE PSK mode under K_PROV of
+//! the EAP-TLS session that authenticated the device), and mark the subscription
 //! provisioned when the device confirms.
 
 use std::time::Duration;
@@ -10,7 +11,7 @@ use nido_prov::package::{self, Binding, CredentialPackage, SealedPackage, Servin
 use nido_prov::{Confirmation, ProvisioningRequest};
 use nido_sec::milenage::{Amf, opc_from_op};
 use nido_sec::suci::HomeNetworkPublicKey;
-use nido_sec::{K, Op, Supi};
+use nido_sec::{K, KProv, Op, Supi};
 use thiserror::Error;
 
 use crate::NetworkEvent;
@@ -198,7 +199,11 @@ impl Pvs {
     /// if it has one that may be ([`SubscriptionState::reprovisionable`];
     /// never a second subscription; a provisioned or active one is refused,
     /// #74), else creates one,
-    /// attached to the owner that claimed the device. The store is written
+    /// attached to the owner that claimed the device. The package is sealed
+    /// with `k_prov`, K_PROV of the EAP-TLS session that authenticated the
+    /// device ([`crate::ausf::kprov_from_eap`]; HPKE PSK mode, RFC 9180
+    /// §5.1.2): the device opens only a package from the network that
+    /// authenticated it. The store is written
     /// once, before the package leaves; a store that cannot be read refuses
     /// (nothing is allocated or written).
     pub fn provision(
@@ -206,6 +211,7 @@ impl Pvs {
         store: &mut dyn Store,
         device: &str,
         request: &ProvisioningRequest,
+        k_prov: &KProv,
         now_unix: u64,
     ) -> Result<Provisioned, PvsRefusal> {
         let owner = store.owner_of_device(device)?;
@@ -245,7 +251,7 @@ impl Pvs {
             device_identity: device.to_owned(),
             nonce: request.nonce,
         };
-        let sealed = package::seal(&package, &request.device_public_key, &binding)
+        let sealed = package::seal(&package, &request.device_public_key, &binding, k_prov)
             .map_err(|e| PvsRefusal::Request(e.to_string()))?;
         let done = Provisioned {
             sealed,

@@ -72,6 +72,11 @@ fn device() -> MemorySe {
     .unwrap()
 }
 
+/// K_PROV of the (pretend) onboarding EAP-TLS session, the same at both ends.
+fn k_prov() -> nido_sec::KProv {
+    nido_sec::kdf::kprov(&nido_sec::KAusf::new([0x2e; 32])).unwrap()
+}
+
 /// Phase B over the real message encodings; returns the SUPI the device got.
 fn provision(
     net: &mut Network,
@@ -85,7 +90,9 @@ fn provision(
         claim_hint: None,
     };
     let request = ProvisioningRequest::decode(&request.encode()).unwrap();
-    let done = net.pvs.provision(&mut net.store, serial, &request, NOW)?;
+    let done = net
+        .pvs
+        .provision(&mut net.store, serial, &request, &k_prov(), NOW)?;
     let response =
         ProvisioningResponse::decode(&ProvisioningResponse::Provisioned(done.sealed).encode())
             .unwrap();
@@ -99,6 +106,7 @@ fn provision(
                 device_identity: serial.into(),
                 nonce: request.nonce,
             },
+            &k_prov(),
         )
         .unwrap();
     let confirmation = Confirmation {
@@ -258,7 +266,13 @@ fn an_unconfirmed_package_is_replaced_a_confirmed_one_is_not() {
     let mut first = device();
     let lost = net
         .pvs
-        .provision(&mut net.store, "ACME-8", &request(&mut first), NOW)
+        .provision(
+            &mut net.store,
+            "ACME-8",
+            &request(&mut first),
+            &k_prov(),
+            NOW,
+        )
         .unwrap();
     assert_eq!(
         net.store
@@ -283,7 +297,13 @@ fn an_unconfirmed_package_is_replaced_a_confirmed_one_is_not() {
     let mut clone = device();
     let refused = net
         .pvs
-        .provision(&mut net.store, "ACME-8", &request(&mut clone), NOW)
+        .provision(
+            &mut net.store,
+            "ACME-8",
+            &request(&mut clone),
+            &k_prov(),
+            NOW,
+        )
         .unwrap_err();
     assert!(
         matches!(refused, PvsRefusal::AlreadyProvisioned(_, "provisioned")),
@@ -346,7 +366,7 @@ fn a_wrong_confirmation_is_refused() {
     };
     let done = net
         .pvs
-        .provision(&mut net.store, "ACME-5", &request, NOW)
+        .provision(&mut net.store, "ACME-5", &request, &k_prov(), NOW)
         .unwrap();
     let bogus = Confirmation {
         package_id: done.package_id,

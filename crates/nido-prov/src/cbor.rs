@@ -237,6 +237,23 @@ impl MapReader {
         Ok(())
     }
 
+    /// Checks the `version` field of a structure whose first version had
+    /// none: an absent field is version `absent`.
+    pub(crate) fn version_or(&mut self, expected: u64, absent: u64) -> Result<(), ProvError> {
+        let got = match self.take("version") {
+            None => absent,
+            Some(value) => self.as_uint("version", &value.0)?,
+        };
+        if got != expected {
+            return Err(ProvError::Version {
+                what: self.what,
+                got,
+                expected,
+            });
+        }
+        Ok(())
+    }
+
     fn as_uint(&self, field: &'static str, value: &Value) -> Result<u64, ProvError> {
         match value {
             Value::Integer(i) => u64::try_from(*i)

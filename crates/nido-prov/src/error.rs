@@ -79,10 +79,13 @@ pub enum ProvError {
     /// HPKE refused to seal (other than for the recipient key).
     #[error("HPKE seal failed: {0}")]
     Seal(String),
-    /// The sealed package does not open: wrong device key, wrong binding
-    /// (identity or nonce), or a modified `enc` or ciphertext. Deliberately
-    /// not more specific.
-    #[error("the sealed package does not open (wrong key, wrong binding or tampered)")]
+    /// The sealed package does not open: wrong device key, not sealed under
+    /// this device's K_PROV (a sender that did not authenticate the device,
+    /// or base mode), wrong binding (identity or nonce), or a modified `enc`
+    /// or ciphertext. Deliberately not more specific.
+    #[error(
+        "the sealed package does not open (wrong key, not sealed by the network that authenticated the device, wrong binding or tampered)"
+    )]
     Open,
     /// The confirmation MAC does not verify.
     #[error("the confirmation MAC does not verify")]

@@ -2,8 +2,10 @@
 //! application protocol and the credential package.
 //!
 //! - [`package`]: the [`CredentialPackage`] (versioned CBOR), sealed with
-//!   HPKE (RFC 9180 base mode, X25519-HKDF-SHA256, HKDF-SHA256,
-//!   AES-128-GCM) to the key the device's secure element generated, split
+//!   HPKE (RFC 9180 PSK mode, X25519-HKDF-SHA256, HKDF-SHA256,
+//!   AES-128-GCM) to the key the device's secure element generated and
+//!   authenticated by K_PROV, a key both ends derive from the onboarding
+//!   EAP-TLS session's K_AUSF, split
 //!   into [`PackageSecrets`] (K, OPc) and [`PublicPart`], and the
 //!   confirmation MAC.
 //! - [`messages`]: the request, response, confirmation and acknowledgement,
@@ -19,9 +21,12 @@
 //! - **Secrets are zeroized and redacted.** K and OPc are `nido_sec` secret
 //!   types; third-party PSKs and private keys are `Zeroizing`; decoded CBOR
 //!   trees and plaintext buffers are wiped. `Debug` never prints them.
-//! - **A sealed package opens only with the device's private key and the
-//!   binding** (device identity and request nonce, in the HPKE `info`). Any
-//!   other key, binding or modified octet is [`ProvError::Open`], never a panic.
+//! - **A sealed package opens only with the device's private key, the
+//!   binding** (device identity and request nonce, in the HPKE `info`) **and
+//!   the K_PROV of the device's EAP-TLS session** (the HPKE PSK): only the
+//!   network that authenticated the device can seal one it opens. Any other
+//!   key, K_PROV, binding or modified octet is [`ProvError::Open`], never a
+//!   panic; a package of another format version is [`ProvError::Version`].
 //! - **Decoding is strict**: one CBOR item, no trailing octets, known version,
 //!   exact lengths, closed maps; errors name the structure and the field.
 

@@ -7,11 +7,16 @@
 //! ProvisioningRequest  = { "version": 1, "device_public_key": bstr .size 32,
 //!                          "nonce": bstr .size 16, "suci_profiles": [ * ("A" / "B") ],
 //!                          ? "claim_hint": tstr }
-//! ProvisioningResponse = { "version": 1, "status": 0, "sealed": { "enc": bstr .size 32, "ciphertext": bstr } }
+//! ProvisioningResponse = { "version": 1, "status": 0,
+//!                          "sealed": { "version": 2, "enc": bstr .size 32, "ciphertext": bstr } }
 //!                      / { "version": 1, "status": 1 (rejected) / 2 (retry later), "reason": tstr }
 //! Confirmation         = { "version": 1, "package_id": bstr .size 16, "mac": bstr .size 32 }
 //! ConfirmationAck      = { "version": 1, "package_id": bstr .size 16 }
 //! ```
+//!
+//! The sealed package carries its own format version (see
+//! [`crate::package`]): a `sealed` map without one is a version 1 (HPKE
+//! base mode) package, refused with [`ProvError::Version`].
 
 use nido_sec::suci::Profile;
 

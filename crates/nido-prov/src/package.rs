@@ -1,13 +1,14 @@
-//! The credential package (format version 1), its HPKE sealing to the
-//! device key, the public/secret split and the confirmation MAC.
+//! The credential package (format version 2), its HPKE sealing to the
+//! device key, authenticated by the network, the public/secret split and
+//! the confirmation MAC.
 //!
-//! # Wire format (CBOR, version 1)
+//! # Wire format (CBOR, version 2)
 //!
 //! A map with text keys, closed (unknown keys are refused), optional fields
 //! absent rather than null:
 //!
 //! ```text
-//! { "version": 1, "package_id": bstr .size 16, "supi": tstr ("imsi-…" / "nai-…"),
+//! { "version": 2, "package_id": bstr .size 16, "supi": tstr ("imsi-…" / "nai-…"),
 //!   "k": bstr .size 16, "opc": bstr .size 16, "amf": bstr .size 2,
 //!   "home_network_key": { "profile": "A" / "B", "key_id": uint .le 255,
 //!                         "public_key": bstr (A: 32; B: 33 or 65, SEC1) },
@@ -23,10 +24,28 @@
 //!
 //! # Sealing
 //!
-//! RFC 9180 base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM,
-//! single shot, empty AAD. `info` = `"nido-prov/1 package"` ‖ u16be(len(identity))
-//! ‖ identity ‖ nonce(16): the package opens only for the device identity the
-//! network authenticated (the IDevID serial) and the nonce of that request.
+//! RFC 9180 **PSK mode** (`mode_psk`, §5.1.2), DHKEM(X25519, HKDF-SHA256),
+//! HKDF-SHA256, AES-128-GCM, single shot, empty AAD.
+//!
+//! - `psk` = K_PROV ([`nido_sec::kdf::kprov`]): KDF(K_AUSF, 0xF0, "nido-prov")
+//!   over the K_AUSF of the onboarding EAP-TLS session (TS 33.501 B.2.1.1),
+//!   which only the device and the network whose DCS completed EAP-TLS with
+//!   it hold; `psk_id` = [`PSK_ID`], naming that derivation.
+//! - `info` = `"nido-prov/2 package"` ‖ u16be(len(identity)) ‖ identity ‖
+//!   nonce(16): the device identity the network authenticated and the nonce
+//!   of that request.
+//!
+//! Base mode (format version 1) only made the package confidential: anyone
+//! who saw the provisioning request (device key, nonce) and knew the serial
+//! could seal a package the device opened, so a fake base station could
+//! hand the device its own subscription. In PSK mode the key schedule mixes
+//! K_PROV into every key, so a package opens only if its sender held the
+//! K_AUSF of this device's EAP-TLS session: it is authenticated by the
+//! network, not only confidential.
+//!
+//! The sealed package map carries `"version": 2`; a map without it is a
+//! version 1 (base mode) package and is refused with [`ProvError::Version`],
+//! as is any other version, before anything is opened.
 
 use std::collections::BTreeMap;
 
@@ -34,18 +53,25 @@ use aws_lc_rs::hmac;
 use hpke::aead::AesGcm128;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, HpkeError, Kem as _, OpModeR, OpModeS, Serializable};
+use hpke::{Deserializable, HpkeError, Kem as _, OpModeR, OpModeS, PskBundle, Serializable};
 use nido_sec::suci::{HomeNetworkPublicKey, Profile};
-use nido_sec::{K, Opc, PrivateKey32, Supi};
+use nido_sec::{K, KProv, Opc, PrivateKey32, Supi};
 use zeroize::Zeroizing;
 
 use crate::ProvError;
 use crate::cbor::{Item, MapReader, Wiped};
 
-/// The package format version this build writes and reads.
-pub const PACKAGE_VERSION: u64 = 1;
+/// The package format version this build writes and reads (2: sealed in
+/// HPKE PSK mode under K_PROV; 1 was base mode and is refused).
+pub const PACKAGE_VERSION: u64 = 2;
 /// The domain-separation prefix of the HPKE `info`.
-pub const INFO_LABEL: &[u8] = b"nido-prov/1 package";
+pub const INFO_LABEL: &[u8] = b"nido-prov/2 package";
+/// The HPKE `psk_id` (RFC 9180 §5.1): names the PSK's derivation, K_PROV
+/// from the onboarding EAP-TLS session's K_AUSF (TS 33.220 B.2.0 KDF,
+/// nido's FC 0xF0, P0 "nido-prov").
+pub const PSK_ID: &[u8] = b"nido-prov/2 K_PROV=KDF(K_AUSF,0xF0,nido-prov)";
+/// The version of a sealed package map that has no `version` field.
+const SEALED_VERSION_UNMARKED: u64 = 1;
 /// The HKDF salt and info of the confirmation key.
 pub const CONFIRM_LABEL: &[u8] = b"nido-prov/1 confirm";
 /// Octets of the HPKE encapsulated key (an X25519 public key).
@@ -426,7 +452,7 @@ impl CredentialPackage {
         Ok(())
     }
 
-    /// The version-1 CBOR encoding (validated first). Contains K and OPc in clear.
+    /// The version-2 CBOR encoding (validated first). Contains K and OPc in clear.
     pub fn to_cbor(&self) -> Result<Zeroizing<Vec<u8>>, ProvError> {
         self.validate()?;
         let supi = Zeroizing::new(self.supi.to_string());
@@ -475,7 +501,8 @@ impl CredentialPackage {
         Ok(out)
     }
 
-    /// Decodes and validates a version-1 encoding.
+    /// Decodes and validates a version-2 encoding (any other version is
+    /// [`ProvError::Version`]).
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, ProvError> {
         let mut map = MapReader::decode(WHAT, bytes)?;
         map.version(PACKAGE_VERSION)?;
@@ -614,7 +641,7 @@ pub struct Binding {
 }
 
 impl Binding {
-    /// The HPKE `info`: `"nido-prov/1 package" ‖ u16be(len) ‖ identity ‖ nonce`.
+    /// The HPKE `info`: `"nido-prov/2 package" ‖ u16be(len) ‖ identity ‖ nonce`.
     pub fn info(&self) -> Result<Vec<u8>, ProvError> {
         let id = self.device_identity.as_bytes();
         let len = u16::try_from(id.len()).map_err(|_| ProvError::Invalid {
@@ -632,7 +659,8 @@ impl Binding {
 }
 
 /// A package sealed to one device: the HPKE encapsulated key and the
-/// AES-128-GCM ciphertext (with its 16-octet tag).
+/// AES-128-GCM ciphertext (with its 16-octet tag). On the wire it carries
+/// the format version ([`PACKAGE_VERSION`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedPackage {
     /// The encapsulated key (the sender's ephemeral X25519 public key).
@@ -644,12 +672,16 @@ pub struct SealedPackage {
 impl SealedPackage {
     pub(crate) fn item(&self) -> Item<'_> {
         Item::Map(vec![
+            ("version", Item::Uint(PACKAGE_VERSION)),
             ("enc", Item::Bytes(&self.enc)),
             ("ciphertext", Item::Bytes(&self.ciphertext)),
         ])
     }
 
     pub(crate) fn from_map(mut map: MapReader) -> Result<Self, ProvError> {
+        // Version 1 (base mode, no `version` field) is refused here, typed,
+        // before anything is opened.
+        map.version_or(PACKAGE_VERSION, SEALED_VERSION_UNMARKED)?;
         let sealed = Self {
             enc: map.array::<ENC_LEN>("enc")?,
             ciphertext: map.bytes("ciphertext")?,
@@ -658,7 +690,7 @@ impl SealedPackage {
         Ok(sealed)
     }
 
-    /// The CBOR map `{ "enc": bstr .size 32, "ciphertext": bstr }`.
+    /// The CBOR map `{ "version": 2, "enc": bstr .size 32, "ciphertext": bstr }`.
     pub fn encode(&self) -> Vec<u8> {
         self.item().to_vec()
     }
@@ -669,7 +701,10 @@ impl SealedPackage {
     }
 }
 
-/// Seals `package` to the device's X25519 public key, bound to `binding`.
+/// Seals `package` to the device's X25519 public key, bound to `binding`,
+/// authenticated with `k_prov` (HPKE PSK mode, RFC 9180 §5.1.2): the
+/// network's K_PROV from the K_AUSF of the EAP-TLS session that
+/// authenticated this device ([`nido_sec::kdf::kprov`]).
 ///
 /// Uses the operating system's random number generator for the ephemeral
 /// key (as the `hpke` crate does, it panics only if that generator fails).
@@ -677,13 +712,16 @@ pub fn seal(
     package: &CredentialPackage,
     device_public_key: &[u8; 32],
     binding: &Binding,
+    k_prov: &KProv,
 ) -> Result<SealedPackage, ProvError> {
     let info = binding.info()?;
+    let psk =
+        PskBundle::new(k_prov.expose(), PSK_ID).map_err(|e| ProvError::Seal(e.to_string()))?;
     let pk = <X25519HkdfSha256 as hpke::Kem>::PublicKey::from_bytes(device_public_key)
         .map_err(|_| ProvError::DevicePublicKey)?;
     let plaintext = package.to_cbor()?;
     let (enc, ciphertext) = hpke::single_shot_seal::<AesGcm128, HkdfSha256, X25519HkdfSha256>(
-        &OpModeS::Base,
+        &OpModeS::Psk(psk),
         &pk,
         &info,
         &plaintext,
@@ -701,24 +739,30 @@ pub fn seal(
     Ok(SealedPackage { enc, ciphertext })
 }
 
-/// Opens a sealed package with the device's X25519 private key and the
-/// binding the device expects (its own identity and the nonce it sent).
+/// Opens a sealed package with the device's X25519 private key, the
+/// binding the device expects (its own identity and the nonce it sent) and
+/// the K_PROV of its onboarding EAP-TLS session (HPKE PSK mode, RFC 9180
+/// §5.1.2): only the network that authenticated the device can have sealed
+/// a package that opens.
 ///
-/// Any wrong key, wrong binding or modified octet gives [`ProvError::Open`];
-/// a plaintext that authenticates but does not decode gives a decoding error.
+/// Any wrong key, wrong K_PROV, base-mode sealing, wrong binding or modified
+/// octet gives [`ProvError::Open`]; a plaintext that authenticates but does
+/// not decode gives a decoding error (an older format: [`ProvError::Version`]).
 pub fn open(
     sealed: &SealedPackage,
     device_private_key: &PrivateKey32,
     binding: &Binding,
+    k_prov: &KProv,
 ) -> Result<CredentialPackage, ProvError> {
     let info = binding.info()?;
+    let psk = PskBundle::new(k_prov.expose(), PSK_ID).map_err(|_| ProvError::Open)?;
     let sk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey::from_bytes(device_private_key.expose())
         .map_err(|_| ProvError::Open)?;
     let enc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey::from_bytes(&sealed.enc)
         .map_err(|_| ProvError::Open)?;
     let plaintext = Zeroizing::new(
         hpke::single_shot_open::<AesGcm128, HkdfSha256, X25519HkdfSha256>(
-            &OpModeR::Base,
+            &OpModeR::Psk(psk),
             &sk,
             &enc,
             &info,

@@ -3,12 +3,16 @@
 
 use std::collections::BTreeMap;
 
+use hpke::aead::AesGcm128;
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Deserializable, OpModeS, PskBundle, Serializable};
 use nido_prov::ProvError;
 use nido_prov::package::{
     self, Binding, CredentialPackage, SealedPackage, ServingNetwork, ThirdPartyCredential,
 };
 use nido_sec::suci::{HomeNetworkPublicKey, Profile};
-use nido_sec::{K, Opc, Supi};
+use nido_sec::{K, KAusf, KProv, Opc, Supi};
 use zeroize::Zeroizing;
 
 const K_HEX: &str = "465b5ce8b199b49faa5f0a2ee238a6bc";
@@ -64,9 +68,38 @@ fn binding() -> Binding {
     }
 }
 
+/// The K_PROV both ends derive from the onboarding EAP-TLS session's K_AUSF.
+fn k_prov() -> KProv {
+    nido_sec::kdf::kprov(&KAusf::new([0x3c; 32])).unwrap()
+}
+
+/// Seals `plaintext` to `pk` with HPKE directly, in base mode (`psk` None)
+/// or PSK mode with any key and id: what a sender who is not the network
+/// (or an old network) can produce.
+fn hpke_seal(
+    pk: &[u8; 32],
+    info: &[u8],
+    plaintext: &[u8],
+    psk: Option<(&[u8], &[u8])>,
+) -> SealedPackage {
+    let pk = <X25519HkdfSha256 as hpke::Kem>::PublicKey::from_bytes(pk).unwrap();
+    let mode = match psk {
+        None => OpModeS::Base,
+        Some((psk, id)) => OpModeS::Psk(PskBundle::new(psk, id).unwrap()),
+    };
+    let (enc, ciphertext) = hpke::single_shot_seal::<AesGcm128, HkdfSha256, X25519HkdfSha256>(
+        &mode, &pk, info, plaintext, b"",
+    )
+    .unwrap();
+    SealedPackage {
+        enc: enc.to_bytes().as_slice().try_into().unwrap(),
+        ciphertext,
+    }
+}
+
 fn sealed_for_test() -> (nido_sec::PrivateKey32, SealedPackage) {
     let (sk, pk) = package::generate_device_key().unwrap();
-    let sealed = package::seal(&sample(), &pk, &binding()).unwrap();
+    let sealed = package::seal(&sample(), &pk, &binding(), &k_prov()).unwrap();
     (sk, sealed)
 }
 
@@ -74,7 +107,7 @@ fn sealed_for_test() -> (nido_sec::PrivateKey32, SealedPackage) {
 fn seal_open_round_trip() {
     let (sk, sealed) = sealed_for_test();
     assert_eq!(sealed.enc.len(), 32);
-    let opened = package::open(&sealed, &sk, &binding()).unwrap();
+    let opened = package::open(&sealed, &sk, &binding(), &k_prov()).unwrap();
     assert_eq!(opened, sample());
 }
 
@@ -84,7 +117,10 @@ fn sealed_package_cbor_round_trip() {
     let bytes = sealed.encode();
     let decoded = SealedPackage::decode(&bytes).unwrap();
     assert_eq!(decoded, sealed);
-    assert_eq!(package::open(&decoded, &sk, &binding()).unwrap(), sample());
+    assert_eq!(
+        package::open(&decoded, &sk, &binding(), &k_prov()).unwrap(),
+        sample()
+    );
 }
 
 #[test]
@@ -94,7 +130,7 @@ fn every_tampered_octet_fails_to_open() {
         let mut t = sealed.clone();
         t.enc[i] ^= 0x01;
         assert_eq!(
-            package::open(&t, &sk, &binding()),
+            package::open(&t, &sk, &binding(), &k_prov()),
             Err(ProvError::Open),
             "enc[{i}]"
         );
@@ -103,7 +139,7 @@ fn every_tampered_octet_fails_to_open() {
         let mut t = sealed.clone();
         t.ciphertext[i] ^= 0x80;
         assert_eq!(
-            package::open(&t, &sk, &binding()),
+            package::open(&t, &sk, &binding(), &k_prov()),
             Err(ProvError::Open),
             "ct[{i}]"
         );
@@ -111,16 +147,19 @@ fn every_tampered_octet_fails_to_open() {
     let mut truncated = sealed.clone();
     truncated.ciphertext.pop();
     assert_eq!(
-        package::open(&truncated, &sk, &binding()),
+        package::open(&truncated, &sk, &binding(), &k_prov()),
         Err(ProvError::Open)
     );
     let mut empty = sealed.clone();
     empty.ciphertext.clear();
-    assert_eq!(package::open(&empty, &sk, &binding()), Err(ProvError::Open));
+    assert_eq!(
+        package::open(&empty, &sk, &binding(), &k_prov()),
+        Err(ProvError::Open)
+    );
     let mut longer = sealed;
     longer.ciphertext.push(0);
     assert_eq!(
-        package::open(&longer, &sk, &binding()),
+        package::open(&longer, &sk, &binding(), &k_prov()),
         Err(ProvError::Open)
     );
 }
@@ -130,27 +169,147 @@ fn wrong_binding_or_key_fails_to_open() {
     let (sk, sealed) = sealed_for_test();
     let mut b = binding();
     b.device_identity = "SN-0002".into();
-    assert_eq!(package::open(&sealed, &sk, &b), Err(ProvError::Open));
+    assert_eq!(
+        package::open(&sealed, &sk, &b, &k_prov()),
+        Err(ProvError::Open)
+    );
     let mut b = binding();
     b.nonce[15] ^= 1;
-    assert_eq!(package::open(&sealed, &sk, &b), Err(ProvError::Open));
+    assert_eq!(
+        package::open(&sealed, &sk, &b, &k_prov()),
+        Err(ProvError::Open)
+    );
     // Length prefix: moving an octet between identity and nonce changes `info`.
     let b = Binding {
         device_identity: String::new(),
         nonce: [0x42; 16],
     };
-    assert_eq!(package::open(&sealed, &sk, &b), Err(ProvError::Open));
-    let (other, _) = package::generate_device_key().unwrap();
     assert_eq!(
-        package::open(&sealed, &other, &binding()),
+        package::open(&sealed, &sk, &b, &k_prov()),
         Err(ProvError::Open)
     );
+    let (other, _) = package::generate_device_key().unwrap();
+    assert_eq!(
+        package::open(&sealed, &other, &binding(), &k_prov()),
+        Err(ProvError::Open)
+    );
+}
+
+/// Issue #17 finding 1: the package must be authenticated by the network.
+/// Whoever saw the provisioning request knows the device key, the nonce
+/// and (with the serial) the whole binding; a package they seal in base
+/// mode, or under any K_PROV but the one of the device's EAP-TLS session,
+/// must not open.
+#[test]
+fn package_not_sealed_under_the_sessions_k_prov_does_not_open() {
+    let (sk, pk) = package::generate_device_key().unwrap();
+    let info = binding().info().unwrap();
+    let plaintext = sample().to_cbor().unwrap();
+
+    // Base mode, everything else right: what format version 1 accepted.
+    let base = hpke_seal(&pk, &info, &plaintext, None);
+    assert_eq!(
+        package::open(&base, &sk, &binding(), &k_prov()),
+        Err(ProvError::Open)
+    );
+    // Another session's K_PROV (a network that authenticated another device,
+    // or a guess), through the library.
+    let other = nido_sec::kdf::kprov(&KAusf::new([0x3d; 32])).unwrap();
+    let forged = package::seal(&sample(), &pk, &binding(), &other).unwrap();
+    assert_eq!(
+        package::open(&forged, &sk, &binding(), &k_prov()),
+        Err(ProvError::Open)
+    );
+    // The right key under another psk_id.
+    let wrong_id = hpke_seal(
+        &pk,
+        &info,
+        &plaintext,
+        Some((k_prov().expose(), b"another derivation")),
+    );
+    assert_eq!(
+        package::open(&wrong_id, &sk, &binding(), &k_prov()),
+        Err(ProvError::Open)
+    );
+    // The right key and psk_id open it: the same octets as `seal` makes.
+    let right = hpke_seal(
+        &pk,
+        &info,
+        &plaintext,
+        Some((k_prov().expose(), package::PSK_ID)),
+    );
+    assert_eq!(
+        package::open(&right, &sk, &binding(), &k_prov()).unwrap(),
+        sample()
+    );
+}
+
+#[test]
+fn other_format_versions_are_refused_typed() {
+    // A sealed map of format version 1 has no `version` field.
+    let (sk, pk) = package::generate_device_key().unwrap();
+    let sealed = package::seal(&sample(), &pk, &binding(), &k_prov()).unwrap();
+    let mut v1 = vec![0xa2, 0x63];
+    v1.extend_from_slice(b"enc");
+    v1.extend_from_slice(&[0x58, 0x20]);
+    v1.extend_from_slice(&sealed.enc);
+    v1.push(0x6a);
+    v1.extend_from_slice(b"ciphertext");
+    v1.extend_from_slice(&[0x59]);
+    v1.extend_from_slice(
+        &u16::try_from(sealed.ciphertext.len())
+            .unwrap()
+            .to_be_bytes(),
+    );
+    v1.extend_from_slice(&sealed.ciphertext);
+    assert!(matches!(
+        SealedPackage::decode(&v1),
+        Err(ProvError::Version {
+            got: 1,
+            expected: 2,
+            ..
+        })
+    ));
+    // An unknown later version.
+    let mut v3 = sealed.encode();
+    let at = v3.windows(8).position(|w| w == b"\x67version").unwrap();
+    assert_eq!(v3[at + 8], 0x02);
+    v3[at + 8] = 0x03;
+    assert!(matches!(
+        SealedPackage::decode(&v3),
+        Err(ProvError::Version { got: 3, .. })
+    ));
+    // Version 2 is what this build writes and reads.
+    let decoded = SealedPackage::decode(&sealed.encode()).unwrap();
+    assert_eq!(
+        package::open(&decoded, &sk, &binding(), &k_prov()).unwrap(),
+        sample()
+    );
+
+    // A version 1 plaintext sealed correctly is refused by its version too.
+    let mut plain = sample().to_cbor().unwrap().to_vec();
+    let at = plain.windows(8).position(|w| w == b"\x67version").unwrap();
+    plain[at + 8] = 0x01;
+    let old = hpke_seal(
+        &pk,
+        &binding().info().unwrap(),
+        &plain,
+        Some((k_prov().expose(), package::PSK_ID)),
+    );
+    assert!(matches!(
+        package::open(&old, &sk, &binding(), &k_prov()),
+        Err(ProvError::Version {
+            got: 1,
+            expected: 2,
+            ..
+        })
+    ));
 }
 
 #[test]
 fn info_is_length_prefixed_and_domain_separated() {
     let info = binding().info().unwrap();
-    let mut expected = b"nido-prov/1 package".to_vec();
+    let mut expected = b"nido-prov/2 package".to_vec();
     expected.extend_from_slice(&[0, 7]);
     expected.extend_from_slice(b"SN-0001");
     expected.extend_from_slice(&[0x42; 16]);
@@ -164,7 +323,7 @@ fn info_is_length_prefixed_and_domain_separated() {
 
 #[test]
 fn low_order_device_key_is_refused() {
-    let err = package::seal(&sample(), &[0u8; 32], &binding()).unwrap_err();
+    let err = package::seal(&sample(), &[0u8; 32], &binding(), &k_prov()).unwrap_err();
     assert_eq!(err, ProvError::DevicePublicKey);
 }
 
@@ -179,8 +338,8 @@ fn package_cbor_golden_prefix_and_round_trip() {
     let bytes = sample().to_cbor().unwrap();
     // map(11 or 12 entries): 12 with the owner.
     assert_eq!(bytes[0], 0xac);
-    // "version": 1
-    assert_eq!(&bytes[1..10], b"\x67version\x01");
+    // "version": 2
+    assert_eq!(&bytes[1..10], b"\x67version\x02");
     // "package_id": h'11…11'
     assert_eq!(&bytes[10..21], b"\x6apackage_id");
     assert_eq!(bytes[21], 0x50);
@@ -212,16 +371,14 @@ fn package_decoding_is_strict() {
             count: 1
         })
     );
-    let mut v2 = bytes.to_vec();
-    v2[9] = 0x02;
-    assert!(matches!(
-        CredentialPackage::from_cbor(&v2),
-        Err(ProvError::Version {
-            got: 2,
-            expected: 1,
-            ..
-        })
-    ));
+    for (version, code) in [(1, 0x01), (3, 0x03)] {
+        let mut other = bytes.to_vec();
+        other[9] = code;
+        assert!(matches!(
+            CredentialPackage::from_cbor(&other),
+            Err(ProvError::Version { got, expected: 2, .. }) if got == version
+        ));
+    }
     // K one octet short: change its bstr head 0x50 → 0x4f and drop an octet.
     let mut short_k = bytes.to_vec();
     short_k[66] = 0x4f;

@@ -53,7 +53,7 @@ use std::sync::Arc;
 
 use nido_prov::package::{Binding, CredentialPackage, PublicPart, SealedPackage};
 use nido_sec::aka::{UeAka, ue_respond};
-use nido_sec::{Milenage, PrivateKey32, SqnWindow};
+use nido_sec::{KProv, Milenage, PrivateKey32, SqnWindow};
 use rustls::pki_types::PrivateKeyDer;
 use zeroize::Zeroizing;
 
@@ -133,6 +133,22 @@ fn sync_dir(dir: &Path) -> Result<(), SeError> {
         .map_err(|e| storage(dir, "fsync directory", &e))
 }
 
+/// Refuses a secret file (`meta` is its metadata) that its group or others
+/// may read, write or execute: mode wider than 0600. A key other accounts
+/// can read is as good as published. The device's storage key passes
+/// through it, and so do the network's key files (OP, key-encryption key,
+/// SUCI and DCS keys: `nido network serve`).
+pub fn refuse_open_mode(path: &Path, meta: &fs::Metadata) -> Result<(), SeError> {
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(SeError::KeyFilePermissions {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
 /// Reads the storage key, refusing a missing, wrongly sized or too widely
 /// readable file.
 fn read_storage_key(path: &Path) -> Result<Zeroizing<[u8; STORAGE_KEY_LEN]>, SeError> {
@@ -145,13 +161,7 @@ fn read_storage_key(path: &Path) -> Result<Zeroizing<[u8; STORAGE_KEY_LEN]>, SeE
         }
         Err(e) => return Err(storage(path, "stat", &e)),
     };
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(SeError::KeyFilePermissions {
-            path: path.to_path_buf(),
-            mode,
-        });
-    }
+    refuse_open_mode(path, &meta)?;
     if !meta.is_file() || meta.len() != STORAGE_KEY_LEN as u64 {
         return Err(SeError::KeyFileInvalid {
             path: path.to_path_buf(),
@@ -387,12 +397,13 @@ impl SecureElement for FileSe {
         &mut self,
         sealed: &SealedPackage,
         binding: &Binding,
+        k_prov: &KProv,
     ) -> Result<Installed, SeError> {
         let private = self
             .provisioning
             .as_ref()
             .ok_or(SeError::NoProvisioningKey)?;
-        let opened = crate::open_package(sealed, private, binding);
+        let opened = crate::open_package(sealed, private, binding, k_prov);
         let opened = match opened {
             Ok(p) => p,
             Err(refused) => {

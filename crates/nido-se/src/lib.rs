@@ -44,9 +44,10 @@ mod vault;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use nido_prov::ProvError;
 use nido_prov::package::{Binding, PublicPart, SealedPackage};
-use nido_sec::SqnWindow;
 use nido_sec::aka::{AkaFailure, UeAka};
+use nido_sec::{KProv, SqnWindow};
 use thiserror::Error;
 
 pub use file::FileSe;
@@ -69,7 +70,14 @@ pub enum SeError {
     /// A cryptographic operation failed.
     #[error("crypto: {0}")]
     Crypto(String),
-    /// The sealed package does not open (tampered, not ours, wrong binding) or is invalid.
+    /// The sealed package does not open or does not decode
+    /// ([`nido_prov::package::open`]): [`ProvError::Open`] for a package not
+    /// sealed under this device's K_PROV (a sender that did not authenticate
+    /// the device in phase A, or HPKE base mode), a wrong binding or a
+    /// modified octet; [`ProvError::Version`] for another format version.
+    #[error("credential package refused: {0}")]
+    Sealed(#[source] ProvError),
+    /// The opened package is invalid, or cannot be kept.
     #[error("credential package refused: {0}")]
     Package(String),
     /// A file of the vault could not be read, written or synced.
@@ -98,8 +106,9 @@ pub enum SeError {
         /// Its length.
         len: u64,
     },
-    /// The device storage key file is accessible to others than its owner.
-    #[error("{}: device storage key file has mode {mode:04o}, refusing anything wider than 0600 (chmod 600 it)", .path.display())]
+    /// A key file (the device storage key, or a network key file checked
+    /// with [`file::refuse_open_mode`]) is accessible to others than its owner.
+    #[error("{}: key file has mode {mode:04o}, readable by others than its owner; refusing anything wider than 0600 (chmod 600 {})", .path.display(), .path.display())]
     KeyFilePermissions {
         /// The key file.
         path: PathBuf,
@@ -160,15 +169,17 @@ pub(crate) fn provisioning_key_pair() -> Result<(nido_sec::PrivateKey32, [u8; 32
     nido_prov::package::generate_device_key().map_err(|e| SeError::Crypto(e.to_string()))
 }
 
-/// Opens a sealed package with the provisioning private key and checks
-/// what it holds: the step every backend runs before it keeps K and OPc.
+/// Opens a sealed package with the provisioning private key and K_PROV
+/// (HPKE PSK mode, RFC 9180 §5.1.2) and checks what it holds: the step
+/// every backend runs before it keeps K and OPc.
 pub(crate) fn open_package(
     sealed: &SealedPackage,
     private: &nido_sec::PrivateKey32,
     binding: &Binding,
+    k_prov: &KProv,
 ) -> Result<nido_prov::package::CredentialPackage, SeError> {
-    let opened = nido_prov::package::open(sealed, private, binding)
-        .map_err(|e| SeError::Package(e.to_string()))?;
+    let opened =
+        nido_prov::package::open(sealed, private, binding, k_prov).map_err(SeError::Sealed)?;
     opened
         .validate()
         .map_err(|e| SeError::Package(e.to_string()))?;
@@ -194,13 +205,19 @@ pub trait SecureElement: Send {
     fn new_provisioning_key(&mut self) -> Result<[u8; 32], SeError>;
 
     /// Opens a sealed credential package with the provisioning private key
-    /// (consumed: single use), inside the element; keeps K and OPc, replacing
-    /// any previous subscription and resetting the SQN window; returns the
-    /// public part and the confirmation MAC for the PVS.
+    /// (consumed: single use) and `k_prov`, inside the element; keeps K and
+    /// OPc, replacing any previous subscription and resetting the SQN
+    /// window; returns the public part and the confirmation MAC for the PVS.
+    ///
+    /// `k_prov` is K_PROV of the onboarding EAP-TLS session
+    /// ([`nido_sec::kdf::kprov`] of its K_AUSF): a package not sealed with it
+    /// (by a network that did not authenticate this device) is refused with
+    /// [`SeError::Sealed`] and nothing is kept.
     fn install_package(
         &mut self,
         sealed: &SealedPackage,
         binding: &Binding,
+        k_prov: &KProv,
     ) -> Result<Installed, SeError>;
 
     /// Whether a subscription is installed.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use nido_prov::package::{Binding, PublicPart, SealedPackage};
 use nido_sec::aka::{UeAka, ue_respond};
-use nido_sec::{Milenage, PrivateKey32, SqnWindow};
+use nido_sec::{KProv, Milenage, PrivateKey32, SqnWindow};
 use rustls::pki_types::PrivateKeyDer;
 
 use crate::{Installed, SeAkaError, SeError, SecureElement};
@@ -59,9 +59,10 @@ impl SecureElement for MemorySe {
         &mut self,
         sealed: &SealedPackage,
         binding: &Binding,
+        k_prov: &KProv,
     ) -> Result<Installed, SeError> {
         let private = self.provisioning.take().ok_or(SeError::NoProvisioningKey)?;
-        let opened = crate::open_package(sealed, &private, binding)?;
+        let opened = crate::open_package(sealed, &private, binding, k_prov)?;
         let (secrets, public) = opened.split();
         let confirmation_mac = secrets.confirmation_mac(&public.package_id);
         self.subscription = Some(Subscription {
@@ -106,6 +107,7 @@ impl SecureElement for MemorySe {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use nido_prov::ProvError;
     use nido_prov::package;
     use nido_prov::package::{CredentialPackage, ServingNetwork};
     use nido_sec::aka::{AkaFailure, AusfChallenge, HeSqn, home_vector};
@@ -144,6 +146,10 @@ mod tests {
         }
     }
 
+    fn k_prov() -> KProv {
+        nido_sec::kdf::kprov(&nido_sec::KAusf::new([5; 32])).unwrap()
+    }
+
     fn binding() -> Binding {
         Binding {
             device_identity: "ACME-1".into(),
@@ -161,14 +167,14 @@ mod tests {
         let public_key = se.new_provisioning_key().unwrap();
         let p = package();
         let expected_mac = package::confirmation_mac(&p);
-        let sealed = package::seal(&p, &public_key, &binding()).unwrap();
-        let installed = se.install_package(&sealed, &binding()).unwrap();
+        let sealed = package::seal(&p, &public_key, &binding(), &k_prov()).unwrap();
+        let installed = se.install_package(&sealed, &binding(), &k_prov()).unwrap();
         assert_eq!(installed.confirmation_mac, expected_mac);
         assert_eq!(installed.public.supi.to_string(), "imsi-001010000000042");
         assert_eq!(se.installed(), Some(installed.public.clone()));
         // The key was single use.
         assert_eq!(
-            se.install_package(&sealed, &binding()),
+            se.install_package(&sealed, &binding(), &k_prov()),
             Err(SeError::NoProvisioningKey)
         );
 
@@ -198,33 +204,45 @@ mod tests {
     fn tampered_or_misbound_packages_are_refused() {
         let mut se = se();
         let public_key = se.new_provisioning_key().unwrap();
-        let mut sealed = package::seal(&package(), &public_key, &binding()).unwrap();
+        let mut sealed = package::seal(&package(), &public_key, &binding(), &k_prov()).unwrap();
         sealed.ciphertext[3] ^= 1;
         assert!(matches!(
-            se.install_package(&sealed, &binding()),
-            Err(SeError::Package(_))
+            se.install_package(&sealed, &binding(), &k_prov()),
+            Err(SeError::Sealed(ProvError::Open))
         ));
         assert!(!se.has_subscription());
 
         let public_key = se.new_provisioning_key().unwrap();
-        let sealed = package::seal(&package(), &public_key, &binding()).unwrap();
+        let sealed = package::seal(&package(), &public_key, &binding(), &k_prov()).unwrap();
         let other = Binding {
             device_identity: "ACME-2".into(),
             nonce: [7; 16],
         };
         assert!(matches!(
-            se.install_package(&sealed, &other),
-            Err(SeError::Package(_))
+            se.install_package(&sealed, &other, &k_prov()),
+            Err(SeError::Sealed(ProvError::Open))
         ));
         assert!(!se.has_subscription());
+
+        // Sealed under another K_PROV: by a network that did not run
+        // EAP-TLS with this device (issue #17 finding 1).
+        let public_key = se.new_provisioning_key().unwrap();
+        let other = nido_sec::kdf::kprov(&nido_sec::KAusf::new([6; 32])).unwrap();
+        let sealed = package::seal(&package(), &public_key, &binding(), &other).unwrap();
+        assert_eq!(
+            se.install_package(&sealed, &binding(), &k_prov()),
+            Err(SeError::Sealed(ProvError::Open))
+        );
+        assert!(!se.has_subscription());
+        assert_eq!(se.installed(), None);
     }
 
     #[test]
     fn debug_redacts() {
         let mut se = se();
         let public_key = se.new_provisioning_key().unwrap();
-        let sealed = package::seal(&package(), &public_key, &binding()).unwrap();
-        se.install_package(&sealed, &binding()).unwrap();
+        let sealed = package::seal(&package(), &public_key, &binding(), &k_prov()).unwrap();
+        se.install_package(&sealed, &binding(), &k_prov()).unwrap();
         let text = format!("{se:?}");
         assert!(!text.contains("0303") && !text.contains("0404"), "{text}");
     }

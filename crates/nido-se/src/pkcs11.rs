@@ -54,7 +54,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use nido_prov::package::{Binding, CredentialPackage, PackageSecrets, PublicPart, SealedPackage};
 use nido_sec::aka::UeAka;
-use nido_sec::{K, Opc, PrivateKey32, SqnWindow};
+use nido_sec::{K, KProv, Opc, PrivateKey32, SqnWindow};
 use rustls::pki_types::{PrivateKeyDer, SubjectPublicKeyInfoDer};
 use rustls::{SignatureAlgorithm, SignatureScheme};
 use zeroize::{Zeroize, Zeroizing};
@@ -783,9 +783,10 @@ impl SecureElement for Pkcs11Se {
         &mut self,
         sealed: &SealedPackage,
         binding: &Binding,
+        k_prov: &KProv,
     ) -> Result<Installed, SeError> {
         let private = self.provisioning.take().ok_or(SeError::NoProvisioningKey)?;
-        let opened = crate::open_package(sealed, &private, binding)?;
+        let opened = crate::open_package(sealed, &private, binding, k_prov)?;
         drop(private);
         let (secrets, public) = opened.split();
         let confirmation_mac = secrets.confirmation_mac(&public.package_id);

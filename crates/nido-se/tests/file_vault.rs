@@ -86,13 +86,20 @@ fn a_provisioning_key_is_persisted_before_it_is_returned() {
     drop(se);
     // The device restarts between its request and the package's arrival.
     let mut se = FileSe::open(dir.path()).unwrap();
-    let sealed = nido_prov::package::seal(&net.package, &public_key, &common::binding()).unwrap();
-    se.install_package(&sealed, &common::binding()).unwrap();
+    let sealed = nido_prov::package::seal(
+        &net.package,
+        &public_key,
+        &common::binding(),
+        &common::k_prov(),
+    )
+    .unwrap();
+    se.install_package(&sealed, &common::binding(), &common::k_prov())
+        .unwrap();
     // Single use, also across a restart.
     drop(se);
     let mut se = FileSe::open(dir.path()).unwrap();
     assert_eq!(
-        se.install_package(&sealed, &common::binding()),
+        se.install_package(&sealed, &common::binding(), &common::k_prov()),
         Err(SeError::NoProvisioningKey)
     );
     assert!(se.has_subscription());

@@ -330,10 +330,11 @@ fn state_survives_reopening_the_token(config: &Pkcs11Config) {
         &net.package,
         &nido_prov::package::generate_device_key().unwrap().1,
         &common::binding(),
+        &common::k_prov(),
     )
     .unwrap();
     assert_eq!(
-        se.install_package(&sealed, &common::binding()),
+        se.install_package(&sealed, &common::binding(), &common::k_prov()),
         Err(SeError::NoProvisioningKey)
     );
 }
@@ -612,12 +613,17 @@ fn reinstalling_replaces_the_subscription(config: &Pkcs11Config) {
 
     // A refused package leaves the installed subscription as it was.
     let public_key = se.new_provisioning_key().unwrap();
-    let mut sealed =
-        nido_prov::package::seal(&first.package, &public_key, &common::binding()).unwrap();
+    let mut sealed = nido_prov::package::seal(
+        &first.package,
+        &public_key,
+        &common::binding(),
+        &common::k_prov(),
+    )
+    .unwrap();
     sealed.ciphertext[5] ^= 1;
     assert!(matches!(
-        se.install_package(&sealed, &common::binding()),
-        Err(SeError::Package(_))
+        se.install_package(&sealed, &common::binding(), &common::k_prov()),
+        Err(SeError::Sealed(nido_prov::ProvError::Open))
     ));
     assert_eq!(se.installed().unwrap().supi, second.package.supi);
     authenticate(&mut se, &mut second);

@@ -6,7 +6,7 @@ use nido_eap::EapTlsServer;
 use nido_nas::build::Nas5gsMessage;
 use nido_nas::security::{Protection, SecurityContext};
 use nido_nas::view::Guti5g;
-use nido_sec::{KAmf, Supi};
+use nido_sec::{KAmf, KProv, Supi};
 
 use crate::ausf::AkaSession;
 
@@ -114,6 +114,10 @@ pub(crate) struct UeContext {
     pub(crate) ue_capability: [u8; 2],
     pub(crate) sec: Option<SecurityContext>,
     pub(crate) kamf: Option<KAmf>,
+    /// K_PROV of the onboarding EAP-TLS session (from K_AUSF): the PVS
+    /// seals the credential package with it (HPKE PSK). Zeroized on drop,
+    /// redacted in `Debug` (a `nido_sec` secret type).
+    pub(crate) k_prov: Option<KProv>,
     pub(crate) ngksi: u8,
     /// The downlink messages of the step in progress, re-sent on its timer.
     pub(crate) pending: Vec<(Nas5gsMessage, Option<Protection>)>,
@@ -142,6 +146,7 @@ impl UeContext {
             ue_capability: [0, 0],
             sec: None,
             kamf: None,
+            k_prov: None,
             ngksi: 0,
             pending: Vec::new(),
             timer: None,

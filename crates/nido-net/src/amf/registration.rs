@@ -360,6 +360,11 @@ impl Network {
                     Ok(k) => k,
                     Err(e) => return self.reject(conn, 111, Some(device), e.to_string(), None),
                 };
+                // The PVS's sealing key for this device's package (issue #17).
+                let k_prov = match ausf::kprov_from_eap(&auth.keys) {
+                    Ok(k) => k,
+                    Err(e) => return self.reject(conn, 111, Some(device), e.to_string(), None),
+                };
                 let owner = match self.store.owner_of_device(&device) {
                     Ok(owner) => owner.map(|o| o.id),
                     Err(e) => {
@@ -375,6 +380,7 @@ impl Network {
                 if let Some(ctx) = self.ues.get_mut(&conn) {
                     ctx.device = Some(device.clone());
                     ctx.owner = owner;
+                    ctx.k_prov = Some(k_prov);
                     ctx.state = MmState::SecurityMode;
                 }
                 self.onboarding_index.insert(device, conn);

@@ -173,13 +173,19 @@ impl Network {
         let Some(device) = ctx.device.clone() else {
             return;
         };
+        // K_PROV of the EAP-TLS session that authenticated this device: the
+        // package is sealed with it, so only this device opens it and it
+        // knows the package comes from the network that authenticated it.
+        let Some(k_prov) = ctx.k_prov.clone() else {
+            return self.discard(conn, "PVS request without an onboarding K_PROV".into());
+        };
         let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let body = match request.path {
             Path::Request => match ProvisioningRequest::decode(&request.payload) {
                 Ok(req) => {
                     match self
                         .pvs
-                        .provision(self.store.as_mut(), &device, &req, now_unix)
+                        .provision(self.store.as_mut(), &device, &req, &k_prov, now_unix)
                     {
                         Ok(done) => {
                             self.events.push_back(done.event());

@@ -97,8 +97,8 @@ impl Network {
     /// Provisions `se`: a provisioning key, the sealed package, installed.
     pub fn provision(&self, se: &mut dyn SecureElement) -> nido_se::Installed {
         let public_key = se.new_provisioning_key().unwrap();
-        let sealed = package::seal(&self.package, &public_key, &binding()).unwrap();
-        let installed = se.install_package(&sealed, &binding()).unwrap();
+        let sealed = package::seal(&self.package, &public_key, &binding(), &k_prov()).unwrap();
+        let installed = se.install_package(&sealed, &binding(), &k_prov()).unwrap();
         assert_eq!(
             installed.confirmation_mac,
             package::confirmation_mac(&self.package)
@@ -113,6 +113,11 @@ impl Network {
         self.he = next;
         AusfChallenge::new(av)
     }
+}
+
+/// K_PROV of the (pretend) onboarding EAP-TLS session.
+pub fn k_prov() -> nido_sec::KProv {
+    nido_sec::kdf::kprov(&nido_sec::KAusf::new([0x6b; 32])).unwrap()
 }
 
 pub fn binding() -> Binding {
