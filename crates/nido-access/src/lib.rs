@@ -19,6 +19,7 @@ pub mod datagram;
 pub mod device;
 pub mod fleet;
 pub mod network;
+pub mod trust;
 
 pub use datagram::{Datagram, DecodeError, Kind, MAX_PAYLOAD, VERSION};
 

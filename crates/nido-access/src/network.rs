@@ -63,7 +63,21 @@ pub fn serve(
     socket: &UdpSocket,
     options: &ServeOptions,
     stop: &AtomicBool,
+    on_event: impl FnMut(&NetworkEvent),
+) -> io::Result<ServeStats> {
+    serve_with(network, socket, options, stop, on_event, |_| {})
+}
+
+/// [`serve`], calling `on_round` with the network before each round (at
+/// least every `options.tick`): where a driver feeds it inputs other than
+/// datagrams, such as a new trust store ([`crate::trust::TrustWatch`]).
+pub fn serve_with(
+    network: &mut Network,
+    socket: &UdpSocket,
+    options: &ServeOptions,
+    stop: &AtomicBool,
     mut on_event: impl FnMut(&NetworkEvent),
+    mut on_round: impl FnMut(&mut Network),
 ) -> io::Result<ServeStats> {
     let mut peers: HashMap<ConnectionId, SocketAddr> = HashMap::new();
     let mut stats = ServeStats::default();
@@ -71,6 +85,7 @@ pub fn serve(
     let mut out = Vec::with_capacity(2048);
     let mut deferred = Vec::new();
     while !stop.load(Ordering::Relaxed) {
+        on_round(network);
         let now = SystemTime::now();
         let wait = network
             .poll_timeout()

@@ -4,7 +4,7 @@
 //! Real certificates (nido-pki) and real keys; nothing is stubbed.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use nido_pki::{
     DeviceIdentity, DeviceProfile, Manufacturer, PkiError, Policy, TrustStore, Validity,
@@ -44,7 +44,8 @@ impl Onboarding {
     }
 
     /// As [`Onboarding::new`], letting `adjust` change the trust store (add
-    /// a CRL, block a serial) before the DCS takes it.
+    /// a CRL, block a serial) before the DCS takes it. The store starts with
+    /// an empty CRL of the issuing CA (number 0, valid ten years).
     pub fn with_trust(
         name: &str,
         now: SystemTime,
@@ -57,6 +58,16 @@ impl Onboarding {
             manufacturer.root_der().clone(),
             Policy::for_manufacturer(&manufacturer),
         )?;
+        // A current CRL of the issuing CA, listing nothing, numbered 0 (any
+        // CRL `adjust` adds replaces it): the default policy refuses a
+        // device whose issuer has no CRL (revocation status unknown).
+        let empty = manufacturer.crl(
+            &[],
+            now - Duration::from_secs(60),
+            now + Duration::from_secs(10 * 365 * 86_400),
+            0,
+        )?;
+        trust.add_crl(manufacturer.name(), &empty, manufacturer.issuing_der())?;
         adjust(&manufacturer, &mut trust)?;
         let id = manufacturer.issue_dcs(manufacturer.dcs_realm(), Validity::days(now, 365))?;
         let dcs = DcsCredentials::new(

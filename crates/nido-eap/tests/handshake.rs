@@ -38,6 +38,19 @@ fn world() -> World {
             Policy::for_manufacturer(&mfr),
         )
         .unwrap();
+    // A current, empty CRL (number 0; a test's CRL replaces it): the
+    // default policy refuses devices whose issuer has none.
+    let empty = mfr
+        .crl(
+            &[],
+            now - Duration::from_secs(60),
+            now + Duration::from_secs(365 * 86_400),
+            0,
+        )
+        .unwrap();
+    trust
+        .add_crl(mfr.name(), &empty, mfr.issuing_der())
+        .unwrap();
     World {
         now,
         mfr,

@@ -4,9 +4,26 @@
 //! anonymous onboarding SUCI routes to it).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use nido_eap::{DcsCredentials, EapError, EapTlsServer, Settings};
+use nido_pki::TrustStore;
+
+/// Where the operator's trust data lives (manufacturers, CRLs, block
+/// list), for a driver that keeps a serving network's [`TrustStore`]
+/// current: it asks [`TrustSource::trust_generation`], cheap, every so
+/// often, and loads [`TrustSource::trust_store`] only when the generation
+/// moved; then hands the store to [`crate::Network::set_trust_store`].
+pub trait TrustSource {
+    /// Why the source could not answer.
+    type Error: core::fmt::Display;
+    /// A number that changes with every change of the trust data (the
+    /// same transaction advances it).
+    fn trust_generation(&self) -> Result<u64, Self::Error>;
+    /// The trust store as the data stands now.
+    fn trust_store(&self) -> Result<TrustStore, Self::Error>;
+}
 
 /// The built-in DCS.
 #[derive(Default)]
@@ -35,6 +52,16 @@ impl Dcs {
     /// Serves `realm` with `credentials` (its certificate and the trust store).
     pub fn serve(&mut self, realm: &str, credentials: DcsCredentials) {
         self.realms.insert(realm.to_ascii_lowercase(), credentials);
+    }
+
+    /// Replaces the trust store of every realm (a block, a CRL, a
+    /// manufacturer enrolled or removed while serving). EAP-TLS
+    /// conversations started after it validate against `trust`; one
+    /// already started keeps the store it started with.
+    pub fn set_trust_store(&mut self, trust: Arc<TrustStore>) {
+        for credentials in self.realms.values_mut() {
+            credentials.trust = trust.clone();
+        }
     }
 
     /// Whether it serves `realm`.

@@ -5,12 +5,14 @@
 //! the EAP-TLS session that authenticated the device), and mark the subscription
 //! provisioned when the device confirms.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use nido_prov::package::{self, Binding, CredentialPackage, SealedPackage, ServingNetwork};
 use nido_prov::{Confirmation, ProvisioningRequest};
 use nido_sec::milenage::{Amf, opc_from_op};
 use nido_sec::suci::HomeNetworkPublicKey;
+use nido_pki::TrustStore;
 use nido_sec::{K, KProv, Op, Supi};
 use thiserror::Error;
 
@@ -102,8 +104,10 @@ pub enum PvsRefusal {
 
 impl PvsRefusal {
     /// The 5GMM cause the AMF answers with (design doc): #75 permanently not
-    /// authorized for this SNPN for an unclaimed device, #74 (temporarily)
-    /// for an exhausted range or an identity that holds a subscription
+    /// authorized for this SNPN for an unclaimed device, #74 (temporarily
+    /// not authorized for this SNPN, TS 24.501 §9.11.3.2) for an exhausted
+    /// range, a manufacturer at its subscription quota (the operator may
+    /// raise it) or an identity that holds a subscription
     /// until the operator releases it, #22 congestion for a store that cannot be
     /// reached (the device backs off for T3346 and tries again), #111
     /// otherwise.
@@ -111,19 +115,23 @@ impl PvsRefusal {
         match self {
             Self::NotClaimed(_) => 75,
             Self::AlreadyProvisioned(..) => 74,
-            Self::Store(StoreError::Exhausted) => 74,
+            Self::Store(StoreError::Exhausted | StoreError::QuotaReached { .. }) => 74,
             Self::Store(StoreError::Unavailable(_)) => 22,
             _ => 111,
         }
     }
 
     /// Whether the device should try again later rather than give up: an
-    /// exhausted range, a store that cannot be reached, or a subscription
-    /// the operator may yet release.
+    /// exhausted range or quota, a store that cannot be reached, or a
+    /// subscription the operator may yet release.
     pub fn is_temporary(&self) -> bool {
         matches!(
             self,
-            Self::Store(StoreError::Exhausted | StoreError::Unavailable(_))
+            Self::Store(
+                StoreError::Exhausted
+                    | StoreError::Unavailable(_)
+                    | StoreError::QuotaReached { .. }
+            )
                 | Self::AlreadyProvisioned(..)
         )
     }
@@ -145,23 +153,85 @@ fn check_reprovisionable(sub: &Subscription) -> Result<(), PvsRefusal> {
         SubscriptionState::Provisioned => "provisioned",
         _ => "active",
     };
-    Err(PvsRefusal::AlreadyProvisioned(sub.device.clone(), state))
+    Err(PvsRefusal::AlreadyProvisioned(
+        sub.device.to_string(),
+        state,
+    ))
+}
+
+/// Subscription quotas per manufacturer: how many SUPIs the PVS allocates
+/// for one manufacturer's devices at most, so that any valid IDevID of an
+/// enrolled manufacturer cannot drain the IMSI range (under the
+/// `standalone` claim policy every new device gets a SUPI). From each
+/// manufacturer's [`nido_pki::Policy::max_subscriptions`], else `default`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quotas {
+    default: u64,
+    per_manufacturer: HashMap<String, u64>,
+}
+
+impl Quotas {
+    /// The quotas the policies of `trust` set, `default` for a manufacturer
+    /// whose policy sets none.
+    pub fn from_trust(trust: &TrustStore, default: u64) -> Self {
+        Self {
+            default,
+            per_manufacturer: trust
+                .policies()
+                .filter_map(|(name, p)| p.max_subscriptions.map(|n| (name.to_owned(), n)))
+                .collect(),
+        }
+    }
+
+    /// The quota of a manufacturer whose policy sets none.
+    pub fn default_quota(&self) -> u64 {
+        self.default
+    }
+
+    /// The quota of `manufacturer`.
+    pub fn of(&self, manufacturer: &str) -> u64 {
+        self.per_manufacturer
+            .get(manufacturer)
+            .copied()
+            .unwrap_or(self.default)
+    }
 }
 
 /// The Provisioning Server.
 #[derive(Debug, Clone)]
 pub struct Pvs {
     config: PvsConfig,
+    quotas: Option<Quotas>,
 }
 
 impl Pvs {
-    /// A PVS with `config`.
+    /// A PVS with `config`, without quotas ([`Pvs::set_quotas`]).
     pub fn new(config: PvsConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            quotas: None,
+        }
     }
 
-    fn allocate_supi(&self, store: &mut dyn Store) -> Result<Supi, PvsRefusal> {
-        let n = store.allocate_msin()?;
+    /// Enforces `quotas` from now on (`None`: no quota).
+    pub fn set_quotas(&mut self, quotas: Option<Quotas>) {
+        self.quotas = quotas;
+    }
+
+    /// The quotas enforced, if any.
+    pub fn quotas(&self) -> Option<&Quotas> {
+        self.quotas.as_ref()
+    }
+
+    /// A new SUPI for `device`: its manufacturer's quota is checked and
+    /// counted with the allocation, before any SUPI is handed out.
+    fn allocate_supi(&self, store: &mut dyn Store, device: &DeviceId) -> Result<Supi, PvsRefusal> {
+        let n = match &self.quotas {
+            Some(q) => {
+                store.allocate_msin_for(device.manufacturer(), q.of(device.manufacturer()))?
+            }
+            None => store.allocate_msin()?,
+        };
         let sn = &self.config.serving_network;
         let digits = format!(
             "{}{}{:0width$}",
@@ -226,7 +296,7 @@ impl Pvs {
         let reprovisioned = existing.is_some();
         let supi = match &existing {
             Some(sub) => sub.supi.clone(),
-            None => self.allocate_supi(store)?,
+            None => self.allocate_supi(store, device)?,
         };
         let k = K::new(random()?);
         let opc = opc_from_op(&k, &self.config.op);

@@ -100,6 +100,15 @@ pub enum StoreError {
     /// gone, I/O error, timeout); try again later. Never means "absent".
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The manufacturer's devices already hold `max` subscriptions (its
+    /// quota, [`Store::allocate_msin_for`]).
+    #[error("manufacturer {manufacturer:?} reached its quota of {max} subscriptions")]
+    QuotaReached {
+        /// The enrolled manufacturer's name.
+        manufacturer: String,
+        /// Its quota.
+        max: u64,
+    },
 }
 
 /// The network's persistent state.
@@ -119,6 +128,12 @@ pub trait Store {
     fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError>;
     /// The next unused MSIN number of the IMSI range.
     fn allocate_msin(&mut self) -> Result<u64, StoreError>;
+    /// [`Store::allocate_msin`] for a device of `manufacturer`, counted
+    /// against its quota in the same step (one transaction): refused with
+    /// [`StoreError::QuotaReached`] once `max` MSINs were allocated for its
+    /// devices, so one manufacturer cannot drain the range. The count never
+    /// goes down (neither does the range).
+    fn allocate_msin_for(&mut self, manufacturer: &str, max: u64) -> Result<u64, StoreError>;
     /// Adds or replaces an owner.
     fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError>;
     /// The owner that claimed a device.
@@ -173,6 +188,19 @@ pub struct MemoryStore {
     claimed: HashMap<String, String>,
     next_msin: u64,
     msin_limit: u64,
+    /// MSINs allocated per manufacturer (quotas).
+    per_manufacturer: HashMap<String, u64>,
+}
+
+impl core::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("subscriptions", &self.by_device.len())
+            .field("owners", &self.owners.len())
+            .field("claimable", &self.claimable.len())
+            .field("claimed", &self.claimed.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl MemoryStore {
@@ -238,6 +266,24 @@ impl Store for MemoryStore {
         }
         self.next_msin += 1;
         Ok(self.next_msin)
+    }
+
+    fn allocate_msin_for(&mut self, manufacturer: &str, max: u64) -> Result<u64, StoreError> {
+        let used = self
+            .per_manufacturer
+            .get(manufacturer)
+            .copied()
+            .unwrap_or(0);
+        if used >= max {
+            return Err(StoreError::QuotaReached {
+                manufacturer: manufacturer.to_owned(),
+                max,
+            });
+        }
+        let n = self.allocate_msin()?;
+        self.per_manufacturer
+            .insert(manufacturer.to_owned(), used + 1);
+        Ok(n)
     }
 
     fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError> {
@@ -340,6 +386,10 @@ impl Store for SharedStore {
 
     fn allocate_msin(&mut self) -> Result<u64, StoreError> {
         self.with(|s| s.allocate_msin())
+    }
+
+    fn allocate_msin_for(&mut self, manufacturer: &str, max: u64) -> Result<u64, StoreError> {
+        self.with(|s| s.allocate_msin_for(manufacturer, max))
     }
 
     fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError> {

@@ -11,7 +11,9 @@
 //! 3. rustls-webpki path validation to that root: signatures, validity of
 //!    every certificate, basicConstraints, EKU clientAuth
 //!    (`KeyUsage::client_auth()`), revocation against the manufacturer's
-//!    CRLs (leaf and intermediates; a certificate no CRL covers passes);
+//!    CRLs (leaf and intermediates); a CRL past its nextUpdate, or no CRL
+//!    of the leaf's issuer, is `RevocationUnknown` unless the
+//!    manufacturer's [`Policy`] accepts stale CRLs or devices without one;
 //! 4. keyUsage present with digitalSignature, extKeyUsage present (webpki
 //!    accepts a certificate without one), exactly one subject
 //!    `serialNumber` (2.5.4.5) that is a valid device serial, the
@@ -27,7 +29,7 @@
 //! | `UnknownManufacturer` | the chain reaches no enrolled root | #75 permanently not authorized for this SNPN |
 //! | `Policy` | valid, but the manufacturer's policy refuses it (serial prefix, hardwareModuleName, validity) | #75 permanently not authorized for this SNPN |
 //! | `NotYetValid` | a certificate's notBefore is after `now` (a clock or a factory ahead of time) | #74 temporarily not authorized for this SNPN |
-//! | `RevocationUnknown` | the policy demands a current CRL and the CRL is past its nextUpdate, or a CRL could not be used | #74 temporarily not authorized for this SNPN |
+//! | `RevocationUnknown` | a CRL is past its nextUpdate, the leaf's issuer has no CRL (each unless the policy accepts it), or a CRL could not be used | #74 temporarily not authorized for this SNPN |
 //! | `BadSignature` | a signature does not verify, or the path is otherwise invalid | #3 illegal UE |
 //! | `Expired` | a certificate's notAfter has passed | #3 illegal UE |
 //! | `Revoked` | a CRL lists the certificate (or its issuer) | #3 illegal UE |
@@ -203,7 +205,8 @@ pub struct DeviceInfo {
 }
 
 /// What a manufacturer's devices must satisfy beyond a valid chain. The
-/// default accepts any device the chain validation accepts.
+/// default accepts any device the chain validation accepts whose
+/// revocation status a current CRL of its issuing CA establishes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Policy {
     /// The device serial must start with this.
@@ -215,9 +218,23 @@ pub struct Policy {
     /// notAfter − notBefore of the leaf must not exceed this (IDevIDs made
     /// with [`crate::no_expiration`] exceed any realistic bound).
     pub max_validity: Option<Duration>,
-    /// Refuse (`RevocationUnknown`, #74) when a CRL of this manufacturer is
-    /// past its nextUpdate; by default a stale CRL is still used.
-    pub require_fresh_crl: bool,
+    /// Use a CRL of this manufacturer that is past its nextUpdate as if it
+    /// were current. Off by default: a stale CRL says nothing about
+    /// revocations since (RFC 5280 §5.1.2.5, §6.3.3 (a)(2)), so the
+    /// device's revocation status is unknown (`RevocationUnknown`, #74,
+    /// temporary: it is admitted again once a fresh CRL is imported).
+    pub accept_stale_crl: bool,
+    /// Accept a device although no CRL of its issuing CA is in the store
+    /// (its revocation status cannot be known). Off by default: such a
+    /// device is refused with `RevocationUnknown` (#74) until the operator
+    /// imports the manufacturer's CRL or opts in for this manufacturer
+    /// (`nido network trust-manufacturer --revocation allow-without-crl`).
+    pub allow_without_crl: bool,
+    /// The most subscriptions the PVS creates for this manufacturer's
+    /// devices (each takes an IMSI of the operator's range); `None` takes
+    /// the operator's default. Not checked by [`TrustStore::validate`]: the
+    /// PVS enforces it before it allocates a SUPI.
+    pub max_subscriptions: Option<u64>,
 }
 
 impl Policy {
@@ -449,6 +466,13 @@ impl TrustStore {
         self.manufacturers.iter().map(|m| m.name.as_str())
     }
 
+    /// The enrolled manufacturers' names and policies, in enrollment order.
+    pub fn policies(&self) -> impl Iterator<Item = (&str, &Policy)> {
+        self.manufacturers
+            .iter()
+            .map(|m| (m.name.as_str(), &m.policy))
+    }
+
     /// Replaces a manufacturer's policy.
     pub fn set_policy(&mut self, name: &str, policy: Policy) -> Result<(), PkiError> {
         self.find_mut(name)?.policy = policy;
@@ -603,10 +627,10 @@ impl TrustStore {
             let revocation = RevocationOptionsBuilder::new(&crls).ok().map(|b| {
                 b.with_depth(RevocationCheckDepth::Chain)
                     .with_status_policy(UnknownStatusPolicy::Allow)
-                    .with_expiration_policy(if m.policy.require_fresh_crl {
-                        ExpirationPolicy::Enforce
-                    } else {
+                    .with_expiration_policy(if m.policy.accept_stale_crl {
                         ExpirationPolicy::Ignore
+                    } else {
+                        ExpirationPolicy::Enforce
                     })
                     .build()
             });
@@ -619,6 +643,25 @@ impl TrustStore {
                 revocation,
                 None,
             ) {
+                // webpki lets a certificate no CRL covers pass; unless the
+                // policy allows it, the leaf's issuer must have a CRL here
+                // (RFC 5280 §6.3: no CRL, no revocation status).
+                Ok(_)
+                    if !m.policy.allow_without_crl
+                        && !m
+                            .crls
+                            .iter()
+                            .any(|c| c.issuer_subject == ee.issuer().as_raw()) =>
+                {
+                    refusals.push(Refusal::new(
+                        RefusalReason::RevocationUnknown,
+                        format!(
+                            "{subject} of {}: no CRL of its issuer {} (import the manufacturer's CRL)",
+                            m.name,
+                            ee.issuer()
+                        ),
+                    ));
+                }
                 Ok(_) => {
                     accepted = Some(m);
                     break;

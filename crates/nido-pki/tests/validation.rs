@@ -39,6 +39,10 @@ fn fixture() -> Fixture {
             Policy::for_manufacturer(&acme),
         )
         .unwrap();
+    // A current, empty CRL (number 0): without one every device's
+    // revocation status is unknown.
+    let empty = acme.crl(&[], t0(), t0() + DAY * 365 * 50, 0).unwrap();
+    store.add_crl("acme", &empty, acme.issuing_der()).unwrap();
     Fixture { acme, store }
 }
 
@@ -78,8 +82,13 @@ fn a_genuine_device_is_accepted() {
     assert_eq!(info.cert_serial, d.cert_serial);
     // Pure: the same inputs give the same answer.
     assert_eq!(validate(&f.store, &d, t0() + DAY).unwrap(), info);
-    // Valid from its notBefore to the year 9999.
+    // Valid from its notBefore to the year 9999 (when any CRL of today is
+    // long stale: this looks at the certificate alone).
     assert!(validate(&f.store, &d, t0()).is_ok());
+    let mut f = f;
+    let mut lenient = Policy::for_manufacturer(&f.acme);
+    lenient.accept_stale_crl = true;
+    f.store.set_policy("acme", lenient).unwrap();
     assert!(
         validate(
             &f.store,
@@ -159,21 +168,73 @@ fn revoked_via_crl() {
         RefusalReason::Revoked
     );
 
-    // ... and a stale CRL is still used unless the policy wants a fresh one.
+    // ... and a stale CRL says nothing about today: by default every
+    // device's status is unknown (#74, temporary), the revoked one too ...
     let late = t0() + DAY * 30;
+    for d in [&good, &bad] {
+        refused(
+            validate(&f.store, d, late),
+            RefusalReason::RevocationUnknown,
+            GMM_TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
+        );
+    }
+    // ... unless the operator accepts stale CRLs of this manufacturer.
+    let mut lenient = Policy::for_manufacturer(&f.acme);
+    lenient.accept_stale_crl = true;
+    f.store.set_policy("acme", lenient).unwrap();
+    assert!(validate(&f.store, &good, late).is_ok());
     assert_eq!(
         validate(&f.store, &bad, late).unwrap_err().reason,
         RefusalReason::Revoked
     );
+    // A fresh CRL makes the default policy admit the device again.
+    f.store
+        .set_policy("acme", Policy::for_manufacturer(&f.acme))
+        .unwrap();
+    let fresh = f
+        .acme
+        .crl(&[Revoked::of(&bad, t0())], late, late + DAY * 7, 2)
+        .unwrap();
+    f.store
+        .add_crl("acme", &fresh, f.acme.issuing_der())
+        .unwrap();
     assert!(validate(&f.store, &good, late).is_ok());
-    let mut strict = Policy::for_manufacturer(&f.acme);
-    strict.require_fresh_crl = true;
-    f.store.set_policy("acme", strict).unwrap();
-    refused(
-        validate(&f.store, &good, late),
+}
+
+#[test]
+fn a_manufacturer_without_crl_is_refused_unless_the_policy_allows_it() {
+    let acme = Manufacturer::generate("Acme Sensors", t0()).unwrap();
+    let mut store = TrustStore::new();
+    store
+        .enroll(
+            "acme",
+            acme.root_der().clone(),
+            Policy::for_manufacturer(&acme),
+        )
+        .unwrap();
+    let d = acme
+        .issue_device("ACMESENS-0000000006", &DeviceProfile::standard(t0()))
+        .unwrap();
+    // No CRL of its issuing CA: revocation status unknown, #74.
+    let e = refused(
+        validate(&store, &d, t0() + DAY),
         RefusalReason::RevocationUnknown,
         GMM_TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
     );
+    assert!(e.detail.contains("no CRL"), "{e}");
+    // A CRL of another CA (the root's, say) does not cover the leaf.
+    let other = Manufacturer::generate("Other", t0()).unwrap();
+    let foreign = other.crl(&[], t0(), t0() + DAY * 7, 1).unwrap();
+    assert!(
+        store
+            .add_crl("acme", &foreign, other.issuing_der())
+            .is_err()
+    );
+    // The operator opted in for this manufacturer.
+    let mut p = Policy::for_manufacturer(&acme);
+    p.allow_without_crl = true;
+    store.set_policy("acme", p).unwrap();
+    assert!(validate(&store, &d, t0() + DAY).is_ok());
 }
 
 #[test]
@@ -477,7 +538,10 @@ fn enrollment_is_checked() {
         .enroll(
             "other",
             other.root_der().clone(),
-            Policy::for_manufacturer(&other),
+            Policy {
+                allow_without_crl: true,
+                ..Policy::for_manufacturer(&other)
+            },
         )
         .unwrap();
     let d = other

@@ -75,6 +75,11 @@ impl Store for OutageStore {
         self.inner.allocate_msin()
     }
 
+    fn allocate_msin_for(&mut self, manufacturer: &str, max: u64) -> Result<u64, StoreError> {
+        self.up()?;
+        self.inner.allocate_msin_for(manufacturer, max)
+    }
+
     fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError> {
         self.up()?;
         self.inner.put_owner(owner)

@@ -569,4 +569,33 @@ impl SqlStore {
         }
         Ok(trust)
     }
+
+    /// The trust generation: advanced by the database (triggers of schema
+    /// 3) in the transaction of every change of manufacturers, CRLs or the
+    /// block list, whoever makes it. One indexed read, for a serving
+    /// network to poll.
+    pub fn trust_generation(&self) -> Result<u64, SqlStoreError> {
+        let g: i64 = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(
+                    sqlx::query_scalar("SELECT generation FROM trust_generation WHERE id = 1")
+                        .fetch_one(p)
+                        .await?,
+                )
+            })
+        })?;
+        to_u64(g, "trust generation")
+    }
+}
+
+impl nido_net::dcs::TrustSource for SqlStore {
+    type Error = SqlStoreError;
+
+    fn trust_generation(&self) -> Result<u64, SqlStoreError> {
+        SqlStore::trust_generation(self)
+    }
+
+    fn trust_store(&self) -> Result<TrustStore, SqlStoreError> {
+        SqlStore::trust_store(self)
+    }
 }

@@ -32,10 +32,16 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_released.sql"),
         include_str!("../migrations/postgres/0002_released.sql"),
     ),
+    (
+        3,
+        "trust generation",
+        include_str!("../migrations/sqlite/0003_trust_generation.sql"),
+        include_str!("../migrations/postgres/0003_trust_generation.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The table that records applied migrations.
 pub(crate) const MIGRATIONS_TABLE: &str = "schema_migrations";

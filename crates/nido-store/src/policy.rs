@@ -12,7 +12,9 @@ pub(crate) fn to_json(p: &Policy) -> String {
         "require_hardware_module": p.require_hardware_module,
         "hardware_module_type": p.hardware_module_type,
         "max_validity_secs": p.max_validity.map(|d| d.as_secs()),
-        "require_fresh_crl": p.require_fresh_crl,
+        "accept_stale_crl": p.accept_stale_crl,
+        "allow_without_crl": p.allow_without_crl,
+        "max_subscriptions": p.max_subscriptions,
     })
     .to_string()
 }
@@ -33,7 +35,10 @@ fn flag(m: &Map<String, Value>, key: &str) -> Result<bool, String> {
     }
 }
 
-/// Parses the JSON text of a policy; absent keys take their defaults.
+/// Parses the JSON text of a policy; absent keys take their defaults (the
+/// safe ones: a stale CRL or none refuses, #74). `require_fresh_crl`, the
+/// key of schema 2, is ignored: stale CRLs are refused unless
+/// `accept_stale_crl` says otherwise.
 pub(crate) fn from_json(text: &str) -> Result<Policy, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("policy: {e}"))?;
     let Value::Object(m) = value else {
@@ -51,7 +56,15 @@ pub(crate) fn from_json(text: &str) -> Result<Policy, String> {
         require_hardware_module: flag(&m, "require_hardware_module")?,
         hardware_module_type: opt_text(&m, "hardware_module_type")?,
         max_validity,
-        require_fresh_crl: flag(&m, "require_fresh_crl")?,
+        accept_stale_crl: flag(&m, "accept_stale_crl")?,
+        allow_without_crl: flag(&m, "allow_without_crl")?,
+        max_subscriptions: match m.get("max_subscriptions") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or("policy.max_subscriptions is not a count")?,
+            ),
+        },
     })
 }
 
@@ -67,7 +80,9 @@ mod tests {
             require_hardware_module: true,
             hardware_module_type: Some("1.3.6.1.4.1.99999.1".into()),
             max_validity: Some(Duration::from_secs(86_400)),
-            require_fresh_crl: true,
+            accept_stale_crl: true,
+            allow_without_crl: true,
+            max_subscriptions: Some(7),
         };
         assert_eq!(from_json(&to_json(&p)).unwrap(), p);
         assert_eq!(
@@ -76,6 +91,11 @@ mod tests {
         );
         assert_eq!(from_json("{}").unwrap(), Policy::default());
         assert!(from_json("[]").is_err());
-        assert!(from_json(r#"{"require_fresh_crl": 1}"#).is_err());
+        assert!(from_json(r#"{"accept_stale_crl": 1}"#).is_err());
+        assert!(from_json(r#"{"max_subscriptions": -1}"#).is_err());
+        // A policy stored by schema 2 (stale CRLs used unless this was
+        // set) now refuses stale CRLs and manufacturers without one.
+        let old = from_json(r#"{"require_fresh_crl": false}"#).unwrap();
+        assert!(!old.accept_stale_crl && !old.allow_without_crl);
     }
 }

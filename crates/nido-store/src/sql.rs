@@ -401,6 +401,54 @@ impl SqlStore {
         }
     }
 
+    /// An MSIN for a device of `manufacturer` within its quota `max`: the
+    /// manufacturer's count and the range's counter advance in one
+    /// transaction, or neither does.
+    fn try_allocate_msin_for(&self, manufacturer: &str, max: u64) -> Result<u64, SqlStoreError> {
+        let max_i = to_i64(max, "quota")?;
+        let n: Result<i64, StoreError> = self.run(async {
+            on_pool!(self, |p, begin| {
+                let mut tx = p.begin_with(begin).await?;
+                sqlx::query(
+                    "INSERT INTO manufacturer_allocations (manufacturer, allocated) \
+                     VALUES ($1, 0) ON CONFLICT (manufacturer) DO NOTHING",
+                )
+                .bind(manufacturer)
+                .execute(&mut *tx)
+                .await?;
+                let counted = sqlx::query(
+                    "UPDATE manufacturer_allocations SET allocated = allocated + 1 \
+                     WHERE manufacturer = $1 AND allocated < $2",
+                )
+                .bind(manufacturer)
+                .bind(max_i)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if counted == 0 {
+                    tx.rollback().await?;
+                    return Ok(Err(StoreError::QuotaReached {
+                        manufacturer: manufacturer.to_owned(),
+                        max,
+                    }));
+                }
+                let n: Option<i64> = sqlx::query_scalar(
+                    "UPDATE msin_counter SET allocated = allocated + 1 \
+                     WHERE id = 1 AND allocated < range_size RETURNING allocated",
+                )
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(n) = n else {
+                    tx.rollback().await?;
+                    return Ok(Err(StoreError::Exhausted));
+                };
+                tx.commit().await?;
+                Ok(Ok(n))
+            })
+        })?;
+        to_u64(n?, "MSIN")
+    }
+
     fn try_put_owner(&self, owner: &Owner) -> Result<(), SqlStoreError> {
         let plain = credentials::encode(&owner.credentials).map_err(SqlStoreError::Invalid)?;
         let sealed = self.sealer.seal("owner-credentials", &owner.id, &plain)?;
@@ -537,6 +585,10 @@ impl Store for SqlStore {
 
     fn allocate_msin(&mut self) -> Result<u64, StoreError> {
         Ok(self.try_allocate_msin()?)
+    }
+
+    fn allocate_msin_for(&mut self, manufacturer: &str, max: u64) -> Result<u64, StoreError> {
+        Ok(self.try_allocate_msin_for(manufacturer, max)?)
     }
 
     fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError> {

@@ -1018,3 +1018,91 @@ fn a_change_and_its_audit_entry_commit_together_postgres() {
     let db = PgDb::new();
     a_change_and_its_audit_entry_commit_together(&mut open_sql(&db.url()));
 }
+
+/// Every change of the trust data advances the trust generation in its own
+/// transaction (schema 3's triggers), a change that changes nothing does
+/// not, and another connection (a serving network) sees it at once.
+fn every_trust_change_advances_the_generation(s: &SqlStore, watcher: &SqlStore) {
+    use nido_pki::{Manufacturer, Policy};
+    let now = SystemTime::now();
+    let m = Manufacturer::generate("acme", now).unwrap();
+    let mut last = watcher.trust_generation().unwrap();
+    let mut moved = |what: &str, expect: bool| {
+        let g = watcher.trust_generation().unwrap();
+        assert_eq!(g != last, expect, "{what}: generation {last} -> {g}");
+        assert!(g >= last, "{what}: went back");
+        last = g;
+    };
+    s.put_manufacturer("acme", m.root_der(), &Policy::for_manufacturer(&m))
+        .unwrap();
+    moved("enrolment", true);
+    let mut p = Policy::for_manufacturer(&m);
+    p.allow_without_crl = true;
+    s.put_manufacturer("acme", m.root_der(), &p).unwrap();
+    moved("policy change", true);
+    let crl = m
+        .crl(&[], now, now + Duration::from_secs(86_400), 1)
+        .unwrap();
+    s.add_crl("acme", &crl, m.issuing_der(), 100).unwrap();
+    moved("CRL import", true);
+    s.add_crl("acme", &crl, m.issuing_der(), 50).unwrap();
+    moved("an older CRL (kept out)", false);
+    let stolen = nido_pki::DeviceId::new("acme", "ACME-000007").unwrap();
+    assert!(s.block(&stolen, "stolen").unwrap());
+    moved("block", true);
+    assert!(!s.block(&stolen, "again").unwrap());
+    moved("a block already there", false);
+    assert!(s.unblock(&stolen).unwrap());
+    moved("unblock", true);
+    // Neither subscriptions nor the audit trail are trust data.
+    s.append_audit(AuditEntry::new(1, "note", "x")).unwrap();
+    moved("audit entry", false);
+}
+
+#[test]
+fn every_trust_change_advances_the_generation_sqlite() {
+    let dir = TempDir::new();
+    let s = open_sql(&dir.db());
+    every_trust_change_advances_the_generation(&s, &open_sql(&dir.db()));
+}
+
+#[test]
+fn every_trust_change_advances_the_generation_postgres() {
+    let db = PgDb::new();
+    let s = open_sql(&db.url());
+    every_trust_change_advances_the_generation(&s, &open_sql(&db.url()));
+}
+
+/// A manufacturer's quota is checked and counted with the allocation, in
+/// one transaction: beyond it nothing is allocated (the range's counter
+/// stays), other manufacturers still get MSINs.
+fn allocation_within_a_manufacturers_quota(s: &mut SqlStore) {
+    s.set_msin_range(10).unwrap();
+    assert_eq!(s.allocate_msin_for("acme", 2).unwrap(), 1);
+    assert_eq!(s.allocate_msin_for("acme", 2).unwrap(), 2);
+    assert!(matches!(
+        s.allocate_msin_for("acme", 2),
+        Err(StoreError::QuotaReached { ref manufacturer, max: 2 }) if manufacturer == "acme"
+    ));
+    assert_eq!(s.msin_range().unwrap(), (2, 10), "nothing allocated");
+    assert_eq!(s.allocate_msin_for("other", 2).unwrap(), 3);
+    // A raised quota lets it go on.
+    assert_eq!(s.allocate_msin_for("acme", 3).unwrap(), 4);
+    // An exhausted range counts nothing against the quota.
+    s.set_msin_range(4).unwrap();
+    assert_eq!(s.allocate_msin_for("new", 5), Err(StoreError::Exhausted));
+    s.set_msin_range(5).unwrap();
+    assert_eq!(s.allocate_msin_for("new", 1).unwrap(), 5);
+}
+
+#[test]
+fn allocation_within_a_manufacturers_quota_sqlite() {
+    let dir = TempDir::new();
+    allocation_within_a_manufacturers_quota(&mut open_sql(&dir.db()));
+}
+
+#[test]
+fn allocation_within_a_manufacturers_quota_postgres() {
+    let db = PgDb::new();
+    allocation_within_a_manufacturers_quota(&mut open_sql(&db.url()));
+}

@@ -214,12 +214,14 @@ fn a_wrong_key_encryption_key() {
     let s = Scratch::new("err-kek");
     let d = &s.0;
     network_dir(d);
-    let zeros = "0".repeat(64);
+    let zeros = d.join("zeros.hex");
+    std::fs::write(&zeros, "0".repeat(64)).unwrap();
+    std::fs::set_permissions(&zeros, std::fs::Permissions::from_mode(0o600)).unwrap();
     for args in [
         &["network", "serve", "--dir", "net"][..],
         &["network", "subscriptions", "--dir", "net"],
     ] {
-        let line = fails(args, d, &[("NIDO_KEK", &zeros)]);
+        let line = fails(args, d, &[("NIDO_KEK_FILE", zeros.to_str().unwrap())]);
         assert!(line.contains("key-encryption key"), "{line}");
     }
 }
@@ -304,4 +306,121 @@ fn the_status_of_a_missing_bundle_directory() {
     // A typo must not read as "this device has no vault yet".
     let out = nido(&["device", "status", "--bundle", "no-such-bundle"], d);
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn network_key_files_readable_by_others_are_refused() {
+    let s = Scratch::new("err-keymode");
+    let d = &s.0;
+    network_dir(d);
+    // The KEK (read at open), then the OP and the SUCI key (serve).
+    for key in ["keys/kek.hex", "keys/op.hex", "keys/suci-a-1.hex"] {
+        let path = d.join("net").join(key);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let line = fails(&["network", "serve", "--dir", "net"], d, &[]);
+        assert!(
+            line.contains(key) && line.contains("0640") && line.contains("chmod 600"),
+            "{line}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // $NIDO_KEK_FILE follows the same rule.
+    let kek = d.join("net/keys/kek.hex");
+    let elsewhere = d.join("kek-copy.hex");
+    std::fs::copy(&kek, &elsewhere).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let line = fails(
+        &["network", "subscriptions", "--dir", "net"],
+        d,
+        &[("NIDO_KEK_FILE", elsewhere.to_str().unwrap())],
+    );
+    assert!(line.contains("kek-copy.hex") && line.contains("chmod 600"), "{line}");
+}
+
+#[test]
+fn the_kek_from_a_file_and_a_warning_for_the_variable() {
+    let s = Scratch::new("err-kekfile");
+    let d = &s.0;
+    network_dir(d);
+    let kek = std::fs::read_to_string(d.join("net/keys/kek.hex")).unwrap();
+    let moved = d.join("kek.hex");
+    std::fs::rename(d.join("net/keys/kek.hex"), &moved).unwrap();
+    // Without the configured file: $NIDO_KEK_FILE, silently.
+    let out = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .args(["network", "subscriptions", "--dir", "net"])
+        .env("NIDO_KEK_FILE", &moved)
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    // $NIDO_KEK still works, but says why it should not be used.
+    let out = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .args(["network", "subscriptions", "--dir", "net"])
+        .env("NIDO_KEK", kek.trim())
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning") && stderr.contains("NIDO_KEK_FILE"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_owner_psk_comes_from_a_file_or_stdin_never_argv() {
+    use std::io::Write;
+    let s = Scratch::new("err-psk");
+    let d = &s.0;
+    network_dir(d);
+    ok(&["owner", "create", "--dir", "net", "--id", "acme", "--name", "Acme"], d);
+    let lwm2m = [
+        "owner",
+        "credentials",
+        "--dir",
+        "net",
+        "--owner",
+        "acme",
+        "--lwm2m",
+        "coaps://lwm2m.example:5684",
+        "--psk-identity",
+        "acme",
+    ];
+    // The old flag is refused, with the way to do it.
+    let mut args = lwm2m.to_vec();
+    args.extend(["--psk", "00112233"]);
+    let line = fails(&args, d, &[]);
+    assert!(line.contains("--psk-file"), "{line}");
+    // From a file.
+    std::fs::write(d.join("acme.psk"), "00112233\n").unwrap();
+    let mut args = lwm2m.to_vec();
+    args.extend(["--psk-file", "acme.psk"]);
+    ok(&args, d);
+    // From standard input.
+    let mut args = lwm2m.to_vec();
+    args.extend(["--psk-file", "-"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .args(&args)
+        .current_dir(d)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a0a1a2a3\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // Not hex: refused, naming the file.
+    std::fs::write(d.join("bad.psk"), "not hex").unwrap();
+    let mut args = lwm2m.to_vec();
+    args.extend(["--psk-file", "bad.psk"]);
+    let line = fails(&args, d, &[]);
+    assert!(line.contains("bad.psk"), "{line}");
 }

@@ -371,6 +371,27 @@ impl Network {
         self.store.as_mut()
     }
 
+    /// Makes the PVS enforce subscription quotas per manufacturer (`None`:
+    /// none, the library's default); [`Network::set_trust_store`] then
+    /// keeps them in step with the manufacturers' policies.
+    pub fn set_quotas(&mut self, quotas: Option<crate::pvs::Quotas>) {
+        self.pvs.set_quotas(quotas);
+    }
+
+    /// Replaces the DCS's trust store (manufacturers, CRLs, block list,
+    /// policies) while serving: the operator's changes take effect from the
+    /// next EAP-TLS conversation on, without a restart. The driver reads
+    /// the store ([`crate::dcs::TrustSource`]); the network only takes it.
+    /// The PVS's subscription quotas, if it enforces any, follow the
+    /// policies of the new store.
+    pub fn set_trust_store(&mut self, trust: Arc<nido_pki::TrustStore>) {
+        if let Some(default) = self.pvs.quotas().map(crate::pvs::Quotas::default_quota) {
+            self.pvs
+                .set_quotas(Some(crate::pvs::Quotas::from_trust(&trust, default)));
+        }
+        self.dcs.set_trust_store(trust);
+    }
+
     /// Forgets every UE context, index and timer, keeping the store and the
     /// configuration: what a restart of the network process loses. UEs
     /// find out when their next PDU does not verify and register again.

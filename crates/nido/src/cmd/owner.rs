@@ -20,7 +20,10 @@ its subscription, sealed to the device.
   nido owner create --dir net --id acme-farms --name \"Acme Farms\"
   nido owner claim --dir net --owner acme-farms --claim-code ABCD-EFGH-JKLM-NPQR
   nido owner credentials --dir net --owner acme-farms \\
-      --lwm2m coaps://lwm2m.acme.example:5684 --psk-identity acme --psk 0011223344556677";
+      --lwm2m coaps://lwm2m.acme.example:5684 --psk-identity acme --psk-file acme.psk
+
+Secrets are read from files (or standard input, `-`), never from the
+command line, where `ps` and the shell history would show them.";
 
 /// `nido owner` subcommands.
 #[derive(Subcommand)]
@@ -68,13 +71,17 @@ pub(crate) struct CredentialsArgs {
     #[arg(long)]
     owner: String,
     /// LwM2M server URI (coaps://...).
-    #[arg(long, requires_all = ["psk_identity", "psk"])]
+    #[arg(long, requires_all = ["psk_identity", "psk_file"])]
     lwm2m: Option<String>,
     /// LwM2M PSK identity.
     #[arg(long)]
     psk_identity: Option<String>,
-    /// LwM2M PSK, hex.
-    #[arg(long)]
+    /// The file holding the LwM2M PSK in hex (`-`: standard input).
+    #[arg(long, value_name = "FILE|-")]
+    psk_file: Option<std::path::PathBuf>,
+    /// Refused: a PSK on the command line is visible to every local user
+    /// (`ps`, /proc) and kept in the shell history. Use --psk-file.
+    #[arg(long, hide = true)]
     psk: Option<String>,
     /// MQTT broker URI (mqtts://...).
     #[arg(long, requires_all = ["client_id", "client_cert", "client_key"])]
@@ -117,6 +124,12 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
             Ok(())
         }
         OwnerCmd::Credentials(a) => {
+            if a.psk.is_some() {
+                bail!(
+                    "--psk is refused: a secret on the command line shows in `ps` and the shell history; \
+                     put the PSK (hex) in a file and give --psk-file FILE, or --psk-file - to read it from standard input"
+                );
+            }
             let (_, mut store) = open(&a.dir.dir, None)?;
             let Some(mut owner) = store.owner(&a.owner)? else {
                 bail!(
@@ -125,13 +138,13 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
                 );
             };
             let mut credentials = Vec::new();
-            if let (Some(uri), Some(identity), Some(psk)) = (&a.lwm2m, &a.psk_identity, &a.psk) {
+            if let (Some(uri), Some(identity), Some(file)) =
+                (&a.lwm2m, &a.psk_identity, &a.psk_file)
+            {
                 credentials.push(ThirdPartyCredential::Lwm2m {
                     server_uri: uri.clone(),
                     psk_identity: identity.clone(),
-                    psk: Zeroizing::new(
-                        hex::decode(psk).map_err(|e| anyhow::anyhow!("--psk: {e}"))?,
-                    ),
+                    psk: read_psk(file)?,
                 });
             }
             if let (Some(uri), Some(id), Some(cert), Some(key)) =
@@ -150,7 +163,7 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
             }
             if credentials.is_empty() {
                 bail!(
-                    "give --lwm2m (with --psk-identity, --psk) and/or --mqtt (with --client-id, --client-cert, --client-key)"
+                    "give --lwm2m (with --psk-identity, --psk-file) and/or --mqtt (with --client-id, --client-cert, --client-key)"
                 );
             }
             let n = credentials.len();
@@ -162,4 +175,30 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The PSK in hex from `file`, or from standard input for `-`; the text is
+/// wiped from memory after decoding.
+fn read_psk(file: &std::path::Path) -> Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let mut text = Zeroizing::new(String::new());
+    let source = if file.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| anyhow::anyhow!("--psk-file -: standard input: {e}"))?;
+        "standard input".to_owned()
+    } else {
+        std::fs::File::open(file)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map_err(|e| anyhow::anyhow!("--psk-file {}: {e}", file.display()))?;
+        file.display().to_string()
+    };
+    let psk = Zeroizing::new(
+        hex::decode(text.trim())
+            .map_err(|e| anyhow::anyhow!("--psk-file: {source} is not a hex PSK: {e}"))?,
+    );
+    if psk.is_empty() {
+        bail!("--psk-file: {source} holds no PSK");
+    }
+    Ok(psk)
 }

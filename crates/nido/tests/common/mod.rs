@@ -144,6 +144,23 @@ pub(crate) fn manufacturer_and_network_on(
         ],
         d,
     );
+    // The manufacturer's CRL: without one the network refuses its devices
+    // (revocation status unknown, #74).
+    ok(&["mfr", "crl", "--dir", "mfr", "--out", "mfr.crl.pem"], d);
+    ok(
+        &[
+            "network",
+            "crl-import",
+            "--dir",
+            "net",
+            "--manufacturer",
+            "Acme Sensors",
+            "--issuer",
+            "mfr/issuing.pem",
+            "mfr.crl.pem",
+        ],
+        d,
+    );
     (listen, realm)
 }
 

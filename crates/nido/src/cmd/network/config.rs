@@ -120,7 +120,8 @@ validity_days = 365
 [keys]
 # The operator's OP (OPc = f(K, OP) per subscription), hex.
 op = "keys/op.hex"
-# The key-encryption key of K and OPc at rest, hex; $NIDO_KEK overrides it.
+# The key-encryption key of K and OPc at rest, hex; $NIDO_KEK_FILE (the
+# path of another 0600 file) overrides it.
 kek = "keys/kek.hex"
 
 # SUCI home network keys (TS 33.501 Annex C): profile A (X25519) or B
@@ -204,9 +205,19 @@ impl Config {
     }
 }
 
-/// Reads a hex secret file.
+/// Refuses a secret file its group or others may access (the device
+/// vault's rule, [`nido_se::file::refuse_open_mode`]): the error names the
+/// file and the fix.
+pub(crate) fn check_key_file(path: &Path, what: &str) -> Result<()> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("{what}: cannot read {}", path.display()))?;
+    nido_se::file::refuse_open_mode(path, &meta).map_err(|e| anyhow::anyhow!("{what}: {e}"))
+}
+
+/// Reads a hex secret file, refusing one others than its owner may read.
 pub(crate) fn read_hex(dir: &Path, file: &Path, what: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     let path = dir.join(file);
+    check_key_file(&path, what)?;
     let text = zeroize::Zeroizing::new(
         std::fs::read_to_string(&path)
             .with_context(|| format!("{what}: cannot read {}", path.display()))?,
@@ -217,13 +228,37 @@ pub(crate) fn read_hex(dir: &Path, file: &Path, what: &str) -> Result<zeroize::Z
     ))
 }
 
-/// The key-encryption key: $NIDO_KEK, else the configured file.
+/// The key-encryption key: from the file `$NIDO_KEK_FILE` names (a path,
+/// mode 0600 like every key file: a secrets mount, a tmpfs), else from
+/// `$NIDO_KEK` (deprecated, with a warning), else from the configured file.
+///
+/// `$NIDO_KEK` puts the key itself in the process environment, where it
+/// stays for the process's life: `/proc/<pid>/environ` shows the
+/// environment the process started with (removing the variable later does
+/// not erase that copy), children inherit it, and crash reports collect
+/// it. Removing it would need `std::env::remove_var`, which is `unsafe` in
+/// edition 2024 (another thread may read the environment) and forbidden
+/// here, and would not help with the copy anyway. So the variable is still
+/// read, for existing deployments, and the file is the documented way.
 pub(crate) fn kek(dir: &Path, config: &Config) -> Result<Kek> {
+    if let Some(path) = std::env::var_os("NIDO_KEK_FILE") {
+        let path = Path::new(&path);
+        let octets = read_hex(Path::new("."), path, "key-encryption key ($NIDO_KEK_FILE)")?;
+        return kek_of(&octets);
+    }
     if std::env::var_os("NIDO_KEK").is_some() {
+        eprintln!(
+            "nido: warning: $NIDO_KEK puts the key-encryption key in the process environment \
+             (/proc/<pid>/environ, child processes); put it in a 0600 file and set $NIDO_KEK_FILE instead"
+        );
         return Kek::from_env("NIDO_KEK").map_err(|e| anyhow::anyhow!("NIDO_KEK: {e}"));
     }
     let octets = read_hex(dir, &config.keys.kek, "key-encryption key")?;
-    let array: [u8; 32] = octets.as_slice().try_into().map_err(|_| {
+    kek_of(&octets)
+}
+
+fn kek_of(octets: &[u8]) -> Result<Kek> {
+    let array: [u8; 32] = octets.try_into().map_err(|_| {
         anyhow::anyhow!(
             "key-encryption key: 32 octets expected, got {}",
             octets.len()

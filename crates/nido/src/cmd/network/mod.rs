@@ -146,7 +146,29 @@ pub(crate) struct ServeArgs {
     /// the NAS timer encodes: 2 s steps to 62 s, then minutes, then 6 min).
     #[arg(long, default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(2..=11_160))]
     pub(crate) t3346_max: u64,
+    /// How often the network checks whether the trust data changed (block
+    /// list, CRLs, manufacturers: one small read), in milliseconds; a change
+    /// applies from the next onboarding on, without a restart.
+    #[arg(long, default_value_t = 500, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub(crate) trust_poll_ms: u64,
 }
+
+/// `trust-manufacturer --revocation`: what a device whose issuing CA has no
+/// CRL in the store gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Revocation {
+    /// Refused with #74 (revocation status unknown) until the
+    /// manufacturer's CRL is imported (`nido network crl-import`).
+    RequireCrl,
+    /// Accepted: the manufacturer publishes no CRL, the operator takes the
+    /// risk that a revoked device onboards.
+    AllowWithoutCrl,
+}
+
+/// The quota of subscriptions per manufacturer when
+/// `trust-manufacturer` is not given `--max-subscriptions`: a tenth of the
+/// default IMSI range.
+pub(crate) const DEFAULT_MAX_SUBSCRIPTIONS: u64 = 100_000;
 
 /// `--max-procedures`: a limit, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +198,21 @@ pub(crate) struct TrustArgs {
     /// The directory `nido mfr dcs-cert --out` wrote (dcs.pem, dcs.key, mfr-root.pem).
     #[arg(long)]
     dcs: PathBuf,
+    /// Devices whose issuing CA has no CRL here: `require-crl` refuses them
+    /// (#74, revocation status unknown) until `crl-import`;
+    /// `allow-without-crl` accepts them.
+    #[arg(long, value_enum, default_value = "require-crl")]
+    revocation: Revocation,
+    /// Use a CRL past its nextUpdate as if it were current (by default such
+    /// a CRL makes every device of the manufacturer wait, #74, until a
+    /// fresh one is imported).
+    #[arg(long)]
+    accept_stale_crl: bool,
+    /// The most subscriptions this manufacturer's devices may get (each
+    /// takes an IMSI of the range); the next one is refused with #74 and an
+    /// audit entry.
+    #[arg(long, default_value_t = DEFAULT_MAX_SUBSCRIPTIONS, value_name = "N")]
+    max_subscriptions: u64,
 }
 
 #[derive(Args)]
@@ -332,7 +369,13 @@ fn trust(a: &TrustArgs) -> Result<()> {
     let root = root.first().ok_or_else(|| {
         anyhow::anyhow!("{}: no certificate", a.dcs.join("mfr-root.pem").display())
     })?;
-    store.put_manufacturer(&a.name, root.as_ref(), &Policy::default())?;
+    let policy = Policy {
+        allow_without_crl: a.revocation == Revocation::AllowWithoutCrl,
+        accept_stale_crl: a.accept_stale_crl,
+        max_subscriptions: Some(a.max_subscriptions),
+        ..Policy::default()
+    };
+    store.put_manufacturer(&a.name, root.as_ref(), &policy)?;
     // The DCS credentials go next to the configuration.
     let target = dir.join("dcs").join(&a.realm);
     create_dir_all(&target)?;
@@ -353,6 +396,16 @@ fn trust(a: &TrustArgs) -> Result<()> {
         "manufacturer {:?} enrolled; its DCS serves realm {}",
         a.name, a.realm
     );
+    if a.revocation == Revocation::RequireCrl
+        && !store.crls()?.iter().any(|c| c.manufacturer == a.name)
+    {
+        println!(
+            "  its devices are refused (#74, revocation status unknown) until its CRL is imported: \
+             nido network crl-import --dir {} --manufacturer {:?} --issuer ISSUING_CA.pem CRL.pem",
+            dir.display(),
+            a.name
+        );
+    }
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! `nido network serve`: the network process. Reads the configuration,
 //! opens the store, loads the trust store and DCS credentials, and runs the
-//! sans-IO `Network` on the UDP access link until SIGTERM or SIGINT.
+//! sans-IO `Network` on the UDP access link until SIGTERM or SIGINT. The
+//! trust store is reloaded while serving whenever the store's trust
+//! generation moves (checked every `--trust-poll-ms`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use nido_access::network::{ServeOptions, serve};
 use nido_eap::{DcsCredentials, Settings};
 use nido_net::amf::Admission;
 use nido_net::dcs::Dcs;
+use nido_net::pvs::Quotas;
 use nido_net::{ApplicationSink, Network, NetworkEvent, Uplink};
 use nido_pki::files::{read_certs, read_key};
 use rustls::pki_types::PrivateKeyDer;
@@ -80,17 +83,30 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     let dir = &a.dir.dir;
     let (config, store) = super::open(dir, a.db.as_deref())?;
     store.set_msin_range(config.subscriptions.msin_count)?;
+    // A second connection to the same database for the driver's trust
+    // watch (the first belongs to the network). The generation is read
+    // before the store is loaded: a change in between is loaded again at
+    // the first poll.
+    let (_, trust_source) = super::open(dir, a.db.as_deref())?;
+    let generation = trust_source.trust_generation()?;
     let trust = Arc::new(store.trust_store()?);
     let mut dcs = Dcs::new(Settings::default());
     for d in &config.dcs {
         let chain = read_certs(&dir.join(&d.chain))?;
+        config::check_key_file(&dir.join(&d.key), "DCS key")?;
         let key = read_key(&dir.join(&d.key))?;
         let creds = DcsCredentials::new(chain, &PrivateKeyDer::Pkcs8(key), trust.clone())
             .with_context(|| format!("DCS credentials of {}", d.realm))?;
         dcs.serve(&d.realm, creds);
     }
     let no_dcs = config.dcs.is_empty();
-    let (udm, pvs, mut net) = config::functions(dir, &config)?;
+    let (udm, mut pvs, mut net) = config::functions(dir, &config)?;
+    // Subscription quotas per manufacturer (trust-manufacturer
+    // --max-subscriptions), reloaded with the trust store.
+    pvs.set_quotas(Some(Quotas::from_trust(
+        &trust,
+        super::DEFAULT_MAX_SUBSCRIPTIONS,
+    )));
     if a.t3346_min > a.t3346_max {
         anyhow::bail!(
             "--t3346-min {} is above --t3346-max {}",

@@ -1,0 +1,68 @@
+//! Keeping a serving network's trust current: the operator blocks a
+//! device, imports a CRL, enrolls or removes a manufacturer while `serve`
+//! runs, and the next onboarding sees it, without a restart.
+//!
+//! [`TrustWatch`] asks a [`TrustSource`] for its trust generation at most
+//! once per period (one small read) and loads the whole trust store only
+//! when the generation moved; the [`Network`] takes the new store as an
+//! input ([`Network::set_trust_store`]): the sans-IO machine never reads
+//! the database for it. The generation is read before the store, so a
+//! change made between the two reads is loaded again at the next poll,
+//! never missed. A source that cannot answer leaves the current store in
+//! place (the caller logs it) and is asked again at the next period.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nido_net::Network;
+use nido_net::dcs::TrustSource;
+
+/// How often `nido network serve` asks for the trust generation by default.
+pub const DEFAULT_TRUST_POLL: Duration = Duration::from_millis(500);
+
+/// Polls a [`TrustSource`] and hands a changed trust store to the network.
+#[derive(Debug)]
+pub struct TrustWatch<S> {
+    source: S,
+    every: Duration,
+    next: Option<Instant>,
+    generation: Option<u64>,
+}
+
+impl<S: TrustSource> TrustWatch<S> {
+    /// Watches `source`, asking at most once per `every`. `loaded` is the
+    /// generation the network's current trust store was built at (read
+    /// *before* that store was loaded), or `None` to load at the first poll.
+    pub fn new(source: S, every: Duration, loaded: Option<u64>) -> Self {
+        Self {
+            source,
+            every,
+            next: None,
+            generation: loaded,
+        }
+    }
+
+    /// The generation of the trust store the network holds, if known.
+    pub fn generation(&self) -> Option<u64> {
+        self.generation
+    }
+
+    /// At `now`: if a period has passed since the last question, asks the
+    /// generation and, when it moved, loads the trust store and gives it
+    /// to `network`. Returns the new generation when the store was
+    /// replaced. On an error the network keeps its store.
+    pub fn poll(&mut self, now: Instant, network: &mut Network) -> Result<Option<u64>, S::Error> {
+        if self.next.is_some_and(|next| now < next) {
+            return Ok(None);
+        }
+        self.next = Some(now + self.every);
+        let generation = self.source.trust_generation()?;
+        if self.generation == Some(generation) {
+            return Ok(None);
+        }
+        let trust = self.source.trust_store()?;
+        network.set_trust_store(Arc::new(trust));
+        self.generation = Some(generation);
+        Ok(Some(generation))
+    }
+}

@@ -1,0 +1,108 @@
+//! A manufacturer's subscription quota: under the `standalone` claim
+//! policy any valid IDevID of an enrolled manufacturer gets a SUPI, so the
+//! PVS counts them per manufacturer and refuses the one beyond the quota
+//! before it allocates a SUPI (#74, temporary; an audit entry names the
+//! quota); raising the quota (a new trust store) lets the device in.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nido_net::NetworkEvent;
+use nido_net::pvs::Quotas;
+use nido_pki::{DeviceProfile, Policy, TrustStore};
+use nido_sim::Faults;
+use nido_sim::scenario::NetworkOptions;
+use nido_ue::DeviceState;
+
+use common::{fleet, world};
+
+/// The trust store of `world` with a quota of `max` for its manufacturer.
+fn trust(world: &nido_eap::fixtures::Onboarding, max: u64) -> TrustStore {
+    let m = &world.manufacturer;
+    let mut trust = TrustStore::new();
+    trust
+        .enroll(
+            m.name(),
+            m.root_der().clone(),
+            Policy {
+                max_subscriptions: Some(max),
+                ..Policy::for_manufacturer(m)
+            },
+        )
+        .unwrap();
+    let crl = m
+        .crl(
+            &[],
+            world.now - Duration::from_secs(60),
+            world.now + Duration::from_secs(86_400),
+            1,
+        )
+        .unwrap();
+    trust.add_crl(m.name(), &crl, m.issuing_der()).unwrap();
+    trust
+}
+
+#[test]
+fn a_manufacturer_beyond_its_quota_gets_no_supi_until_it_is_raised() {
+    let world = world();
+    let (mut fleet, _) = fleet(
+        &world,
+        &NetworkOptions::default(),
+        &vec![DeviceProfile::standard(world.now); 3],
+        Faults::NONE,
+        7,
+    );
+    let two = trust(&world, 2);
+    let quotas = Quotas::from_trust(&two, 1_000);
+    assert_eq!(quotas.of(world.manufacturer.name()), 2);
+    fleet.network_mut().set_quotas(Some(quotas));
+    fleet.network_mut().set_trust_store(Arc::new(two));
+    for i in 0..3 {
+        fleet.power_on(i);
+    }
+    let quota_refused = |f: &nido_sim::Fleet| {
+        f.network_events().iter().any(
+            |e| matches!(e, NetworkEvent::Refused { reason, .. } if reason.contains("quota of 2")),
+        )
+    };
+    let deadline = fleet.now() + Duration::from_secs(3600);
+    assert!(fleet.run_until(deadline, |f| {
+        quota_refused(f)
+            && (0..3)
+                .filter(|i| f.device(*i).state() == DeviceState::Active)
+                .count()
+                == 2
+    }));
+
+    let states: Vec<_> = (0..3).map(|i| fleet.device(i).state()).collect();
+    let active = states.iter().filter(|s| **s == DeviceState::Active).count();
+    assert_eq!(active, 2, "{states:?}");
+    assert_eq!(fleet.network().store().subscriptions().unwrap().len(), 2);
+    // The third was refused before any SUPI was allocated: #74 (it comes
+    // back later), reported for the audit trail with the quota.
+    let refused: Vec<_> = fleet
+        .network_events()
+        .iter()
+        .filter_map(|e| match e {
+            NetworkEvent::Refused { cause, reason, .. } if reason.contains("quota of 2") => {
+                Some(*cause)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!refused.is_empty() && refused.iter().all(|c| *c == 74), "{refused:?}");
+    let waiting = (0..3)
+        .find(|i| fleet.device(*i).state() != DeviceState::Active)
+        .unwrap();
+
+    // The operator raises the quota (trust-manufacturer, seen by serve's
+    // trust watch): the device that waited gets its subscription.
+    fleet.network_mut().set_trust_store(Arc::new(trust(&world, 3)));
+    let deadline = fleet.now() + Duration::from_secs(4 * 3600);
+    assert!(fleet.run_until(deadline, |f| f.device(waiting).state() == DeviceState::Active));
+    assert_eq!(fleet.network().store().subscriptions().unwrap().len(), 3);
+}
