@@ -95,11 +95,17 @@ fn a_block_and_a_crl_made_while_serving_apply_to_the_next_onboarding() {
             1,
         )
         .unwrap();
-    operator.add_crl(m.name(), &crl, m.issuing_der(), 1).unwrap();
+    operator
+        .add_crl(m.name(), &crl, m.issuing_der(), 1)
+        .unwrap();
 
     // The network, its trust watch on a connection of its own.
-    let mut network =
-        scenario::network(&world, &NetworkOptions::default(), Box::new(MemorySink::new())).unwrap();
+    let mut network = scenario::network(
+        &world,
+        &NetworkOptions::default(),
+        Box::new(MemorySink::new()),
+    )
+    .unwrap();
     let mut watch = TrustWatch::new(
         SqlStore::open(&url, kek).unwrap(),
         Duration::from_millis(20),
@@ -160,7 +166,9 @@ fn a_block_and_a_crl_made_while_serving_apply_to_the_next_onboarding() {
             2,
         )
         .unwrap();
-    operator.add_crl(m.name(), &crl, m.issuing_der(), 2).unwrap();
+    operator
+        .add_crl(m.name(), &crl, m.issuing_der(), 2)
+        .unwrap();
     wait_for(operator.trust_generation().unwrap());
     assert_ne!(onboard(&world, &c, addr, 3), DeviceState::Active);
     assert_eq!(*refusals.lock().unwrap(), vec![3, 3]);

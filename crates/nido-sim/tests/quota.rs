@@ -94,15 +94,21 @@ fn a_manufacturer_beyond_its_quota_gets_no_supi_until_it_is_raised() {
             _ => None,
         })
         .collect();
-    assert!(!refused.is_empty() && refused.iter().all(|c| *c == 74), "{refused:?}");
+    assert!(
+        !refused.is_empty() && refused.iter().all(|c| *c == 74),
+        "{refused:?}"
+    );
     let waiting = (0..3)
         .find(|i| fleet.device(*i).state() != DeviceState::Active)
         .unwrap();
 
     // The operator raises the quota (trust-manufacturer, seen by serve's
     // trust watch): the device that waited gets its subscription.
-    fleet.network_mut().set_trust_store(Arc::new(trust(&world, 3)));
+    fleet
+        .network_mut()
+        .set_trust_store(Arc::new(trust(&world, 3)));
     let deadline = fleet.now() + Duration::from_secs(4 * 3600);
-    assert!(fleet.run_until(deadline, |f| f.device(waiting).state() == DeviceState::Active));
+    assert!(fleet.run_until(deadline, |f| f.device(waiting).state()
+        == DeviceState::Active));
     assert_eq!(fleet.network().store().subscriptions().unwrap().len(), 3);
 }

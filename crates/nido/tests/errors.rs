@@ -334,7 +334,10 @@ fn network_key_files_readable_by_others_are_refused() {
         d,
         &[("NIDO_KEK_FILE", elsewhere.to_str().unwrap())],
     );
-    assert!(line.contains("kek-copy.hex") && line.contains("chmod 600"), "{line}");
+    assert!(
+        line.contains("kek-copy.hex") && line.contains("chmod 600"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -375,7 +378,12 @@ fn an_owner_psk_comes_from_a_file_or_stdin_never_argv() {
     let s = Scratch::new("err-psk");
     let d = &s.0;
     network_dir(d);
-    ok(&["owner", "create", "--dir", "net", "--id", "acme", "--name", "Acme"], d);
+    ok(
+        &[
+            "owner", "create", "--dir", "net", "--id", "acme", "--name", "Acme",
+        ],
+        d,
+    );
     let lwm2m = [
         "owner",
         "credentials",
