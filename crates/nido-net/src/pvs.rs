@@ -8,11 +8,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use nido_pki::TrustStore;
 use nido_prov::package::{self, Binding, CredentialPackage, SealedPackage, ServingNetwork};
 use nido_prov::{Confirmation, ProvisioningRequest};
 use nido_sec::milenage::{Amf, opc_from_op};
 use nido_sec::suci::HomeNetworkPublicKey;
-use nido_pki::TrustStore;
 use nido_sec::{K, KProv, Op, Supi};
 use thiserror::Error;
 
@@ -131,8 +131,7 @@ impl PvsRefusal {
                 StoreError::Exhausted
                     | StoreError::Unavailable(_)
                     | StoreError::QuotaReached { .. }
-            )
-                | Self::AlreadyProvisioned(..)
+            ) | Self::AlreadyProvisioned(..)
         )
     }
 }
@@ -247,13 +246,29 @@ impl Pvs {
     /// subscription is provisioned or active (not released) is refused
     /// (#74, [`PvsRefusal::AlreadyProvisioned`]); under
     /// [`ClaimPolicy::RequireClaim`] a device nobody claimed and without a
-    /// subscription is refused (#75). The AMF asks before it accepts the
+    /// subscription is refused (#75); a device without a subscription whose
+    /// manufacturer reached its quota ([`Quotas`]) is refused (#74). The
+    /// AMF asks before it accepts the
     /// onboarding registration, so such a device never gets one. A store
     /// that cannot answer is a [`PvsRefusal::Store`] (#22), never "not claimed".
     pub fn admits(&self, store: &dyn Store, device: &str) -> Result<(), PvsRefusal> {
         let existing = store.subscription_by_device(device)?;
         if let Some(sub) = &existing {
             check_reprovisionable(sub)?;
+        }
+        // A new device of a manufacturer at its quota would get no SUPI:
+        // refused now (#74, the device backs off) rather than after a whole
+        // onboarding registration. `provision` checks again, atomically.
+        if existing.is_none()
+            && let Some(q) = &self.quotas
+        {
+            let max = q.of(device.manufacturer());
+            if store.allocated_for(device.manufacturer())? >= max {
+                return Err(PvsRefusal::Store(StoreError::QuotaReached {
+                    manufacturer: device.manufacturer().to_owned(),
+                    max,
+                }));
+            }
         }
         if self.config.policy == ClaimPolicy::RequireClaim
             && existing.is_none()

@@ -134,6 +134,10 @@ pub trait Store {
     /// devices, so one manufacturer cannot drain the range. The count never
     /// goes down (neither does the range).
     fn allocate_msin_for(&mut self, manufacturer: &str, max: u64) -> Result<u64, StoreError>;
+    /// How many MSINs [`Store::allocate_msin_for`] allocated for
+    /// `manufacturer`'s devices (the PVS's admission check: a device beyond
+    /// the quota is refused before its registration is accepted).
+    fn allocated_for(&self, manufacturer: &str) -> Result<u64, StoreError>;
     /// Adds or replaces an owner.
     fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError>;
     /// The owner that claimed a device.
@@ -286,6 +290,14 @@ impl Store for MemoryStore {
         Ok(n)
     }
 
+    fn allocated_for(&self, manufacturer: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .per_manufacturer
+            .get(manufacturer)
+            .copied()
+            .unwrap_or(0))
+    }
+
     fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError> {
         self.owners.insert(owner.id.clone(), owner);
         Ok(())
@@ -390,6 +402,10 @@ impl Store for SharedStore {
 
     fn allocate_msin_for(&mut self, manufacturer: &str, max: u64) -> Result<u64, StoreError> {
         self.with(|s| s.allocate_msin_for(manufacturer, max))
+    }
+
+    fn allocated_for(&self, manufacturer: &str) -> Result<u64, StoreError> {
+        self.with(|s| s.allocated_for(manufacturer))
     }
 
     fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError> {

@@ -1,8 +1,9 @@
 //! A manufacturer's subscription quota: under the `standalone` claim
 //! policy any valid IDevID of an enrolled manufacturer gets a SUPI, so the
 //! PVS counts them per manufacturer and refuses the one beyond the quota
-//! before it allocates a SUPI (#74, temporary; an audit entry names the
-//! quota); raising the quota (a new trust store) lets the device in.
+//! before it allocates a SUPI: REGISTRATION REJECT #74 (temporary: the
+//! device backs off) and an audit entry that names the quota; raising the
+//! quota (a new trust store) lets the device in.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
 
@@ -69,15 +70,15 @@ fn a_manufacturer_beyond_its_quota_gets_no_supi_until_it_is_raised() {
             |e| matches!(e, NetworkEvent::Refused { reason, .. } if reason.contains("quota of 2")),
         )
     };
+    // Two get a subscription; the third is refused (at the latest once two
+    // SUPIs are counted, before its registration is accepted) and backs off.
     let deadline = fleet.now() + Duration::from_secs(3600);
     assert!(fleet.run_until(deadline, |f| {
+        let states: Vec<_> = (0..3).map(|i| f.device(i).state()).collect();
         quota_refused(f)
-            && (0..3)
-                .filter(|i| f.device(*i).state() == DeviceState::Active)
-                .count()
-                == 2
+            && states.iter().filter(|s| **s == DeviceState::Active).count() == 2
+            && states.contains(&DeviceState::BackingOff)
     }));
-
     let states: Vec<_> = (0..3).map(|i| fleet.device(i).state()).collect();
     let active = states.iter().filter(|s| **s == DeviceState::Active).count();
     assert_eq!(active, 2, "{states:?}");
@@ -101,6 +102,16 @@ fn a_manufacturer_beyond_its_quota_gets_no_supi_until_it_is_raised() {
     let waiting = (0..3)
         .find(|i| fleet.device(*i).state() != DeviceState::Active)
         .unwrap();
+    assert!(
+        fleet
+            .device_events(waiting)
+            .contains(&nido_ue::DeviceEvent::Rejected {
+                message: "RegistrationReject",
+                cause: 74,
+            }),
+        "{:?}",
+        fleet.device_events(waiting)
+    );
 
     // The operator raises the quota (trust-manufacturer, seen by serve's
     // trust watch): the device that waited gets its subscription.

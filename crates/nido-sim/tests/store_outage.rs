@@ -80,6 +80,11 @@ impl Store for OutageStore {
         self.inner.allocate_msin_for(manufacturer, max)
     }
 
+    fn allocated_for(&self, manufacturer: &str) -> Result<u64, StoreError> {
+        self.up()?;
+        self.inner.allocated_for(manufacturer)
+    }
+
     fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError> {
         self.up()?;
         self.inner.put_owner(owner)

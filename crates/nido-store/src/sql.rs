@@ -401,6 +401,21 @@ impl SqlStore {
         }
     }
 
+    /// MSINs allocated for `manufacturer`'s devices (0 if none).
+    fn try_allocated_for(&self, manufacturer: &str) -> Result<u64, SqlStoreError> {
+        let n: Option<i64> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_scalar(
+                    "SELECT allocated FROM manufacturer_allocations WHERE manufacturer = $1",
+                )
+                .bind(manufacturer)
+                .fetch_optional(p)
+                .await?)
+            })
+        })?;
+        to_u64(n.unwrap_or(0), "allocated")
+    }
+
     /// An MSIN for a device of `manufacturer` within its quota `max`: the
     /// manufacturer's count and the range's counter advance in one
     /// transaction, or neither does.
@@ -589,6 +604,10 @@ impl Store for SqlStore {
 
     fn allocate_msin_for(&mut self, manufacturer: &str, max: u64) -> Result<u64, StoreError> {
         Ok(self.try_allocate_msin_for(manufacturer, max)?)
+    }
+
+    fn allocated_for(&self, manufacturer: &str) -> Result<u64, StoreError> {
+        Ok(self.try_allocated_for(manufacturer)?)
     }
 
     fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError> {

@@ -1085,6 +1085,8 @@ fn allocation_within_a_manufacturers_quota(s: &mut SqlStore) {
         Err(StoreError::QuotaReached { ref manufacturer, max: 2 }) if manufacturer == "acme"
     ));
     assert_eq!(s.msin_range().unwrap(), (2, 10), "nothing allocated");
+    assert_eq!(s.allocated_for("acme").unwrap(), 2);
+    assert_eq!(s.allocated_for("nobody").unwrap(), 0);
     assert_eq!(s.allocate_msin_for("other", 2).unwrap(), 3);
     // A raised quota lets it go on.
     assert_eq!(s.allocate_msin_for("acme", 3).unwrap(), 4);
