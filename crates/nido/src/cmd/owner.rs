@@ -58,7 +58,9 @@ pub(crate) struct ClaimArgs {
     /// The owner's id.
     #[arg(long)]
     owner: String,
-    /// The claim code from the device's box.
+    /// The claim code from the device's label (labels/<serial>.txt that
+    /// `nido mfr issue` writes; never stored on the device). A device
+    /// another owner claimed first stays with that owner.
     #[arg(long)]
     claim_code: String,
 }
@@ -71,7 +73,7 @@ pub(crate) struct CredentialsArgs {
     #[arg(long)]
     owner: String,
     /// LwM2M server URI (coaps://...).
-    #[arg(long, requires_all = ["psk_identity", "psk_file"])]
+    #[arg(long, requires = "psk_identity")]
     lwm2m: Option<String>,
     /// LwM2M PSK identity.
     #[arg(long)]
@@ -129,6 +131,9 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
                     "--psk is refused: a secret on the command line shows in `ps` and the shell history; \
                      put the PSK (hex) in a file and give --psk-file FILE, or --psk-file - to read it from standard input"
                 );
+            }
+            if a.lwm2m.is_some() && a.psk_file.is_none() {
+                bail!("--lwm2m needs --psk-file FILE (the PSK in hex; - reads standard input)");
             }
             let (_, mut store) = open(&a.dir.dir, None)?;
             let Some(mut owner) = store.owner(&a.owner)? else {
