@@ -34,6 +34,10 @@
 //!   which lives in host memory for one provisioning by design.
 //! - A provisioning key is single-use: it is erased once a package is
 //!   installed or a new one is generated.
+//! - A package is installed only if it opens under K_PROV, the key the
+//!   device derived from its onboarding EAP-TLS session's K_AUSF (HPKE PSK
+//!   mode): one sealed by anyone but the network that authenticated the
+//!   device is refused ([`SeError::Sealed`]) and nothing of it is kept.
 
 pub mod file;
 mod memory;

@@ -279,13 +279,18 @@ fn a_package_not_sealed_by_the_authenticating_network_is_refused() {
         vec![supi.clone()],
         "only the genuine package installed"
     );
-    assert!(
-        fleet
-            .network()
-            .store()
-            .subscription_by_supi(&supi)
-            .unwrap()
-            .is_some(),
-        "the subscription the device holds is the network's"
+    // The subscription the device holds is the network's, confirmed (the
+    // confirmation MAC over the genuine package id, keyed from its K and
+    // OPc, verified) and validated by 5G-AKA.
+    let sub = fleet
+        .network()
+        .store()
+        .subscription_by_supi(&supi)
+        .unwrap()
+        .expect("the network's subscription");
+    assert_eq!(sub.state, nido_net::SubscriptionState::Active);
+    assert_eq!(
+        Some(sub.package_id),
+        fleet.device(0).subscription().map(|p| p.package_id)
     );
 }
