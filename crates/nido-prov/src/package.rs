@@ -1,14 +1,19 @@
-//! The credential package (format version 2), its HPKE sealing to the
-//! device key, authenticated by the network, the public/secret split and
-//! the confirmation MAC.
+//! The credential package, its HPKE sealing to the device key (sealed
+//! format version 2), authenticated by the network, the public/secret split
+//! and the confirmation MAC.
 //!
-//! # Wire format (CBOR, version 2)
+//! # Content (CBOR, content version 1)
+//!
+//! The plaintext's format is unchanged since the first release, so its
+//! `version` stays 1 ([`CONTENT_VERSION`]): secure elements keep this
+//! encoding at rest (`FileSe`'s vault, `Pkcs11Se`'s token), and a device
+//! upgraded in the field must still read what it stored.
 //!
 //! A map with text keys, closed (unknown keys are refused), optional fields
 //! absent rather than null:
 //!
 //! ```text
-//! { "version": 2, "package_id": bstr .size 16, "supi": tstr ("imsi-…" / "nai-…"),
+//! { "version": 1, "package_id": bstr .size 16, "supi": tstr ("imsi-…" / "nai-…"),
 //!   "k": bstr .size 16, "opc": bstr .size 16, "amf": bstr .size 2,
 //!   "home_network_key": { "profile": "A" / "B", "key_id": uint .le 255,
 //!                         "public_key": bstr (A: 32; B: 33 or 65, SEC1) },
@@ -43,9 +48,10 @@
 //! K_AUSF of this device's EAP-TLS session: it is authenticated by the
 //! network, not only confidential.
 //!
-//! The sealed package map carries `"version": 2`; a map without it is a
-//! version 1 (base mode) package and is refused with [`ProvError::Version`],
-//! as is any other version, before anything is opened.
+//! The sealed package map carries `"version": 2` ([`PACKAGE_VERSION`]); a
+//! map without it is a version 1 (base mode) package and is refused with
+//! [`ProvError::Version`], as is any other version, before anything is
+//! opened.
 
 use std::collections::BTreeMap;
 
@@ -61,9 +67,12 @@ use zeroize::Zeroizing;
 use crate::ProvError;
 use crate::cbor::{Item, MapReader, Wiped};
 
-/// The package format version this build writes and reads (2: sealed in
-/// HPKE PSK mode under K_PROV; 1 was base mode and is refused).
+/// The sealed package format version this build writes and reads (2:
+/// sealed in HPKE PSK mode under K_PROV; 1 was base mode and is refused).
 pub const PACKAGE_VERSION: u64 = 2;
+/// The version of the plaintext CBOR map (unchanged: what secure elements
+/// keep at rest still reads).
+pub const CONTENT_VERSION: u64 = 1;
 /// The domain-separation prefix of the HPKE `info`.
 pub const INFO_LABEL: &[u8] = b"nido-prov/2 package";
 /// The HPKE `psk_id` (RFC 9180 §5.1): names the PSK's derivation, K_PROV
@@ -452,7 +461,8 @@ impl CredentialPackage {
         Ok(())
     }
 
-    /// The version-2 CBOR encoding (validated first). Contains K and OPc in clear.
+    /// The CBOR encoding, content version 1 (validated first). Contains K and
+    /// OPc in clear.
     pub fn to_cbor(&self) -> Result<Zeroizing<Vec<u8>>, ProvError> {
         self.validate()?;
         let supi = Zeroizing::new(self.supi.to_string());
@@ -463,7 +473,7 @@ impl CredentialPackage {
         }
         sn_map.push(("snn", Item::Text(&sn.snn)));
         let mut map = vec![
-            ("version", Item::Uint(PACKAGE_VERSION)),
+            ("version", Item::Uint(CONTENT_VERSION)),
             ("package_id", Item::Bytes(&self.package_id)),
             ("supi", Item::Text(&supi)),
             ("k", Item::Bytes(self.k.expose())),
@@ -501,11 +511,11 @@ impl CredentialPackage {
         Ok(out)
     }
 
-    /// Decodes and validates a version-2 encoding (any other version is
-    /// [`ProvError::Version`]).
+    /// Decodes and validates a content version 1 encoding (any other
+    /// version is [`ProvError::Version`]).
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, ProvError> {
         let mut map = MapReader::decode(WHAT, bytes)?;
-        map.version(PACKAGE_VERSION)?;
+        map.version(CONTENT_VERSION)?;
         let package_id = map.array::<16>("package_id")?;
         let supi_text = Zeroizing::new(map.text("supi")?);
         let supi = Supi::parse(&supi_text).map_err(|e| ProvError::Invalid {

@@ -286,10 +286,12 @@ fn other_format_versions_are_refused_typed() {
         sample()
     );
 
-    // A version 1 plaintext sealed correctly is refused by its version too.
+    // A plaintext of another content version sealed correctly is refused by
+    // its version too.
     let mut plain = sample().to_cbor().unwrap().to_vec();
     let at = plain.windows(8).position(|w| w == b"\x67version").unwrap();
-    plain[at + 8] = 0x01;
+    assert_eq!(plain[at + 8], 0x01);
+    plain[at + 8] = 0x02;
     let old = hpke_seal(
         &pk,
         &binding().info().unwrap(),
@@ -299,8 +301,8 @@ fn other_format_versions_are_refused_typed() {
     assert!(matches!(
         package::open(&old, &sk, &binding(), &k_prov()),
         Err(ProvError::Version {
-            got: 1,
-            expected: 2,
+            got: 2,
+            expected: 1,
             ..
         })
     ));
@@ -338,8 +340,9 @@ fn package_cbor_golden_prefix_and_round_trip() {
     let bytes = sample().to_cbor().unwrap();
     // map(11 or 12 entries): 12 with the owner.
     assert_eq!(bytes[0], 0xac);
-    // "version": 2
-    assert_eq!(&bytes[1..10], b"\x67version\x02");
+    // "version": 1, the content version: unchanged, so what secure elements
+    // stored before the sealing changed (format 1) still reads.
+    assert_eq!(&bytes[1..10], b"\x67version\x01");
     // "package_id": h'11…11'
     assert_eq!(&bytes[10..21], b"\x6apackage_id");
     assert_eq!(bytes[21], 0x50);
@@ -371,12 +374,12 @@ fn package_decoding_is_strict() {
             count: 1
         })
     );
-    for (version, code) in [(1, 0x01), (3, 0x03)] {
+    for (version, code) in [(0, 0x00), (2, 0x02)] {
         let mut other = bytes.to_vec();
         other[9] = code;
         assert!(matches!(
             CredentialPackage::from_cbor(&other),
-            Err(ProvError::Version { got, expected: 2, .. }) if got == version
+            Err(ProvError::Version { got, expected: 1, .. }) if got == version
         ));
     }
     // K one octet short: change its bstr head 0x50 → 0x4f and drop an octet.
