@@ -1,5 +1,15 @@
 //! The network's driver: one UDP socket for every device, the clock, and a
 //! [`Network`] fed from it.
+//!
+//! Connection ids travel in clear, so the driver does not trust them alone
+//! (issue #17, finding 4): a connection is bound to the address of its
+//! first datagram, and moves to another address only with a PDU that
+//! passed NAS integrity from there ([`PduVerdict::Verified`]); a release is
+//! honoured only from the bound address. What an unauthenticated sender
+//! causes costs no durable write (finding 6): discarded PDUs are counted,
+//! never audited; refusals of identities nobody authenticated (#22, a SUCI
+//! that does not de-conceal, a failed authentication, an abandoned
+//! procedure) are audited from a token bucket at the end of the round.
 
 use std::collections::HashMap;
 use std::io;
@@ -7,6 +17,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use nido_net::amf::{PduVerdict, RateLimit, TokenBucket};
 use nido_net::{ConnectionId, Network, NetworkEvent};
 
 use crate::datagram::{Datagram, HEADER_LEN, Kind, MAX_PAYLOAD};
@@ -21,6 +32,14 @@ pub struct ServeOptions {
     pub batch: usize,
     /// The longest the driver sleeps waiting for a datagram.
     pub tick: Duration,
+    /// How many audit entries events without an authenticated identity
+    /// may write ([`unauthenticated`]: congestion rejects, refusals before
+    /// any identity was authenticated, abandoned procedures): anyone can
+    /// cause them, so their rows are bounded (the rest are counted in
+    /// [`ServeStats::unaudited`]). The trade-off: a flood hides the
+    /// refusals of honest devices in it from the audit trail (they still
+    /// reach `on_event`). 5,000 at once, then 5 per second.
+    pub refusal_audit: RateLimit,
 }
 
 impl Default for ServeOptions {
@@ -29,6 +48,10 @@ impl Default for ServeOptions {
             max_connections: 1 << 20,
             batch: 256,
             tick: Duration::from_millis(100),
+            refusal_audit: RateLimit {
+                burst: 5_000,
+                per_second: 5,
+            },
         }
     }
 }
@@ -46,6 +69,34 @@ pub struct ServeStats {
     pub over_capacity: u64,
     /// Registrations refused by admission control (#22, congestion).
     pub congested: u64,
+    /// PDUs the network discarded without effect (undecodable, unknown
+    /// connection, failed integrity, replayed, not allowed): counted, never
+    /// audited.
+    pub discarded: u64,
+    /// Datagrams for a connection bound to another address that did not
+    /// move it (no NAS integrity), and releases from another address.
+    pub foreign: u64,
+    /// Events without an authenticated identity not written to the audit
+    /// trail because [`ServeOptions::refusal_audit`] was spent.
+    pub unaudited: u64,
+    /// Transactions the driver made to append to the audit trail.
+    pub audit_commits: u64,
+}
+
+/// Whether `event` names no identity anyone authenticated, so that anyone
+/// able to send a datagram can cause it: congestion rejects, refusals
+/// before an identity was authenticated (a SUCI that does not de-conceal,
+/// EAP-TLS or 5G-AKA failing, the UE refusing a challenge), abandoned
+/// procedures. Their audit entries are bounded by
+/// [`ServeOptions::refusal_audit`]. [`NetworkEvent::Discarded`] is never
+/// audited at all.
+pub fn unauthenticated(event: &NetworkEvent) -> bool {
+    matches!(
+        event,
+        NetworkEvent::Congested { .. }
+            | NetworkEvent::Refused { device: None, .. }
+            | NetworkEvent::ProcedureAbandoned { .. }
+    )
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -81,6 +132,7 @@ pub fn serve_with(
 ) -> io::Result<ServeStats> {
     let mut peers: HashMap<ConnectionId, SocketAddr> = HashMap::new();
     let mut stats = ServeStats::default();
+    let mut audit = TokenBucket::new(options.refusal_audit);
     let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
     let mut out = Vec::with_capacity(2048);
     let mut deferred = Vec::new();
@@ -111,29 +163,71 @@ pub fn serve_with(
             let conn = ConnectionId(datagram.conn);
             match datagram.kind {
                 Kind::Nas => {
-                    if !peers.contains_key(&conn) && peers.len() >= options.max_connections {
+                    let bound = peers.get(&conn).copied();
+                    if bound.is_none() && peers.len() >= options.max_connections {
                         peers.retain(|c, _| network.state_of(*c).is_some());
                         if peers.len() >= options.max_connections {
                             stats.over_capacity += 1;
                             continue;
                         }
                     }
-                    peers.insert(conn, from);
-                    network.handle_pdu(SystemTime::now(), conn, datagram.payload);
+                    // A new connection is bound to the address of its
+                    // first datagram.
+                    if bound.is_none() {
+                        peers.insert(conn, from);
+                    }
+                    let verdict = network.handle_pdu(SystemTime::now(), conn, datagram.payload);
+                    match bound {
+                        // Moved only by a PDU that passed NAS integrity
+                        // (NAT rebinding of a device holding the keys).
+                        Some(addr) if addr != from => {
+                            if verdict == PduVerdict::Verified {
+                                peers.insert(conn, from);
+                            } else {
+                                stats.foreign += 1;
+                            }
+                        }
+                        // Junk for an unknown connection leaves nothing.
+                        None if verdict == PduVerdict::Discarded
+                            && network.state_of(conn).is_none() =>
+                        {
+                            peers.remove(&conn);
+                        }
+                        _ => {}
+                    }
                     // The audit trail right after the datagram, one commit:
                     // changes of subscriptions were written with their
                     // entries; a kill here loses at most the entries of
                     // events that changed nothing stored.
-                    record(network, &mut on_event, &mut deferred, &mut stats, false);
+                    record(
+                        network,
+                        &mut on_event,
+                        &mut deferred,
+                        &mut audit,
+                        &mut stats,
+                        false,
+                    );
                 }
                 Kind::Release => {
-                    peers.remove(&conn);
+                    // Only the bound address may release (the id is no secret).
+                    if peers.get(&conn) == Some(&from) {
+                        peers.remove(&conn);
+                    } else {
+                        stats.foreign += 1;
+                    }
                 }
                 Kind::Unknown(_) => stats.malformed += 1,
             }
         }
         network.handle_timeout(SystemTime::now());
-        record(network, &mut on_event, &mut deferred, &mut stats, true);
+        record(
+            network,
+            &mut on_event,
+            &mut deferred,
+            &mut audit,
+            &mut stats,
+            true,
+        );
         while let Some(t) = network.poll_transmit() {
             if let Some(addr) = peers.get(&t.conn) {
                 out.clear();
@@ -150,37 +244,52 @@ pub fn serve_with(
 }
 
 /// Appends the events the network reported to the store's audit trail (one
-/// transaction) and hands them to `on_event`. Events the store already
+/// transaction) and hands them all to `on_event`. Events the store already
 /// wrote with the change they report
-/// ([`NetworkEvent::recorded_with_change`]) are not written again.
+/// ([`NetworkEvent::recorded_with_change`]) are not written again;
+/// [`NetworkEvent::Discarded`] is only counted: a PDU without effect from
+/// anyone costs no row and no commit.
 ///
-/// Congestion rejects ([`NetworkEvent::Congested`]) changed nothing and
-/// come in storms: they wait in `deferred` for the next transaction (the
-/// next datagram with another event, or the end of the round, `flush`),
-/// so shedding load costs no durable commit per refused datagram.
+/// Events without an authenticated identity ([`unauthenticated`]) changed
+/// nothing and come in storms: they take a token of `audit` each (the
+/// rest are counted, `unaudited`) and wait in `deferred` for the next
+/// transaction (the next datagram with another event, or the end of the
+/// round, `flush`), so shedding load costs no durable commit per datagram.
 fn record(
     network: &mut Network,
     on_event: &mut impl FnMut(&NetworkEvent),
     deferred: &mut Vec<NetworkEvent>,
+    audit: &mut TokenBucket,
     stats: &mut ServeStats,
     flush: bool,
 ) {
     let mut events = Vec::new();
     let mut urgent = false;
+    let now = SystemTime::now();
     while let Some(event) = network.poll_event() {
-        let congested = matches!(event, NetworkEvent::Congested { .. });
-        stats.congested += u64::from(congested);
-        if !event.recorded_with_change() {
-            urgent |= !congested;
+        stats.congested += u64::from(matches!(event, NetworkEvent::Congested { .. }));
+        if matches!(event, NetworkEvent::Discarded { .. }) {
+            stats.discarded += 1;
+        } else if event.recorded_with_change() {
+            // written with its change
+        } else if unauthenticated(&event) {
+            if audit.take(now) {
+                deferred.push(event.clone());
+            } else {
+                stats.unaudited += 1;
+            }
+        } else {
+            urgent = true;
             deferred.push(event.clone());
         }
         events.push(event);
     }
     if !deferred.is_empty() && (urgent || flush) {
-        let at_unix = SystemTime::now()
+        let at_unix = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         network.store_mut().record_events(at_unix, deferred);
+        stats.audit_commits += 1;
         deferred.clear();
     }
     events.iter().for_each(on_event);

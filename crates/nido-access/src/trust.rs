@@ -16,6 +16,17 @@ use std::time::{Duration, Instant};
 
 use nido_net::Network;
 use nido_net::dcs::TrustSource;
+use nido_pki::TrustStore;
+
+/// A trust store [`TrustWatch::poll`] handed to the network.
+#[derive(Debug, Clone)]
+pub struct Reloaded {
+    /// Its generation.
+    pub generation: u64,
+    /// The store (the network holds it too), for a driver that builds more
+    /// from it (the DCS credentials of a realm enrolled since).
+    pub trust: Arc<TrustStore>,
+}
 
 /// How often `nido network serve` asks for the trust generation by default.
 pub const DEFAULT_TRUST_POLL: Duration = Duration::from_millis(500);
@@ -49,9 +60,13 @@ impl<S: TrustSource> TrustWatch<S> {
 
     /// At `now`: if a period has passed since the last question, asks the
     /// generation and, when it moved, loads the trust store and gives it
-    /// to `network`. Returns the new generation when the store was
-    /// replaced. On an error the network keeps its store.
-    pub fn poll(&mut self, now: Instant, network: &mut Network) -> Result<Option<u64>, S::Error> {
+    /// to `network`. Returns what was loaded when the store was replaced.
+    /// On an error the network keeps its store.
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        network: &mut Network,
+    ) -> Result<Option<Reloaded>, S::Error> {
         if self.next.is_some_and(|next| now < next) {
             return Ok(None);
         }
@@ -60,9 +75,9 @@ impl<S: TrustSource> TrustWatch<S> {
         if self.generation == Some(generation) {
             return Ok(None);
         }
-        let trust = self.source.trust_store()?;
-        network.set_trust_store(Arc::new(trust));
+        let trust = Arc::new(self.source.trust_store()?);
+        network.set_trust_store(trust.clone());
         self.generation = Some(generation);
-        Ok(Some(generation))
+        Ok(Some(Reloaded { generation, trust }))
     }
 }

@@ -130,8 +130,8 @@ fn a_block_and_a_crl_made_while_serving_apply_to_the_next_onboarding() {
                     }
                 },
                 |n| {
-                    if let Some(g) = watch.poll(Instant::now(), n).unwrap() {
-                        loaded.store(g, Ordering::SeqCst);
+                    if let Some(r) = watch.poll(Instant::now(), n).unwrap() {
+                        loaded.store(r.generation, Ordering::SeqCst);
                     }
                 },
             )

@@ -180,7 +180,8 @@ fn handshake_succeeds_and_keys_agree_at_every_fragment_size() {
         };
         assert_eq!(server_keys, *peer_keys, "size {size}");
         assert_eq!(server_keys.session_id()[0], 13);
-        assert_eq!(info.serial, w.mfr.device_serial(1));
+        assert_eq!(info.id.serial(), w.mfr.device_serial(1));
+        assert_eq!(info.id.manufacturer(), w.mfr.name());
         // Every EAP packet fits the NAS EAP message IE.
         for (_, p) in &r.packets {
             assert!(p.len() <= 1500, "size {size}: {} octets", p.len());
@@ -291,7 +292,8 @@ fn revoked_via_crl_and_blocked_are_refused() {
 
     let mut w = world();
     let d = w.device(201, &DeviceProfile::standard(w.now));
-    w.trust.block(&d.serial);
+    w.trust
+        .block(&nido_pki::DeviceId::new(w.mfr.name(), &d.serial).unwrap());
     let r = run(&w.dcs(), &w.peer_creds(&d), Settings::default(), w.now);
     expect_refusal(&r, RefusalReason::Blocked);
 }

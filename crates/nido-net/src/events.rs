@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use nido_pki::DeviceId;
 use nido_sec::Supi;
 
 use crate::amf::ConnectionId;
@@ -14,15 +15,15 @@ pub enum NetworkEvent {
     DeviceAuthenticated {
         /// The connection.
         conn: ConnectionId,
-        /// The IDevID serial.
-        device: String,
+        /// The device identity (manufacturer and IDevID serial).
+        device: DeviceId,
     },
     /// A device was refused, with the 5GMM cause sent.
     Refused {
         /// The connection.
         conn: ConnectionId,
         /// The device identity, when it was known.
-        device: Option<String>,
+        device: Option<DeviceId>,
         /// The 5GMM cause.
         cause: u8,
         /// Why, for the audit trail.
@@ -44,7 +45,7 @@ pub enum NetworkEvent {
     /// first one was active: the second was refused.
     CloneSuspected {
         /// The device identity.
-        device: String,
+        device: DeviceId,
         /// The connection in use.
         active: ConnectionId,
         /// The connection refused.
@@ -55,12 +56,12 @@ pub enum NetworkEvent {
         /// The connection.
         conn: ConnectionId,
         /// The device identity.
-        device: String,
+        device: DeviceId,
     },
     /// The PVS delivered a credential package.
     PackageDelivered {
         /// The device identity.
-        device: String,
+        device: DeviceId,
         /// The subscription.
         supi: Supi,
         /// Whether an existing subscription got a new K.
@@ -69,7 +70,7 @@ pub enum NetworkEvent {
     /// The device confirmed its package: the subscription is provisioned.
     Provisioned {
         /// The device identity.
-        device: String,
+        device: DeviceId,
         /// The subscription.
         supi: Supi,
     },
@@ -78,7 +79,7 @@ pub enum NetworkEvent {
     /// device identity gets a new K.
     Released {
         /// The device identity.
-        device: String,
+        device: DeviceId,
         /// The subscription.
         supi: Supi,
         /// Why, as the operator said.

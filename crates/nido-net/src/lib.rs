@@ -41,6 +41,7 @@ pub mod udm;
 
 pub use amf::{ConnectionId, Network, NetworkConfig, Transmit};
 pub use events::NetworkEvent;
+pub use nido_pki::DeviceId;
 pub use sink::{ApplicationSink, CountingSink, MemorySink, Uplink};
 
 pub use store::{

@@ -16,8 +16,8 @@ use nido_sec::suci::HomeNetworkPublicKey;
 use nido_sec::{K, KProv, Op, Supi};
 use thiserror::Error;
 
-use crate::NetworkEvent;
 use crate::store::{Store, StoreError, Subscription, SubscriptionState};
+use crate::{DeviceId, NetworkEvent};
 
 /// Whether a device nobody claimed gets a subscription of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +61,7 @@ pub struct Provisioned {
     /// Whether an existing subscription was re-provisioned (new K).
     pub reprovisioned: bool,
     /// The device identity.
-    pub device: String,
+    pub device: DeviceId,
 }
 
 impl Provisioned {
@@ -251,7 +251,7 @@ impl Pvs {
     /// AMF asks before it accepts the
     /// onboarding registration, so such a device never gets one. A store
     /// that cannot answer is a [`PvsRefusal::Store`] (#22), never "not claimed".
-    pub fn admits(&self, store: &dyn Store, device: &str) -> Result<(), PvsRefusal> {
+    pub fn admits(&self, store: &dyn Store, device: &DeviceId) -> Result<(), PvsRefusal> {
         let existing = store.subscription_by_device(device)?;
         if let Some(sub) = &existing {
             check_reprovisionable(sub)?;
@@ -274,12 +274,13 @@ impl Pvs {
             && existing.is_none()
             && store.owner_of_device(device)?.is_none()
         {
-            return Err(PvsRefusal::NotClaimed(device.to_owned()));
+            return Err(PvsRefusal::NotClaimed(device.to_string()));
         }
         Ok(())
     }
 
-    /// Provisions `device` (the IDevID serial the DCS authenticated) for
+    /// Provisions `device` (the identity the DCS authenticated:
+    /// manufacturer and IDevID serial) for
     /// `request` at `now_unix`: re-provisions its subscription with a fresh K
     /// if it has one that may be ([`SubscriptionState::reprovisionable`];
     /// never a second subscription; a provisioned or active one is refused,
@@ -294,7 +295,7 @@ impl Pvs {
     pub fn provision(
         &self,
         store: &mut dyn Store,
-        device: &str,
+        device: &DeviceId,
         request: &ProvisioningRequest,
         k_prov: &KProv,
         now_unix: u64,
@@ -306,7 +307,7 @@ impl Pvs {
         }
         if owner.is_none() && existing.is_none() && self.config.policy == ClaimPolicy::RequireClaim
         {
-            return Err(PvsRefusal::NotClaimed(device.to_owned()));
+            return Err(PvsRefusal::NotClaimed(device.to_string()));
         }
         let reprovisioned = existing.is_some();
         let supi = match &existing {
@@ -332,8 +333,10 @@ impl Pvs {
             not_after_unix: now_unix.saturating_add(self.config.validity.as_secs()),
             owner: owner.as_ref().map(|o| o.id.clone()),
         };
+        // The device knows its serial, not the name the operator enrolled
+        // its manufacturer under: the binding names the serial.
         let binding = Binding {
-            device_identity: device.to_owned(),
+            device_identity: device.serial().to_owned(),
             nonce: request.nonce,
         };
         let sealed = package::seal(&package, &request.device_public_key, &binding, k_prov)
@@ -344,7 +347,7 @@ impl Pvs {
             supi: supi.clone(),
             owner: owner.as_ref().map(|o| o.id.clone()),
             reprovisioned,
-            device: device.to_owned(),
+            device: device.clone(),
         };
         store.put_subscription_audited(
             Subscription {
@@ -356,7 +359,7 @@ impl Pvs {
                 // stays monotonic, and any SQN is fresh for the new USIM window.
                 sqn: existing.map(|s| s.sqn).unwrap_or_default(),
                 state: SubscriptionState::Created,
-                device: device.to_owned(),
+                device: device.clone(),
                 owner: owner.map(|o| o.id),
                 package_id,
             },
@@ -372,7 +375,7 @@ impl Pvs {
     pub fn confirm(
         &self,
         store: &mut dyn Store,
-        device: &str,
+        device: &DeviceId,
         confirmation: &Confirmation,
         now_unix: u64,
     ) -> Result<Supi, PvsRefusal> {
@@ -387,7 +390,7 @@ impl Pvs {
         if sub.state == SubscriptionState::Created {
             sub.state = SubscriptionState::Provisioned;
             let event = NetworkEvent::Provisioned {
-                device: device.to_owned(),
+                device: device.clone(),
                 supi: sub.supi.clone(),
             };
             store.put_subscription_audited(sub.clone(), now_unix, &[event])?;

@@ -8,7 +8,8 @@ use nido_sec::Supi;
 /// One burst of CIoT user data from a registered device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uplink {
-    /// The device identity (IDevID serial).
+    /// The device identity, `MANUFACTURER/SERIAL` ([`crate::DeviceId`]'s
+    /// text form).
     pub device: String,
     /// The owner the device's subscription is attached to.
     pub owner: Option<String>,

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use nido_pki::DeviceId;
 use nido_prov::ThirdPartyCredential;
 use nido_sec::aka::HeSqn;
 use nido_sec::milenage::Amf;
@@ -53,8 +54,9 @@ pub struct Subscription {
     pub sqn: HeSqn,
     /// Its state.
     pub state: SubscriptionState,
-    /// The device identity (IDevID serial) it belongs to.
-    pub device: String,
+    /// The device identity (enrolled manufacturer and IDevID serial) it
+    /// belongs to.
+    pub device: DeviceId,
     /// The owner account it is attached to, if any.
     pub owner: Option<String>,
     /// The id of the last package delivered.
@@ -118,7 +120,8 @@ pub enum StoreError {
 /// failed): `Ok(None)` and an empty list mean "absent", never "unknown".
 pub trait Store {
     /// The subscription of a device identity.
-    fn subscription_by_device(&self, device: &str) -> Result<Option<Subscription>, StoreError>;
+    fn subscription_by_device(&self, device: &DeviceId)
+    -> Result<Option<Subscription>, StoreError>;
     /// The subscription of a SUPI.
     fn subscription_by_supi(&self, supi: &Supi) -> Result<Option<Subscription>, StoreError>;
     /// Inserts or replaces the subscription of `sub.device`, atomically;
@@ -141,11 +144,20 @@ pub trait Store {
     /// Adds or replaces an owner.
     fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError>;
     /// The owner that claimed a device.
-    fn owner_of_device(&self, device: &str) -> Result<Option<Owner>, StoreError>;
-    /// Registers a device's claim code hash (from the manufacturer's claims.csv).
-    fn add_claimable(&mut self, device: &str, claim_code_hash: &str) -> Result<(), StoreError>;
+    fn owner_of_device(&self, device: &DeviceId) -> Result<Option<Owner>, StoreError>;
+    /// Registers a device's claim code hash (from the manufacturer's
+    /// claims file, whose signature the caller verified against the
+    /// manufacturer of `device`). A device an owner already claimed is
+    /// refused ([`StoreError::Conflict`]): the first claim stands, a later
+    /// import cannot take the device. Stores keep the hash keyed
+    /// ([`claim_code_mac`]), never as given, so a dump of the store is no
+    /// dictionary of claim codes.
+    fn add_claimable(&mut self, device: &DeviceId, claim_code_hash: &str)
+    -> Result<(), StoreError>;
     /// An owner claims a device by the hash of its claim code; one-time.
-    fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<String, StoreError>;
+    /// A device already claimed stays with its first owner
+    /// ([`StoreError::Conflict`]).
+    fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<DeviceId, StoreError>;
     /// [`Store::put_subscription`] and the audit entries of `audit` (the
     /// events that report this very change), in one transaction: the trail
     /// never misses a change that was made nor reports one that was not.
@@ -181,15 +193,40 @@ pub trait Store {
     }
 }
 
+/// What a store keeps of a claim code hash: HMAC-SHA-256 under the
+/// store's claim key (RFC 2104), so the table of claims is no dictionary
+/// for someone who dumps it without the key (a SHA-256 of a code is
+/// computed by anyone who guesses the code). The hash is taken as the
+/// manufacturer's claims file and the owner give it (lower-case hex), upper
+/// case folded.
+pub fn claim_code_mac(key: &[u8; 32], claim_code_hash: &str) -> [u8; 32] {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let tag = aws_lc_rs::hmac::sign(&key, claim_code_hash.to_ascii_lowercase().as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// The refusal of a claim or claims import for a device an owner already
+/// claimed: the first claim stands (moving a device to another owner is an
+/// operator's transfer, not a claim).
+pub fn already_claimed(device: &DeviceId, owner: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "device {device} is already claimed by owner {owner}; the first claim stands"
+    ))
+}
+
 /// A [`Store`] in memory, for the harness and tests. It never answers
 /// [`StoreError::Unavailable`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryStore {
-    by_device: HashMap<String, Subscription>,
-    device_of_supi: HashMap<Supi, String>,
+    by_device: HashMap<DeviceId, Subscription>,
+    device_of_supi: HashMap<Supi, DeviceId>,
     owners: HashMap<String, Owner>,
-    claimable: HashMap<String, String>,
-    claimed: HashMap<String, String>,
+    /// [`claim_code_mac`] of a claim code hash → device.
+    claimable: HashMap<[u8; 32], DeviceId>,
+    claimed: HashMap<DeviceId, String>,
+    claim_key: [u8; 32],
     next_msin: u64,
     msin_limit: u64,
     /// MSINs allocated per manufacturer (quotas).
@@ -208,10 +245,16 @@ impl core::fmt::Debug for MemoryStore {
 }
 
 impl MemoryStore {
-    /// A store whose IMSI range holds `msin_count` MSINs.
+    /// A store whose IMSI range holds `msin_count` MSINs, with a fresh
+    /// random claim key ([`claim_code_mac`]).
     pub fn new(msin_count: u64) -> Self {
+        let mut claim_key = [0u8; 32];
+        // Without randomness the key stays zero: claims still work, only
+        // a dump of this in-memory store (which has none) would be weaker.
+        let _ = aws_lc_rs::rand::fill(&mut claim_key);
         Self {
             msin_limit: msin_count,
+            claim_key,
             ..Self::default()
         }
     }
@@ -228,7 +271,10 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn subscription_by_device(&self, device: &str) -> Result<Option<Subscription>, StoreError> {
+    fn subscription_by_device(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Option<Subscription>, StoreError> {
         Ok(self.by_device.get(device).cloned())
     }
 
@@ -303,7 +349,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn owner_of_device(&self, device: &str) -> Result<Option<Owner>, StoreError> {
+    fn owner_of_device(&self, device: &DeviceId) -> Result<Option<Owner>, StoreError> {
         Ok(self
             .claimed
             .get(device)
@@ -311,20 +357,36 @@ impl Store for MemoryStore {
             .cloned())
     }
 
-    fn add_claimable(&mut self, device: &str, claim_code_hash: &str) -> Result<(), StoreError> {
-        self.claimable
-            .insert(claim_code_hash.to_owned(), device.to_owned());
+    fn add_claimable(
+        &mut self,
+        device: &DeviceId,
+        claim_code_hash: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(owner) = self.claimed.get(device) {
+            return Err(already_claimed(device, owner));
+        }
+        self.claimable.insert(
+            claim_code_mac(&self.claim_key, claim_code_hash),
+            device.clone(),
+        );
         Ok(())
     }
 
-    fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<String, StoreError> {
+    fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<DeviceId, StoreError> {
         if !self.owners.contains_key(owner) {
             return Err(StoreError::NotFound(format!("owner {owner}")));
         }
-        let device = self
-            .claimable
-            .remove(claim_code_hash)
-            .ok_or_else(|| StoreError::NotFound("no unused claim code with this hash".into()))?;
+        let mac = claim_code_mac(&self.claim_key, claim_code_hash);
+        let device =
+            self.claimable.get(&mac).cloned().ok_or_else(|| {
+                StoreError::NotFound("no unused claim code with this hash".into())
+            })?;
+        if self.claimed.contains_key(&device) {
+            return Err(StoreError::Conflict(format!(
+                "device {device} is already claimed; the first claim stands"
+            )));
+        }
+        self.claimable.remove(&mac);
         self.claimed.insert(device.clone(), owner.to_owned());
         Ok(device)
     }
@@ -380,7 +442,10 @@ impl SharedStore {
 }
 
 impl Store for SharedStore {
-    fn subscription_by_device(&self, device: &str) -> Result<Option<Subscription>, StoreError> {
+    fn subscription_by_device(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Option<Subscription>, StoreError> {
         self.with(|s| s.subscription_by_device(device))
     }
 
@@ -412,15 +477,19 @@ impl Store for SharedStore {
         self.with(|s| s.put_owner(owner))
     }
 
-    fn owner_of_device(&self, device: &str) -> Result<Option<Owner>, StoreError> {
+    fn owner_of_device(&self, device: &DeviceId) -> Result<Option<Owner>, StoreError> {
         self.with(|s| s.owner_of_device(device))
     }
 
-    fn add_claimable(&mut self, device: &str, claim_code_hash: &str) -> Result<(), StoreError> {
+    fn add_claimable(
+        &mut self,
+        device: &DeviceId,
+        claim_code_hash: &str,
+    ) -> Result<(), StoreError> {
         self.with(|s| s.add_claimable(device, claim_code_hash))
     }
 
-    fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<String, StoreError> {
+    fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<DeviceId, StoreError> {
         self.with(|s| s.claim(owner, claim_code_hash))
     }
 
@@ -452,6 +521,10 @@ impl Store for SharedStore {
 mod shared_tests {
     use super::*;
 
+    fn id(serial: &str) -> DeviceId {
+        DeviceId::new("Acme", serial).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn sub(device: &str, supi: &str) -> Subscription {
         Subscription {
             supi: Supi::imsi(supi).unwrap_or_else(|e| panic!("{e}")),
@@ -460,7 +533,7 @@ mod shared_tests {
             amf: Amf::FIVE_G,
             sqn: HeSqn::default(),
             state: SubscriptionState::Created,
-            device: device.into(),
+            device: id(device),
             owner: None,
             package_id: [0; 16],
         }
@@ -496,7 +569,7 @@ mod shared_tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let b = shared.clone();
         let seen = b
-            .subscription_by_device("dev-1")
+            .subscription_by_device(&id("dev-1"))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             seen.map(|s| s.supi.to_string()),
@@ -519,7 +592,7 @@ mod shared_tests {
         })
         .join();
         assert!(matches!(
-            shared.subscription_by_device("dev-1"),
+            shared.subscription_by_device(&id("dev-1")),
             Err(StoreError::Unavailable(_))
         ));
     }

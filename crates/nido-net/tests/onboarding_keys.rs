@@ -44,7 +44,8 @@ fn eap_tls_keys_give_both_ends_the_same_nas_security() {
             other => panic!("{other:?}"),
         }
     };
-    assert_eq!(device.serial, world.manufacturer.device_serial(1));
+    assert_eq!(device.id.serial(), world.manufacturer.device_serial(1));
+    assert_eq!(device.id.manufacturer(), world.manufacturer.name());
 
     // Both ends derive the chain from their own copy of the EMSK.
     let snn = kdf::serving_network_name("999", "99", Some("000000000AB")).unwrap();

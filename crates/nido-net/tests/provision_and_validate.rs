@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use nido_net::pvs::{ClaimPolicy, Pvs, PvsConfig, PvsRefusal};
 use nido_net::udm::Udm;
-use nido_net::{ConnectionId, MemoryStore, NetworkEvent, Owner, Store, SubscriptionState};
+use nido_net::{
+    ConnectionId, DeviceId, MemoryStore, NetworkEvent, Owner, Store, SubscriptionState,
+};
 use nido_prov::package::{Binding, ServingNetwork};
 use nido_prov::{Confirmation, ProvisioningRequest, ProvisioningResponse, ThirdPartyCredential};
 use nido_se::{MemorySe, SeAkaError, SecureElement};
@@ -77,6 +79,11 @@ fn k_prov() -> nido_sec::KProv {
     nido_sec::kdf::kprov(&nido_sec::KAusf::new([0x2e; 32])).unwrap()
 }
 
+/// Device `serial` of the manufacturer enrolled as "Acme".
+fn acme(serial: &str) -> DeviceId {
+    DeviceId::new("Acme", serial).unwrap()
+}
+
 /// Phase B over the real message encodings; returns the SUPI the device got.
 fn provision(
     net: &mut Network,
@@ -92,7 +99,7 @@ fn provision(
     let request = ProvisioningRequest::decode(&request.encode()).unwrap();
     let done = net
         .pvs
-        .provision(&mut net.store, serial, &request, &k_prov(), NOW)?;
+        .provision(&mut net.store, &acme(serial), &request, &k_prov(), NOW)?;
     let response =
         ProvisioningResponse::decode(&ProvisioningResponse::Provisioned(done.sealed).encode())
             .unwrap();
@@ -115,7 +122,7 @@ fn provision(
     };
     let confirmation = Confirmation::decode(&confirmation.encode()).unwrap();
     net.pvs
-        .confirm(&mut net.store, serial, &confirmation, NOW)?;
+        .confirm(&mut net.store, &acme(serial), &confirmation, NOW)?;
     Ok(installed.public)
 }
 
@@ -164,13 +171,13 @@ fn validate(
 fn claimed_and_standalone_devices_are_provisioned_and_validated() {
     let mut net = network(ClaimPolicy::Standalone);
     net.store
-        .add_claimable("ACME-1", "hash-of-claim-code-1")
+        .add_claimable(&acme("ACME-1"), "hash-of-claim-code-1")
         .unwrap();
     assert_eq!(
         net.store
             .claim("acme-farms", "hash-of-claim-code-1")
             .unwrap(),
-        "ACME-1"
+        acme("ACME-1")
     );
     assert!(
         net.store
@@ -192,7 +199,7 @@ fn claimed_and_standalone_devices_are_provisioned_and_validated() {
     assert_ne!(pa.supi, pb.supi);
     assert_eq!(
         net.store
-            .subscription_by_device("ACME-1")
+            .subscription_by_device(&acme("ACME-1"))
             .unwrap()
             .unwrap()
             .state,
@@ -228,14 +235,18 @@ fn reprovisioning_replaces_k_and_never_adds_a_subscription() {
         refused,
         PvsRefusal::AlreadyProvisioned(_, "active")
     ));
-    assert!(net.pvs.admits(&net.store, "ACME-9").is_err());
-    let kept = net.store.subscription_by_device("ACME-9").unwrap().unwrap();
+    assert!(net.pvs.admits(&net.store, &acme("ACME-9")).is_err());
+    let kept = net
+        .store
+        .subscription_by_device(&acme("ACME-9"))
+        .unwrap()
+        .unwrap();
     assert_eq!(kept.state, SubscriptionState::Active, "nothing changed");
     // ...until the operator releases it (`nido network release`).
     let mut released = kept;
     released.state = SubscriptionState::Released;
     net.store.put_subscription(released).unwrap();
-    net.pvs.admits(&net.store, "ACME-9").unwrap();
+    net.pvs.admits(&net.store, &acme("ACME-9")).unwrap();
     let second = provision(&mut net, &mut fresh, "ACME-9").unwrap();
     assert_eq!(second.supi, first.supi, "same subscription");
     assert_eq!(net.store.len(), 1);
@@ -268,7 +279,7 @@ fn an_unconfirmed_package_is_replaced_a_confirmed_one_is_not() {
         .pvs
         .provision(
             &mut net.store,
-            "ACME-8",
+            &acme("ACME-8"),
             &request(&mut first),
             &k_prov(),
             NOW,
@@ -276,7 +287,7 @@ fn an_unconfirmed_package_is_replaced_a_confirmed_one_is_not() {
         .unwrap();
     assert_eq!(
         net.store
-            .subscription_by_device("ACME-8")
+            .subscription_by_device(&acme("ACME-8"))
             .unwrap()
             .unwrap()
             .state,
@@ -289,7 +300,11 @@ fn an_unconfirmed_package_is_replaced_a_confirmed_one_is_not() {
     // Confirmed (provisioned, not yet validated): another onboarding of the
     // identity is refused with #74 and changes nothing.
     let state = |net: &Network| {
-        let s = net.store.subscription_by_device("ACME-8").unwrap().unwrap();
+        let s = net
+            .store
+            .subscription_by_device(&acme("ACME-8"))
+            .unwrap()
+            .unwrap();
         (s.state, s.package_id)
     };
     let before = state(&net);
@@ -299,7 +314,7 @@ fn an_unconfirmed_package_is_replaced_a_confirmed_one_is_not() {
         .pvs
         .provision(
             &mut net.store,
-            "ACME-8",
+            &acme("ACME-8"),
             &request(&mut clone),
             &k_prov(),
             NOW,
@@ -366,19 +381,20 @@ fn a_wrong_confirmation_is_refused() {
     };
     let done = net
         .pvs
-        .provision(&mut net.store, "ACME-5", &request, &k_prov(), NOW)
+        .provision(&mut net.store, &acme("ACME-5"), &request, &k_prov(), NOW)
         .unwrap();
     let bogus = Confirmation {
         package_id: done.package_id,
         mac: [0; 32],
     };
     assert_eq!(
-        net.pvs.confirm(&mut net.store, "ACME-5", &bogus, NOW),
+        net.pvs
+            .confirm(&mut net.store, &acme("ACME-5"), &bogus, NOW),
         Err(PvsRefusal::BadConfirmation)
     );
     assert_eq!(
         net.store
-            .subscription_by_device("ACME-5")
+            .subscription_by_device(&acme("ACME-5"))
             .unwrap()
             .unwrap()
             .state,

@@ -7,10 +7,15 @@
 //!   device.pem      the IDevID certificate
 //!   chain.pem       IDevID + issuing CA: what the device sends in TLS
 //!   mfr-root.pem    the manufacturer root: the device's trust anchor for the DCS
-//!   manifest.json   format, serial, manufacturer, dcs_realm, claim_code,
-//!                   files with their SHA-256; 0600 (it holds the claim code)
+//!   manifest.json   format, serial, manufacturer, dcs_realm, files with
+//!                   their SHA-256 (no claim code: the device never needs it)
+//! OUTDIR/labels/<serial>.txt  the claim code for the box label and the
+//!                   owner, 0600; never flashed into the device
 //! OUTDIR/claims.csv serial,claim_code_hash for the operator (no codes)
 //! ```
+//!
+//! The claim code is kept out of the bundle (issue #17): whoever reads a
+//! device's flash must not be able to claim it before its owner does.
 //!
 //! A bundle is written into `OUTDIR/.<serial>.partial/` and renamed to
 //! `OUTDIR/<serial>/` when complete, so a directory named after a serial is
@@ -156,8 +161,10 @@ pub struct Manifest {
     pub manufacturer: String,
     /// The realm of the manufacturer's DCS (for the onboarding SUCI).
     pub dcs_realm: String,
-    /// The claim code, printed form.
-    pub claim_code: String,
+    /// The claim code of bundles written before issue #17; read and
+    /// ignored, never written (the code is on the label, not the device).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_code: Option<String>,
     /// Role (`key`, `certificate`, `chain`, `trust_anchor`) → file.
     pub files: BTreeMap<String, ManifestFile>,
 }
@@ -177,7 +184,9 @@ impl fmt::Debug for Manifest {
 
 impl Drop for Manifest {
     fn drop(&mut self) {
-        self.claim_code.zeroize();
+        if let Some(code) = &mut self.claim_code {
+            code.zeroize();
+        }
     }
 }
 
@@ -192,8 +201,6 @@ pub struct FactoryBundle {
     pub root: CertificateDer<'static>,
     /// The DCS realm.
     pub dcs_realm: String,
-    /// The claim code.
-    pub claim_code: ClaimCode,
 }
 
 const FILES: [(&str, &str); 4] = [
@@ -209,7 +216,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 impl FactoryBundle {
     /// Writes `OUTDIR/<serial>/` for `identity` (which must not exist yet)
-    /// and returns its path. `OUTDIR` is created if needed.
+    /// and returns its path; the claim code goes to the label file
+    /// `OUTDIR/labels/<serial>.txt` ([`label_path`], 0600), not into the
+    /// bundle. `OUTDIR` is created if needed.
     pub fn write(
         out: &Path,
         identity: &DeviceIdentity,
@@ -266,7 +275,7 @@ impl FactoryBundle {
             serial: identity.serial.clone(),
             manufacturer: manufacturer.to_owned(),
             dcs_realm: dcs_realm.to_owned(),
-            claim_code: claim_code.as_str().to_owned(),
+            claim_code: None,
             files,
         };
         let mut json = Zeroizing::new(
@@ -275,6 +284,19 @@ impl FactoryBundle {
         );
         json.push(b'\n');
         files::write_new(&tmp.join("manifest.json"), &json, MODE_SECRET)?;
+        let labels = out.join("labels");
+        files::create_dir(&labels, 0o700)?;
+        let label = Zeroizing::new(format!(
+            "manufacturer: {manufacturer}\nserial: {}\nclaim code: {}\n",
+            identity.serial,
+            claim_code.as_str()
+        ));
+        // Not synced one by one, like the bundle files (the caller syncs).
+        files::write_new(
+            &label_path(out, &identity.serial),
+            label.as_bytes(),
+            MODE_SECRET,
+        )?;
         fs::rename(&tmp, &final_dir).map_err(|e| PkiError::io(&final_dir, e))?;
         Ok(final_dir)
     }
@@ -352,8 +374,6 @@ impl FactoryBundle {
                 format!("subject serialNumber is not {}", manifest.serial),
             ));
         }
-        let claim_code = ClaimCode::parse(&manifest.claim_code)
-            .map_err(|e| PkiError::format(&mpath, e.to_string()))?;
         Ok(Self {
             identity: DeviceIdentity {
                 serial: manifest.serial.clone(),
@@ -363,10 +383,26 @@ impl FactoryBundle {
             },
             root,
             dcs_realm: manifest.dcs_realm.clone(),
-            claim_code,
             manifest,
         })
     }
+}
+
+/// The label file of device `serial` under `OUTDIR`: manufacturer, serial
+/// and claim code, for the box label and the owner (never the device).
+pub fn label_path(out: &Path, serial: &str) -> PathBuf {
+    out.join("labels").join(format!("{serial}.txt"))
+}
+
+/// Reads the claim code from a label file ([`label_path`]).
+pub fn read_label_code(path: &Path) -> Result<ClaimCode, PkiError> {
+    let text = Zeroizing::new(files::read_secret(path)?);
+    let text = std::str::from_utf8(&text).map_err(|e| PkiError::format(path, e.to_string()))?;
+    let code = text
+        .lines()
+        .find_map(|l| l.strip_prefix("claim code: "))
+        .ok_or_else(|| PkiError::format(path, "no claim code line"))?;
+    ClaimCode::parse(code).map_err(|e| PkiError::format(path, e.to_string()))
 }
 
 /// Writes the DCS's TLS files into `out` (created if needed), each
@@ -483,8 +519,21 @@ mod tests {
         assert_eq!(b.identity.key.secret_pkcs8_der(), d.key.secret_pkcs8_der());
         assert_eq!(&b.root, m.root_der());
         assert_eq!(b.dcs_realm, m.dcs_realm());
-        assert_eq!(b.claim_code, code);
-        assert!(!format!("{b:?}").contains(code.as_str()));
+        // The claim code is on the label, not in the device's bundle.
+        assert_eq!(b.manifest.claim_code, None);
+        for f in fs::read_dir(&dir).unwrap() {
+            let bytes = fs::read(f.unwrap().path()).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(code.as_str()));
+        }
+        let label = label_path(&out, "ACME-0000000001");
+        assert_eq!(read_label_code(&label).unwrap(), code);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&label).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
 
         // Writing it again is refused; tampering is detected.
         assert!(FactoryBundle::write(&out, &d, "Acme", "r.example", m.root_der(), &code).is_err());

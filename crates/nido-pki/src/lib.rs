@@ -44,8 +44,10 @@
 pub mod bundle;
 pub mod ca;
 mod der;
+pub mod device_id;
 mod error;
 pub mod files;
+pub mod signed;
 pub mod store;
 pub mod trust;
 
@@ -54,7 +56,9 @@ pub use ca::{
     DeviceIdentity, DeviceProfile, Manufacturer, RevocationReason, Revoked, ServerIdentity,
     Validity, no_expiration,
 };
+pub use device_id::{DeviceId, check_manufacturer_name};
 pub use error::PkiError;
+pub use signed::verify_detached;
 pub use store::{IssuedRecord, ManufacturerLock};
 pub use trust::{DeviceInfo, Policy, Refusal, RefusalReason, TrustStore};
 

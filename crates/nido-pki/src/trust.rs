@@ -2,7 +2,9 @@
 //!
 //! A [`TrustStore`] holds the manufacturers the operator enrolled (root
 //! certificate, CRLs whose signatures were verified when added, a
-//! [`Policy`]) and the operator's block list of device serials.
+//! [`Policy`]) and the operator's block list of device identities
+//! ([`DeviceId`]: manufacturer and serial, so blocking one manufacturer's
+//! device never blocks another's of the same serial).
 //! [`TrustStore::validate`] is a pure function of (chain, store, `now`):
 //!
 //! 1. parse the end-entity certificate (x509-parser);
@@ -35,7 +37,7 @@
 //! | `Revoked` | a CRL lists the certificate (or its issuer) | #3 illegal UE |
 //! | `KeyUsage` | no keyUsage, no digitalSignature, or a CA certificate as device | #3 illegal UE |
 //! | `ExtendedKeyUsage` | no extKeyUsage or no clientAuth in it | #3 illegal UE |
-//! | `Blocked` | the operator blocked the serial | #3 illegal UE |
+//! | `Blocked` | the operator blocked the device identity | #3 illegal UE |
 //! | `Malformed` | the DER does not parse, no subject serialNumber, a bad otherName | #3 illegal UE |
 //!
 //! #74 invites the UE to retry later, #75 tells it this SNPN will never
@@ -58,7 +60,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::oid_registry::OID_X509_SERIALNUMBER;
 use x509_parser::prelude::{X509Certificate, parse_x509_certificate, parse_x509_crl};
 
-use crate::{Manufacturer, PkiError, der};
+use crate::{DeviceId, Manufacturer, PkiError, der};
 
 /// 5GMM cause #3, illegal UE.
 pub const GMM_ILLEGAL_UE: u8 = 3;
@@ -103,7 +105,7 @@ pub enum RefusalReason {
     KeyUsage,
     /// extKeyUsage is missing or lacks clientAuth.
     ExtendedKeyUsage,
-    /// The operator's block list names the serial.
+    /// The operator's block list names the device identity.
     Blocked,
     /// The manufacturer's policy refuses the certificate.
     Policy,
@@ -192,10 +194,10 @@ impl std::error::Error for Refusal {}
 /// What the network learns from an accepted device certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceInfo {
-    /// The device serial (subject serialNumber).
-    pub serial: String,
-    /// The enrolled manufacturer's name whose root the chain reached.
-    pub manufacturer: String,
+    /// The device identity: the enrolled manufacturer whose root the chain
+    /// reached, and the subject serialNumber. The serial alone is not an
+    /// identity (another manufacturer may issue the same one).
+    pub id: DeviceId,
     /// hardwareModuleName: (hwType dotted OID, hwSerialNum), if present.
     pub hardware_module: Option<(String, Vec<u8>)>,
     /// The leaf's notAfter.
@@ -269,7 +271,7 @@ struct Enrolled {
 #[derive(Default)]
 pub struct TrustStore {
     manufacturers: Vec<Enrolled>,
-    blocked: BTreeSet<String>,
+    blocked: BTreeSet<DeviceId>,
 }
 
 impl fmt::Debug for TrustStore {
@@ -406,13 +408,16 @@ impl TrustStore {
     }
 
     /// Enrolls a manufacturer by its root certificate (self-signed CA,
-    /// signature checked). Names and roots are unique in the store.
+    /// signature checked). Names and roots are unique in the store; a name
+    /// must pass [`crate::check_manufacturer_name`] (no `/`), since it is
+    /// the first half of every [`DeviceId`] of its devices.
     pub fn enroll(
         &mut self,
         name: &str,
         root: CertificateDer<'static>,
         policy: Policy,
     ) -> Result<(), PkiError> {
+        crate::check_manufacturer_name(name)?;
         if self.manufacturers.iter().any(|m| m.name == name) {
             return Err(PkiError::Trust(format!("{name:?} is already enrolled")));
         }
@@ -565,20 +570,20 @@ impl TrustStore {
         Ok(())
     }
 
-    /// Blocks a device serial (for every manufacturer). `false` if it was
-    /// already blocked.
-    pub fn block(&mut self, serial: &str) -> bool {
-        self.blocked.insert(serial.to_owned())
+    /// Blocks a device identity (that manufacturer's device only). `false`
+    /// if it was already blocked.
+    pub fn block(&mut self, device: &DeviceId) -> bool {
+        self.blocked.insert(device.clone())
     }
 
-    /// Lifts a block. `false` if the serial was not blocked.
-    pub fn unblock(&mut self, serial: &str) -> bool {
-        self.blocked.remove(serial)
+    /// Lifts a block. `false` if the device was not blocked.
+    pub fn unblock(&mut self, device: &DeviceId) -> bool {
+        self.blocked.remove(device)
     }
 
-    /// Whether a device serial is blocked.
-    pub fn is_blocked(&self, serial: &str) -> bool {
-        self.blocked.contains(serial)
+    /// Whether a device identity is blocked.
+    pub fn is_blocked(&self, device: &DeviceId) -> bool {
+        self.blocked.contains(device)
     }
 
     /// Validates a device's chain as presented in TLS (`end_entity` and the
@@ -713,11 +718,15 @@ impl TrustStore {
         }
         let serial = device_serial(&ee)
             .map_err(|r| Refusal::new(r.reason, format!("{who}: {}", r.detail)))?;
-        let who = format!("device {serial} of {}", m.name);
+        // The manufacturer name was checked at enrollment and the serial by
+        // `device_serial`, so this cannot fail; refuse rather than panic.
+        let id = DeviceId::new(&m.name, &serial)
+            .map_err(|e| Refusal::new(RefusalReason::Malformed, format!("{who}: {e}")))?;
+        let who = format!("device {id}");
         let hardware_module = hardware_module(&ee)
             .map_err(|r| Refusal::new(r.reason, format!("{who}: {}", r.detail)))?;
 
-        if self.blocked.contains(&serial) {
+        if self.blocked.contains(&id) {
             return Err(Refusal::new(
                 RefusalReason::Blocked,
                 format!("{who}: on the operator block list"),
@@ -756,8 +765,7 @@ impl TrustStore {
         }
 
         Ok(DeviceInfo {
-            serial,
-            manufacturer: m.name.clone(),
+            id,
             hardware_module,
             not_after: UnixTime::since_unix_epoch(Duration::from_secs(
                 u64::try_from(not_after).unwrap_or(0),

@@ -10,8 +10,8 @@ use nido_pki::trust::{
     GMM_TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
 };
 use nido_pki::{
-    CertificateDer, DeviceIdentity, DeviceProfile, Manufacturer, Policy, Refusal, RefusalReason,
-    Revoked, TrustStore, UnixTime, Validity,
+    CertificateDer, DeviceId, DeviceIdentity, DeviceProfile, Manufacturer, Policy, Refusal,
+    RefusalReason, Revoked, TrustStore, UnixTime, Validity,
 };
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -69,8 +69,9 @@ fn a_genuine_device_is_accepted() {
         .issue_device("ACMESENS-0000000001", &DeviceProfile::standard(t0()))
         .unwrap();
     let info = validate(&f.store, &d, t0() + DAY).unwrap();
-    assert_eq!(info.serial, "ACMESENS-0000000001");
-    assert_eq!(info.manufacturer, "acme");
+    assert_eq!(info.id.serial(), "ACMESENS-0000000001");
+    assert_eq!(info.id.manufacturer(), "acme");
+    assert_eq!(info.id.to_string(), "acme/ACMESENS-0000000001");
     assert_eq!(
         info.hardware_module,
         Some((
@@ -383,15 +384,20 @@ fn blocked() {
         .acme
         .issue_device("ACMESENS-0000000009", &DeviceProfile::standard(t0()))
         .unwrap();
-    assert!(f.store.block("ACMESENS-0000000009"));
-    assert!(!f.store.block("ACMESENS-0000000009"));
+    // The same serial of another manufacturer is another device.
+    let elsewhere = DeviceId::new("other", "ACMESENS-0000000009").unwrap();
+    assert!(f.store.block(&elsewhere));
+    assert!(validate(&f.store, &d, t0()).is_ok());
+    let id = DeviceId::new("acme", "ACMESENS-0000000009").unwrap();
+    assert!(f.store.block(&id));
+    assert!(!f.store.block(&id));
     let e = refused(
         validate(&f.store, &d, t0()),
         RefusalReason::Blocked,
         GMM_ILLEGAL_UE,
     );
-    assert!(e.detail.contains("ACMESENS-0000000009"), "{e}");
-    assert!(f.store.unblock("ACMESENS-0000000009"));
+    assert!(e.detail.contains("acme/ACMESENS-0000000009"), "{e}");
+    assert!(f.store.unblock(&id));
     assert!(validate(&f.store, &d, t0()).is_ok());
 }
 
@@ -547,7 +553,17 @@ fn enrollment_is_checked() {
     let d = other
         .issue_device("OTHERCOR-0000000001", &DeviceProfile::standard(t0()))
         .unwrap();
-    assert_eq!(validate(&f.store, &d, t0()).unwrap().manufacturer, "other");
+    assert_eq!(
+        validate(&f.store, &d, t0()).unwrap().id.manufacturer(),
+        "other"
+    );
+    // A name with '/' would make MANUFACTURER/SERIAL ambiguous.
+    let slash = Manufacturer::generate("Slash", t0()).unwrap();
+    assert!(
+        f.store
+            .enroll("a/b", slash.root_der().clone(), Policy::default())
+            .is_err()
+    );
     assert_eq!(
         f.store.manufacturers().collect::<Vec<_>>(),
         ["acme", "other"]

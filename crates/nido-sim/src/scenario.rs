@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nido_eap::fixtures::Onboarding;
+use nido_eap::fixtures::{Onboarding, RogueManufacturer};
 use nido_eap::{DeviceCredentials, Settings};
 use nido_net::dcs::Dcs;
 use nido_net::pvs::{ClaimPolicy, Pvs, PvsConfig};
 use nido_net::udm::Udm;
 use nido_net::{ApplicationSink, MemoryStore, Network, NetworkConfig, Store};
-use nido_pki::DeviceIdentity;
+use nido_pki::{DeviceIdentity, Manufacturer};
 use nido_prov::package::ServingNetwork;
 use nido_se::{MemorySe, SecureElement};
 use nido_sec::Op;
@@ -95,6 +95,30 @@ pub fn network_with_store_and_key(
     store: Box<dyn Store + Send>,
     hn: HomeNetworkKey,
 ) -> Result<Network, ScenarioError> {
+    assemble(world, None, options, sink, store, hn)
+}
+
+/// [`network_with_store`] whose operator also enrolled `rogue`
+/// ([`Onboarding::with_rogue`]): its DCS serves the rogue's realm too.
+pub fn network_with_rogue(
+    world: &Onboarding,
+    rogue: &RogueManufacturer,
+    options: &NetworkOptions,
+    sink: Box<dyn ApplicationSink>,
+    store: Box<dyn Store + Send>,
+) -> Result<Network, ScenarioError> {
+    let hn = HomeNetworkKey::generate(options.suci_profile, 1).map_err(err)?;
+    assemble(world, Some(rogue), options, sink, store, hn)
+}
+
+fn assemble(
+    world: &Onboarding,
+    rogue: Option<&RogueManufacturer>,
+    options: &NetworkOptions,
+    sink: Box<dyn ApplicationSink>,
+    store: Box<dyn Store + Send>,
+    hn: HomeNetworkKey,
+) -> Result<Network, ScenarioError> {
     let serving_network = serving_network();
     let pvs = Pvs::new(PvsConfig {
         op: Op::new([0x3c; 16]),
@@ -109,6 +133,9 @@ pub fn network_with_store_and_key(
     udm.sidf.insert(hn);
     let mut dcs = Dcs::new(Settings::default());
     dcs.serve(world.manufacturer.dcs_realm(), world.dcs.clone());
+    if let Some(rogue) = rogue {
+        dcs.serve(rogue.manufacturer.dcs_realm(), rogue.dcs.clone());
+    }
     let mut config = NetworkConfig::new(serving_network);
     config.trace = options.trace;
     config.onboarding_timer = options.onboarding_timer;
@@ -121,18 +148,29 @@ pub fn device(
     id: &DeviceIdentity,
     trace: bool,
 ) -> Result<Device, ScenarioError> {
+    device_of(&world.manufacturer, id, trace)
+}
+
+/// A device in factory state holding `id`, made by `manufacturer` (its
+/// root and DCS realm): [`device`] for any manufacturer, such as a
+/// [`RogueManufacturer`]'s.
+pub fn device_of(
+    manufacturer: &Manufacturer,
+    id: &DeviceIdentity,
+    trace: bool,
+) -> Result<Device, ScenarioError> {
     let se = MemorySe::new(&PrivateKeyDer::Pkcs8(id.key.clone_key())).map_err(err)?;
     let credentials = DeviceCredentials::new(
         id.chain.clone(),
         se.idevid_signer(),
-        world.manufacturer.root_der().clone(),
-        world.manufacturer.dcs_realm(),
+        manufacturer.root_der().clone(),
+        manufacturer.dcs_realm(),
     )
     .map_err(err)?;
     let config = DeviceConfig {
         serial: id.serial.clone(),
         credentials,
-        dcs_realm: world.manufacturer.dcs_realm().to_owned(),
+        dcs_realm: manufacturer.dcs_realm().to_owned(),
         onboarding_network: serving_network(),
         eap: Settings::default(),
         timers: Timers::default(),

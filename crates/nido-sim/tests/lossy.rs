@@ -78,7 +78,7 @@ fn a_thousand_devices_reach_active_over_a_lossy_link() {
         let sub = fleet
             .network()
             .store()
-            .subscription_by_device(device.serial())
+            .subscription_by_device(&world.device_id(device.serial()).unwrap())
             .unwrap()
             .unwrap();
         assert_eq!(Some(&sub.supi), device.subscription().map(|p| &p.supi));

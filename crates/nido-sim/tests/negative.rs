@@ -122,13 +122,16 @@ fn count_device(fleet: &Fleet, i: usize, matches: impl Fn(&DeviceEvent) -> bool)
     fleet.device_events(i).iter().filter(|e| matches(e)).count()
 }
 
-/// The subscription of device `i`.
+/// The subscription of device `i` (by its serial: every device of these
+/// fleets comes from one manufacturer or is refused).
 fn subscription(fleet: &Fleet, i: usize) -> Subscription {
     fleet
         .network()
         .store()
-        .subscription_by_device(fleet.device(i).serial())
+        .subscriptions()
         .unwrap()
+        .into_iter()
+        .find(|s| s.device.serial() == fleet.device(i).serial())
         .expect("a subscription")
 }
 
@@ -143,9 +146,10 @@ fn assert_forgotten(fleet: &Fleet, i: usize) {
         fleet
             .network()
             .store()
-            .subscription_by_device(serial)
+            .subscriptions()
             .unwrap()
-            .is_none(),
+            .iter()
+            .all(|s| s.device.serial() != serial),
         "subscription of {serial}"
     );
 }
@@ -231,7 +235,7 @@ fn every_certificate_refusal_is_rejected_with_its_cause_and_leaves_nothing() {
             1,
         )?;
         trust.add_crl(m.name(), &crl, m.issuing_der())?;
-        trust.block(&m.device_serial(102));
+        trust.block(&nido_pki::DeviceId::new(m.name(), &m.device_serial(102))?);
         revoked = Some(id);
         Ok(())
     })
@@ -344,14 +348,14 @@ fn a_cloned_identity_onboarding_at_the_same_time_is_rejected_with_74() {
     assert!(fleet.network_events().iter().any(|e| matches!(
         e,
         NetworkEvent::CloneSuspected { device, refused: r, .. }
-            if *device == id.serial && *r == refused[0].0
+            if device.serial() == id.serial && *r == refused[0].0
     )));
     assert_refused_connections_forgotten(&fleet, clone);
     assert!(fleet.device(clone).subscription().is_none());
 
     let subscriptions = fleet.network().store().subscriptions().unwrap();
     assert_eq!(subscriptions.len(), 1);
-    assert_eq!(subscriptions[0].device, id.serial);
+    assert_eq!(subscriptions[0].device.serial(), id.serial);
     assert_eq!(subscriptions[0].state, SubscriptionState::Active);
     assert!(sink.received().is_empty());
 }
@@ -429,7 +433,7 @@ fn a_clone_after_its_twin_is_active_gets_74_until_the_operator_releases() {
     assert_eq!(fleet.network().store().subscriptions().unwrap().len(), 1);
     assert!(fleet.network_events().iter().any(|e| matches!(
         e,
-        NetworkEvent::PackageDelivered { reprovisioned: true, device, .. } if *device == id.serial
+        NetworkEvent::PackageDelivered { reprovisioned: true, device, .. } if device.serial() == id.serial
     )));
 }
 
@@ -448,7 +452,7 @@ fn require_claim_rejects_an_unclaimed_device_with_75_and_admits_a_claimed_one() 
         Faults::NONE,
         12,
     );
-    let claimed = fleet.device(1).serial().to_owned();
+    let claimed = world.device_id(fleet.device(1).serial()).unwrap();
     let store = fleet.network_mut().store_mut();
     store
         .put_owner(Owner {
@@ -470,7 +474,7 @@ fn require_claim_rejects_an_unclaimed_device_with_75_and_admits_a_claimed_one() 
     assert_eq!(fleet.device(0).state(), DeviceState::BackingOff);
     assert!(fleet.network_events().iter().any(|e| matches!(
         e,
-        NetworkEvent::Refused { cause: 75, device: Some(d), .. } if *d == unclaimed
+        NetworkEvent::Refused { cause: 75, device: Some(d), .. } if d.serial() == unclaimed
     )));
     assert_forgotten(&fleet, 0);
 

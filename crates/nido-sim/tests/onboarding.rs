@@ -88,11 +88,14 @@ fn factory_state_to_active_subscription_and_burst() {
 
     // The burst reached the owner's application, attributed to the device.
     let serial = fleet.device(0).serial().to_owned();
+    // The network names a device by its enrolled manufacturer and serial.
+    let device = world.device_id(&serial).unwrap().to_string();
+    assert_eq!(device, format!("{}/{serial}", world.manufacturer.name()));
     let public = fleet.device(0).subscription().unwrap().clone();
     let received = sink.received();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].data, PAYLOAD);
-    assert_eq!(received[0].device, serial);
+    assert_eq!(received[0].device, device);
     assert_eq!(received[0].supi, public.supi);
 
     // Both ends hold the same K_AMF (so the same K_NAS) and SUPI.
@@ -121,7 +124,7 @@ fn factory_state_to_active_subscription_and_burst() {
     let sub = fleet
         .network()
         .store()
-        .subscription_by_device(&serial)
+        .subscription_by_device(&world.device_id(&serial).unwrap())
         .unwrap()
         .unwrap();
     assert_eq!(sub.state, SubscriptionState::Active);
@@ -158,8 +161,9 @@ fn a_claimed_device_joins_its_owner_with_the_owners_credentials() {
             credentials: credentials.clone(),
         })
         .unwrap();
-    store.add_claimable(&serial, "claim-hash-1").unwrap();
-    assert_eq!(store.claim("acme-farms", "claim-hash-1").unwrap(), serial);
+    let id = world.device_id(&serial).unwrap();
+    store.add_claimable(&id, "claim-hash-1").unwrap();
+    assert_eq!(store.claim("acme-farms", "claim-hash-1").unwrap(), id);
 
     fleet.power_on(0);
     assert!(settle(&mut fleet, &[0]));

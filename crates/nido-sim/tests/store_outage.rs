@@ -21,7 +21,7 @@ use nido_net::{
     MemorySink, MemoryStore, NetworkEvent, Owner, Store, StoreError, Subscription,
     SubscriptionState,
 };
-use nido_pki::DeviceProfile;
+use nido_pki::{DeviceId, DeviceProfile};
 use nido_sec::Supi;
 use nido_sim::scenario::{self, NetworkOptions};
 use nido_sim::{Direction, Faults, Fleet, Link, TraceRecord};
@@ -50,7 +50,10 @@ impl OutageStore {
 }
 
 impl Store for OutageStore {
-    fn subscription_by_device(&self, device: &str) -> Result<Option<Subscription>, StoreError> {
+    fn subscription_by_device(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Option<Subscription>, StoreError> {
         self.up()?;
         self.inner.subscription_by_device(device)
     }
@@ -90,17 +93,21 @@ impl Store for OutageStore {
         self.inner.put_owner(owner)
     }
 
-    fn owner_of_device(&self, device: &str) -> Result<Option<Owner>, StoreError> {
+    fn owner_of_device(&self, device: &DeviceId) -> Result<Option<Owner>, StoreError> {
         self.up()?;
         self.inner.owner_of_device(device)
     }
 
-    fn add_claimable(&mut self, device: &str, claim_code_hash: &str) -> Result<(), StoreError> {
+    fn add_claimable(
+        &mut self,
+        device: &DeviceId,
+        claim_code_hash: &str,
+    ) -> Result<(), StoreError> {
         self.up()?;
         self.inner.add_claimable(device, claim_code_hash)
     }
 
-    fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<String, StoreError> {
+    fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<DeviceId, StoreError> {
         self.up()?;
         self.inner.claim(owner, claim_code_hash)
     }
@@ -212,7 +219,7 @@ fn assert_recovers(fleet: &mut Fleet, down: &AtomicBool) {
     assert!(fleet.now().duration_since(refused_at).unwrap() >= T3346);
     let subs = fleet.network().store().subscriptions().unwrap();
     assert_eq!(subs.len(), 1, "{subs:?}");
-    assert_eq!(subs[0].device, fleet.device(0).serial());
+    assert_eq!(subs[0].device.serial(), fleet.device(0).serial());
     assert_eq!(subs[0].state, SubscriptionState::Active);
     assert_eq!(
         subs[0].supi.to_string(),
@@ -243,7 +250,9 @@ fn an_onboarding_device_backs_off_while_the_store_is_down_then_onboards_once() {
                     credentials: Vec::new(),
                 })
                 .unwrap();
-            store.add_claimable(&serial, "claim-hash-1").unwrap();
+            store
+                .add_claimable(&world.device_id(&serial).unwrap(), "claim-hash-1")
+                .unwrap();
             store.claim("acme-farms", "claim-hash-1").unwrap();
         }
         down.store(true, Ordering::SeqCst);

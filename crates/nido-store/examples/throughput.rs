@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             amf: Amf::FIVE_G,
             sqn: HeSqn::default(),
             state: SubscriptionState::Created,
-            device: format!("BENCH-{i:06}"),
+            device: nido_net::DeviceId::new("Bench", &format!("BENCH-{i:06}"))?,
             owner: None,
             package_id: [i as u8; 16],
         })?;

@@ -126,21 +126,27 @@ impl SqlStore {
     /// state it had, or `None` when there is nothing to release (no
     /// subscription, or one already re-provisionable: `created`,
     /// `released`), with that state.
-    pub fn release(&self, device: &str, at: u64, reason: &str) -> Result<Release, SqlStoreError> {
+    pub fn release(
+        &self,
+        device: &nido_net::DeviceId,
+        at: u64,
+        reason: &str,
+    ) -> Result<Release, SqlStoreError> {
         let at_i = to_i64(at, "time")?;
+        let id = device.to_string();
         let found: Option<(String, String)> = self.run(async {
             on_pool!(self, |p, begin| {
                 let mut tx = p.begin_with(begin).await?;
                 let found: Option<(String, String)> =
                     sqlx::query_as("SELECT supi, state FROM subscriptions WHERE device = $1")
-                        .bind(device)
+                        .bind(&id)
                         .fetch_optional(&mut *tx)
                         .await?;
                 if let Some((supi, state)) = &found
                     && (state == "provisioned" || state == "active")
                 {
                     let event = nido_net::NetworkEvent::Released {
-                        device: device.to_owned(),
+                        device: device.clone(),
                         supi: nido_sec::Supi::parse(supi)
                             .map_err(|e| SqlStoreError::Corrupt(format!("SUPI {supi}: {e}")))?,
                         reason: reason.to_owned(),
@@ -148,14 +154,14 @@ impl SqlStore {
                     let rows = AuditRows {
                         at: at_i,
                         entries: vec![AuditEntry::from_event(at, &event)],
-                        devices: vec![(device.to_owned(), "released")],
+                        devices: vec![(id.clone(), "released")],
                     };
                     sqlx::query(
                         "UPDATE subscriptions SET state = 'released', updated_at = $1 \
                          WHERE device = $2 AND state = $3",
                     )
                     .bind(at_i)
-                    .bind(device)
+                    .bind(&id)
                     .bind(state)
                     .execute(&mut *tx)
                     .await?;
@@ -204,20 +210,24 @@ impl SqlStore {
         let devices = events
             .iter()
             .filter_map(|event| match event {
-                E::DeviceAuthenticated { device, .. } => Some((device.clone(), "authenticated")),
-                E::RegisteredForOnboarding { device, .. } => Some((device.clone(), "onboarding")),
-                E::PackageDelivered { device, .. } => Some((device.clone(), "provisioning")),
-                E::Provisioned { device, .. } => Some((device.clone(), "provisioned")),
-                E::Released { device, .. } => Some((device.clone(), "released")),
+                E::DeviceAuthenticated { device, .. } => {
+                    Some((device.to_string(), "authenticated"))
+                }
+                E::RegisteredForOnboarding { device, .. } => {
+                    Some((device.to_string(), "onboarding"))
+                }
+                E::PackageDelivered { device, .. } => Some((device.to_string(), "provisioning")),
+                E::Provisioned { device, .. } => Some((device.to_string(), "provisioned")),
+                E::Released { device, .. } => Some((device.to_string(), "released")),
                 E::Refused {
                     device: Some(device),
                     ..
-                } => Some((device.clone(), "refused")),
+                } => Some((device.to_string(), "refused")),
                 E::Registered { supi, .. } => self
                     .try_subscription_where(true, &supi.to_string())
                     .ok()
                     .flatten()
-                    .map(|s| (s.device, "active")),
+                    .map(|s| (s.device.to_string(), "active")),
                 _ => None,
             })
             .collect();
@@ -355,6 +365,10 @@ impl SqlStore {
         root_der: &[u8],
         policy: &Policy,
     ) -> Result<(), SqlStoreError> {
+        // The name is the first half of its devices' identities
+        // (MANUFACTURER/SERIAL): no '/'.
+        nido_pki::check_manufacturer_name(name)
+            .map_err(|e| SqlStoreError::Invalid(e.to_string()))?;
         let json = policy::to_json(policy);
         let now = to_i64(now_unix(), "time")?;
         self.run(async {
@@ -460,8 +474,10 @@ impl SqlStore {
             .collect()
     }
 
-    /// Blocks a device serial; `false` if it was already blocked.
-    pub fn block(&self, serial: &str, reason: &str) -> Result<bool, SqlStoreError> {
+    /// Blocks a device (that manufacturer's only); `false` if it was
+    /// already blocked.
+    pub fn block(&self, device: &nido_net::DeviceId, reason: &str) -> Result<bool, SqlStoreError> {
+        let serial = device.to_string();
         let now = to_i64(now_unix(), "time")?;
         let n = self.run(async {
             on_pool!(self, |p, _begin| {
@@ -469,7 +485,7 @@ impl SqlStore {
                     "INSERT INTO blocked (serial, reason, at) VALUES ($1, $2, $3) \
                      ON CONFLICT (serial) DO NOTHING",
                 )
-                .bind(serial)
+                .bind(&serial)
                 .bind(reason)
                 .bind(now)
                 .execute(p)
@@ -480,12 +496,13 @@ impl SqlStore {
         Ok(n == 1)
     }
 
-    /// Lifts a block; `false` if the serial was not blocked.
-    pub fn unblock(&self, serial: &str) -> Result<bool, SqlStoreError> {
+    /// Lifts a block; `false` if the device was not blocked.
+    pub fn unblock(&self, device: &nido_net::DeviceId) -> Result<bool, SqlStoreError> {
+        let serial = device.to_string();
         let n = self.run(async {
             on_pool!(self, |p, _begin| {
                 Ok(sqlx::query("DELETE FROM blocked WHERE serial = $1")
-                    .bind(serial)
+                    .bind(&serial)
                     .execute(p)
                     .await?
                     .rows_affected())
@@ -494,7 +511,7 @@ impl SqlStore {
         Ok(n == 1)
     }
 
-    /// The blocked serials, by serial.
+    /// The blocked devices, by identity.
     pub fn blocked(&self) -> Result<Vec<BlockedRecord>, SqlStoreError> {
         let rows: Vec<(String, String, i64)> = self.run(async {
             on_pool!(self, |p, _begin| {
@@ -518,14 +535,18 @@ impl SqlStore {
 
     /// The packages delivered to `device`, oldest first (written by
     /// `put_subscription` whenever the package id changes).
-    pub fn provisioning_log(&self, device: &str) -> Result<Vec<ProvisioningRecord>, SqlStoreError> {
+    pub fn provisioning_log(
+        &self,
+        device: &nido_net::DeviceId,
+    ) -> Result<Vec<ProvisioningRecord>, SqlStoreError> {
+        let device = device.to_string();
         let rows: Vec<(Vec<u8>, String, String, i64, bool)> = self.run(async {
             on_pool!(self, |p, _begin| {
                 Ok(sqlx::query_as(
                     "SELECT package_id, device, supi, at, reprovisioned FROM provisioning \
                      WHERE device = $1 ORDER BY id",
                 )
-                .bind(device)
+                .bind(&device)
                 .fetch_all(p)
                 .await?)
             })
@@ -565,7 +586,7 @@ impl SqlStore {
                 .map_err(|e| SqlStoreError::Corrupt(e.to_string()))?;
         }
         for b in self.blocked()? {
-            trust.block(&b.serial);
+            trust.block(&crate::sql::device_id(&b.serial)?);
         }
         Ok(trust)
     }

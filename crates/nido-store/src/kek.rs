@@ -97,6 +97,8 @@ pub(crate) enum SealError {
 /// AES-256-GCM under the KEK.
 pub(crate) struct Sealer {
     key: LessSafeKey,
+    /// The key claim code hashes are kept under ([`Sealer::claim_mac`]).
+    claim_key: zeroize::Zeroizing<[u8; 32]>,
 }
 
 impl core::fmt::Debug for Sealer {
@@ -117,9 +119,27 @@ fn aad(label: &str, row: &str) -> Vec<u8> {
 impl Sealer {
     pub(crate) fn new(kek: &Kek) -> Result<Self, SealError> {
         let key = UnboundKey::new(&AES_256_GCM, &kek.0).map_err(|_| SealError::Key)?;
+        // A key of its own for claim codes, derived from the KEK with
+        // HMAC-SHA-256 as the PRF (RFC 5869 §2.3's Expand, one block): the
+        // KEK itself is used only for AES-GCM.
+        let prk = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &kek.0);
+        let okm = aws_lc_rs::hmac::sign(&prk, b"nido-store/v1/claim-code-key\x01");
+        let mut claim_key = zeroize::Zeroizing::new([0u8; 32]);
+        claim_key.copy_from_slice(okm.as_ref());
         Ok(Self {
             key: LessSafeKey::new(key),
+            claim_key,
         })
+    }
+
+    /// What the `claims` table keeps of a claim code hash: HMAC-SHA-256
+    /// under the claim key (lower-case hex), so a dump of the database
+    /// without the KEK is no dictionary of claim codes.
+    pub(crate) fn claim_mac(&self, claim_code_hash: &str) -> String {
+        hex::encode(nido_net::store::claim_code_mac(
+            &self.claim_key,
+            claim_code_hash,
+        ))
     }
 
     /// Seals `plaintext` for column `label` of the row keyed `row`.

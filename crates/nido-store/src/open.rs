@@ -38,10 +38,16 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_trust_generation.sql"),
         include_str!("../migrations/postgres/0003_trust_generation.sql"),
     ),
+    (
+        4,
+        "device identity",
+        include_str!("../migrations/sqlite/0004_device_identity.sql"),
+        include_str!("../migrations/postgres/0004_device_identity.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The table that records applied migrations.
 pub(crate) const MIGRATIONS_TABLE: &str = "schema_migrations";
@@ -302,8 +308,9 @@ mod tests {
     use super::*;
 
     /// A SQLite database at schema version 1 holding a subscription is
-    /// migrated to the latest version with the row intact, and then takes
-    /// the `released` state (version 2 rebuilds the table).
+    /// migrated to the latest version with the row intact (no manufacturer
+    /// is enrolled, so version 4 leaves its device key as it was), and then
+    /// takes the `released` state (version 2 rebuilds the table).
     #[test]
     fn sqlite_upgrades_from_version_1_keeping_subscriptions() {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -368,7 +375,8 @@ mod tests {
                     .fetch_all(&pool)
                     .await
                     .unwrap();
-            assert_eq!(versions, vec![(1,), (2,)]);
+            let every: Vec<(i64,)> = MIGRATIONS.iter().map(|m| (m.0,)).collect();
+            assert_eq!(versions, every);
             pool.close().await;
         });
         for suffix in ["", "-wal", "-shm"] {

@@ -11,7 +11,7 @@ pub struct AuditEntry {
     pub at: u64,
     /// What happened, e.g. `refused`, `package_delivered` (snake case).
     pub kind: String,
-    /// The device identity (IDevID serial), when known.
+    /// The device identity (`MANUFACTURER/SERIAL`), when known.
     pub device: Option<String>,
     /// The SUPI (`imsi-…`), when known.
     pub supi: Option<String>,
@@ -40,7 +40,7 @@ impl AuditEntry {
         match event {
             NetworkEvent::DeviceAuthenticated { conn, device } => {
                 e.kind = "device_authenticated".into();
-                e.device = Some(device.clone());
+                e.device = Some(device.to_string());
                 e.detail = conn.to_string();
             }
             NetworkEvent::Refused {
@@ -50,7 +50,7 @@ impl AuditEntry {
                 reason,
             } => {
                 e.kind = "refused".into();
-                e.device.clone_from(device);
+                e.device = device.as_ref().map(ToString::to_string);
                 e.cause = Some(*cause);
                 e.detail = format!("{conn}: {reason}");
             }
@@ -72,12 +72,12 @@ impl AuditEntry {
                 refused,
             } => {
                 e.kind = "clone_suspected".into();
-                e.device = Some(device.clone());
+                e.device = Some(device.to_string());
                 e.detail = format!("active {active}, refused {refused}");
             }
             NetworkEvent::RegisteredForOnboarding { conn, device } => {
                 e.kind = "registered_for_onboarding".into();
-                e.device = Some(device.clone());
+                e.device = Some(device.to_string());
                 e.detail = conn.to_string();
             }
             NetworkEvent::PackageDelivered {
@@ -86,7 +86,7 @@ impl AuditEntry {
                 reprovisioned,
             } => {
                 e.kind = "package_delivered".into();
-                e.device = Some(device.clone());
+                e.device = Some(device.to_string());
                 e.supi = Some(supi.to_string());
                 e.detail = if *reprovisioned {
                     "re-provisioned with a new K".into()
@@ -96,7 +96,7 @@ impl AuditEntry {
             }
             NetworkEvent::Provisioned { device, supi } => {
                 e.kind = "provisioned".into();
-                e.device = Some(device.clone());
+                e.device = Some(device.to_string());
                 e.supi = Some(supi.to_string());
             }
             NetworkEvent::Released {
@@ -105,7 +105,7 @@ impl AuditEntry {
                 reason,
             } => {
                 e.kind = "released".into();
-                e.device = Some(device.clone());
+                e.device = Some(device.to_string());
                 e.supi = Some(supi.to_string());
                 e.detail.clone_from(reason);
             }
@@ -199,7 +199,7 @@ pub struct CrlRecord {
     pub this_update: u64,
 }
 
-/// A blocked device serial.
+/// A blocked device identity (`serial` holds `MANUFACTURER/SERIAL`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockedRecord {
     /// The IDevID serial.

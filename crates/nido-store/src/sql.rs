@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use nido_net::{Owner, Store, StoreError, Subscription, SubscriptionState};
+use nido_net::{DeviceId, Owner, Store, StoreError, Subscription, SubscriptionState};
 use nido_sec::aka::HeSqn;
 use nido_sec::milenage::Amf;
 use nido_sec::{K, Opc, Supi};
@@ -118,6 +118,12 @@ fn state_text(state: SubscriptionState) -> &'static str {
     }
 }
 
+/// A stored device key (`MANUFACTURER/SERIAL`).
+pub(crate) fn device_id(text: &str) -> Result<DeviceId, SqlStoreError> {
+    text.parse()
+        .map_err(|e| SqlStoreError::Corrupt(format!("device identity {text:?}: {e}")))
+}
+
 fn state_of(text: &str) -> Result<SubscriptionState, SqlStoreError> {
     match text {
         "created" => Ok(SubscriptionState::Created),
@@ -181,6 +187,9 @@ impl SqlStore {
         store
             .rt
             .block_on(open::check_kek(&store.pool, &store.sealer))?;
+        store
+            .rekey_claims()
+            .map_err(|e| StoreOpenError::Other(format!("re-keying claim code hashes: {e}")))?;
         Ok(store)
     }
 
@@ -226,6 +235,32 @@ impl SqlStore {
         self.rt.block_on(fut)
     }
 
+    /// Claim code hashes stored before schema 4 are plain SHA-256: keeps
+    /// them under the claim key instead ([`crate::kek`]), once, at open.
+    fn rekey_claims(&self) -> Result<(), SqlStoreError> {
+        self.run(async {
+            on_pool!(self, |p, begin| {
+                let mut tx = p.begin_with(begin).await?;
+                let plain: Vec<String> =
+                    sqlx::query_scalar("SELECT claim_code_hash FROM claims WHERE keyed = FALSE")
+                        .fetch_all(&mut *tx)
+                        .await?;
+                for hash in plain {
+                    sqlx::query(
+                        "UPDATE claims SET claim_code_hash = $1, keyed = TRUE \
+                         WHERE claim_code_hash = $2 AND keyed = FALSE",
+                    )
+                    .bind(self.sealer.claim_mac(&hash))
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+    }
+
     fn subscription_of(&self, row: SubRow) -> Result<Subscription, SqlStoreError> {
         let (supi_text, device, k_enc, opc_enc, amf, seq, ind, state, owner, package_id) = row;
         let supi = Supi::parse(&supi_text)
@@ -246,6 +281,7 @@ impl SqlStore {
             seq: to_u64(seq, "SQN SEQ")?,
             ind: u8::try_from(ind).map_err(|_| SqlStoreError::Corrupt(format!("SQN IND {ind}")))?,
         };
+        let device = device_id(&device)?;
         Ok(Subscription {
             supi,
             k,
@@ -297,6 +333,7 @@ impl SqlStore {
         audit: Option<crate::extras::AuditRows>,
     ) -> Result<(), SqlStoreError> {
         let supi = sub.supi.to_string();
+        let device = sub.device.to_string();
         let k_enc = self.sealer.seal("k", &supi, sub.k.expose())?;
         let opc_enc = self.sealer.seal("opc", &supi, sub.opc.expose())?;
         let seq = to_i64(sub.sqn.seq, "SQN SEQ")?;
@@ -310,7 +347,7 @@ impl SqlStore {
                         .fetch_optional(&mut *tx)
                         .await?;
                 if let Some(holder) = holder
-                    && holder != sub.device
+                    && holder != device
                 {
                     return Err(StoreError::Conflict(format!(
                         "{} belongs to another device",
@@ -320,7 +357,7 @@ impl SqlStore {
                 }
                 let old_package: Option<Vec<u8>> =
                     sqlx::query_scalar("SELECT package_id FROM subscriptions WHERE device = $1")
-                        .bind(&sub.device)
+                        .bind(&device)
                         .fetch_optional(&mut *tx)
                         .await?;
                 sqlx::query(
@@ -334,7 +371,7 @@ impl SqlStore {
                      package_id = excluded.package_id, updated_at = excluded.updated_at",
                 )
                 .bind(&supi)
-                .bind(&sub.device)
+                .bind(&device)
                 .bind(&k_enc)
                 .bind(&opc_enc)
                 .bind(sub.amf.0.as_slice())
@@ -352,7 +389,7 @@ impl SqlStore {
                          VALUES ($1, $2, $3, $4, $5)",
                     )
                     .bind(sub.package_id.as_slice())
-                    .bind(&sub.device)
+                    .bind(&device)
                     .bind(&supi)
                     .bind(now)
                     .bind(old_package.is_some())
@@ -499,16 +536,19 @@ impl SqlStore {
         row.map(|r| self.owner_of(r)).transpose()
     }
 
-    fn try_owner_of_device(&self, device: &str) -> Result<Option<Owner>, SqlStoreError> {
+    fn try_owner_of_device(&self, device: &DeviceId) -> Result<Option<Owner>, SqlStoreError> {
+        let device = device.to_string();
         let row: Option<OwnerRow> = self.run(async {
             on_pool!(self, |p, _begin| {
+                // The first claim stands (a database written before schema 4
+                // may hold later ones: they never took the device).
                 Ok(sqlx::query_as(
                     "SELECT o.id, o.name, o.credentials_enc FROM claims c \
                      JOIN owners o ON o.id = c.owner \
                      WHERE c.device = $1 AND c.owner IS NOT NULL \
-                     ORDER BY c.claim_seq DESC LIMIT 1",
+                     ORDER BY c.claim_seq ASC LIMIT 1",
                 )
-                .bind(device)
+                .bind(&device)
                 .fetch_optional(p)
                 .await?)
             })
@@ -516,26 +556,55 @@ impl SqlStore {
         row.map(|r| self.owner_of(r)).transpose()
     }
 
-    fn try_add_claimable(&self, device: &str, hash: &str) -> Result<(), SqlStoreError> {
+    fn try_add_claimable(&self, device: &DeviceId, hash: &str) -> Result<(), SqlStoreError> {
+        let id = device.to_string();
+        let mac = self.sealer.claim_mac(hash);
         self.run(async {
-            on_pool!(self, |p, _begin| {
-                // A used code stays used: re-importing claims.csv does not reopen it.
-                sqlx::query(
-                    "INSERT INTO claims (claim_code_hash, device) VALUES ($1, $2) \
-                     ON CONFLICT (claim_code_hash) DO UPDATE SET device = excluded.device \
-                     WHERE claims.owner IS NULL",
+            on_pool!(self, |p, begin| {
+                let mut tx = p.begin_with(begin).await?;
+                // A device an owner claimed stays claimed: an import cannot
+                // give it a new code for someone else to claim it with.
+                let first: Option<String> = sqlx::query_scalar(
+                    "SELECT owner FROM claims WHERE device = $1 AND owner IS NOT NULL \
+                     ORDER BY claim_seq ASC LIMIT 1",
                 )
-                .bind(hash)
-                .bind(device)
-                .execute(p)
+                .bind(&id)
+                .fetch_optional(&mut *tx)
                 .await?;
+                if let Some(owner) = first {
+                    return Err(nido_net::store::already_claimed(device, &owner).into());
+                }
+                // A used code stays used, and a code stays with its device:
+                // re-importing the same row changes nothing, the same code for
+                // another device is refused.
+                sqlx::query(
+                    "INSERT INTO claims (claim_code_hash, device, keyed) VALUES ($1, $2, TRUE) \
+                     ON CONFLICT (claim_code_hash) DO NOTHING",
+                )
+                .bind(&mac)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+                let holder: Option<String> =
+                    sqlx::query_scalar("SELECT device FROM claims WHERE claim_code_hash = $1")
+                        .bind(&mac)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if holder.as_deref() != Some(id.as_str()) {
+                    return Err(StoreError::Conflict(format!(
+                        "this claim code is registered for another device, not {id}"
+                    ))
+                    .into());
+                }
+                tx.commit().await?;
                 Ok(())
             })
         })
     }
 
-    fn try_claim(&self, owner: &str, hash: &str) -> Result<String, SqlStoreError> {
+    fn try_claim(&self, owner: &str, hash: &str) -> Result<DeviceId, SqlStoreError> {
         let now = to_i64(now_unix(), "time")?;
+        let mac = self.sealer.claim_mac(hash);
         self.run(async {
             on_pool!(self, |p, begin| {
                 let mut tx = p.begin_with(begin).await?;
@@ -547,6 +616,23 @@ impl SqlStore {
                 if known.is_none() {
                     return Err(StoreError::NotFound(format!("owner {owner}")).into());
                 }
+                // The first claim of a device stands: an unused second code
+                // of a claimed device (an older import) does not move it.
+                let taken: Option<String> = sqlx::query_scalar(
+                    "SELECT c.device FROM claims c \
+                     JOIN claims mine ON mine.device = c.device \
+                     WHERE mine.claim_code_hash = $1 AND mine.owner IS NULL \
+                     AND c.owner IS NOT NULL LIMIT 1",
+                )
+                .bind(&mac)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(device) = taken {
+                    return Err(StoreError::Conflict(format!(
+                        "device {device} is already claimed; the first claim stands"
+                    ))
+                    .into());
+                }
                 // `owner IS NULL` in the WHERE makes the code one-time even
                 // for two concurrent claims (the second sees it taken).
                 let device: Option<String> = sqlx::query_scalar(
@@ -556,7 +642,7 @@ impl SqlStore {
                 )
                 .bind(owner)
                 .bind(now)
-                .bind(hash)
+                .bind(&mac)
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(device) = device else {
@@ -564,6 +650,7 @@ impl SqlStore {
                         StoreError::NotFound("no unused claim code with this hash".into()).into(),
                     );
                 };
+                let device = device_id(&device)?;
                 tx.commit().await?;
                 Ok(device)
             })
@@ -572,8 +659,11 @@ impl SqlStore {
 }
 
 impl Store for SqlStore {
-    fn subscription_by_device(&self, device: &str) -> Result<Option<Subscription>, StoreError> {
-        Ok(self.try_subscription_where(false, device)?)
+    fn subscription_by_device(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Option<Subscription>, StoreError> {
+        Ok(self.try_subscription_where(false, &device.to_string())?)
     }
 
     fn subscription_by_supi(&self, supi: &Supi) -> Result<Option<Subscription>, StoreError> {
@@ -614,15 +704,19 @@ impl Store for SqlStore {
         Ok(self.try_put_owner(&owner)?)
     }
 
-    fn owner_of_device(&self, device: &str) -> Result<Option<Owner>, StoreError> {
+    fn owner_of_device(&self, device: &DeviceId) -> Result<Option<Owner>, StoreError> {
         Ok(self.try_owner_of_device(device)?)
     }
 
-    fn add_claimable(&mut self, device: &str, claim_code_hash: &str) -> Result<(), StoreError> {
+    fn add_claimable(
+        &mut self,
+        device: &DeviceId,
+        claim_code_hash: &str,
+    ) -> Result<(), StoreError> {
         Ok(self.try_add_claimable(device, claim_code_hash)?)
     }
 
-    fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<String, StoreError> {
+    fn claim(&mut self, owner: &str, claim_code_hash: &str) -> Result<DeviceId, StoreError> {
         Ok(self.try_claim(owner, claim_code_hash)?)
     }
 

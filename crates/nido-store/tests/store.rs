@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use nido_net::{Owner, Store, StoreError, Subscription, SubscriptionState};
+use nido_net::{DeviceId, Owner, Store, StoreError, Subscription, SubscriptionState};
 use nido_prov::ThirdPartyCredential;
 use nido_sec::aka::HeSqn;
 use nido_sec::milenage::Amf;
@@ -41,6 +41,11 @@ fn opc(seed: u8) -> Opc {
     Opc::new(core::array::from_fn(|i| seed ^ (i as u8).rotate_left(3)))
 }
 
+/// Device `serial` of the manufacturer enrolled as "Acme".
+fn id(serial: &str) -> DeviceId {
+    DeviceId::new("Acme", serial).unwrap()
+}
+
 fn sub(device: &str, n: u64, seed: u8) -> Subscription {
     Subscription {
         supi: supi(n),
@@ -49,7 +54,7 @@ fn sub(device: &str, n: u64, seed: u8) -> Subscription {
         amf: Amf::FIVE_G,
         sqn: HeSqn::default(),
         state: SubscriptionState::Created,
-        device: device.to_owned(),
+        device: id(device),
         owner: None,
         package_id: [seed; 16],
     }
@@ -92,7 +97,7 @@ fn assert_same(a: &Subscription, b: &Subscription) {
 // The suite: written once, for every Store.
 
 fn put_and_get_by_device_and_supi(s: &mut dyn Store) {
-    assert!(s.subscription_by_device("DEV-1").unwrap().is_none());
+    assert!(s.subscription_by_device(&id("DEV-1")).unwrap().is_none());
     assert!(s.subscription_by_supi(&supi(1)).unwrap().is_none());
     let mut a = sub("DEV-1", 1, KEY_K);
     a.sqn = HeSqn { seq: 41, ind: 9 };
@@ -100,9 +105,12 @@ fn put_and_get_by_device_and_supi(s: &mut dyn Store) {
     a.owner = Some("acme".into());
     a.amf = Amf([0x80, 0x01]);
     s.put_subscription(a.clone()).unwrap();
-    assert_same(&s.subscription_by_device("DEV-1").unwrap().unwrap(), &a);
+    assert_same(
+        &s.subscription_by_device(&id("DEV-1")).unwrap().unwrap(),
+        &a,
+    );
     assert_same(&s.subscription_by_supi(&supi(1)).unwrap().unwrap(), &a);
-    assert!(s.subscription_by_device("DEV-2").unwrap().is_none());
+    assert!(s.subscription_by_device(&id("DEV-2")).unwrap().is_none());
     assert!(s.subscription_by_supi(&supi(2)).unwrap().is_none());
     // A NAI SUPI works the same.
     let mut n = sub("DEV-2", 0, 7);
@@ -116,9 +124,9 @@ fn conflict_on_a_supi_of_another_device(s: &mut dyn Store) {
     let err = s.put_subscription(sub("DEV-2", 1, 2)).unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     // Nothing changed: DEV-2 has nothing, SUPI 1 is still DEV-1's with its K.
-    assert!(s.subscription_by_device("DEV-2").unwrap().is_none());
+    assert!(s.subscription_by_device(&id("DEV-2")).unwrap().is_none());
     let kept = s.subscription_by_supi(&supi(1)).unwrap().unwrap();
-    assert_eq!(kept.device, "DEV-1");
+    assert_eq!(kept.device, id("DEV-1"));
     assert!(kept.k == k(1));
     assert_eq!(s.subscriptions().unwrap().len(), 1);
 }
@@ -129,7 +137,7 @@ fn reprovision_replaces_k_in_place(s: &mut dyn Store) {
     again.sqn = HeSqn { seq: 5, ind: 5 };
     s.put_subscription(again.clone()).unwrap();
     assert_eq!(s.subscriptions().unwrap().len(), 1, "one row per device");
-    let got = s.subscription_by_device("DEV-1").unwrap().unwrap();
+    let got = s.subscription_by_device(&id("DEV-1")).unwrap().unwrap();
     assert_same(&got, &again);
     assert!(got.k != k(1));
     assert_same(&s.subscription_by_supi(&supi(1)).unwrap().unwrap(), &again);
@@ -155,14 +163,14 @@ fn a_device_moving_to_another_supi_frees_the_old_one(s: &mut dyn Store) {
     assert!(s.subscription_by_supi(&supi(1)).unwrap().is_none());
     assert_eq!(
         s.subscription_by_supi(&supi(2)).unwrap().unwrap().device,
-        "DEV-1"
+        id("DEV-1")
     );
     assert_eq!(s.subscriptions().unwrap().len(), 1);
     // The freed SUPI can go to another device.
     s.put_subscription(sub("DEV-2", 1, 3)).unwrap();
     assert_eq!(
         s.subscription_by_supi(&supi(1)).unwrap().unwrap().device,
-        "DEV-2"
+        id("DEV-2")
     );
 }
 
@@ -174,9 +182,9 @@ fn allocate_msin_until_exhausted(s: &mut dyn Store) {
 }
 
 fn owners_and_one_time_claims(s: &mut dyn Store) {
-    s.add_claimable("DEV-1", "hash-1").unwrap();
-    s.add_claimable("DEV-2", "hash-2").unwrap();
-    assert!(s.owner_of_device("DEV-1").unwrap().is_none());
+    s.add_claimable(&id("DEV-1"), "hash-1").unwrap();
+    s.add_claimable(&id("DEV-2"), "hash-2").unwrap();
+    assert!(s.owner_of_device(&id("DEV-1")).unwrap().is_none());
     // An unknown owner cannot claim, and does not use up the code.
     assert!(matches!(
         s.claim("nobody", "hash-1"),
@@ -184,8 +192,11 @@ fn owners_and_one_time_claims(s: &mut dyn Store) {
     ));
     s.put_owner(owner("acme")).unwrap();
     s.put_owner(owner("globex")).unwrap();
-    assert_eq!(s.claim("acme", "hash-1").unwrap(), "DEV-1");
-    assert_eq!(s.owner_of_device("DEV-1").unwrap().unwrap(), owner("acme"));
+    assert_eq!(s.claim("acme", "hash-1").unwrap(), id("DEV-1"));
+    assert_eq!(
+        s.owner_of_device(&id("DEV-1")).unwrap().unwrap(),
+        owner("acme")
+    );
     // One-time: neither the same nor another owner claims it again.
     assert!(matches!(
         s.claim("acme", "hash-1"),
@@ -195,22 +206,45 @@ fn owners_and_one_time_claims(s: &mut dyn Store) {
         s.claim("globex", "hash-1"),
         Err(StoreError::NotFound(_))
     ));
-    assert_eq!(s.owner_of_device("DEV-1").unwrap().unwrap().id, "acme");
+    assert_eq!(s.owner_of_device(&id("DEV-1")).unwrap().unwrap().id, "acme");
     assert!(matches!(
         s.claim("acme", "no-such-hash"),
         Err(StoreError::NotFound(_))
     ));
-    assert!(s.owner_of_device("DEV-2").unwrap().is_none());
+    assert!(s.owner_of_device(&id("DEV-2")).unwrap().is_none());
     // put_owner replaces: the claimed device sees the new name and credentials.
     let mut renamed = owner("acme");
     renamed.name = "ACME Corporation".into();
     renamed.credentials.truncate(1);
     s.put_owner(renamed.clone()).unwrap();
-    assert_eq!(s.owner_of_device("DEV-1").unwrap().unwrap(), renamed);
-    // A second code of the same device claimed later moves it.
-    s.add_claimable("DEV-1", "hash-1b").unwrap();
-    assert_eq!(s.claim("globex", "hash-1b").unwrap(), "DEV-1");
-    assert_eq!(s.owner_of_device("DEV-1").unwrap().unwrap().id, "globex");
+    assert_eq!(s.owner_of_device(&id("DEV-1")).unwrap().unwrap(), renamed);
+    // The first claim stands (issue #17): a claimed device gets no new
+    // code from a later import, and a second code of it does not move it.
+    assert!(matches!(
+        s.add_claimable(&id("DEV-1"), "hash-1b"),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.claim("globex", "hash-1b"),
+        Err(StoreError::NotFound(_))
+    ));
+    s.add_claimable(&id("DEV-2"), "hash-2b").unwrap();
+    assert_eq!(s.claim("globex", "hash-2").unwrap(), id("DEV-2"));
+    assert!(matches!(
+        s.claim("acme", "hash-2b"),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.owner_of_device(&id("DEV-1")).unwrap().unwrap().id, "acme");
+    assert_eq!(
+        s.owner_of_device(&id("DEV-2")).unwrap().unwrap().id,
+        "globex"
+    );
+    // The same serial of another manufacturer is another device.
+    let other = DeviceId::new("Other", "DEV-1").unwrap();
+    assert!(s.owner_of_device(&other).unwrap().is_none());
+    s.add_claimable(&other, "hash-o").unwrap();
+    assert_eq!(s.claim("globex", "hash-o").unwrap(), other);
+    assert_eq!(s.owner_of_device(&id("DEV-1")).unwrap().unwrap().id, "acme");
 }
 
 fn subscriptions_lists_every_one(s: &mut dyn Store) {
@@ -223,7 +257,7 @@ fn subscriptions_lists_every_one(s: &mut dyn Store) {
         .subscriptions()
         .unwrap()
         .into_iter()
-        .map(|x| (x.device, x.supi))
+        .map(|x| (x.device.serial().to_owned(), x.supi))
         .collect();
     listed.sort();
     assert_eq!(
@@ -399,7 +433,7 @@ suite!(
 /// Fills a store with secrets to look for.
 fn fill(s: &mut dyn Store) {
     s.put_owner(owner("acme")).unwrap();
-    s.add_claimable("DEV-1", "hash-1").unwrap();
+    s.add_claimable(&id("DEV-1"), "hash-1").unwrap();
     s.claim("acme", "hash-1").unwrap();
     let mut a = sub("DEV-1", s.allocate_msin().unwrap(), KEY_K);
     a.opc = Opc::new([KEY_OPC; 16]);
@@ -410,10 +444,13 @@ fn fill(s: &mut dyn Store) {
 }
 
 fn check_filled(s: &dyn Store) {
-    let a = s.subscription_by_device("DEV-1").unwrap().unwrap();
+    let a = s.subscription_by_device(&id("DEV-1")).unwrap().unwrap();
     assert!(a.k == K::new([KEY_K; 16]));
     assert!(a.opc == Opc::new([KEY_OPC; 16]));
-    assert_eq!(s.owner_of_device("DEV-1").unwrap().unwrap(), owner("acme"));
+    assert_eq!(
+        s.owner_of_device(&id("DEV-1")).unwrap().unwrap(),
+        owner("acme")
+    );
 }
 
 #[test]
@@ -484,7 +521,7 @@ fn postgres_persists_across_reopen() {
     check_filled(&s);
     assert_eq!(
         db.query_text("SELECT version::text FROM schema_migrations ORDER BY version"),
-        vec!["1", "2"]
+        vec!["1", "2", "3", "4"]
     );
 }
 
@@ -649,7 +686,7 @@ fn the_provisioning_log_follows_package_ids() {
     same.state = SubscriptionState::Active;
     s.put_subscription(same).unwrap();
     s.put_subscription(sub("DEV-1", 1, 2)).unwrap();
-    let log = s.provisioning_log("DEV-1").unwrap();
+    let log = s.provisioning_log(&id("DEV-1")).unwrap();
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0].package_id, [1; 16]);
     assert!(!log[0].reprovisioned);
@@ -670,7 +707,7 @@ fn audit_devices_and_trust_data() {
             1000 + i,
             &NetworkEvent::Refused {
                 conn: ConnectionId(i),
-                device: Some(format!("DEV-{i}")),
+                device: Some(id(&format!("DEV-{i}"))),
                 cause: 75,
                 reason: "not claimed".into(),
             },
@@ -682,7 +719,7 @@ fn audit_devices_and_trust_data() {
     s.record_event(
         1004,
         &NetworkEvent::PackageDelivered {
-            device: "DEV-9".into(),
+            device: id("DEV-9"),
             supi: supi(9),
             reprovisioned: true,
         },
@@ -691,12 +728,12 @@ fn audit_devices_and_trust_data() {
     let last = s.audit(2).unwrap();
     assert_eq!(last.len(), 2);
     assert_eq!(last[0].at, 1004);
-    assert_eq!(last[0].device.as_deref(), Some("DEV-4"));
+    assert_eq!(last[0].device.as_deref(), Some("Acme/DEV-4"));
     assert_eq!(last[0].cause, Some(75));
     assert_eq!(last[0].kind, "refused");
     assert_eq!(last[1].kind, "package_delivered");
     assert_eq!(last[1].supi.as_deref(), Some("imsi-999990000000009"));
-    assert_eq!(last[1].device.as_deref(), Some("DEV-9"));
+    assert_eq!(last[1].device.as_deref(), Some("Acme/DEV-9"));
     assert_eq!(s.audit(100).unwrap().len(), 6);
 
     s.touch_device("DEV-1", "onboarding", 10).unwrap();
@@ -707,7 +744,7 @@ fn audit_devices_and_trust_data() {
     assert_eq!((dev1.first_seen, dev1.last_seen), (10, 20));
     assert_eq!(dev1.state, "active");
     // record_event keeps the devices table too.
-    let dev9 = devices.iter().find(|d| d.serial == "DEV-9").unwrap();
+    let dev9 = devices.iter().find(|d| d.serial == "Acme/DEV-9").unwrap();
     assert_eq!(
         (dev9.state.as_str(), dev9.last_seen),
         ("provisioning", 1004)
@@ -741,14 +778,18 @@ fn audit_devices_and_trust_data() {
     assert_eq!(crls.len(), 1);
     assert_eq!(crls[0].crl_der, newer.to_vec());
 
-    assert!(s.block("ACME-000007", "stolen").unwrap());
-    assert!(!s.block("ACME-000007", "again").unwrap());
+    let stolen = DeviceId::new("acme", "ACME-000007").unwrap();
+    assert!(s.block(&stolen, "stolen").unwrap());
+    assert!(!s.block(&stolen, "again").unwrap());
     assert_eq!(s.blocked().unwrap()[0].reason, "stolen");
     let trust = s.trust_store().unwrap();
     assert_eq!(trust.manufacturers().collect::<Vec<_>>(), vec!["acme"]);
-    assert!(trust.is_blocked("ACME-000007"));
-    assert!(s.unblock("ACME-000007").unwrap());
-    assert!(!s.unblock("ACME-000007").unwrap());
+    assert!(trust.is_blocked(&stolen));
+    // Blocking names the manufacturer: another's device of that serial is not blocked.
+    assert!(!trust.is_blocked(&DeviceId::new("other", "ACME-000007").unwrap()));
+    assert_eq!(s.blocked().unwrap()[0].serial, "acme/ACME-000007");
+    assert!(s.unblock(&stolen).unwrap());
+    assert!(!s.unblock(&stolen).unwrap());
 }
 
 #[test]
@@ -804,20 +845,120 @@ fn msin_range_cannot_shrink_below_what_is_allocated() {
 }
 
 #[test]
-fn a_used_claim_code_stays_used_when_claims_are_imported_again() {
-    // MemoryStore re-opens a used code on add_claimable; SqlStore does not.
+fn a_claimed_device_is_not_taken_by_a_later_import() {
+    // Issue #17: a second import (or a second code) must not give a claimed
+    // device to another owner; the first claim stands.
+    let dir = TempDir::new();
+    let mut sql = open_sql(&dir.db());
+    let mut memory = nido_net::MemoryStore::new(MSINS);
+    for s in [&mut sql as &mut dyn Store, &mut memory] {
+        s.put_owner(owner("acme")).unwrap();
+        s.put_owner(owner("globex")).unwrap();
+        s.add_claimable(&id("DEV-1"), "hash-1").unwrap();
+        s.claim("acme", "hash-1").unwrap();
+        // Importing the same row again, or a new code, is refused.
+        for hash in ["hash-1", "hash-evil"] {
+            let e = s.add_claimable(&id("DEV-1"), hash).unwrap_err();
+            assert!(
+                matches!(&e, StoreError::Conflict(m) if m.contains("first claim stands")),
+                "{e:?}"
+            );
+        }
+        assert!(matches!(
+            s.claim("globex", "hash-1"),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.claim("globex", "hash-evil"),
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(s.owner_of_device(&id("DEV-1")).unwrap().unwrap().id, "acme");
+        // A code already registered for one device is not moved to another.
+        s.add_claimable(&id("DEV-2"), "hash-2").unwrap();
+        if let Err(e) = s.add_claimable(&id("DEV-3"), "hash-2") {
+            assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+        }
+    }
+    // The SQL store refuses moving a code outright.
+    assert!(matches!(
+        sql.add_claimable(&id("DEV-3"), "hash-2"),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(sql.claim("globex", "hash-2").unwrap(), id("DEV-2"));
+}
+
+#[test]
+fn claim_code_hashes_are_stored_keyed() {
+    // Issue #17: a dump of the claims table is no dictionary: what is stored
+    // is an HMAC under a key derived from the KEK, not the SHA-256 the
+    // claims file and the owner give.
+    let code_hash = nido_pki::claim_code_hash("7K3M-QX2T-9HZD-0WFA");
     let dir = TempDir::new();
     let mut s = open_sql(&dir.db());
+    s.add_claimable(&id("DEV-1"), &code_hash).unwrap();
+    let stored = sqlite_text(&dir.db(), "SELECT claim_code_hash FROM claims");
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], code_hash);
+    assert!(!stored[0].contains(&code_hash[..16]));
+    // Another KEK gives another value: the key is the store's own.
+    let dir2 = TempDir::new();
+    let mut other = SqlStore::open(&dir2.db(), Kek::new([0x17; 32])).unwrap();
+    other.add_claimable(&id("DEV-1"), &code_hash).unwrap();
+    assert_ne!(
+        sqlite_text(&dir2.db(), "SELECT claim_code_hash FROM claims"),
+        stored
+    );
     s.put_owner(owner("acme")).unwrap();
-    s.put_owner(owner("globex")).unwrap();
-    s.add_claimable("DEV-1", "hash-1").unwrap();
-    s.claim("acme", "hash-1").unwrap();
-    s.add_claimable("DEV-1", "hash-1").unwrap();
-    assert!(matches!(
-        s.claim("globex", "hash-1"),
-        Err(StoreError::NotFound(_))
-    ));
-    assert_eq!(s.owner_of_device("DEV-1").unwrap().unwrap().id, "acme");
+    assert_eq!(s.claim("acme", &code_hash).unwrap(), id("DEV-1"));
+
+    // A row written before schema 4 (plain SHA-256, `keyed` false) is
+    // re-keyed when the store opens, and still claims.
+    let legacy = nido_pki::claim_code_hash("0000-1111-2222-3333");
+    sqlite_exec(
+        &dir.db(),
+        &format!(
+            "INSERT INTO claims (claim_code_hash, device, keyed) \
+             VALUES ('{legacy}', 'Acme/DEV-7', FALSE)"
+        ),
+    );
+    drop(s);
+    let mut s = SqlStore::open(&dir.db(), kek()).unwrap();
+    let stored = sqlite_text(&dir.db(), "SELECT claim_code_hash FROM claims");
+    assert!(!stored.contains(&legacy), "{stored:?}");
+    assert_eq!(s.claim("acme", &legacy).unwrap(), id("DEV-7"));
+}
+
+fn sqlite_text(url: &str, sql: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+        rows
+    })
+}
+
+fn sqlite_exec(url: &str, sql: &str) {
+    use sqlx::Connection;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    });
 }
 
 #[test]
@@ -883,7 +1024,7 @@ fn a_lost_database_is_reported_not_panicked() {
     let db = PgDb::new();
     let mut s = open_sql(&db.url());
     s.put_owner(owner("acme")).unwrap();
-    s.add_claimable("DEV-1", "hash-1").unwrap();
+    s.add_claimable(&id("DEV-1"), "hash-1").unwrap();
     s.claim("acme", "hash-1").unwrap();
     s.put_subscription(sub("DEV-1", 1, 1)).unwrap();
     pg_admin(format!("DROP DATABASE {} WITH (FORCE)", db.name)).unwrap();
@@ -897,17 +1038,17 @@ fn a_lost_database_is_reported_not_panicked() {
     // Reads: an error, never "absent" (the subscription and the owner exist).
     unavailable(
         "subscription_by_device",
-        s.subscription_by_device("DEV-1").map(drop),
+        s.subscription_by_device(&id("DEV-1")).map(drop),
     );
     unavailable(
         "subscription_by_supi",
         s.subscription_by_supi(&supi(1)).map(drop),
     );
     unavailable("subscriptions", s.subscriptions().map(drop));
-    unavailable("owner_of_device", s.owner_of_device("DEV-1").map(drop));
+    unavailable("owner_of_device", s.owner_of_device(&id("DEV-1")).map(drop));
     // Writes.
     unavailable("put_owner", s.put_owner(owner("globex")));
-    unavailable("add_claimable", s.add_claimable("DEV-2", "hash-2"));
+    unavailable("add_claimable", s.add_claimable(&id("DEV-2"), "hash-2"));
     unavailable("put_subscription", s.put_subscription(sub("DEV-2", 2, 2)));
     unavailable("allocate_msin", s.allocate_msin().map(drop));
     unavailable("claim", s.claim("acme", "hash-2").map(drop));
@@ -943,8 +1084,8 @@ fn a_sealed_key_moved_to_another_row_does_not_open() {
         use sqlx::Connection;
         let mut c = sqlx::SqliteConnection::connect(&dir.db()).await.unwrap();
         sqlx::query(
-            "UPDATE subscriptions SET k_enc = (SELECT k_enc FROM subscriptions WHERE device = 'DEV-2') \
-             WHERE device = 'DEV-1'",
+            "UPDATE subscriptions SET k_enc = (SELECT k_enc FROM subscriptions WHERE device = 'Acme/DEV-2') \
+             WHERE device = 'Acme/DEV-1'",
         )
         .execute(&mut c)
         .await
@@ -952,12 +1093,12 @@ fn a_sealed_key_moved_to_another_row_does_not_open() {
         c.close().await.unwrap();
     });
     // Reported, not taken for "absent" (and not for "unavailable").
-    let err = s.subscription_by_device("DEV-1").unwrap_err();
+    let err = s.subscription_by_device(&id("DEV-1")).unwrap_err();
     assert!(
         matches!(&err, StoreError::Conflict(m) if m.starts_with("stored data")),
         "{err:?}"
     );
-    assert!(s.subscription_by_device("DEV-2").unwrap().unwrap().k == k(2));
+    assert!(s.subscription_by_device(&id("DEV-2")).unwrap().unwrap().k == k(2));
     // A listing with a row that does not open fails as a whole.
     assert!(matches!(
         s.subscriptions(),
@@ -978,7 +1119,7 @@ fn a_change_and_its_audit_entry_commit_together(s: &mut SqlStore) {
     use nido_net::NetworkEvent;
 
     let delivered = |device: &str, n: u64| NetworkEvent::PackageDelivered {
-        device: device.into(),
+        device: id(device),
         supi: supi(n),
         reprovisioned: false,
     };
@@ -988,7 +1129,7 @@ fn a_change_and_its_audit_entry_commit_together(s: &mut SqlStore) {
     let trail = s.audit(10).unwrap();
     assert_eq!(trail.len(), 1, "{trail:?}");
     assert_eq!(trail[0].kind, "package_delivered");
-    assert_eq!(trail[0].device.as_deref(), Some("DEV-1"));
+    assert_eq!(trail[0].device.as_deref(), Some("Acme/DEV-1"));
     assert_eq!(trail[0].at, 2000);
     let dev = s.devices().unwrap();
     assert_eq!(dev.len(), 1);
@@ -1003,7 +1144,7 @@ fn a_change_and_its_audit_entry_commit_together(s: &mut SqlStore) {
     );
     assert_eq!(s.audit(10).unwrap().len(), 1);
     assert_eq!(s.devices().unwrap().len(), 1);
-    assert!(s.subscription_by_device("DEV-2").unwrap().is_none());
+    assert!(s.subscription_by_device(&id("DEV-2")).unwrap().is_none());
     assert_eq!(s.take_error(), None);
 }
 

@@ -459,6 +459,24 @@ fn suci(public: &nido_prov::PublicPart) -> Result<ImsiSuciParts, String> {
     })
 }
 
+/// Why the UE cannot accept the algorithms a SECURITY MODE COMMAND selects,
+/// if it cannot: null integrity (TS 33.501 §5.5.2: only for an
+/// unauthenticated emergency session, which nido's UE never has), or an
+/// algorithm missing from the UE security capability it sent (TS 24.501
+/// §9.11.3.54: bit 8 of each octet is algorithm 0, bit 5 algorithm 3).
+fn unacceptable_algorithms(nia: u8, nea: u8) -> Option<String> {
+    let advertised = |octet: u8, algorithm: u8| algorithm < 4 && octet & (0x80 >> algorithm) != 0;
+    if nia == 0 {
+        Some("the command selects NIA0 (null integrity)".into())
+    } else if !advertised(build::UE_IA_ALGORITHMS, nia) {
+        Some(format!("NIA{nia} was not advertised"))
+    } else if !advertised(build::UE_EA_ALGORITHMS, nea) {
+        Some(format!("NEA{nea} was not advertised"))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,23 +520,5 @@ mod tests {
         let key = HomeNetworkKey::generate(Profile::A, 1).unwrap();
         assert!(suci(&public("imsi-001010000000042", &key)).is_err());
         assert!(suci(&public("nai-device@example.com", &key)).is_err());
-    }
-}
-
-/// Why the UE cannot accept the algorithms a SECURITY MODE COMMAND selects,
-/// if it cannot: null integrity (TS 33.501 §5.5.2: only for an
-/// unauthenticated emergency session, which nido's UE never has), or an
-/// algorithm missing from the UE security capability it sent (TS 24.501
-/// §9.11.3.54: bit 8 of each octet is algorithm 0, bit 5 algorithm 3).
-fn unacceptable_algorithms(nia: u8, nea: u8) -> Option<String> {
-    let advertised = |octet: u8, algorithm: u8| algorithm < 4 && octet & (0x80 >> algorithm) != 0;
-    if nia == 0 {
-        Some("the command selects NIA0 (null integrity)".into())
-    } else if !advertised(build::UE_IA_ALGORITHMS, nia) {
-        Some(format!("NIA{nia} was not advertised"))
-    } else if !advertised(build::UE_EA_ALGORITHMS, nea) {
-        Some(format!("NEA{nea} was not advertised"))
-    } else {
-        None
     }
 }

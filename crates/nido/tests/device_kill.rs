@@ -82,6 +82,10 @@ fn network(d: &Path) -> Net {
             "import-claims",
             "--dir",
             "net",
+            "--manufacturer",
+            "Acme Sensors",
+            "--signer",
+            "factory/issuing-ca.pem",
             "factory/claims.csv",
         ],
         d,
@@ -428,7 +432,7 @@ fn a_device_killed_at_random_points_keeps_its_vault_and_sqn_and_completes() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(subs.len(), 1, "{subs:?}");
-    assert_eq!(subs[0]["device"], net.serial.as_str(), "{subs:?}");
+    assert_eq!(subs[0]["serial"], net.serial.as_str(), "{subs:?}");
     assert_eq!(subs[0]["state"], "active", "{subs:?}");
     assert_eq!(subs[0]["supi"], supi.as_str(), "{subs:?}");
     eprintln!("total {:.1} s", started.elapsed().as_secs_f64());

@@ -151,7 +151,12 @@ fn factory_run_end_to_end() {
     let mut dirs: Vec<String> = std::fs::read_dir(t.join("batch"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != "claims.csv")
+        .filter(|n| {
+            !matches!(
+                n.as_str(),
+                "claims.csv" | "claims.csv.sig" | "issuing-ca.pem" | "labels"
+            )
+        })
         .collect();
     dirs.sort();
     assert_eq!(dirs.len(), 20, "{dirs:?}");
@@ -175,8 +180,19 @@ fn factory_run_end_to_end() {
         assert_eq!(m["serial"], d.as_str());
         assert_eq!(m["manufacturer"], "Acme Sensors");
         assert_eq!(m["dcs_realm"], "dcs.acme.example");
+        // The claim code is on the label (0600), not in the bundle the
+        // device holds (issue #17): its flash does not give the code away.
+        assert!(m.get("claim_code").is_none(), "{m}");
+        let label = t.join("batch/labels").join(format!("{d}.txt"));
+        assert_eq!(mode(&label), 0o600, "{d}");
+        let code = nido_pki::bundle::read_label_code(&label).unwrap();
+        let code = code.as_str();
+        for f in std::fs::read_dir(&b).unwrap() {
+            let text =
+                String::from_utf8_lossy(&std::fs::read(f.unwrap().path()).unwrap()).into_owned();
+            assert!(!text.contains(code), "{d}: the bundle holds the claim code");
+        }
         // The claims file has the hash of this code, never the code.
-        let code = m["claim_code"].as_str().unwrap();
         let claims = std::fs::read_to_string(t.join("batch/claims.csv")).unwrap();
         assert!(claims.contains(&format!("{d},{}", nido_pki::claim_code_hash(code))));
         assert!(!claims.contains(code));
@@ -184,6 +200,40 @@ fn factory_run_end_to_end() {
     let claims = std::fs::read_to_string(t.join("batch/claims.csv")).unwrap();
     assert_eq!(claims.lines().count(), 21);
     assert_eq!(claims.lines().next(), Some("serial,claim_code_hash"));
+    // The claims file is signed by the issuing CA: openssl checks it.
+    if Command::new("openssl").arg("version").output().is_ok() {
+        let pubkey = openssl(
+            &["x509", "-in", "batch/issuing-ca.pem", "-noout", "-pubkey"],
+            t,
+        );
+        assert!(pubkey.status.success());
+        std::fs::write(t.join("issuing-pub.pem"), &pubkey.stdout).unwrap();
+        let verify = |file: &str| {
+            openssl_text(
+                &[
+                    "dgst",
+                    "-sha256",
+                    "-verify",
+                    "issuing-pub.pem",
+                    "-signature",
+                    "batch/claims.csv.sig",
+                    file,
+                ],
+                t,
+            )
+        };
+        let (good, text) = verify("batch/claims.csv");
+        assert!(good && text.contains("Verified OK"), "{text}");
+        std::fs::write(
+            t.join("tampered.csv"),
+            claims.replace("ACMESENS-0000000001,", "ACMESENS-0000000099,"),
+        )
+        .unwrap();
+        let (good, text) = verify("tampered.csv");
+        assert!(!good, "{text}");
+    } else {
+        println!("SKIPPED: openssl CLI not found, claims.csv.sig not checked with openssl");
+    }
 
     // A bundle verifies with openssl from its own files.
     let b1 = t.join("batch/ACMESENS-0000000001");
@@ -334,7 +384,7 @@ fn factory_run_end_to_end() {
     let info = store
         .validate(&good.identity.chain[0], &good.identity.chain[1..], now)
         .unwrap();
-    assert_eq!(info.serial, "ACMESENS-0000000006");
+    assert_eq!(info.id.serial(), "ACMESENS-0000000006");
     assert_eq!(good.dcs_realm, "dcs.acme.example");
     let bad = nido_pki::FactoryBundle::load(&t.join("batch/ACMESENS-0000000005")).unwrap();
     let refusal = store

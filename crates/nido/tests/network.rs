@@ -42,6 +42,10 @@ fn kill_and_restart(name: &str, db: Option<&str>) {
             "import-claims",
             "--dir",
             "net",
+            "--manufacturer",
+            "Acme Sensors",
+            "--signer",
+            "factory/issuing-ca.pem",
             "factory/claims.csv",
         ],
         d,
@@ -135,13 +139,18 @@ fn kill_and_restart(name: &str, db: Option<&str>) {
         .map(|s| s["device"].as_str().unwrap().to_owned())
         .collect();
     devs.sort();
-    assert_eq!(devs, serials);
+    // The network names a device by its enrolled manufacturer and serial.
+    let ids: Vec<String> = serials
+        .iter()
+        .map(|s| format!("Acme Sensors/{s}"))
+        .collect();
+    assert_eq!(devs, ids);
 
     let uplink = std::fs::read_to_string(d.join("net/uplink.jsonl")).unwrap();
     assert!(uplink.contains(&hex_of(b"t=21.5C")), "{uplink}");
 
     let audit = json_lines(&ok(&["network", "audit", "--dir", "net", "--json"], d));
-    for serial in &serials {
+    for serial in &ids {
         for kind in ["device_authenticated", "package_delivered"] {
             assert!(
                 audit
@@ -185,7 +194,7 @@ fn kill_and_restart(name: &str, db: Option<&str>) {
             "net",
             "--reason",
             "reset by the owner",
-            &serials[0],
+            &ids[0],
         ],
         d,
     );
@@ -199,16 +208,25 @@ fn kill_and_restart(name: &str, db: Option<&str>) {
             .find(|s| s["device"] == serial)
             .map(|s| s["state"].clone())
     };
-    assert_eq!(state_of(&serials[0]), Some("released".into()));
-    assert_eq!(state_of(&serials[1]), Some("active".into()));
+    assert_eq!(state_of(&ids[0]), Some("released".into()));
+    assert_eq!(state_of(&ids[1]), Some("active".into()));
     let audit = json_lines(&ok(&["network", "audit", "--dir", "net", "--json"], d));
     assert!(
         audit.iter().any(|e| e["kind"] == "released"
-            && e["device"] == serials[0].as_str()
+            && e["device"] == ids[0].as_str()
             && e["detail"] == "reset by the owner"),
         "no released entry"
     );
-    let unknown = nido(&["network", "release", "--dir", "net", "NOSUCH-0001"], d);
+    let unknown = nido(
+        &[
+            "network",
+            "release",
+            "--dir",
+            "net",
+            "Acme Sensors/NOSUCH-0001",
+        ],
+        d,
+    );
     assert!(!unknown.status.success());
     assert!(
         String::from_utf8_lossy(&unknown.stderr).contains("no subscription"),

@@ -55,6 +55,10 @@ fn two_network_instances_share_one_postgres_database() {
             "import-claims",
             "--dir",
             "net",
+            "--manufacturer",
+            "Acme Sensors",
+            "--signer",
+            "factory/issuing-ca.pem",
             "factory/claims.csv",
         ],
         d,
@@ -124,15 +128,20 @@ fn two_network_instances_share_one_postgres_database() {
     assert_eq!(subs.len(), DEVICES, "{subs:?}");
     assert!(subs.iter().all(|s| s["state"] == "active"), "{subs:?}");
     let devs: BTreeSet<&str> = subs.iter().map(|s| s["device"].as_str().unwrap()).collect();
+    // The network names a device by its enrolled manufacturer and serial.
+    let ids: Vec<String> = serials
+        .iter()
+        .map(|s| format!("Acme Sensors/{s}"))
+        .collect();
     assert_eq!(
         devs,
-        serials.iter().map(String::as_str).collect::<BTreeSet<_>>()
+        ids.iter().map(String::as_str).collect::<BTreeSet<_>>()
     );
     let supis: BTreeSet<&str> = subs.iter().map(|s| s["supi"].as_str().unwrap()).collect();
     assert_eq!(supis.len(), DEVICES, "{subs:?}");
 
     let audit = json_lines(&ok(&["network", "audit", "--dir", "net", "--json"], d));
-    for serial in &serials {
+    for serial in &ids {
         assert!(
             audit
                 .iter()
@@ -170,8 +179,10 @@ fn two_network_instances_share_one_postgres_database() {
     );
     let uplink = json_lines(&std::fs::read_to_string(d.join("net/uplink.jsonl")).unwrap());
     assert!(
-        uplink.iter().any(|u| u["device"] == serials[0].as_str()
-            && u["data_hex"] == hex::encode(payload.as_bytes())),
+        uplink
+            .iter()
+            .any(|u| u["device"] == ids[0].as_str()
+                && u["data_hex"] == hex::encode(payload.as_bytes())),
         "{uplink:?}"
     );
     let subs = json_lines(&ok(

@@ -1,5 +1,7 @@
 //! The AMF's per-UE context: its 5GMM state and what each state keeps.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
 use nido_eap::EapTlsServer;
@@ -124,7 +126,7 @@ pub(crate) struct UeContext {
     pub(crate) timer: Option<Timer>,
     pub(crate) last_uplink: SystemTime,
     /// The device identity the DCS authenticated (onboarding).
-    pub(crate) device: Option<String>,
+    pub(crate) device: Option<crate::DeviceId>,
     /// The onboarding SUPI (NAI) or the subscription's SUPI.
     pub(crate) supi: Option<Supi>,
     /// The owner of the subscription, for the application sink.
@@ -135,6 +137,14 @@ pub(crate) struct UeContext {
     /// Whether the network's count of contexts in a procedure includes
     /// this one (kept by `Network::recount` and `Network::remove`).
     pub(crate) counted: bool,
+    /// Whether a PDU protected with `sec` verified: the secure exchange of
+    /// NAS messages is established (TS 24.501 §4.4.4.3) and no plain
+    /// message is processed on this connection any more.
+    pub(crate) secured: bool,
+    /// The used flag of the 5G-AKA challenge this context sent, shared
+    /// with every context the same unanswered challenge went to (see
+    /// `Outstanding`): a RES* is accepted for one of them only.
+    pub(crate) aka_used: Option<Arc<AtomicBool>>,
 }
 
 impl UeContext {
@@ -158,6 +168,8 @@ impl UeContext {
             session: None,
             coap: None,
             counted: false,
+            secured: false,
+            aka_used: None,
         }
     }
 }

@@ -17,7 +17,18 @@
 //! that would start another one is refused with #22 (congestion) and a
 //! T3346 drawn from a range, before any SUCI de-concealment, EAP-TLS,
 //! vector or store access.
+//!
+//! What an unauthenticated sender can do is bounded (issue #17): once a
+//! context has a secure exchange of NAS messages, plain messages are not
+//! processed (TS 24.501 §4.4.4.3), so a forged REGISTRATION REQUEST no
+//! longer tears a registered context down; [`Network::handle_pdu`] tells
+//! the driver whether a PDU passed NAS integrity ([`PduVerdict`]), so it
+//! moves a connection's address only then; a 5G-AKA challenge that was not
+//! answered is reused for the same SUPI instead of drawing a new SQN; and
+//! SUCIs that fail de-concealment are paid from a token bucket
+//! ([`NetworkConfig::suci_failures`]).
 
+mod budget;
 mod context;
 mod registration;
 mod transport;
@@ -25,6 +36,8 @@ mod transport;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 use nido_nas::build::{GmmCause, Nas5gsMessage};
@@ -39,7 +52,9 @@ use crate::pvs::Pvs;
 use crate::sink::ApplicationSink;
 use crate::store::Store;
 use crate::udm::Udm;
+pub use budget::{RateLimit, TokenBucket};
 use context::{MmState, Timer, TimerKind, UeContext};
+use nido_sec::aka::HeAv;
 
 /// A UE's association on the access link (the simulator's gNB assigns one
 /// per RRC connection; over UDP it is the header's connection id).
@@ -94,6 +109,13 @@ pub struct NetworkConfig {
     pub data_dnns: Vec<String>,
     /// Whether [`Transmit`] carries the plain encoding of protected PDUs.
     pub trace: bool,
+    /// How many SUCIs may fail de-concealment (or name no subscription):
+    /// each costs an ECDH (and a store read) without holding anything an
+    /// honest device would, so the cost of junk is capped. While the
+    /// bucket is empty an IMSI SUCI registration gets #22 with
+    /// [`NetworkConfig::t3346`] before de-concealment (a device backs off
+    /// and keeps its credentials). 100 at once, 20 per second.
+    pub suci_failures: RateLimit,
 }
 
 impl NetworkConfig {
@@ -115,6 +137,10 @@ impl NetworkConfig {
             onboarding_dnn: "onboarding".into(),
             data_dnns: vec!["iot".into()],
             trace: false,
+            suci_failures: RateLimit {
+                burst: 100,
+                per_second: 20,
+            },
         }
     }
 }
@@ -258,6 +284,38 @@ pub struct Transmit {
     pub plain: Option<Vec<u8>>,
 }
 
+/// What [`Network::handle_pdu`] made of an uplink PDU: what a driver needs
+/// to bind a connection to a peer address (a radio would bind NAS to a
+/// bearer). Only [`PduVerdict::Verified`] proves the sender holds the
+/// connection's NAS keys (TS 24.501 §4.4.4.3, TS 33.501 §6.4.2): a driver
+/// moves a connection's address on nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PduVerdict {
+    /// It passed NAS integrity (MAC and COUNT) with the connection's
+    /// security context, and was ciphered where it had to be.
+    Verified,
+    /// A plain message the AMF processes without integrity protection
+    /// (only before a secure exchange exists, TS 24.501 §4.4.4.3).
+    Plain,
+    /// Discarded without effect: undecodable, unknown connection, failed
+    /// integrity, replay, not allowed plain, unexpected.
+    Discarded,
+}
+
+/// A 5G-AKA vector issued for a SUPI and not yet answered: a new
+/// registration of the same SUPI gets the same challenge while it is
+/// fresh (TS 33.501 §6.1.3.2, TS 33.102 §6.3.2: a vector is used once;
+/// an unused one may be sent again), so replayed SUCIs cannot move the
+/// subscription's SQN. `used` is shared by every context the challenge
+/// went to: the first correct RES* takes it, a second one is refused.
+pub(crate) struct Outstanding {
+    pub(crate) av: HeAv,
+    /// The subscription's state it was issued under.
+    pub(crate) under: crate::udm::IssuedUnder,
+    pub(crate) used: Arc<AtomicBool>,
+    pub(crate) expires: SystemTime,
+}
+
 /// Why [`Network::send_downlink_data`] refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -280,7 +338,7 @@ pub struct Network {
     pub(crate) sink: Box<dyn ApplicationSink>,
     pub(crate) ues: HashMap<ConnectionId, UeContext>,
     /// Device identity → connection of UEs past EAP-TLS in onboarding.
-    pub(crate) onboarding_index: HashMap<String, ConnectionId>,
+    pub(crate) onboarding_index: HashMap<crate::DeviceId, ConnectionId>,
     /// SUPI → connection of UEs registered with their subscription.
     pub(crate) registered_index: HashMap<Supi, ConnectionId>,
     timers: BinaryHeap<Reverse<(SystemTime, ConnectionId, u64)>>,
@@ -293,6 +351,13 @@ pub struct Network {
     procedures: usize,
     /// The state of the T3346 draws.
     backoff: u64,
+    /// SUCI de-concealments that may still fail (see
+    /// [`NetworkConfig::suci_failures`]).
+    pub(crate) suci_budget: TokenBucket,
+    /// Unanswered 5G-AKA challenges by SUPI (see [`Outstanding`]).
+    pub(crate) vectors: HashMap<Supi, Outstanding>,
+    /// The size of `vectors` at which expired entries are next dropped.
+    pub(crate) vectors_prune_at: usize,
 }
 
 impl core::fmt::Debug for Network {
@@ -317,6 +382,7 @@ impl Network {
         let mut seed = [0u8; 4];
         let _ = aws_lc_rs::rand::fill(&mut seed);
         let backoff = backoff_seed(&config.admission);
+        let suci_budget = TokenBucket::new(config.suci_failures);
         Self {
             config,
             store,
@@ -334,6 +400,9 @@ impl Network {
             next_tmsi: u32::from_be_bytes(seed),
             procedures: 0,
             backoff,
+            suci_budget,
+            vectors: HashMap::new(),
+            vectors_prune_at: 1024,
         }
     }
 
@@ -371,6 +440,17 @@ impl Network {
         self.store.as_mut()
     }
 
+    /// Whether the DCS serves `realm`.
+    pub fn serves_realm(&self, realm: &str) -> bool {
+        self.dcs.serves(realm)
+    }
+
+    /// Serves `realm` with `credentials` from now on (a manufacturer
+    /// enrolled while serving brings its DCS certificate and realm).
+    pub fn serve_realm(&mut self, realm: &str, credentials: nido_eap::DcsCredentials) {
+        self.dcs.serve(realm, credentials);
+    }
+
     /// Makes the PVS enforce subscription quotas per manufacturer (`None`:
     /// none, the library's default); [`Network::set_trust_store`] then
     /// keeps them in step with the manufacturers' policies.
@@ -401,6 +481,7 @@ impl Network {
         self.registered_index.clear();
         self.timers.clear();
         self.outbox.clear();
+        self.vectors.clear();
         self.procedures = 0;
     }
 
@@ -624,7 +705,7 @@ impl Network {
         &mut self,
         conn: ConnectionId,
         cause: u8,
-        device: Option<String>,
+        device: Option<crate::DeviceId>,
         reason: String,
         eap: Option<&[u8]>,
     ) {
@@ -655,35 +736,71 @@ impl Network {
             .push_back(NetworkEvent::Discarded { conn, reason });
     }
 
-    /// An uplink PDU from `conn`.
-    pub fn handle_pdu(&mut self, now: SystemTime, conn: ConnectionId, pdu: &[u8]) {
-        self.dispatch(now, conn, pdu);
+    /// An uplink PDU from `conn`; says whether it passed NAS integrity
+    /// (see [`PduVerdict`]), for the driver's binding of the connection to
+    /// an address. Callers that do not bind may ignore it.
+    pub fn handle_pdu(&mut self, now: SystemTime, conn: ConnectionId, pdu: &[u8]) -> PduVerdict {
+        let verdict = self.dispatch(now, conn, pdu);
         self.recount(conn);
+        verdict
     }
 
-    fn dispatch(&mut self, now: SystemTime, conn: ConnectionId, pdu: &[u8]) {
+    fn dispatch(&mut self, now: SystemTime, conn: ConnectionId, pdu: &[u8]) -> PduVerdict {
         let sht = match split_header(pdu) {
             Ok((sht, _, _)) => sht,
-            Err(e) => return self.discard(conn, format!("header: {e}")),
+            Err(e) => {
+                self.discard(conn, format!("header: {e}"));
+                return PduVerdict::Discarded;
+            }
         };
         if sht == 0 {
             return self.handle_plain(now, conn, pdu);
         }
         let Some(ctx) = self.ues.get_mut(&conn) else {
-            return self.discard(conn, "protected PDU without a context".into());
+            self.discard(conn, "protected PDU without a context".into());
+            return PduVerdict::Discarded;
         };
         let Some(sec) = ctx.sec.as_mut() else {
-            return self.discard(conn, "protected PDU before security mode".into());
+            self.discard(conn, "protected PDU before security mode".into());
+            return PduVerdict::Discarded;
         };
-        let message = match sec.unprotect(pdu) {
-            Ok(v) => v.message,
-            Err(e) => return self.discard(conn, format!("NAS security: {e}")),
+        let verified = match sec.unprotect(pdu) {
+            Ok(v) => v,
+            Err(e) => {
+                self.discard(conn, format!("NAS security: {e}"));
+                return PduVerdict::Discarded;
+            }
         };
-        ctx.last_uplink = now;
-        let inbound = match Inbound::read(&message) {
+        let inbound = match Inbound::read(&verified.message) {
             Ok(i) => i,
-            Err(e) => return self.discard(conn, e.to_string()),
+            Err(e) => {
+                self.discard(conn, e.to_string());
+                return PduVerdict::Discarded;
+            }
         };
+        // TS 24.501 §4.4.5: once ciphering has started, an unciphered
+        // message that had to be ciphered is discarded. Only the initial
+        // NAS messages travel integrity protected alone (§4.4.6; a CONTROL
+        // PLANE SERVICE REQUEST ciphers its containers instead).
+        let initial = matches!(
+            inbound,
+            Inbound::RegistrationRequest { .. }
+                | Inbound::ControlPlaneServiceRequest { .. }
+                | Inbound::DeregistrationRequestUeOriginating { .. }
+        );
+        if !verified.ciphered && !initial {
+            self.discard(
+                conn,
+                format!("{} integrity protected but not ciphered", inbound.name()),
+            );
+            return PduVerdict::Discarded;
+        }
+        if let Some(ctx) = self.ues.get_mut(&conn) {
+            ctx.last_uplink = now;
+            // TS 24.501 §4.4.4.3: the secure exchange of NAS messages is
+            // established; plain messages are no longer processed.
+            ctx.secured = true;
+        }
         match inbound {
             Inbound::SecurityModeComplete {
                 nas_message_container,
@@ -707,15 +824,32 @@ impl Network {
             }
             other => self.discard(conn, format!("{} not expected", other.name())),
         }
+        PduVerdict::Verified
     }
 
-    fn handle_plain(&mut self, now: SystemTime, conn: ConnectionId, pdu: &[u8]) {
+    fn handle_plain(&mut self, now: SystemTime, conn: ConnectionId, pdu: &[u8]) -> PduVerdict {
+        // TS 24.501 §4.4.4.3: once the secure exchange of NAS messages is
+        // established on a connection, nothing unprotected is processed on
+        // it: not a REGISTRATION REQUEST that would replace a registered
+        // context, not a SECURITY MODE REJECT or AUTHENTICATION FAILURE
+        // that would abort it. (A UE that lost its context registers again
+        // on a new connection, as nido's devices always do.)
+        if self.ues.get(&conn).is_some_and(|c| c.secured) {
+            self.discard(
+                conn,
+                "plain message on a connection with a secure exchange".into(),
+            );
+            return PduVerdict::Discarded;
+        }
         let inbound = match nido_nas::decode(pdu)
             .map_err(|e| e.to_string())
             .and_then(|m| Inbound::read(&m).map_err(|e| e.to_string()))
         {
             Ok(i) => i,
-            Err(e) => return self.discard(conn, e),
+            Err(e) => {
+                self.discard(conn, e);
+                return PduVerdict::Discarded;
+            }
         };
         if let Inbound::RegistrationRequest {
             registration_type,
@@ -724,7 +858,7 @@ impl Network {
             ..
         } = inbound
         {
-            return self.on_registration_request(
+            self.on_registration_request(
                 now,
                 conn,
                 pdu,
@@ -732,6 +866,7 @@ impl Network {
                 identity,
                 ue_security_capability,
             );
+            return PduVerdict::Plain;
         }
         // Before security mode, only the answers of an authentication
         // (TS 24.501 §4.4.4.3) are accepted unprotected.
@@ -740,7 +875,8 @@ impl Network {
             .get(&conn)
             .is_some_and(|c| matches!(c.state, MmState::Authenticating(_) | MmState::SecurityMode));
         if !authenticating {
-            return self.discard(conn, format!("plain {} not accepted", inbound.name()));
+            self.discard(conn, format!("plain {} not accepted", inbound.name()));
+            return PduVerdict::Discarded;
         }
         if let Some(ctx) = self.ues.get_mut(&conn) {
             ctx.last_uplink = now;
@@ -762,8 +898,12 @@ impl Network {
                 });
                 self.remove(conn);
             }
-            other => self.discard(conn, format!("plain {} not accepted", other.name())),
+            other => {
+                self.discard(conn, format!("plain {} not accepted", other.name()));
+                return PduVerdict::Discarded;
+            }
         }
+        PduVerdict::Plain
     }
 }
 

@@ -3,6 +3,8 @@
 //! registration), security mode control, REGISTRATION ACCEPT/COMPLETE
 //! (TS 24.501 §5.5.1.2, §5.4.1, §5.4.2; design doc steps 1-6, 11-12).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nido_eap::{ServerOutcome, ServerStep};
@@ -15,10 +17,12 @@ use nido_nas::view::{Guti5g, MobileIdentity};
 use nido_sec::{KAmf, ResStar, Supi};
 
 use super::context::{Authentication, MmState, TimerKind, UeContext};
-use super::{ConnectionId, Network};
+use super::{ConnectionId, Network, Outstanding};
 use crate::ausf::{self, AkaSession};
 use crate::events::NetworkEvent;
 use crate::store::StoreError;
+use crate::udm::UdmError;
+use nido_sec::aka::HeAv;
 
 /// The ngKSI of the onboarding context and of the 5G-AKA context.
 const NGKSI_ONBOARDING: u8 = 0;
@@ -30,6 +34,16 @@ fn store_cause(e: &StoreError) -> u8 {
     match e {
         StoreError::Unavailable(_) => 22,
         _ => 111,
+    }
+}
+
+/// A copy of a vector (its secrets are zeroizing types that clone).
+fn copy(av: &HeAv) -> HeAv {
+    HeAv {
+        rand: av.rand,
+        autn: av.autn,
+        xres_star: av.xres_star.clone(),
+        kausf: av.kausf.clone(),
     }
 }
 
@@ -76,32 +90,46 @@ impl Network {
         capability: Option<[u8; 2]>,
     ) {
         // TS 24.501 §5.5.1.2.8 c): the same request again continues the
-        // procedure; a different one aborts it.
+        // procedure; a different one aborts it. (A context with a secure
+        // exchange never gets here: `handle_plain` discards plain messages
+        // on it.)
         if self.ues.get(&conn).is_some_and(|c| c.initial == pdu) {
             return self.discard(conn, "retransmitted REGISTRATION REQUEST".into());
         }
-        let replaces = self.ues.get(&conn).is_some_and(|c| c.counted);
-        self.remove(conn);
         let Some(capability) = capability else {
             return self.reject(conn, 96, None, "no UE security capability".into(), None);
         };
         // Admission control, before anything costly (de-concealment,
         // EAP-TLS, vectors, the store). A request that replaces the
-        // procedure running on its connection takes that one's place (the
-        // count does not grow) and is not refused; a retransmission never
-        // gets here.
+        // procedure running on its connection is admitted like a new one,
+        // counted with the one it replaces: replacing cannot start
+        // procedures beyond the limit (issue #17, finding 5); a
+        // retransmission never gets here.
         let starts = matches!(
             (registration_type, &identity),
             (5, MobileIdentity::SuciNai(_)) | (1, MobileIdentity::ImsiSuci(_))
         );
-        if starts && !replaces && !self.admit(conn, registration_type == 5) {
-            return;
+        if starts && !self.admit(conn, registration_type == 5) {
+            return self.remove(conn);
         }
+        self.remove(conn);
         match (registration_type, identity) {
             (5, MobileIdentity::SuciNai(nai)) => {
                 self.start_onboarding(now, conn, pdu, capability, &nai)
             }
             (1, MobileIdentity::ImsiSuci(parts)) => {
+                // SUCIs that fail cost an ECDH each and hold nothing: they
+                // are paid from a bucket; while it is empty, every SUCI
+                // waits (#22, T3346) rather than the ECDH being done.
+                if !self.suci_budget.available(now) {
+                    return self.reject(
+                        conn,
+                        22,
+                        None,
+                        "too many SUCIs failed de-concealment recently".into(),
+                        None,
+                    );
+                }
                 let mcc_mnc = format!("{}{}", parts.mcc, parts.mnc);
                 match self.udm.deconceal_imsi(
                     &mcc_mnc,
@@ -117,7 +145,10 @@ impl Network {
                         self.ues.insert(conn, ctx);
                         self.challenge(now, conn, &supi, 0);
                     }
-                    Err(e) => self.reject(conn, e.gmm_cause(), None, e.to_string(), None),
+                    Err(e) => {
+                        self.suci_budget.take(now);
+                        self.reject(conn, e.gmm_cause(), None, e.to_string(), None)
+                    }
                 }
             }
             (5 | 1, _) => self.reject(
@@ -186,16 +217,72 @@ impl Network {
         self.arm(now, conn, TimerKind::T3560, 0);
     }
 
-    /// Phase C: a fresh 5G-AKA vector from the UDM (SQN stored first) and
+    /// How long an unanswered 5G-AKA challenge is sent again to new
+    /// registrations of its SUPI: as long as a context may wait for its
+    /// answer (T3560 and its retransmissions).
+    fn challenge_lifetime(&self) -> std::time::Duration {
+        self.config.t3560 * (self.config.max_retransmissions + 1)
+    }
+
+    /// The 5G-AKA vector for `supi`'s challenge. A fresh authentication
+    /// (`fresh`, not after a resynchronisation) reuses an unanswered, unexpired
+    /// challenge of the SUPI (TS 33.102 §6.3.2 and Annex C: an unused
+    /// vector may be sent again; the USIM accepts an SQN once): replayed
+    /// SUCIs then move the SQN at most once per challenge lifetime, not
+    /// once per replay (issue #17, finding 5). Otherwise a new vector from
+    /// the UDM (SQN stored first), which becomes the SUPI's outstanding
+    /// one. Returns the vector and its shared used flag.
+    fn vector_for(
+        &mut self,
+        now: SystemTime,
+        supi: &Supi,
+        fresh: bool,
+    ) -> Result<(HeAv, Arc<AtomicBool>), UdmError> {
+        if fresh
+            && let Some(o) = self.vectors.get(supi)
+            && o.expires > now
+            && !o.used.load(Ordering::Acquire)
+            // Nothing changed the subscription since (another AMF's vector,
+            // a resynchronisation, a new K): one read, no write.
+            && self.udm.still_under(self.store.as_ref(), supi, &o.under)?
+        {
+            return Ok((copy(&o.av), o.used.clone()));
+        }
+        let snn = self.config.serving_network.snn.clone();
+        let (av, under) = self
+            .udm
+            .issue(self.store.as_mut(), supi, random(), snn.as_bytes())?;
+        let used = Arc::new(AtomicBool::new(false));
+        if self.vectors.len() >= self.vectors_prune_at {
+            self.vectors
+                .retain(|_, o| o.expires > now && !o.used.load(Ordering::Acquire));
+            self.vectors_prune_at = (self.vectors.len() * 2).max(1024);
+        }
+        self.vectors.insert(
+            supi.clone(),
+            Outstanding {
+                av: copy(&av),
+                under,
+                used: used.clone(),
+                expires: now + self.challenge_lifetime(),
+            },
+        );
+        Ok((av, used))
+    }
+
+    /// Phase C: the SUPI's 5G-AKA challenge ([`Network::vector_for`]) and
     /// the AUTHENTICATION REQUEST.
     fn challenge(&mut self, now: SystemTime, conn: ConnectionId, supi: &Supi, resyncs: u32) {
-        let snn = self.config.serving_network.snn.clone();
-        let av = match self
-            .udm
-            .vector(self.store.as_mut(), supi, random(), snn.as_bytes())
-        {
-            Ok(av) => av,
-            Err(e) => return self.reject(conn, e.gmm_cause(), None, e.to_string(), None),
+        let (av, used) = match self.vector_for(now, supi, resyncs == 0) {
+            Ok(v) => v,
+            Err(e) => {
+                if matches!(e, UdmError::Unknown(_)) {
+                    // A SUCI that de-conceals to no subscription costs
+                    // what a failed one does.
+                    self.suci_budget.take(now);
+                }
+                return self.reject(conn, e.gmm_cause(), None, e.to_string(), None);
+            }
         };
         let session = AkaSession::new(av, resyncs);
         let request = build::authentication_request_5g_aka(
@@ -210,6 +297,7 @@ impl Network {
         if let Some(ctx) = self.ues.get_mut(&conn) {
             ctx.state = MmState::Authenticating(Authentication::Aka(Box::new(session)));
             ctx.pending = vec![(request.clone(), None)];
+            ctx.aka_used = Some(used);
         }
         self.send(conn, &request, None);
         self.arm(now, conn, TimerKind::T3560, 0);
@@ -237,8 +325,25 @@ impl Network {
                     return;
                 };
                 let supi = ctx.supi.clone();
+                let used = ctx.aka_used.take();
                 let snn = self.config.serving_network.snn.clone();
-                match (session.confirm(&ResStar::new(res), snn.as_bytes()), supi) {
+                let confirmed = session.confirm(&ResStar::new(res), snn.as_bytes());
+                // The challenge may have gone to several connections (a
+                // reused vector): its RES* is taken once, so one captured
+                // on one connection does not authenticate another.
+                let confirmed = match confirmed {
+                    Ok(kseaf) if used.is_some_and(|u| u.swap(true, Ordering::AcqRel)) => {
+                        drop(kseaf);
+                        Err(nido_sec::aka::AkaFailure::ResStarMismatch)
+                    }
+                    other => other,
+                };
+                if confirmed.is_ok()
+                    && let Some(supi) = &supi
+                {
+                    self.vectors.remove(supi);
+                }
+                match (confirmed, supi) {
                     (Ok(kseaf), Some(supi)) => {
                         let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
                         let activation = NetworkEvent::Authenticated {
@@ -312,7 +417,7 @@ impl Network {
                 }
             }
             ServerStep::Done(last, ServerOutcome::Success(auth)) => {
-                let device = auth.device.serial.clone();
+                let device = auth.device.id.clone();
                 self.events.push_back(NetworkEvent::DeviceAuthenticated {
                     conn,
                     device: device.clone(),
@@ -521,20 +626,19 @@ impl Network {
             }
             _ => return self.discard(conn, "SECURITY MODE COMPLETE not expected".into()),
         }
-        // TS 33.501 §6.4.6: the complete REGISTRATION REQUEST in the
-        // container must match the one that started the procedure.
-        if container
-            .as_deref()
-            .is_some_and(|c| c != ctx.initial.as_slice())
-        {
+        // TS 24.501 §4.4.6, §5.4.2.3: the REGISTRATION REQUEST came
+        // without protection (every registration here starts without a
+        // context), so the UE must send it complete in the NAS message
+        // container of SECURITY MODE COMPLETE; TS 33.501 §6.4.6: it must
+        // match the one that started the procedure.
+        if container.as_deref() != Some(ctx.initial.as_slice()) {
             let device = ctx.device.clone();
-            return self.reject(
-                conn,
-                111,
-                device,
-                "the REGISTRATION REQUEST in SECURITY MODE COMPLETE differs".into(),
-                None,
-            );
+            let reason = if container.is_some() {
+                "the REGISTRATION REQUEST in SECURITY MODE COMPLETE differs"
+            } else {
+                "SECURITY MODE COMPLETE without the REGISTRATION REQUEST"
+            };
+            return self.reject(conn, 111, device, reason.into(), None);
         }
         let (mcc, mnc) = (
             self.config.serving_network.mcc.clone(),
@@ -583,9 +687,10 @@ impl Network {
         if ctx.onboarding {
             ctx.pending.clear();
             ctx.state = MmState::Onboarding;
-            let device = ctx.device.clone().unwrap_or_default();
-            self.events
-                .push_back(NetworkEvent::RegisteredForOnboarding { conn, device });
+            if let Some(device) = ctx.device.clone() {
+                self.events
+                    .push_back(NetworkEvent::RegisteredForOnboarding { conn, device });
+            }
             self.arm(now, conn, TimerKind::Onboarding, 0);
         } else {
             let Some(supi) = ctx.supi.clone() else { return };

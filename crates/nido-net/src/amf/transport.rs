@@ -286,7 +286,11 @@ impl Network {
             bytes: data.len(),
         });
         self.sink.deliver(Uplink {
-            device: ctx.device.clone().unwrap_or_default(),
+            device: ctx
+                .device
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             owner: ctx.owner.clone(),
             supi,
             psi,

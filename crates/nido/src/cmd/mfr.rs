@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
@@ -61,9 +61,14 @@ pub(crate) enum Mfr {
     /// Each OUTDIR/<serial>/ holds device.key (0600), device.pem, chain.pem
     /// (device + issuing CA, what the device sends in TLS), mfr-root.pem (its
     /// trust anchor for the DCS) and manifest.json (serial, manufacturer, DCS
-    /// realm, claim code, file hashes). OUTDIR/claims.csv gets
-    /// serial,claim_code_hash for the operator: the network stores only the
-    /// SHA-256 of a claim code, the code itself goes on the device label.
+    /// realm, file hashes). The claim code is not in the bundle (whoever
+    /// reads a device's flash must not claim it): it goes to
+    /// OUTDIR/labels/<serial>.txt (0600) for the box label and the owner.
+    /// OUTDIR/claims.csv gets serial,claim_code_hash for the operator,
+    /// signed: OUTDIR/claims.csv.sig is a detached ECDSA P-256 SHA-256
+    /// signature by the issuing CA, OUTDIR/issuing-ca.pem the certificate
+    /// to check it with (`nido network import-claims --signer`, or
+    /// `openssl dgst -sha256 -verify`).
     ///
     /// Serials (<prefix>-<10 digits>) continue from the last run: the counter
     /// in manufacturer.json is advanced before anything is signed, so serials
@@ -382,6 +387,25 @@ fn issue(a: &IssueArgs) -> Result<()> {
             done.load(Ordering::Relaxed)
         )));
     }
+    // The operator imports claims only signed by the manufacturer: a
+    // detached ECDSA P-256 SHA-256 signature of the whole claims.csv by the
+    // issuing CA, and the issuing CA certificate to check it with
+    // (`openssl dgst -sha256 -verify <(openssl x509 -pubkey -noout -in
+    // issuing-ca.pem) -signature claims.csv.sig claims.csv`).
+    let claims_csv = a.out.join("claims.csv");
+    let signed = std::fs::read(&claims_csv).with_context(|| claims_csv.display().to_string())?;
+    let sig = m.sign_detached(&signed)?;
+    nido_pki::files::write_atomic(
+        &a.out.join("claims.csv.sig"),
+        &sig,
+        nido_pki::files::MODE_PUBLIC,
+    )?;
+    nido_pki::files::write_atomic(
+        &a.out.join("issuing-ca.pem"),
+        nido_pki::files::pem("CERTIFICATE", m.issuing_der()).as_bytes(),
+        nido_pki::files::MODE_PUBLIC,
+    )?;
+    nido_pki::files::sync_dir(&a.out.join("labels"))?;
     nido_pki::files::sync_dir(&a.out)?;
 
     let seconds = started.elapsed().as_secs_f64();

@@ -109,7 +109,10 @@ impl Population {
                 1,
             )?;
             trust.add_crl(m.name(), &crl, m.issuing_der())?;
-            trust.block(&m.device_serial(blocked_n));
+            trust.block(&nido_pki::DeviceId::new(
+                m.name(),
+                &m.device_serial(blocked_n),
+            )?);
             revoked = Some(id);
             Ok(())
         })
@@ -223,13 +226,14 @@ impl Population {
             })
             .map_err(|e| anyhow::anyhow!("owner: {e}"))?;
         for (serial, hash) in &self.claims {
+            let device = nido_net::DeviceId::new(self.world.manufacturer.name(), serial)?;
             store
-                .add_claimable(serial, hash)
+                .add_claimable(&device, hash)
                 .map_err(|e| anyhow::anyhow!("claims: {e}"))?;
             let claimed = store
                 .claim(OWNER, hash)
                 .map_err(|e| anyhow::anyhow!("claim: {e}"))?;
-            anyhow::ensure!(claimed == *serial, "claimed {claimed}, not {serial}");
+            anyhow::ensure!(claimed == device, "claimed {claimed}, not {device}");
         }
         Ok(())
     }

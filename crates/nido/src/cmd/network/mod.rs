@@ -45,9 +45,21 @@ pub(crate) enum Network {
     TrustManufacturer(TrustArgs),
     /// Imports a manufacturer's CRL (devices it revoked are refused, #3).
     CrlImport(CrlArgs),
-    /// Blocks a device serial (refused at onboarding, #3).
+    /// Blocks a device (refused at onboarding, #3): MANUFACTURER/SERIAL, or
+    /// SERIAL with --manufacturer. Only that manufacturer's device is
+    /// blocked; another manufacturer's device of the same serial is another
+    /// device.
     Block(BlockArgs),
-    /// Imports claims.csv (serial, claim code hash) so owners can claim devices.
+    /// Imports a manufacturer's signed claims.csv (serial, claim code hash)
+    /// so owners can claim its devices.
+    ///
+    /// The file must carry the manufacturer's detached signature
+    /// (FILE.sig, written by `nido mfr issue`: ECDSA P-256 SHA-256 by its
+    /// issuing CA, checkable with `openssl dgst -sha256 -verify`), made by a
+    /// CA certificate (--signer, the manufacturer's issuing-ca.pem) that
+    /// the enrolled root of --manufacturer signed. Claims are registered for
+    /// that manufacturer's devices only. A device an owner already claimed
+    /// keeps its owner: its rows are refused (reported, not imported).
     ImportClaims(ClaimsArgs),
     /// Lets a device that holds a provisioned or active subscription be
     /// provisioned again (it lost its credentials: a factory reset, a
@@ -236,14 +248,52 @@ pub(crate) struct BlockArgs {
     /// Why (kept in the block list).
     #[arg(long, default_value = "blocked by the operator")]
     reason: String,
-    /// The device serial.
-    serial: String,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+/// A device named on the command line: its identity is the enrolled
+/// manufacturer together with the serial.
+#[derive(Args)]
+pub(crate) struct DeviceArg {
+    /// The enrolled manufacturer of DEVICE, when DEVICE is a bare serial.
+    #[arg(long)]
+    manufacturer: Option<String>,
+    /// The device: MANUFACTURER/SERIAL (as `nido network devices` lists
+    /// it), or SERIAL with --manufacturer.
+    #[arg(value_name = "DEVICE")]
+    device: String,
+}
+
+impl DeviceArg {
+    /// The device identity named.
+    pub(crate) fn id(&self) -> Result<nido_net::DeviceId> {
+        match &self.manufacturer {
+            Some(m) => Ok(nido_net::DeviceId::new(m, &self.device)?),
+            None => self.device.parse().with_context(|| {
+                format!(
+                    "{:?}: name the device as MANUFACTURER/SERIAL, or give --manufacturer",
+                    self.device
+                )
+            }),
+        }
+    }
 }
 
 #[derive(Args)]
 pub(crate) struct ClaimsArgs {
     #[command(flatten)]
     dir: DirArg,
+    /// The enrolled manufacturer whose devices the claims are for.
+    #[arg(long)]
+    manufacturer: String,
+    /// The certificate that signed the file: the manufacturer's issuing
+    /// CA (issuing-ca.pem next to claims.csv), signed by its enrolled root.
+    #[arg(long)]
+    signer: PathBuf,
+    /// The detached signature (default: FILE.sig).
+    #[arg(long)]
+    signature: Option<PathBuf>,
     /// The manufacturer's claims.csv.
     file: PathBuf,
 }
@@ -277,8 +327,19 @@ pub(crate) fn run(command: Network) -> Result<()> {
         Network::CrlImport(a) => crl(&a),
         Network::Block(a) => {
             let (_, store) = open(&a.dir.dir, None)?;
-            store.block(&a.serial, &a.reason)?;
-            println!("{} blocked", a.serial);
+            let device = a.device.id()?;
+            if !store
+                .manufacturers()?
+                .iter()
+                .any(|m| m.name == device.manufacturer())
+            {
+                bail!(
+                    "{device}: {:?} is not an enrolled manufacturer",
+                    device.manufacturer()
+                );
+            }
+            store.block(&device, &a.reason)?;
+            println!("{device} blocked");
             Ok(())
         }
         Network::ImportClaims(a) => claims(&a),
@@ -375,8 +436,10 @@ fn trust(a: &TrustArgs) -> Result<()> {
         max_subscriptions: Some(a.max_subscriptions),
         ..Policy::default()
     };
-    store.put_manufacturer(&a.name, root.as_ref(), &policy)?;
-    // The DCS credentials go next to the configuration.
+    nido_pki::check_manufacturer_name(&a.name)?;
+    // The DCS credentials go next to the configuration, before the
+    // manufacturer is enrolled: enrolling moves the trust generation, and a
+    // serving network then loads the realm's credentials from there.
     let target = dir.join("dcs").join(&a.realm);
     create_dir_all(&target)?;
     let chain = std::fs::read(a.dcs.join("dcs.pem")).context("dcs.pem")?;
@@ -392,6 +455,7 @@ fn trust(a: &TrustArgs) -> Result<()> {
         ));
         write_atomic(&path, text.as_bytes(), MODE_PUBLIC)?;
     }
+    store.put_manufacturer(&a.name, root.as_ref(), &policy)?;
     println!(
         "manufacturer {:?} enrolled; its DCS serves realm {}",
         a.name, a.realm
@@ -428,8 +492,37 @@ fn crl(a: &CrlArgs) -> Result<()> {
 
 fn claims(a: &ClaimsArgs) -> Result<()> {
     let (_, mut store) = open(&a.dir.dir, None)?;
-    let text = std::fs::read_to_string(&a.file).with_context(|| a.file.display().to_string())?;
-    let mut n = 0;
+    let bytes = std::fs::read(&a.file).with_context(|| a.file.display().to_string())?;
+    let sig_path = a.signature.clone().unwrap_or_else(|| {
+        let mut p = a.file.clone().into_os_string();
+        p.push(".sig");
+        PathBuf::from(p)
+    });
+    let sig = std::fs::read(&sig_path).with_context(|| {
+        format!(
+            "{}: the manufacturer's signature of {} (claims are imported only signed)",
+            sig_path.display(),
+            a.file.display()
+        )
+    })?;
+    let signer = read_certs(&a.signer)?;
+    let signer = signer
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("{}: no certificate", a.signer.display()))?;
+    let enrolled = store.manufacturers()?;
+    let m = enrolled
+        .iter()
+        .find(|m| m.name == a.manufacturer)
+        .ok_or_else(|| anyhow::anyhow!("{:?} is not an enrolled manufacturer", a.manufacturer))?;
+    nido_pki::verify_detached(
+        &nido_pki::CertificateDer::from(m.root_der.clone()),
+        signer,
+        &bytes,
+        &sig,
+    )
+    .with_context(|| format!("{} is not signed by {:?}", a.file.display(), a.manufacturer))?;
+    let text = String::from_utf8(bytes).with_context(|| a.file.display().to_string())?;
+    let (mut n, mut refused) = (0, 0);
     for (i, line) in text.lines().enumerate().skip(1) {
         let Some((serial, hash)) = line.split_once(',') else {
             bail!(
@@ -438,12 +531,21 @@ fn claims(a: &ClaimsArgs) -> Result<()> {
                 i + 1
             );
         };
-        store
-            .add_claimable(serial.trim(), hash.trim())
-            .map_err(|e| anyhow::anyhow!("{}:{}: {e}", a.file.display(), i + 1))?;
-        n += 1;
+        let device = nido_net::DeviceId::new(&a.manufacturer, serial.trim())
+            .with_context(|| format!("{}:{}", a.file.display(), i + 1))?;
+        match store.add_claimable(&device, hash.trim()) {
+            Ok(()) => n += 1,
+            Err(nido_net::StoreError::Conflict(e)) => {
+                eprintln!("{}:{}: refused: {e}", a.file.display(), i + 1);
+                refused += 1;
+            }
+            Err(e) => bail!("{}:{}: {e}", a.file.display(), i + 1),
+        }
     }
-    println!("{n} claimable devices imported");
+    println!("{n} claimable devices of {:?} imported", a.manufacturer);
+    if refused > 0 {
+        bail!("{refused} rows refused (devices already claimed, or codes of another device)");
+    }
     Ok(())
 }
 
@@ -476,7 +578,7 @@ fn subscriptions(a: &ListArgs) -> Result<()> {
         if a.json {
             println!(
                 "{}",
-                serde_json::json!({"supi": s.supi.to_string(), "device": s.device, "state": state, "owner": s.owner, "package_id": hex::encode(s.package_id)})
+                serde_json::json!({"supi": s.supi.to_string(), "device": s.device.to_string(), "manufacturer": s.device.manufacturer(), "serial": s.device.serial(), "state": state, "owner": s.owner, "package_id": hex::encode(s.package_id)})
             );
         } else {
             println!(

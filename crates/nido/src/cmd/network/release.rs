@@ -18,32 +18,34 @@ pub(crate) struct ReleaseArgs {
     /// Why (kept in the audit trail).
     #[arg(long, default_value = "released by the operator")]
     reason: String,
-    /// The device serial (IDevID) whose subscription is released.
-    serial: String,
+    /// The device whose subscription is released.
+    #[command(flatten)]
+    device: super::DeviceArg,
 }
 
 pub(crate) fn run(a: &ReleaseArgs) -> Result<()> {
     let (_, store) = super::open(&a.dir.dir, None)?;
+    let device = a.device.id()?;
     let at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     // One conditional update of the state alone: a `serve` running at the
     // same time never sees its SQN go back.
-    match store.release(&a.serial, at, &a.reason)? {
+    match store.release(&device, at, &a.reason)? {
         Release::NoSubscription => bail!(
             "{}: no subscription (a device without one is provisioned at its first onboarding)",
-            a.serial
+            device
         ),
         Release::Unchanged { supi, state } if state == "created" => println!(
             "{} ({supi}): its package was never confirmed; its next onboarding re-provisions it already",
-            a.serial
+            device
         ),
-        Release::Unchanged { supi, .. } => println!("{} ({supi}): already released", a.serial),
+        Release::Unchanged { supi, .. } => println!("{} ({supi}): already released", device),
         Release::Released { supi, was } => println!(
             "{} ({supi}) released (was {was}): its next onboarding gets a new K (the device \
              retries within its #74 back-off, 30 min at most); until then the old K still \
              works, and a registration with it makes the subscription active again",
-            a.serial
+            device
         ),
     }
     Ok(())

@@ -8,10 +8,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use nido_access::network::{ServeOptions, serve};
+use nido_access::network::{ServeOptions, serve_with};
+use nido_access::trust::TrustWatch;
 use nido_eap::{DcsCredentials, Settings};
 use nido_net::amf::Admission;
 use nido_net::dcs::Dcs;
@@ -49,34 +50,122 @@ impl ApplicationSink for FileSink {
     }
 }
 
-fn log(event: &NetworkEvent) {
-    // One structured line per event; events carry no secret.
-    match event {
-        NetworkEvent::Refused {
-            conn,
-            device,
-            cause,
-            reason,
-        } => {
-            tracing::warn!(%conn, device = device.as_deref().unwrap_or("-"), cause, reason = %reason, "refused")
+/// The serving network's log: one structured line per event; events carry
+/// no secret. Connection ids travel in clear on the access link and are
+/// all an off-path sender needs to address a context, so they appear only
+/// at debug level (the whole event is logged there). Discarded PDUs, which
+/// anyone can send, are summed up in one line at most once a minute.
+struct EventLog {
+    discarded: u64,
+    since: std::time::Instant,
+}
+
+impl EventLog {
+    fn new() -> Self {
+        Self {
+            discarded: 0,
+            since: std::time::Instant::now(),
         }
-        NetworkEvent::CloneSuspected {
-            device,
-            active,
-            refused,
-        } => tracing::warn!(device = %device, %active, %refused, "clone suspected"),
-        NetworkEvent::Congested {
-            conn,
-            procedures,
-            t3346,
-        } => {
-            tracing::debug!(%conn, procedures, t3346_s = t3346.as_secs(), "congestion: refused (#22)")
-        }
-        NetworkEvent::Discarded { conn, reason } => {
-            tracing::debug!(%conn, reason = %reason, "discarded")
-        }
-        other => tracing::info!(event = ?other, "network"),
     }
+
+    fn event(&mut self, event: &NetworkEvent) {
+        use NetworkEvent as E;
+        tracing::debug!(event = ?event, "network");
+        match event {
+            E::Refused {
+                device,
+                cause,
+                reason,
+                ..
+            } => {
+                tracing::warn!(device = device.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string), cause, reason = %reason, "refused")
+            }
+            E::CloneSuspected { device, .. } => {
+                tracing::warn!(device = %device, "clone suspected")
+            }
+            E::Congested { .. } => {}
+            E::Discarded { .. } => {
+                self.discarded += 1;
+                if self.since.elapsed() >= Duration::from_secs(60) {
+                    tracing::info!(
+                        discarded = self.discarded,
+                        "PDUs discarded in the last minute (undecodable, unknown connection, failed integrity, not allowed)"
+                    );
+                    self.discarded = 0;
+                    self.since = std::time::Instant::now();
+                }
+            }
+            E::DeviceAuthenticated { device, .. } => {
+                tracing::info!(device = %device, "device authenticated")
+            }
+            E::RegisteredForOnboarding { device, .. } => {
+                tracing::info!(device = %device, "registered for onboarding")
+            }
+            E::PackageDelivered {
+                device,
+                supi,
+                reprovisioned,
+            } => tracing::info!(device = %device, supi = %supi, reprovisioned, "package delivered"),
+            E::Provisioned { device, supi } => {
+                tracing::info!(device = %device, supi = %supi, "provisioned")
+            }
+            E::Released {
+                device,
+                supi,
+                reason,
+            } => tracing::info!(device = %device, supi = %supi, reason = %reason, "released"),
+            E::Authenticated {
+                supi, activated, ..
+            } => tracing::info!(supi = %supi, activated, "authenticated"),
+            E::Resynchronised { supi } => tracing::info!(supi = %supi, "resynchronised"),
+            E::Registered { supi, .. } => tracing::info!(supi = %supi, "registered"),
+            E::DataDelivered { supi, bytes } => {
+                tracing::info!(supi = %supi, bytes, "data delivered")
+            }
+            E::RestrictedTrafficRefused { what, .. } => {
+                tracing::info!(what = %what, "restricted traffic refused")
+            }
+            E::OnboardingTimerExpired { .. } => tracing::info!("onboarding timer expired"),
+            E::Deregistered { .. } => tracing::info!("deregistered"),
+            E::ProcedureAbandoned { timer, .. } => {
+                tracing::info!(timer = %timer, "procedure abandoned")
+            }
+            _ => tracing::info!("network event"),
+        }
+    }
+}
+
+/// The DCS credentials of `d` (certificate chain and key, 0600), trusting
+/// `trust`.
+fn dcs_credentials(
+    dir: &std::path::Path,
+    d: &config::DcsEntry,
+    trust: &Arc<nido_pki::TrustStore>,
+) -> Result<DcsCredentials> {
+    let chain = read_certs(&dir.join(&d.chain))?;
+    config::check_key_file(&dir.join(&d.key), "DCS key")?;
+    let key = read_key(&dir.join(&d.key))?;
+    DcsCredentials::new(chain, &PrivateKeyDer::Pkcs8(key), trust.clone())
+        .with_context(|| format!("DCS credentials of {}", d.realm))
+}
+
+/// After a trust reload: serves the realms `nido.toml` gained since start
+/// (`trust-manufacturer` writes the DCS files and the [[dcs]] entry before
+/// it enrolls the manufacturer, so they are there when the generation
+/// moves).
+fn serve_new_realms(
+    dir: &std::path::Path,
+    network: &mut Network,
+    trust: &Arc<nido_pki::TrustStore>,
+) -> Result<()> {
+    let config = config::Config::load(dir)?;
+    for d in &config.dcs {
+        if !network.serves_realm(&d.realm) {
+            network.serve_realm(&d.realm, dcs_credentials(dir, d, trust)?);
+            tracing::info!(realm = %d.realm, "DCS realm added");
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn run(a: &ServeArgs) -> Result<()> {
@@ -92,12 +181,7 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     let trust = Arc::new(store.trust_store()?);
     let mut dcs = Dcs::new(Settings::default());
     for d in &config.dcs {
-        let chain = read_certs(&dir.join(&d.chain))?;
-        config::check_key_file(&dir.join(&d.key), "DCS key")?;
-        let key = read_key(&dir.join(&d.key))?;
-        let creds = DcsCredentials::new(chain, &PrivateKeyDer::Pkcs8(key), trust.clone())
-            .with_context(|| format!("DCS credentials of {}", d.realm))?;
-        dcs.serve(&d.realm, creds);
+        dcs.serve(&d.realm, dcs_credentials(dir, d, &trust)?);
     }
     let no_dcs = config.dcs.is_empty();
     let (udm, mut pvs, mut net) = config::functions(dir, &config)?;
@@ -154,13 +238,41 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     if no_dcs {
         tracing::warn!("no manufacturer enrolled: every onboarding will be refused (#75)");
     }
-    let stats = serve(&mut network, &socket, &ServeOptions::default(), &stop, log)?;
+    let mut watch = TrustWatch::new(
+        trust_source,
+        Duration::from_millis(a.trust_poll_ms),
+        Some(generation),
+    );
+    let mut log = EventLog::new();
+    let stats = serve_with(
+        &mut network,
+        &socket,
+        &ServeOptions::default(),
+        &stop,
+        |e| log.event(e),
+        |network| match watch.poll(Instant::now(), network) {
+            Ok(Some(reloaded)) => {
+                tracing::info!(
+                    generation = reloaded.generation,
+                    "trust store reloaded (manufacturers, CRLs, block list changed)"
+                );
+                if let Err(e) = serve_new_realms(dir, network, &reloaded.trust) {
+                    tracing::warn!(error = %e, "DCS realms of manufacturers enrolled since start not loaded");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "trust store not reloaded; the current one stays"),
+        },
+    )?;
     tracing::info!(
         received = stats.received,
         sent = stats.sent,
         malformed = stats.malformed,
         over_capacity = stats.over_capacity,
         congested = stats.congested,
+        discarded = stats.discarded,
+        foreign = stats.foreign,
+        unaudited = stats.unaudited,
         "stopped; in-flight procedures abandoned (the store holds only committed state)"
     );
     Ok(())
