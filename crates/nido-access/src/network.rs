@@ -4,8 +4,9 @@
 //! Connection ids travel in clear, so the driver does not trust them alone
 //! (issue #17, finding 4): a connection is bound to the address of its
 //! first datagram, and moves to another address only with a PDU that
-//! passed NAS integrity from there ([`PduVerdict::Verified`]); a release is
-//! honoured only from the bound address. What an unauthenticated sender
+//! passed NAS integrity from there ([`PduVerdict::Verified`]); a plain PDU
+//! from another address never reaches the network; a release is honoured
+//! only from the bound address. What an unauthenticated sender
 //! causes costs no durable write (finding 6): discarded PDUs are counted,
 //! never audited; refusals of identities nobody authenticated (#22, a SUCI
 //! that does not de-conceal, a failed authentication, an abandoned
@@ -171,6 +172,10 @@ pub fn serve_with(
                             continue;
                         }
                     }
+                    if !reaches_network(bound, from, datagram.payload) {
+                        stats.foreign += 1;
+                        continue;
+                    }
                     // A new connection is bound to the address of its
                     // first datagram.
                     if bound.is_none() {
@@ -293,4 +298,51 @@ fn record(
         deferred.clear();
     }
     events.iter().for_each(on_event);
+}
+
+/// Whether a NAS PDU for a connection bound to `bound`, arriving from
+/// `from`, goes to the network. From the bound address (or for a new
+/// connection) every PDU does; from another address only an integrity
+/// protected one, which moves the binding if it verifies. A plain PDU from
+/// elsewhere is what an off-path sender who knows the connection id forges
+/// to abort a procedure before security exists (an AUTHENTICATION FAILURE
+/// or SECURITY MODE REJECT, which TS 24.501 4.4.4.3 lets the network take
+/// unprotected): it is dropped before the network sees it, as a RAN would
+/// never deliver it on another UE's radio bearer.
+fn reaches_network(bound: Option<SocketAddr>, from: SocketAddr, pdu: &[u8]) -> bool {
+    match bound {
+        Some(addr) if addr != from => {
+            matches!(nido_nas::security::split_header(pdu), Ok((sht, ..)) if sht != 0)
+        }
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_protected_pdus_come_from_another_address() {
+        let a: SocketAddr = "127.0.0.1:1000".parse().unwrap_or_else(|_| unreachable!());
+        let b: SocketAddr = "127.0.0.1:2000".parse().unwrap_or_else(|_| unreachable!());
+        // AUTHENTICATION FAILURE #21, plain; and under an integrity header.
+        let plain = [0x7e, 0x00, 0x59, 0x15];
+        let protected = [0x7e, 0x02, 1, 2, 3, 4, 7, 0x7e, 0x00, 0x59, 0x15];
+        for pdu in [&plain[..], &protected[..]] {
+            assert!(reaches_network(None, b, pdu));
+            assert!(reaches_network(Some(a), a, pdu));
+        }
+        assert!(!reaches_network(Some(a), b, &plain));
+        assert!(reaches_network(Some(a), b, &protected));
+        // Nothing that does not parse as a protected header gets through.
+        for junk in [
+            &[][..],
+            &[0x7e][..],
+            &[0x7e, 0x05, 0, 0, 0, 0, 0, 0][..],
+            &[0x2e, 1, 2][..],
+        ] {
+            assert!(!reaches_network(Some(a), b, junk));
+        }
+    }
 }

@@ -571,7 +571,9 @@ impl SqlStore {
     /// list (each root and CRL is validated again on the way in).
     pub fn trust_store(&self) -> Result<TrustStore, SqlStoreError> {
         let mut trust = TrustStore::new();
-        for m in self.manufacturers()? {
+        let manufacturers = self.manufacturers()?;
+        let names: Vec<String> = manufacturers.iter().map(|m| m.name.clone()).collect();
+        for m in manufacturers {
             trust
                 .enroll(&m.name, CertificateDer::from(m.root_der), m.policy)
                 .map_err(|e| SqlStoreError::Corrupt(e.to_string()))?;
@@ -586,7 +588,19 @@ impl SqlStore {
                 .map_err(|e| SqlStoreError::Corrupt(e.to_string()))?;
         }
         for b in self.blocked()? {
-            trust.block(&crate::sql::device_id(&b.serial)?);
+            if b.serial.contains('/') {
+                trust.block(&crate::sql::device_id(&b.serial)?);
+            } else {
+                // A serial blocked before schema 4 while no manufacturer was
+                // enrolled (the migration qualifies the others): it blocks
+                // that serial under every manufacturer, as it meant then.
+                for name in &names {
+                    let id = nido_net::DeviceId::new(name, &b.serial).map_err(|e| {
+                        SqlStoreError::Corrupt(format!("blocked {:?}: {e}", b.serial))
+                    })?;
+                    trust.block(&id);
+                }
+            }
         }
         Ok(trust)
     }

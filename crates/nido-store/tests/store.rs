@@ -790,6 +790,27 @@ fn audit_devices_and_trust_data() {
     assert_eq!(s.blocked().unwrap()[0].serial, "acme/ACME-000007");
     assert!(s.unblock(&stolen).unwrap());
     assert!(!s.unblock(&stolen).unwrap());
+
+    // A serial blocked before schema 4 while no manufacturer was enrolled
+    // (the migration left it bare) blocks it under every manufacturer; it
+    // does not stop the trust store from loading.
+    {
+        use sqlx::{Connection, Executor};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = sqlx::SqliteConnection::connect(&dir.db()).await.unwrap();
+            c.execute("INSERT INTO blocked (serial, reason, at) VALUES ('ACME-000008', 'old', 1)")
+                .await
+                .unwrap();
+            c.close().await.unwrap();
+        });
+    }
+    let trust = s.trust_store().unwrap();
+    assert!(trust.is_blocked(&DeviceId::new("acme", "ACME-000008").unwrap()));
+    assert!(!trust.is_blocked(&stolen));
 }
 
 #[test]

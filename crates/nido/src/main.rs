@@ -36,7 +36,8 @@ enum Command {
     #[command(subcommand)]
     Nas(cmd::nas::Nas),
     /// The manufacturer's PKI: root and issuing CA, device IDevIDs and
-    /// factory bundles with claim codes, the DCS certificate, revocation, CRLs.
+    /// factory bundles, claim-code labels and the signed claims file, the DCS
+    /// certificate, revocation, CRLs.
     #[command(subcommand)]
     Mfr(cmd::mfr::Mfr),
     /// An operator's network: init, enroll manufacturers, serve devices

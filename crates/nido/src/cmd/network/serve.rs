@@ -236,7 +236,9 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         "serving (SIGTERM or Ctrl-C to stop)"
     );
     if no_dcs {
-        tracing::warn!("no manufacturer enrolled: every onboarding will be refused (#75)");
+        tracing::warn!(
+            "no manufacturer enrolled: onboardings are refused (#75) until one is (trust-manufacturer; serve picks it up)"
+        );
     }
     let mut watch = TrustWatch::new(
         trust_source,
