@@ -22,6 +22,15 @@ use common::{Scratch, free_udp_port, nido, ok};
 /// operator can act on: exit code 1, one stderr line starting `nido: `, no
 /// panic. Returns that line.
 fn fails(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> String {
+    fails_with(1, args, cwd, env)
+}
+
+/// As [`fails`], for a usage error: exit code 2.
+fn usage_fails(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> String {
+    fails_with(2, args, cwd, env)
+}
+
+fn fails_with(code: i32, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_nido"))
         .args(args)
         .envs(env.iter().copied())
@@ -47,7 +56,7 @@ fn fails(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> String {
     );
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(code),
         "nido {args:?}: {}\n{stderr}",
         out.status
     );
@@ -399,7 +408,7 @@ fn an_owner_psk_comes_from_a_file_or_stdin_never_argv() {
     // The old flag is refused, with the way to do it.
     let mut args = lwm2m.to_vec();
     args.extend(["--psk", "00112233"]);
-    let line = fails(&args, d, &[]);
+    let line = usage_fails(&args, d, &[]);
     assert!(line.contains("--psk-file"), "{line}");
     // From a file.
     std::fs::write(d.join("acme.psk"), "00112233\n").unwrap();

@@ -127,13 +127,19 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
         }
         OwnerCmd::Credentials(a) => {
             if a.psk.is_some() {
-                bail!(
-                    "--psk is refused: a secret on the command line shows in `ps` and the shell history; \
-                     put the PSK (hex) in a file and give --psk-file FILE, or --psk-file - to read it from standard input"
-                );
+                return Err(crate::args::UsageError::new(
+                    "--psk",
+                    "refused: a secret on the command line shows in `ps` and the shell history; \
+                     put the PSK (hex) in a file and give --psk-file FILE, or --psk-file - to read it from standard input",
+                )
+                .into());
             }
             if a.lwm2m.is_some() && a.psk_file.is_none() {
-                bail!("--lwm2m needs --psk-file FILE (the PSK in hex; - reads standard input)");
+                return Err(crate::args::UsageError::new(
+                    "--lwm2m",
+                    "needs --psk-file FILE (the PSK in hex; - reads standard input)",
+                )
+                .into());
             }
             let (_, mut store) = open(&a.dir.dir, None)?;
             let Some(mut owner) = store.owner(&a.owner)? else {

@@ -270,11 +270,15 @@ impl DeviceArg {
     pub(crate) fn id(&self) -> Result<nido_net::DeviceId> {
         match &self.manufacturer {
             Some(m) => Ok(nido_net::DeviceId::new(m, &self.device)?),
-            None => self.device.parse().with_context(|| {
-                format!(
-                    "{:?}: name the device as MANUFACTURER/SERIAL, or give --manufacturer",
-                    self.device
+            None => self.device.parse().map_err(|e| {
+                crate::args::UsageError::new(
+                    "DEVICE",
+                    format!(
+                        "{:?}: name the device as MANUFACTURER/SERIAL, or give --manufacturer ({e})",
+                        self.device
+                    ),
                 )
+                .into()
             }),
         }
     }
