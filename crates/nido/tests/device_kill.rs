@@ -22,7 +22,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Reaper, Scratch, free_udp_port, manufacturer_and_network, nido, ok, spawn};
+use common::{
+    Reaper, Scratch, free_udp_port, import_claims, manufacturer_and_network, nido, ok, spawn,
+};
 use serde_json::Value;
 
 fn read(path: &Path) -> String {
@@ -76,20 +78,7 @@ struct Net {
 
 fn network(d: &Path) -> Net {
     let (listen, _realm) = manufacturer_and_network(d, 1);
-    ok(
-        &[
-            "network",
-            "import-claims",
-            "--dir",
-            "net",
-            "--manufacturer",
-            "Acme Sensors",
-            "--signer",
-            "factory/issuing-ca.pem",
-            "factory/claims.csv",
-        ],
-        d,
-    );
+    import_claims(d);
     let serial = "ACMESENS-0000000001".to_owned();
     assert!(d.join("factory").join(&serial).is_dir());
     let log = d.join("network.log");

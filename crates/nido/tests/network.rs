@@ -14,7 +14,9 @@ mod common;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{PgDb, Scratch, json_lines, manufacturer_and_network_on, nido, ok, spawn};
+use common::{
+    PgDb, Scratch, import_claims, json_lines, manufacturer_and_network_on, nido, ok, spawn,
+};
 use nido_net::Store;
 use nido_store::{Kek, SqlStore};
 
@@ -36,20 +38,7 @@ fn kill_and_restart(name: &str, db: Option<&str>) {
     let s = Scratch::new(name);
     let d = &s.0;
     let (listen, _realm) = manufacturer_and_network_on(d, DEVICES, db);
-    ok(
-        &[
-            "network",
-            "import-claims",
-            "--dir",
-            "net",
-            "--manufacturer",
-            "Acme Sensors",
-            "--signer",
-            "factory/issuing-ca.pem",
-            "factory/claims.csv",
-        ],
-        d,
-    );
+    import_claims(d);
 
     let log = d.join("network.log");
     let mut network = spawn(&["network", "serve", "--dir", "net"], d, &log);

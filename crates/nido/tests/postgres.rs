@@ -17,7 +17,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{
-    PgDb, Reaper, Scratch, free_udp_port, json_lines, manufacturer_and_network_on, ok, spawn,
+    PgDb, Reaper, Scratch, free_udp_port, import_claims, json_lines, manufacturer_and_network_on,
+    ok, spawn,
 };
 
 const DEVICES: usize = 6;
@@ -49,20 +50,7 @@ fn two_network_instances_share_one_postgres_database() {
     let url = db.url();
     let (first, _realm) = manufacturer_and_network_on(d, DEVICES, Some(&url));
     let listen = [first, format!("127.0.0.1:{}", free_udp_port())];
-    ok(
-        &[
-            "network",
-            "import-claims",
-            "--dir",
-            "net",
-            "--manufacturer",
-            "Acme Sensors",
-            "--signer",
-            "factory/issuing-ca.pem",
-            "factory/claims.csv",
-        ],
-        d,
-    );
+    import_claims(d);
     assert!(
         !d.join("net/nido.db").exists(),
         "the network made a SQLite database"

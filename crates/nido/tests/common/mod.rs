@@ -75,6 +75,25 @@ pub(crate) fn json_lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Imports the manufacturer's signed `factory/claims.csv` into `net` (set up
+/// by [`manufacturer_and_network`]).
+pub(crate) fn import_claims(d: &Path) {
+    ok(
+        &[
+            "network",
+            "import-claims",
+            "--dir",
+            "net",
+            "--manufacturer",
+            "Acme Sensors",
+            "--signer",
+            "factory/issuing-ca.pem",
+            "factory/claims.csv",
+        ],
+        d,
+    );
+}
+
 /// A manufacturer with `devices` bundles and a network (SQLite) that trusts
 /// it, listening on a free port; returns (listen address, DCS realm).
 pub(crate) fn manufacturer_and_network(d: &Path, devices: usize) -> (String, String) {
