@@ -15,6 +15,7 @@
 //!   but never starves timers, and memory stays bounded (the socket's
 //!   receive buffer is the queue; beyond it the kernel drops, as a radio would).
 
+pub mod commit;
 pub mod datagram;
 pub mod device;
 pub mod fleet;

@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime};
 use nido_net::amf::{PduVerdict, RateLimit, TokenBucket};
 use nido_net::{ConnectionId, Network, NetworkEvent};
 
+use crate::commit::Gate;
 use crate::datagram::{Datagram, HEADER_LEN, Kind, MAX_PAYLOAD};
 
 /// How the driver bounds its work and memory.
@@ -123,13 +124,45 @@ pub fn serve(
 /// [`serve`], calling `on_round` with the network before each round (at
 /// least every `options.tick`): where a driver feeds it inputs other than
 /// datagrams, such as a new trust store ([`crate::trust::TrustWatch`]).
+/// The network's store commits every write at once: use
+/// [`serve_staged`] for a network over a [`nido_net::Stage`].
 pub fn serve_with(
+    network: &mut Network,
+    socket: &UdpSocket,
+    options: &ServeOptions,
+    stop: &AtomicBool,
+    on_event: impl FnMut(&NetworkEvent),
+    on_round: impl FnMut(&mut Network),
+) -> io::Result<ServeStats> {
+    run(network, socket, options, stop, on_event, on_round, None)
+}
+
+/// [`serve_with`] for a network whose store is `gate`'s [`nido_net::Stage`]
+/// (issue #11): its writes are committed in groups by a
+/// [`crate::commit::Committer`] the caller runs, and every reply goes
+/// through `gate`, which sends it once the writes issued before it are
+/// durable. When the committer abandons a group, the network forgets its
+/// UE contexts at the next round (what a crash would lose).
+pub fn serve_staged(
+    network: &mut Network,
+    socket: &UdpSocket,
+    options: &ServeOptions,
+    stop: &AtomicBool,
+    gate: &Gate,
+    on_event: impl FnMut(&NetworkEvent),
+    on_round: impl FnMut(&mut Network),
+) -> io::Result<ServeStats> {
+    run(network, socket, options, stop, on_event, on_round, Some(gate))
+}
+
+fn run(
     network: &mut Network,
     socket: &UdpSocket,
     options: &ServeOptions,
     stop: &AtomicBool,
     mut on_event: impl FnMut(&NetworkEvent),
     mut on_round: impl FnMut(&mut Network),
+    gate: Option<&Gate>,
 ) -> io::Result<ServeStats> {
     let mut peers: HashMap<ConnectionId, SocketAddr> = HashMap::new();
     let mut stats = ServeStats::default();
@@ -137,7 +170,19 @@ pub fn serve_with(
     let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
     let mut out = Vec::with_capacity(2048);
     let mut deferred = Vec::new();
+    let mut epoch = gate.map_or(0, |g| g.stage().failures());
     while !stop.load(Ordering::Relaxed) {
+        if let Some(g) = gate {
+            let now_epoch = g.stage().failures();
+            if now_epoch != epoch {
+                // A group was abandoned: what the contexts believe was
+                // never made durable. Forget them, as a restart would.
+                network.forget_contexts();
+                peers.clear();
+                deferred.clear();
+                epoch = now_epoch;
+            }
+        }
         on_round(network);
         let now = SystemTime::now();
         let wait = network
@@ -233,12 +278,19 @@ pub fn serve_with(
             &mut stats,
             true,
         );
+        // Every reply of the round waits for the writes issued before it.
+        let tag = gate.map(|g| g.stage().tag(epoch));
         while let Some(t) = network.poll_transmit() {
             if let Some(addr) = peers.get(&t.conn) {
                 out.clear();
                 Datagram::nas(t.conn.0, &t.pdu).encode(&mut out);
+                stats.sent += 1;
+                if let (Some(g), Some(tag)) = (gate, tag) {
+                    g.send(tag, *addr, out.clone());
+                    continue;
+                }
                 match socket.send_to(&out, addr) {
-                    Ok(_) => stats.sent += 1,
+                    Ok(_) => {}
                     Err(e) if would_block(&e) => {} // the link drops it; timers recover
                     Err(e) => return Err(e),
                 }

@@ -36,14 +36,16 @@ pub mod dcs;
 pub mod events;
 pub mod pvs;
 pub mod sink;
+pub mod stage;
 pub mod store;
 pub mod udm;
 
 pub use amf::{ConnectionId, Network, NetworkConfig, Transmit};
 pub use events::NetworkEvent;
 pub use nido_pki::DeviceId;
+pub use stage::Stage;
 pub use sink::{ApplicationSink, CountingSink, MemorySink, Uplink};
 
 pub use store::{
-    MemoryStore, Owner, SharedStore, Store, StoreError, Subscription, SubscriptionState,
+    MemoryStore, Owner, SharedStore, Store, StoreError, Subscription, SubscriptionState, Write,
 };

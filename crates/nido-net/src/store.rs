@@ -113,6 +113,67 @@ pub enum StoreError {
     },
 }
 
+/// One change of the network's persistent state, as it leaves the
+/// protocol core (issue #11): the core never waits for a database; its
+/// writes are collected by a [`crate::stage::Stage`] and committed by the
+/// driver in groups ([`Store::apply`]), and no message that depends on a
+/// write leaves before the group holding it is durable.
+///
+/// Each variant touches only what it names, so a write of one column never
+/// undoes a concurrent change of another (an operator's release of the
+/// state while the UDM advances the SQN, say).
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// A subscription created, or given a new package (new K and OPc, a
+    /// new package id): the whole row, inserted or replacing the row of
+    /// `sub.device`, with the audit entries of the events that report it.
+    /// A SUPI that belongs to another device is a [`StoreError::Conflict`].
+    Subscription {
+        /// The row.
+        sub: Subscription,
+        /// When (seconds since the Unix epoch), for the audit entries.
+        at_unix: u64,
+        /// The events this change reports ([`crate::NetworkEvent::recorded_with_change`]).
+        audit: Vec<crate::NetworkEvent>,
+    },
+    /// The home network's SQN state of `supi`, alone (the UDM issuing a
+    /// vector or resynchronising): no other column changes. A SUPI without
+    /// a subscription is a [`StoreError::NotFound`].
+    Sqn {
+        /// The SUPI.
+        supi: Supi,
+        /// Its new SQN state.
+        sqn: HeSqn,
+    },
+    /// The state alone of the subscription of `supi` (the PVS marking it
+    /// provisioned, the UDM activating it), with the audit entries of the
+    /// events that report it. A SUPI without a subscription is a
+    /// [`StoreError::NotFound`].
+    State {
+        /// The SUPI.
+        supi: Supi,
+        /// The new state.
+        state: SubscriptionState,
+        /// When (seconds since the Unix epoch), for the audit entries.
+        at_unix: u64,
+        /// The events this change reports.
+        audit: Vec<crate::NetworkEvent>,
+    },
+    /// One more MSIN counted against `manufacturer`'s quota (its number came
+    /// from a lease, [`Store::lease_msins`]).
+    Counted {
+        /// The enrolled manufacturer's name.
+        manufacturer: String,
+    },
+    /// Audit entries of events that changed nothing else.
+    Audit {
+        /// When (seconds since the Unix epoch).
+        at_unix: u64,
+        /// The events.
+        events: Vec<crate::NetworkEvent>,
+    },
+}
+
 /// The network's persistent state.
 ///
 /// Every read returns `Err` when the store cannot answer
@@ -173,6 +234,63 @@ pub trait Store {
     ) -> Result<(), StoreError> {
         self.put_subscription(sub)?;
         self.record_events(at_unix, audit);
+        Ok(())
+    }
+
+    /// Takes `n` MSINs of the IMSI range at once, durably (a lease: numbers
+    /// a crash leaves unused are gaps, never handed out twice), for a
+    /// [`crate::stage::Stage`] to hand out without a database round trip.
+    /// Returns fewer than `n` (never none) near the end of the range, and
+    /// [`StoreError::Exhausted`] when it is used up. The default takes one.
+    fn lease_msins(&mut self, n: u64) -> Result<core::ops::Range<u64>, StoreError> {
+        let _ = n;
+        let first = self.allocate_msin()?;
+        Ok(first..first + 1)
+    }
+
+    /// Applies `writes` in order, in one transaction where the store has
+    /// them: all of them are durable when it returns `Ok`, none of them
+    /// when it returns `Err`. The default applies them one by one through
+    /// the methods above (a store without transactions).
+    fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
+        for write in writes {
+            match write {
+                Write::Subscription {
+                    sub,
+                    at_unix,
+                    audit,
+                } => self.put_subscription_audited(sub.clone(), *at_unix, audit)?,
+                Write::Sqn { supi, sqn } => {
+                    let mut sub = self
+                        .subscription_by_supi(supi)?
+                        .ok_or_else(|| StoreError::NotFound(format!("subscription of {supi}")))?;
+                    sub.sqn = *sqn;
+                    self.put_subscription(sub)?;
+                }
+                Write::State {
+                    supi,
+                    state,
+                    at_unix,
+                    audit,
+                } => {
+                    let mut sub = self
+                        .subscription_by_supi(supi)?
+                        .ok_or_else(|| StoreError::NotFound(format!("subscription of {supi}")))?;
+                    sub.state = *state;
+                    self.put_subscription_audited(sub, *at_unix, audit)?;
+                }
+                Write::Counted { manufacturer } => self.count_allocation(manufacturer)?,
+                Write::Audit { at_unix, events } => self.record_events(*at_unix, events),
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts one more MSIN against `manufacturer`'s quota without
+    /// allocating one ([`Write::Counted`]). The default does nothing (a
+    /// store that keeps no counts).
+    fn count_allocation(&mut self, manufacturer: &str) -> Result<(), StoreError> {
+        let _ = manufacturer;
         Ok(())
     }
 
@@ -344,6 +462,23 @@ impl Store for MemoryStore {
             .unwrap_or(0))
     }
 
+    fn lease_msins(&mut self, n: u64) -> Result<core::ops::Range<u64>, StoreError> {
+        if self.next_msin >= self.msin_limit {
+            return Err(StoreError::Exhausted);
+        }
+        let first = self.next_msin + 1;
+        self.next_msin = (self.next_msin + n.max(1)).min(self.msin_limit);
+        Ok(first..self.next_msin + 1)
+    }
+
+    fn count_allocation(&mut self, manufacturer: &str) -> Result<(), StoreError> {
+        *self
+            .per_manufacturer
+            .entry(manufacturer.to_owned())
+            .or_insert(0) += 1;
+        Ok(())
+    }
+
     fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError> {
         self.owners.insert(owner.id.clone(), owner);
         Ok(())
@@ -475,6 +610,18 @@ impl Store for SharedStore {
 
     fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError> {
         self.with(|s| s.put_owner(owner))
+    }
+
+    fn lease_msins(&mut self, n: u64) -> Result<core::ops::Range<u64>, StoreError> {
+        self.with(|s| s.lease_msins(n))
+    }
+
+    fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
+        self.with(|s| s.apply(writes))
+    }
+
+    fn count_allocation(&mut self, manufacturer: &str) -> Result<(), StoreError> {
+        self.with(|s| s.count_allocation(manufacturer))
     }
 
     fn owner_of_device(&self, device: &DeviceId) -> Result<Option<Owner>, StoreError> {

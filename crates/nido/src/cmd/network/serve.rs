@@ -11,13 +11,14 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use nido_access::network::{ServeOptions, serve_with};
+use nido_access::commit::{CommitOptions, Committer, Gate};
+use nido_access::network::{ServeOptions, serve_staged};
 use nido_access::trust::TrustWatch;
 use nido_eap::{DcsCredentials, Settings};
 use nido_net::amf::Admission;
 use nido_net::dcs::Dcs;
 use nido_net::pvs::Quotas;
-use nido_net::{ApplicationSink, Network, NetworkEvent, Uplink};
+use nido_net::{ApplicationSink, Network, NetworkEvent, Stage, Uplink};
 use nido_pki::files::{read_certs, read_key};
 use rustls::pki_types::PrivateKeyDer;
 
@@ -206,7 +207,19 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     let sink = FileSink {
         path: dir.join("uplink.jsonl"),
     };
-    let mut network = Network::new(net, Box::new(store), udm, pvs, dcs, Box::new(sink));
+    // The network's writes leave it as effects (issue #11): a stage over
+    // two connections, one for reads and one for the committer's group
+    // commits; replies wait for the writes they depend on.
+    let (_, writer) = super::open(dir, a.db.as_deref())?;
+    let stage = Stage::new(Box::new(store), Box::new(writer));
+    let mut network = Network::new(
+        net,
+        Box::new(stage.clone()),
+        udm,
+        pvs,
+        dcs,
+        Box::new(sink),
+    );
     let listen = a
         .listen
         .clone()
@@ -246,11 +259,14 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         Some(generation),
     );
     let mut log = EventLog::new();
-    let stats = serve_with(
+    let gate = Gate::new(stage, Arc::new(socket.try_clone()?));
+    let committer = Committer::start(gate.clone(), CommitOptions::default())?;
+    let stats = serve_staged(
         &mut network,
         &socket,
         &ServeOptions::default(),
         &stop,
+        &gate,
         |e| log.event(e),
         |network| match watch.poll(Instant::now(), network) {
             Ok(Some(reloaded)) => {
@@ -266,6 +282,15 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
             Err(e) => tracing::warn!(error = %e, "trust store not reloaded; the current one stays"),
         },
     )?;
+    // The writes of the last round, and the replies that waited for them.
+    committer.finish();
+    let commits = gate.stats();
+    tracing::info!(
+        groups = commits.groups.load(std::sync::atomic::Ordering::Relaxed),
+        writes = commits.writes.load(std::sync::atomic::Ordering::Relaxed),
+        abandoned = commits.abandoned.load(std::sync::atomic::Ordering::Relaxed),
+        "store commits"
+    );
     tracing::info!(
         received = stats.received,
         sent = stats.sent,

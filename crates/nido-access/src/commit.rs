@@ -1,0 +1,265 @@
+//! Group commit for the UDP driver: the committer thread and the replies
+//! that wait for it (issue #11).
+//!
+//! The network's writes collect in a [`Stage`]; one committer thread
+//! commits whatever accumulated while its last commit ran (one
+//! transaction, at most [`nido_net::stage::MAX_GROUP`] writes) and then
+//! sends the replies whose writes that made durable. A reply whose writes
+//! are already durable when it is produced goes out at once, unless older
+//! replies still wait (order is kept).
+//!
+//! # Invariants
+//! - A reply leaves only once [`Stage::release`] says its tag is durable.
+//! - A group that fails is retried while the store is unavailable (with
+//!   back-off, up to [`CommitOptions::give_up_after`]); then, or at once for
+//!   any other failure, it is abandoned ([`Stage::abandon`]): every waiting
+//!   reply is dropped, and the driver forgets its UE contexts at its next
+//!   round, as after a crash.
+
+use std::collections::VecDeque;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nido_net::stage::Tag;
+use nido_net::{Stage, StoreError};
+
+/// How the committer retries.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitOptions {
+    /// The first wait before retrying a group the store could not take
+    /// (doubling up to one second).
+    pub retry: Duration,
+    /// How long a group is retried while the store is unavailable before
+    /// it is abandoned.
+    pub give_up_after: Duration,
+}
+
+impl Default for CommitOptions {
+    fn default() -> Self {
+        Self {
+            retry: Duration::from_millis(50),
+            give_up_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the committer did.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    /// Groups committed.
+    pub groups: AtomicU64,
+    /// Writes committed.
+    pub writes: AtomicU64,
+    /// Microseconds spent in commits.
+    pub commit_us: AtomicU64,
+    /// Replies that waited for a commit.
+    pub held: AtomicU64,
+    /// Replies dropped because their group was abandoned.
+    pub dropped: AtomicU64,
+    /// Groups abandoned.
+    pub abandoned: AtomicU64,
+}
+
+/// Replies that wait for their writes, in the order they were produced.
+#[derive(Default)]
+struct Held {
+    queue: VecDeque<(Tag, SocketAddr, Vec<u8>)>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// The replies' gate: the driver hands every reply to it; the committer
+/// thread opens it after each commit.
+#[derive(Clone)]
+pub struct Gate {
+    stage: Stage,
+    held: Arc<Mutex<Held>>,
+    socket: Arc<UdpSocket>,
+    stats: Arc<CommitStats>,
+}
+
+impl core::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Gate")
+            .field("stage", &self.stage)
+            .field("held", &lock(&self.held).queue.len())
+            .finish()
+    }
+}
+
+impl Gate {
+    /// A gate for replies sent on `socket` once `stage` made them durable.
+    pub fn new(stage: Stage, socket: Arc<UdpSocket>) -> Self {
+        Self {
+            stage,
+            held: Arc::new(Mutex::new(Held::default())),
+            socket,
+            stats: Arc::new(CommitStats::default()),
+        }
+    }
+
+    /// The stage.
+    pub fn stage(&self) -> &Stage {
+        &self.stage
+    }
+
+    /// The committer's counts.
+    pub fn stats(&self) -> &CommitStats {
+        &self.stats
+    }
+
+    /// Sends `datagram` to `to` once the writes of `tag` are durable: now,
+    /// if they are and nothing older waits; else after the commit that
+    /// makes them so. Returns whether it was sent now.
+    pub fn send(&self, tag: Tag, to: SocketAddr, datagram: Vec<u8>) -> bool {
+        let mut held = lock(&self.held);
+        match self.stage.release(tag) {
+            None => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Some(true) if held.queue.is_empty() => {
+                // Lost datagrams are the link's business: timers recover.
+                let _ = self.socket.send_to(&datagram, to);
+                true
+            }
+            Some(_) => {
+                self.stats.held.fetch_add(1, Ordering::Relaxed);
+                held.queue.push_back((tag, to, datagram));
+                false
+            }
+        }
+    }
+
+    /// Sends every waiting reply whose writes are durable, in order; drops
+    /// those whose group was abandoned. Returns how many were sent.
+    pub fn open(&self) -> usize {
+        let mut held = lock(&self.held);
+        let mut sent = 0;
+        while let Some((tag, _, _)) = held.queue.front() {
+            match self.stage.release(*tag) {
+                Some(true) => {
+                    if let Some((_, to, datagram)) = held.queue.pop_front() {
+                        let _ = self.socket.send_to(&datagram, to);
+                        sent += 1;
+                    }
+                }
+                Some(false) => break,
+                None => {
+                    held.queue.pop_front();
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        sent
+    }
+
+    /// Replies waiting for a commit.
+    pub fn waiting(&self) -> usize {
+        lock(&self.held).queue.len()
+    }
+
+    /// Commits one group and opens the gate; what the committer thread
+    /// loops on. `Err` only for a group that was abandoned.
+    pub fn commit_once(&self, options: &CommitOptions) -> Result<usize, StoreError> {
+        let started = Instant::now();
+        let mut wait = options.retry;
+        loop {
+            match self.stage.commit() {
+                Ok(done) => {
+                    if done.writes > 0 {
+                        self.stats.groups.fetch_add(1, Ordering::Relaxed);
+                        self.stats
+                            .writes
+                            .fetch_add(done.writes as u64, Ordering::Relaxed);
+                        self.stats.commit_us.fetch_add(
+                            started.elapsed().as_micros() as u64,
+                            Ordering::Relaxed,
+                        );
+                    }
+                    self.open();
+                    return Ok(done.writes);
+                }
+                Err(StoreError::Unavailable(e)) if started.elapsed() < options.give_up_after => {
+                    tracing::warn!(error = %e, "group commit failed; retrying");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    tracing::error!(
+                        error = %e,
+                        "group commit abandoned: replies that waited for it are dropped, UE contexts forgotten"
+                    );
+                    self.stage.abandon();
+                    self.stats.abandoned.fetch_add(1, Ordering::Relaxed);
+                    self.open();
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// The committer thread: commits while `stop` is not set, then what is
+/// left, and returns.
+pub struct Committer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl core::fmt::Debug for Committer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Committer").finish_non_exhaustive()
+    }
+}
+
+impl Committer {
+    /// Starts committing `gate`'s stage.
+    pub fn start(gate: Gate, options: CommitOptions) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("nido-commit".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    gate.stage().wait_for_writes(Duration::from_millis(20));
+                    let _ = gate.commit_once(&options);
+                }
+                // What the network wrote before it stopped, and its replies.
+                while gate.stage().pending() > 0 {
+                    if gate.commit_once(&options).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Commits what is pending and stops.
+    pub fn finish(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
