@@ -5,6 +5,7 @@
 use nido_pki::{Policy, TrustStore};
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
+use crate::batch::{AuditBatch, Conn, Op};
 use crate::error::SqlStoreError;
 use crate::policy;
 use crate::records::{
@@ -48,48 +49,6 @@ pub enum Release {
         state: String,
     },
 }
-
-/// Audit entries and device states to write in one transaction.
-pub(crate) struct AuditRows {
-    pub(crate) at: i64,
-    pub(crate) entries: Vec<AuditEntry>,
-    pub(crate) devices: Vec<(String, &'static str)>,
-}
-
-/// Writes [`AuditRows`] with the open transaction `$tx` (either backend).
-macro_rules! insert_audit {
-    ($tx:ident, $rows:expr) => {
-        let rows: &$crate::extras::AuditRows = &$rows;
-        for entry in &rows.entries {
-            sqlx::query(
-                "INSERT INTO audit (at, kind, device, supi, cause, detail) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(rows.at)
-            .bind(&entry.kind)
-            .bind(entry.device.as_deref())
-            .bind(entry.supi.as_deref())
-            .bind(entry.cause.map(i64::from))
-            .bind(&entry.detail)
-            .execute(&mut *$tx)
-            .await?;
-        }
-        for (serial, state) in &rows.devices {
-            sqlx::query(
-                "INSERT INTO devices (serial, state, first_seen, last_seen) \
-                 VALUES ($1, $2, $3, $3) \
-                 ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
-                 last_seen = excluded.last_seen",
-            )
-            .bind(serial)
-            .bind(*state)
-            .bind(rows.at)
-            .execute(&mut *$tx)
-            .await?;
-        }
-    };
-}
-pub(crate) use insert_audit;
 
 impl SqlStore {
     /// Sets the size of the IMSI range: [`nido_net::Store::allocate_msin`]
@@ -151,11 +110,9 @@ impl SqlStore {
                             .map_err(|e| SqlStoreError::Corrupt(format!("SUPI {supi}: {e}")))?,
                         reason: reason.to_owned(),
                     };
-                    let rows = AuditRows {
-                        at: at_i,
-                        entries: vec![AuditEntry::from_event(at, &event)],
-                        devices: vec![(id.clone(), "released")],
-                    };
+                    let mut rows = AuditBatch::default();
+                    rows.entry(AuditEntry::from_event(at, &event));
+                    rows.seen(id.clone(), "released", at)?;
                     sqlx::query(
                         "UPDATE subscriptions SET state = 'released', updated_at = $1 \
                          WHERE device = $2 AND state = $3",
@@ -165,7 +122,7 @@ impl SqlStore {
                     .bind(state)
                     .execute(&mut *tx)
                     .await?;
-                    insert_audit!(tx, rows);
+                    rows.write(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(found)
@@ -194,86 +151,26 @@ impl SqlStore {
         Ok((to_u64(allocated, "allocated")?, to_u64(size, "range size")?))
     }
 
-    /// The audit entries of `events` and the devices they name with the
-    /// state each puts them in, ready for [`insert_audit`] inside a
-    /// transaction.
-    pub(crate) fn audit_rows(
-        &self,
-        at: u64,
-        events: &[nido_net::NetworkEvent],
-    ) -> Result<AuditRows, SqlStoreError> {
-        use nido_net::NetworkEvent as E;
-        let entries = events
-            .iter()
-            .map(|e| AuditEntry::from_event(at, e))
-            .collect();
-        let devices = events
-            .iter()
-            .filter_map(|event| match event {
-                E::DeviceAuthenticated { device, .. } => {
-                    Some((device.to_string(), "authenticated"))
-                }
-                E::RegisteredForOnboarding { device, .. } => {
-                    Some((device.to_string(), "onboarding"))
-                }
-                E::PackageDelivered { device, .. } => Some((device.to_string(), "provisioning")),
-                E::Provisioned { device, .. } => Some((device.to_string(), "provisioned")),
-                E::Released { device, .. } => Some((device.to_string(), "released")),
-                E::Refused {
-                    device: Some(device),
-                    ..
-                } => Some((device.to_string(), "refused")),
-                E::Registered { supi, .. } => self
-                    .try_subscription_where(true, &supi.to_string())
-                    .ok()
-                    .flatten()
-                    .map(|s| (s.device.to_string(), "active")),
-                _ => None,
-            })
-            .collect();
-        Ok(AuditRows {
-            at: to_i64(at, "time")?,
-            entries,
-            devices,
-        })
-    }
-
     /// Appends the audit entries of `events` and updates the devices they
-    /// name, in one transaction (one durable commit for a driver's batch).
+    /// name, in one transaction (one durable commit for a driver's batch;
+    /// the same statements as an audit write of [`nido_net::Store::apply`]).
     pub fn append_audit_batch(
         &self,
         at: u64,
         events: &[nido_net::NetworkEvent],
     ) -> Result<(), SqlStoreError> {
-        let rows = self.audit_rows(at, events)?;
-        self.run(async {
-            on_pool!(self, |p, _begin| {
-                let mut tx = p.begin().await?;
-                insert_audit!(tx, rows);
-                tx.commit().await?;
-                Ok(())
-            })
-        })
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.try_apply(&[Op::Audit { at, events }])
     }
 
     /// Appends to the audit trail (append-only: the schema refuses updates and deletes).
     pub fn append_audit(&self, entry: AuditEntry) -> Result<(), SqlStoreError> {
-        let at = to_i64(entry.at, "time")?;
         self.run(async {
             on_pool!(self, |p, _begin| {
-                sqlx::query(
-                    "INSERT INTO audit (at, kind, device, supi, cause, detail) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(at)
-                .bind(&entry.kind)
-                .bind(entry.device.as_deref())
-                .bind(entry.supi.as_deref())
-                .bind(entry.cause.map(i64::from))
-                .bind(&entry.detail)
-                .execute(p)
-                .await?;
-                Ok(())
+                let mut c = p.acquire().await?;
+                c.append_audit(core::slice::from_ref(&entry)).await
             })
         })
     }

@@ -5,7 +5,8 @@
 //!
 //! - the [`nido_net::Store`] trait: subscriptions (one per device, one per
 //!   SUPI), the IMSI range, owners and their third-party credentials,
-//!   one-time claim codes;
+//!   one-time claim codes; batches of writes committed in one transaction
+//!   ([`nido_net::Store::apply`], group commit) and MSIN leases;
 //! - what the network process needs besides: the IMSI range's size, the
 //!   append-only audit trail ([`AuditEntry`], from any
 //!   [`nido_net::NetworkEvent`]), devices seen, the DCS's manufacturers,
@@ -30,6 +31,7 @@
 //! runtime and blocks on it. Use it from a plain thread, never from inside a
 //! tokio runtime.
 
+mod batch;
 mod credentials;
 mod error;
 mod extras;

@@ -4,12 +4,13 @@ use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use nido_net::{DeviceId, Owner, Store, StoreError, Subscription, SubscriptionState};
+use nido_net::{DeviceId, Owner, Store, StoreError, Subscription, SubscriptionState, Write};
 use nido_sec::aka::HeSqn;
 use nido_sec::milenage::Amf;
 use nido_sec::{K, Opc, Supi};
 use tokio::runtime::{Builder, Handle, Runtime};
 
+use crate::batch::Op;
 use crate::credentials;
 use crate::error::{SqlStoreError, StoreOpenError};
 use crate::kek::{Kek, Sealer};
@@ -41,7 +42,8 @@ pub(crate) use on_pool;
 ///
 /// K and OPc (and every owner's third-party credentials) are stored sealed
 /// with AES-256-GCM under the [`Kek`], never in clear. Every [`Store`]
-/// method is one database transaction.
+/// method is one database transaction; [`Store::apply`] writes a whole
+/// batch of [`Write`]s in one, committed once (group commit, issue #11).
 ///
 /// # Threads
 /// The [`Store`] trait is synchronous (the network is a sans-IO state
@@ -109,7 +111,7 @@ pub(crate) fn to_u64(value: i64, what: &str) -> Result<u64, SqlStoreError> {
     u64::try_from(value).map_err(|_| SqlStoreError::Corrupt(format!("{what} {value}")))
 }
 
-fn state_text(state: SubscriptionState) -> &'static str {
+pub(crate) fn state_text(state: SubscriptionState) -> &'static str {
     match state {
         SubscriptionState::Created => "created",
         SubscriptionState::Provisioned => "provisioned",
@@ -325,84 +327,6 @@ impl SqlStore {
             })
         })?;
         row.map(|r| self.subscription_of(r)).transpose()
-    }
-
-    fn try_put_subscription(
-        &self,
-        sub: &Subscription,
-        audit: Option<crate::extras::AuditRows>,
-    ) -> Result<(), SqlStoreError> {
-        let supi = sub.supi.to_string();
-        let device = sub.device.to_string();
-        let k_enc = self.sealer.seal("k", &supi, sub.k.expose())?;
-        let opc_enc = self.sealer.seal("opc", &supi, sub.opc.expose())?;
-        let seq = to_i64(sub.sqn.seq, "SQN SEQ")?;
-        let now = to_i64(now_unix(), "time")?;
-        self.run(async {
-            on_pool!(self, |p, begin| {
-                let mut tx = p.begin_with(begin).await?;
-                let holder: Option<String> =
-                    sqlx::query_scalar("SELECT device FROM subscriptions WHERE supi = $1")
-                        .bind(&supi)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if let Some(holder) = holder
-                    && holder != device
-                {
-                    return Err(StoreError::Conflict(format!(
-                        "{} belongs to another device",
-                        sub.supi
-                    ))
-                    .into());
-                }
-                let old_package: Option<Vec<u8>> =
-                    sqlx::query_scalar("SELECT package_id FROM subscriptions WHERE device = $1")
-                        .bind(&device)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                sqlx::query(
-                    "INSERT INTO subscriptions (supi, device, k_enc, opc_enc, amf, sqn_seq, \
-                     sqn_ind, state, owner, package_id, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                     ON CONFLICT (device) DO UPDATE SET supi = excluded.supi, \
-                     k_enc = excluded.k_enc, opc_enc = excluded.opc_enc, amf = excluded.amf, \
-                     sqn_seq = excluded.sqn_seq, sqn_ind = excluded.sqn_ind, \
-                     state = excluded.state, owner = excluded.owner, \
-                     package_id = excluded.package_id, updated_at = excluded.updated_at",
-                )
-                .bind(&supi)
-                .bind(&device)
-                .bind(&k_enc)
-                .bind(&opc_enc)
-                .bind(sub.amf.0.as_slice())
-                .bind(seq)
-                .bind(i64::from(sub.sqn.ind))
-                .bind(state_text(sub.state))
-                .bind(sub.owner.as_deref())
-                .bind(sub.package_id.as_slice())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                if old_package.as_deref() != Some(sub.package_id.as_slice()) {
-                    sqlx::query(
-                        "INSERT INTO provisioning (package_id, device, supi, at, reprovisioned) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(sub.package_id.as_slice())
-                    .bind(&device)
-                    .bind(&supi)
-                    .bind(now)
-                    .bind(old_package.is_some())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                if let Some(rows) = &audit {
-                    crate::extras::insert_audit!(tx, rows);
-                }
-                tx.commit().await?;
-                Ok(())
-            })
-        })
     }
 
     fn try_subscriptions(&self) -> Result<Vec<Subscription>, SqlStoreError> {
@@ -671,7 +595,14 @@ impl Store for SqlStore {
     }
 
     fn put_subscription(&mut self, sub: Subscription) -> Result<(), StoreError> {
-        Ok(self.try_put_subscription(&sub, None)?)
+        // A batch of one (crate::batch): the conflict check, the upsert and
+        // the provisioning log in one transaction.
+        let ops = [Op::Subscription {
+            row: self.sealed(&sub)?,
+            at: now_unix(),
+            audit: &[],
+        }];
+        Ok(self.try_apply(&ops)?)
     }
 
     fn put_subscription_audited(
@@ -680,8 +611,29 @@ impl Store for SqlStore {
         at_unix: u64,
         audit: &[nido_net::NetworkEvent],
     ) -> Result<(), StoreError> {
-        let rows = self.audit_rows(at_unix, audit)?;
-        Ok(self.try_put_subscription(&sub, Some(rows))?)
+        let ops = [Op::Subscription {
+            row: self.sealed(&sub)?,
+            at: at_unix,
+            audit,
+        }];
+        Ok(self.try_apply(&ops)?)
+    }
+
+    /// All of `writes` in one transaction, committed once
+    /// ([`crate::batch`] says in which order the statements go).
+    fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
+        let ops = self.prepare(writes)?;
+        Ok(self.try_apply(&ops)?)
+    }
+
+    /// One transaction: reads the counter (locked) and moves it by up to
+    /// `n`, never past the range.
+    fn lease_msins(&mut self, n: u64) -> Result<core::ops::Range<u64>, StoreError> {
+        Ok(self.try_lease_msins(n)?)
+    }
+
+    fn count_allocation(&mut self, manufacturer: &str) -> Result<(), StoreError> {
+        Ok(self.try_apply(&[Op::Counted(manufacturer)])?)
     }
 
     fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {

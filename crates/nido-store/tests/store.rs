@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use nido_net::{DeviceId, Owner, Store, StoreError, Subscription, SubscriptionState};
+use nido_net::{DeviceId, Owner, Store, StoreError, Subscription, SubscriptionState, Write};
 use nido_prov::ThirdPartyCredential;
 use nido_sec::aka::HeSqn;
 use nido_sec::milenage::Amf;
@@ -1269,4 +1269,491 @@ fn allocation_within_a_manufacturers_quota_sqlite() {
 fn allocation_within_a_manufacturers_quota_postgres() {
     let db = PgDb::new();
     allocation_within_a_manufacturers_quota(&mut open_sql(&db.url()));
+}
+
+// ---------------------------------------------------------------------------
+// Group commit (issue #11): `Store::apply`, `lease_msins`, `count_allocation`.
+
+fn delivered(device: &str, n: u64) -> nido_net::NetworkEvent {
+    nido_net::NetworkEvent::PackageDelivered {
+        device: id(device),
+        supi: supi(n),
+        reprovisioned: false,
+    }
+}
+
+fn sqn_write(n: u64, seq: u64) -> Write {
+    Write::Sqn {
+        supi: supi(n),
+        sqn: HeSqn {
+            seq,
+            ind: (seq % 32) as u8,
+        },
+    }
+}
+
+fn state_write(n: u64, state: SubscriptionState, at_unix: u64) -> Write {
+    Write::State {
+        supi: supi(n),
+        state,
+        at_unix,
+        audit: vec![],
+    }
+}
+
+fn sub_write(s: Subscription, at_unix: u64, audit: Vec<nido_net::NetworkEvent>) -> Write {
+    Write::Subscription {
+        sub: s,
+        at_unix,
+        audit,
+    }
+}
+
+/// One batch of every kind of write: all of it is there after `apply`, the
+/// audit entries in the batch's order, a `Registered` event's device found
+/// through the subscription written earlier in the same batch.
+fn a_batch_commits_every_kind_of_write(s: &mut SqlStore) {
+    use nido_net::{ConnectionId, NetworkEvent};
+
+    let mut a = sub("DEV-1", 1, KEY_K);
+    a.package_id = [0x31; 16];
+    let counted = || Write::Counted {
+        manufacturer: "acme".into(),
+    };
+    let batch = vec![
+        sub_write(a.clone(), 3000, vec![delivered("DEV-1", 1)]),
+        Write::Sqn {
+            supi: supi(1),
+            sqn: HeSqn { seq: 33, ind: 3 },
+        },
+        Write::State {
+            supi: supi(1),
+            state: SubscriptionState::Provisioned,
+            at_unix: 3001,
+            audit: vec![NetworkEvent::Provisioned {
+                device: id("DEV-1"),
+                supi: supi(1),
+            }],
+        },
+        counted(),
+        counted(),
+        counted(),
+        Write::Audit {
+            at_unix: 3002,
+            events: vec![
+                NetworkEvent::Registered {
+                    conn: ConnectionId(7),
+                    supi: supi(1),
+                },
+                NetworkEvent::DeviceAuthenticated {
+                    conn: ConnectionId(8),
+                    device: id("DEV-2"),
+                },
+            ],
+        },
+    ];
+    s.apply(&batch).unwrap();
+
+    let mut want = a;
+    want.sqn = HeSqn { seq: 33, ind: 3 };
+    want.state = SubscriptionState::Provisioned;
+    assert_same(&s.subscription_by_supi(&supi(1)).unwrap().unwrap(), &want);
+    assert_eq!(s.allocated_for("acme").unwrap(), 3);
+    assert_eq!(s.allocated_for("other").unwrap(), 0);
+    let trail: Vec<(String, u64)> = s
+        .audit(10)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.at))
+        .collect();
+    assert_eq!(
+        trail,
+        vec![
+            ("package_delivered".into(), 3000),
+            ("provisioned".into(), 3001),
+            ("registered".into(), 3002),
+            ("device_authenticated".into(), 3002),
+        ]
+    );
+    let devices: Vec<(String, String, u64, u64)> = s
+        .devices()
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.serial, d.state, d.first_seen, d.last_seen))
+        .collect();
+    assert_eq!(
+        devices,
+        vec![
+            ("Acme/DEV-1".into(), "active".into(), 3000, 3002),
+            ("Acme/DEV-2".into(), "authenticated".into(), 3002, 3002),
+        ]
+    );
+    let log = s.provisioning_log(&id("DEV-1")).unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].package_id, [0x31; 16]);
+    assert!(!log[0].reprovisioned);
+
+    // `count_allocation` counts one, alone.
+    s.count_allocation("acme").unwrap();
+    assert_eq!(s.allocated_for("acme").unwrap(), 4);
+    // An empty batch writes nothing.
+    s.apply(&[]).unwrap();
+    assert_eq!(s.audit(10).unwrap().len(), 4);
+    assert_eq!(s.take_error(), None);
+}
+
+#[test]
+fn a_batch_commits_every_kind_of_write_sqlite() {
+    let dir = TempDir::new();
+    a_batch_commits_every_kind_of_write(&mut open_sql(&dir.db()));
+}
+
+#[test]
+fn a_batch_commits_every_kind_of_write_postgres() {
+    let db = PgDb::new();
+    a_batch_commits_every_kind_of_write(&mut open_sql(&db.url()));
+}
+
+/// What the writes of `a_batch_that_fails_writes_nothing` before the
+/// failing one would have left: none of it is there.
+fn assert_nothing_of_dev1(s: &SqlStore) {
+    assert!(s.subscription_by_device(&id("DEV-1")).unwrap().is_none());
+    assert!(s.subscription_by_supi(&supi(1)).unwrap().is_none());
+    assert_eq!(s.allocated_for("acme").unwrap(), 0);
+    assert!(s.audit(10).unwrap().is_empty());
+    assert!(s.devices().unwrap().is_empty());
+    assert!(s.provisioning_log(&id("DEV-1")).unwrap().is_empty());
+    // The subscription already there is as it was.
+    let kept = s.subscription_by_supi(&supi(9)).unwrap().unwrap();
+    assert_eq!(kept.device, id("DEV-9"));
+    assert!(kept.k == k(9));
+    assert_eq!(kept.sqn, HeSqn::default());
+}
+
+/// A batch whose third write fails (a SUPI of another device, a SUPI
+/// without a subscription) writes none of its writes.
+fn a_batch_that_fails_writes_nothing(s: &mut SqlStore) {
+    use nido_net::{ConnectionId, NetworkEvent};
+
+    s.put_subscription(sub("DEV-9", 9, 9)).unwrap();
+    let first_two = || {
+        vec![
+            sub_write(sub("DEV-1", 1, 1), 10, vec![delivered("DEV-1", 1)]),
+            Write::Counted {
+                manufacturer: "acme".into(),
+            },
+        ]
+    };
+
+    let mut conflict = first_two();
+    conflict.push(sub_write(sub("DEV-2", 9, 2), 10, vec![]));
+    let err = s.apply(&conflict).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_nothing_of_dev1(s);
+    assert!(s.subscription_by_device(&id("DEV-2")).unwrap().is_none());
+
+    for third in [
+        sqn_write(5, 7),
+        state_write(5, SubscriptionState::Active, 11),
+        Write::State {
+            supi: supi(5),
+            state: SubscriptionState::Active,
+            at_unix: 11,
+            audit: vec![NetworkEvent::Registered {
+                conn: ConnectionId(1),
+                supi: supi(5),
+            }],
+        },
+    ] {
+        let mut batch = first_two();
+        batch.push(third.clone());
+        // Writes after the failing one change nothing either.
+        batch.push(sqn_write(9, 99));
+        let err = s.apply(&batch).unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{third:?}: {err:?}");
+        assert_nothing_of_dev1(s);
+    }
+
+    // A SUPI its device left earlier in the batch has no subscription by
+    // the time of the third write.
+    let moved = vec![
+        sub_write(sub("DEV-9", 8, 9), 10, vec![]),
+        Write::Audit {
+            at_unix: 10,
+            events: vec![delivered("DEV-9", 8)],
+        },
+        sqn_write(9, 4),
+    ];
+    let err = s.apply(&moved).unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert!(s.subscription_by_supi(&supi(8)).unwrap().is_none());
+    assert_nothing_of_dev1(s);
+    // In the other order the batch goes through.
+    s.apply(&[moved[2].clone(), moved[0].clone(), moved[1].clone()])
+        .unwrap();
+    let now = s.subscription_by_device(&id("DEV-9")).unwrap().unwrap();
+    assert_eq!(now.supi, supi(8));
+    assert_eq!(
+        now.sqn,
+        HeSqn::default(),
+        "the subscription came after the SQN"
+    );
+    assert!(s.subscription_by_supi(&supi(9)).unwrap().is_none());
+    assert_eq!(s.take_error(), None);
+}
+
+#[test]
+fn a_batch_that_fails_writes_nothing_sqlite() {
+    let dir = TempDir::new();
+    a_batch_that_fails_writes_nothing(&mut open_sql(&dir.db()));
+}
+
+#[test]
+fn a_batch_that_fails_writes_nothing_postgres() {
+    let db = PgDb::new();
+    a_batch_that_fails_writes_nothing(&mut open_sql(&db.url()));
+}
+
+/// An SQN write changes the SQN alone (an operator's release made since
+/// stands), a state write the state alone (K, OPc, the package, the SQN
+/// stay): issue #11 item 4.
+fn an_sqn_or_state_write_changes_only_its_column(s: &mut SqlStore) {
+    let mut a = sub("DEV-1", 1, KEY_K);
+    a.state = SubscriptionState::Active;
+    a.sqn = HeSqn { seq: 5, ind: 1 };
+    a.package_id = [0x44; 16];
+    a.owner = Some("acme".into());
+    s.put_subscription(a.clone()).unwrap();
+    assert!(matches!(
+        s.release(&id("DEV-1"), 100, "factory reset").unwrap(),
+        nido_store::Release::Released { .. }
+    ));
+    s.apply(&[Write::Sqn {
+        supi: supi(1),
+        sqn: HeSqn { seq: 6, ind: 2 },
+    }])
+    .unwrap();
+    let mut want = a;
+    want.state = SubscriptionState::Released;
+    want.sqn = HeSqn { seq: 6, ind: 2 };
+    assert_same(&s.subscription_by_supi(&supi(1)).unwrap().unwrap(), &want);
+
+    s.apply(&[state_write(1, SubscriptionState::Active, 101)])
+        .unwrap();
+    want.state = SubscriptionState::Active;
+    assert_same(&s.subscription_by_supi(&supi(1)).unwrap().unwrap(), &want);
+    // Neither wrote a package.
+    assert_eq!(s.provisioning_log(&id("DEV-1")).unwrap().len(), 1);
+    assert_eq!(s.take_error(), None);
+}
+
+#[test]
+fn an_sqn_or_state_write_changes_only_its_column_sqlite() {
+    let dir = TempDir::new();
+    an_sqn_or_state_write_changes_only_its_column(&mut open_sql(&dir.db()));
+}
+
+#[test]
+fn an_sqn_or_state_write_changes_only_its_column_postgres() {
+    let db = PgDb::new();
+    an_sqn_or_state_write_changes_only_its_column(&mut open_sql(&db.url()));
+}
+
+/// Leases never overlap (with each other nor with single allocations),
+/// take at least one, stop at the end of the range, then `Exhausted`.
+fn msin_leases_never_overlap(s: &mut SqlStore) {
+    s.set_msin_range(10).unwrap();
+    assert_eq!(s.lease_msins(4).unwrap(), 1..5);
+    assert_eq!(s.allocate_msin().unwrap(), 5);
+    assert_eq!(s.lease_msins(3).unwrap(), 6..9);
+    assert_eq!(s.lease_msins(0).unwrap(), 9..10, "at least one");
+    assert_eq!(s.lease_msins(5).unwrap(), 10..11, "clipped at the end");
+    assert_eq!(s.msin_range().unwrap(), (10, 10));
+    assert_eq!(s.lease_msins(1), Err(StoreError::Exhausted));
+    assert_eq!(s.allocate_msin(), Err(StoreError::Exhausted));
+    assert_eq!(s.msin_range().unwrap(), (10, 10));
+    // A wider range: leases go on where they stopped.
+    s.set_msin_range(12).unwrap();
+    assert_eq!(s.lease_msins(100).unwrap(), 11..13);
+    assert_eq!(s.lease_msins(100), Err(StoreError::Exhausted));
+}
+
+#[test]
+fn msin_leases_never_overlap_sqlite() {
+    let dir = TempDir::new();
+    msin_leases_never_overlap(&mut open_sql(&dir.db()));
+}
+
+#[test]
+fn msin_leases_never_overlap_postgres() {
+    let db = PgDb::new();
+    msin_leases_never_overlap(&mut open_sql(&db.url()));
+}
+
+/// Two stores on one database leasing at once: every MSIN of the range
+/// is leased exactly once.
+fn two_stores_lease_disjoint_msins(url: &str) {
+    const RANGE: u64 = 500;
+    let stores = [open_sql(url), open_sql(url)];
+    stores[0].set_msin_range(RANGE).unwrap();
+    let leased: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = stores
+            .into_iter()
+            .map(|mut s| {
+                scope.spawn(move || {
+                    let mut got = Vec::new();
+                    loop {
+                        match s.lease_msins(7) {
+                            Ok(r) => got.extend(r),
+                            Err(StoreError::Exhausted) => return got,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let unique: BTreeSet<u64> = leased.iter().copied().collect();
+    assert_eq!(unique.len(), leased.len(), "an MSIN leased twice");
+    assert_eq!(unique, (1..=RANGE).collect::<BTreeSet<_>>());
+}
+
+#[test]
+fn two_stores_lease_disjoint_msins_sqlite() {
+    let dir = TempDir::new();
+    two_stores_lease_disjoint_msins(&dir.db());
+}
+
+#[test]
+fn two_stores_lease_disjoint_msins_postgres() {
+    let db = PgDb::new();
+    two_stores_lease_disjoint_msins(&db.url());
+}
+
+/// Writes of one SUPI in one batch apply in order: the last one wins, and
+/// a subscription write replaces what came before it, not after.
+fn the_last_write_of_a_supi_in_a_batch_wins(s: &mut SqlStore) {
+    s.put_subscription(sub("DEV-1", 1, 1)).unwrap();
+    let stored = |s: &SqlStore| s.subscription_by_supi(&supi(1)).unwrap().unwrap();
+    s.apply(&[sqn_write(1, 10), sqn_write(1, 30), sqn_write(1, 20)])
+        .unwrap();
+    assert_eq!(stored(s).sqn, HeSqn { seq: 20, ind: 20 });
+    s.apply(&[
+        state_write(1, SubscriptionState::Provisioned, 1),
+        state_write(1, SubscriptionState::Active, 2),
+        sqn_write(1, 21),
+        state_write(1, SubscriptionState::Provisioned, 3),
+    ])
+    .unwrap();
+    assert_eq!(stored(s).state, SubscriptionState::Provisioned);
+    assert_eq!(stored(s).sqn, HeSqn { seq: 21, ind: 21 });
+
+    // SQN, then a new package: the package's row (its SQN) stands.
+    s.apply(&[sqn_write(1, 40), sub_write(sub("DEV-1", 1, 7), 4, vec![])])
+        .unwrap();
+    let got = stored(s);
+    assert!(got.k == k(7));
+    assert_eq!(got.sqn, HeSqn::default());
+    assert_eq!(got.state, SubscriptionState::Created);
+    // A new package, then its SQN and state: they apply to it.
+    s.apply(&[
+        sub_write(sub("DEV-1", 1, 8), 5, vec![]),
+        sqn_write(1, 41),
+        state_write(1, SubscriptionState::Active, 5),
+    ])
+    .unwrap();
+    let got = stored(s);
+    assert!(got.k == k(8));
+    assert_eq!(got.sqn, HeSqn { seq: 41, ind: 9 });
+    assert_eq!(got.state, SubscriptionState::Active);
+    assert_eq!(s.provisioning_log(&id("DEV-1")).unwrap().len(), 3);
+    assert_eq!(s.take_error(), None);
+}
+
+#[test]
+fn the_last_write_of_a_supi_in_a_batch_wins_sqlite() {
+    let dir = TempDir::new();
+    the_last_write_of_a_supi_in_a_batch_wins(&mut open_sql(&dir.db()));
+}
+
+#[test]
+fn the_last_write_of_a_supi_in_a_batch_wins_postgres() {
+    let db = PgDb::new();
+    the_last_write_of_a_supi_in_a_batch_wins(&mut open_sql(&db.url()));
+}
+
+/// How long a batch of 1,000 onboardings takes (1,000 subscription writes
+/// with their audit entry and 1,000 audit writes; then 1,000 SQN and 1,000
+/// state writes), against the same writes one transaction each. A
+/// measurement, printed; nothing is asserted of the time.
+fn time_group_commit(s: &mut SqlStore, backend: &str) {
+    use nido_net::{ConnectionId, NetworkEvent};
+    use std::time::Instant;
+
+    const N: u64 = 1_000;
+    let onboard = |first: u64| -> Vec<Write> {
+        (first..first + N)
+            .flat_map(|i| {
+                let device = format!("DEV-{i}");
+                let mut row = sub(&device, i, i as u8);
+                row.package_id[..8].copy_from_slice(&i.to_be_bytes());
+                [
+                    sub_write(row, 1, vec![delivered(&device, i)]),
+                    Write::Audit {
+                        at_unix: 1,
+                        events: vec![NetworkEvent::Registered {
+                            conn: ConnectionId(i),
+                            supi: supi(i),
+                        }],
+                    },
+                ]
+            })
+            .collect()
+    };
+    let batch = onboard(1);
+    let t = Instant::now();
+    s.apply(&batch).unwrap();
+    let grouped = t.elapsed();
+    let updates: Vec<Write> = (1..=N)
+        .flat_map(|i| {
+            [
+                sqn_write(i, 100 + i),
+                state_write(i, SubscriptionState::Active, 2),
+            ]
+        })
+        .collect();
+    let t = Instant::now();
+    s.apply(&updates).unwrap();
+    let updated = t.elapsed();
+
+    let singles = onboard(N + 1);
+    let t = Instant::now();
+    for w in &singles {
+        s.apply(core::slice::from_ref(w)).unwrap();
+    }
+    let one_by_one = t.elapsed();
+    assert_eq!(s.subscriptions().unwrap().len(), 2 * N as usize);
+    assert_eq!(s.audit(usize::MAX >> 1).unwrap().len(), 4 * N as usize);
+    eprintln!(
+        "{backend}: {N} subscription + {N} audit writes: one batch {grouped:?}, \
+         one transaction each {one_by_one:?}; {N} SQN + {N} state writes, one batch {updated:?}"
+    );
+}
+
+#[test]
+#[ignore = "a measurement: cargo test -p nido-store --test store time_group_commit -- --ignored --nocapture"]
+fn time_group_commit_sqlite() {
+    let dir = TempDir::new();
+    time_group_commit(&mut open_sql(&dir.db()), "SQLite");
+}
+
+#[test]
+#[ignore = "a measurement: cargo test -p nido-store --test store time_group_commit -- --ignored --nocapture"]
+fn time_group_commit_postgres() {
+    let db = PgDb::new();
+    time_group_commit(&mut open_sql(&db.url()), "PostgreSQL");
 }

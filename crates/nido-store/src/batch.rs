@@ -1,0 +1,984 @@
+//! Group commit (issue #11): [`nido_net::Store::apply`] writes a batch of
+//! [`Write`]s in one database transaction, committed once; the
+//! subscription writes of the single-write methods
+//! ([`nido_net::Store::put_subscription`],
+//! [`nido_net::Store::put_subscription_audited`]), the audit batches and
+//! [`nido_net::Store::count_allocation`] go through the same code as a batch
+//! of one. [`nido_net::Store::lease_msins`] takes a run of MSINs at once.
+//!
+//! # Order
+//! A batch has the effect of its writes applied one after the other, in
+//! order (what the trait's default `apply` does), with fewer statements:
+//! - a `Subscription` write is one upsert, in its place. Who holds its SUPI
+//!   and what its device held before (the conflict check, the
+//!   `provisioning` log) are read once for the whole batch at its start and
+//!   followed write by write in memory (the rows a batch reads are the ones
+//!   its own writes change);
+//! - `Sqn` and `State` writes wait in a buffer, one entry per SUPI and
+//!   column (a later write of the same SUPI replaces an earlier one: the
+//!   last one wins), and are written as one statement per column on
+//!   PostgreSQL (`UPDATE … FROM UNNEST`), one per row on SQLite. The
+//!   buffer is written before a `Subscription` write that names one of its
+//!   SUPIs (as its SUPI or as the SUPI its device leaves), so a state after
+//!   a subscription applies after it and one before it applies before it;
+//!   the others commute with it (another row). A buffered write whose SUPI
+//!   has no subscription fails the batch ([`StoreError::NotFound`]);
+//! - the `provisioning` log rows, the manufacturers' counts (`Counted`,
+//!   summed per manufacturer) and the audit trail (entries in write order,
+//!   so their ids follow it; one `devices` row per device, its first and
+//!   last sighting) are order-free and written at the end, one statement
+//!   each on PostgreSQL.
+//!
+//! A `Registered` event names a SUPI, not a device: its `devices` row goes
+//! to the device that holds the SUPI at that point of the batch (a
+//! subscription written earlier in the batch, else the stored one, read in
+//! the transaction).
+//!
+//! Rows are updated in SUPI order and counted in manufacturer order, so two
+//! processes committing batches on one PostgreSQL database lock them in the
+//! same order.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
+
+use nido_net::{NetworkEvent, StoreError, Subscription, Write};
+use sqlx::{PgConnection, SqliteConnection};
+
+use crate::error::SqlStoreError;
+use crate::records::AuditEntry;
+use crate::sql::{SqlStore, now_unix, on_pool, state_text, to_i64, to_u64};
+
+/// A subscription row as stored: K and OPc sealed under the KEK.
+pub(crate) struct SealedSub {
+    supi: String,
+    device: String,
+    k_enc: Vec<u8>,
+    opc_enc: Vec<u8>,
+    amf: [u8; 2],
+    seq: i64,
+    ind: i64,
+    state: &'static str,
+    owner: Option<String>,
+    package_id: [u8; 16],
+}
+
+/// One write, ready for the database (secrets sealed, numbers checked).
+pub(crate) enum Op<'a> {
+    /// [`Write::Subscription`].
+    Subscription {
+        row: SealedSub,
+        at: u64,
+        audit: &'a [NetworkEvent],
+    },
+    /// [`Write::Sqn`].
+    Sqn { supi: String, seq: i64, ind: i64 },
+    /// [`Write::State`].
+    State {
+        supi: String,
+        state: &'static str,
+        at: u64,
+        audit: &'a [NetworkEvent],
+    },
+    /// [`Write::Counted`].
+    Counted(&'a str),
+    /// [`Write::Audit`].
+    Audit { at: u64, events: &'a [NetworkEvent] },
+}
+
+/// A device seen: the `devices` row to insert or update.
+pub(crate) struct DeviceSeen {
+    serial: String,
+    state: &'static str,
+    first: i64,
+    last: i64,
+}
+
+/// Audit entries and the devices they name, to write in a transaction.
+#[derive(Default)]
+pub(crate) struct AuditBatch {
+    entries: Vec<AuditEntry>,
+    devices: Vec<DeviceSeen>,
+    index: HashMap<String, usize>,
+}
+
+impl AuditBatch {
+    /// Appends an entry (entries keep their order).
+    pub(crate) fn entry(&mut self, entry: AuditEntry) {
+        self.entries.push(entry);
+    }
+
+    /// Device `serial` seen at `at` in `state`: its first sighting in the
+    /// batch is its `first_seen` if it is new, its last one its state.
+    pub(crate) fn seen(
+        &mut self,
+        serial: String,
+        state: &'static str,
+        at: u64,
+    ) -> Result<(), SqlStoreError> {
+        let at = to_i64(at, "time")?;
+        match self.index.get(&serial) {
+            Some(&i) => {
+                let d = &mut self.devices[i];
+                d.state = state;
+                d.last = at;
+            }
+            None => {
+                self.index.insert(serial.clone(), self.devices.len());
+                self.devices.push(DeviceSeen {
+                    serial,
+                    state,
+                    first: at,
+                    last: at,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The entries of `events` observed at `at` and the devices they name;
+    /// `holder` tells which device holds a SUPI (for `Registered`).
+    fn events(
+        &mut self,
+        at: u64,
+        events: &[NetworkEvent],
+        holder: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), SqlStoreError> {
+        for event in events {
+            self.entry(AuditEntry::from_event(at, event));
+            match seen(event) {
+                Some(Seen::Device(device, state)) => self.seen(device, state, at)?,
+                Some(Seen::Supi(supi)) => {
+                    if let Some(device) = holder(&supi) {
+                        self.seen(device, "active", at)?;
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the entries and the devices.
+    pub(crate) async fn write<C: Conn>(&self, c: &mut C) -> Result<(), SqlStoreError> {
+        c.append_audit(&self.entries).await?;
+        c.touch_devices(&self.devices).await
+    }
+}
+
+/// What an event says of a device.
+enum Seen {
+    /// This device, in this state.
+    Device(String, &'static str),
+    /// The device that holds this SUPI, active.
+    Supi(String),
+}
+
+/// The `devices` row an event updates, if any.
+fn seen(event: &NetworkEvent) -> Option<Seen> {
+    use NetworkEvent as E;
+    let device = |d: &nido_net::DeviceId, state| Some(Seen::Device(d.to_string(), state));
+    match event {
+        E::DeviceAuthenticated { device: d, .. } => device(d, "authenticated"),
+        E::RegisteredForOnboarding { device: d, .. } => device(d, "onboarding"),
+        E::PackageDelivered { device: d, .. } => device(d, "provisioning"),
+        E::Provisioned { device: d, .. } => device(d, "provisioned"),
+        E::Released { device: d, .. } => device(d, "released"),
+        E::Refused {
+            device: Some(d), ..
+        } => device(d, "refused"),
+        E::Registered { supi, .. } => Some(Seen::Supi(supi.to_string())),
+        _ => None,
+    }
+}
+
+/// Who holds what, as the batch goes: read once at its start for the keys
+/// it names, then changed by its `Subscription` writes.
+#[derive(Default)]
+struct Holders {
+    /// SUPI → the device holding it (`None`: free).
+    device_of: HashMap<String, Option<String>>,
+    /// Device → its SUPI and package id (`None`: no subscription).
+    row_of: HashMap<String, Option<(String, [u8; 16])>>,
+}
+
+impl Holders {
+    fn holder(&self, supi: &str) -> Option<String> {
+        self.device_of.get(supi).cloned().flatten()
+    }
+
+    /// Checks and follows a `Subscription` write; returns what its device
+    /// held before (its SUPI and package id).
+    fn put(&mut self, row: &SealedSub) -> Result<Option<(String, [u8; 16])>, SqlStoreError> {
+        if let Some(Some(holder)) = self.device_of.get(&row.supi)
+            && *holder != row.device
+        {
+            return Err(
+                StoreError::Conflict(format!("{} belongs to another device", row.supi)).into(),
+            );
+        }
+        let old = self.row_of.get(&row.device).cloned().flatten();
+        if let Some((old_supi, _)) = &old
+            && *old_supi != row.supi
+        {
+            self.device_of.insert(old_supi.clone(), None);
+        }
+        self.device_of
+            .insert(row.supi.clone(), Some(row.device.clone()));
+        self.row_of
+            .insert(row.device.clone(), Some((row.supi.clone(), row.package_id)));
+        Ok(old)
+    }
+}
+
+/// `Sqn` and `State` writes not yet written: the last value per SUPI.
+#[derive(Default)]
+struct Pending {
+    /// SUPIs in the order of their first write (the first that has no
+    /// subscription is the one the batch fails on).
+    order: Vec<String>,
+    sqn: HashMap<String, (i64, i64)>,
+    state: HashMap<String, (&'static str, i64)>,
+}
+
+impl Pending {
+    fn touches(&self, supi: &str) -> bool {
+        self.sqn.contains_key(supi) || self.state.contains_key(supi)
+    }
+
+    fn note(&mut self, supi: &str) {
+        if !self.touches(supi) {
+            self.order.push(supi.to_owned());
+        }
+    }
+
+    /// Writes the buffer; a SUPI without a subscription is `NotFound`.
+    async fn flush<C: Conn>(&mut self, c: &mut C, now: i64) -> Result<(), SqlStoreError> {
+        if self.order.is_empty() {
+            return Ok(());
+        }
+        let mut sqn: Vec<(&str, i64, i64)> = self
+            .sqn
+            .iter()
+            .map(|(s, &(seq, ind))| (s.as_str(), seq, ind))
+            .collect();
+        sqn.sort_unstable_by_key(|r| r.0);
+        let mut state: Vec<(&str, &'static str, i64)> = self
+            .state
+            .iter()
+            .map(|(s, &(state, at))| (s.as_str(), state, at))
+            .collect();
+        state.sort_unstable_by_key(|r| r.0);
+        let sqn_found = c.set_sqn(&sqn, now).await?;
+        let state_found = c.set_state(&state).await?;
+        if let Some(missing) = self.order.iter().find(|s| {
+            (self.sqn.contains_key(*s) && !sqn_found.contains(*s))
+                || (self.state.contains_key(*s) && !state_found.contains(*s))
+        }) {
+            return Err(StoreError::NotFound(format!("subscription of {missing}")).into());
+        }
+        self.order.clear();
+        self.sqn.clear();
+        self.state.clear();
+        Ok(())
+    }
+}
+
+/// Applies `ops` with `c`, inside the caller's transaction (see the module
+/// documentation for the order).
+async fn apply_ops<C: Conn>(c: &mut C, ops: &[Op<'_>], now: i64) -> Result<(), SqlStoreError> {
+    let mut holders = Holders::default();
+    let mut supis: Vec<&str> = Vec::new();
+    let mut devices: Vec<&str> = Vec::new();
+    // The keys the batch reads: its subscriptions' SUPIs and devices, and
+    // the SUPIs of its `Registered` events.
+    let mut registered_supis: Vec<String> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Subscription { row, audit, .. } => {
+                supis.push(&row.supi);
+                devices.push(&row.device);
+                collect_registered(audit, &mut registered_supis);
+            }
+            Op::State { audit, .. } => collect_registered(audit, &mut registered_supis),
+            Op::Audit { events, .. } => collect_registered(events, &mut registered_supis),
+            Op::Sqn { .. } | Op::Counted(_) => {}
+        }
+    }
+    supis.extend(registered_supis.iter().map(String::as_str));
+    supis.sort_unstable();
+    supis.dedup();
+    devices.sort_unstable();
+    devices.dedup();
+    for s in &supis {
+        holders.device_of.insert((*s).to_owned(), None);
+    }
+    for d in &devices {
+        holders.row_of.insert((*d).to_owned(), None);
+    }
+    if !supis.is_empty() || !devices.is_empty() {
+        for (supi, device, package) in c.rows_of(&supis, &devices).await? {
+            let package: [u8; 16] = package
+                .as_slice()
+                .try_into()
+                .map_err(|_| SqlStoreError::Corrupt(format!("package id of {supi}")))?;
+            holders.device_of.insert(supi.clone(), Some(device.clone()));
+            holders.row_of.insert(device, Some((supi, package)));
+        }
+    }
+
+    let mut pending = Pending::default();
+    let mut audit = AuditBatch::default();
+    let mut packages: Vec<(&SealedSub, bool)> = Vec::new();
+    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    for op in ops {
+        match op {
+            Op::Subscription {
+                row,
+                at,
+                audit: events,
+            } => {
+                let old = holders.put(row)?;
+                if pending.touches(&row.supi)
+                    || old.as_ref().is_some_and(|(s, _)| pending.touches(s))
+                {
+                    pending.flush(c, now).await?;
+                }
+                c.upsert_subscription(row, now).await?;
+                if old.as_ref().map(|(_, p)| p) != Some(&row.package_id) {
+                    packages.push((row, old.is_some()));
+                }
+                audit.events(*at, events, |s| holders.holder(s))?;
+            }
+            Op::Sqn { supi, seq, ind } => {
+                pending.note(supi);
+                pending.sqn.insert(supi.clone(), (*seq, *ind));
+            }
+            Op::State {
+                supi,
+                state,
+                at,
+                audit: events,
+            } => {
+                pending.note(supi);
+                pending
+                    .state
+                    .insert(supi.clone(), (*state, to_i64(*at, "time")?));
+                audit.events(*at, events, |s| holders.holder(s))?;
+            }
+            Op::Counted(manufacturer) => *counts.entry(manufacturer).or_insert(0) += 1,
+            Op::Audit { at, events } => audit.events(*at, events, |s| holders.holder(s))?,
+        }
+    }
+    pending.flush(c, now).await?;
+    c.log_packages(&packages, now).await?;
+    c.add_allocations(&counts).await?;
+    audit.write(c).await
+}
+
+/// Adds the SUPI of every `Registered` event of `events` to `out`.
+fn collect_registered(events: &[NetworkEvent], out: &mut Vec<String>) {
+    for e in events {
+        if let Some(Seen::Supi(s)) = seen(e) {
+            out.push(s);
+        }
+    }
+}
+
+/// The statements of a batch on one backend: the same SQL where the
+/// backends agree (written once, [`shared_ops`]), multi-row statements on
+/// PostgreSQL where each statement is a network round trip, one statement
+/// per row on SQLite (in process; sqlx caches the prepared statements).
+pub(crate) trait Conn {
+    /// The rows (SUPI, device, package id) holding one of `supis` or
+    /// belonging to one of `devices`.
+    async fn rows_of(
+        &mut self,
+        supis: &[&str],
+        devices: &[&str],
+    ) -> Result<Vec<(String, String, Vec<u8>)>, SqlStoreError>;
+    /// Inserts or replaces the row of `row.device`.
+    async fn upsert_subscription(&mut self, row: &SealedSub, now: i64)
+    -> Result<(), SqlStoreError>;
+    /// Logs packages delivered (row, re-provisioned), in order.
+    async fn log_packages(
+        &mut self,
+        rows: &[(&SealedSub, bool)],
+        now: i64,
+    ) -> Result<(), SqlStoreError>;
+    /// Sets (SUPI, SQN SEQ, IND), one per SUPI; returns the SUPIs found.
+    async fn set_sqn(
+        &mut self,
+        rows: &[(&str, i64, i64)],
+        now: i64,
+    ) -> Result<HashSet<String>, SqlStoreError>;
+    /// Sets (SUPI, state, at), one per SUPI; returns the SUPIs found.
+    async fn set_state(
+        &mut self,
+        rows: &[(&str, &'static str, i64)],
+    ) -> Result<HashSet<String>, SqlStoreError>;
+    /// Adds `n` to each manufacturer's count.
+    async fn add_allocations(&mut self, counts: &BTreeMap<&str, i64>) -> Result<(), SqlStoreError>;
+    /// Appends audit entries, in order.
+    async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError>;
+    /// Inserts or updates `devices` rows (one per serial).
+    async fn touch_devices(&mut self, devices: &[DeviceSeen]) -> Result<(), SqlStoreError>;
+    /// Takes up to `n` MSINs: (allocated before, allocated after), or
+    /// `None` when the range is used up. Inside a write transaction.
+    async fn lease(&mut self, n: i64) -> Result<Option<(i64, i64)>, SqlStoreError>;
+}
+
+/// The one-row insert of an audit entry.
+const INSERT_AUDIT: &str = "INSERT INTO audit (at, kind, device, supi, cause, detail) \
+                            VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// The one-row upsert of a device seen.
+const TOUCH_DEVICE: &str = "INSERT INTO devices (serial, state, first_seen, last_seen) \
+                            VALUES ($1, $2, $3, $4) \
+                            ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
+                            last_seen = excluded.last_seen";
+
+/// The methods of [`Conn`] whose SQL both backends take as it is.
+macro_rules! shared_ops {
+    ($lock_counter:literal) => {
+        async fn upsert_subscription(
+            &mut self,
+            row: &SealedSub,
+            now: i64,
+        ) -> Result<(), SqlStoreError> {
+            sqlx::query(
+                "INSERT INTO subscriptions (supi, device, k_enc, opc_enc, amf, sqn_seq, \
+                 sqn_ind, state, owner, package_id, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (device) DO UPDATE SET supi = excluded.supi, \
+                 k_enc = excluded.k_enc, opc_enc = excluded.opc_enc, amf = excluded.amf, \
+                 sqn_seq = excluded.sqn_seq, sqn_ind = excluded.sqn_ind, \
+                 state = excluded.state, owner = excluded.owner, \
+                 package_id = excluded.package_id, updated_at = excluded.updated_at",
+            )
+            .bind(&row.supi)
+            .bind(&row.device)
+            .bind(&row.k_enc)
+            .bind(&row.opc_enc)
+            .bind(row.amf.as_slice())
+            .bind(row.seq)
+            .bind(row.ind)
+            .bind(row.state)
+            .bind(row.owner.as_deref())
+            .bind(row.package_id.as_slice())
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+            Ok(())
+        }
+
+        async fn add_allocations(
+            &mut self,
+            counts: &BTreeMap<&str, i64>,
+        ) -> Result<(), SqlStoreError> {
+            // A handful of manufacturers: one statement each.
+            for (manufacturer, n) in counts {
+                sqlx::query(
+                    "INSERT INTO manufacturer_allocations (manufacturer, allocated) \
+                     VALUES ($1, $2) ON CONFLICT (manufacturer) DO UPDATE \
+                     SET allocated = manufacturer_allocations.allocated + excluded.allocated",
+                )
+                .bind(*manufacturer)
+                .bind(*n)
+                .execute(&mut *self)
+                .await?;
+            }
+            Ok(())
+        }
+
+        async fn lease(&mut self, n: i64) -> Result<Option<(i64, i64)>, SqlStoreError> {
+            // Neither SQLite's RETURNING nor PostgreSQL's before 18 returns
+            // the value a row had before the update: read it (locked: the
+            // write transaction on SQLite, FOR UPDATE on PostgreSQL), then
+            // move it, guarded on what was read.
+            let (allocated, size): (i64, i64) = sqlx::query_as($lock_counter)
+                .fetch_one(&mut *self)
+                .await?;
+            if allocated >= size {
+                return Ok(None);
+            }
+            let upto = allocated.saturating_add(n).min(size);
+            let moved = sqlx::query(
+                "UPDATE msin_counter SET allocated = $1 WHERE id = 1 AND allocated = $2",
+            )
+            .bind(upto)
+            .bind(allocated)
+            .execute(&mut *self)
+            .await?
+            .rows_affected();
+            if moved != 1 {
+                return Err(StoreError::Unavailable(
+                    "the MSIN counter moved under its lock; try again".into(),
+                )
+                .into());
+            }
+            Ok(Some((allocated, upto)))
+        }
+    };
+}
+
+impl Conn for SqliteConnection {
+    shared_ops!("SELECT allocated, range_size FROM msin_counter WHERE id = 1");
+
+    async fn rows_of(
+        &mut self,
+        supis: &[&str],
+        devices: &[&str],
+    ) -> Result<Vec<(String, String, Vec<u8>)>, SqlStoreError> {
+        let mut rows = Vec::new();
+        for supi in supis {
+            let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+                "SELECT supi, device, package_id FROM subscriptions WHERE supi = $1",
+            )
+            .bind(*supi)
+            .fetch_optional(&mut *self)
+            .await?;
+            rows.extend(row);
+        }
+        for device in devices {
+            let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+                "SELECT supi, device, package_id FROM subscriptions WHERE device = $1",
+            )
+            .bind(*device)
+            .fetch_optional(&mut *self)
+            .await?;
+            rows.extend(row);
+        }
+        Ok(rows)
+    }
+
+    async fn log_packages(
+        &mut self,
+        rows: &[(&SealedSub, bool)],
+        now: i64,
+    ) -> Result<(), SqlStoreError> {
+        for (row, reprovisioned) in rows {
+            sqlx::query(
+                "INSERT INTO provisioning (package_id, device, supi, at, reprovisioned) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(row.package_id.as_slice())
+            .bind(&row.device)
+            .bind(&row.supi)
+            .bind(now)
+            .bind(*reprovisioned)
+            .execute(&mut *self)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn set_sqn(
+        &mut self,
+        rows: &[(&str, i64, i64)],
+        now: i64,
+    ) -> Result<HashSet<String>, SqlStoreError> {
+        let mut found = HashSet::new();
+        for (supi, seq, ind) in rows {
+            let n = sqlx::query(
+                "UPDATE subscriptions SET sqn_seq = $1, sqn_ind = $2, updated_at = $3 \
+                 WHERE supi = $4",
+            )
+            .bind(*seq)
+            .bind(*ind)
+            .bind(now)
+            .bind(*supi)
+            .execute(&mut *self)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                found.insert((*supi).to_owned());
+            }
+        }
+        Ok(found)
+    }
+
+    async fn set_state(
+        &mut self,
+        rows: &[(&str, &'static str, i64)],
+    ) -> Result<HashSet<String>, SqlStoreError> {
+        let mut found = HashSet::new();
+        for (supi, state, at) in rows {
+            let n =
+                sqlx::query("UPDATE subscriptions SET state = $1, updated_at = $2 WHERE supi = $3")
+                    .bind(*state)
+                    .bind(*at)
+                    .bind(*supi)
+                    .execute(&mut *self)
+                    .await?
+                    .rows_affected();
+            if n > 0 {
+                found.insert((*supi).to_owned());
+            }
+        }
+        Ok(found)
+    }
+
+    async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError> {
+        for entry in entries {
+            sqlx::query(INSERT_AUDIT)
+                .bind(to_i64(entry.at, "time")?)
+                .bind(&entry.kind)
+                .bind(entry.device.as_deref())
+                .bind(entry.supi.as_deref())
+                .bind(entry.cause.map(i64::from))
+                .bind(&entry.detail)
+                .execute(&mut *self)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn touch_devices(&mut self, devices: &[DeviceSeen]) -> Result<(), SqlStoreError> {
+        for d in devices {
+            sqlx::query(TOUCH_DEVICE)
+                .bind(&d.serial)
+                .bind(d.state)
+                .bind(d.first)
+                .bind(d.last)
+                .execute(&mut *self)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Conn for PgConnection {
+    shared_ops!("SELECT allocated, range_size FROM msin_counter WHERE id = 1 FOR UPDATE");
+
+    async fn rows_of(
+        &mut self,
+        supis: &[&str],
+        devices: &[&str],
+    ) -> Result<Vec<(String, String, Vec<u8>)>, SqlStoreError> {
+        Ok(sqlx::query_as(
+            "SELECT supi, device, package_id FROM subscriptions \
+             WHERE supi = ANY($1) OR device = ANY($2)",
+        )
+        .bind(supis)
+        .bind(devices)
+        .fetch_all(&mut *self)
+        .await?)
+    }
+
+    async fn log_packages(
+        &mut self,
+        rows: &[(&SealedSub, bool)],
+        now: i64,
+    ) -> Result<(), SqlStoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let packages: Vec<&[u8]> = rows.iter().map(|(r, _)| r.package_id.as_slice()).collect();
+        let devices: Vec<&str> = rows.iter().map(|(r, _)| r.device.as_str()).collect();
+        let supis: Vec<&str> = rows.iter().map(|(r, _)| r.supi.as_str()).collect();
+        let again: Vec<bool> = rows.iter().map(|(_, again)| *again).collect();
+        sqlx::query(
+            "INSERT INTO provisioning (package_id, device, supi, at, reprovisioned) \
+             SELECT p, d, s, $4, r FROM UNNEST($1::bytea[], $2::text[], $3::text[], $5::bool[]) \
+             WITH ORDINALITY AS u(p, d, s, r, n) ORDER BY n",
+        )
+        .bind(packages)
+        .bind(devices)
+        .bind(supis)
+        .bind(now)
+        .bind(again)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_sqn(
+        &mut self,
+        rows: &[(&str, i64, i64)],
+        now: i64,
+    ) -> Result<HashSet<String>, SqlStoreError> {
+        if rows.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let supis: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let seqs: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        let inds: Vec<i64> = rows.iter().map(|r| r.2).collect();
+        let found: Vec<String> = sqlx::query_scalar(
+            "UPDATE subscriptions AS s SET sqn_seq = u.seq, sqn_ind = u.ind, updated_at = $4 \
+             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS u(supi, seq, ind) \
+             WHERE s.supi = u.supi RETURNING s.supi",
+        )
+        .bind(supis)
+        .bind(seqs)
+        .bind(inds)
+        .bind(now)
+        .fetch_all(&mut *self)
+        .await?;
+        Ok(found.into_iter().collect())
+    }
+
+    async fn set_state(
+        &mut self,
+        rows: &[(&str, &'static str, i64)],
+    ) -> Result<HashSet<String>, SqlStoreError> {
+        if rows.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let supis: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let states: Vec<&str> = rows.iter().map(|r| r.1).collect();
+        let ats: Vec<i64> = rows.iter().map(|r| r.2).collect();
+        let found: Vec<String> = sqlx::query_scalar(
+            "UPDATE subscriptions AS s SET state = u.state, updated_at = u.at \
+             FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS u(supi, state, at) \
+             WHERE s.supi = u.supi RETURNING s.supi",
+        )
+        .bind(supis)
+        .bind(states)
+        .bind(ats)
+        .fetch_all(&mut *self)
+        .await?;
+        Ok(found.into_iter().collect())
+    }
+
+    async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError> {
+        match entries {
+            [] => return Ok(()),
+            // One row: the plain insert, whose statement is shared with
+            // every single-row append.
+            [entry] => {
+                sqlx::query(INSERT_AUDIT)
+                    .bind(to_i64(entry.at, "time")?)
+                    .bind(&entry.kind)
+                    .bind(entry.device.as_deref())
+                    .bind(entry.supi.as_deref())
+                    .bind(entry.cause.map(i64::from))
+                    .bind(&entry.detail)
+                    .execute(&mut *self)
+                    .await?;
+                return Ok(());
+            }
+            _ => {}
+        }
+        let ats = entries
+            .iter()
+            .map(|e| to_i64(e.at, "time"))
+            .collect::<Result<Vec<i64>, _>>()?;
+        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+        let devices: Vec<Option<&str>> = entries.iter().map(|e| e.device.as_deref()).collect();
+        let supis: Vec<Option<&str>> = entries.iter().map(|e| e.supi.as_deref()).collect();
+        let causes: Vec<Option<i64>> = entries.iter().map(|e| e.cause.map(i64::from)).collect();
+        let details: Vec<&str> = entries.iter().map(|e| e.detail.as_str()).collect();
+        // WITH ORDINALITY … ORDER BY: the ids follow the batch's order.
+        sqlx::query(
+            "INSERT INTO audit (at, kind, device, supi, cause, detail) \
+             SELECT at, kind, device, supi, cause, detail \
+             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
+             $6::text[]) WITH ORDINALITY AS u(at, kind, device, supi, cause, detail, n) \
+             ORDER BY n",
+        )
+        .bind(ats)
+        .bind(kinds)
+        .bind(devices)
+        .bind(supis)
+        .bind(causes)
+        .bind(details)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn touch_devices(&mut self, devices: &[DeviceSeen]) -> Result<(), SqlStoreError> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        // One row per serial (the batch merged them): ON CONFLICT never
+        // meets the same row twice. Serial order: the lock order.
+        let mut sorted: Vec<&DeviceSeen> = devices.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.serial.cmp(&b.serial));
+        let serials: Vec<&str> = sorted.iter().map(|d| d.serial.as_str()).collect();
+        let states: Vec<&str> = sorted.iter().map(|d| d.state).collect();
+        let firsts: Vec<i64> = sorted.iter().map(|d| d.first).collect();
+        let lasts: Vec<i64> = sorted.iter().map(|d| d.last).collect();
+        sqlx::query(
+            "INSERT INTO devices (serial, state, first_seen, last_seen) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
+             ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
+             last_seen = excluded.last_seen",
+        )
+        .bind(serials)
+        .bind(states)
+        .bind(firsts)
+        .bind(lasts)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+}
+
+impl SqlStore {
+    /// `sub` as stored: K and OPc sealed, numbers checked.
+    pub(crate) fn sealed(&self, sub: &Subscription) -> Result<SealedSub, SqlStoreError> {
+        let supi = sub.supi.to_string();
+        Ok(SealedSub {
+            k_enc: self.sealer.seal("k", &supi, sub.k.expose())?,
+            opc_enc: self.sealer.seal("opc", &supi, sub.opc.expose())?,
+            supi,
+            device: sub.device.to_string(),
+            amf: sub.amf.0,
+            seq: to_i64(sub.sqn.seq, "SQN SEQ")?,
+            ind: i64::from(sub.sqn.ind),
+            state: state_text(sub.state),
+            owner: sub.owner.clone(),
+            package_id: sub.package_id,
+        })
+    }
+
+    /// `writes` ready for [`SqlStore::try_apply`].
+    pub(crate) fn prepare<'a>(&self, writes: &'a [Write]) -> Result<Vec<Op<'a>>, SqlStoreError> {
+        writes
+            .iter()
+            .map(|w| {
+                Ok(match w {
+                    Write::Subscription {
+                        sub,
+                        at_unix,
+                        audit,
+                    } => Op::Subscription {
+                        row: self.sealed(sub)?,
+                        at: *at_unix,
+                        audit,
+                    },
+                    Write::Sqn { supi, sqn } => Op::Sqn {
+                        supi: supi.to_string(),
+                        seq: to_i64(sqn.seq, "SQN SEQ")?,
+                        ind: i64::from(sqn.ind),
+                    },
+                    Write::State {
+                        supi,
+                        state,
+                        at_unix,
+                        audit,
+                    } => Op::State {
+                        supi: supi.to_string(),
+                        state: state_text(*state),
+                        at: *at_unix,
+                        audit,
+                    },
+                    Write::Counted { manufacturer } => Op::Counted(manufacturer),
+                    Write::Audit { at_unix, events } => Op::Audit {
+                        at: *at_unix,
+                        events,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Applies `ops` in one write transaction (`BEGIN IMMEDIATE` on
+    /// SQLite), committed once: `Ok` once the commit returned; on any
+    /// failure it is rolled back and nothing is written. No ops, no
+    /// transaction.
+    pub(crate) fn try_apply(&self, ops: &[Op<'_>]) -> Result<(), SqlStoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let now = to_i64(now_unix(), "time")?;
+        self.run(async {
+            on_pool!(self, |p, begin| {
+                let mut tx = p.begin_with(begin).await?;
+                match apply_ops(&mut *tx, ops, now).await {
+                    Ok(()) => {
+                        tx.commit().await?;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // The failure is the answer; a rollback that fails
+                        // too (a lost connection) leaves nothing committed.
+                        let _ = tx.rollback().await;
+                        Err(e)
+                    }
+                }
+            })
+        })
+    }
+
+    /// Takes up to `n` (at least one) MSINs of the range in one
+    /// transaction: the numbers `old + 1 .. new + 1`, or `Exhausted`.
+    pub(crate) fn try_lease_msins(&self, n: u64) -> Result<Range<u64>, SqlStoreError> {
+        let n = to_i64(n.max(1), "lease size")?;
+        let leased: Option<(i64, i64)> = self.run(async {
+            on_pool!(self, |p, begin| {
+                let mut tx = p.begin_with(begin).await?;
+                let leased = tx.lease(n).await?;
+                tx.commit().await?;
+                Ok(leased)
+            })
+        })?;
+        let (old, new) = leased.ok_or(StoreError::Exhausted)?;
+        Ok(to_u64(old, "MSIN")? + 1..to_u64(new, "MSIN")? + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(device: &str, supi: &str, package: u8) -> SealedSub {
+        SealedSub {
+            supi: supi.into(),
+            device: device.into(),
+            k_enc: Vec::new(),
+            opc_enc: Vec::new(),
+            amf: [0x80, 0],
+            seq: 0,
+            ind: 0,
+            state: "created",
+            owner: None,
+            package_id: [package; 16],
+        }
+    }
+
+    #[test]
+    fn holders_follow_the_batch_in_order() {
+        let mut h = Holders::default();
+        for s in ["imsi-1", "imsi-2"] {
+            h.device_of.insert(s.into(), None);
+        }
+        h.device_of.insert("imsi-9".into(), Some("A/9".into()));
+        h.row_of
+            .insert("A/9".into(), Some(("imsi-9".into(), [9; 16])));
+        h.row_of.insert("A/1".into(), None);
+        // A new device takes a free SUPI.
+        assert_eq!(h.put(&row("A/1", "imsi-1", 1)).ok(), Some(None));
+        assert_eq!(h.holder("imsi-1").as_deref(), Some("A/1"));
+        // A SUPI another device holds is a conflict, and changes nothing.
+        assert!(matches!(
+            h.put(&row("A/1", "imsi-9", 2)),
+            Err(SqlStoreError::Store(StoreError::Conflict(_)))
+        ));
+        assert_eq!(h.holder("imsi-1").as_deref(), Some("A/1"));
+        // Moving frees the old SUPI, which another device may then take.
+        let old = h.put(&row("A/9", "imsi-2", 3)).ok().flatten();
+        assert_eq!(old, Some(("imsi-9".into(), [9; 16])));
+        assert_eq!(h.holder("imsi-9"), None);
+        assert!(h.put(&row("A/1", "imsi-9", 4)).is_ok());
+        assert_eq!(h.holder("imsi-1"), None);
+    }
+
+    #[test]
+    fn a_device_seen_twice_keeps_its_first_sighting_and_last_state() {
+        let mut b = AuditBatch::default();
+        b.seen("A/1".into(), "onboarding", 10)
+            .unwrap_or_else(|e| panic!("{e}"));
+        b.seen("A/2".into(), "refused", 11)
+            .unwrap_or_else(|e| panic!("{e}"));
+        b.seen("A/1".into(), "provisioned", 12)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(b.devices.len(), 2);
+        let d = &b.devices[0];
+        assert_eq!(
+            (d.serial.as_str(), d.state, d.first, d.last),
+            ("A/1", "provisioned", 10, 12)
+        );
+    }
+}
