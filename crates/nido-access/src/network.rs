@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use nido_net::amf::{PduVerdict, RateLimit, TokenBucket};
@@ -85,6 +86,21 @@ pub struct ServeStats {
     pub audit_commits: u64,
 }
 
+impl ServeStats {
+    /// Adds `other`'s counts (shards of one server).
+    pub fn add(&mut self, other: &Self) {
+        self.received += other.received;
+        self.malformed += other.malformed;
+        self.sent += other.sent;
+        self.over_capacity += other.over_capacity;
+        self.congested += other.congested;
+        self.discarded += other.discarded;
+        self.foreign += other.foreign;
+        self.unaudited += other.unaudited;
+        self.audit_commits += other.audit_commits;
+    }
+}
+
 /// Whether `event` names no identity anyone authenticated, so that anyone
 /// able to send a datagram can cause it: congestion rejects, refusals
 /// before an identity was authenticated (a SUCI that does not de-conceal,
@@ -134,7 +150,16 @@ pub fn serve_with(
     on_event: impl FnMut(&NetworkEvent),
     on_round: impl FnMut(&mut Network),
 ) -> io::Result<ServeStats> {
-    run(network, socket, options, stop, on_event, on_round, None)
+    run(
+        network,
+        Source::Socket(socket),
+        socket,
+        options,
+        stop,
+        on_event,
+        on_round,
+        None,
+    )
 }
 
 /// [`serve_with`] for a network whose store is `gate`'s [`nido_net::Stage`]
@@ -152,11 +177,187 @@ pub fn serve_staged(
     on_event: impl FnMut(&NetworkEvent),
     on_round: impl FnMut(&mut Network),
 ) -> io::Result<ServeStats> {
-    run(network, socket, options, stop, on_event, on_round, Some(gate))
+    run(
+        network,
+        Source::Socket(socket),
+        socket,
+        options,
+        stop,
+        on_event,
+        on_round,
+        Some(gate),
+    )
+}
+
+/// One AMF shard of [`serve_sharded`]: its network and its hooks.
+pub struct Shard<'a> {
+    /// The network (over a clone of the one [`nido_net::Stage`]).
+    pub network: Network,
+    /// Called with every event the shard's network reports.
+    pub on_event: Box<dyn FnMut(&NetworkEvent) + Send + 'a>,
+    /// Called with the network before each of the shard's rounds.
+    pub on_round: Box<dyn FnMut(&mut Network) + Send + 'a>,
+}
+
+/// The shard of a connection: a connection's datagrams always reach the
+/// same AMF shard (as a RAN keeps a UE on one AMF of a set).
+pub fn shard_of(conn: u64, shards: usize) -> usize {
+    // Fibonacci hashing: device numbers that share low bits still spread.
+    let mixed = conn.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    (mixed % shards.max(1) as u64) as usize
+}
+
+/// [`serve_staged`] on every core: one thread reads the socket and hands
+/// each datagram to the shard of its connection ([`shard_of`]); each shard
+/// thread runs its own [`Network`] (its own UE contexts, timers and
+/// address bindings) over the one stage, and sends its replies through
+/// `gate`; the caller's committer commits for all of them. Returns the
+/// shards' counts added up (a datagram dropped because its shard's queue
+/// was full counts as `over_capacity`). With one shard it is
+/// [`serve_staged`] on this thread.
+pub fn serve_sharded(
+    mut shards: Vec<Shard<'_>>,
+    socket: &UdpSocket,
+    options: &ServeOptions,
+    stop: &AtomicBool,
+    gate: &Gate,
+) -> io::Result<ServeStats> {
+    if shards.len() == 1
+        && let Some(shard) = shards.pop()
+    {
+        let Shard {
+            mut network,
+            on_event,
+            on_round,
+        } = shard;
+        return serve_staged(&mut network, socket, options, stop, gate, on_event, on_round);
+    }
+    let n = shards.len();
+    let per_shard = ServeOptions {
+        max_connections: options.max_connections.div_ceil(n.max(1)),
+        ..*options
+    };
+    std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(n);
+        let mut handles = Vec::with_capacity(n);
+        for (i, shard) in shards.into_iter().enumerate() {
+            let (tx, rx) = mpsc::sync_channel::<(SocketAddr, Vec<u8>)>(options.batch * 16);
+            senders.push(tx);
+            let handle = std::thread::Builder::new()
+                .name(format!("nido-amf-{i}"))
+                .spawn_scoped(scope, move || {
+                    let Shard {
+                        mut network,
+                        on_event,
+                        on_round,
+                    } = shard;
+                    run(
+                        &mut network,
+                        Source::Channel(&rx),
+                        socket,
+                        &per_shard,
+                        stop,
+                        on_event,
+                        on_round,
+                        Some(gate),
+                    )
+                })?;
+            handles.push(handle);
+        }
+        let mut reader = ServeStats::default();
+        let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
+        socket.set_nonblocking(false)?;
+        socket.set_read_timeout(Some(options.tick))?;
+        let mut failed = None;
+        while !stop.load(Ordering::Relaxed) {
+            let (len, from) = match socket.recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(e) if would_block(&e) => continue,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            let Ok(datagram) = Datagram::read(&buf[..len]) else {
+                reader.received += 1;
+                reader.malformed += 1;
+                continue;
+            };
+            let shard = shard_of(datagram.conn, n);
+            if senders[shard]
+                .try_send((from, buf[..len].to_vec()))
+                .is_err()
+            {
+                reader.received += 1;
+                reader.over_capacity += 1;
+            }
+        }
+        // The shards stop on the same flag; dropping the senders ends a
+        // shard waiting on an empty queue at its next tick.
+        drop(senders);
+        let mut total = reader;
+        for handle in handles {
+            let stats = handle
+                .join()
+                .map_err(|_| io::Error::other("an AMF shard panicked"))??;
+            total.add(&stats);
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    })
+}
+
+/// Where a round's datagrams come from: the socket itself, or (for a shard
+/// of [`serve_sharded`]) the channel its reader thread fills.
+enum Source<'a> {
+    Socket(&'a UdpSocket),
+    Channel(&'a mpsc::Receiver<(SocketAddr, Vec<u8>)>),
+}
+
+impl Source<'_> {
+    /// The next datagram into `buf`: the first of a round waits up to
+    /// `wait`, the others only take what is there.
+    fn next(
+        &mut self,
+        first: bool,
+        wait: Duration,
+        buf: &mut [u8],
+    ) -> io::Result<Option<(usize, SocketAddr)>> {
+        match self {
+            Self::Socket(socket) => {
+                if first {
+                    socket.set_nonblocking(false)?;
+                    socket.set_read_timeout(Some(wait))?;
+                } else {
+                    socket.set_nonblocking(true)?;
+                }
+                match socket.recv_from(buf) {
+                    Ok(r) => Ok(Some(r)),
+                    Err(e) if would_block(&e) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+            Self::Channel(rx) => {
+                let got = if first {
+                    rx.recv_timeout(wait).ok()
+                } else {
+                    rx.try_recv().ok()
+                };
+                Ok(got.map(|(from, datagram)| {
+                    let len = datagram.len().min(buf.len());
+                    buf[..len].copy_from_slice(&datagram[..len]);
+                    (len, from)
+                }))
+            }
+        }
+    }
 }
 
 fn run(
     network: &mut Network,
+    mut source: Source<'_>,
     socket: &UdpSocket,
     options: &ServeOptions,
     stop: &AtomicBool,
@@ -190,16 +391,9 @@ fn run(
             .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO))
             .unwrap_or(options.tick)
             .clamp(Duration::from_millis(1), options.tick);
-        socket.set_nonblocking(false)?;
-        socket.set_read_timeout(Some(wait))?;
         for n in 0..options.batch {
-            if n == 1 {
-                socket.set_nonblocking(true)?;
-            }
-            let (len, from) = match socket.recv_from(&mut buf) {
-                Ok(r) => r,
-                Err(e) if would_block(&e) => break,
-                Err(e) => return Err(e),
+            let Some((len, from)) = source.next(n == 0, wait, &mut buf)? else {
+                break;
             };
             stats.received += 1;
             let Ok(datagram) = Datagram::read(&buf[..len]) else {

@@ -7,7 +7,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, SystemTime};
 
-use nido_net::{ConnectionId, Network, NetworkEvent};
+use nido_net::stage::Tag;
+use nido_net::{ConnectionId, Network, NetworkEvent, Stage};
 use nido_ue::{DataError, Device, DeviceEvent, DeviceState};
 
 use crate::adversary::{Adversary, Injection, Seen, Verdict};
@@ -95,6 +96,21 @@ pub struct Fleet {
     network_hook: Option<NetworkEventHook>,
     downlink_filter: Option<DownlinkFilter>,
     adversary: Option<Box<dyn Adversary>>,
+    commit: Option<GroupCommit>,
+}
+
+/// The network's store as a [`Stage`] committed in groups: the network's
+/// messages wait in `held` for the commit that makes their writes durable,
+/// which happens `window` of simulated time after the first of them
+/// (issue #11: the simulator follows the server's durability rule, and its
+/// group commits are what make a real database keep up).
+struct GroupCommit {
+    stage: Stage,
+    window: Duration,
+    epoch: u64,
+    held: Vec<(Tag, nido_net::Transmit)>,
+    due: Option<SystemTime>,
+    groups: u64,
 }
 
 impl core::fmt::Debug for Fleet {
@@ -127,6 +143,59 @@ impl Fleet {
             network_hook: None,
             downlink_filter: None,
             adversary: None,
+            commit: None,
+        }
+    }
+
+    /// Commits the network's writes in groups: `stage` must be the
+    /// network's store. Every message the network produces after a write
+    /// waits until a commit made that write durable; commits happen
+    /// `window` of simulated time after the first message that waits
+    /// (whatever the network wrote meanwhile goes in the same group). A
+    /// group the store refuses is abandoned ([`Stage::abandon`]): its
+    /// messages are dropped and the network forgets its UE contexts, as
+    /// after a crash.
+    pub fn set_group_commit(&mut self, stage: Stage, window: Duration) {
+        let epoch = stage.failures();
+        self.commit = Some(GroupCommit {
+            stage,
+            window,
+            epoch,
+            held: Vec::new(),
+            due: None,
+            groups: 0,
+        });
+    }
+
+    /// Group commits made so far ([`Fleet::set_group_commit`]).
+    pub fn group_commits(&self) -> u64 {
+        self.commit.as_ref().map_or(0, |c| c.groups)
+    }
+
+    /// Makes the held messages' writes durable and sends them (a commit
+    /// that fails drops them and resets the network).
+    fn commit_now(&mut self) {
+        let Some(c) = self.commit.as_mut() else {
+            return;
+        };
+        c.due = None;
+        let upto = c.stage.issued();
+        if c.stage.flush(upto).is_err() {
+            c.stage.abandon();
+        }
+        c.groups += 1;
+        let held = core::mem::take(&mut c.held);
+        let stage = c.stage.clone();
+        let now_epoch = stage.failures();
+        if now_epoch != c.epoch {
+            c.epoch = now_epoch;
+            self.network.forget_contexts();
+            return;
+        }
+        for (tag, t) in held {
+            if stage.release(tag) == Some(true) {
+                self.send_downlink(t);
+            }
         }
     }
 
@@ -371,10 +440,34 @@ impl Fleet {
     pub fn pump(&mut self) {
         let now = self.now;
         while let Some(t) = self.network.poll_transmit() {
+            if let Some(c) = self.commit.as_mut() {
+                let tag = c.stage.tag(c.epoch);
+                if !c.held.is_empty() || c.stage.release(tag) != Some(true) {
+                    c.held.push((tag, t));
+                    c.due.get_or_insert(now + c.window);
+                    continue;
+                }
+            }
+            self.send_downlink(t);
+        }
+        while let Some(e) = self.network.poll_event() {
+            if let Some(hook) = self.network_hook.as_mut() {
+                hook(now, &e);
+            }
+            if self.record {
+                self.network_events.push(e);
+            }
+        }
+    }
+
+    /// Puts one network message on the link (through the filter and the trace).
+    fn send_downlink(&mut self, t: nido_net::Transmit) {
+        let now = self.now;
+        {
             if let Some(filter) = self.downlink_filter.as_mut()
                 && !filter(&t)
             {
-                continue;
+                return;
             }
             if let Some(trace) = self.trace.as_mut() {
                 trace(&TraceRecord {
@@ -388,14 +481,6 @@ impl Fleet {
                 });
             }
             self.link.send(now, Direction::Downlink, t.conn.0, t.pdu);
-        }
-        while let Some(e) = self.network.poll_event() {
-            if let Some(hook) = self.network_hook.as_mut() {
-                hook(now, &e);
-            }
-            if self.record {
-                self.network_events.push(e);
-            }
         }
     }
 
@@ -412,6 +497,7 @@ impl Fleet {
             self.link.next_delivery(),
             self.network.poll_timeout(),
             self.device_timers.peek().map(|Reverse((at, _))| *at),
+            self.commit.as_ref().and_then(|c| c.due),
         ]
         .into_iter()
         .flatten()
@@ -451,6 +537,9 @@ impl Fleet {
         }
         self.network.handle_timeout(now);
         self.pump();
+        if self.commit.as_ref().and_then(|c| c.due).is_some_and(|due| due <= now) {
+            self.commit_now();
+        }
         while let Some(Reverse((at, i))) = self.device_timers.peek().copied() {
             if at > now {
                 break;

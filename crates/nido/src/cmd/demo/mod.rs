@@ -89,11 +89,17 @@ type OpenedStore = (
     Box<dyn Store + Send>,
     &'static str,
     Option<tempfile::TempDir>,
+    Option<Box<dyn Store + Send>>,
 );
+
+/// How long (simulated) the network's messages wait for the group commit
+/// that makes their writes durable, at most: the first message that waits
+/// starts the window, everything written until it closes commits together.
+pub(super) const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(2);
 
 fn open_store(db: Option<&str>, msins: u64) -> Result<OpenedStore> {
     if db == Some("memory") {
-        return Ok((Box::new(MemoryStore::new(msins)), "memory", None));
+        return Ok((Box::new(MemoryStore::new(msins)), "memory", None, None));
     }
     let (url, dir) = match db {
         Some(url) => (url.to_owned(), None),
@@ -107,8 +113,10 @@ fn open_store(db: Option<&str>, msins: u64) -> Result<OpenedStore> {
         }
     };
     let kek = nido_store::Kek::generate().map_err(|e| anyhow::anyhow!("KEK: {e}"))?;
-    let store = nido_store::SqlStore::open(&url, kek)
+    let store = nido_store::SqlStore::open(&url, kek.clone())
         .with_context(|| format!("--db {url} (the demo needs a new, empty database)"))?;
+    // The second connection: the group committer's (issue #11).
+    let writer = nido_store::SqlStore::open(&url, kek).with_context(|| format!("--db {url}"))?;
     let kind = match store.backend() {
         nido_store::Backend::Sqlite => "sqlite",
         nido_store::Backend::Postgres => "postgres",
@@ -125,7 +133,7 @@ fn open_store(db: Option<&str>, msins: u64) -> Result<OpenedStore> {
     store
         .set_msin_range(msins)
         .map_err(|e| anyhow::anyhow!("IMSI range: {e}"))?;
-    Ok((Box::new(store), kind, dir))
+    Ok((Box::new(store), kind, dir, Some(Box::new(writer))))
 }
 
 fn progress_bar(len: u64) -> Result<ProgressBar> {
@@ -171,9 +179,12 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
         ..NetworkOptions::default()
     };
     bar.set_message("opening the store");
-    let (mut store, store_kind, _store_dir) = open_store(a.db.as_deref(), msins)?;
+    let (mut store, store_kind, _store_dir, writer) = open_store(a.db.as_deref(), msins)?;
     population.enroll_owner(store.as_mut())?;
     let store = SharedStore::new(store);
+    // On a database, the networks write through one stage, committed in
+    // groups (the server's commit path); in memory, straight to the store.
+    let stage = writer.map(|w| nido_net::Stage::new(Box::new(store.clone()), w));
     let home_network_key = HomeNetworkKey::generate(Profile::A, 1)
         .and_then(|k| k.private_octets())
         .map_err(|e| anyhow::anyhow!("home network key: {e}"))?;
@@ -220,6 +231,7 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
         world: &world,
         options: &options,
         store: store.clone(),
+        stage: stage.clone(),
         home_network_key: &home_network_key,
         sink: sink.clone(),
         faults,

@@ -106,6 +106,8 @@ pub(super) struct Common<'a> {
     pub world: &'a Onboarding,
     pub options: &'a NetworkOptions,
     pub store: SharedStore,
+    /// The networks' store when it is a database: writes committed in groups.
+    pub stage: Option<nido_net::Stage>,
     /// The operator's SUCI home network key (profile A, id 1).
     pub home_network_key: &'a PrivateKey32,
     pub sink: CountingSink,
@@ -232,7 +234,10 @@ fn build(common: &Common<'_>, shard: Shard) -> Result<Running> {
         common.world,
         common.options,
         Box::new(common.sink.clone()),
-        Box::new(common.store.clone()),
+        match &common.stage {
+            Some(stage) => Box::new(stage.clone()),
+            None => Box::new(common.store.clone()),
+        },
         hn,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -241,6 +246,9 @@ fn build(common: &Common<'_>, shard: Shard) -> Result<Running> {
     let link = Link::new(common.faults, common.faults, seed)
         .map_err(|e| anyhow::anyhow!("--loss/--dup/--reorder: {e}"))?;
     let mut fleet = Fleet::new(network, link, common.start, false);
+    if let Some(stage) = &common.stage {
+        fleet.set_group_commit(stage.clone(), super::GROUP_COMMIT_WINDOW);
+    }
     let mut kinds = Vec::with_capacity(shard.plan.len());
     for (id, kind) in shard.plan {
         let device =

@@ -163,6 +163,12 @@ pub(crate) struct ServeArgs {
     /// applies from the next onboarding on, without a restart.
     #[arg(long, default_value_t = 500, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub(crate) trust_poll_ms: u64,
+    /// AMF shards, each on a thread of its own with its own UE contexts
+    /// (a connection always reaches the same shard); their writes commit
+    /// together in groups. Default: one per core. `--max-procedures` is
+    /// shared out between them.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub(crate) shards: Option<u32>,
 }
 
 /// `trust-manufacturer --revocation`: what a device whose issuing CA has no

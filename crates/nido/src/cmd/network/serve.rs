@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nido_access::commit::{CommitOptions, Committer, Gate};
-use nido_access::network::{ServeOptions, serve_staged};
+use nido_access::network::{ServeOptions, Shard, serve_sharded};
 use nido_access::trust::TrustWatch;
 use nido_eap::{DcsCredentials, Settings};
 use nido_net::amf::Admission;
@@ -169,29 +169,49 @@ fn serve_new_realms(
     Ok(())
 }
 
+/// One AMF shard's network: its own DCS, UDM, PVS and admission share of
+/// `max_procedures`, over `stage`.
+fn shard_network(
+    dir: &std::path::Path,
+    config: &config::Config,
+    trust: &Arc<nido_pki::TrustStore>,
+    a: &ServeArgs,
+    shards: usize,
+    stage: &Stage,
+) -> Result<Network> {
+    let mut dcs = Dcs::new(Settings::default());
+    for d in &config.dcs {
+        dcs.serve(&d.realm, dcs_credentials(dir, d, trust)?);
+    }
+    let (udm, mut pvs, mut net) = config::functions(dir, config)?;
+    // Subscription quotas per manufacturer (trust-manufacturer
+    // --max-subscriptions), reloaded with the trust store.
+    pvs.set_quotas(Some(Quotas::from_trust(
+        trust,
+        super::DEFAULT_MAX_SUBSCRIPTIONS,
+    )));
+    net.admission = Admission {
+        max_procedures: a.max_procedures.0.map(|n| n.div_ceil(shards).max(1)),
+        t3346: Duration::from_secs(a.t3346_min)..=Duration::from_secs(a.t3346_max),
+        seed: None,
+    };
+    let sink = FileSink {
+        path: dir.join("uplink.jsonl"),
+    };
+    Ok(Network::new(
+        net,
+        Box::new(stage.clone()),
+        udm,
+        pvs,
+        dcs,
+        Box::new(sink),
+    ))
+}
+
 pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     let dir = &a.dir.dir;
     let (config, store) = super::open(dir, a.db.as_deref())?;
     store.set_msin_range(config.subscriptions.msin_count)?;
-    // A second connection to the same database for the driver's trust
-    // watch (the first belongs to the network). The generation is read
-    // before the store is loaded: a change in between is loaded again at
-    // the first poll.
-    let (_, trust_source) = super::open(dir, a.db.as_deref())?;
-    let generation = trust_source.trust_generation()?;
-    let trust = Arc::new(store.trust_store()?);
-    let mut dcs = Dcs::new(Settings::default());
-    for d in &config.dcs {
-        dcs.serve(&d.realm, dcs_credentials(dir, d, &trust)?);
-    }
-    let no_dcs = config.dcs.is_empty();
-    let (udm, mut pvs, mut net) = config::functions(dir, &config)?;
-    // Subscription quotas per manufacturer (trust-manufacturer
-    // --max-subscriptions), reloaded with the trust store.
-    pvs.set_quotas(Some(Quotas::from_trust(
-        &trust,
-        super::DEFAULT_MAX_SUBSCRIPTIONS,
-    )));
     if a.t3346_min > a.t3346_max {
         anyhow::bail!(
             "--t3346-min {} is above --t3346-max {}",
@@ -199,27 +219,35 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
             a.t3346_max
         );
     }
-    net.admission = Admission {
-        max_procedures: a.max_procedures.0,
-        t3346: Duration::from_secs(a.t3346_min)..=Duration::from_secs(a.t3346_max),
-        seed: None,
-    };
-    let sink = FileSink {
-        path: dir.join("uplink.jsonl"),
-    };
-    // The network's writes leave it as effects (issue #11): a stage over
+    let shards = a
+        .shards
+        .map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |n| n as usize,
+        )
+        .max(1);
+    // Each shard watches the trust data on a connection of its own. The
+    // generation is read before the store is loaded: a change in between
+    // is loaded again at the first poll.
+    let mut watches = Vec::with_capacity(shards);
+    let mut generation = 0;
+    for _ in 0..shards {
+        let (_, trust_source) = super::open(dir, a.db.as_deref())?;
+        generation = trust_source.trust_generation()?;
+        watches.push(trust_source);
+    }
+    let trust = Arc::new(store.trust_store()?);
+    let no_dcs = config.dcs.is_empty();
+    // The network's writes leave it as effects (issue #11): one stage over
     // two connections, one for reads and one for the committer's group
-    // commits; replies wait for the writes they depend on.
+    // commits, shared by every AMF shard; replies wait for the writes they
+    // depend on.
     let (_, writer) = super::open(dir, a.db.as_deref())?;
     let stage = Stage::new(Box::new(store), Box::new(writer));
-    let mut network = Network::new(
-        net,
-        Box::new(stage.clone()),
-        udm,
-        pvs,
-        dcs,
-        Box::new(sink),
-    );
+    let mut networks = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        networks.push(shard_network(dir, &config, &trust, a, shards, &stage)?);
+    }
     let listen = a
         .listen
         .clone()
@@ -244,6 +272,7 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     tracing::info!(
         snn = %config.serving_network()?.snn,
         udp = %socket.local_addr()?,
+        shards,
         max_procedures = a.max_procedures.0.map_or("unlimited".into(), |n| n.to_string()),
         t3346_s = format!("{}-{}", a.t3346_min, a.t3346_max),
         "serving (SIGTERM or Ctrl-C to stop)"
@@ -253,35 +282,42 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
             "no manufacturer enrolled: onboardings are refused (#75) until one is (trust-manufacturer; serve picks it up)"
         );
     }
-    let mut watch = TrustWatch::new(
-        trust_source,
-        Duration::from_millis(a.trust_poll_ms),
-        Some(generation),
-    );
-    let mut log = EventLog::new();
+    let log = Arc::new(std::sync::Mutex::new(EventLog::new()));
+    let poll = Duration::from_millis(a.trust_poll_ms);
+    let parts: Vec<Shard<'_>> = networks
+        .into_iter()
+        .zip(watches)
+        .map(|(network, source)| {
+            let log = log.clone();
+            let mut watch = TrustWatch::new(source, poll, Some(generation));
+            Shard {
+                network,
+                on_event: Box::new(move |e: &NetworkEvent| {
+                    if let Ok(mut log) = log.lock() {
+                        log.event(e);
+                    }
+                }),
+                on_round: Box::new(move |network: &mut Network| {
+                    match watch.poll(Instant::now(), network) {
+                        Ok(Some(reloaded)) => {
+                            tracing::info!(
+                                generation = reloaded.generation,
+                                "trust store reloaded (manufacturers, CRLs, block list changed)"
+                            );
+                            if let Err(e) = serve_new_realms(dir, network, &reloaded.trust) {
+                                tracing::warn!(error = %e, "DCS realms of manufacturers enrolled since start not loaded");
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "trust store not reloaded; the current one stays"),
+                    }
+                }),
+            }
+        })
+        .collect();
     let gate = Gate::new(stage, Arc::new(socket.try_clone()?));
     let committer = Committer::start(gate.clone(), CommitOptions::default())?;
-    let stats = serve_staged(
-        &mut network,
-        &socket,
-        &ServeOptions::default(),
-        &stop,
-        &gate,
-        |e| log.event(e),
-        |network| match watch.poll(Instant::now(), network) {
-            Ok(Some(reloaded)) => {
-                tracing::info!(
-                    generation = reloaded.generation,
-                    "trust store reloaded (manufacturers, CRLs, block list changed)"
-                );
-                if let Err(e) = serve_new_realms(dir, network, &reloaded.trust) {
-                    tracing::warn!(error = %e, "DCS realms of manufacturers enrolled since start not loaded");
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "trust store not reloaded; the current one stays"),
-        },
-    )?;
+    let stats = serve_sharded(parts, &socket, &ServeOptions::default(), &stop, &gate)?;
     // The writes of the last round, and the replies that waited for them.
     committer.finish();
     let commits = gate.stats();
