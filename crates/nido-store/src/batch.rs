@@ -883,12 +883,25 @@ impl SqlStore {
             return Ok(());
         }
         let now = to_i64(now_unix(), "time")?;
+        let group = self
+            .applies
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let crash = self.crash;
         self.run(async {
             on_pool!(self, |p, begin| {
                 let mut tx = p.begin_with(begin).await?;
                 match apply_ops(&mut *tx, ops, now).await {
                     Ok(()) => {
+                        if crash == Some(crate::sql::CrashPoint::BeforeCommit(group)) {
+                            eprintln!("nido: crash point before-commit:{group}: aborting");
+                            std::process::abort();
+                        }
                         tx.commit().await?;
+                        if crash == Some(crate::sql::CrashPoint::AfterCommit(group)) {
+                            eprintln!("nido: crash point after-commit:{group}: aborting");
+                            std::process::abort();
+                        }
                         Ok(())
                     }
                     Err(e) => {

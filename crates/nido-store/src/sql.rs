@@ -70,7 +70,43 @@ pub struct SqlStore {
     pub(crate) pool: Pool,
     pub(crate) sealer: Sealer,
     last_error: Mutex<Option<SqlStoreError>>,
+    /// Where the process dies in a group commit, for the durability tests.
+    pub(crate) crash: Option<CrashPoint>,
+    /// Group commits ([`nido_net::Store::apply`]) started so far.
+    pub(crate) applies: std::sync::atomic::AtomicU64,
     rt: Runtime,
+}
+
+/// A test hook (issue #11's durability tests): the process aborts, as if
+/// killed, at this point of the n-th group commit ([`nido_net::Store::apply`]
+/// with writes) of this store handle. `nido network serve` sets it from
+/// `NIDO_CRASH_POINT` (`before-commit:N`, `after-commit:N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// After every statement of the group ran, before its COMMIT: a kill
+    /// in the middle of a commit (nothing of the group is durable).
+    BeforeCommit(u64),
+    /// After the COMMIT returned, before any reply that waited for it was
+    /// sent (the group is durable; its replies never leave).
+    AfterCommit(u64),
+}
+
+impl core::str::FromStr for CrashPoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (point, n) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?}: expected before-commit:N or after-commit:N"))?;
+        let n: u64 = n
+            .parse()
+            .map_err(|e| format!("{s:?}: the group number: {e}"))?;
+        match point {
+            "before-commit" => Ok(Self::BeforeCommit(n)),
+            "after-commit" => Ok(Self::AfterCommit(n)),
+            _ => Err(format!("{s:?}: expected before-commit:N or after-commit:N")),
+        }
+    }
 }
 
 impl core::fmt::Debug for SqlStore {
@@ -183,6 +219,8 @@ impl SqlStore {
             pool,
             sealer,
             last_error: Mutex::new(None),
+            crash: None,
+            applies: std::sync::atomic::AtomicU64::new(0),
             rt,
         };
         store.rt.block_on(open::migrate(&store.pool))?;
@@ -193,6 +231,12 @@ impl SqlStore {
             .rekey_claims()
             .map_err(|e| StoreOpenError::Other(format!("re-keying claim code hashes: {e}")))?;
         Ok(store)
+    }
+
+    /// Makes this handle abort the process at `point` (a test hook:
+    /// [`CrashPoint`]).
+    pub fn set_crash_point(&mut self, point: CrashPoint) {
+        self.crash = Some(point);
     }
 
     /// Which database this store runs on.

@@ -242,7 +242,15 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     // two connections, one for reads and one for the committer's group
     // commits, shared by every AMF shard; replies wait for the writes they
     // depend on.
-    let (_, writer) = super::open(dir, a.db.as_deref())?;
+    let (_, mut writer) = super::open(dir, a.db.as_deref())?;
+    // The durability tests' hook: die at a point of the n-th group commit.
+    if let Ok(point) = std::env::var("NIDO_CRASH_POINT") {
+        writer.set_crash_point(
+            point
+                .parse()
+                .map_err(|e| anyhow::anyhow!("NIDO_CRASH_POINT: {e}"))?,
+        );
+    }
     let stage = Stage::new(Box::new(store), Box::new(writer));
     let mut networks = Vec::with_capacity(shards);
     for _ in 0..shards {
