@@ -153,12 +153,11 @@ pub fn serve_with(
     run(
         network,
         Source::Socket(socket),
-        socket,
+        Replies { socket, gate: None },
         options,
         stop,
         on_event,
         on_round,
-        None,
     )
 }
 
@@ -180,12 +179,14 @@ pub fn serve_staged(
     run(
         network,
         Source::Socket(socket),
-        socket,
+        Replies {
+            socket,
+            gate: Some(gate),
+        },
         options,
         stop,
         on_event,
         on_round,
-        Some(gate),
     )
 }
 
@@ -230,7 +231,15 @@ pub fn serve_sharded(
             on_event,
             on_round,
         } = shard;
-        return serve_staged(&mut network, socket, options, stop, gate, on_event, on_round);
+        return serve_staged(
+            &mut network,
+            socket,
+            options,
+            stop,
+            gate,
+            on_event,
+            on_round,
+        );
     }
     let n = shards.len();
     let per_shard = ServeOptions {
@@ -254,12 +263,14 @@ pub fn serve_sharded(
                     run(
                         &mut network,
                         Source::Channel(&rx),
-                        socket,
+                        Replies {
+                            socket,
+                            gate: Some(gate),
+                        },
                         &per_shard,
                         stop,
                         on_event,
                         on_round,
-                        Some(gate),
                     )
                 })?;
             handles.push(handle);
@@ -355,16 +366,24 @@ impl Source<'_> {
     }
 }
 
+/// Where a round's replies go: the socket, through the gate when the
+/// network's store is a stage.
+#[derive(Clone, Copy)]
+struct Replies<'a> {
+    socket: &'a UdpSocket,
+    gate: Option<&'a Gate>,
+}
+
 fn run(
     network: &mut Network,
     mut source: Source<'_>,
-    socket: &UdpSocket,
+    replies: Replies<'_>,
     options: &ServeOptions,
     stop: &AtomicBool,
     mut on_event: impl FnMut(&NetworkEvent),
     mut on_round: impl FnMut(&mut Network),
-    gate: Option<&Gate>,
 ) -> io::Result<ServeStats> {
+    let Replies { socket, gate } = replies;
     let mut peers: HashMap<ConnectionId, SocketAddr> = HashMap::new();
     let mut stats = ServeStats::default();
     let mut audit = TokenBucket::new(options.refusal_audit);

@@ -43,8 +43,8 @@ pub mod udm;
 pub use amf::{ConnectionId, Network, NetworkConfig, Transmit};
 pub use events::NetworkEvent;
 pub use nido_pki::DeviceId;
-pub use stage::Stage;
 pub use sink::{ApplicationSink, CountingSink, MemorySink, Uplink};
+pub use stage::Stage;
 
 pub use store::{
     MemoryStore, Owner, SharedStore, Store, StoreError, Subscription, SubscriptionState, Write,

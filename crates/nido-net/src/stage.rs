@@ -635,9 +635,13 @@ mod tests {
         let pending = lock(&stage.shared.image).pending.clone();
         assert!(matches!(pending[0], Write::Subscription { .. }));
         assert!(matches!(pending[1], Write::Sqn { sqn, .. } if sqn.seq == 1));
-        assert!(
-            matches!(pending[2], Write::State { state: SubscriptionState::Active, .. })
-        );
+        assert!(matches!(
+            pending[2],
+            Write::State {
+                state: SubscriptionState::Active,
+                ..
+            }
+        ));
         assert_eq!(pending.len(), 3);
         // After a commit the row comes from the database and an SQN step
         // is still a column write, not the row.

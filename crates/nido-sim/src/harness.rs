@@ -537,7 +537,12 @@ impl Fleet {
         }
         self.network.handle_timeout(now);
         self.pump();
-        if self.commit.as_ref().and_then(|c| c.due).is_some_and(|due| due <= now) {
+        if self
+            .commit
+            .as_ref()
+            .and_then(|c| c.due)
+            .is_some_and(|due| due <= now)
+        {
             self.commit_now();
         }
         while let Some(Reverse((at, i))) = self.device_timers.peek().copied() {
