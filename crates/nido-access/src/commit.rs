@@ -180,10 +180,9 @@ impl Gate {
                         self.stats
                             .writes
                             .fetch_add(done.writes as u64, Ordering::Relaxed);
-                        self.stats.commit_us.fetch_add(
-                            started.elapsed().as_micros() as u64,
-                            Ordering::Relaxed,
-                        );
+                        self.stats
+                            .commit_us
+                            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                     }
                     self.open();
                     return Ok(done.writes);
