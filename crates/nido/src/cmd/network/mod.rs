@@ -1,6 +1,7 @@
 //! `nido network`: an operator's network: create it, enroll manufacturers,
 //! serve devices on the UDP access link, list what it holds.
 
+mod capacity;
 mod config;
 mod release;
 mod serve;
@@ -148,8 +149,11 @@ pub(crate) struct ServeArgs {
     pub(crate) db: Option<String>,
     /// Registrations in progress at most (authenticating, security mode,
     /// accept sent); a device beyond it is refused with #22 and backs off
-    /// for T3346. A number, or `unlimited`.
-    #[arg(long, default_value = "2000", value_name = "N|unlimited", value_parser = parse_limit)]
+    /// for T3346. `auto` (the default): what this machine finishes within
+    /// a procedure's guard timer (T3560, 6 s) at its public-key bound,
+    /// measured at start (logged); a fleet arriving below capacity never
+    /// meets it. A number, `auto` or `unlimited`.
+    #[arg(long, default_value = "auto", value_name = "N|auto|unlimited", value_parser = parse_limit)]
     pub(crate) max_procedures: Limit,
     /// The shortest T3346 back-off a congestion reject carries, in seconds.
     #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(2..=11_160))]
@@ -188,18 +192,28 @@ pub(crate) enum Revocation {
 /// default IMSI range.
 pub(crate) const DEFAULT_MAX_SUBSCRIPTIONS: u64 = 100_000;
 
-/// `--max-procedures`: a limit, or none.
+/// `--max-procedures`: a limit, none, or one sized from this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Limit(pub(crate) Option<usize>);
+pub(crate) enum Limit {
+    /// From the public-key bound measured at start ([`capacity`]).
+    Auto,
+    /// No limit.
+    Unlimited,
+    /// This many.
+    At(usize),
+}
 
 fn parse_limit(s: &str) -> Result<Limit, String> {
     if s.eq_ignore_ascii_case("unlimited") {
-        return Ok(Limit(None));
+        return Ok(Limit::Unlimited);
+    }
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(Limit::Auto);
     }
     match s.parse::<usize>() {
         Ok(0) => Err("0 would refuse every device; use `unlimited` for no limit".into()),
-        Ok(n) => Ok(Limit(Some(n))),
-        Err(_) => Err(format!("{s:?}: a positive number or `unlimited`")),
+        Ok(n) => Ok(Limit::At(n)),
+        Err(_) => Err(format!("{s:?}: a positive number, `auto` or `unlimited`")),
     }
 }
 

@@ -22,7 +22,7 @@ use nido_net::{ApplicationSink, Network, NetworkEvent, Stage, Uplink};
 use nido_pki::files::{read_certs, read_key};
 use rustls::pki_types::PrivateKeyDer;
 
-use super::{ServeArgs, config};
+use super::{Limit, ServeArgs, capacity, config};
 
 /// Uplink data goes to `uplink.jsonl` in the network directory (one JSON
 /// object per burst), the stand-in for the owner's application server.
@@ -176,6 +176,7 @@ fn shard_network(
     config: &config::Config,
     trust: &Arc<nido_pki::TrustStore>,
     a: &ServeArgs,
+    limit: Option<usize>,
     shards: usize,
     stage: &Stage,
 ) -> Result<Network> {
@@ -191,7 +192,7 @@ fn shard_network(
         super::DEFAULT_MAX_SUBSCRIPTIONS,
     )));
     net.admission = Admission {
-        max_procedures: a.max_procedures.0.map(|n| n.div_ceil(shards).max(1)),
+        max_procedures: limit.map(|n| n.div_ceil(shards).max(1)),
         t3346: Duration::from_secs(a.t3346_min)..=Duration::from_secs(a.t3346_max),
         seed: None,
     };
@@ -226,6 +227,16 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
             |n| n as usize,
         )
         .max(1);
+    // The admission limit: given, or what this machine finishes within a
+    // guard timer at its public-key bound.
+    let (limit, bound) = match a.max_procedures {
+        Limit::At(n) => (Some(n), None),
+        Limit::Unlimited => (None, None),
+        Limit::Auto => match capacity::public_key_bound(Duration::from_millis(60)) {
+            Some(bound) => (Some(capacity::limit_for(bound)), Some(bound)),
+            None => (Some(2_000), None),
+        },
+    };
     // Each shard watches the trust data on a connection of its own. The
     // generation is read before the store is loaded: a change in between
     // is loaded again at the first poll.
@@ -254,7 +265,9 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     let stage = Stage::new(Box::new(store), Box::new(writer));
     let mut networks = Vec::with_capacity(shards);
     for _ in 0..shards {
-        networks.push(shard_network(dir, &config, &trust, a, shards, &stage)?);
+        networks.push(shard_network(
+            dir, &config, &trust, a, limit, shards, &stage,
+        )?);
     }
     let listen = a
         .listen
@@ -281,7 +294,8 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         snn = %config.serving_network()?.snn,
         udp = %socket.local_addr()?,
         shards,
-        max_procedures = a.max_procedures.0.map_or("unlimited".into(), |n| n.to_string()),
+        max_procedures = limit.map_or("unlimited".into(), |n| n.to_string()),
+        public_key_bound_per_s = bound.map_or("-".into(), |b| format!("{b:.0}")),
         t3346_s = format!("{}-{}", a.t3346_min, a.t3346_max),
         "serving (SIGTERM or Ctrl-C to stop)"
     );
