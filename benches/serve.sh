@@ -1,0 +1,371 @@
+#!/usr/bin/env bash
+# benches/serve.sh: how many onboardings per second `nido network serve`
+# finishes on this machine, driven by `nido sim`, next to the bound that the
+# machine's public-key speed puts on it. See benches/README.md.
+#
+# Usage: benches/serve.sh [--db sqlite|postgres] [--devices N] [--rate R]
+#                         [--json] [--nido PATH]
+set -euo pipefail
+
+prog=serve.sh
+
+usage() {
+    cat <<'EOF'
+Usage: benches/serve.sh [--db sqlite|postgres] [--devices N] [--rate R] [--json] [--nido PATH]
+
+Measures `nido network serve` driven by `nido sim` on this machine: onboardings
+per second, time to active (p50, p99), the server's CPU time per onboarding, and
+the bound the machine's public-key speed puts on the rate (openssl speed).
+
+  --db sqlite|postgres  the network's database (default: sqlite). postgres
+                        creates a fresh database on 127.0.0.1:5432 as user
+                        postgres and drops it at the end
+  --devices N           devices to onboard (default: 3000)
+  --rate R              arrivals per second (default: N, all within one second)
+  --json                print one JSON object on stdout instead of text
+  --nido PATH           the nido binary (default: target/release/nido of this
+                        repository; build it with `cargo build --release -p nido`)
+  -h, --help            this help
+EOF
+}
+
+die() {
+    echo "$prog: $*" >&2
+    exit 1
+}
+
+usage_error() {
+    echo "$prog: $*" >&2
+    echo "try: benches/serve.sh --help" >&2
+    exit 2
+}
+
+# Progress goes to stderr, so that with --json stdout holds the object alone.
+say() {
+    echo "$prog: $*" >&2
+}
+
+db=sqlite
+devices=3000
+rate=
+json=0
+nido=
+
+while (($# > 0)); do
+    case $1 in
+        --db)
+            (($# >= 2)) || usage_error "--db needs a value"
+            db=$2
+            shift 2
+            ;;
+        --devices)
+            (($# >= 2)) || usage_error "--devices needs a value"
+            devices=$2
+            shift 2
+            ;;
+        --rate)
+            (($# >= 2)) || usage_error "--rate needs a value"
+            rate=$2
+            shift 2
+            ;;
+        --json)
+            json=1
+            shift
+            ;;
+        --nido)
+            (($# >= 2)) || usage_error "--nido needs a value"
+            nido=$2
+            shift 2
+            ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            usage_error "unknown argument: $1"
+            ;;
+    esac
+done
+
+case $db in
+    sqlite | postgres) ;;
+    *) usage_error "--db: expected sqlite or postgres, got '$db'" ;;
+esac
+[[ $devices =~ ^[1-9][0-9]*$ ]] || usage_error "--devices: expected a positive integer, got '$devices'"
+rate=${rate:-$devices}
+[[ $rate =~ ^[0-9]+(\.[0-9]+)?$ && ! $rate =~ ^0+(\.0+)?$ ]] ||
+    usage_error "--rate: expected a positive number, got '$rate'"
+
+repo_root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+nido=${nido:-$repo_root/target/release/nido}
+if [[ ! -x $nido ]]; then
+    die "$nido: no such executable; build it first: (cd $repo_root && cargo build --release -p nido)"
+fi
+command -v openssl >/dev/null || die "openssl not found (needed for the public-key bound)"
+command -v python3 >/dev/null || die "python3 not found (needed to read nido sim's JSON)"
+if [[ $db == postgres ]]; then
+    command -v psql >/dev/null || die "psql not found (needed for --db postgres)"
+fi
+
+# --- cleanup: stop the server, drop the database, remove the temp dir --------
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/nido-bench.XXXXXX")
+server_pid=
+sim_pid=
+pg_db=
+
+stop_server() {
+    [[ -n $server_pid ]] || return 0
+    if kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        local i
+        for ((i = 0; i < 300; i++)); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$server_pid" 2>/dev/null; then
+            say "serve did not stop within 30 s of SIGTERM; killing it"
+            kill -KILL "$server_pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+
+psql_admin() {
+    psql -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -q -c "$1"
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n $sim_pid ]]; then
+        kill -TERM "$sim_pid" 2>/dev/null || true
+        wait "$sim_pid" 2>/dev/null || true
+    fi
+    stop_server
+    if [[ -n $pg_db ]]; then
+        psql_admin "DROP DATABASE IF EXISTS $pg_db" >/dev/null ||
+            say "could not drop database $pg_db; drop it by hand"
+    fi
+    rm -rf -- "$work"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log_tail() {
+    echo "--- last lines of the serve log ($1) ---" >&2
+    tail -n 20 "$work/serve.log" >&2 || true
+    echo "---" >&2
+}
+
+# --- the manufacturer and the network (README.md, "Real processes") ----------
+
+mfr_name="Bench Sensors"
+realm=dcs.bench.example
+cd "$work"
+
+say "issuing $devices device identities"
+"$nido" mfr init --dir acme --name "$mfr_name" --realm "$realm" >/dev/null
+"$nido" mfr issue --dir acme --count "$devices" --out factory >/dev/null
+"$nido" mfr crl --dir acme --out acme.crl.pem >/dev/null
+"$nido" mfr dcs-cert --dir acme --host "$realm" --out dcs >/dev/null
+
+# A free UDP port: bind port 0 and let the kernel choose.
+port=$(python3 -c 'import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
+listen=127.0.0.1:$port
+
+db_args=()
+if [[ $db == postgres ]]; then
+    suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+    name=nido_bench_$suffix
+    psql_admin "CREATE DATABASE $name" >/dev/null || die "could not create database $name on 127.0.0.1:5432 as postgres"
+    pg_db=$name
+    db_args=(--db "postgres://postgres@127.0.0.1:5432/$pg_db")
+fi
+
+say "creating the network ($db)"
+# `nido sim` onboards to 999-99-000000000AB by default.
+"$nido" network init --dir net --mcc 999 --mnc 99 --nid 000000000AB --listen "$listen" "${db_args[@]}" >/dev/null
+"$nido" network trust-manufacturer --dir net --name "$mfr_name" --realm "$realm" --dcs dcs >/dev/null
+"$nido" network crl-import --dir net --manufacturer "$mfr_name" --issuer factory/issuing-ca.pem acme.crl.pem >/dev/null
+
+# --- serve -------------------------------------------------------------------
+
+say "starting nido network serve on $listen"
+# NIDO_LOG unset: serve's default (info) logs the "serving" line waited for.
+env -u NIDO_LOG "$nido" network serve --dir net --max-procedures unlimited --listen "$listen" "${db_args[@]}" \
+    >"$work/serve.out" 2>"$work/serve.log" &
+server_pid=$!
+for ((i = 0; ; i++)); do
+    if grep -q 'serving' "$work/serve.log" 2>/dev/null; then
+        break
+    fi
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        log_tail "it exited before serving"
+        die "nido network serve exited before serving"
+    fi
+    if ((i >= 600)); then
+        log_tail "no \"serving\" after 60 s"
+        die "nido network serve did not start within 60 s"
+    fi
+    sleep 0.1
+done
+
+# --- the public-key bound ------------------------------------------------------
+
+say "openssl speed -seconds 2 ecdsap256 ecdhx25519 (about 6 s)"
+openssl speed -seconds 2 ecdsap256 ecdhx25519 >"$work/speed.txt" 2>"$work/speed.err" ||
+    die "openssl speed failed: $(tail -n 3 "$work/speed.err")"
+# " 256 bits ecdsa (nistp256)   0.0000s   0.0001s  46743.9  15534.0"
+read -r sign_per_s verify_per_s < <(awk '/256 bits ecdsa \(nistp256\)/ { print $(NF-1), $NF; exit }' "$work/speed.txt") ||
+    true
+# " 253 bits ecdh (X25519)   0.0000s  33626.8"
+x25519_per_s=$(awk '/ecdh \(X25519\)/ { print $NF; exit }' "$work/speed.txt")
+number='^[0-9]+(\.[0-9]+)?$'
+[[ ${sign_per_s:-} =~ $number && ${verify_per_s:-} =~ $number && $x25519_per_s =~ $number ]] ||
+    die "could not read the nistp256 and X25519 rates from openssl speed's output"
+cores=$(nproc)
+
+# --- the run ---------------------------------------------------------------------
+
+clk_tck=$(getconf CLK_TCK)
+
+# utime + stime of the server (/proc/PID/stat fields 14 and 15), in ticks.
+server_ticks() {
+    local stat rest
+    stat=$(<"/proc/$server_pid/stat")
+    # Field 2 (comm) is in parentheses and may hold spaces: fields 3.. follow ") ".
+    rest=${stat##*) }
+    local -a f
+    read -r -a f <<<"$rest"
+    echo $((f[11] + f[12]))
+}
+
+# A generous deadline: 10 minutes beyond the arrivals themselves.
+timeout=$(python3 -c "import math, sys; print(600 + math.ceil(int(sys.argv[1]) / float(sys.argv[2])))" "$devices" "$rate")
+
+say "nido sim: $devices devices at $rate arrivals/s (deadline ${timeout} s)"
+ticks_before=$(server_ticks)
+# `times` (children's user and system time, second line) before and after
+# give nido sim's CPU time. It runs in the background and is waited for, so
+# that a signal to this script stops it at once (cleanup kills it).
+times >"$work/times.before"
+"$nido" sim --network "$listen" --factory factory --rate "$rate" --bursts 0 \
+    --timeout "$timeout" --json >"$work/sim.json" 2>"$work/sim.err" &
+sim_pid=$!
+sim_rc=0
+wait "$sim_pid" || sim_rc=$?
+sim_pid=
+times >"$work/times.after"
+kill -0 "$server_pid" 2>/dev/null || {
+    log_tail "it exited during the run"
+    die "nido network serve exited during the run"
+}
+ticks_after=$(server_ticks)
+stop_server
+
+if [[ ! -s $work/sim.json ]]; then
+    echo "--- nido sim's stderr ---" >&2
+    tail -n 20 "$work/sim.err" >&2 || true
+    log_tail "nido sim printed no report"
+    die "nido sim failed (exit $sim_rc) without a report"
+fi
+if ((sim_rc != 0)); then
+    say "nido sim exited with $sim_rc: $(tail -n 1 "$work/sim.err")"
+fi
+
+# --- the report ---------------------------------------------------------------------
+
+# Everything the report needs goes to python3 through the environment.
+export B_SIM_JSON=$work/sim.json B_TIMES_BEFORE=$work/times.before B_TIMES_AFTER=$work/times.after B_DB=$db B_RATE=$rate B_JSON=$json \
+    B_TICKS=$((ticks_after - ticks_before)) B_CLK_TCK=$clk_tck B_CORES=$cores \
+    B_SIGN=$sign_per_s B_VERIFY=$verify_per_s B_X25519=$x25519_per_s
+python3 - <<'EOF'
+import json, os
+
+e = os.environ
+sim = json.load(open(e["B_SIM_JSON"]))
+
+
+def children_cpu_s(path):
+    """User + system seconds of the shell's children: the second line of
+    bash's `times`, as "1m2.345s 0m0.678s"."""
+    total = 0.0
+    for field in open(path).read().splitlines()[1].split():
+        minutes, seconds = field.rstrip("s").split("m")
+        total += int(minutes) * 60 + float(seconds)
+    return total
+
+
+sim_cpu_s = children_cpu_s(e["B_TIMES_AFTER"]) - children_cpu_s(e["B_TIMES_BEFORE"])
+
+devices = int(sim["devices"])
+active = int(sim["active"])
+failed = int(sim["failed"])
+rate = float(sim["onboardings_per_s"]) if active else 0.0
+overall = sim["latency_ms"]["overall"]
+server_cpu_s = int(e["B_TICKS"]) / int(e["B_CLK_TCK"])
+sign, verify, x25519 = float(e["B_SIGN"]), float(e["B_VERIFY"]), float(e["B_X25519"])
+cores = int(e["B_CORES"])
+# Per onboarding the server makes 2 P-256 signatures, 6 P-256 verifications
+# and 11 X25519 operations (issue #11); with every core doing only that:
+bound = cores / (2 / sign + 6 / verify + 11 / x25519)
+
+out = {
+    "backend": e["B_DB"],
+    "devices": devices,
+    "arrival_rate_per_s": float(e["B_RATE"]),
+    "active": active,
+    "failed": failed,
+    "incomplete": devices - active - failed,
+    "congestion_rejects": int(sim["congestion_rejects"]),
+    "elapsed_s": round(float(sim["elapsed_s"]), 3),
+    "onboardings_per_s": round(rate, 1),
+    "time_to_active_p50_ms": round(float(overall["p50"]), 1),
+    "time_to_active_p99_ms": round(float(overall["p99"]), 1),
+    "server_cpu_ms_per_onboarding": round(server_cpu_s * 1000 / active, 3) if active else None,
+    "sim_cpu_ms_per_onboarding": round(sim_cpu_s * 1000 / active, 3) if active else None,
+    "cores": cores,
+    "p256_sign_per_s": sign,
+    "p256_verify_per_s": verify,
+    "x25519_per_s": x25519,
+    "bound_onboardings_per_s": round(bound, 1),
+    "ratio": round(rate / bound, 3),
+}
+if e["B_JSON"] == "1":
+    print(json.dumps(out))
+else:
+    def ms(v):
+        return "n/a" if v is None else f"{v:.2f} ms"
+    incomplete = f"  ({out['incomplete']} incomplete at the deadline)" if out["incomplete"] else ""
+    print(f"""nido network serve on {out['backend']}, {cores} cores, driven by nido sim on the same machine
+  devices               {devices} (arriving at {out['arrival_rate_per_s']:g}/s)
+  active                {active}
+  failed                {failed}{incomplete}
+  congestion rejects    {out['congestion_rejects']}
+  onboardings/s         {out['onboardings_per_s']:.1f} ({active} in {out['elapsed_s']:.2f} s)
+  time to active p50    {out['time_to_active_p50_ms']:.1f} ms
+  time to active p99    {out['time_to_active_p99_ms']:.1f} ms
+  server CPU            {ms(out['server_cpu_ms_per_onboarding'])} per onboarding
+  nido sim CPU          {ms(out['sim_cpu_ms_per_onboarding'])} per onboarding (on the same cores)
+public-key bound (openssl speed)
+  P-256 sign/s          {sign:.1f}
+  P-256 verify/s        {verify:.1f}
+  X25519 op/s           {x25519:.1f}
+  bound                 {out['bound_onboardings_per_s']:.1f} onboardings/s = {cores} cores / (2/sign + 6/verify + 11/x25519)
+  ratio                 {out['ratio']:.3f} (onboardings/s / bound)""")
+EOF
+
+# Not every device active: the numbers above are not a clean measurement.
+if ! python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if d["active"] == d["devices"] else 1)' "$work/sim.json"; then
+    log_tail "not every device ended active"
+    die "not every device ended active (see the report and the serve log above)"
+fi
