@@ -6,6 +6,7 @@
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -28,6 +29,12 @@ pub(crate) fn ok(args: &[&str], cwd: &Path) -> String {
 }
 
 pub(crate) fn spawn(args: &[&str], cwd: &Path, log: &Path) -> Child {
+    spawn_with_env(args, cwd, log, &[])
+}
+
+/// As [`spawn`], with the variables `env` set for the child (on top of the
+/// test's environment).
+pub(crate) fn spawn_with_env(args: &[&str], cwd: &Path, log: &Path, env: &[(&str, &str)]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -35,11 +42,29 @@ pub(crate) fn spawn(args: &[&str], cwd: &Path, log: &Path) -> Child {
         .unwrap();
     Command::new(env!("CARGO_BIN_EXE_nido"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(cwd)
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
         .spawn()
         .unwrap()
+}
+
+/// Waits until the file `log` contains `needle`; panics with the log after
+/// `within`.
+pub(crate) fn wait_for_log(log: &Path, needle: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in {log:?}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 pub(crate) struct Scratch(pub(crate) PathBuf);
@@ -181,6 +206,24 @@ pub(crate) fn manufacturer_and_network_on(
         d,
     );
     (listen, realm)
+}
+
+/// The network's database behind `net` (set up by
+/// [`manufacturer_and_network_on`] with `db`), opened with its
+/// key-encryption key `net/keys/kek.hex`, to read what the CLI does not
+/// list.
+pub(crate) fn open_network_store(d: &Path, db: Option<&str>) -> nido_store::SqlStore {
+    let kek = nido_store::Kek::from_hex(
+        std::fs::read_to_string(d.join("net/keys/kek.hex"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap();
+    let url = match db {
+        Some(url) => url.to_owned(),
+        None => format!("sqlite://{}", d.join("net/nido.db").display()),
+    };
+    nido_store::SqlStore::open(&url, kek).unwrap()
 }
 
 /// Kills a child process when dropped (a failing test leaves none behind).
