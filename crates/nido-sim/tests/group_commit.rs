@@ -113,7 +113,7 @@ fn run(refuse: Vec<u64>) -> (Fleet, SharedStore, Stage, u64) {
         jitter: Duration::from_millis(10),
         ..Faults::NONE
     };
-    let link = Link::new(faults, faults, 0xc0ff_ee).unwrap();
+    let link = Link::new(faults, faults, 0x00c0_ffee).unwrap();
     let mut fleet = Fleet::new(network, link, world.now, true);
     fleet.set_group_commit(stage.clone(), Duration::from_millis(2));
     for n in 0..DEVICES {
