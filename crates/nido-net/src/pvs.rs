@@ -379,8 +379,9 @@ impl Pvs {
         confirmation: &Confirmation,
         now_unix: u64,
     ) -> Result<Supi, PvsRefusal> {
+        // Within the onboarding whose provisioning read it fresh.
         let mut sub = store
-            .subscription_by_device(device)?
+            .cached_subscription_by_device(device)?
             .ok_or_else(|| StoreError::NotFound(format!("subscription of {device}")))?;
         if sub.package_id != confirmation.package_id {
             return Err(PvsRefusal::BadConfirmation);

@@ -59,11 +59,22 @@ struct Entry {
     written: u64,
 }
 
+/// The most durable subscriptions (and known absences) the stage remembers
+/// ([`Image::known`]); past it, it forgets them all and starts again.
+pub const KNOWN_MAX: usize = 65_536;
+
 /// What the stage knows and what waits for a commit.
 #[derive(Default)]
 struct Image {
     by_device: HashMap<DeviceId, Entry>,
     device_of_supi: HashMap<Supi, DeviceId>,
+    /// The durable state of devices as this instance last saw it: read
+    /// from the database, or written by a group commit of its own. `None`:
+    /// the device had no subscription. The basis of the column-only writes
+    /// ([`changes`]) and of [`Store::cached_subscription_by_device`]; never
+    /// of a fresh read.
+    known: HashMap<DeviceId, Option<Subscription>>,
+    device_of_known_supi: HashMap<Supi, DeviceId>,
     /// MSINs allocated per manufacturer: durable count plus this
     /// instance's allocations since it was read.
     counts: HashMap<String, u64>,
@@ -84,8 +95,35 @@ impl Image {
     fn forget(&mut self) {
         self.by_device.clear();
         self.device_of_supi.clear();
+        self.known.clear();
+        self.device_of_known_supi.clear();
         self.counts.clear();
         self.pending.clear();
+    }
+
+    /// Remembers that `device`'s durable state is `sub`.
+    fn know(&mut self, device: &DeviceId, sub: Option<Subscription>) {
+        if self.known.len() >= KNOWN_MAX && !self.known.contains_key(device) {
+            self.known.clear();
+            self.device_of_known_supi.clear();
+        }
+        if let Some(Some(old)) = self.known.get(device) {
+            self.device_of_known_supi.remove(&old.supi);
+        }
+        if let Some(s) = &sub {
+            self.device_of_known_supi
+                .insert(s.supi.clone(), device.clone());
+        }
+        self.known.insert(device.clone(), sub);
+    }
+
+    /// What this instance knows of `device`: a write not yet durable, else
+    /// the durable state it last saw. `None`: nothing known.
+    fn latest(&self, device: &DeviceId) -> Option<Option<Subscription>> {
+        if let Some(e) = self.by_device.get(device) {
+            return Some(Some(e.sub.clone()));
+        }
+        self.known.get(device).cloned()
     }
 
     fn insert(&mut self, sub: Subscription, written: u64) {
@@ -312,13 +350,19 @@ impl Stage {
             device_of_supi,
             ..
         } = image;
+        let mut durable = Vec::new();
         by_device.retain(|_, e| {
             let keep = e.written > committed;
             if !keep {
                 device_of_supi.remove(&e.sub.supi);
+                durable.push(e.sub.clone());
             }
             keep
         });
+        for sub in durable {
+            let device = sub.device.clone();
+            image.know(&device, Some(sub));
+        }
     }
 
     fn read<T>(
@@ -330,14 +374,16 @@ impl Stage {
     }
 
     /// What a read from the database returned, unless the image changed
-    /// that subscription meanwhile (a write not yet durable wins).
+    /// that subscription meanwhile (a write not yet durable wins); the
+    /// stage remembers it as the device's durable state.
     fn loaded(&self, sub: Option<Subscription>, device: Option<&DeviceId>) -> Option<Subscription> {
-        let image = lock(&self.shared.image);
-        let key = sub.as_ref().map(|s| &s.device).or(device);
-        if let Some(key) = key
-            && let Some(e) = image.by_device.get(key)
-        {
-            return Some(e.sub.clone());
+        let mut image = lock(&self.shared.image);
+        let key = sub.as_ref().map(|s| &s.device).or(device).cloned();
+        if let Some(key) = key {
+            image.know(&key, sub.clone());
+            if let Some(e) = image.by_device.get(&key) {
+                return Some(e.sub.clone());
+            }
         }
         sub
     }
@@ -357,16 +403,16 @@ impl Stage {
                 sub.supi
             )));
         }
-        let before = match image.by_device.get(&sub.device) {
-            Some(e) => Some(e.sub.clone()),
+        let before = match image.latest(&sub.device) {
+            Some(known) => known,
             None => {
-                // Durable: what the database holds decides which columns
-                // change (one read, without holding the image).
+                // Durable and not seen yet: what the database holds decides
+                // which columns change (one read, without holding the image).
                 drop(image);
                 let stored = self.read(|r| r.subscription_by_device(&sub.device))?;
                 image = lock(&self.shared.image);
-                match image.by_device.get(&sub.device) {
-                    Some(e) => Some(e.sub.clone()),
+                match image.latest(&sub.device) {
+                    Some(known) => known,
                     None => stored,
                 }
             }
@@ -453,6 +499,33 @@ impl Store for Stage {
         }
         let sub = self.read(|r| r.subscription_by_supi(supi))?;
         Ok(self.loaded(sub, None))
+    }
+
+    fn cached_subscription_by_device(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Option<Subscription>, StoreError> {
+        if let Some(known) = lock(&self.shared.image).latest(device) {
+            return Ok(known);
+        }
+        self.subscription_by_device(device)
+    }
+
+    fn cached_subscription_by_supi(&self, supi: &Supi) -> Result<Option<Subscription>, StoreError> {
+        {
+            let image = lock(&self.shared.image);
+            let device = image
+                .device_of_supi
+                .get(supi)
+                .or_else(|| image.device_of_known_supi.get(supi));
+            if let Some(known) = device.and_then(|d| image.latest(d))
+                && let Some(sub) = known
+                && sub.supi == *supi
+            {
+                return Ok(Some(sub));
+            }
+        }
+        self.subscription_by_supi(supi)
     }
 
     fn put_subscription(&mut self, sub: Subscription) -> Result<(), StoreError> {
@@ -650,6 +723,55 @@ mod tests {
         ok(core.put_subscription(s));
         let pending = lock(&stage.shared.image).pending.clone();
         assert!(matches!(pending[..], [Write::Sqn { .. }]));
+    }
+
+    #[test]
+    fn cached_reads_answer_from_what_the_stage_saw_and_fresh_reads_see_other_processes() {
+        let (stage, mut durable) = stage();
+        let mut core = stage.clone();
+        let mut s = sub("dev-1", 1);
+        ok(core.put_subscription(s.clone()));
+        ok(stage.commit());
+        // Committed by this instance: known without a read.
+        assert!(lock(&stage.shared.image).known.contains_key(&id("dev-1")));
+        // Another process changes the row (an SQN step of another instance).
+        let mut other = s.clone();
+        other.sqn = HeSqn { seq: 9, ind: 9 };
+        ok(durable.put_subscription(other));
+        // Inside a procedure: what this instance saw.
+        let cached = ok(core.cached_subscription_by_supi(&s.supi)).unwrap();
+        assert_eq!(cached.sqn, HeSqn::default());
+        let cached = ok(core.cached_subscription_by_device(&id("dev-1"))).unwrap();
+        assert_eq!(cached.sqn, HeSqn::default());
+        // A state change computed from it is a column write against the
+        // known row, without a read: the other process's SQN stays.
+        s.state = SubscriptionState::Provisioned;
+        ok(core.put_subscription(s.clone()));
+        let pending = lock(&stage.shared.image).pending.clone();
+        assert!(matches!(pending[..], [Write::State { .. }]), "{pending:?}");
+        ok(stage.commit());
+        let stored = ok(durable.subscription_by_device(&id("dev-1"))).unwrap();
+        assert_eq!(stored.sqn.seq, 9);
+        assert_eq!(stored.state, SubscriptionState::Provisioned);
+        // A fresh read (a procedure's start) sees the database, and the
+        // stage knows it from then on.
+        assert_eq!(ok(core.subscription_by_supi(&s.supi)).unwrap().sqn.seq, 9);
+        assert_eq!(
+            ok(core.cached_subscription_by_supi(&s.supi))
+                .unwrap()
+                .sqn
+                .seq,
+            9
+        );
+        // An unknown device is known absent after one fresh read.
+        assert!(ok(core.subscription_by_device(&id("dev-2"))).is_none());
+        assert!(matches!(
+            lock(&stage.shared.image).known.get(&id("dev-2")),
+            Some(None)
+        ));
+        // Abandoning forgets what it knew.
+        stage.abandon();
+        assert!(lock(&stage.shared.image).known.is_empty());
     }
 
     #[test]

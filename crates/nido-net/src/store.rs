@@ -190,6 +190,23 @@ pub trait Store {
     fn put_subscription(&mut self, sub: Subscription) -> Result<(), StoreError>;
     /// Every subscription (for listings and consistency checks).
     fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError>;
+    /// [`Store::subscription_by_device`] inside a procedure whose first
+    /// read of this device was fresh: a store that remembers may answer
+    /// from what this instance last read or wrote (a
+    /// [`crate::stage::Stage`], without a database round trip); state that
+    /// other processes change (a release) counts at the procedure's next
+    /// fresh read. The default reads.
+    fn cached_subscription_by_device(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Option<Subscription>, StoreError> {
+        self.subscription_by_device(device)
+    }
+    /// [`Store::subscription_by_supi`] inside a procedure, as
+    /// [`Store::cached_subscription_by_device`].
+    fn cached_subscription_by_supi(&self, supi: &Supi) -> Result<Option<Subscription>, StoreError> {
+        self.subscription_by_supi(supi)
+    }
     /// The next unused MSIN number of the IMSI range.
     fn allocate_msin(&mut self) -> Result<u64, StoreError>;
     /// [`Store::allocate_msin`] for a device of `manufacturer`, counted
@@ -586,6 +603,17 @@ impl Store for SharedStore {
 
     fn subscription_by_supi(&self, supi: &Supi) -> Result<Option<Subscription>, StoreError> {
         self.with(|s| s.subscription_by_supi(supi))
+    }
+
+    fn cached_subscription_by_device(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Option<Subscription>, StoreError> {
+        self.with(|s| s.cached_subscription_by_device(device))
+    }
+
+    fn cached_subscription_by_supi(&self, supi: &Supi) -> Result<Option<Subscription>, StoreError> {
+        self.with(|s| s.cached_subscription_by_supi(supi))
     }
 
     fn put_subscription(&mut self, sub: Subscription) -> Result<(), StoreError> {

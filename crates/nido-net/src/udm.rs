@@ -158,8 +158,9 @@ impl Udm {
         now_unix: u64,
         activation: &crate::NetworkEvent,
     ) -> Result<bool, UdmError> {
+        // Within the registration whose vector was issued from a fresh read.
         let mut sub = store
-            .subscription_by_supi(supi)?
+            .cached_subscription_by_supi(supi)?
             .ok_or_else(|| UdmError::Unknown(supi.clone()))?;
         if sub.state == SubscriptionState::Active {
             return Ok(false);

@@ -697,7 +697,8 @@ impl Network {
             // The device and owner the application sink needs. A store that
             // cannot answer now: the COMPLETE is discarded as if lost, T3550
             // re-sends the ACCEPT and the UE's next COMPLETE tries again.
-            let sub = match self.store.subscription_by_supi(&supi) {
+            // Read fresh when the registration began (its vector).
+            let sub = match self.store.cached_subscription_by_supi(&supi) {
                 Ok(sub) => sub,
                 Err(e) => {
                     return self.discard(conn, format!("REGISTRATION COMPLETE of {supi}: {e}"));
