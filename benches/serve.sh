@@ -4,14 +4,15 @@
 # machine's public-key speed puts on it. See benches/README.md.
 #
 # Usage: benches/serve.sh [--db sqlite|postgres] [--devices N] [--rate R]
-#                         [--json] [--nido PATH]
+#                         [--instances N] [--pin] [--json] [--nido PATH]
 set -euo pipefail
 
 prog=serve.sh
 
 usage() {
     cat <<'EOF'
-Usage: benches/serve.sh [--db sqlite|postgres] [--devices N] [--rate R] [--json] [--nido PATH]
+Usage: benches/serve.sh [--db sqlite|postgres] [--devices N] [--rate R]
+                        [--instances N] [--pin] [--json] [--nido PATH]
 
 Measures `nido network serve` driven by `nido sim` on this machine: onboardings
 per second, time to active (p50, p99), the server's CPU time per onboarding, and
@@ -22,6 +23,11 @@ the bound the machine's public-key speed puts on the rate (openssl speed).
                         postgres and drops it at the end
   --devices N           devices to onboard (default: 3000)
   --rate R              arrivals per second (default: N, all within one second)
+  --instances N         serve instances of the one network (default: 1; more
+                        than one needs --db postgres): nido sim keeps device i
+                        with instance i mod N
+  --pin                 pin instance k to core k (taskset), so that one
+                        instance on one core can be set against N on N cores
   --json                print one JSON object on stdout instead of text
   --nido PATH           the nido binary (default: target/release/nido of this
                         repository; build it with `cargo build --release -p nido`)
@@ -50,6 +56,8 @@ devices=3000
 rate=
 json=0
 nido=
+instances=1
+pin=0
 
 while (($# > 0)); do
     case $1 in
@@ -67,6 +75,15 @@ while (($# > 0)); do
             (($# >= 2)) || usage_error "--rate needs a value"
             rate=$2
             shift 2
+            ;;
+        --instances)
+            (($# >= 2)) || usage_error "--instances needs a value"
+            instances=$2
+            shift 2
+            ;;
+        --pin)
+            pin=1
+            shift
             ;;
         --json)
             json=1
@@ -93,6 +110,14 @@ case $db in
 esac
 [[ $devices =~ ^[1-9][0-9]*$ ]] || usage_error "--devices: expected a positive integer, got '$devices'"
 rate=${rate:-$devices}
+[[ $instances =~ ^[1-9][0-9]*$ ]] || usage_error "--instances: expected a positive integer, got '$instances'"
+if ((instances > 1)) && [[ $db != postgres ]]; then
+    usage_error "--instances $instances: several instances share one PostgreSQL database; add --db postgres"
+fi
+if ((pin)); then
+    command -v taskset >/dev/null || die "taskset not found (needed for --pin; Debian package util-linux)"
+    ((instances <= $(nproc))) || usage_error "--pin: $instances instances but $(nproc) cores"
+fi
 [[ $rate =~ ^[0-9]+(\.[0-9]+)?$ && ! $rate =~ ^0+(\.0+)?$ ]] ||
     usage_error "--rate: expected a positive number, got '$rate'"
 
@@ -110,12 +135,20 @@ fi
 # --- cleanup: stop the server, drop the database, remove the temp dir --------
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/nido-bench.XXXXXX")
-server_pid=
+server_pids=()
 sim_pid=
 pg_db=
 
+stop_servers() {
+    local server_pid
+    for server_pid in "${server_pids[@]}"; do
+        stop_server "$server_pid"
+    done
+    server_pids=()
+}
+
 stop_server() {
-    [[ -n $server_pid ]] || return 0
+    local server_pid=$1
     if kill -0 "$server_pid" 2>/dev/null; then
         kill -TERM "$server_pid" 2>/dev/null || true
         local i
@@ -129,7 +162,6 @@ stop_server() {
         fi
     fi
     wait "$server_pid" 2>/dev/null || true
-    server_pid=
 }
 
 psql_admin() {
@@ -143,7 +175,7 @@ cleanup() {
         kill -TERM "$sim_pid" 2>/dev/null || true
         wait "$sim_pid" 2>/dev/null || true
     fi
-    stop_server
+    stop_servers
     if [[ -n $pg_db ]]; then
         psql_admin "DROP DATABASE IF EXISTS $pg_db" >/dev/null ||
             say "could not drop database $pg_db; drop it by hand"
@@ -156,8 +188,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 log_tail() {
-    echo "--- last lines of the serve log ($1) ---" >&2
-    tail -n 20 "$work/serve.log" >&2 || true
+    local k
+    for ((k = 1; k <= instances; k++)); do
+        echo "--- last lines of serve $k's log ($1) ---" >&2
+        tail -n 20 "$work/serve-$k.log" >&2 || true
+    done
     echo "---" >&2
 }
 
@@ -173,12 +208,18 @@ say "issuing $devices device identities"
 "$nido" mfr crl --dir acme --out acme.crl.pem >/dev/null
 "$nido" mfr dcs-cert --dir acme --host "$realm" --out dcs >/dev/null
 
-# A free UDP port: bind port 0 and let the kernel choose.
-port=$(python3 -c 'import socket
+# Free UDP ports: bind port 0 and let the kernel choose.
+free_port() {
+    python3 -c 'import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])')
-listen=127.0.0.1:$port
+print(s.getsockname()[1])'
+}
+listens=()
+for ((k = 1; k <= instances; k++)); do
+    listens+=("127.0.0.1:$(free_port)")
+done
+listen=${listens[0]}
 
 db_args=()
 if [[ $db == postgres ]]; then
@@ -197,24 +238,37 @@ say "creating the network ($db)"
 
 # --- serve -------------------------------------------------------------------
 
-say "starting nido network serve on $listen"
-# NIDO_LOG unset: serve's default (info) logs the "serving" line waited for.
-env -u NIDO_LOG "$nido" network serve --dir net --max-procedures unlimited --listen "$listen" "${db_args[@]}" \
-    >"$work/serve.out" 2>"$work/serve.log" &
-server_pid=$!
-for ((i = 0; ; i++)); do
-    if grep -q 'serving' "$work/serve.log" 2>/dev/null; then
-        break
+start_serve() {
+    local k=$1 listen=$2 log=$work/serve-$1.log
+    local -a pin_cmd=()
+    local where=
+    if ((pin)); then
+        pin_cmd=(taskset -c "$((k - 1))")
+        where=" (core $((k - 1)))"
     fi
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        log_tail "it exited before serving"
-        die "nido network serve exited before serving"
-    fi
-    if ((i >= 600)); then
-        log_tail "no \"serving\" after 60 s"
-        die "nido network serve did not start within 60 s"
-    fi
-    sleep 0.1
+    say "starting nido network serve $k on $listen$where"
+    # NIDO_LOG unset: serve's default (info) logs the "serving" line waited for.
+    env -u NIDO_LOG "${pin_cmd[@]}" "$nido" network serve --dir net --max-procedures unlimited --listen "$listen" "${db_args[@]}" \
+        >"$work/serve-$k.out" 2>"$log" &
+    local pid=$!
+    server_pids+=("$pid")
+    for ((i = 0; ; i++)); do
+        if grep -q 'serving' "$log" 2>/dev/null; then
+            break
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log_tail "it exited before serving"
+            die "nido network serve $k exited before serving"
+        fi
+        if ((i >= 600)); then
+            log_tail "no \"serving\" after 60 s"
+            die "nido network serve $k did not start within 60 s"
+        fi
+        sleep 0.1
+    done
+}
+for ((k = 1; k <= instances; k++)); do
+    start_serve "$k" "${listens[k - 1]}"
 done
 
 # --- the public-key bound ------------------------------------------------------
@@ -236,15 +290,18 @@ cores=$(nproc)
 
 clk_tck=$(getconf CLK_TCK)
 
-# utime + stime of the server (/proc/PID/stat fields 14 and 15), in ticks.
+# utime + stime of the servers (/proc/PID/stat fields 14 and 15), in ticks.
 server_ticks() {
-    local stat rest
-    stat=$(<"/proc/$server_pid/stat")
-    # Field 2 (comm) is in parentheses and may hold spaces: fields 3.. follow ") ".
-    rest=${stat##*) }
-    local -a f
-    read -r -a f <<<"$rest"
-    echo $((f[11] + f[12]))
+    local stat rest pid total=0
+    for pid in "${server_pids[@]}"; do
+        stat=$(<"/proc/$pid/stat")
+        # Field 2 (comm) is in parentheses and may hold spaces: fields 3.. follow ") ".
+        rest=${stat##*) }
+        local -a f
+        read -r -a f <<<"$rest"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
 }
 
 # A generous deadline: 10 minutes beyond the arrivals themselves.
@@ -256,19 +313,25 @@ ticks_before=$(server_ticks)
 # give nido sim's CPU time. It runs in the background and is waited for, so
 # that a signal to this script stops it at once (cleanup kills it).
 times >"$work/times.before"
-"$nido" sim --network "$listen" --factory factory --rate "$rate" --bursts 0 \
+network_args=()
+for listen in "${listens[@]}"; do
+    network_args+=(--network "$listen")
+done
+"$nido" sim "${network_args[@]}" --factory factory --rate "$rate" --bursts 0 \
     --timeout "$timeout" --json >"$work/sim.json" 2>"$work/sim.err" &
 sim_pid=$!
 sim_rc=0
 wait "$sim_pid" || sim_rc=$?
 sim_pid=
 times >"$work/times.after"
-kill -0 "$server_pid" 2>/dev/null || {
-    log_tail "it exited during the run"
-    die "nido network serve exited during the run"
-}
+for pid in "${server_pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || {
+        log_tail "it exited during the run"
+        die "nido network serve exited during the run"
+    }
+done
 ticks_after=$(server_ticks)
-stop_server
+stop_servers
 
 if [[ ! -s $work/sim.json ]]; then
     echo "--- nido sim's stderr ---" >&2
@@ -283,7 +346,7 @@ fi
 # --- the report ---------------------------------------------------------------------
 
 # Everything the report needs goes to python3 through the environment.
-export B_SIM_JSON=$work/sim.json B_TIMES_BEFORE=$work/times.before B_TIMES_AFTER=$work/times.after B_DB=$db B_RATE=$rate B_JSON=$json \
+export B_SIM_JSON=$work/sim.json B_TIMES_BEFORE=$work/times.before B_TIMES_AFTER=$work/times.after B_DB=$db B_INSTANCES=$instances B_PIN=$pin B_RATE=$rate B_JSON=$json \
     B_TICKS=$((ticks_after - ticks_before)) B_CLK_TCK=$clk_tck B_CORES=$cores \
     B_SIGN=$sign_per_s B_VERIFY=$verify_per_s B_X25519=$x25519_per_s
 python3 - <<'EOF'
@@ -319,6 +382,8 @@ bound = cores / (2 / sign + 6 / verify + 11 / x25519)
 
 out = {
     "backend": e["B_DB"],
+    "instances": int(e["B_INSTANCES"]),
+    "pinned": e["B_PIN"] == "1",
     "devices": devices,
     "arrival_rate_per_s": float(e["B_RATE"]),
     "active": active,
@@ -344,7 +409,9 @@ else:
     def ms(v):
         return "n/a" if v is None else f"{v:.2f} ms"
     incomplete = f"  ({out['incomplete']} incomplete at the deadline)" if out["incomplete"] else ""
-    print(f"""nido network serve on {out['backend']}, {cores} cores, driven by nido sim on the same machine
+    servers = f"{out['instances']} nido network serve instances" if out["instances"] > 1 else "nido network serve"
+    pinned = ", each pinned to one core" if out["pinned"] else ""
+    print(f"""{servers} on {out['backend']}{pinned}, {cores} cores, driven by nido sim on the same machine
   devices               {devices} (arriving at {out['arrival_rate_per_s']:g}/s)
   active                {active}
   failed                {failed}{incomplete}
@@ -352,7 +419,7 @@ else:
   onboardings/s         {out['onboardings_per_s']:.1f} ({active} in {out['elapsed_s']:.2f} s)
   time to active p50    {out['time_to_active_p50_ms']:.1f} ms
   time to active p99    {out['time_to_active_p99_ms']:.1f} ms
-  server CPU            {ms(out['server_cpu_ms_per_onboarding'])} per onboarding
+  server CPU            {ms(out['server_cpu_ms_per_onboarding'])} per onboarding (all instances)
   nido sim CPU          {ms(out['sim_cpu_ms_per_onboarding'])} per onboarding (on the same cores)
 public-key bound (openssl speed)
   P-256 sign/s          {sign:.1f}

@@ -2,6 +2,11 @@
 //! network: the simulator's radio side. Each device is a sans-IO
 //! [`Device`]; this loop owns the real clock, the sockets, a [`Link`] model
 //! that adds faults in both directions, and the arrival schedule.
+//!
+//! The network may be several `serve` instances of one network (one
+//! database): device `i` always talks to instance `i mod n`, as a RAN keeps
+//! a UE with the AMF of a set that serves it, and a datagram from any other
+//! address is dropped.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -64,17 +69,35 @@ pub struct FleetReport {
     pub congestion_rejects: u64,
 }
 
-/// Runs `devices` against `network` until every device is active (and has
-/// sent its bursts) or failed, or `options.timeout` passes.
+/// Runs `devices` against `networks` (device `i` against instance
+/// `i mod networks.len()`) until every device is active (and has sent its
+/// bursts) or failed, or `options.timeout` passes.
+///
+/// # Errors
+/// `networks` empty or mixing IPv4 and IPv6 (`InvalidInput`), and socket
+/// errors.
 pub fn run_fleet(
     mut devices: Vec<Device>,
-    network: SocketAddr,
+    networks: &[SocketAddr],
     mut link: Link,
     options: &FleetOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> io::Result<FleetReport> {
     let n = devices.len();
-    let bind: SocketAddr = if network.is_ipv4() {
+    let Some(first) = networks.first() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no network address",
+        ));
+    };
+    if networks.iter().any(|a| a.is_ipv4() != first.is_ipv4()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "network addresses mix IPv4 and IPv6",
+        ));
+    }
+    let network_of = |i: usize| networks[i % networks.len()];
+    let bind: SocketAddr = if first.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
@@ -191,7 +214,7 @@ pub fn run_fleet(
                     out.clear();
                     Datagram::nas(d.conn, &d.pdu).encode(&mut out);
                     let socket = &sockets[i % sockets.len()];
-                    if let Err(e) = socket.send_to(&out, network)
+                    if let Err(e) = socket.send_to(&out, network_of(i))
                         && e.kind() != io::ErrorKind::WouldBlock
                     {
                         return Err(e);
@@ -223,15 +246,17 @@ pub fn run_fleet(
         for socket in &sockets {
             loop {
                 match socket.recv_from(&mut buf) {
-                    Ok((len, from)) if from == network => {
+                    Ok((len, from)) => {
+                        // Only the device's own instance speaks for it.
                         if let Ok(d) = Datagram::read(&buf[..len])
                             && d.kind == Kind::Nas
+                            && usize::try_from(d.conn >> GENERATION_BITS)
+                                .is_ok_and(|i| i < n && from == network_of(i))
                         {
                             link.send(now, Direction::Downlink, d.conn, d.payload.to_vec());
                             received += 1;
                         }
                     }
-                    Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),

@@ -28,9 +28,12 @@ use super::device::serving_network;
 /// Arguments of `nido sim`.
 #[derive(Args)]
 pub(crate) struct SimArgs {
-    /// The network's UDP access link address.
-    #[arg(long)]
-    network: String,
+    /// The network's UDP access link address. Give it once per `serve`
+    /// instance to spread the fleet over several instances of one network
+    /// (one database): device i always talks to instance i mod n, as a RAN
+    /// keeps a UE with one AMF of a set.
+    #[arg(long, required = true, value_name = "ADDR")]
+    network: Vec<String>,
     /// The factory output (`nido mfr issue --out`): one bundle per device.
     #[arg(long)]
     factory: PathBuf,
@@ -95,12 +98,16 @@ fn percentiles(sorted: &[f64]) -> serde_json::Value {
 }
 
 pub(crate) fn run(a: &SimArgs) -> Result<()> {
-    let network: SocketAddr = a
+    let networks = a
         .network
-        .to_socket_addrs()
-        .with_context(|| format!("--network {}", a.network))?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("--network {}: no address", a.network))?;
+        .iter()
+        .map(|text| {
+            text.to_socket_addrs()
+                .with_context(|| format!("--network {text}"))?
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("--network {text}: no address"))
+        })
+        .collect::<Result<Vec<SocketAddr>>>()?;
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&a.factory)
         .with_context(|| format!("--factory {}", a.factory.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -164,7 +171,7 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
     };
     bar.set_position(0);
     bar.set_message("onboarding");
-    let report = run_fleet(devices, network, link, &options, |done, _| {
+    let report = run_fleet(devices, &networks, link, &options, |done, _| {
         bar.set_position(done as u64)
     })?;
     bar.finish_and_clear();
