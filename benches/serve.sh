@@ -4,7 +4,8 @@
 # machine's public-key speed puts on it. See benches/README.md.
 #
 # Usage: benches/serve.sh [--db sqlite|postgres] [--devices N] [--rate R]
-#                         [--instances N] [--pin] [--json] [--nido PATH]
+#                         [--instances N] [--pin] [--max-procedures V]
+#                         [--json] [--nido PATH]
 set -euo pipefail
 
 prog=serve.sh
@@ -12,7 +13,8 @@ prog=serve.sh
 usage() {
     cat <<'EOF'
 Usage: benches/serve.sh [--db sqlite|postgres] [--devices N] [--rate R]
-                        [--instances N] [--pin] [--json] [--nido PATH]
+                        [--instances N] [--pin] [--max-procedures V]
+                        [--json] [--nido PATH]
 
 Measures `nido network serve` driven by `nido sim` on this machine: onboardings
 per second, time to active (p50, p99), the server's CPU time per onboarding, and
@@ -28,6 +30,10 @@ the bound the machine's public-key speed puts on the rate (openssl speed).
                         with instance i mod N
   --pin                 pin instance k to core k (taskset), so that one
                         instance on one core can be set against N on N cores
+  --max-procedures V    serve's admission limit (default: unlimited, to
+                        measure capacity); auto (serve's own default) or a
+                        number, to check a fleet arriving below capacity is
+                        never refused
   --json                print one JSON object on stdout instead of text
   --nido PATH           the nido binary (default: target/release/nido of this
                         repository; build it with `cargo build --release -p nido`)
@@ -58,6 +64,7 @@ json=0
 nido=
 instances=1
 pin=0
+max_procedures=unlimited
 
 while (($# > 0)); do
     case $1 in
@@ -85,6 +92,11 @@ while (($# > 0)); do
             pin=1
             shift
             ;;
+        --max-procedures)
+            (($# >= 2)) || usage_error "--max-procedures needs a value"
+            max_procedures=$2
+            shift 2
+            ;;
         --json)
             json=1
             shift
@@ -110,6 +122,8 @@ case $db in
 esac
 [[ $devices =~ ^[1-9][0-9]*$ ]] || usage_error "--devices: expected a positive integer, got '$devices'"
 rate=${rate:-$devices}
+[[ $max_procedures =~ ^(auto|unlimited|[1-9][0-9]*)$ ]] ||
+    usage_error "--max-procedures: expected auto, unlimited or a positive integer, got '$max_procedures'"
 [[ $instances =~ ^[1-9][0-9]*$ ]] || usage_error "--instances: expected a positive integer, got '$instances'"
 if ((instances > 1)) && [[ $db != postgres ]]; then
     usage_error "--instances $instances: several instances share one PostgreSQL database; add --db postgres"
@@ -248,7 +262,7 @@ start_serve() {
     fi
     say "starting nido network serve $k on $listen$where"
     # NIDO_LOG unset: serve's default (info) logs the "serving" line waited for.
-    env -u NIDO_LOG "${pin_cmd[@]}" "$nido" network serve --dir net --max-procedures unlimited --listen "$listen" "${db_args[@]}" \
+    env -u NIDO_LOG "${pin_cmd[@]}" "$nido" network serve --dir net --max-procedures "$max_procedures" --listen "$listen" "${db_args[@]}" \
         >"$work/serve-$k.out" 2>"$log" &
     local pid=$!
     server_pids+=("$pid")
@@ -346,7 +360,7 @@ fi
 # --- the report ---------------------------------------------------------------------
 
 # Everything the report needs goes to python3 through the environment.
-export B_SIM_JSON=$work/sim.json B_TIMES_BEFORE=$work/times.before B_TIMES_AFTER=$work/times.after B_DB=$db B_INSTANCES=$instances B_PIN=$pin B_RATE=$rate B_JSON=$json \
+export B_SIM_JSON=$work/sim.json B_TIMES_BEFORE=$work/times.before B_TIMES_AFTER=$work/times.after B_DB=$db B_INSTANCES=$instances B_MAXPROC=$max_procedures B_PIN=$pin B_RATE=$rate B_JSON=$json \
     B_TICKS=$((ticks_after - ticks_before)) B_CLK_TCK=$clk_tck B_CORES=$cores \
     B_SIGN=$sign_per_s B_VERIFY=$verify_per_s B_X25519=$x25519_per_s
 python3 - <<'EOF'
@@ -384,6 +398,7 @@ out = {
     "backend": e["B_DB"],
     "instances": int(e["B_INSTANCES"]),
     "pinned": e["B_PIN"] == "1",
+    "max_procedures": e["B_MAXPROC"],
     "devices": devices,
     "arrival_rate_per_s": float(e["B_RATE"]),
     "active": active,
@@ -412,6 +427,7 @@ else:
     servers = f"{out['instances']} nido network serve instances" if out["instances"] > 1 else "nido network serve"
     pinned = ", each pinned to one core" if out["pinned"] else ""
     print(f"""{servers} on {out['backend']}{pinned}, {cores} cores, driven by nido sim on the same machine
+  max procedures        {out['max_procedures']}
   devices               {devices} (arriving at {out['arrival_rate_per_s']:g}/s)
   active                {active}
   failed                {failed}{incomplete}
