@@ -12,7 +12,7 @@
 //! that does not de-conceal, a failed authentication, an abandoned
 //! procedure) are audited from a token bucket at the end of the round.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -250,7 +250,9 @@ pub fn serve_sharded(
         let mut senders = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for (i, shard) in shards.into_iter().enumerate() {
-            let (tx, rx) = mpsc::sync_channel::<(SocketAddr, Vec<u8>)>(options.batch * 16);
+            // Datagrams travel in bundles: one hand-off (and at most one
+            // wake-up of the shard) per socket drain, not per datagram.
+            let (tx, rx) = mpsc::sync_channel::<Bundle>(SHARD_QUEUE_BUNDLES);
             senders.push(tx);
             let handle = std::thread::Builder::new()
                 .name(format!("nido-amf-{i}"))
@@ -262,7 +264,7 @@ pub fn serve_sharded(
                     } = shard;
                     run(
                         &mut network,
-                        Source::Channel(&rx),
+                        Source::Channel(&rx, VecDeque::new()),
                         Replies {
                             socket,
                             gate: Some(gate),
@@ -277,30 +279,46 @@ pub fn serve_sharded(
         }
         let mut reader = ServeStats::default();
         let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
-        socket.set_nonblocking(false)?;
-        socket.set_read_timeout(Some(options.tick))?;
+        let mut bundles: Vec<Bundle> = (0..n).map(|_| Vec::new()).collect();
         let mut failed = None;
+        socket.set_read_timeout(Some(options.tick))?;
         while !stop.load(Ordering::Relaxed) {
-            let (len, from) = match socket.recv_from(&mut buf) {
-                Ok(r) => r,
-                Err(e) if would_block(&e) => continue,
-                Err(e) => {
-                    failed = Some(e);
-                    break;
+            // Wait for the first datagram, then take what else is queued
+            // (up to a round's worth) without waiting.
+            socket.set_nonblocking(false)?;
+            let mut taken = 0;
+            while taken < options.batch {
+                let (len, from) = match socket.recv_from(&mut buf) {
+                    Ok(r) => r,
+                    Err(e) if would_block(&e) => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                };
+                if taken == 0 {
+                    socket.set_nonblocking(true)?;
                 }
-            };
-            let Ok(datagram) = Datagram::read(&buf[..len]) else {
-                reader.received += 1;
-                reader.malformed += 1;
-                continue;
-            };
-            let shard = shard_of(datagram.conn, n);
-            if senders[shard]
-                .try_send((from, buf[..len].to_vec()))
-                .is_err()
-            {
-                reader.received += 1;
-                reader.over_capacity += 1;
+                taken += 1;
+                let Ok(datagram) = Datagram::read(&buf[..len]) else {
+                    reader.received += 1;
+                    reader.malformed += 1;
+                    continue;
+                };
+                bundles[shard_of(datagram.conn, n)].push((from, buf[..len].to_vec()));
+            }
+            for (shard, bundle) in bundles.iter_mut().enumerate() {
+                if bundle.is_empty() {
+                    continue;
+                }
+                let count = bundle.len() as u64;
+                if senders[shard].try_send(std::mem::take(bundle)).is_err() {
+                    reader.received += count;
+                    reader.over_capacity += count;
+                }
+            }
+            if failed.is_some() {
+                break;
             }
         }
         // The shards stop on the same flag; dropping the senders ends a
@@ -320,11 +338,20 @@ pub fn serve_sharded(
     })
 }
 
+/// Datagrams (with their senders) the reader thread of [`serve_sharded`]
+/// hands to one shard at once.
+type Bundle = Vec<(SocketAddr, Vec<u8>)>;
+
+/// Bundles a shard's queue holds before the reader drops what arrives for
+/// it (counted as `over_capacity`).
+const SHARD_QUEUE_BUNDLES: usize = 1024;
+
 /// Where a round's datagrams come from: the socket itself, or (for a shard
-/// of [`serve_sharded`]) the channel its reader thread fills.
+/// of [`serve_sharded`]) the channel its reader thread fills, with the rest
+/// of the bundle last taken from it.
 enum Source<'a> {
     Socket(&'a UdpSocket),
-    Channel(&'a mpsc::Receiver<(SocketAddr, Vec<u8>)>),
+    Channel(&'a mpsc::Receiver<Bundle>, VecDeque<(SocketAddr, Vec<u8>)>),
 }
 
 impl Source<'_> {
@@ -350,13 +377,16 @@ impl Source<'_> {
                     Err(e) => Err(e),
                 }
             }
-            Self::Channel(rx) => {
-                let got = if first {
-                    rx.recv_timeout(wait).ok()
-                } else {
-                    rx.try_recv().ok()
-                };
-                Ok(got.map(|(from, datagram)| {
+            Self::Channel(rx, rest) => {
+                if rest.is_empty() {
+                    let bundle = if first {
+                        rx.recv_timeout(wait).ok()
+                    } else {
+                        rx.try_recv().ok()
+                    };
+                    rest.extend(bundle.into_iter().flatten());
+                }
+                Ok(rest.pop_front().map(|(from, datagram)| {
                     let len = datagram.len().min(buf.len());
                     buf[..len].copy_from_slice(&datagram[..len]);
                     (len, from)
