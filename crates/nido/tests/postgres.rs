@@ -41,9 +41,14 @@ fn wait_for(log: &Path, needle: &str) {
 
 #[test]
 fn two_network_instances_share_one_postgres_database() {
+    if !nido_testkit::slow_tier("two_network_instances_share_one_postgres_database") {
+        return;
+    }
     let started = Instant::now();
     // Dropped last: the processes below are gone when the database is dropped.
-    let db = PgDb::new();
+    let Some(db) = PgDb::new("two_network_instances_share_one_postgres_database") else {
+        return;
+    };
     let s = Scratch::new("postgres");
     let d = &s.0;
 
