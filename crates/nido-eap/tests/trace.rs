@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
@@ -14,11 +14,11 @@ use nido_nas::build::{self, KeySetIdentifier};
 use nido_pki::DeviceProfile;
 use nido_trace::PcapWriter;
 
-fn tshark(args: &[&str]) -> String {
-    let out = Command::new("tshark")
+fn tshark(program: &Path, args: &[&str]) -> String {
+    let out = Command::new(program)
         .args(args)
         .output()
-        .expect("tshark is not installed: run .ci/run, which installs it (Debian package tshark)");
+        .expect("tshark runs");
     assert!(
         out.status.success(),
         "tshark failed: {}",
@@ -29,6 +29,10 @@ fn tshark(args: &[&str]) -> String {
 
 #[test]
 fn tshark_decodes_eap_tls_1_3_inside_nas() {
+    let Some(program) = nido_testkit::tool("tshark_decodes_eap_tls_1_3_inside_nas", "tshark")
+    else {
+        return;
+    };
     let world = Onboarding::new("Trace Devices", SystemTime::now()).unwrap();
     let (now, dcs) = (world.now, &world.dcs);
     let (_, creds) = world.device(1, &DeviceProfile::standard(now)).unwrap();
@@ -96,31 +100,34 @@ fn tshark_decodes_eap_tls_1_3_inside_nas() {
     drop(w);
     let p = path.to_str().unwrap();
 
-    let verbose = tshark(&["-r", p, "-V"]);
+    let verbose = tshark(&program, &["-r", p, "-V"]);
     assert!(!verbose.contains("Malformed"), "malformed frame in {p}");
     assert!(
         !verbose.contains("[Expert Info (Error"),
         "expert error in {p}"
     );
 
-    let fields = tshark(&[
-        "-r",
-        p,
-        "-T",
-        "fields",
-        "-E",
-        "separator=;",
-        "-e",
-        "nas_5gs.mm.message_type",
-        "-e",
-        "eap.code",
-        "-e",
-        "eap.type",
-        "-e",
-        "tls.handshake.type",
-        "-e",
-        "tls.handshake.extensions.supported_version",
-    ]);
+    let fields = tshark(
+        &program,
+        &[
+            "-r",
+            p,
+            "-T",
+            "fields",
+            "-E",
+            "separator=;",
+            "-e",
+            "nas_5gs.mm.message_type",
+            "-e",
+            "eap.code",
+            "-e",
+            "eap.type",
+            "-e",
+            "tls.handshake.type",
+            "-e",
+            "tls.handshake.extensions.supported_version",
+        ],
+    );
     let rows: Vec<Vec<&str>> = fields.lines().map(|l| l.split(';').collect()).collect();
     assert_eq!(rows.len(), nas.len());
     // NAS message types: 0x56 request, 0x57 response, 0x5a result (last).

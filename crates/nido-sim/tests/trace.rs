@@ -8,6 +8,7 @@
 mod common;
 
 use std::cell::RefCell;
+use std::path::Path;
 use std::process::Command;
 use std::rc::Rc;
 use std::time::Duration;
@@ -17,11 +18,11 @@ use nido_trace::PcapWriter;
 
 use common::{one_device, settle, world};
 
-fn tshark(args: &[&str]) -> String {
-    let out = Command::new("tshark")
+fn tshark(program: &Path, args: &[&str]) -> String {
+    let out = Command::new(program)
         .args(args)
         .output()
-        .expect("tshark is not installed: run .ci/run, which installs it (Debian package tshark)");
+        .expect("tshark runs");
     assert!(
         out.status.success(),
         "tshark failed: {}",
@@ -32,6 +33,11 @@ fn tshark(args: &[&str]) -> String {
 
 #[test]
 fn the_trace_of_phases_a_to_d_decodes_in_wireshark() {
+    let Some(program) =
+        nido_testkit::tool("the_trace_of_phases_a_to_d_decodes_in_wireshark", "tshark")
+    else {
+        return;
+    };
     let world = world();
     let options = NetworkOptions {
         trace: true,
@@ -69,35 +75,47 @@ fn the_trace_of_phases_a_to_d_decodes_in_wireshark() {
     std::fs::write(&file, &bytes).unwrap();
     let path = file.to_str().unwrap();
 
-    let text = tshark(&["-r", path, "-T", "fields", "-e", "_ws.col.Info"]);
+    let text = tshark(
+        &program,
+        &["-r", path, "-T", "fields", "-e", "_ws.col.Info"],
+    );
     // Not one record malformed or in error. The protected CONTROL PLANE
     // SERVICE REQUEST, whose CIoT small data container value is ciphered
     // inside an otherwise plain message (TS 24.501 §4.4.6), is captured up
     // to its ciphertext (nido_trace::partially_ciphered_at): tshark decodes
     // its header and marks it "Packet size limited during capture".
-    let malformed = tshark(&[
-        "-r",
-        path,
-        "-Y",
-        "_ws.malformed || _ws.expert.severity == error",
-        "-T",
-        "fields",
-        "-e",
-        "frame.number",
-    ]);
-    let protocols = tshark(&["-r", path, "-T", "fields", "-e", "frame.protocols"]);
-    let short = tshark(&[
-        "-r",
-        path,
-        "-Y",
-        "_ws.short",
-        "-T",
-        "fields",
-        "-e",
-        "nas_5gs.security_header_type",
-        "-e",
-        "nas_5gs.mm.message_type",
-    ]);
+    let malformed = tshark(
+        &program,
+        &[
+            "-r",
+            path,
+            "-Y",
+            "_ws.malformed || _ws.expert.severity == error",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ],
+    );
+    let protocols = tshark(
+        &program,
+        &["-r", path, "-T", "fields", "-e", "frame.protocols"],
+    );
+    let short = tshark(
+        &program,
+        &[
+            "-r",
+            path,
+            "-Y",
+            "_ws.short",
+            "-T",
+            "fields",
+            "-e",
+            "nas_5gs.security_header_type",
+            "-e",
+            "nas_5gs.mm.message_type",
+        ],
+    );
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(malformed.trim(), "", "malformed records:\n{text}");
     for (n, line) in protocols.lines().enumerate() {

@@ -71,18 +71,31 @@ const SIGABRT: i32 = 6;
 
 #[test]
 fn devices_onboard_through_a_crash_before_a_group_commit() {
+    if !nido_testkit::slow_tier("devices_onboard_through_a_crash_before_a_group_commit") {
+        return;
+    }
     crash_and_restart("crash-before", &format!("before-commit:{GROUP}"), None);
 }
 
 #[test]
 fn devices_onboard_through_a_crash_after_a_group_commit() {
+    if !nido_testkit::slow_tier("devices_onboard_through_a_crash_after_a_group_commit") {
+        return;
+    }
     crash_and_restart("crash-after", &format!("after-commit:{GROUP}"), None);
 }
 
 #[test]
 fn devices_onboard_through_a_crash_before_a_group_commit_on_postgres() {
+    if !nido_testkit::slow_tier("devices_onboard_through_a_crash_before_a_group_commit_on_postgres")
+    {
+        return;
+    }
     // Dropped last: the processes are gone when the database is dropped.
-    let db = PgDb::new();
+    let Some(db) = PgDb::new("devices_onboard_through_a_crash_before_a_group_commit_on_postgres")
+    else {
+        return;
+    };
     crash_and_restart(
         "crash-before-pg",
         &format!("before-commit:{GROUP}"),

@@ -251,6 +251,11 @@ const SETTLE: Duration = Duration::from_millis(300);
 
 #[test]
 fn a_device_killed_at_random_points_keeps_its_vault_and_sqn_and_completes() {
+    if !nido_testkit::slow_tier(
+        "a_device_killed_at_random_points_keeps_its_vault_and_sqn_and_completes",
+    ) {
+        return;
+    }
     let started = Instant::now();
     let s = Scratch::new("loop");
     let d = &s.0;
@@ -433,6 +438,10 @@ fn a_device_killed_at_random_points_keeps_its_vault_and_sqn_and_completes() {
 /// network's clone window) and then completes.
 #[test]
 fn restarted_right_after_a_kill_in_provisioning_the_device_completes() {
+    if !nido_testkit::slow_tier("restarted_right_after_a_kill_in_provisioning_the_device_completes")
+    {
+        return;
+    }
     let s = Scratch::new("restart");
     let d = &s.0;
     let net = network(d);
@@ -476,6 +485,9 @@ fn restarted_right_after_a_kill_in_provisioning_the_device_completes() {
 
 #[test]
 fn a_kill_before_device_key_is_written_does_not_brick_the_device() {
+    if !nido_testkit::slow_tier("a_kill_before_device_key_is_written_does_not_brick_the_device") {
+        return;
+    }
     let s = Scratch::new("key");
     let d = &s.0;
     ok(

@@ -199,6 +199,10 @@ fn an_unreachable_database() {
 
 #[test]
 fn a_database_that_refuses() {
+    let Some(admin) = nido_testkit::postgres("a_database_that_refuses") else {
+        return;
+    };
+    let server = admin.rsplit_once('/').unwrap().0;
     let s = Scratch::new("err-refused");
     let d = &s.0;
     network_dir(d);
@@ -210,7 +214,7 @@ fn a_database_that_refuses() {
             "--dir",
             "net",
             "--db",
-            &format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            &format!("{server}/{name}"),
         ],
         d,
         &[],

@@ -24,13 +24,24 @@ const DEVICES: usize = 4;
 
 #[test]
 fn devices_onboard_through_a_network_killed_and_restarted() {
+    if !nido_testkit::slow_tier("devices_onboard_through_a_network_killed_and_restarted") {
+        return;
+    }
     kill_and_restart("e2e", None);
 }
 
 #[test]
 fn devices_onboard_through_a_network_killed_and_restarted_on_postgres() {
+    if !nido_testkit::slow_tier(
+        "devices_onboard_through_a_network_killed_and_restarted_on_postgres",
+    ) {
+        return;
+    }
     // Dropped last: the processes are gone when the database is dropped.
-    let db = PgDb::new();
+    let Some(db) = PgDb::new("devices_onboard_through_a_network_killed_and_restarted_on_postgres")
+    else {
+        return;
+    };
     kill_and_restart("e2e-pg", Some(&db.url()));
 }
 

@@ -5,8 +5,10 @@
 //! audit entry for each. With one instance SIGKILLed, one of its devices
 //! registers on the other instance, whose burst reaches `uplink.jsonl`.
 //!
-//! Needs a PostgreSQL server on 127.0.0.1:5432 where user `postgres` may
-//! create databases (and a `test` database to connect to), and `psql`.
+//! A slow-tier test (`NIDO_TEST_TIER=slow`). Needs `psql` and a PostgreSQL
+//! server where the user of `NIDO_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) may create databases; without
+//! them it prints one SKIPPED line (`nido_testkit`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
 
@@ -41,9 +43,14 @@ fn wait_for(log: &Path, needle: &str) {
 
 #[test]
 fn two_network_instances_share_one_postgres_database() {
+    if !nido_testkit::slow_tier("two_network_instances_share_one_postgres_database") {
+        return;
+    }
     let started = Instant::now();
     // Dropped last: the processes below are gone when the database is dropped.
-    let db = PgDb::new();
+    let Some(db) = PgDb::new("two_network_instances_share_one_postgres_database") else {
+        return;
+    };
     let s = Scratch::new("postgres");
     let d = &s.0;
 

@@ -36,6 +36,9 @@ use serde_json::Value;
 
 #[test]
 fn sim_onboards_a_fleet_through_a_lossy_link() {
+    if !nido_testkit::slow_tier("sim_onboards_a_fleet_through_a_lossy_link") {
+        return;
+    }
     let devices: usize = std::env::var("NIDO_SIM_DEVICES")
         .ok()
         .and_then(|v| v.parse().ok())

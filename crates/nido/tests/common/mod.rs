@@ -236,51 +236,64 @@ impl Drop for Reaper {
     }
 }
 
-// PostgreSQL (on 127.0.0.1:5432, user postgres, trust auth; `psql` installed).
+// PostgreSQL: the server nido-testkit finds (`NIDO_TEST_POSTGRES`, else
+// `postgres://postgres@127.0.0.1:5432/test`, trust authentication), and
+// `psql`, which creates and drops the tests' databases.
 
-/// Runs one SQL statement on the server's `test` database.
-pub(crate) fn psql(sql: &str) -> Output {
-    Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-c",
-            sql,
-        ])
+/// Runs one SQL statement on the database of `url` with `psql` at `program`.
+pub(crate) fn psql(program: &Path, url: &str, sql: &str) -> Output {
+    Command::new(program)
+        .args(["-d", url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
         .output()
         .expect("psql")
 }
 
 /// A fresh database, dropped when the guard is (even when the test fails).
-pub(crate) struct PgDb(pub(crate) String);
+pub(crate) struct PgDb {
+    name: String,
+    /// The server's administration database, as a URL.
+    admin: String,
+    psql: PathBuf,
+}
 
 impl PgDb {
-    pub(crate) fn new() -> Self {
+    /// A fresh database for `test`; `None`, after one SKIPPED line, when
+    /// `psql` or the PostgreSQL server is missing (`nido_testkit`).
+    pub(crate) fn new(test: &str) -> Option<Self> {
+        let psql_program = nido_testkit::tool(test, "psql")?;
+        let admin = nido_testkit::postgres(test)?;
         let name = format!("nido_e2e_{}", std::process::id());
-        let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        let out = psql(&format!("CREATE DATABASE {name}"));
+        let _ = psql(
+            &psql_program,
+            &admin,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        );
+        let out = psql(&psql_program, &admin, &format!("CREATE DATABASE {name}"));
         assert!(
             out.status.success(),
             "CREATE DATABASE {name}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Self(name)
+        Some(Self {
+            name,
+            admin,
+            psql: psql_program,
+        })
     }
 
+    /// The URL of this database: the administration URL's server and user.
     pub(crate) fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.0)
+        let (server, _) = self.admin.rsplit_once('/').unwrap();
+        format!("{server}/{}", self.name)
     }
 }
 
 impl Drop for PgDb {
     fn drop(&mut self) {
-        let _ = psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
+        let _ = psql(
+            &self.psql,
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
     }
 }
