@@ -54,7 +54,8 @@ pub(crate) use on_pool;
 /// [`StoreOpenError::InsideRuntime`]).
 ///
 /// # Failures behind the trait
-/// Every [`Store`] method but `record_event` reports its failure:
+/// Every [`Store`] method but `record_event` and `record_events` reports
+/// its failure:
 /// - a database that cannot be reached or failed (connection lost or
 ///   refused, database dropped, I/O, pool or lock timeout) is
 ///   [`StoreError::Unavailable`], never "absent";
@@ -63,8 +64,8 @@ pub(crate) use on_pool;
 ///   statement the database refuses otherwise, are [`StoreError::Conflict`]
 ///   with a `stored data: …` / `database: …` message.
 ///
-/// `record_event` is best effort and returns nothing: its failure is kept
-/// for [`SqlStore::take_error`].
+/// `record_event` and `record_events` are best effort and return nothing:
+/// their failure is kept for [`SqlStore::take_error`].
 pub struct SqlStore {
     // Field order is drop order: the pool goes before the runtime.
     pub(crate) pool: Pool,
