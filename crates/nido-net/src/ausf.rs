@@ -26,22 +26,33 @@ pub fn kamf(kseaf: &KSeaf, supi: &Supi, abba: &[u8]) -> Result<KAmf, SecError> {
     kdf::kamf(kseaf, supi, abba)
 }
 
-/// A 5G-AKA authentication in progress: the AUSF's vector and how many
-/// resynchronisations it already ran.
+/// A 5G-AKA authentication in progress: the AUSF's vector, how many
+/// resynchronisations it already ran, and the RANDs of the challenges it
+/// replaced.
 #[derive(Debug)]
 pub struct AkaSession {
     /// The challenge (RAND, AUTN, HXRES*; XRES* and K_AUSF stay inside).
     pub challenge: AusfChallenge,
     /// Resynchronisations so far.
     pub resyncs: u32,
+    /// The RANDs of the earlier challenges of this authentication, each
+    /// replaced after a resynchronisation (TS 33.102 §6.3.5). A copy of an
+    /// earlier AUTHENTICATION REQUEST (a retransmission delayed on the
+    /// link) can still reach the UE after the new one was sent; the UE
+    /// answers it with another synch failure whose AUTS is computed with
+    /// that earlier RAND. Such an AUTS is recognised against these and
+    /// discarded, rather than verified against the current RAND, failing
+    /// MAC-S and ending the authentication.
+    pub earlier_rands: Vec<[u8; 16]>,
 }
 
 impl AkaSession {
-    /// From the UDM's vector.
-    pub fn new(av: HeAv, resyncs: u32) -> Self {
+    /// From the UDM's vector; `earlier_rands` as in [`AkaSession::earlier_rands`].
+    pub fn new(av: HeAv, resyncs: u32, earlier_rands: Vec<[u8; 16]>) -> Self {
         Self {
             challenge: AusfChallenge::new(av),
             resyncs,
+            earlier_rands,
         }
     }
 

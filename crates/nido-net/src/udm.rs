@@ -147,6 +147,22 @@ impl Udm {
         Ok(())
     }
 
+    /// Whether `auts` is the UE's AUTS for `rand` (its MAC-S verifies, TS
+    /// 33.102 §6.3.3), without resynchronising: one read, no write.
+    pub fn auts_verifies(
+        &self,
+        store: &dyn Store,
+        supi: &Supi,
+        rand: &[u8; 16],
+        auts: &[u8; 14],
+    ) -> Result<bool, UdmError> {
+        let sub = store
+            .subscription_by_supi(supi)?
+            .ok_or_else(|| UdmError::Unknown(supi.clone()))?;
+        let m = Milenage::new(&sub.k, &sub.opc);
+        Ok(m.verify_auts(rand, auts).is_ok())
+    }
+
     /// The AUSF reports a successful 5G-AKA: the subscription is validated
     /// (design doc step 12). Returns whether this activated it; an
     /// activation is written with `activation` (its event) in the audit

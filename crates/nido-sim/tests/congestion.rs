@@ -1,6 +1,10 @@
 //! Admission control in the AMF: at most `max_procedures` registrations run
 //! at once; a device arriving beyond that gets REGISTRATION REJECT #22 with
 //! a T3346 from the configured range, backs off, and gets through later.
+//! Admission control refuses before authentication, so the reject goes
+//! plain and the device backs off for a T3346 of its own default range
+//! instead of the one sent (TS 24.501 §5.5.1.2.5: an unprotected value may
+//! be forged).
 //! Registered devices' bursts and retransmissions of a running
 //! registration are never refused; the last tenth of the limit is kept for
 //! devices past onboarding.
@@ -114,7 +118,8 @@ fn fifty_devices_at_once_through_a_limit_of_five_all_end_active() {
     let spread: BTreeSet<Duration> = rejects.iter().filter_map(|r| r.2).collect();
     assert!(spread.len() > 3, "back-offs not spread: {spread:?}");
 
-    // Each reject was reported, and backed off for exactly what it said.
+    // Each reject was reported; each refused device backed off, for a
+    // value from its own default range (the reject came plain).
     let congested = fleet
         .network_events()
         .iter()
@@ -139,6 +144,15 @@ fn fifty_devices_at_once_through_a_limit_of_five_all_end_active() {
             from: DeviceState::Onboarding,
             to: DeviceState::BackingOff
         }));
+        let (min, max) = nido_ue::Timers::default().t3346_default;
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                DeviceEvent::Congestion { t3346: sent, protected: false, wait }
+                    if t3346().contains(sent) && (min..=max).contains(wait)
+            )),
+            "device {device}: {events:?}"
+        );
     }
     // One subscription per device.
     let subscriptions = fleet.network().store().subscriptions().unwrap();
@@ -320,7 +334,8 @@ fn a_retransmitted_registration_request_is_not_refused_at_the_limit() {
     );
 
     // Another device's request is refused meanwhile; device 0 goes on to
-    // active, and the other one gets through after its back-off.
+    // active, and the other one gets through after its back-off (its own
+    // draw from the default range: the reject came plain).
     fleet.power_on(1);
     fleet.advance(Duration::from_millis(100));
     assert!(
@@ -329,7 +344,7 @@ fn a_retransmitted_registration_request_is_not_refused_at_the_limit() {
             .iter()
             .any(|e| matches!(e, NetworkEvent::Congested { procedures: 1, .. }))
     );
-    let deadline = fleet.now() + Duration::from_secs(600);
+    let deadline = fleet.now() + Duration::from_secs(3600);
     assert!(fleet.run_until(deadline, |f| f.count(DeviceState::Active) == 2));
     assert!(
         !fleet

@@ -102,14 +102,105 @@ fn repeated_not_authorized_waits_ever_longer() {
     assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
 }
 
+/// #22 before security comes without integrity protection: its T3346
+/// may be forged, so the device waits a value from the default range
+/// instead (TS 24.501 §5.5.1.2.5); without T3346 it waits T3502.
 #[test]
-fn congestion_waits_t3346_then_tries_again() {
-    let (state, wake, _) = reject(GmmCause::Congestion, Some(120));
+fn unprotected_congestion_waits_the_default_t3346_range() {
+    let (state, wake, events) = reject(GmmCause::Congestion, Some(120));
     assert_eq!(state, DeviceState::BackingOff);
-    assert_eq!(wake, Some(Duration::from_secs(120)));
+    let (min, max) = Timers::default().t3346_default;
+    assert_eq!(
+        (min, max),
+        (Duration::from_secs(900), Duration::from_secs(1800))
+    );
+    let wake = wake.unwrap();
+    assert!((min..=max).contains(&wake), "{wake:?}");
+    assert!(
+        events.contains(&DeviceEvent::Congestion {
+            t3346: Duration::from_secs(120),
+            protected: false,
+            wait: wake,
+        }),
+        "{events:?}"
+    );
     // Without T3346 the device waits T3502.
     let (_, wake, _) = reject(GmmCause::Congestion, None);
     assert_eq!(wake, Some(Timers::default().t3502));
+}
+
+/// The unprotected T3346 draws follow the device's seed: the same seed
+/// draws the same values, other seeds others, all in the range.
+#[test]
+fn unprotected_t3346_draws_follow_the_seed() {
+    let world = world();
+    let draws = |seed: u64| -> Vec<Duration> {
+        let (mut fleet, _) = one_device(&world, &NetworkOptions::default(), 4);
+        fleet.device_mut(0).seed_backoff(seed);
+        fleet.power_on(0);
+        let mut now = fleet.now();
+        let mut waits = Vec::new();
+        for _ in 0..4 {
+            let pdu = build::registration_reject(GmmCause::Congestion, Some(60))
+                .unwrap()
+                .encode()
+                .unwrap();
+            let device = fleet.device_mut(0);
+            device.handle_pdu(now, &pdu);
+            let wake = device.poll_timeout().unwrap();
+            waits.push(wake.duration_since(now).unwrap());
+            device.handle_timeout(wake);
+            now = wake;
+        }
+        waits
+    };
+    let (min, max) = Timers::default().t3346_default;
+    let one = draws(1);
+    assert!(one.iter().all(|w| (min..=max).contains(w)), "{one:?}");
+    assert_eq!(one, draws(1));
+    assert_ne!(one, draws(2));
+    assert!(one.windows(2).any(|w| w[0] != w[1]), "{one:?}");
+}
+
+/// A #22 with T3346 resets the registration attempt counter (TS 24.501
+/// §5.5.1.2.5): failures before the back-off do not count on towards T3502
+/// after it.
+#[test]
+fn congestion_resets_the_attempt_counter() {
+    let world = world();
+    let (mut fleet, _) = one_device(&world, &NetworkOptions::default(), 8);
+    fleet.power_on(0);
+    let attempts = Timers::default().max_attempts;
+    let mut now = fleet.now();
+    let feed = |fleet: &mut nido_sim::Fleet, now: std::time::SystemTime, cause, t3346| {
+        let pdu = build::registration_reject(cause, t3346)
+            .unwrap()
+            .encode()
+            .unwrap();
+        fleet.device_mut(0).handle_pdu(now, &pdu);
+        fleet.device(0).state()
+    };
+    for _ in 1..attempts {
+        let state = feed(&mut fleet, now, GmmCause::ProtocolErrorUnspecified, None);
+        assert_eq!(state, DeviceState::Onboarding);
+    }
+    let state = feed(&mut fleet, now, GmmCause::Congestion, Some(60));
+    assert_eq!(state, DeviceState::BackingOff);
+    now = fleet.device(0).poll_timeout().unwrap();
+    fleet.device_mut(0).handle_timeout(now);
+    assert_eq!(fleet.device(0).state(), DeviceState::Onboarding);
+    // A full count of failures again before T3502.
+    for n in 1..=attempts {
+        let state = feed(&mut fleet, now, GmmCause::ProtocolErrorUnspecified, None);
+        let expected = if n < attempts {
+            DeviceState::Onboarding
+        } else {
+            DeviceState::BackingOff
+        };
+        assert_eq!(state, expected, "after {n} failures past the back-off");
+    }
+    let wake = fleet.device(0).poll_timeout().unwrap();
+    assert_eq!(wake.duration_since(now).unwrap(), Timers::default().t3502);
 }
 
 #[test]
@@ -126,11 +217,13 @@ fn a_back_off_ends_in_a_new_registration_that_succeeds() {
     fleet.pump_devices();
     assert_eq!(fleet.device(0).state(), DeviceState::BackingOff);
     // The network answers the first request meanwhile; the device released
-    // that connection, so nothing it sends reaches the device. After T3346
-    // it registers again on a new connection and gets through.
-    let deadline = fleet.now() + Duration::from_secs(600);
+    // that connection, so nothing it sends reaches the device. After the
+    // back-off (the reject was unprotected: a T3346 from the default
+    // range, not its 60 s) it registers again on a new connection and gets
+    // through.
+    let deadline = fleet.now() + Duration::from_secs(3600);
     assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Active));
-    assert!(fleet.now().duration_since(now).unwrap() >= Duration::from_secs(60));
+    assert!(fleet.now().duration_since(now).unwrap() >= Timers::default().t3346_default.0);
 }
 
 #[test]

@@ -3,6 +3,12 @@
 //! refused with #22 (congestion) and T3346, backs off and keeps what it
 //! has; nothing is created, no MSIN is used up; once the store is back and
 //! T3346 has passed, the device ends Active with exactly one subscription.
+//!
+//! How long it backs off depends on whether the reject could be protected
+//! (TS 24.501 §5.5.1.2.5): a device that authenticated before the store
+//! failed gets its #22 after security mode control, integrity protected,
+//! and waits the T3346 sent; one refused before authentication (no context
+//! yet) gets it plain and waits a value from its default range.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
 
@@ -118,6 +124,7 @@ impl Store for OutageStore {
 fn fleet(world: &Onboarding, policy: ClaimPolicy, seed: u64) -> (Fleet, Arc<AtomicBool>) {
     let options = NetworkOptions {
         policy,
+        trace: true,
         ..NetworkOptions::default()
     };
     let down = Arc::new(AtomicBool::new(false));
@@ -145,16 +152,18 @@ fn fleet(world: &Onboarding, policy: ClaimPolicy, seed: u64) -> (Fleet, Arc<Atom
     (fleet, down)
 }
 
-/// (cause, T3346) of every REGISTRATION REJECT sent downlink.
-type Rejects = Rc<RefCell<Vec<(u8, Option<Duration>)>>>;
+/// (cause, T3346, integrity protected) of every REGISTRATION REJECT sent
+/// downlink.
+type Rejects = Rc<RefCell<Vec<(u8, Option<Duration>, bool)>>>;
 
-/// Adds `r` to `log` if it is a REGISTRATION REJECT sent downlink.
+/// Adds `r` to `log` if it is a REGISTRATION REJECT sent downlink (the
+/// network traces: a protected PDU comes with its plain encoding).
 fn note_reject(log: &Rejects, r: &TraceRecord<'_>) {
     if r.direction == Direction::Downlink
-        && let Ok(m) = nido_nas::decode(r.pdu)
+        && let Ok(m) = nido_nas::decode(r.plain.unwrap_or(r.pdu))
         && let Ok(Inbound::RegistrationReject { cause, t3346, .. }) = Inbound::read(&m)
     {
-        log.borrow_mut().push((cause, t3346));
+        log.borrow_mut().push((cause, t3346, r.plain.is_some()));
     }
 }
 
@@ -166,12 +175,17 @@ fn record_rejects(fleet: &mut Fleet) -> Rejects {
     log
 }
 
-/// The device was refused with #22 and waits exactly T3346.
-fn assert_backing_off_for_t3346(fleet: &Fleet, rejects: &[(u8, Option<Duration>)]) {
+/// The device was refused with #22 and T3346, `protected` or not, and
+/// waits exactly T3346 if it was, a value of its default range if not.
+fn assert_backing_off_for_t3346(
+    fleet: &Fleet,
+    rejects: &[(u8, Option<Duration>, bool)],
+    protected: bool,
+) {
     assert_eq!(fleet.device(0).state(), DeviceState::BackingOff);
     assert_eq!(
         rejects,
-        &[(22, Some(T3346))],
+        &[(22, Some(T3346), protected)],
         "REGISTRATION REJECT #22 with T3346"
     );
     assert!(
@@ -186,7 +200,15 @@ fn assert_backing_off_for_t3346(fleet: &Fleet, rejects: &[(u8, Option<Duration>)
         .device(0)
         .poll_timeout()
         .map(|at| at.duration_since(fleet.now()).unwrap());
-    assert_eq!(wake, Some(T3346), "the device waits T3346, not T3502");
+    if protected {
+        assert_eq!(wake, Some(T3346), "the device waits T3346, not T3502");
+    } else {
+        let (min, max) = nido_ue::Timers::default().t3346_default;
+        assert!(
+            wake.is_some_and(|w| (min..=max).contains(&w)),
+            "an unprotected T3346 is not used: {wake:?}"
+        );
+    }
     assert!(
         fleet
             .network_events()
@@ -259,7 +281,8 @@ fn an_onboarding_device_backs_off_while_the_store_is_down_then_onboards_once() {
 
         fleet.power_on(0);
         assert!(settle(&mut fleet, &[0]), "{policy:?}");
-        assert_backing_off_for_t3346(&fleet, &rejects.borrow());
+        // Refused after EAP-TLS: protected, T3346 as sent.
+        assert_backing_off_for_t3346(&fleet, &rejects.borrow(), true);
         assert!(fleet.device(0).subscription().is_none());
         // Nothing was created.
         down.store(false, Ordering::SeqCst);
@@ -297,7 +320,8 @@ fn a_provisioned_device_keeps_its_credentials_while_the_store_is_down() {
     fleet.power_on(0);
     assert!(settle(&mut fleet, &[0]));
     assert!(down.load(Ordering::SeqCst), "the device deregistered");
-    assert_backing_off_for_t3346(&fleet, &rejects.borrow());
+    // Refused before 5G-AKA (no vector without the store): plain.
+    assert_backing_off_for_t3346(&fleet, &rejects.borrow(), false);
     // Not #9: the device keeps the subscription it installed.
     let supi = fleet.device(0).subscription().map(|p| p.supi.clone());
     assert!(supi.is_some());
@@ -315,4 +339,48 @@ fn a_provisioned_device_keeps_its_credentials_while_the_store_is_down() {
         .filter(|e| matches!(e, NetworkEvent::PackageDelivered { .. }))
         .count();
     assert_eq!(packages, 1);
+}
+
+/// The store goes down while the provisioned device authenticates (after
+/// its challenge, before its RES*): the network cannot record the
+/// validation, runs security mode control and refuses with #22 integrity
+/// protected; the device waits exactly T3346 and keeps its credentials.
+#[test]
+fn a_store_lost_during_5g_aka_refuses_with_a_protected_t3346() {
+    let world = world();
+    let (mut fleet, down) = fleet(&world, ClaimPolicy::Standalone, 5);
+    let rejects = Rejects::default();
+    let switch = down.clone();
+    let rejects_log = rejects.clone();
+    // Onboarding left, then the first RES*: the store goes down once.
+    let (mut left_onboarding, mut switched) = (false, false);
+    fleet.set_trace(move |r| {
+        if r.direction == Direction::Uplink {
+            if r.message == "DeregistrationRequestUeOriginating" {
+                left_onboarding = true;
+            }
+            if left_onboarding && !switched && r.message == "AuthenticationResponse" {
+                switched = true;
+                switch.store(true, Ordering::SeqCst);
+            }
+        }
+        note_reject(&rejects_log, r);
+    });
+
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    assert!(
+        down.load(Ordering::SeqCst),
+        "the device answered its challenge"
+    );
+    assert_backing_off_for_t3346(&fleet, &rejects.borrow(), true);
+    let supi = fleet.device(0).subscription().map(|p| p.supi.clone());
+    assert!(supi.is_some());
+    assert!(!fleet.network_events().iter().any(|e| matches!(
+        e,
+        NetworkEvent::Authenticated { .. } | NetworkEvent::Registered { .. }
+    )));
+
+    assert_recovers(&mut fleet, &down);
+    assert_eq!(fleet.device(0).subscription().map(|p| p.supi.clone()), supi);
 }

@@ -48,6 +48,13 @@ pub struct Timers {
     /// this range (so a refused fleet does not return at once) and tries
     /// again. 30 to 60 min.
     pub t3247: (Duration, Duration),
+    /// T3346's default range (TS 24.501 §5.5.1.2.5, §10.2, Table 10.2.1):
+    /// a REGISTRATION REJECT #22 "congestion" that arrives without
+    /// integrity protection may be forged, so its T3346 value is not used;
+    /// the device waits a value drawn uniformly from this range instead
+    /// (from its seeded back-off source, see `Device::seed_backoff`). An
+    /// integrity-protected reject's T3346 is used as sent. 15 to 30 min.
+    pub t3346_default: (Duration, Duration),
     /// How many such unprotected rejects in a row the device takes as
     /// possibly forged before it believes one (TS 24.501 §5.3.20.2: "a UE
     /// implementation-specific maximum value"): then #3 or #75 stop it
@@ -72,6 +79,7 @@ impl Default for Timers {
             idle_after: Duration::from_secs(10),
             t3247: (Duration::from_secs(30 * 60), Duration::from_secs(60 * 60)),
             max_unprotected_rejects: 5,
+            t3346_default: (Duration::from_secs(15 * 60), Duration::from_secs(30 * 60)),
         }
     }
 }

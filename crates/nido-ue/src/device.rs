@@ -135,6 +135,11 @@ pub struct Device {
     /// accepted or the device is powered on again.
     pub(crate) refused_with: Option<u8>,
     pub(crate) mac_failures: u32,
+    /// The state of the device's back-off draws (splitmix64): the T3346
+    /// values it picks for unprotected congestion rejects. Seeded from the
+    /// serial, or by the driver ([`Device::seed_backoff`]); never the
+    /// system's random source, so a simulation is reproducible.
+    pub(crate) backoff_rng: u64,
     pub(crate) connection: u32,
     pub(crate) outbox: VecDeque<Transmit>,
     pub(crate) events: VecDeque<DeviceEvent>,
@@ -166,6 +171,7 @@ impl Device {
         se: Box<dyn SecureElement>,
         public: Option<PublicPart>,
     ) -> Self {
+        let backoff_rng = fnv1a(config.serial.as_bytes());
         Self {
             config,
             se,
@@ -183,6 +189,7 @@ impl Device {
             reonboarding: false,
             refused_with: None,
             mac_failures: 0,
+            backoff_rng,
             connection: 0,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
@@ -191,6 +198,15 @@ impl Device {
             last_activity: None,
             pending_bursts: VecDeque::new(),
         }
+    }
+
+    /// Seeds the device's back-off draws (the T3346 it picks when a
+    /// congestion reject arrives without integrity protection, TS 24.501
+    /// §5.5.1.2.5). Without a seed they follow the serial; a simulator
+    /// seeds each device from its own seed so runs differ by seed and
+    /// repeat with it.
+    pub fn seed_backoff(&mut self, seed: u64) {
+        self.backoff_rng = fnv1a(&seed.to_be_bytes()) ^ fnv1a(self.config.serial.as_bytes());
     }
 
     /// Powers the device on: it onboards, or registers if its secure
@@ -652,8 +668,34 @@ impl Device {
                 self.not_authorized = self.not_authorized.saturating_add(1);
                 self.back_off(now, wait);
             }
-            // Congestion: wait T3346 (or T3502 if the network gave none).
-            22 => self.back_off(now, t3346.unwrap_or(timers.t3502)),
+            // Congestion (TS 24.501 §5.5.1.2.5): with a T3346 value that is
+            // neither zero nor deactivated, the registration attempt counter
+            // is reset (earlier failures do not count on towards T3502 across
+            // back-offs) and T3346 runs: with the value sent if the reject
+            // was integrity protected, else with one drawn from the default
+            // range (an unprotected value may be forged). Without a usable
+            // T3346 the clause makes it an abnormal case (§5.5.1.2.7); nido
+            // then waits T3502 rather than retrying at once into a
+            // congested network, and T3502 starts the count again too.
+            22 => {
+                self.attempts = 0;
+                match t3346.filter(|t| !t.is_zero()) {
+                    Some(sent) => {
+                        let wait = if protected {
+                            sent
+                        } else {
+                            self.t3346_default()
+                        };
+                        self.events.push_back(DeviceEvent::Congestion {
+                            t3346: sent,
+                            protected,
+                            wait,
+                        });
+                        self.back_off(now, wait);
+                    }
+                    None => self.back_off(now, timers.t3502),
+                }
+            }
             // Onboarding services terminated: start over.
             93 => {
                 self.phase = Phase::Idle;
@@ -691,6 +733,18 @@ impl Device {
         }
     }
 
+    /// A T3346 value for an unprotected congestion reject: uniform in
+    /// `Timers::t3346_default`, whole milliseconds, from the device's
+    /// back-off source.
+    fn t3346_default(&mut self) -> std::time::Duration {
+        let (min, max) = self.config.timers.t3346_default;
+        let span = max.saturating_sub(min).as_millis() as u64;
+        if span == 0 {
+            return min;
+        }
+        min + std::time::Duration::from_millis(splitmix64(&mut self.backoff_rng) % (span + 1))
+    }
+
     /// A T3247 value, uniform in `Timers::t3247`: spread over the fleet by
     /// the serial and over the tries by the counter (not cryptographic; it
     /// only has to keep refused devices from returning together).
@@ -716,6 +770,23 @@ impl Device {
         h ^= h >> 31;
         min + std::time::Duration::from_millis(h % (span + 1))
     }
+}
+
+/// FNV-1a of `bytes` (spreads a seed or a serial over 64 bits).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// splitmix64: the next value of a small seedable generator (back-off
+/// spreading only, nothing secret).
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The causes that take a UE's credentials out of use (TS 24.501

@@ -103,6 +103,20 @@ pub enum DeviceEvent {
         /// The T3247 value drawn.
         wait: std::time::Duration,
     },
+    /// REGISTRATION REJECT #22 "congestion" with a T3346 value (TS 24.501
+    /// §5.5.1.2.5): the device backs off for `wait` and its registration
+    /// attempt counter starts again. `wait` is `t3346` when the reject was
+    /// integrity protected, a value drawn from `Timers::t3346_default`
+    /// when it was not (a forged reject must not choose how long the
+    /// device stays away).
+    Congestion {
+        /// The T3346 value the reject carried.
+        t3346: std::time::Duration,
+        /// Whether the reject was integrity protected.
+        protected: bool,
+        /// How long the device waits.
+        wait: std::time::Duration,
+    },
     /// The device refused a SECURITY MODE COMMAND (TS 24.501 §5.4.2.5) and
     /// answered SECURITY MODE REJECT with `cause` (#23 or #24).
     SecurityModeRejected {

@@ -2,8 +2,13 @@
 //! line and maps errors to exit codes; each subcommand lives in `cmd/`.
 //!
 //! Exit codes: 0 success, 1 the operation failed (a MAC that does not
-//! verify, a malformed PDU), 2 bad usage (bad hex, wrong length, bad flag).
+//! verify, a malformed PDU), 2 bad usage (bad hex, wrong length, bad flag),
+//! 141 (128 + SIGPIPE) stdout was closed before the output was written
+//! (`nido ... | head`): the command ends quietly, as Unix tools do (see
+//! `out.rs`; commands print with `out!`/`outln!`, never `outln!`).
 
+#[macro_use]
+mod out;
 mod args;
 mod cmd;
 

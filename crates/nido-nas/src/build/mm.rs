@@ -266,8 +266,26 @@ pub const REGISTRATION_REJECT_CAUSES: [GmmCause; 8] = [
     GmmCause::ProtocolErrorUnspecified,
 ];
 
-/// A GPRS timer 2 value (TS 24.008 §10.5.7.4) of exactly `seconds`.
+/// The longest duration GPRS timer 2 encodes (TS 24.008 §10.5.7.4): the
+/// timer value is 5 bits (at most 31) and the largest unit is the
+/// decihour (6 minutes), so 31 × 6 min = 186 min = 11 160 s. (The other
+/// units: 2 s, up to 62 s; 1 min, up to 31 min.)
+pub const GPRS_TIMER2_MAX_SECONDS: u64 = 31 * 6 * 60;
+
+/// A GPRS timer 2 value (TS 24.008 §10.5.7.4) of exactly `seconds`: at
+/// most [`GPRS_TIMER2_MAX_SECONDS`], and a multiple of a unit that
+/// reaches it (2 s steps to 62 s, whole minutes to 31 min, 6-minute steps
+/// to 186 min).
 fn gprs_timer2(field: &'static str, seconds: u64) -> Result<NasGprsTimer2, BuildError> {
+    if seconds > GPRS_TIMER2_MAX_SECONDS {
+        return Err(BuildError::invalid(
+            field,
+            format!(
+                "{seconds} s is above GPRS timer 2's maximum of \
+                 {GPRS_TIMER2_MAX_SECONDS} s (31 x 6 min, TS 24.008 §10.5.7.4)"
+            ),
+        ));
+    }
     let timer = NasGprsTimer2::from_seconds(seconds)?;
     if timer.to_seconds() != Some(seconds) {
         return Err(BuildError::invalid(
@@ -287,7 +305,8 @@ fn gprs_timer2(field: &'static str, seconds: u64) -> Result<NasGprsTimer2, Build
 /// # Errors
 ///
 /// T3346 with another cause than #22, or a T3346 value GPRS timer 2 cannot
-/// encode exactly (2 s steps to 62 s, minutes to 31, deci-hours to 310 min).
+/// encode exactly (2 s steps to 62 s, minutes to 31 min, decihours to 186
+/// min, [`GPRS_TIMER2_MAX_SECONDS`]).
 pub fn registration_reject(
     cause: GmmCause,
     t3346_seconds: Option<u64>,
@@ -367,7 +386,7 @@ pub fn deregistration_accept_ue_originating() -> Nas5gsMessage {
 /// # Errors
 ///
 /// T3346 without cause #22, or a T3346 value GPRS timer 2 cannot encode
-/// exactly.
+/// exactly (above [`GPRS_TIMER2_MAX_SECONDS`] or between its steps).
 pub fn deregistration_request_ue_terminated(
     re_registration_required: bool,
     cause: Option<GmmCause>,

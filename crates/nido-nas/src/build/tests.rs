@@ -639,3 +639,47 @@ fn ue_capabilities() {
     }
     assert!(ue_fgmm_capability().cp_ciot());
 }
+
+/// GPRS timer 2 (TS 24.008 §10.5.7.4) tops out at 31 decihours, 186 min:
+/// T3346 values up to it encode with the largest unit they need; one step
+/// beyond it is an error naming T3346, not a value silently cut.
+#[test]
+fn t3346_up_to_the_gprs_timer2_maximum_and_not_beyond() {
+    assert_eq!(GPRS_TIMER2_MAX_SECONDS, 186 * 60);
+    for (seconds, octet) in [
+        (62, 0x1f),                      // 31 x 2 s (unit 000)
+        (1860, 0x3f),                    // 31 x 1 min (unit 001)
+        (GPRS_TIMER2_MAX_SECONDS, 0x5f), // 31 x 6 min (unit 010)
+    ] {
+        let reject = registration_reject(GmmCause::Congestion, Some(seconds)).unwrap();
+        assert_eq!(
+            roundtrip(&reject),
+            [0x7e, 0x00, 0x44, 22, 0x5f, 0x01, octet]
+        );
+        let request =
+            deregistration_request_ue_terminated(true, Some(GmmCause::Congestion), Some(seconds))
+                .unwrap();
+        assert_eq!(roundtrip(&request).last(), Some(&octet));
+    }
+    for seconds in [
+        GPRS_TIMER2_MAX_SECONDS + 1,
+        GPRS_TIMER2_MAX_SECONDS + 360,
+        310 * 60,
+    ] {
+        let err = registration_reject(GmmCause::Congestion, Some(seconds)).unwrap_err();
+        assert!(
+            matches!(&err, BuildError::Invalid { field: "t3346", reason } if reason.contains("maximum")),
+            "{seconds} s: {err}"
+        );
+        let err =
+            deregistration_request_ue_terminated(true, Some(GmmCause::Congestion), Some(seconds))
+                .unwrap_err();
+        assert!(
+            matches!(err, BuildError::Invalid { field: "t3346", .. }),
+            "{err}"
+        );
+    }
+    // Below the maximum but between two steps of the unit it needs.
+    assert!(registration_reject(GmmCause::Congestion, Some(63)).is_err());
+    assert!(registration_reject(GmmCause::Congestion, Some(1861 + 59)).is_err());
+}

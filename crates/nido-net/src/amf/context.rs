@@ -141,6 +141,12 @@ pub(crate) struct UeContext {
     /// NAS messages is established (TS 24.501 §4.4.4.3) and no plain
     /// message is processed on this connection any more.
     pub(crate) secured: bool,
+    /// Why the registration is refused with #22 (congestion) once security
+    /// mode control completed: the store could not be reached after the
+    /// UE authenticated. The reject then goes integrity protected, so the
+    /// UE uses its T3346 (TS 24.501 §5.5.1.2.5) instead of drawing 15-30
+    /// min for a reject anyone could have sent.
+    pub(crate) congested: Option<String>,
     /// The used flag of the 5G-AKA challenge this context sent, shared
     /// with every context the same unanswered challenge went to (see
     /// `Outstanding`): a RES* is accepted for one of them only.
@@ -169,6 +175,7 @@ impl UeContext {
             coap: None,
             counted: false,
             secured: false,
+            congested: None,
             aka_used: None,
         }
     }

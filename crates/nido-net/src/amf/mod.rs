@@ -199,8 +199,8 @@ impl Default for Admission {
     }
 }
 
-/// The longest T3346 GPRS timer 2 encodes: 31 × 6 minutes.
-const GPRS_TIMER2_MAX: u64 = 31 * 360;
+/// The longest T3346 GPRS timer 2 encodes: 31 × 6 minutes (186 min).
+const GPRS_TIMER2_MAX: u64 = nido_nas::build::GPRS_TIMER2_MAX_SECONDS;
 
 /// The largest value GPRS timer 2 encodes exactly that is at most `s`
 /// (`s` itself when it is one), capped at [`GPRS_TIMER2_MAX`].
@@ -700,7 +700,12 @@ impl Network {
     }
 
     /// Sends REGISTRATION REJECT with `cause` and forgets the context; #22
-    /// (congestion) carries T3346.
+    /// (congestion) carries T3346. Integrity protected (and ciphered) when
+    /// the context has a secure exchange of NAS messages (TS 24.501
+    /// §4.4.4.2, §4.4.4.3: the UE has taken the context into use): the UE
+    /// believes such a reject, and uses a protected #22's T3346 as sent
+    /// (§5.5.1.2.5), where it would draw its own 15-30 min for a plain one.
+    /// Plain before that (the UE may not hold the context).
     pub(crate) fn reject(
         &mut self,
         conn: ConnectionId,
@@ -718,8 +723,13 @@ impl Network {
             }
             None => nido_nas::build::registration_reject(gmm, None),
         };
+        let protection = self
+            .ues
+            .get(&conn)
+            .is_some_and(|c| c.secured && c.sec.is_some())
+            .then_some(Protection::IntegrityCiphered);
         match message {
-            Ok(m) => self.send(conn, &m, None),
+            Ok(m) => self.send(conn, &m, protection),
             Err(e) => self.discard(conn, format!("REGISTRATION REJECT: {e}")),
         }
         self.events.push_back(NetworkEvent::Refused {

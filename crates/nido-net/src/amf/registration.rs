@@ -143,7 +143,7 @@ impl Network {
                         ctx.ngksi = NGKSI_AKA;
                         ctx.supi = Some(supi.clone());
                         self.ues.insert(conn, ctx);
-                        self.challenge(now, conn, &supi, 0);
+                        self.challenge(now, conn, &supi, 0, Vec::new());
                     }
                     Err(e) => {
                         self.suci_budget.take(now);
@@ -271,8 +271,16 @@ impl Network {
     }
 
     /// Phase C: the SUPI's 5G-AKA challenge ([`Network::vector_for`]) and
-    /// the AUTHENTICATION REQUEST.
-    fn challenge(&mut self, now: SystemTime, conn: ConnectionId, supi: &Supi, resyncs: u32) {
+    /// the AUTHENTICATION REQUEST; `earlier_rands` are those of the
+    /// challenges it replaces (see [`AkaSession::earlier_rands`]).
+    fn challenge(
+        &mut self,
+        now: SystemTime,
+        conn: ConnectionId,
+        supi: &Supi,
+        resyncs: u32,
+        earlier_rands: Vec<[u8; 16]>,
+    ) {
         let (av, used) = match self.vector_for(now, supi, resyncs == 0) {
             Ok(v) => v,
             Err(e) => {
@@ -284,7 +292,7 @@ impl Network {
                 return self.reject(conn, e.gmm_cause(), None, e.to_string(), None);
             }
         };
-        let session = AkaSession::new(av, resyncs);
+        let session = AkaSession::new(av, resyncs, earlier_rands);
         let request = build::authentication_request_5g_aka(
             KeySetIdentifier::Native(NGKSI_AKA),
             &session.challenge.rand,
@@ -351,13 +359,27 @@ impl Network {
                             supi: supi.clone(),
                             activated: true,
                         };
-                        let activated = match self.udm.authenticated(
+                        match self.udm.authenticated(
                             self.store.as_mut(),
                             &supi,
                             now_unix,
                             &activation,
                         ) {
-                            Ok(activated) => activated,
+                            Ok(activated) => {
+                                self.events.push_back(NetworkEvent::Authenticated {
+                                    conn,
+                                    supi: supi.clone(),
+                                    activated,
+                                });
+                            }
+                            // The store cannot be reached: #22 once the
+                            // context is in use, protected (see
+                            // `UeContext::congested`).
+                            Err(e) if e.gmm_cause() == 22 => {
+                                if let Some(ctx) = self.ues.get_mut(&conn) {
+                                    ctx.congested = Some(format!("activation: {e}"));
+                                }
+                            }
                             Err(e) => {
                                 return self.reject(
                                     conn,
@@ -367,12 +389,7 @@ impl Network {
                                     None,
                                 );
                             }
-                        };
-                        self.events.push_back(NetworkEvent::Authenticated {
-                            conn,
-                            supi: supi.clone(),
-                            activated,
-                        });
+                        }
                         match ausf::kamf(&kseaf, &supi, &ABBA) {
                             Ok(kamf) => self.start_security_mode(now, conn, kamf, Vec::new()),
                             Err(e) => self.reject(conn, 111, None, e.to_string(), None),
@@ -446,15 +463,6 @@ impl Network {
                     }
                     self.remove(other);
                 }
-                if let Err(refusal) = self.pvs.admits(self.store.as_ref(), &device) {
-                    return self.reject(
-                        conn,
-                        refusal.gmm_cause(),
-                        Some(device),
-                        refusal.to_string(),
-                        None,
-                    );
-                }
                 let snn = self.config.serving_network.snn.clone();
                 let Some(supi) = self.ues.get(&conn).and_then(|c| c.supi.clone()) else {
                     return;
@@ -470,25 +478,52 @@ impl Network {
                     Ok(k) => k,
                     Err(e) => return self.reject(conn, 111, Some(device), e.to_string(), None),
                 };
-                let owner = match self.store.owner_of_device(&device) {
-                    Ok(owner) => owner.map(|o| o.id),
-                    Err(e) => {
+                // A store that cannot be reached refuses the registration
+                // with #22 after security mode control, protected (see
+                // `UeContext::congested`); any other refusal at once.
+                let mut congested = None;
+                if let Err(refusal) = self.pvs.admits(self.store.as_ref(), &device) {
+                    if refusal.gmm_cause() != 22 {
                         return self.reject(
                             conn,
-                            store_cause(&e),
+                            refusal.gmm_cause(),
                             Some(device),
-                            format!("owner of the device: {e}"),
+                            refusal.to_string(),
                             None,
                         );
                     }
+                    congested = Some(refusal.to_string());
+                }
+                let owner = match congested {
+                    Some(_) => None,
+                    None => match self.store.owner_of_device(&device) {
+                        Ok(owner) => owner.map(|o| o.id),
+                        Err(e) if store_cause(&e) == 22 => {
+                            congested = Some(format!("owner of the device: {e}"));
+                            None
+                        }
+                        Err(e) => {
+                            return self.reject(
+                                conn,
+                                store_cause(&e),
+                                Some(device),
+                                format!("owner of the device: {e}"),
+                                None,
+                            );
+                        }
+                    },
                 };
+                let refused = congested.is_some();
                 if let Some(ctx) = self.ues.get_mut(&conn) {
                     ctx.device = Some(device.clone());
                     ctx.owner = owner;
                     ctx.k_prov = Some(k_prov);
                     ctx.state = MmState::SecurityMode;
+                    ctx.congested = congested;
                 }
-                self.onboarding_index.insert(device, conn);
+                if !refused {
+                    self.onboarding_index.insert(device, conn);
+                }
                 match build::authentication_result(
                     KeySetIdentifier::Native(NGKSI_ONBOARDING),
                     &last,
@@ -527,6 +562,42 @@ impl Network {
             return self.discard(conn, "AUTHENTICATION FAILURE not expected".into());
         };
         let (rand, resyncs) = (session.challenge.rand, session.resyncs);
+        let earlier = session.earlier_rands.clone();
+        // A synch failure for a challenge this authentication already
+        // replaced (a delayed copy of an earlier AUTHENTICATION REQUEST
+        // reached the UE after the new one was sent): its AUTS was computed
+        // with the earlier RAND and has been acted on. Discarded; the UE's
+        // answer to the current challenge follows.
+        if let (21, Some(auts)) = (cause, auts)
+            && !earlier.is_empty()
+        {
+            let stale = earlier.iter().find_map(|r| {
+                match self.udm.auts_verifies(self.store.as_ref(), &supi, r, &auts) {
+                    Ok(true) => Some(Ok(())),
+                    Ok(false) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            });
+            match stale {
+                Some(Ok(())) => {
+                    return self.discard(
+                        conn,
+                        "AUTHENTICATION FAILURE #21 for an earlier challenge of this authentication"
+                            .into(),
+                    );
+                }
+                Some(Err(e)) => {
+                    return self.reject(
+                        conn,
+                        e.gmm_cause(),
+                        None,
+                        format!("resynchronisation: {e}"),
+                        None,
+                    );
+                }
+                None => {}
+            }
+        }
         match (cause, auts) {
             (21, Some(auts)) if resyncs < self.config.max_resyncs => {
                 match self
@@ -536,7 +607,9 @@ impl Network {
                     Ok(()) => {
                         self.events
                             .push_back(NetworkEvent::Resynchronised { supi: supi.clone() });
-                        self.challenge(now, conn, &supi, resyncs + 1);
+                        let mut earlier = earlier;
+                        earlier.push(rand);
+                        self.challenge(now, conn, &supi, resyncs + 1, earlier);
                     }
                     Err(e) => self.reject(
                         conn,
@@ -639,6 +712,10 @@ impl Network {
                 "SECURITY MODE COMPLETE without the REGISTRATION REQUEST"
             };
             return self.reject(conn, 111, device, reason.into(), None);
+        }
+        if let Some(reason) = ctx.congested.take() {
+            let device = ctx.device.clone();
+            return self.reject(conn, 22, device, reason, None);
         }
         let (mcc, mnc) = (
             self.config.serving_network.mcc.clone(),

@@ -149,7 +149,7 @@ pub(crate) fn run(command: Crypto) -> Result<()> {
         Crypto::SuciDeconceal(a) => suci(&a)?,
         Crypto::Kdf5g(a) => kdf5g(&a)?,
     };
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 

@@ -131,7 +131,7 @@ fn status(a: &StatusArgs) -> Result<()> {
     FactoryBundle::load(&a.bundle).with_context(|| format!("--bundle {}", a.bundle.display()))?;
     let vault = a.vault.clone().unwrap_or_else(|| a.bundle.join("vault"));
     if !vault.join("vault.bin").exists() {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"vault": false, "subscription": false})
         );
@@ -140,7 +140,7 @@ fn status(a: &StatusArgs) -> Result<()> {
     let se = FileSe::open(&vault).map_err(|e| anyhow::anyhow!("vault {}: {e}", vault.display()))?;
     let public = se.installed();
     let sqn_ms = se.sqn_window().map(|w| w.sqn_ms().seq());
-    println!(
+    outln!(
         "{}",
         serde_json::json!({
             "vault": true,
@@ -232,12 +232,12 @@ fn run_device(a: &RunArgs) -> Result<()> {
     let json = a.json;
     let print = |what: &str, detail: serde_json::Value| {
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"serial": serial, "event": what, "detail": detail})
             );
         } else {
-            println!("{serial} {what} {detail}");
+            outln!("{serial} {what} {detail}");
         }
     };
     run(
@@ -301,6 +301,18 @@ fn run_device(a: &RunArgs) -> Result<()> {
                 serde_json::json!({
                     "cause": cause,
                     "credentials": "kept",
+                    "retry_in_s": wait.as_secs(),
+                }),
+            ),
+            DeviceEvent::Congestion {
+                t3346,
+                protected,
+                wait,
+            } => print(
+                "congestion",
+                serde_json::json!({
+                    "t3346_s": t3346.as_secs(),
+                    "protected": protected,
                     "retry_in_s": wait.as_secs(),
                 }),
             ),

@@ -273,7 +273,7 @@ fn init(a: &InitArgs) -> Result<()> {
         m.set_hw_type(t).map_err(usage("--hw-type"))?;
     }
     m.save(&a.dir)?;
-    println!(
+    outln!(
         "manufacturer {:?} created in {}\n  DCS realm:      {}\n  serials:        {}\n  root SHA-256:   {}\n  next: nido mfr issue --dir {} --count N --out OUTDIR",
         m.name(),
         a.dir.display(),
@@ -425,9 +425,9 @@ fn issue(a: &IssueArgs) -> Result<()> {
             "seconds": (seconds * 1000.0).round() / 1000.0,
             "per_second": (count as f64 / seconds.max(1e-9)).round(),
         });
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!(
+        outln!(
             "issued {count} device identities {first} .. {last} into {} in {seconds:.2} s ({:.0}/s); claim code hashes for the operator: {}",
             a.out.display(),
             count as f64 / seconds.max(1e-9),
@@ -448,7 +448,7 @@ fn dcs_cert(a: &DcsCertArgs) -> Result<()> {
         &[IssuedRecord::of(&format!("dcs:{}", a.host), &id.chain[0])?],
     )?;
     let [chain, key, root] = write_server_identity(&a.out, &id, m.root_der())?;
-    println!(
+    outln!(
         "DCS certificate for {} ({days} days): {} (chain), {} (key, 0600), {} (manufacturer root)",
         a.host,
         chain.display(),
@@ -489,9 +489,9 @@ fn revoke(a: &RevokeArgs) -> Result<()> {
     }
     m.save_state(&a.dir)?;
     for l in lines {
-        println!("{l}");
+        outln!("{l}");
     }
-    println!(
+    outln!(
         "publish it: nido mfr crl --dir {} --out FILE",
         a.dir.display()
     );
@@ -507,7 +507,7 @@ fn crl(a: &CrlArgs) -> Result<()> {
     // a gap in CRL numbers, never two CRLs with one number.
     m.save_state(&a.dir)?;
     write_atomic(&a.out, pem("X509 CRL", &crl).as_bytes(), MODE_PUBLIC)?;
-    println!(
+    outln!(
         "CRL number {} with {} revoked certificate(s), next update in {days} days: {}",
         m.crl_number(),
         m.revoked().len(),

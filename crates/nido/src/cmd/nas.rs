@@ -119,9 +119,9 @@ fn decode(a: &DecodeArgs) -> Result<()> {
         text.extend(fields_text(&inner_fields));
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("{}", text.join("\n"));
+        outln!("{}", text.join("\n"));
     }
     Ok(())
 }

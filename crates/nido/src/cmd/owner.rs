@@ -114,7 +114,7 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
                     credentials,
                 })
                 .map_err(|e| anyhow::anyhow!("owner {}: {e}", a.id))?;
-            println!("owner {} ({}) saved", a.id, a.name);
+            outln!("owner {} ({}) saved", a.id, a.name);
             Ok(())
         }
         OwnerCmd::Claim(a) => {
@@ -122,7 +122,7 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
             let device = store
                 .claim(&a.owner, &claim_code_hash(&a.claim_code))
                 .map_err(|e| anyhow::anyhow!("claim: {e}"))?;
-            println!("device {device} claimed by {}", a.owner);
+            outln!("device {device} claimed by {}", a.owner);
             Ok(())
         }
         OwnerCmd::Credentials(a) => {
@@ -182,7 +182,7 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
             store
                 .put_owner(owner)
                 .map_err(|e| anyhow::anyhow!("owner {}: {e}", a.owner))?;
-            println!("{n} credential(s) set for {}", a.owner);
+            outln!("{n} credential(s) set for {}", a.owner);
             Ok(())
         }
     }

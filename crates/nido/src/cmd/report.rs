@@ -296,9 +296,9 @@ impl Report {
     /// Prints the report: one JSON object, or the summary table.
     pub(crate) fn print(&self, json: bool) -> anyhow::Result<()> {
         if json {
-            println!("{}", serde_json::to_string_pretty(self)?);
+            outln!("{}", serde_json::to_string_pretty(self)?);
         } else {
-            print!("{}", self.table());
+            out!("{}", self.table());
         }
         Ok(())
     }

@@ -24,6 +24,7 @@ use nido_ue::{Device, DeviceConfig, Timers};
 use rustls::pki_types::PrivateKeyDer;
 
 use super::device::serving_network;
+use crate::args::UsageError;
 
 /// Arguments of `nido sim`.
 #[derive(Args)]
@@ -70,9 +71,21 @@ pub(crate) struct SimArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
-    /// Seed of the link's faults.
+    /// Seed of the link's faults and of the devices' back-off draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The shortest back-off, in seconds, a device takes after a
+    /// congestion reject (#22) that came without integrity protection, as
+    /// every admission-control reject does (it precedes authentication):
+    /// the device does not use the reject's T3346 then (it may be forged)
+    /// but a value drawn from this range (TS 24.501 §5.5.1.2.5; the
+    /// default range is 15-30 min). A shorter range for load tests against
+    /// a network with `--max-procedures`.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    unprotected_t3346_min: u64,
+    /// The longest such back-off, in seconds.
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    unprotected_t3346_max: u64,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -120,6 +133,23 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
     if dirs.is_empty() {
         bail!("--factory {}: no device bundle", a.factory.display());
     }
+    if a.unprotected_t3346_min > a.unprotected_t3346_max {
+        return Err(UsageError::new(
+            "--unprotected-t3346-min",
+            format!(
+                "{} is above --unprotected-t3346-max {}",
+                a.unprotected_t3346_min, a.unprotected_t3346_max
+            ),
+        )
+        .into());
+    }
+    let timers = Timers {
+        t3346_default: (
+            Duration::from_secs(a.unprotected_t3346_min),
+            Duration::from_secs(a.unprotected_t3346_max),
+        ),
+        ..Timers::default()
+    };
     let snpn = serving_network(&a.snpn)?;
     let bar = ProgressBar::new(dirs.len() as u64);
     bar.set_style(
@@ -145,11 +175,13 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
             dcs_realm: bundle.dcs_realm.clone(),
             onboarding_network: snpn.clone(),
             eap: Settings::default(),
-            timers: Timers::default(),
+            timers,
             claim_hint: None,
             trace: false,
         };
-        devices.push(Device::new(config, Box::new(se), None));
+        let mut device = Device::new(config, Box::new(se), None);
+        device.seed_backoff(a.seed);
+        devices.push(device);
         bar.inc(1);
     }
     let faults = Faults {
@@ -207,9 +239,9 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
         "peak_rss_bytes": super::report::memory_now().1,
     });
     if a.json {
-        println!("{json:#}");
+        outln!("{json:#}");
     } else {
-        println!(
+        outln!(
             "{} of {} devices active, {} failed, in {:.1} s ({:.0}/s); time to active p50 {:.0} ms, p99 {:.0} ms; {} congestion rejects (#22)",
             report.active,
             report.devices,

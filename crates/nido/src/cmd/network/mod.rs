@@ -363,7 +363,7 @@ pub(crate) fn run(command: Network) -> Result<()> {
                 );
             }
             store.block(&device, &a.reason)?;
-            println!("{device} blocked");
+            outln!("{device} blocked");
             Ok(())
         }
         Network::ImportClaims(a) => claims(&a),
@@ -430,7 +430,7 @@ fn init(a: &InitArgs) -> Result<()> {
     // Check the file parses, then create and migrate the database.
     let (config, store) = open(dir, None)?;
     store.set_msin_range(config.subscriptions.msin_count)?;
-    println!(
+    outln!(
         "network {}-{}{} created in {}\n  database: {}\n  next: nido network trust-manufacturer --dir {} --name NAME --realm REALM --dcs DCSDIR",
         config.network.mcc,
         config.network.mnc,
@@ -480,14 +480,15 @@ fn trust(a: &TrustArgs) -> Result<()> {
         write_atomic(&path, text.as_bytes(), MODE_PUBLIC)?;
     }
     store.put_manufacturer(&a.name, root.as_ref(), &policy)?;
-    println!(
+    outln!(
         "manufacturer {:?} enrolled; its DCS serves realm {}",
-        a.name, a.realm
+        a.name,
+        a.realm
     );
     if a.revocation == Revocation::RequireCrl
         && !store.crls()?.iter().any(|c| c.manufacturer == a.name)
     {
-        println!(
+        outln!(
             "  its devices are refused (#74, revocation status unknown) until its CRL is imported: \
              nido network crl-import --dir {} --manufacturer {:?} --issuer ISSUING_CA.pem CRL.pem",
             dir.display(),
@@ -510,7 +511,7 @@ fn crl(a: &CrlArgs) -> Result<()> {
     store.add_crl(&a.manufacturer, crl.as_ref(), issuer.as_ref(), now)?;
     // Check it loads into a trust store (signature, issuer).
     store.trust_store()?;
-    println!("CRL of {} imported", a.manufacturer);
+    outln!("CRL of {} imported", a.manufacturer);
     Ok(())
 }
 
@@ -566,7 +567,7 @@ fn claims(a: &ClaimsArgs) -> Result<()> {
             Err(e) => bail!("{}:{}: {e}", a.file.display(), i + 1),
         }
     }
-    println!("{n} claimable devices of {:?} imported", a.manufacturer);
+    outln!("{n} claimable devices of {:?} imported", a.manufacturer);
     if refused > 0 {
         bail!("{refused} rows refused (devices already claimed, or codes of another device)");
     }
@@ -577,14 +578,17 @@ fn devices(a: &ListArgs) -> Result<()> {
     let (_, store) = open(&a.dir.dir, None)?;
     for d in store.devices()? {
         if a.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"serial": d.serial, "state": d.state, "first_seen": d.first_seen, "last_seen": d.last_seen})
             );
         } else {
-            println!(
+            outln!(
                 "{:<28} {:<12} first {} last {}",
-                d.serial, d.state, d.first_seen, d.last_seen
+                d.serial,
+                d.state,
+                d.first_seen,
+                d.last_seen
             );
         }
     }
@@ -600,12 +604,12 @@ fn subscriptions(a: &ListArgs) -> Result<()> {
     for s in subs {
         let state = format!("{:?}", s.state).to_lowercase();
         if a.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"supi": s.supi.to_string(), "device": s.device.to_string(), "manufacturer": s.device.manufacturer(), "serial": s.device.serial(), "state": state, "owner": s.owner, "package_id": hex::encode(s.package_id)})
             );
         } else {
-            println!(
+            outln!(
                 "{:<22} {:<28} {:<12} {}",
                 s.supi.to_string(),
                 s.device,
@@ -621,12 +625,12 @@ fn audit(a: &AuditArgs) -> Result<()> {
     let (_, store) = open(&a.dir.dir, None)?;
     for e in store.audit(a.limit)? {
         if a.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"at": e.at, "kind": e.kind, "device": e.device, "supi": e.supi, "cause": e.cause, "detail": e.detail})
             );
         } else {
-            println!(
+            outln!(
                 "{} {:<22} {:<26} {:<22} {} {}",
                 e.at,
                 e.kind,

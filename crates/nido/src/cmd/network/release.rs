@@ -36,12 +36,12 @@ pub(crate) fn run(a: &ReleaseArgs) -> Result<()> {
             "{}: no subscription (a device without one is provisioned at its first onboarding)",
             device
         ),
-        Release::Unchanged { supi, state } if state == "created" => println!(
+        Release::Unchanged { supi, state } if state == "created" => outln!(
             "{} ({supi}): its package was never confirmed; its next onboarding re-provisions it already",
             device
         ),
-        Release::Unchanged { supi, .. } => println!("{} ({supi}): already released", device),
-        Release::Released { supi, was } => println!(
+        Release::Unchanged { supi, .. } => outln!("{} ({supi}): already released", device),
+        Release::Released { supi, was } => outln!(
             "{} ({supi}) released (was {was}): its next onboarding gets a new K (the device \
              retries within its #74 back-off, 30 min at most); until then the old K still \
              works, and a registration with it makes the subscription active again",
