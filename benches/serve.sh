@@ -332,6 +332,7 @@ for listen in "${listens[@]}"; do
     network_args+=(--network "$listen")
 done
 "$nido" sim "${network_args[@]}" --factory factory --rate "$rate" --bursts 0 \
+    --unprotected-t3346-min 10 --unprotected-t3346-max 60 \
     --timeout "$timeout" --json >"$work/sim.json" 2>"$work/sim.err" &
 sim_pid=$!
 sim_rc=0

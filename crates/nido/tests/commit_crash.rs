@@ -165,6 +165,10 @@ fn crash_and_restart(name: &str, point: &str, db: Option<&str>) {
                 "factory",
                 "--timeout",
                 "150",
+                "--unprotected-t3346-min",
+                "5",
+                "--unprotected-t3346-max",
+                "20",
                 "--json",
             ])
             .current_dir(d)

@@ -72,6 +72,10 @@ fn two_serve_instances_on_one_postgres_database_onboard_one_fleet() {
             "factory",
             "--timeout",
             "150",
+            "--unprotected-t3346-min",
+            "5",
+            "--unprotected-t3346-max",
+            "20",
             "--json",
         ])
         .current_dir(d)
