@@ -39,6 +39,9 @@ const REGISTRATION_REQUEST: u8 = 0x41;
 const REGISTRATION_REJECT: u8 = 0x44;
 const AUTHENTICATION_REQUEST: u8 = 0x56;
 
+/// Every datagram delivered: (direction, octets).
+type Log = Rc<RefCell<Vec<(Direction, Vec<u8>)>>>;
+
 /// Every datagram (direction, octets delivered), and a man in the middle
 /// that delivers `rewrite(pdu)` in place of the first one of `direction`
 /// and plain message type `kind`.
@@ -46,7 +49,7 @@ fn tamper(
     direction: Direction,
     kind: u8,
     rewrite: impl Fn(&[u8]) -> Vec<u8> + 'static,
-) -> (Mitm, Rc<RefCell<Vec<(Direction, Vec<u8>)>>>) {
+) -> (Mitm, Log) {
     let log = Rc::new(RefCell::new(Vec::new()));
     let sink = log.clone();
     let mut done = false;
