@@ -1,9 +1,11 @@
 //! The input is one NAS PDU, as it would come from the radio or from N2.
 //!
-//! - `nido_nas::decode`, `nido_nas::fields` and the procedures' view
-//!   `Inbound::read` must not panic; a decoding
-//!   error names an offset inside the PDU; anything that decodes re-encodes,
-//!   and the encoding decodes to an equal message.
+//! - `nido_nas::decode` (strict), `nido_nas::receive` (as a receiver),
+//!   `nido_nas::fields` and the procedures' view `Inbound::read` must not
+//!   panic; a decoding error names an offset inside the PDU; anything that
+//!   decodes re-encodes, and the encoding decodes in the same mode to an
+//!   equal message; what decodes strictly is received with nothing dropped
+//!   but well-framed unknown IEs.
 //! - Every `SecurityContext` (both roles, four algorithm pairs, one fixed
 //!   K_AMF, fresh COUNTs) must not panic in `unprotect`. A refused PDU leaves
 //!   the COUNTs unchanged (except an authentic but invalid one, whose COUNT is
@@ -25,7 +27,10 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use nido_nas::security::{StatelessKeys, split_header, verify_and_decipher};
 use nido_nas::wire::Nas5gsMessage;
-use nido_nas::{Algorithms, Counts, NasSecError, Role, SecurityContext, decode, fields};
+use nido_nas::{
+    Algorithms, Counts, DropReason, Mode, NasSecError, Role, SecurityContext, decode, decode_with,
+    fields,
+};
 use nido_sec::{KAmf, kdf};
 
 struct Fixed {
@@ -54,17 +59,19 @@ fn fixed() -> &'static Fixed {
     })
 }
 
-/// Re-encodes a decoded message and decodes the encoding again.
-fn round_trip(message: &Nas5gsMessage, what: &str) {
+/// Re-encodes a decoded message and decodes the encoding again in `mode`.
+fn round_trip(message: &Nas5gsMessage, what: &str, mode: Mode) {
     let octets = message
         .encode()
         .unwrap_or_else(|e| panic!("{what}: a decoded message does not encode: {e}\n{message:?}"));
-    let again = decode(&octets).unwrap_or_else(|e| {
-        panic!(
-            "{what}: the re-encoding {} does not decode: {e}",
-            hex::encode(&octets)
-        )
-    });
+    let again = decode_with(&octets, mode)
+        .map(|r| r.message)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{what}: the re-encoding {} does not decode: {e}",
+                hex::encode(&octets)
+            )
+        });
     assert_eq!(
         &again,
         message,
@@ -83,7 +90,17 @@ fn decode_checked(pdu: &[u8], what: &str) {
             }
             let _ = nido_nas::message_name(&message);
             let _ = message.to_string();
-            round_trip(&message, what);
+            round_trip(&message, what, Mode::Strict);
+            let received = nido_nas::receive(pdu)
+                .unwrap_or_else(|e| panic!("{what}: decodes strictly but is not received: {e}"));
+            assert!(
+                received
+                    .dropped
+                    .iter()
+                    .all(|d| d.reason == DropReason::Unknown && d.offset < pdu.len()),
+                "{what}: decodes strictly but drops {:?}",
+                received.dropped
+            );
         }
         Err(e) => {
             assert!(
@@ -93,6 +110,15 @@ fn decode_checked(pdu: &[u8], what: &str) {
                 pdu.len()
             );
             let _ = e.to_string();
+            // What a receiver keeps of it round-trips as a receiver reads it.
+            if let Ok(received) = nido_nas::receive(pdu) {
+                assert!(
+                    received.dropped.iter().all(|d| d.offset < pdu.len()),
+                    "{what}: {:?}",
+                    received.dropped
+                );
+                round_trip(&received.message, what, Mode::Receiver);
+            }
         }
     }
 }
@@ -154,7 +180,11 @@ fn unprotect_checked(pdu: &[u8], algorithms: Algorithms, role: Role) {
                 matches!(sht, 2 | 4),
                 "{what}: ciphered flag"
             );
-            round_trip(&verified.message, &format!("{what}: accepted message"));
+            round_trip(
+                &verified.message,
+                &format!("{what}: accepted message"),
+                Mode::Receiver,
+            );
             match &stateless {
                 Ok((_, count)) => assert_eq!(*count, verified.count, "{what}: stateless COUNT"),
                 Err(e) => panic!(

@@ -7,8 +7,11 @@
 //! - [`build`]: one builder per message nido sends, with typed inputs;
 //! - [`security`]: the per-UE NAS security context (COUNTs, replay
 //!   detection, persistence) and a stateless verifier for tools;
-//! - [`pdu`]: decoding for people: each IE with its offset, and errors
-//!   that name the IE and offset that failed;
+//! - [`pdu`]: one decoder in two modes: strict (every octet accounted
+//!   for; `nido nas decode`) and receiver (TS 24.501 clause 7: the optional
+//!   IEs a receiver ignores are dropped and listed); each IE with its
+//!   offset, and errors that name the IE and offset that failed, with the
+//!   5GMM cause a receiver answers;
 //! - [`view`]: the typed view of a received plain message ([`Inbound`]),
 //!   which the UE and AMF procedures act on without the codec's API.
 //!
@@ -25,6 +28,9 @@ pub mod security;
 pub mod view;
 
 pub use oxirush_nas::nas_5gs as wire;
-pub use pdu::{DecodeError, Field, decode, fields};
+pub use pdu::{
+    DecodeError, DropReason, Dropped, Fault, Field, Mode, Received, decode, decode_with, fields,
+    receive,
+};
 pub use security::{Algorithms, Counts, NasSecError, Protection, Role, SecurityContext, Verified};
 pub use view::{Guti5g, Inbound, MobileIdentity, Transport, ViewError, message_name};

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use nido_nas::security::{Algorithms, Role, SecurityContext, StatelessKeys, verify_and_decipher};
-use nido_nas::{decode, fields};
+use nido_nas::{DropReason, Mode, decode, decode_with, fields};
 use nido_sec::kdf;
 use nido_sec::{Ck, Ik, KAmf, Supi};
 use serde_json::Value;
@@ -360,8 +360,27 @@ fn null_ciphered_examples_carry_their_inner_message() {
         };
         let pdu = hexv(&e["hex"]);
         assert_eq!(pdu[7..], hexv(inner)[..], "{}", e["id"]);
-        let m = decode(&hexv(inner)).unwrap();
-        assert_eq!(m.encode().unwrap(), hexv(inner));
+        let received = decode_with(&hexv(inner), Mode::Receiver).unwrap();
+        assert_eq!(received.message.encode().unwrap(), hexv(inner));
+        if e["id"] == "srsran-registration-accept-protected" {
+            // srsRAN sends an empty Allowed NSSAI (15 00). TS 24.501 table
+            // 8.2.7.1 gives the IE a length of 4 to 74 octets (§9.11.3.37:
+            // one S-NSSAI at least): shorter, it is syntactically incorrect,
+            // and a receiver treats it as not present (§7.7.1). Strict
+            // decoding refuses it, naming it.
+            let dropped = &received.dropped;
+            assert_eq!(dropped.len(), 1, "{dropped:?}");
+            assert_eq!(
+                (dropped[0].ie.as_str(), dropped[0].iei, dropped[0].offset),
+                ("allowed-nssai", 0x15, 28)
+            );
+            assert_eq!(dropped[0].reason, DropReason::Malformed);
+            let err = decode(&hexv(inner)).unwrap_err();
+            assert_eq!((err.ie.as_deref(), err.offset), (Some("allowed-nssai"), 28));
+        } else {
+            assert!(received.dropped.is_empty(), "{}", e["id"]);
+            decode(&hexv(inner)).unwrap();
+        }
         checked += 1;
     }
     let e = examples["examples"]

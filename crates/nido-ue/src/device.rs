@@ -302,9 +302,13 @@ impl Device {
             return self.on_security_mode_command(now, pdu);
         }
         let protected = sht != 0;
+        // TS 24.501 clause 7: a plain message with a faulty mandatory IE is
+        // ignored (§7.5.1; the device sends no 5GMM STATUS #96 for it), and
+        // the optional IEs a receiver ignores (§7.6, §7.7.1) are dropped by
+        // the decoder, the message processed without them.
         let message = if sht == 0 {
-            match nido_nas::decode(pdu) {
-                Ok(m) => m,
+            match nido_nas::receive(pdu) {
+                Ok(r) => r.message,
                 Err(e) => return self.discard(e.to_string()),
             }
         } else {

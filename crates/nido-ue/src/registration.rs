@@ -293,7 +293,10 @@ impl Device {
         let Some(inner) = pdu.get(7..) else {
             return self.discard("SECURITY MODE COMMAND too short".into());
         };
-        let command = match nido_nas::decode(inner)
+        // As a receiver (TS 24.501 clause 7): optional IEs that §7.6 and
+        // §7.7.1 have ignored are dropped, a faulty mandatory IE discards it.
+        let command = match nido_nas::receive(inner)
+            .map(|r| r.message)
             .map_err(|e| e.to_string())
             .and_then(|m| Inbound::read(&m).map_err(|e| e.to_string()))
         {

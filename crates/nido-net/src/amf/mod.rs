@@ -253,6 +253,13 @@ fn t3346_from(range: &RangeInclusive<Duration>, r: u64) -> Duration {
     Duration::from_secs(chosen)
 }
 
+/// Whether `pdu` is a plain 5GMM REGISTRATION REQUEST by its header
+/// (TS 24.501 §9.1.1: EPD 0x7e, security header type 0; §9.7: message type
+/// 0x41), whatever its IEs.
+fn is_registration_request(pdu: &[u8]) -> bool {
+    matches!(pdu, [0x7e, sht, 0x41, ..] if sht & 0x0f == 0)
+}
+
 /// splitmix64: a small, fast, seedable generator for back-off spreading
 /// (not for anything secret).
 fn splitmix64(state: &mut u64) -> u64 {
@@ -851,13 +858,38 @@ impl Network {
             );
             return PduVerdict::Discarded;
         }
-        let inbound = match nido_nas::decode(pdu)
-            .map_err(|e| e.to_string())
-            .and_then(|m| Inbound::read(&m).map_err(|e| e.to_string()))
-        {
+        // TS 24.501 clause 7: the optional IEs a receiver ignores (§7.6,
+        // §7.7.1) are dropped by the decoder; a faulty mandatory IE (§7.5)
+        // refuses the message.
+        let received = match nido_nas::receive(pdu) {
+            Ok(r) => r,
+            Err(e) => {
+                // §7.5.1 lets the network treat a message with invalid
+                // mandatory information: a REGISTRATION REQUEST, which
+                // §4.4.4.3 has it process unprotected, is answered with
+                // REGISTRATION REJECT #96; anything else is ignored (a 5GMM
+                // STATUS would not be processed unprotected, §4.4.4.2).
+                if e.cause() == Some(GmmCause::InvalidMandatoryInformation)
+                    && is_registration_request(pdu)
+                {
+                    self.reject(conn, 96, None, e.to_string(), None);
+                    return PduVerdict::Plain;
+                }
+                self.discard(conn, e.to_string());
+                return PduVerdict::Discarded;
+            }
+        };
+        // `received.dropped` lists what was treated as absent.
+        let inbound = match Inbound::read(&received.message) {
             Ok(i) => i,
             Err(e) => {
-                self.discard(conn, e);
+                // A 5GS mobile identity that is not one of its type is a
+                // syntactically incorrect mandatory IE too (§7.5.1).
+                if e.message == "RegistrationRequest" && e.field == "5GS mobile identity" {
+                    self.reject(conn, 96, None, e.to_string(), None);
+                    return PduVerdict::Plain;
+                }
+                self.discard(conn, e.to_string());
                 return PduVerdict::Discarded;
             }
         };

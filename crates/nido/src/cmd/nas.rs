@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use nido_nas::pdu::{self, Field};
+use nido_nas::pdu::{self, Dropped, Field, Mode};
 use nido_nas::security::{Algorithms, StatelessKeys, split_header, verify_and_decipher};
 use nido_sec::{KNasEnc, KNasInt};
 
@@ -15,7 +15,9 @@ use crate::args::{UsageError, hex_any, hex_n, number_in};
 #[derive(Subcommand)]
 pub(crate) enum Nas {
     /// Decode a 5GS NAS PDU (TS 24.501); with --knas-int, verify its MAC and
-    /// decipher it.
+    /// decipher it. Strict: a truncated or malformed IE, optional ones
+    /// included, is one error line naming the IE and its offset (exit 1);
+    /// --lenient shows what a receiver keeps instead (TS 24.501 clause 7).
     ///
     /// Example: nido nas decode 7e0383494a7c007e005d220002f0f0e1
     ///   --knas-int 06c661bdcb505f1690bea90685d939f5 --alg 2 --direction 1
@@ -30,6 +32,12 @@ pub(crate) struct DecodeArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Decode as a receiver does (TS 24.501 clause 7): the optional IEs it
+    /// ignores (truncated, syntactically incorrect, repeated, out of
+    /// sequence, unknown) are listed as dropped instead of refusing the
+    /// PDU; a faulty mandatory IE is still an error.
+    #[arg(long)]
+    lenient: bool,
     /// K_NASint, 32 hex digits: verify the NAS MAC.
     #[arg(long)]
     knas_int: Option<String>,
@@ -74,14 +82,22 @@ fn parse_count(text: &str) -> Result<u32, UsageError> {
 
 fn decode(a: &DecodeArgs) -> Result<()> {
     let pdu = hex_any("PDU", &a.pdu)?;
-    let outer = pdu::decode(&pdu)?;
+    let mode = if a.lenient {
+        Mode::Receiver
+    } else {
+        Mode::Strict
+    };
+    let received = pdu::decode_with(&pdu, mode)?;
+    let outer = &received.message;
     let mut report = json!({
         "message": outer.to_string(),
         "octets": pdu.len(),
-        "fields": fields_json(&pdu::fields(&outer, &pdu)),
+        "fields": fields_json(&pdu::fields(outer, &pdu)),
+        "dropped": dropped_json(&received.dropped),
     });
     let mut text = vec![outer.to_string()];
-    text.extend(fields_text(&pdu::fields(&outer, &pdu)));
+    text.extend(fields_text(&pdu::fields(outer, &pdu)));
+    text.extend(dropped_text(&received.dropped));
 
     if let Some(knas_int) = &a.knas_int {
         let alg = number_in("--alg", a.alg, 0..=3)? as u8;
@@ -102,21 +118,23 @@ fn decode(a: &DecodeArgs) -> Result<()> {
             return Err(UsageError::new("--knas-int", "the PDU is not security protected").into());
         }
         let (plain, count) = verify_and_decipher(&pdu, &keys)?;
-        let inner = pdu::decode(&plain)?;
-        let inner_fields = pdu::fields(&inner, &plain);
+        let inner = pdu::decode_with(&plain, mode)?;
+        let inner_fields = pdu::fields(&inner.message, &plain);
         report["verified"] = json!({
             "mac": "ok",
             "count": count,
             "plain": hex::encode(&plain),
-            "message": inner.to_string(),
+            "message": inner.message.to_string(),
             "fields": fields_json(&inner_fields),
+            "dropped": dropped_json(&inner.dropped),
         });
         text.push(format!(
             "MAC verified at NAS COUNT {count}; plain message {}:",
             hex::encode(&plain)
         ));
-        text.push(inner.to_string());
+        text.push(inner.message.to_string());
         text.extend(fields_text(&inner_fields));
+        text.extend(dropped_text(&inner.dropped));
     }
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
@@ -133,6 +151,41 @@ fn fields_json(fields: &[Field]) -> Value {
             .map(|f| json!({ "ie": f.name, "offset": f.offset, "octets": f.octets, "value": f.value }))
             .collect(),
     )
+}
+
+fn dropped_json(dropped: &[Dropped]) -> Value {
+    Value::Array(
+        dropped
+            .iter()
+            .map(|d| {
+                json!({
+                    "ie": d.ie,
+                    "iei": format!("{:#04x}", d.iei),
+                    "offset": d.offset,
+                    "length": d.len,
+                    "reason": d.reason.describe(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The IEs a receiver did not keep, one line each: `dropped` with its
+/// offset, name, IEI and why.
+fn dropped_text(dropped: &[Dropped]) -> Vec<String> {
+    dropped
+        .iter()
+        .map(|d| {
+            format!(
+                "  {:4}  dropped {} (IEI {:#04x}, {} octets): {}",
+                d.offset,
+                d.ie,
+                d.iei,
+                d.len,
+                d.reason.describe()
+            )
+        })
+        .collect()
 }
 
 fn fields_text(fields: &[Field]) -> Vec<String> {
