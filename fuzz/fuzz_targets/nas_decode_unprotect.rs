@@ -180,11 +180,22 @@ fn unprotect_checked(pdu: &[u8], algorithms: Algorithms, role: Role) {
                 matches!(sht, 2 | 4),
                 "{what}: ciphered flag"
             );
-            round_trip(
-                &verified.message,
-                &format!("{what}: accepted message"),
-                Mode::Receiver,
-            );
+            // The context decodes the plaintext as oxirush does, which keeps
+            // IEs a receiver refuses (an unknown comprehension-required IE,
+            // TS 24.007 §11.2.5): the accepted message must encode, and the
+            // plaintext as a receiver reads it must round-trip.
+            if let Err(e) = verified.message.encode() {
+                panic!("{what}: an accepted message does not encode: {e}");
+            }
+            if let Ok((plain, _)) = &stateless
+                && let Ok(received) = nido_nas::receive(plain)
+            {
+                round_trip(
+                    &received.message,
+                    &format!("{what}: accepted message as received"),
+                    Mode::Receiver,
+                );
+            }
             match &stateless {
                 Ok((_, count)) => assert_eq!(*count, verified.count, "{what}: stateless COUNT"),
                 Err(e) => panic!(
