@@ -4,28 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
 
-use std::path::PathBuf;
-
 use nido_nas::security::{Algorithms, Role, SecurityContext, StatelessKeys, verify_and_decipher};
 use nido_nas::{DropReason, Mode, decode, decode_with, fields};
 use nido_sec::kdf;
 use nido_sec::{Ck, Ik, KAmf, Supi};
 use serde_json::Value;
 
-fn vectors_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("NIDO_VECTORS") {
-        return dir.into();
-    }
-    let start = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    start
-        .ancestors()
-        .map(|a| a.join("shared/vectors"))
-        .find(|p| p.is_dir())
-        .expect("shared/vectors not found above the crate: set NIDO_VECTORS")
-}
-
 fn load(name: &str) -> Value {
-    let path = vectors_dir().join(name);
+    let path = nido_testkit::vectors_dir().join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }

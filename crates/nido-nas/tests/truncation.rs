@@ -17,27 +17,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
 
-use std::path::PathBuf;
-
 use nido_nas::wire::GmmCause;
 use nido_nas::{DropReason, Fault, Mode, decode_with, fields};
 use serde_json::Value;
 
-fn vectors_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("NIDO_VECTORS") {
-        return dir.into();
-    }
-    let start = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    start
-        .ancestors()
-        .map(|a| a.join("shared/vectors"))
-        .find(|p| p.is_dir())
-        .expect("shared/vectors not found above the crate: set NIDO_VECTORS")
-}
-
 /// Every example PDU, and the plain message inside each null-ciphered one.
 fn examples() -> Vec<(String, Vec<u8>)> {
-    let path = vectors_dir().join("nas_examples.json");
+    let path = nido_testkit::vectors_dir().join("nas_examples.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let doc: Value = serde_json::from_str(&text).unwrap();
     let mut out = Vec::new();

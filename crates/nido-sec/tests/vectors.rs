@@ -14,7 +14,6 @@
 //! refuses a vector field it does not know.
 
 use std::fmt::{Debug, Display};
-use std::path::PathBuf;
 
 use nido_sec::algorithms::{AlgInput, nea, nia};
 use nido_sec::kdf::{self, AccessType, Distinguisher, fc};
@@ -30,33 +29,8 @@ use serde_json::Value;
 // Locating and reading the vectors
 // ---------------------------------------------------------------------------
 
-fn vectors_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("NIDO_VECTORS") {
-        let dir = PathBuf::from(dir);
-        assert!(
-            dir.is_dir(),
-            "NIDO_VECTORS={} is not a directory",
-            dir.display()
-        );
-        return dir;
-    }
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
-    for ancestor in manifest.ancestors() {
-        let candidate = ancestor.join("shared").join("vectors");
-        if candidate.is_dir() {
-            return candidate;
-        }
-    }
-    panic!(
-        "test vectors not found: set NIDO_VECTORS to the vectors directory, or place a \
-         `shared/vectors` directory in an ancestor of {}",
-        manifest.display()
-    );
-}
-
 fn load(file: &str) -> Value {
-    let path = vectors_dir().join(file);
+    let path = nido_testkit::vectors_dir().join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))

@@ -1,5 +1,6 @@
 //! nido's test tiers: a dev-dependency of the test suites, never of a
 //! library or of the binary.
+//! It also finds the public test vectors ([`vectors_dir`]) for every suite.
 //!
 //! * **Fast tier** — plain `cargo test --workspace`: simulated time, small
 //!   fleets. A test whose external tool (tshark, pycrate, openssl,
@@ -55,6 +56,38 @@ pub enum Tier {
     Slow,
     /// `all`: both.
     All,
+}
+
+/// The public test vectors (`shared/vectors`): `NIDO_VECTORS` when set
+/// (it must be a directory), else the first `shared/vectors` directory
+/// above the test's crate (`CARGO_MANIFEST_DIR`, which `cargo test` sets).
+///
+/// # Panics
+/// When `NIDO_VECTORS` is not a directory or no `shared/vectors` is found:
+/// the vectors are fixtures, never an optional tool.
+pub fn vectors_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("NIDO_VECTORS") {
+        let dir = PathBuf::from(dir);
+        assert!(
+            dir.is_dir(),
+            "NIDO_VECTORS={} is not a directory",
+            dir.display()
+        );
+        return dir;
+    }
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest
+        .ancestors()
+        .map(|a| a.join("shared").join("vectors"))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| {
+            panic!(
+                "test vectors not found: set NIDO_VECTORS to the vectors directory, or place a \
+                 `shared/vectors` directory in an ancestor of {}",
+                manifest.display()
+            )
+        })
 }
 
 /// The tier of this run: `NIDO_TEST_TIER` (`fast`, `slow` or `all`;

@@ -3,24 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn vectors_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("NIDO_VECTORS") {
-        return dir.into();
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/vectors"))
-        .find(|p| p.is_dir())
-        .expect("shared/vectors not found above the crate: set NIDO_VECTORS")
-}
-
 fn load(name: &str) -> Value {
-    let text = std::fs::read_to_string(vectors_dir().join(name)).unwrap();
+    let text = std::fs::read_to_string(nido_testkit::vectors_dir().join(name)).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 

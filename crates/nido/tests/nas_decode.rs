@@ -5,21 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn vectors_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("NIDO_VECTORS") {
-        return dir.into();
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/vectors"))
-        .find(|p| p.is_dir())
-        .expect("shared/vectors not found above the crate: set NIDO_VECTORS")
-}
 
 fn nido(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nido"))
@@ -30,7 +18,8 @@ fn nido(args: &[&str]) -> Output {
 
 /// Every example's hex, and the plain message inside each null-ciphered one.
 fn examples() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(vectors_dir().join("nas_examples.json")).unwrap();
+    let text =
+        std::fs::read_to_string(nido_testkit::vectors_dir().join("nas_examples.json")).unwrap();
     let doc: Value = serde_json::from_str(&text).unwrap();
     let mut out = Vec::new();
     for e in doc["examples"].as_array().unwrap() {
