@@ -451,7 +451,7 @@ pub fn reveal_password(
     secret: &Secret,
     request_authenticator: &[u8; 16],
 ) -> Result<Zeroizing<Vec<u8>>, AuthError> {
-    if hidden.is_empty() || hidden.len() > 128 || hidden.len() % 16 != 0 {
+    if hidden.is_empty() || hidden.len() > 128 || !hidden.len().is_multiple_of(16) {
         return Err(AuthError::PasswordLength {
             length: hidden.len(),
         });

@@ -270,8 +270,7 @@ mod tests {
         assert_eq!(c.on_timeout(S(101), 0.0), Timeouts::default());
         let mut sent_at = vec![];
         let mut t = S(100);
-        loop {
-            let Some(due) = c.next_deadline() else { break };
+        while let Some(due) = c.next_deadline() {
             t = due;
             let out = c.on_timeout(t, 0.0);
             for r in &out.retransmit {

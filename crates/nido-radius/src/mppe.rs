@@ -194,7 +194,7 @@ pub fn decrypt_key(
     if salt & 0x8000 == 0 {
         return Err(MppeError::SaltHighBitClear { salt });
     }
-    if encrypted.is_empty() || encrypted.len() % 16 != 0 {
+    if encrypted.is_empty() || !encrypted.len().is_multiple_of(16) {
         return Err(MppeError::StringLength {
             length: encrypted.len(),
         });
