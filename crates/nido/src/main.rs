@@ -45,6 +45,11 @@ enum Command {
     /// certificate, revocation, CRLs.
     #[command(subcommand)]
     Mfr(cmd::mfr::Mfr),
+    /// A manufacturer's DCS as a RADIUS server that every operator's
+    /// network asks: EAP-TLS 1.3 over RADIUS, Access-Accept with the MSK
+    /// and the device serial, an audit trail per operator.
+    #[command(subcommand)]
+    Dcs(cmd::dcs::Dcs),
     /// An operator's network: init, enroll manufacturers, serve devices
     /// over UDP, list devices, subscriptions and the audit trail.
     #[command(subcommand)]
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
         Command::Crypto(c) => cmd::crypto::run(c),
         Command::Nas(c) => cmd::nas::run(c),
         Command::Mfr(c) => cmd::mfr::run(c),
+        Command::Dcs(c) => cmd::dcs::run(c),
         Command::Network(c) => cmd::network::run(c),
         Command::Owner(c) => cmd::owner::run(c),
         Command::Device(c) => cmd::device::run_cmd(c),

@@ -1,6 +1,7 @@
 //! One module per top-level subcommand.
 
 pub(crate) mod crypto;
+pub(crate) mod dcs;
 pub(crate) mod demo;
 pub(crate) mod device;
 pub(crate) mod mfr;

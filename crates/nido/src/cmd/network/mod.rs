@@ -2,7 +2,7 @@
 //! serve devices on the UDP access link, list what it holds.
 
 mod capacity;
-mod config;
+pub(crate) mod config;
 mod release;
 mod serve;
 
