@@ -14,6 +14,8 @@
 //!   in MS-MPPE-Recv-Key || MS-MPPE-Send-Key (RFC 2548) and the device
 //!   serial in User-Name; Access-Reject with EAP-Failure otherwise.
 //! - [`audit`]: what the DCS decided, for whom, asked by which operator.
+//! - [`supplicant`]: the other end, a device's EAP-TLS peer behind a RADIUS
+//!   client (as eapol_test is): the load generator's and the tests' client.
 //!
 //! ## Invariants
 //! - No I/O, no clock: `now` is an input (wall time for certificate validity,
@@ -37,7 +39,9 @@
 pub mod audit;
 pub mod clients;
 pub mod server;
+pub mod supplicant;
 
 pub use audit::{Decision, Outcome};
 pub use clients::{Client, Clients};
-pub use server::{Limits, Output, RadiusDcs};
+pub use server::{Dropped, Limits, Output, RadiusDcs};
+pub use supplicant::{Finished, Supplicant, SupplicantStep};
