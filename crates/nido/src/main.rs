@@ -63,6 +63,10 @@ enum Command {
     /// A device process from its factory bundle.
     #[command(subcommand)]
     Device(cmd::device::DeviceCmd),
+    /// Load generators that measure a server from outside: `bench radius`
+    /// (EAP-TLS 1.3 over RADIUS against `nido dcs serve` or FreeRADIUS).
+    #[command(subcommand)]
+    Bench(cmd::bench::Bench),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         Command::Network(c) => cmd::network::run(c),
         Command::Owner(c) => cmd::owner::run(c),
         Command::Device(c) => cmd::device::run_cmd(c),
+        Command::Bench(b) => cmd::bench::run(b),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

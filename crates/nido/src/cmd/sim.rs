@@ -121,18 +121,7 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("--network {text}: no address"))
         })
         .collect::<Result<Vec<SocketAddr>>>()?;
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&a.factory)
-        .with_context(|| format!("--factory {}", a.factory.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("manifest.json").exists())
-        .collect();
-    dirs.sort();
-    if let Some(n) = a.devices {
-        dirs.truncate(n);
-    }
-    if dirs.is_empty() {
-        bail!("--factory {}: no device bundle", a.factory.display());
-    }
+    let dirs = super::bundle_dirs(&a.factory, a.devices)?;
     if a.unprotected_t3346_min > a.unprotected_t3346_max {
         return Err(UsageError::new(
             "--unprotected-t3346-min",
