@@ -1,6 +1,7 @@
 //! What a successful EAP-TLS 1.3 exchange yields (RFC 9190 §2.3).
 
-use nido_sec::{Emsk, Msk};
+use nido_sec::kdf::KausfFrom;
+use nido_sec::{Emsk, KAusf, Msk, SecError};
 
 /// The EAP-TLS method type code, also the exporter context (RFC 9190 §2.3).
 pub const TYPE_CODE: u8 = 13;
@@ -33,6 +34,14 @@ impl EapTlsKeys {
         s[0] = TYPE_CODE;
         s[1..].copy_from_slice(&self.method_id);
         s
+    }
+
+    /// K_AUSF of this session by `rule` ([`KausfFrom::kausf`]): the 256
+    /// most significant bits of the EMSK for the network's own DCS (TS
+    /// 33.501 B.2.1.1), of the MSK for a DCS behind an AAA server (I.9.2.3).
+    /// Both are present here, so neither rule fails.
+    pub fn kausf(&self, rule: KausfFrom) -> Result<KAusf, SecError> {
+        rule.kausf(&self.msk, Some(&self.emsk))
     }
 }
 

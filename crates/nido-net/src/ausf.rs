@@ -4,12 +4,27 @@
 
 use nido_eap::EapTlsKeys;
 use nido_sec::aka::{AkaFailure, AusfChallenge, HeAv};
-use nido_sec::{KAmf, KProv, KSeaf, ResStar, SecError, Supi, kdf};
+use nido_sec::kdf::KausfFrom;
+use nido_sec::{KAmf, KAusf, KProv, KSeaf, Msk, ResStar, SecError, Supi, kdf};
+
+/// K_AUSF of an onboarding EAP-TLS session the built-in DCS ran: the
+/// [`KausfFrom::Emsk`] rule (TS 33.501 B.2.1.1, the 256 most significant
+/// bits of the EMSK).
+pub fn kausf_from_eap(keys: &EapTlsKeys) -> Result<KAusf, SecError> {
+    keys.kausf(KausfFrom::Emsk)
+}
+
+/// K_AUSF of an onboarding EAP an external DCS answered through the AAA
+/// relay: the [`KausfFrom::Msk`] rule (TS 33.501 I.9.2.3, I.2.2.2.2: the
+/// Access-Accept brings the MSK only; its 256 most significant bits).
+pub fn kausf_from_relayed_msk(msk: &Msk) -> Result<KAusf, SecError> {
+    KausfFrom::Msk.kausf(msk, None)
+}
 
 /// K_SEAF for the serving network `snn` from an EAP-TLS session (K_AUSF =
 /// the 256 most significant bits of the EMSK, TS 33.501 B.2.1.1).
 pub fn kseaf_from_eap(keys: &EapTlsKeys, snn: &[u8]) -> Result<KSeaf, SecError> {
-    kdf::kseaf(&kdf::kausf_from_emsk(&keys.emsk), snn)
+    kdf::kseaf(&kausf_from_eap(keys)?, snn)
 }
 
 /// K_PROV, the key the PVS seals the credential package with (HPKE PSK
@@ -18,7 +33,20 @@ pub fn kseaf_from_eap(keys: &EapTlsKeys, snn: &[u8]) -> Result<KSeaf, SecError> 
 /// (TS 33.535 §6.1), a key the AUSF derives from K_AUSF for a function
 /// beyond the SEAF; only the device that ran this session derives it too.
 pub fn kprov_from_eap(keys: &EapTlsKeys) -> Result<KProv, SecError> {
-    kdf::kprov(&kdf::kausf_from_emsk(&keys.emsk))
+    kdf::kprov(&kausf_from_eap(keys)?)
+}
+
+/// K_AMF for the onboarding SUPI `supi` (with ABBA `abba`) and K_PROV from
+/// an onboarding K_AUSF, whichever rule gave it: what the AMF takes from
+/// every successful onboarding authentication, built-in or relayed.
+pub fn onboarding_keys(
+    kausf: &KAusf,
+    snn: &[u8],
+    supi: &Supi,
+    abba: &[u8],
+) -> Result<(KAmf, KProv), SecError> {
+    let kseaf = kdf::kseaf(kausf, snn)?;
+    Ok((kdf::kamf(&kseaf, supi, abba)?, kdf::kprov(kausf)?))
 }
 
 /// K_AMF (TS 33.501 A.7) for `supi` and the ABBA nido sends.

@@ -30,6 +30,10 @@ pub trait TrustSource {
 pub struct Dcs {
     realms: HashMap<String, DcsCredentials>,
     settings: Settings,
+    /// The trust store last given ([`Dcs::set_trust_store`], or with a
+    /// realm's credentials): its block list also applies to devices an
+    /// external DCS authenticated.
+    trust: Option<Arc<TrustStore>>,
 }
 
 impl core::fmt::Debug for Dcs {
@@ -46,11 +50,13 @@ impl Dcs {
         Self {
             realms: HashMap::new(),
             settings,
+            trust: None,
         }
     }
 
     /// Serves `realm` with `credentials` (its certificate and the trust store).
     pub fn serve(&mut self, realm: &str, credentials: DcsCredentials) {
+        self.trust = Some(credentials.trust.clone());
         self.realms.insert(realm.to_ascii_lowercase(), credentials);
     }
 
@@ -62,6 +68,14 @@ impl Dcs {
         for credentials in self.realms.values_mut() {
             credentials.trust = trust.clone();
         }
+        self.trust = Some(trust);
+    }
+
+    /// Whether the operator's block list ([`TrustStore::is_blocked`] of
+    /// the trust store last given) names `device`. `false` when no trust
+    /// store was given yet.
+    pub fn is_blocked(&self, device: &nido_pki::DeviceId) -> bool {
+        self.trust.as_ref().is_some_and(|t| t.is_blocked(device))
     }
 
     /// Whether it serves `realm`.

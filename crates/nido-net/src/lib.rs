@@ -6,6 +6,10 @@
 //!   CIoT data, deregistration), calling the functions below;
 //! - [`ausf`]: K_AUSF/K_SEAF from EAP-TLS or 5G-AKA, the 5G-AKA session;
 //! - [`dcs`]: the Default Credentials Server (EAP-TLS 1.3 per DCS realm);
+//!   a realm whose manufacturer runs its own DCS is relayed instead
+//!   ([`Network::relay_realm`]): the AMF carries the device's EAP to it in
+//!   [`AaaRequest`]s and takes its [`AaaAnswer`]s (TS 33.501 I.9.2.3, the
+//!   AAA procedure of I.2.2.2.2), the driver speaking RADIUS;
 //! - [`sink`]: where uplink data goes ([`ApplicationSink`]);
 //! - [`events`]: what the network reports ([`NetworkEvent`]);
 //! - [`store`]: the [`Store`] trait (subscriptions, owners, claims) and
@@ -28,6 +32,11 @@
 //!   replaces K in place, never adds a second subscription.
 //! - A vector's SQN state is written to the store before the vector is
 //!   returned: no SQN is issued twice, even across restarts.
+//! - K_AUSF after onboarding is the 256 most significant bits of the EMSK
+//!   when the built-in DCS ran EAP-TLS (TS 33.501 B.2.1.1), of the MSK when
+//!   an external DCS did and its AAA server returned the MSK (I.9.2.3);
+//!   [`nido_sec::kdf::KausfFrom`] is the one rule both ends apply, and a
+//!   device's factory bundle tells it which.
 //! - No I/O, no clock: `now` and randomness are the only outside inputs.
 
 pub mod amf;
@@ -40,7 +49,7 @@ pub mod stage;
 pub mod store;
 pub mod udm;
 
-pub use amf::{ConnectionId, Network, NetworkConfig, Transmit};
+pub use amf::{AaaAnswer, AaaRequest, ConnectionId, Network, NetworkConfig, Transmit};
 pub use events::NetworkEvent;
 pub use nido_pki::DeviceId;
 pub use sink::{ApplicationSink, CountingSink, MemorySink, Uplink};

@@ -7,8 +7,11 @@
 //!   device.pem      the IDevID certificate
 //!   chain.pem       IDevID + issuing CA: what the device sends in TLS
 //!   mfr-root.pem    the manufacturer root: the device's trust anchor for the DCS
-//!   manifest.json   format, serial, manufacturer, dcs_realm, files with
-//!                   their SHA-256 (no claim code: the device never needs it)
+//!   manifest.json   format, serial, manufacturer, dcs_realm, kausf_from
+//!                   ("msk" when the manufacturer runs its own DCS behind
+//!                   the operator's AAA relay; absent means "emsk"), files
+//!                   with their SHA-256 (no claim code: the device never
+//!                   needs it)
 //! OUTDIR/labels/<serial>.txt  the claim code for the box label and the
 //!                   owner, 0600; never flashed into the device
 //! OUTDIR/claims.csv serial,claim_code_hash for the operator (no codes)
@@ -47,6 +50,7 @@ use zeroize::Zeroizing;
 use crate::PkiError;
 use crate::ca::{DeviceIdentity, ServerIdentity, check_serial};
 use crate::files::{self, MODE_PUBLIC, MODE_SECRET};
+pub use nido_sec::kdf::KausfFrom;
 
 /// The manifest format this crate writes and reads.
 pub const BUNDLE_FORMAT: u32 = 1;
@@ -161,6 +165,13 @@ pub struct Manifest {
     pub manufacturer: String,
     /// The realm of the manufacturer's DCS (for the onboarding SUCI).
     pub dcs_realm: String,
+    /// Which EAP key the device derives K_AUSF from after onboarding:
+    /// `"msk"` when its manufacturer runs its own DCS, which the onboarding
+    /// network reaches over AAA (TS 33.501 I.9.2.3); `"emsk"` (the
+    /// network's built-in DCS, B.2.1.1) is the default, not written, so
+    /// older bundles read as before and older readers read these.
+    #[serde(default, skip_serializing_if = "KausfFrom::is_emsk")]
+    pub kausf_from: KausfFrom,
     /// The claim code of bundles written before issue #17; read and
     /// ignored, never written (the code is on the label, not the device).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,6 +187,7 @@ impl fmt::Debug for Manifest {
             .field("serial", &self.serial)
             .field("manufacturer", &self.manufacturer)
             .field("dcs_realm", &self.dcs_realm)
+            .field("kausf_from", &self.kausf_from)
             .field("claim_code", &format_args!("[redacted]"))
             .field("files", &self.files)
             .finish()
@@ -201,6 +213,8 @@ pub struct FactoryBundle {
     pub root: CertificateDer<'static>,
     /// The DCS realm.
     pub dcs_realm: String,
+    /// Which EAP key K_AUSF comes from (the manifest's `kausf_from`).
+    pub kausf_from: KausfFrom,
 }
 
 const FILES: [(&str, &str); 4] = [
@@ -218,12 +232,14 @@ impl FactoryBundle {
     /// Writes `OUTDIR/<serial>/` for `identity` (which must not exist yet)
     /// and returns its path; the claim code goes to the label file
     /// `OUTDIR/labels/<serial>.txt` ([`label_path`], 0600), not into the
-    /// bundle. `OUTDIR` is created if needed.
+    /// bundle. `OUTDIR` is created if needed. `kausf_from` goes into the
+    /// manifest ([`Manifest::kausf_from`]).
     pub fn write(
         out: &Path,
         identity: &DeviceIdentity,
         manufacturer: &str,
         dcs_realm: &str,
+        kausf_from: KausfFrom,
         root: &CertificateDer<'_>,
         claim_code: &ClaimCode,
     ) -> Result<PathBuf, PkiError> {
@@ -275,6 +291,7 @@ impl FactoryBundle {
             serial: identity.serial.clone(),
             manufacturer: manufacturer.to_owned(),
             dcs_realm: dcs_realm.to_owned(),
+            kausf_from,
             claim_code: None,
             files,
         };
@@ -383,6 +400,7 @@ impl FactoryBundle {
             },
             root,
             dcs_realm: manifest.dcs_realm.clone(),
+            kausf_from: manifest.kausf_from,
             manifest,
         })
     }
@@ -500,8 +518,16 @@ mod tests {
             .issue_device("ACME-0000000001", &DeviceProfile::standard(now))
             .unwrap();
         let code = ClaimCode::generate().unwrap();
-        let dir =
-            FactoryBundle::write(&out, &d, m.name(), m.dcs_realm(), m.root_der(), &code).unwrap();
+        let dir = FactoryBundle::write(
+            &out,
+            &d,
+            m.name(),
+            m.dcs_realm(),
+            m.kausf_from(),
+            m.root_der(),
+            &code,
+        )
+        .unwrap();
         assert_eq!(dir, out.join("ACME-0000000001"));
         assert!(!out.join(".ACME-0000000001.partial").exists());
         #[cfg(unix)]
@@ -519,6 +545,10 @@ mod tests {
         assert_eq!(b.identity.key.secret_pkcs8_der(), d.key.secret_pkcs8_der());
         assert_eq!(&b.root, m.root_der());
         assert_eq!(b.dcs_realm, m.dcs_realm());
+        // The built-in DCS's rule is the default and is not written.
+        assert_eq!(b.kausf_from, KausfFrom::Emsk);
+        let manifest = fs::read_to_string(dir.join("manifest.json")).unwrap();
+        assert!(!manifest.contains("kausf_from"), "{manifest}");
         // The claim code is on the label, not in the device's bundle.
         assert_eq!(b.manifest.claim_code, None);
         for f in fs::read_dir(&dir).unwrap() {
@@ -536,7 +566,18 @@ mod tests {
         }
 
         // Writing it again is refused; tampering is detected.
-        assert!(FactoryBundle::write(&out, &d, "Acme", "r.example", m.root_der(), &code).is_err());
+        assert!(
+            FactoryBundle::write(
+                &out,
+                &d,
+                "Acme",
+                "r.example",
+                KausfFrom::Emsk,
+                m.root_der(),
+                &code
+            )
+            .is_err()
+        );
         let pem = dir.join("device.pem");
         let mut text = fs::read_to_string(&pem).unwrap();
         text.push('\n');
@@ -550,6 +591,49 @@ mod tests {
             fs::read_to_string(out.join("claims.csv")).unwrap(),
             "serial,claim_code_hash\nA,h1\nB,h2\n"
         );
+        fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn an_external_dcs_bundle_says_msk_and_old_manifests_read_as_emsk() {
+        let out = std::env::temp_dir().join(format!("nido-pki-bundle-msk-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&out);
+        let now = SystemTime::now();
+        let mut m = Manufacturer::generate("Acme", now).unwrap();
+        m.set_external_dcs(true);
+        assert_eq!(m.kausf_from(), KausfFrom::Msk);
+        let d = m
+            .issue_device("ACME-0000000002", &DeviceProfile::standard(now))
+            .unwrap();
+        let code = ClaimCode::generate().unwrap();
+        let dir = FactoryBundle::write(
+            &out,
+            &d,
+            m.name(),
+            m.dcs_realm(),
+            m.kausf_from(),
+            m.root_der(),
+            &code,
+        )
+        .unwrap();
+        let manifest = fs::read_to_string(dir.join("manifest.json")).unwrap();
+        assert!(manifest.contains("\"kausf_from\": \"msk\""), "{manifest}");
+        let b = FactoryBundle::load(&dir).unwrap();
+        assert_eq!(b.kausf_from, KausfFrom::Msk);
+        assert_eq!(b.manifest.kausf_from, KausfFrom::Msk);
+
+        // A manifest without the field (an older bundle) is the EMSK rule.
+        let old = manifest.replace("  \"kausf_from\": \"msk\",\n", "");
+        assert_ne!(old, manifest);
+        fs::write(dir.join("manifest.json"), old).unwrap();
+        assert_eq!(
+            FactoryBundle::load(&dir).unwrap().kausf_from,
+            KausfFrom::Emsk
+        );
+        // An unknown rule is refused, not guessed.
+        let bad = manifest.replace("\"msk\"", "\"ck\"");
+        fs::write(dir.join("manifest.json"), bad).unwrap();
+        assert!(FactoryBundle::load(&dir).is_err());
         fs::remove_dir_all(&out).unwrap();
     }
 }

@@ -476,6 +476,10 @@ pub(crate) fn issuing_params(name: &str) -> CertificateParams {
 pub struct Manufacturer {
     pub(crate) name: String,
     pub(crate) dcs_realm: String,
+    /// Whether the manufacturer runs its own DCS, which onboarding networks
+    /// reach over AAA (TS 33.501 I.9.2.3): its devices then take K_AUSF
+    /// from the MSK.
+    pub(crate) external_dcs: bool,
     pub(crate) serial_prefix: String,
     pub(crate) hw_type: String,
     pub(crate) root: Ca,
@@ -497,6 +501,7 @@ impl fmt::Debug for Manufacturer {
         f.debug_struct("Manufacturer")
             .field("name", &self.name)
             .field("dcs_realm", &self.dcs_realm)
+            .field("external_dcs", &self.external_dcs)
             .field("serial_prefix", &self.serial_prefix)
             .field("next_serial", &self.next_serial)
             .field("crl_number", &self.crl_number)
@@ -536,6 +541,7 @@ impl Manufacturer {
         Ok(Self {
             name: name.to_owned(),
             dcs_realm: format!("dcs.{}.nido.invalid", slug.to_ascii_lowercase()),
+            external_dcs: false,
             serial_prefix: slug,
             hw_type: crate::NIDO_HW_TYPE.to_owned(),
             root: Ca {
@@ -570,6 +576,33 @@ impl Manufacturer {
         check_realm(realm)?;
         realm.clone_into(&mut self.dcs_realm);
         Ok(())
+    }
+
+    /// Whether the manufacturer runs its own DCS (TS 33.501 I.9.2.3): the
+    /// onboarding network relays its devices' EAP to it over AAA instead of
+    /// authenticating them with a DCS of its own. `false` for a new
+    /// manufacturer.
+    pub fn external_dcs(&self) -> bool {
+        self.external_dcs
+    }
+
+    /// Says whether the manufacturer runs its own DCS
+    /// ([`Manufacturer::external_dcs`]). Bundles issued afterwards carry the
+    /// matching [`Manufacturer::kausf_from`]; devices already issued keep
+    /// the rule their bundle says.
+    pub fn set_external_dcs(&mut self, external: bool) {
+        self.external_dcs = external;
+    }
+
+    /// Which EAP key this manufacturer's devices derive K_AUSF from: the
+    /// MSK behind an external DCS (an AAA server returns the MSK only,
+    /// TS 33.501 I.2.2.2.2), the EMSK otherwise (B.2.1.1).
+    pub fn kausf_from(&self) -> crate::KausfFrom {
+        if self.external_dcs {
+            crate::KausfFrom::Msk
+        } else {
+            crate::KausfFrom::Emsk
+        }
     }
 
     /// The prefix of device serials [`Manufacturer::reserve_serials`] makes.

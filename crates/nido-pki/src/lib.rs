@@ -51,7 +51,7 @@ pub mod signed;
 pub mod store;
 pub mod trust;
 
-pub use bundle::{ClaimCode, FactoryBundle, Manifest, ManifestFile, claim_code_hash};
+pub use bundle::{ClaimCode, FactoryBundle, KausfFrom, Manifest, ManifestFile, claim_code_hash};
 pub use ca::{
     DeviceIdentity, DeviceProfile, Manufacturer, RevocationReason, Revoked, ServerIdentity,
     Validity, no_expiration,

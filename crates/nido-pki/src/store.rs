@@ -6,8 +6,10 @@
 //!   root.key             root CA private key, PKCS#8 PEM, 0600
 //!   issuing.pem          issuing CA certificate
 //!   issuing.key          issuing CA private key, PKCS#8 PEM, 0600
-//!   manufacturer.json    name, DCS realm, serial prefix, hwType, next serial,
-//!                        last CRL number, revocations (with times)
+//!   manufacturer.json    name, DCS realm, external_dcs (only when true: the
+//!                        manufacturer runs its own DCS), serial prefix,
+//!                        hwType, next serial, last CRL number, revocations
+//!                        (with times)
 //!   issued.csv           issuance log: serial,cert_serial,not_after (one line
 //!                        per certificate, appended and fsync'd as issued)
 //!   lock                 present while a command holds the directory
@@ -42,6 +44,10 @@ struct State {
     format: u32,
     name: String,
     dcs_realm: String,
+    /// Absent in files written before it existed, and whenever false (so
+    /// an older nido still reads a manufacturer that uses the built-in DCS).
+    #[serde(default, skip_serializing_if = "is_false")]
+    external_dcs: bool,
     serial_prefix: String,
     hw_type: String,
     next_serial: u64,
@@ -57,6 +63,10 @@ struct RevokedJson {
     /// Unix seconds.
     revoked_at: u64,
     reason: RevocationReason,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -147,6 +157,7 @@ impl Manufacturer {
             format: FORMAT,
             name: self.name.clone(),
             dcs_realm: self.dcs_realm.clone(),
+            external_dcs: self.external_dcs,
             serial_prefix: self.serial_prefix.clone(),
             hw_type: self.hw_type.clone(),
             next_serial: self.next_serial,
@@ -213,6 +224,7 @@ impl Manufacturer {
         let mut m = Manufacturer {
             name: s.name,
             dcs_realm: String::new(),
+            external_dcs: s.external_dcs,
             serial_prefix: String::new(),
             hw_type: String::new(),
             root,
@@ -398,6 +410,24 @@ mod tests {
         let (_, ica) = parse_x509_certificate(l.issuing_der()).unwrap();
         assert_eq!(leaf.issuer().as_raw(), ica.subject().as_raw());
         leaf.verify_signature(Some(ica.public_key())).unwrap();
+        // The built-in DCS's manufacturer writes no external_dcs field.
+        assert!(!l.external_dcs());
+        let json = fs::read_to_string(dir.join(JSON)).unwrap();
+        assert!(!json.contains("external_dcs"), "{json}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn external_dcs_round_trips() {
+        let dir = tmp("ext");
+        let mut m = Manufacturer::generate("Acme", SystemTime::now()).unwrap();
+        m.set_external_dcs(true);
+        m.save(&dir).unwrap();
+        let json = fs::read_to_string(dir.join(JSON)).unwrap();
+        assert!(json.contains("\"external_dcs\": true"), "{json}");
+        let l = Manufacturer::load(&dir).unwrap();
+        assert!(l.external_dcs());
+        assert_eq!(l.kausf_from(), crate::KausfFrom::Msk);
         fs::remove_dir_all(&dir).unwrap();
     }
 

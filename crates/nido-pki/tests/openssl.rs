@@ -240,6 +240,7 @@ fn device_certificate_verifies_and_shows_the_idevid_profile() {
         &d,
         m.name(),
         m.dcs_realm(),
+        m.kausf_from(),
         m.root_der(),
         &code,
     )

@@ -6,6 +6,7 @@
 //! [`crate::secret`] types; everything else is plain octets.
 
 use aws_lc_rs::digest;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::SecError;
@@ -113,12 +114,87 @@ pub fn kausf_from_emsk(emsk: &Emsk) -> KAusf {
     KAusf::new(k)
 }
 
-/// K_AUSF from the MSK, when an external AAA server returns only the MSK
-/// (TS 33.501 I.2.2.2.2): its 256 most significant bits.
+/// K_AUSF from the MSK: its 256 most significant bits. This is the rule
+/// when the onboarding network relays the device's EAP to a DCS outside it
+/// (TS 33.501 I.9.2.3: the device maker's own DCS, reached with the AAA
+/// procedure of I.2.2.2.2): the AAA server returns only the MSK in its
+/// Access-Accept, never the EMSK, so both ends derive K_AUSF from the MSK.
 pub fn kausf_from_msk(msk: &Msk) -> KAusf {
     let mut k = [0u8; 32];
     k.copy_from_slice(&msk.expose()[..32]);
     KAusf::new(k)
+}
+
+/// Which EAP key K_AUSF comes from after an EAP-based primary (or
+/// onboarding) authentication. The device must know which one applies
+/// before it onboards: its factory bundle says so (`"kausf_from"` in the
+/// manifest, `"emsk"` when absent).
+///
+/// Serialised as the lower-case strings `"emsk"` and `"msk"`
+/// ([`KausfFrom::as_str`], [`core::str::FromStr`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KausfFrom {
+    /// The 256 most significant bits of the EMSK (TS 33.501 B.2.1.1): the
+    /// network's own (built-in) DCS, which holds the whole EAP-TLS session.
+    #[default]
+    Emsk,
+    /// The 256 most significant bits of the MSK (TS 33.501 I.9.2.3,
+    /// I.2.2.2.2): an external DCS behind an AAA server, which hands the
+    /// onboarding network the MSK only.
+    Msk,
+}
+
+impl KausfFrom {
+    /// `"emsk"` or `"msk"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Emsk => "emsk",
+            Self::Msk => "msk",
+        }
+    }
+
+    /// Whether this is the default, [`KausfFrom::Emsk`] (for
+    /// `skip_serializing_if`: files that omit it keep their old form).
+    pub fn is_emsk(&self) -> bool {
+        *self == Self::Emsk
+    }
+
+    /// K_AUSF by this rule from the keys an EAP method exported: the EMSK
+    /// may be missing (an AAA server's Access-Accept carries the MSK only),
+    /// which the [`KausfFrom::Emsk`] rule refuses. The one place the rule
+    /// is applied, by the device and by the network alike.
+    pub fn kausf(self, msk: &Msk, emsk: Option<&Emsk>) -> Result<KAusf, SecError> {
+        match (self, emsk) {
+            (Self::Msk, _) => Ok(kausf_from_msk(msk)),
+            (Self::Emsk, Some(emsk)) => Ok(kausf_from_emsk(emsk)),
+            (Self::Emsk, None) => Err(SecError::Range {
+                what: "EAP keys",
+                detail: "K_AUSF from the EMSK, but no EMSK was exported".into(),
+            }),
+        }
+    }
+}
+
+impl core::fmt::Display for KausfFrom {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl core::str::FromStr for KausfFrom {
+    type Err = SecError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "emsk" => Ok(Self::Emsk),
+            "msk" => Ok(Self::Msk),
+            other => Err(SecError::Range {
+                what: "K_AUSF source",
+                detail: format!("{other:?} is neither \"emsk\" nor \"msk\""),
+            }),
+        }
+    }
 }
 
 /// K_PROV, the key that authenticates the credential package (nido, not
@@ -353,5 +429,42 @@ mod tests {
         e.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
         assert_eq!(kausf_from_emsk(&Emsk::new(e)).expose()[..], e[..32]);
         assert_eq!(kausf_from_msk(&Msk::new(e)).expose()[..], e[..32]);
+    }
+
+    #[test]
+    fn kausf_from_msk_is_the_msk_msb_and_differs_from_the_emsk_rule() {
+        // TS 33.501 I.9.2.3 / I.2.2.2.2: an external DCS's MSK, 256 MSB.
+        let msk: [u8; 64] = core::array::from_fn(|i| 0xA0 ^ i as u8);
+        let emsk: [u8; 64] = core::array::from_fn(|i| 0x50 ^ i as u8);
+        let (msk, emsk) = (Msk::new(msk), Emsk::new(emsk));
+        let from_msk = KausfFrom::Msk.kausf(&msk, Some(&emsk)).unwrap();
+        assert_eq!(from_msk.expose()[..], msk.expose()[..32]);
+        assert_eq!(
+            KausfFrom::Msk.kausf(&msk, None).unwrap(),
+            kausf_from_msk(&msk)
+        );
+        let from_emsk = KausfFrom::Emsk.kausf(&msk, Some(&emsk)).unwrap();
+        assert_eq!(from_emsk, kausf_from_emsk(&emsk));
+        assert_ne!(from_msk, from_emsk);
+        // The EMSK rule without an EMSK (an AAA server's answer) is refused.
+        assert!(KausfFrom::Emsk.kausf(&msk, None).is_err());
+    }
+
+    #[test]
+    fn kausf_from_reads_and_writes_its_strings() {
+        for (rule, text) in [(KausfFrom::Emsk, "emsk"), (KausfFrom::Msk, "msk")] {
+            assert_eq!(rule.as_str(), text);
+            assert_eq!(rule.to_string(), text);
+            assert_eq!(text.parse::<KausfFrom>().unwrap(), rule);
+            assert_eq!(serde_json::to_string(&rule).unwrap(), format!("\"{text}\""));
+            assert_eq!(
+                serde_json::from_str::<KausfFrom>(&format!("\"{text}\"")).unwrap(),
+                rule
+            );
+        }
+        assert!("MSK".parse::<KausfFrom>().is_err());
+        assert!(serde_json::from_str::<KausfFrom>("\"ck-ik\"").is_err());
+        assert_eq!(KausfFrom::default(), KausfFrom::Emsk);
+        assert!(KausfFrom::Emsk.is_emsk() && !KausfFrom::Msk.is_emsk());
     }
 }

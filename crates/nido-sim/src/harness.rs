@@ -8,7 +8,7 @@ use std::collections::BinaryHeap;
 use std::time::{Duration, SystemTime};
 
 use nido_net::stage::Tag;
-use nido_net::{ConnectionId, Network, NetworkEvent, Stage};
+use nido_net::{AaaAnswer, AaaRequest, ConnectionId, Network, NetworkEvent, Stage};
 use nido_ue::{DataError, Device, DeviceEvent, DeviceState};
 
 use crate::adversary::{Adversary, Injection, Seen, Verdict};
@@ -37,6 +37,7 @@ type TraceHook = Box<dyn FnMut(&TraceRecord<'_>)>;
 type DeviceEventHook = Box<dyn FnMut(SystemTime, usize, &DeviceEvent)>;
 type NetworkEventHook = Box<dyn FnMut(SystemTime, &NetworkEvent)>;
 type DownlinkFilter = Box<dyn FnMut(&nido_net::Transmit) -> bool>;
+type AaaHook = Box<dyn FnMut(SystemTime, &AaaRequest) -> Option<AaaAnswer>>;
 
 /// Bits of a link connection id that carry the device's connection number.
 const GENERATION_BITS: u32 = 20;
@@ -97,6 +98,7 @@ pub struct Fleet {
     downlink_filter: Option<DownlinkFilter>,
     adversary: Option<Box<dyn Adversary>>,
     commit: Option<GroupCommit>,
+    aaa: Option<AaaHook>,
 }
 
 /// The network's store as a [`Stage`] committed in groups: the network's
@@ -144,6 +146,7 @@ impl Fleet {
             downlink_filter: None,
             adversary: None,
             commit: None,
+            aaa: None,
         }
     }
 
@@ -436,9 +439,29 @@ impl Fleet {
         }
     }
 
+    /// Answers the network's [`AaaRequest`]s (onboarding EAP for a relayed
+    /// realm, [`Network::relay_realm`]) with `dcs`, an external DCS as the
+    /// driver would reach it over RADIUS: each request is handed to it as
+    /// the network emits it, and its answer, if any, goes back at the same
+    /// instant ([`Network::handle_aaa`]). `None` leaves the request
+    /// unanswered (a test may answer later through [`Fleet::network_mut`]).
+    /// Without a hook, requests are dropped.
+    pub fn set_aaa(
+        &mut self,
+        dcs: impl FnMut(SystemTime, &AaaRequest) -> Option<AaaAnswer> + 'static,
+    ) {
+        self.aaa = Some(Box::new(dcs));
+    }
+
     /// Moves what the network wants sent into the link, and its events out.
     pub fn pump(&mut self) {
         let now = self.now;
+        while let Some(request) = self.network.poll_aaa() {
+            let answer = self.aaa.as_mut().and_then(|dcs| dcs(now, &request));
+            if let Some(answer) = answer {
+                self.network.handle_aaa(now, request.conn, answer);
+            }
+        }
         while let Some(t) = self.network.poll_transmit() {
             if let Some(c) = self.commit.as_mut() {
                 let tag = c.stage.tag(c.epoch);

@@ -173,6 +173,7 @@ pub fn device_of(
         dcs_realm: manufacturer.dcs_realm().to_owned(),
         onboarding_network: serving_network(),
         eap: Settings::default(),
+        kausf_from: manufacturer.kausf_from(),
         timers: Timers::default(),
         claim_hint: None,
         trace,

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use nido_eap::{DeviceCredentials, Settings};
 use nido_prov::package::ServingNetwork;
+use nido_sec::kdf::KausfFrom;
 
 /// The device's NAS timers (TS 24.501 §10.2) and retry bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +100,11 @@ pub struct DeviceConfig {
     pub onboarding_network: ServingNetwork,
     /// EAP-TLS settings.
     pub eap: Settings,
+    /// Which EAP key K_AUSF comes from after onboarding: the EMSK when the
+    /// onboarding network runs the DCS itself (TS 33.501 B.2.1.1), the MSK
+    /// when it relays EAP to the manufacturer's own DCS over AAA (I.9.2.3).
+    /// From the factory bundle's manifest (`"kausf_from"`).
+    pub kausf_from: KausfFrom,
     /// Timers.
     pub timers: Timers,
     /// A hint at the owner's claim, sent to the PVS (never the claim code).

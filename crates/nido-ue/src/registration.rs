@@ -185,7 +185,12 @@ impl Device {
                 let derived = Supi::nai(&outer)
                     .map_err(|e| e.to_string())
                     .and_then(|supi| {
-                        let kausf = kdf::kausf_from_emsk(&keys.emsk);
+                        // The EMSK for the network's own DCS, the MSK for
+                        // a DCS behind an AAA relay (TS 33.501 I.9.2.3):
+                        // the factory bundle says which.
+                        let kausf = keys
+                            .kausf(self.config.kausf_from)
+                            .map_err(|e| e.to_string())?;
                         let kseaf =
                             kdf::kseaf(&kausf, snn.as_bytes()).map_err(|e| e.to_string())?;
                         let kamf = kdf::kamf(&kseaf, &supi, &ABBA).map_err(|e| e.to_string())?;

@@ -469,3 +469,52 @@ fn usage_errors_exit_2_and_failures_exit_1() {
         "{help}"
     );
 }
+
+#[test]
+fn an_external_dcs_manufacturer_issues_bundles_that_say_msk() {
+    let tmp = Tmp::new("external-dcs");
+    let t = tmp.0.as_path();
+    let out = ok(
+        &[
+            "mfr",
+            "init",
+            "--dir",
+            "ca",
+            "--name",
+            "Acme Sensors",
+            "--realm",
+            "dcs.acme.example",
+            "--external-dcs",
+        ],
+        t,
+    );
+    assert!(out.contains("K_AUSF from the MSK"), "{out}");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(t.join("ca/manufacturer.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["external_dcs"], true);
+    let summary: Value = serde_json::from_str(&ok(
+        &[
+            "mfr", "issue", "--dir", "ca", "--count", "1", "--out", "out", "--json",
+        ],
+        t,
+    ))
+    .unwrap();
+    assert_eq!(summary["kausf_from"], "msk");
+    let serial = summary["first_serial"].as_str().unwrap();
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(t.join("out").join(serial).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["kausf_from"], "msk");
+    let bundle = nido_pki::FactoryBundle::load(&t.join("out").join(serial)).unwrap();
+    assert_eq!(bundle.kausf_from, nido_pki::KausfFrom::Msk);
+
+    // Without the flag: nothing written, the EMSK rule.
+    ok(
+        &["mfr", "init", "--dir", "ca2", "--name", "Builtin Sensors"],
+        t,
+    );
+    let state = std::fs::read_to_string(t.join("ca2/manufacturer.json")).unwrap();
+    assert!(!state.contains("external_dcs"), "{state}");
+}

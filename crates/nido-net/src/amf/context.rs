@@ -24,6 +24,9 @@ pub(crate) enum TimerKind {
     /// How long a deregistered context is kept to answer a retransmitted
     /// DEREGISTRATION REQUEST.
     Tombstone,
+    /// How long a relayed authentication waits for the external DCS's
+    /// answer ([`super::NetworkConfig::aaa_timeout`]).
+    Aaa,
 }
 
 impl TimerKind {
@@ -33,6 +36,7 @@ impl TimerKind {
             Self::T3550 => "T3550",
             Self::Onboarding => "onboarding",
             Self::Tombstone => "tombstone",
+            Self::Aaa => "AAA",
         }
     }
 }
@@ -50,6 +54,8 @@ pub(crate) enum Authentication {
     EapTls(Box<EapTlsServer>),
     /// 5G-AKA with the subscription (phase C).
     Aka(Box<AkaSession>),
+    /// EAP relayed to an external DCS over AAA (phase A, TS 33.501 I.9.2.3).
+    Relayed(Box<super::aaa::Relay>),
 }
 
 /// The 5GMM state of a UE (TS 24.501 §5.1.3.3), with what each step keeps.
@@ -116,7 +122,7 @@ pub(crate) struct UeContext {
     pub(crate) ue_capability: [u8; 2],
     pub(crate) sec: Option<SecurityContext>,
     pub(crate) kamf: Option<KAmf>,
-    /// K_PROV of the onboarding EAP-TLS session (from K_AUSF): the PVS
+    /// K_PROV of the onboarding EAP session (from K_AUSF): the PVS
     /// seals the credential package with it (HPKE PSK). Zeroized on drop,
     /// redacted in `Debug` (a `nido_sec` secret type).
     pub(crate) k_prov: Option<KProv>,

@@ -28,6 +28,7 @@
 //! SUCIs that fail de-concealment are paid from a token bucket
 //! ([`NetworkConfig::suci_failures`]).
 
+mod aaa;
 mod budget;
 mod context;
 mod registration;
@@ -52,6 +53,7 @@ use crate::pvs::Pvs;
 use crate::sink::ApplicationSink;
 use crate::store::Store;
 use crate::udm::Udm;
+pub use aaa::{AaaAnswer, AaaRequest, MAX_RELAY_ROUNDS};
 pub use budget::{RateLimit, TokenBucket};
 use context::{MmState, Timer, TimerKind, UeContext};
 use nido_sec::aka::HeAv;
@@ -116,6 +118,13 @@ pub struct NetworkConfig {
     /// [`NetworkConfig::t3346`] before de-concealment (a device backs off
     /// and keeps its credentials). 100 at once, 20 per second.
     pub suci_failures: RateLimit,
+    /// How long a relayed onboarding authentication waits for the external
+    /// DCS's answer to one [`AaaRequest`] before it is refused as
+    /// unreachable (#22, see [`Network::handle_aaa`]): longer than the
+    /// driver's own RADIUS retransmissions take (RFC 5080), so it answers
+    /// [`AaaAnswer::Unreachable`] first; this bound only frees a context a
+    /// driver never answers. 30 s.
+    pub aaa_timeout: Duration,
 }
 
 impl NetworkConfig {
@@ -141,6 +150,7 @@ impl NetworkConfig {
                 burst: 100,
                 per_second: 20,
             },
+            aaa_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -365,6 +375,11 @@ pub struct Network {
     pub(crate) vectors: HashMap<Supi, Outstanding>,
     /// The size of `vectors` at which expired entries are next dropped.
     pub(crate) vectors_prune_at: usize,
+    /// Realms (lower case) whose onboarding EAP goes to an external DCS,
+    /// with the manufacturer whose devices it authenticates.
+    pub(crate) relays: HashMap<String, String>,
+    /// EAP packets for external DCSs, for the driver ([`Network::poll_aaa`]).
+    pub(crate) aaa_outbox: VecDeque<AaaRequest>,
 }
 
 impl core::fmt::Debug for Network {
@@ -372,6 +387,7 @@ impl core::fmt::Debug for Network {
         f.debug_struct("Network")
             .field("ues", &self.ues.len())
             .field("dcs", &self.dcs)
+            .field("relays", &self.relays.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -410,6 +426,8 @@ impl Network {
             suci_budget,
             vectors: HashMap::new(),
             vectors_prune_at: 1024,
+            relays: HashMap::new(),
+            aaa_outbox: VecDeque::new(),
         }
     }
 
@@ -488,6 +506,7 @@ impl Network {
         self.registered_index.clear();
         self.timers.clear();
         self.outbox.clear();
+        self.aaa_outbox.clear();
         self.vectors.clear();
         self.procedures = 0;
     }
@@ -553,7 +572,7 @@ impl Network {
     /// procedure after its state changed. Called after every PDU and timer
     /// of the connection (a context changes state only then);
     /// [`Network::remove`] takes a removed context out of the count.
-    fn recount(&mut self, conn: ConnectionId) {
+    pub(crate) fn recount(&mut self, conn: ConnectionId) {
         let Some(ctx) = self.ues.get_mut(&conn) else {
             return;
         };
@@ -582,7 +601,7 @@ impl Network {
         if self.procedures < limit {
             return true;
         }
-        let t3346 = t3346_from(&self.config.admission.t3346, splitmix64(&mut self.backoff));
+        let t3346 = self.draw_t3346();
         match nido_nas::build::registration_reject(GmmCause::Congestion, Some(t3346.as_secs())) {
             Ok(m) => self.send(conn, &m, None),
             Err(e) => self.discard(conn, format!("REGISTRATION REJECT: {e}")),
@@ -593,6 +612,11 @@ impl Network {
             t3346,
         });
         false
+    }
+
+    /// A T3346 from [`Admission::t3346`], spread (see [`t3346_from`]).
+    pub(crate) fn draw_t3346(&mut self) -> Duration {
+        t3346_from(&self.config.admission.t3346, splitmix64(&mut self.backoff))
     }
 
     fn fire(&mut self, now: SystemTime, conn: ConnectionId, timer: Timer) {
@@ -626,6 +650,7 @@ impl Network {
                 self.remove(conn);
             }
             TimerKind::Tombstone => self.remove(conn),
+            TimerKind::Aaa => self.aaa_timed_out(conn),
         }
     }
 
@@ -642,6 +667,7 @@ impl Network {
             TimerKind::T3550 => self.config.t3550,
             TimerKind::Onboarding => self.config.onboarding_timer,
             TimerKind::Tombstone => self.config.tombstone,
+            TimerKind::Aaa => self.config.aaa_timeout,
         };
         let Some(ctx) = self.ues.get_mut(&conn) else {
             return;

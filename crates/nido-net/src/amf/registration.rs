@@ -14,7 +14,7 @@ use nido_nas::build::{
 };
 use nido_nas::security::{Algorithms, Protection, Role, SecurityContext};
 use nido_nas::view::{Guti5g, MobileIdentity};
-use nido_sec::{KAmf, ResStar, Supi};
+use nido_sec::{KAmf, KAusf, ResStar, Supi};
 
 use super::context::{Authentication, MmState, TimerKind, UeContext};
 use super::{ConnectionId, Network, Outstanding};
@@ -25,7 +25,7 @@ use crate::udm::UdmError;
 use nido_sec::aka::HeAv;
 
 /// The ngKSI of the onboarding context and of the 5G-AKA context.
-const NGKSI_ONBOARDING: u8 = 0;
+pub(super) const NGKSI_ONBOARDING: u8 = 0;
 const NGKSI_AKA: u8 = 1;
 
 /// The 5GMM cause of a registration the store failed: #22 (congestion,
@@ -168,7 +168,9 @@ impl Network {
         }
     }
 
-    /// Phase A: EAP-TLS with the DCS of the SUCI's realm.
+    /// Phase A: EAP-TLS with the DCS of the SUCI's realm, the built-in
+    /// one or, for a relayed realm (checked first), an external one over
+    /// AAA ([`Network::relay_realm`]).
     fn start_onboarding(
         &mut self,
         now: SystemTime,
@@ -182,6 +184,14 @@ impl Network {
             Ok(s) => s,
             Err(e) => return self.reject(conn, 9, None, e.to_string(), None),
         };
+        if let Some(manufacturer) = self.relays.get(&realm.to_ascii_lowercase()).cloned() {
+            let mut ctx = UeContext::new(now, pdu.to_vec(), MmState::SecurityMode);
+            ctx.onboarding = true;
+            ctx.ue_capability = capability;
+            ctx.ngksi = NGKSI_ONBOARDING;
+            ctx.supi = Some(supi);
+            return self.start_relay(now, conn, ctx, nai, realm, manufacturer);
+        }
         let Some(started) = self.dcs.start(realm, now, 1) else {
             return self.reject(
                 conn,
@@ -326,6 +336,9 @@ impl Network {
                 let step = server.handle(&eap);
                 self.on_eap_step(now, conn, step);
             }
+            (MmState::Authenticating(Authentication::Relayed(_)), _, Some(eap)) => {
+                self.relay_response(now, conn, eap);
+            }
             (MmState::Authenticating(Authentication::Aka(_)), Some(res), _) => {
                 let MmState::Authenticating(Authentication::Aka(session)) =
                     std::mem::replace(&mut ctx.state, MmState::SecurityMode)
@@ -435,104 +448,9 @@ impl Network {
             }
             ServerStep::Done(last, ServerOutcome::Success(auth)) => {
                 let device = auth.device.id.clone();
-                self.events.push_back(NetworkEvent::DeviceAuthenticated {
-                    conn,
-                    device: device.clone(),
-                });
-                // Clone detection: one onboarding per device identity at a time.
-                if let Some(&other) = self.onboarding_index.get(&device)
-                    && other != conn
-                {
-                    let active = self.ues.get(&other).is_some_and(|c| {
-                        now.duration_since(c.last_uplink)
-                            .map_or(true, |quiet| quiet < self.config.clone_window)
-                    });
-                    if active {
-                        self.events.push_back(NetworkEvent::CloneSuspected {
-                            device: device.clone(),
-                            active: other,
-                            refused: conn,
-                        });
-                        return self.reject(
-                            conn,
-                            74,
-                            Some(device),
-                            "the device identity is onboarding on another connection".into(),
-                            None,
-                        );
-                    }
-                    self.remove(other);
-                }
-                let snn = self.config.serving_network.snn.clone();
-                let Some(supi) = self.ues.get(&conn).and_then(|c| c.supi.clone()) else {
-                    return;
-                };
-                let kamf = ausf::kseaf_from_eap(&auth.keys, snn.as_bytes())
-                    .and_then(|kseaf| ausf::kamf(&kseaf, &supi, &ABBA));
-                let kamf = match kamf {
-                    Ok(k) => k,
-                    Err(e) => return self.reject(conn, 111, Some(device), e.to_string(), None),
-                };
-                // The PVS's sealing key for this device's package (issue #17).
-                let k_prov = match ausf::kprov_from_eap(&auth.keys) {
-                    Ok(k) => k,
-                    Err(e) => return self.reject(conn, 111, Some(device), e.to_string(), None),
-                };
-                // A store that cannot be reached refuses the registration
-                // with #22 after security mode control, protected (see
-                // `UeContext::congested`); any other refusal at once.
-                let mut congested = None;
-                if let Err(refusal) = self.pvs.admits(self.store.as_ref(), &device) {
-                    if refusal.gmm_cause() != 22 {
-                        return self.reject(
-                            conn,
-                            refusal.gmm_cause(),
-                            Some(device),
-                            refusal.to_string(),
-                            None,
-                        );
-                    }
-                    congested = Some(refusal.to_string());
-                }
-                let owner = match congested {
-                    Some(_) => None,
-                    None => match self.store.owner_of_device(&device) {
-                        Ok(owner) => owner.map(|o| o.id),
-                        Err(e) if store_cause(&e) == 22 => {
-                            congested = Some(format!("owner of the device: {e}"));
-                            None
-                        }
-                        Err(e) => {
-                            return self.reject(
-                                conn,
-                                store_cause(&e),
-                                Some(device),
-                                format!("owner of the device: {e}"),
-                                None,
-                            );
-                        }
-                    },
-                };
-                let refused = congested.is_some();
-                if let Some(ctx) = self.ues.get_mut(&conn) {
-                    ctx.device = Some(device.clone());
-                    ctx.owner = owner;
-                    ctx.k_prov = Some(k_prov);
-                    ctx.state = MmState::SecurityMode;
-                    ctx.congested = congested;
-                }
-                if !refused {
-                    self.onboarding_index.insert(device, conn);
-                }
-                match build::authentication_result(
-                    KeySetIdentifier::Native(NGKSI_ONBOARDING),
-                    &last,
-                ) {
-                    Ok(result) => {
-                        self.send(conn, &result, None);
-                        self.start_security_mode(now, conn, kamf, vec![(result, None)]);
-                    }
-                    Err(e) => self.reject(conn, 111, None, e.to_string(), None),
+                match ausf::kausf_from_eap(&auth.keys) {
+                    Ok(kausf) => self.onboarding_authenticated(now, conn, device, &kausf, &last),
+                    Err(e) => self.reject(conn, 111, Some(device), e.to_string(), None),
                 }
             }
             ServerStep::Done(last, ServerOutcome::Failure(reason)) => self.reject(
@@ -543,6 +461,112 @@ impl Network {
                 Some(&last),
             ),
             ServerStep::Ignored(why) => self.discard(conn, format!("EAP: {why}")),
+        }
+    }
+
+    /// A device authenticated in onboarding, by the built-in DCS (K_AUSF
+    /// from the EMSK) or by an external one over AAA (from the MSK): the
+    /// rest is the same. Clone detection, K_AMF and K_PROV from `kausf`,
+    /// PVS admission and the owner, then AUTHENTICATION RESULT with the
+    /// DCS's EAP-Success (`success`) and security mode control.
+    pub(crate) fn onboarding_authenticated(
+        &mut self,
+        now: SystemTime,
+        conn: ConnectionId,
+        device: crate::DeviceId,
+        kausf: &KAusf,
+        success: &[u8],
+    ) {
+        self.events.push_back(NetworkEvent::DeviceAuthenticated {
+            conn,
+            device: device.clone(),
+        });
+        // Clone detection: one onboarding per device identity at a time.
+        if let Some(&other) = self.onboarding_index.get(&device)
+            && other != conn
+        {
+            let active = self.ues.get(&other).is_some_and(|c| {
+                now.duration_since(c.last_uplink)
+                    .map_or(true, |quiet| quiet < self.config.clone_window)
+            });
+            if active {
+                self.events.push_back(NetworkEvent::CloneSuspected {
+                    device: device.clone(),
+                    active: other,
+                    refused: conn,
+                });
+                return self.reject(
+                    conn,
+                    74,
+                    Some(device),
+                    "the device identity is onboarding on another connection".into(),
+                    None,
+                );
+            }
+            self.remove(other);
+        }
+        let snn = self.config.serving_network.snn.clone();
+        let Some(supi) = self.ues.get(&conn).and_then(|c| c.supi.clone()) else {
+            return;
+        };
+        // K_AMF for the NAS context, and the PVS's sealing key for this
+        // device's package (issue #17), from the same K_AUSF.
+        let (kamf, k_prov) = match ausf::onboarding_keys(kausf, snn.as_bytes(), &supi, &ABBA) {
+            Ok(k) => k,
+            Err(e) => return self.reject(conn, 111, Some(device), e.to_string(), None),
+        };
+        // A store that cannot be reached refuses the registration
+        // with #22 after security mode control, protected (see
+        // `UeContext::congested`); any other refusal at once.
+        let mut congested = None;
+        if let Err(refusal) = self.pvs.admits(self.store.as_ref(), &device) {
+            if refusal.gmm_cause() != 22 {
+                return self.reject(
+                    conn,
+                    refusal.gmm_cause(),
+                    Some(device),
+                    refusal.to_string(),
+                    None,
+                );
+            }
+            congested = Some(refusal.to_string());
+        }
+        let owner = match congested {
+            Some(_) => None,
+            None => match self.store.owner_of_device(&device) {
+                Ok(owner) => owner.map(|o| o.id),
+                Err(e) if store_cause(&e) == 22 => {
+                    congested = Some(format!("owner of the device: {e}"));
+                    None
+                }
+                Err(e) => {
+                    return self.reject(
+                        conn,
+                        store_cause(&e),
+                        Some(device),
+                        format!("owner of the device: {e}"),
+                        None,
+                    );
+                }
+            },
+        };
+        let refused = congested.is_some();
+        if let Some(ctx) = self.ues.get_mut(&conn) {
+            ctx.device = Some(device.clone());
+            ctx.owner = owner;
+            ctx.k_prov = Some(k_prov);
+            ctx.state = MmState::SecurityMode;
+            ctx.congested = congested;
+        }
+        if !refused {
+            self.onboarding_index.insert(device, conn);
+        }
+        match build::authentication_result(KeySetIdentifier::Native(NGKSI_ONBOARDING), success) {
+            Ok(result) => {
+                self.send(conn, &result, None);
+                self.start_security_mode(now, conn, kamf, vec![(result, None)]);
+            }
+            Err(e) => self.reject(conn, 111, None, e.to_string(), None),
         }
     }
 

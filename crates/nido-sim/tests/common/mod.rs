@@ -108,6 +108,7 @@ pub(crate) fn device_with_se(
         dcs_realm: world.manufacturer.dcs_realm().to_owned(),
         onboarding_network: scenario::serving_network(),
         eap: nido_eap::Settings::default(),
+        kausf_from: world.manufacturer.kausf_from(),
         timers: nido_ue::Timers::default(),
         claim_hint: None,
         trace: false,

@@ -203,6 +203,7 @@ fn run_device(a: &RunArgs) -> Result<()> {
         dcs_realm: bundle.dcs_realm.clone(),
         onboarding_network: serving_network(&a.snpn)?,
         eap: Settings::default(),
+        kausf_from: bundle.kausf_from,
         timers: Timers::default(),
         claim_hint: None,
         trace: false,

@@ -41,7 +41,8 @@ A first run:
 The manufacturer directory:
   root.pem, issuing.pem          CA certificates
   root.key, issuing.key          CA private keys (0600; keep this directory offline)
-  manufacturer.json              name, DCS realm, next serial, CRL number, revocations
+  manufacturer.json              name, DCS realm (and external_dcs), next serial,
+                                 CRL number, revocations
   issued.csv                     every certificate signed: serial,cert_serial,not_after
 One nido command at a time holds the directory (DIR/lock).";
 
@@ -108,6 +109,14 @@ pub(crate) struct InitArgs {
     /// onboarding SUCI (anonymous@REALM). Default: dcs.<name>.nido.invalid.
     #[arg(long, value_name = "REALM")]
     realm: Option<String>,
+    /// The manufacturer runs its own DCS (TS 33.501 I.9.2.3): onboarding
+    /// networks relay its devices' EAP to it over RADIUS. Recorded in
+    /// manufacturer.json; every factory bundle then says "kausf_from": "msk"
+    /// (the device takes K_AUSF from the MSK, as the AAA server returns no
+    /// EMSK). Without it, the operator's built-in DCS authenticates the
+    /// devices and K_AUSF comes from the EMSK.
+    #[arg(long)]
+    external_dcs: bool,
     /// Device serial prefix (1 to 16 of A-Z a-z 0-9). Default: the first 8
     /// letters and digits of the name, upper case.
     #[arg(long, value_name = "PREFIX")]
@@ -269,15 +278,21 @@ fn init(a: &InitArgs) -> Result<()> {
     if let Some(p) = &a.serial_prefix {
         m.set_serial_prefix(p).map_err(usage("--serial-prefix"))?;
     }
+    m.set_external_dcs(a.external_dcs);
     if let Some(t) = &a.hw_type {
         m.set_hw_type(t).map_err(usage("--hw-type"))?;
     }
     m.save(&a.dir)?;
     outln!(
-        "manufacturer {:?} created in {}\n  DCS realm:      {}\n  serials:        {}\n  root SHA-256:   {}\n  next: nido mfr issue --dir {} --count N --out OUTDIR",
+        "manufacturer {:?} created in {}\n  DCS realm:      {}{}\n  serials:        {}\n  root SHA-256:   {}\n  next: nido mfr issue --dir {} --count N --out OUTDIR",
         m.name(),
         a.dir.display(),
         m.dcs_realm(),
+        if m.external_dcs() {
+            " (the manufacturer's own DCS; K_AUSF from the MSK)"
+        } else {
+            ""
+        },
         m.device_serial(1),
         fingerprint(m.root_der()),
         a.dir.display()
@@ -351,7 +366,15 @@ fn issue(a: &IssueArgs) -> Result<()> {
             append_claims(&a.out, &claims)?;
         }
         for (id, code) in &issued {
-            FactoryBundle::write(&a.out, id, m.name(), m.dcs_realm(), m.root_der(), code)?;
+            FactoryBundle::write(
+                &a.out,
+                id,
+                m.name(),
+                m.dcs_realm(),
+                m.kausf_from(),
+                m.root_der(),
+                code,
+            )?;
             done.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -416,6 +439,7 @@ fn issue(a: &IssueArgs) -> Result<()> {
         let summary = json!({
             "manufacturer": m.name(),
             "dcs_realm": m.dcs_realm(),
+            "kausf_from": m.kausf_from().as_str(),
             "count": count,
             "first_serial": first,
             "last_serial": last,

@@ -164,6 +164,7 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
             dcs_realm: bundle.dcs_realm.clone(),
             onboarding_network: snpn.clone(),
             eap: Settings::default(),
+            kausf_from: bundle.kausf_from,
             timers,
             claim_hint: None,
             trace: false,
