@@ -5,7 +5,8 @@
 //! small header ([`datagram`], design doc "nido's own definitions"). The
 //! drivers ([`network`], [`device`]) are the thin, blocking loops that own a
 //! socket and the clock and feed a sans-IO [`nido_net::Network`] or
-//! [`nido_ue::Device`]: no protocol logic lives here.
+//! [`nido_ue::Device`]: no protocol logic lives here. [`relay`] carries
+//! the network's onboarding EAP to a manufacturer's own DCS over RADIUS.
 //!
 //! ## Invariants
 //! - A datagram is decoded completely or refused with the field that failed;
@@ -20,6 +21,7 @@ pub mod datagram;
 pub mod device;
 pub mod fleet;
 pub mod network;
+pub mod relay;
 pub mod trust;
 
 pub use datagram::{Datagram, DecodeError, Kind, MAX_PAYLOAD, VERSION};

@@ -140,13 +140,12 @@ fn radius(a: &RadiusArgs) -> Result<()> {
 
     // Sends `packet` for `slot`: a fresh Request Authenticator, an Identifier.
     let send = |pending: &mut Pending,
-                    by_identifier: &mut [Option<usize>; 256],
-                    slot_index: usize,
-                    slot: &mut Slot,
-                    mut packet: nido_radius::Packet|
+                by_identifier: &mut [Option<usize>; 256],
+                slot_index: usize,
+                slot: &mut Slot,
+                mut packet: nido_radius::Packet|
      -> Result<()> {
-        aws_lc_rs::rand::fill(&mut packet.authenticator)
-            .map_err(|_| anyhow!("no randomness"))?;
+        aws_lc_rs::rand::fill(&mut packet.authenticator).map_err(|_| anyhow!("no randomness"))?;
         let authenticator = packet.authenticator;
         let (identifier, octets) = pending
             .send(packet, start.elapsed(), 0.0)
@@ -251,7 +250,15 @@ fn radius(a: &RadiusArgs) -> Result<()> {
         _ => None,
     };
     let own_cpu = own_cpu()?.saturating_sub(own_before);
-    report(a, concurrency, devices.len(), wall, &mut tally, server_cpu, own_cpu);
+    report(
+        a,
+        concurrency,
+        devices.len(),
+        wall,
+        &mut tally,
+        server_cpu,
+        own_cpu,
+    );
     if tally.accepted == 0 {
         bail!("no authentication succeeded");
     }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use nido_net::NetworkConfig;
 use nido_net::pvs::{ClaimPolicy, Pvs, PvsConfig};
 use nido_net::udm::Udm;
@@ -25,6 +25,8 @@ pub(crate) struct Config {
     pub(crate) keys: KeySection,
     #[serde(default)]
     pub(crate) dcs: Vec<DcsEntry>,
+    #[serde(default)]
+    pub(crate) external_dcs: Vec<ExternalDcsEntry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +72,53 @@ pub(crate) struct DcsEntry {
     pub(crate) realm: String,
     pub(crate) chain: PathBuf,
     pub(crate) key: PathBuf,
+}
+
+/// A manufacturer's own DCS, reached over RADIUS (`trust-manufacturer
+/// --radius`): onboarding EAP of `realm` is relayed there, and the devices
+/// it accepts are `manufacturer`'s (TS 33.501 I.9.2.3).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExternalDcsEntry {
+    pub(crate) realm: String,
+    pub(crate) manufacturer: String,
+    /// HOST:PORT of its RADIUS server.
+    pub(crate) radius: String,
+    /// The shared secret's file (0600), relative to the network directory.
+    pub(crate) secret: PathBuf,
+    /// The address requests leave from (the one the DCS knows this
+    /// network by); any when absent.
+    #[serde(default)]
+    pub(crate) source: Option<std::net::IpAddr>,
+}
+
+impl ExternalDcsEntry {
+    /// The relay's route.
+    pub(crate) fn route(&self, dir: &Path) -> Result<nido_access::relay::Route> {
+        let server = std::net::ToSocketAddrs::to_socket_addrs(&self.radius)
+            .with_context(|| format!("external DCS of {}: radius = {:?}", self.realm, self.radius))?
+            .next()
+            .ok_or_else(|| {
+                anyhow!(
+                    "external DCS of {}: {:?} has no address",
+                    self.realm,
+                    self.radius
+                )
+            })?;
+        let path = dir.join(&self.secret);
+        check_key_file(&path, "RADIUS secret")?;
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?,
+        );
+        let secret = nido_radius::Secret::new(text.lines().next().unwrap_or("").as_bytes())
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        Ok(nido_access::relay::Route {
+            realm: self.realm.clone(),
+            server,
+            secret,
+            source: self.source,
+        })
+    }
 }
 
 /// The text `init` writes: every setting with what it means.

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use nido_net::Store;
+
+use crate::args::UsageError;
 use nido_pki::Policy;
 use nido_pki::files::{
     MODE_PUBLIC, MODE_SECRET, create_dir_all, read_certs, read_crl, write_atomic,
@@ -227,9 +229,27 @@ pub(crate) struct TrustArgs {
     /// Its DCS realm (the realm of its devices' onboarding SUCI).
     #[arg(long)]
     realm: String,
-    /// The directory `nido mfr dcs-cert --out` wrote (dcs.pem, dcs.key, mfr-root.pem).
-    #[arg(long)]
-    dcs: PathBuf,
+    /// The directory `nido mfr dcs-cert --out` wrote (dcs.pem, dcs.key,
+    /// mfr-root.pem): this network runs the manufacturer's DCS itself.
+    #[arg(long, required_unless_present = "radius", conflicts_with = "radius")]
+    dcs: Option<PathBuf>,
+    /// The manufacturer runs its own DCS (`nido dcs serve`, or any AAA
+    /// server doing EAP-TLS 1.3): onboarding EAP of REALM is relayed to
+    /// this RADIUS server (HOST:PORT), K_AUSF comes from the MSK (TS 33.501
+    /// I.9.2.3) and the device identity from the Access-Accept's User-Name.
+    #[arg(long, value_name = "HOST:PORT")]
+    radius: Option<String>,
+    /// The RADIUS shared secret with that DCS (visible in the process
+    /// list: prefer --secret-file).
+    #[arg(long, requires = "radius", conflicts_with = "secret_file")]
+    secret: Option<String>,
+    /// A file whose first line is the RADIUS shared secret.
+    #[arg(long, requires = "radius", value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+    /// The address RADIUS requests leave from (the one the DCS has for this
+    /// network); by default the system picks.
+    #[arg(long, requires = "radius", value_name = "IP")]
+    source: Option<std::net::IpAddr>,
     /// Devices whose issuing CA has no CRL here: `require-crl` refuses them
     /// (#74, revocation status unknown) until `crl-import`;
     /// `allow-without-crl` accepts them.
@@ -447,13 +467,83 @@ fn init(a: &InitArgs) -> Result<()> {
     Ok(())
 }
 
+/// `trust-manufacturer --radius`: the manufacturer's own DCS, over RADIUS.
+/// The secret goes to `dcs/REALM/radius.secret` (0600) and an
+/// `[[external_dcs]]` entry to nido.toml; `serve` relays the realm's
+/// onboarding EAP there from its next start.
+fn trust_external(a: &TrustArgs) -> Result<()> {
+    let dir = &a.dir.dir;
+    let (config, _store) = open(dir, None)?;
+    nido_pki::check_manufacturer_name(&a.name)?;
+    let radius = a.radius.as_deref().unwrap_or_default();
+    std::net::ToSocketAddrs::to_socket_addrs(radius)
+        .map_err(|e| UsageError::new("--radius", format!("{radius}: {e}")))?;
+    let secret = match (&a.secret, &a.secret_file) {
+        (Some(s), None) => zeroize::Zeroizing::new(s.clone()),
+        (None, Some(f)) => {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?,
+            );
+            zeroize::Zeroizing::new(text.lines().next().unwrap_or("").to_owned())
+        }
+        _ => return Err(UsageError::new("--secret", "give --secret or --secret-file").into()),
+    };
+    if secret.len() < 16 {
+        return Err(UsageError::new(
+            "--secret",
+            "at least 16 characters (RFC 2865 §3: large and unguessable)",
+        )
+        .into());
+    }
+    let realm = a.realm.to_ascii_lowercase();
+    if config
+        .dcs
+        .iter()
+        .any(|d| d.realm.eq_ignore_ascii_case(&realm))
+        || config
+            .external_dcs
+            .iter()
+            .any(|d| d.realm.eq_ignore_ascii_case(&realm))
+    {
+        bail!("a DCS already serves realm {realm}; nothing changed");
+    }
+    let target = dir.join("dcs").join(&realm);
+    create_dir_all(&target)?;
+    write_atomic(
+        &target.join("radius.secret"),
+        format!("{}\n", secret.as_str()).as_bytes(),
+        MODE_SECRET,
+    )?;
+    let path = dir.join(config::FILE);
+    let mut text = std::fs::read_to_string(&path)?;
+    text.push_str(&format!(
+        "\n[[external_dcs]]\n# {name}: its own DCS, over RADIUS\nrealm = \"{realm}\"\nmanufacturer = \"{name}\"\nradius = \"{radius}\"\nsecret = \"dcs/{realm}/radius.secret\"\n{source}",
+        name = a.name,
+        source = a
+            .source
+            .map(|s| format!("source = \"{s}\"\n"))
+            .unwrap_or_default(),
+    ));
+    write_atomic(&path, text.as_bytes(), MODE_PUBLIC)?;
+    config::Config::load(dir)?;
+    outln!(
+        "manufacturer {:?} trusted through its own DCS at {radius} (RADIUS) for realm {realm}; \
+         `nido network serve` relays its devices' onboarding there from its next start",
+        a.name
+    );
+    Ok(())
+}
+
 fn trust(a: &TrustArgs) -> Result<()> {
     let dir = &a.dir.dir;
+    let Some(dcs) = &a.dcs else {
+        return trust_external(a);
+    };
     let (config, store) = open(dir, None)?;
-    let root = read_certs(&a.dcs.join("mfr-root.pem"))?;
-    let root = root.first().ok_or_else(|| {
-        anyhow::anyhow!("{}: no certificate", a.dcs.join("mfr-root.pem").display())
-    })?;
+    let root = read_certs(&dcs.join("mfr-root.pem"))?;
+    let root = root
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("{}: no certificate", dcs.join("mfr-root.pem").display()))?;
     let policy = Policy {
         allow_without_crl: a.revocation == Revocation::AllowWithoutCrl,
         accept_stale_crl: a.accept_stale_crl,
@@ -466,8 +556,8 @@ fn trust(a: &TrustArgs) -> Result<()> {
     // serving network then loads the realm's credentials from there.
     let target = dir.join("dcs").join(&a.realm);
     create_dir_all(&target)?;
-    let chain = std::fs::read(a.dcs.join("dcs.pem")).context("dcs.pem")?;
-    let key = zeroize::Zeroizing::new(std::fs::read(a.dcs.join("dcs.key")).context("dcs.key")?);
+    let chain = std::fs::read(dcs.join("dcs.pem")).context("dcs.pem")?;
+    let key = zeroize::Zeroizing::new(std::fs::read(dcs.join("dcs.key")).context("dcs.key")?);
     write_atomic(&target.join("dcs.pem"), &chain, MODE_PUBLIC)?;
     write_atomic(&target.join("dcs.key"), &key, MODE_SECRET)?;
     if !config.dcs.iter().any(|d| d.realm == a.realm) {

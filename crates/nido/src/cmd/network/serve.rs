@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use nido_access::commit::{CommitOptions, Committer, Gate};
 use nido_access::network::{ServeOptions, Shard, serve_sharded};
+use nido_access::relay::Relay;
 use nido_access::trust::TrustWatch;
 use nido_eap::{DcsCredentials, Settings};
 use nido_net::amf::Admission;
@@ -199,14 +200,11 @@ fn shard_network(
     let sink = FileSink {
         path: dir.join("uplink.jsonl"),
     };
-    Ok(Network::new(
-        net,
-        Box::new(stage.clone()),
-        udm,
-        pvs,
-        dcs,
-        Box::new(sink),
-    ))
+    let mut network = Network::new(net, Box::new(stage.clone()), udm, pvs, dcs, Box::new(sink));
+    for e in &config.external_dcs {
+        network.relay_realm(&e.realm, &e.manufacturer);
+    }
+    Ok(network)
 }
 
 pub(crate) fn run(a: &ServeArgs) -> Result<()> {
@@ -248,7 +246,12 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         watches.push(trust_source);
     }
     let trust = Arc::new(store.trust_store()?);
-    let no_dcs = config.dcs.is_empty();
+    let no_dcs = config.dcs.is_empty() && config.external_dcs.is_empty();
+    let routes = config
+        .external_dcs
+        .iter()
+        .map(|e| e.route(dir))
+        .collect::<Result<Vec<_>>>()?;
     // The network's writes leave it as effects (issue #11): one stage over
     // two connections, one for reads and one for the committer's group
     // commits, shared by every AMF shard; replies wait for the writes they
@@ -306,13 +309,21 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     }
     let log = Arc::new(std::sync::Mutex::new(EventLog::new()));
     let poll = Duration::from_millis(a.trust_poll_ms);
+    let nas_identifier = format!("nido {}", config.serving_network()?.snn);
+    for r in &routes {
+        tracing::info!(realm = %r.realm, radius = %r.server, "onboarding EAP relayed to an external DCS");
+    }
     let parts: Vec<Shard<'_>> = networks
         .into_iter()
         .zip(watches)
         .map(|(network, source)| {
             let log = log.clone();
             let mut watch = TrustWatch::new(source, poll, Some(generation));
-            Shard {
+            // Each shard relays its own UEs' onboarding EAP to the external
+            // DCSes, on sockets of its own.
+            let mut relay = Relay::new(&routes, &nas_identifier)?;
+            let started = Instant::now();
+            Ok(Shard {
                 network,
                 on_event: Box::new(move |e: &NetworkEvent| {
                     if let Ok(mut log) = log.lock() {
@@ -320,6 +331,7 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
                     }
                 }),
                 on_round: Box::new(move |network: &mut Network| {
+                    relay.exchange(network, started.elapsed(), std::time::SystemTime::now());
                     match watch.poll(Instant::now(), network) {
                         Ok(Some(reloaded)) => {
                             tracing::info!(
@@ -334,12 +346,22 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
                         Err(e) => tracing::warn!(error = %e, "trust store not reloaded; the current one stays"),
                     }
                 }),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     let gate = Gate::new(stage, Arc::new(socket.try_clone()?));
     let committer = Committer::start(gate.clone(), CommitOptions::default())?;
-    let stats = serve_sharded(parts, &socket, &ServeOptions::default(), &stop, &gate)?;
+    // With an external DCS, rounds come often enough that a RADIUS reply
+    // waits at most a few milliseconds for the shard to take it.
+    let options = if routes.is_empty() {
+        ServeOptions::default()
+    } else {
+        ServeOptions {
+            tick: Duration::from_millis(2),
+            ..ServeOptions::default()
+        }
+    };
+    let stats = serve_sharded(parts, &socket, &options, &stop, &gate)?;
     // The writes of the last round, and the replies that waited for them.
     committer.finish();
     let commits = gate.stats();
