@@ -153,7 +153,9 @@ fn authenticated(fleet: &Fleet) -> Vec<DeviceId> {
 }
 
 /// (cause, T3346) of every REGISTRATION REJECT sent downlink.
-fn record_rejects(fleet: &mut Fleet) -> Rc<RefCell<Vec<(u8, Option<Duration>)>>> {
+type Rejects = Rc<RefCell<Vec<(u8, Option<Duration>)>>>;
+
+fn record_rejects(fleet: &mut Fleet) -> Rejects {
     let log = Rc::new(RefCell::new(Vec::new()));
     let sink = log.clone();
     fleet.set_trace(move |r| {

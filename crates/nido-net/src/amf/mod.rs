@@ -471,7 +471,8 @@ impl Network {
     }
 
     /// Serves `realm` with `credentials` from now on (a manufacturer
-    /// enrolled while serving brings its DCS certificate and realm).
+    /// enrolled while serving brings its DCS certificate and realm). A
+    /// realm also given to [`Network::relay_realm`] stays relayed.
     pub fn serve_realm(&mut self, realm: &str, credentials: nido_eap::DcsCredentials) {
         self.dcs.serve(realm, credentials);
     }
