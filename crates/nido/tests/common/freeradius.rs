@@ -171,6 +171,10 @@ server default {{
         .spawn()
         .unwrap();
     let server = FreeRadius { child, log };
-    super::wait_for_log(&server.log, "Ready to process requests", std::time::Duration::from_secs(20));
+    super::wait_for_log(
+        &server.log,
+        "Ready to process requests",
+        std::time::Duration::from_secs(20),
+    );
     server
 }
