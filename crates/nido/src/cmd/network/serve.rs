@@ -185,6 +185,9 @@ fn shard_network(
     for d in &config.dcs {
         dcs.serve(&d.realm, dcs_credentials(dir, d, trust)?);
     }
+    // The operator's block list applies to devices of relayed realms too
+    // (a network may have no DCS of its own).
+    dcs.set_trust_store(trust.clone());
     let (udm, mut pvs, mut net) = config::functions(dir, config)?;
     // Subscription quotas per manufacturer (trust-manufacturer
     // --max-subscriptions), reloaded with the trust store.
