@@ -8,7 +8,8 @@
 //! RADIUS datagrams in, RADIUS datagrams and audit decisions out.
 //!
 //! - [`clients`]: the operators allowed to ask (RADIUS clients, keyed by
-//!   source address, each with its own shared secret).
+//!   source address, each with its own shared secret; RadSec clients,
+//!   keyed by their TLS certificate's SHA-256 fingerprint).
 //! - [`server`]: the EAP-TLS 1.3 conversations over RADIUS (RFC 3579):
 //!   Access-Challenge per EAP round, Access-Accept with EAP-Success, the MSK
 //!   in MS-MPPE-Recv-Key || MS-MPPE-Send-Key (RFC 2548) and the device
@@ -42,6 +43,6 @@ pub mod server;
 pub mod supplicant;
 
 pub use audit::{Decision, Outcome};
-pub use clients::{Client, Clients};
+pub use clients::{Client, Clients, RadSecClient};
 pub use server::{Dropped, Limits, Output, RadiusDcs};
 pub use supplicant::{Finished, Supplicant, SupplicantStep};
