@@ -465,10 +465,7 @@ impl Relay {
     fn receive(&mut self, network: &mut Network, now: Duration, wall: SystemTime) {
         let mut buf = [0u8; 4096];
         for link in self.links.values_mut() {
-            loop {
-                let Transport::Udp(socket) = &link.transport else {
-                    break;
-                };
+            while let Transport::Udp(socket) = &link.transport {
                 let n = match socket.recv(&mut buf) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
