@@ -512,7 +512,10 @@ impl Relay {
 }
 
 /// One reply of `link`: verified, matched, answered to the network.
-/// Returns whether it verified and matched a request.
+/// Returns `false` for a reply that does not verify (a wrong
+/// authenticator, a truncated packet), which closes a RadSec connection;
+/// a reply to no outstanding request (late, after its request timed out)
+/// is only dropped.
 fn on_reply(
     link: &mut Link,
     conversations: &mut HashMap<ConnectionId, Conversation>,
@@ -522,13 +525,16 @@ fn on_reply(
     now: Duration,
     wall: SystemTime,
 ) -> bool {
-    let Ok((identifier, reply)) = link.pending.on_response(octets) else {
-        stats.dropped += 1;
-        return false;
+    let (identifier, reply) = match link.pending.on_response(octets) {
+        Ok(v) => v,
+        Err(e) => {
+            stats.dropped += 1;
+            return matches!(e, nido_radius::client::ClientError::NoSuchRequest { .. });
+        }
     };
     let Some((conn, authenticator)) = link.outstanding.remove(&identifier) else {
         stats.dropped += 1;
-        return false;
+        return true;
     };
     let answer = answer(&reply, &link.secret, &authenticator);
     match &answer {

@@ -34,6 +34,11 @@
 //!   it or before it is durable: an Access-Accept that the audit trail could
 //!   lose never leaves.
 //! - Conversations and the reply cache are bounded in number and in idle time.
+//! - A RadSec client (RFC 6614) is identified by its TLS certificate's
+//!   SHA-256 fingerprint, looked up at every packet
+//!   ([`RadiusDcs::handle_radsec`]); past that lookup its packets take the
+//!   UDP path's checks ([`RadiusDcs::handle_from`]) with the secret
+//!   `radsec`. The TLS and the stream framing are the driver's.
 //! - The device validation is nido-pki's, the same as the network's built-in
 //!   DCS (chain to an enrolled root, validity, CRL, key usage, block list).
 
