@@ -8,7 +8,8 @@
 //! RADIUS datagrams in, RADIUS datagrams and audit decisions out.
 //!
 //! - [`clients`]: the operators allowed to ask (RADIUS clients, keyed by
-//!   source address, each with its own shared secret).
+//!   source address, each with its own shared secret; RadSec clients,
+//!   keyed by their TLS certificate's SHA-256 fingerprint).
 //! - [`server`]: the EAP-TLS 1.3 conversations over RADIUS (RFC 3579):
 //!   Access-Challenge per EAP round, Access-Accept with EAP-Success, the MSK
 //!   in MS-MPPE-Recv-Key || MS-MPPE-Send-Key (RFC 2548) and the device
@@ -33,6 +34,11 @@
 //!   it or before it is durable: an Access-Accept that the audit trail could
 //!   lose never leaves.
 //! - Conversations and the reply cache are bounded in number and in idle time.
+//! - A RadSec client (RFC 6614) is identified by its TLS certificate's
+//!   SHA-256 fingerprint, looked up at every packet
+//!   ([`RadiusDcs::handle_radsec`]); past that lookup its packets take the
+//!   UDP path's checks ([`RadiusDcs::handle_from`]) with the secret
+//!   `radsec`. The TLS and the stream framing are the driver's.
 //! - The device validation is nido-pki's, the same as the network's built-in
 //!   DCS (chain to an enrolled root, validity, CRL, key usage, block list).
 
@@ -42,6 +48,6 @@ pub mod server;
 pub mod supplicant;
 
 pub use audit::{Decision, Outcome};
-pub use clients::{Client, Clients};
+pub use clients::{Client, Clients, RadSecClient};
 pub use server::{Dropped, Limits, Output, RadiusDcs};
 pub use supplicant::{Finished, Supplicant, SupplicantStep};

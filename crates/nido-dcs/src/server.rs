@@ -182,7 +182,8 @@ impl RadiusDcs {
     }
 
     /// Handles one datagram from `from`, at wall time `wall` (certificate
-    /// validity, the audit) and monotonic time `now` (expiry).
+    /// validity, the audit) and monotonic time `now` (expiry). The client
+    /// is the one configured for `from`'s address (RADIUS over UDP).
     pub fn handle(
         &mut self,
         from: SocketAddr,
@@ -195,6 +196,43 @@ impl RadiusDcs {
             .get(from.ip())
             .cloned()
             .ok_or(Dropped::UnknownClient)?;
+        self.handle_from(&client, from, datagram, wall, now)
+    }
+
+    /// Handles one packet of a RadSec connection (RFC 6614) from `from`
+    /// whose TLS client certificate has SHA-256 `fingerprint`. The client
+    /// is looked up at every packet, so one removed from the configuration
+    /// is refused at its next packet even on an open connection. The
+    /// caller closes the connection on any [`Dropped::UnknownClient`] or
+    /// [`Dropped::Unauthentic`] (RFC 6614 §2.5).
+    pub fn handle_radsec(
+        &mut self,
+        fingerprint: &[u8; 32],
+        from: SocketAddr,
+        packet: &[u8],
+        wall: SystemTime,
+        now: Duration,
+    ) -> Result<Output, Dropped> {
+        let client = self
+            .clients
+            .radsec(fingerprint)
+            .ok_or(Dropped::UnknownClient)?
+            .as_client(from.ip());
+        self.handle_from(&client, from, packet, wall, now)
+    }
+
+    /// Handles one packet of `client`, however the transport identified it
+    /// (source address for UDP, certificate for RadSec): the shared part
+    /// of [`Self::handle`] and [`Self::handle_radsec`]. `from` keys the
+    /// reply cache and goes into the audit.
+    pub fn handle_from(
+        &mut self,
+        client: &Client,
+        from: SocketAddr,
+        datagram: &[u8],
+        wall: SystemTime,
+        now: Duration,
+    ) -> Result<Output, Dropped> {
         let request = verify_request(datagram, &client.secret).map_err(|_| Dropped::Unauthentic)?;
         if request.code != Code::AccessRequest {
             return Err(Dropped::Code);
@@ -211,7 +249,7 @@ impl RadiusDcs {
                 decision: None,
             });
         }
-        let (reply, decision) = self.answer(&client, from, &request, wall, now)?;
+        let (reply, decision) = self.answer(client, from, &request, wall, now)?;
         // Every attribute is bounded by construction (EAP-Message split,
         // fixed-size State, MPPE, User-Name of a checked serial), so this
         // fails only on a bug; drop rather than answer with half a reply.

@@ -311,3 +311,103 @@ fn conversations_are_bounded_and_expire() {
     let (_, reply) = a.pending.on_response(&out.reply).unwrap();
     assert_eq!(reply.code, nido_radius::Code::AccessChallenge);
 }
+
+#[test]
+fn a_radsec_client_is_known_by_its_fingerprint_and_uses_the_secret_radsec() {
+    let world = Onboarding::new("Acme Sensors", now()).unwrap();
+    let mut clients = clients();
+    let fingerprint = [0x42; 32];
+    clients
+        .add_radsec(nido_dcs::RadSecClient {
+            name: "operator-r".into(),
+            fingerprint,
+        })
+        .unwrap();
+    let mut dcs = RadiusDcs::new(
+        world.dcs.clone(),
+        Settings::default(),
+        clients,
+        Limits::default(),
+        7,
+    );
+    // From an address no UDP client has: the certificate identifies it.
+    let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9)), 51000);
+    let mut nas = Nas::new(peer, nido_dcs::clients::RADSEC_SECRET);
+    let (_, creds) = world.device(1, &DeviceProfile::standard(now())).unwrap();
+    let outer = format!("anonymous@{}", world.manufacturer.dcs_realm());
+    let (mut s, first) = Supplicant::start(&creds, &outer, world.now).unwrap();
+    // An unpinned certificate, and the UDP path for the same octets: dropped.
+    let (octets, _) = nas.sign(first.clone());
+    assert_eq!(
+        dcs.handle_radsec(
+            &[0x43; 32],
+            peer,
+            &octets,
+            world.now,
+            Duration::from_secs(1)
+        )
+        .unwrap_err(),
+        Dropped::UnknownClient
+    );
+    assert_eq!(
+        dcs.handle(peer, &octets, world.now, Duration::from_secs(1))
+            .unwrap_err(),
+        Dropped::UnknownClient
+    );
+    nas.pending.cancel(octets[1]);
+    let mut next = first;
+    for _ in 0..50 {
+        let (octets, authenticator) = nas.sign(next);
+        let out = dcs
+            .handle_radsec(
+                &fingerprint,
+                peer,
+                &octets,
+                world.now,
+                Duration::from_secs(1),
+            )
+            .unwrap();
+        let (_, reply) = nas.pending.on_response(&out.reply).unwrap();
+        match s.handle(&reply, &nas.secret, &authenticator) {
+            SupplicantStep::Send(p) => next = p,
+            SupplicantStep::Done(f) => {
+                assert!(matches!(f, Finished::Accepted { .. }), "{f:?}");
+                let d = out.decision.unwrap();
+                assert_eq!(d.client, "operator-r");
+                assert_eq!(d.client_addr, peer);
+                return;
+            }
+            SupplicantStep::Ignored(why) => panic!("ignored: {why}"),
+        }
+    }
+    panic!("no end after 50 rounds");
+}
+
+#[test]
+fn a_radsec_packet_with_another_secret_is_unauthentic() {
+    let world = Onboarding::new("Acme Sensors", now()).unwrap();
+    let mut clients = clients();
+    clients
+        .add_radsec(nido_dcs::RadSecClient {
+            name: "operator-r".into(),
+            fingerprint: [0x42; 32],
+        })
+        .unwrap();
+    let mut dcs = RadiusDcs::new(
+        world.dcs.clone(),
+        Settings::default(),
+        clients,
+        Limits::default(),
+        7,
+    );
+    let mut nas = Nas::new(A, "secret-of-operator-a");
+    let (_, creds) = world.device(1, &DeviceProfile::standard(now())).unwrap();
+    let outer = format!("anonymous@{}", world.manufacturer.dcs_realm());
+    let (_, first) = Supplicant::start(&creds, &outer, world.now).unwrap();
+    let (octets, _) = nas.sign(first);
+    assert_eq!(
+        dcs.handle_radsec(&[0x42; 32], A, &octets, world.now, Duration::from_secs(1))
+            .unwrap_err(),
+        Dropped::Unauthentic
+    );
+}

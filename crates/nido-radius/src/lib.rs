@@ -11,6 +11,8 @@
 //! - [`dedup`]: a server's duplicate detection reply cache (RFC 5080 §2.2.2).
 //! - [`client`]: a client's table of outstanding requests, identifiers and
 //!   retransmissions (RFC 5080 §2.2.1).
+//! - [`stream`]: packets back to back on a byte stream (RadSec, RFC 6614),
+//!   framed by their Length.
 //!
 //! ## Invariants
 //! - No I/O, no clock, no randomness: datagrams in, datagrams out; `now` is
@@ -37,6 +39,7 @@ pub mod dedup;
 pub mod eap;
 pub mod mppe;
 pub mod packet;
+pub mod stream;
 
 pub use auth::{AuthError, RequestInfo, Secret, verify_request, verify_response};
 pub use codec::{DecodeError, EncodeError, Reader};

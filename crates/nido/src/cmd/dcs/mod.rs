@@ -1,8 +1,10 @@
 //! `nido dcs ...`: a manufacturer's Default Credentials Server as a RADIUS
 //! server of its own, which any operator's network reaches (TS 33.501
 //! I.9.2.3). nido-dcs holds the protocol; this module the directory, the
-//! commands and the UDP driver (`serve.rs`).
+//! commands, the UDP driver (`serve.rs`) and its RadSec transport
+//! (`radsec.rs`, RFC 6614).
 
+mod radsec;
 mod serve;
 
 use std::net::IpAddr;
@@ -14,7 +16,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
-use nido_dcs::{Client, Clients};
+use nido_dcs::{Client, Clients, RadSecClient};
 use nido_pki::bundle::write_server_identity;
 use nido_pki::files::{MODE_PUBLIC, MODE_SECRET, pem, read_certs, read_key, write_atomic};
 use nido_pki::store::append_issued;
@@ -46,6 +48,12 @@ A first run:
   nido dcs add-client --dir acme-dcs --name operator-a --address 192.0.2.10 --secret-file a.secret
   nido dcs serve      --dir acme-dcs --radius 0.0.0.0:1812
 
+RadSec (RADIUS over TLS, RFC 6614) instead of a shared secret and an address:
+  nido network radsec-cert --dir net                  (on the operator's side)
+  nido dcs add-client --dir acme-dcs --name operator-b --radsec-cert operator-b.pem
+  nido dcs serve      --dir acme-dcs --radius 0.0.0.0:1812 --radsec 0.0.0.0:2083
+  (the DCS presents dcs.pem; a client's certificate must be a pinned one)
+
 Keeping it current:
   nido mfr crl --dir acme-ca --out acme.crl.pem && nido dcs crl --dir acme-dcs --crl acme.crl.pem
   nido dcs block --dir acme-dcs ACMESENS-0000000042
@@ -69,7 +77,8 @@ pub(crate) enum Dcs {
     /// a fresh CRL, the validation policy of its devices.
     Init(InitArgs),
     /// Allow an operator's network (a RADIUS client) to ask: its source
-    /// address and its own shared secret.
+    /// address and its own shared secret, or (RadSec) its TLS client
+    /// certificate.
     AddClient(AddClientArgs),
     /// Replace the manufacturer's CRL (verified against the issuing CA; a
     /// lower CRL number is refused).
@@ -78,7 +87,8 @@ pub(crate) enum Dcs {
     Block(SerialsArgs),
     /// Lift a block.
     Unblock(SerialsArgs),
-    /// Serve EAP-TLS 1.3 over RADIUS (UDP) until SIGTERM or Ctrl-C.
+    /// Serve EAP-TLS 1.3 over RADIUS (UDP, and RadSec with --radsec) until
+    /// SIGTERM or Ctrl-C.
     Serve(ServeArgs),
     /// Print the decisions so far (newest last).
     Audit(AuditArgs),
@@ -112,9 +122,15 @@ pub(crate) struct AddClientArgs {
     /// A-Z a-z 0-9 . _ -).
     #[arg(long, value_name = "NAME")]
     name: String,
-    /// The address its RADIUS requests come from.
-    #[arg(long, value_name = "IP")]
-    address: IpAddr,
+    /// The address its RADIUS requests come from (RADIUS over UDP).
+    #[arg(long, value_name = "IP", required_unless_present = "radsec_cert")]
+    address: Option<IpAddr>,
+    /// A RadSec client instead (RADIUS over TLS, RFC 6614, `serve
+    /// --radsec`): the operator's TLS client certificate (PEM, from `nido
+    /// network radsec-cert`), pinned by its SHA-256 fingerprint. Its shared
+    /// secret is the literal "radsec".
+    #[arg(long, value_name = "OPERATOR.pem", conflicts_with_all = ["address", "secret", "secret_file"])]
+    radsec_cert: Option<PathBuf>,
     /// The shared secret (visible in the process list: prefer --secret-file).
     #[arg(long, value_name = "SECRET", conflicts_with = "secret_file")]
     secret: Option<String>,
@@ -175,12 +191,17 @@ pub(crate) struct Config {
     clients: Vec<ClientEntry>,
 }
 
-/// One `[[client]]` of `dcs.toml`.
+/// One `[[client]]` of `dcs.toml`: a RADIUS client (`address`, its secret
+/// in secrets/NAME.secret) or a RadSec client (`radsec_fingerprint`, the
+/// SHA-256 of its TLS client certificate), never both.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClientEntry {
     name: String,
-    address: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    address: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    radsec_fingerprint: Option<String>,
 }
 
 impl Config {
@@ -210,13 +231,38 @@ impl Config {
     pub(crate) fn clients(&self, dir: &Path) -> Result<Clients> {
         let mut clients = Clients::new();
         for c in &self.clients {
+            let (address, radsec) = match (c.address, &c.radsec_fingerprint) {
+                (Some(a), None) => (a, None),
+                (None, Some(f)) => (IpAddr::from([0, 0, 0, 0]), Some(f)),
+                _ => bail!(
+                    "{}: client {:?} needs exactly one of address and radsec_fingerprint",
+                    Self::path(dir).display(),
+                    c.name
+                ),
+            };
+            if let Some(f) = radsec {
+                let fingerprint = nido_dcs::clients::parse_fingerprint(f).ok_or_else(|| {
+                    anyhow!(
+                        "{}: client {:?}: radsec_fingerprint {f:?} is not 32 hex octets",
+                        Self::path(dir).display(),
+                        c.name
+                    )
+                })?;
+                clients
+                    .add_radsec(RadSecClient {
+                        name: c.name.clone(),
+                        fingerprint,
+                    })
+                    .map_err(|e| anyhow!("{}: {e}", Self::path(dir).display()))?;
+                continue;
+            }
             let path = secret_path(dir, &c.name);
             crate::cmd::network::config::check_key_file(&path, "RADIUS secret")?;
             let secret = read_secret(&path)?;
             clients
                 .add(Client {
                     name: c.name.clone(),
-                    address: c.address,
+                    address,
                     secret,
                 })
                 .map_err(|e| anyhow!("{}: {e}", Self::path(dir).display()))?;
@@ -405,6 +451,12 @@ fn check_client_name(name: &str) -> Result<(), UsageError> {
 fn add_client(a: &AddClientArgs) -> Result<()> {
     check_client_name(&a.name)?;
     let mut config = Config::load(&a.dir)?;
+    if let Some(cert) = &a.radsec_cert {
+        return add_radsec_client(a, &mut config, cert);
+    }
+    let address = a
+        .address
+        .ok_or_else(|| UsageError::new("--address", "give --address or --radsec-cert"))?;
     let secret = match (&a.secret, &a.secret_file) {
         (Some(s), None) => zeroize::Zeroizing::new(s.clone()),
         (None, Some(f)) => {
@@ -431,12 +483,8 @@ fn add_client(a: &AddClientArgs) -> Result<()> {
     if config.clients.iter().any(|c| c.name == a.name) {
         bail!("client {:?} already exists; nothing changed", a.name);
     }
-    if let Some(c) = config.clients.iter().find(|c| c.address == a.address) {
-        bail!(
-            "{} is already client {:?}; nothing changed",
-            a.address,
-            c.name
-        );
+    if let Some(c) = config.clients.iter().find(|c| c.address == Some(address)) {
+        bail!("{address} is already client {:?}; nothing changed", c.name);
     }
     std::fs::create_dir_all(a.dir.join("secrets"))?;
     write_atomic(
@@ -446,13 +494,48 @@ fn add_client(a: &AddClientArgs) -> Result<()> {
     )?;
     config.clients.push(ClientEntry {
         name: a.name.clone(),
-        address: a.address,
+        address: Some(address),
+        radsec_fingerprint: None,
     });
     config.save(&a.dir)?;
     outln!(
         "RADIUS client {} at {} added ({} client(s))",
         a.name,
-        a.address,
+        address,
+        config.clients.len()
+    );
+    Ok(())
+}
+
+/// `add-client --radsec-cert`: pins the operator's TLS client certificate
+/// (its first certificate) by SHA-256 fingerprint.
+fn add_radsec_client(a: &AddClientArgs, config: &mut Config, cert: &Path) -> Result<()> {
+    let der = one_cert(cert).map_err(|e| UsageError::new("--radsec-cert", format!("{e:#}")))?;
+    let fingerprint = radsec::fingerprint(&der);
+    let text = nido_dcs::clients::fingerprint_hex(&fingerprint);
+    if config.clients.iter().any(|c| c.name == a.name) {
+        bail!("client {:?} already exists; nothing changed", a.name);
+    }
+    if let Some(c) = config.clients.iter().find(|c| {
+        c.radsec_fingerprint
+            .as_deref()
+            .and_then(nido_dcs::clients::parse_fingerprint)
+            == Some(fingerprint)
+    }) {
+        bail!(
+            "that certificate is already client {:?}; nothing changed",
+            c.name
+        );
+    }
+    config.clients.push(ClientEntry {
+        name: a.name.clone(),
+        address: None,
+        radsec_fingerprint: Some(text.clone()),
+    });
+    config.save(&a.dir)?;
+    outln!(
+        "RadSec client {} added, certificate SHA-256 {text} ({} client(s))",
+        a.name,
         config.clients.len()
     );
     Ok(())

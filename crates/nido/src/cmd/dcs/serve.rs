@@ -3,6 +3,11 @@
 //! state machine, appends the batch's decisions to `audit.jsonl` and syncs
 //! it once (group commit), and only then sends the batch's replies. It
 //! reloads clients, CRL and block list when their files change.
+//!
+//! With `--radsec`, the connection threads of [`super::radsec`] hand it
+//! whole packets over a channel; it takes them in the same batches (its
+//! UDP wait is then short), and their replies, like the UDP ones, leave
+//! only after the batch's audit sync.
 
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
@@ -13,9 +18,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
-use nido_dcs::{Decision, Limits, Outcome, RadiusDcs};
+use nido_dcs::{Decision, Dropped, Limits, Outcome, RadiusDcs};
 use nido_eap::Settings;
+use nido_pki::files::{read_certs, read_key};
+use rustls::pki_types::PrivateKeyDer;
+use std::sync::RwLock;
 
+use super::radsec::{self, Inbound, ToConn};
 use super::{Config, watched_files};
 use crate::out::iso8601;
 
@@ -31,6 +40,11 @@ pub(crate) struct ServeArgs {
     /// Where to listen for RADIUS (UDP).
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:1812")]
     radius: String,
+    /// Also serve RadSec (RADIUS over TLS, RFC 6614; port 2083 is the
+    /// standard one) at this address: TLS with dcs.pem, clients pinned by
+    /// certificate (`add-client --radsec-cert`).
+    #[arg(long, value_name = "ADDR")]
+    radsec: Option<String>,
     /// How often to look for changed clients, CRL or block list, in ms.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     reload_ms: u64,
@@ -46,7 +60,12 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         .next()
         .ok_or_else(|| anyhow!("--radius {}: no address", a.radius))?;
     let socket = UdpSocket::bind(addr).with_context(|| format!("UDP {addr}"))?;
-    socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let wait = if a.radsec.is_some() {
+        Duration::from_millis(2)
+    } else {
+        Duration::from_millis(100)
+    };
+    socket.set_read_timeout(Some(wait))?;
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
@@ -64,6 +83,7 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or_default();
     let clients_n = clients.len();
+    let clients_for_pins = clients.clone();
     let mut dcs = RadiusDcs::new(
         credentials,
         Settings::default(),
@@ -72,7 +92,27 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         epoch,
     );
     let mut audit = Audit::open(&a.dir.join("audit.jsonl"))?;
+    let pins: radsec::Pins = Arc::new(RwLock::new(radsec::pins_of(&clients_for_pins)));
+    let (radsec_tx, radsec_rx) = std::sync::mpsc::sync_channel::<Inbound>(1024);
+    let radsec_addr = match &a.radsec {
+        Some(text) => {
+            let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(text)
+                .with_context(|| format!("--radsec {text}"))?
+                .next()
+                .ok_or_else(|| anyhow!("--radsec {text}: no address"))?;
+            let chain = read_certs(&a.dir.join("dcs.pem"))?;
+            let key = read_key(&a.dir.join("dcs.key"))?;
+            let config = radsec::server_config(chain, PrivateKeyDer::Pkcs8(key), pins.clone())?;
+            Some(radsec::listen(addr, config, radsec_tx, stop.clone())?)
+        }
+        None => {
+            drop(radsec_tx);
+            None
+        }
+    };
     tracing::info!(
+        radsec = ?radsec_addr,
+        radsec_clients = clients_for_pins.radsec_len(),
         manufacturer = %config.manufacturer,
         realm = %config.realm,
         radius = %socket.local_addr()?,
@@ -88,7 +128,7 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     let mut watch = Watch::new(&a.dir, Duration::from_millis(a.reload_ms.max(10)));
     let mut last_expiry = Duration::ZERO;
     let mut buf = vec![0u8; 4096];
-    let mut replies: Vec<(SocketAddr, Vec<u8>)> = Vec::with_capacity(BATCH);
+    let mut replies: Vec<Reply> = Vec::with_capacity(BATCH);
     let mut decisions: Vec<Decision> = Vec::new();
     let mut counts = Counts::default();
     while !stop.load(Ordering::Relaxed) {
@@ -121,7 +161,7 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
                     if let Some(d) = out.decision {
                         decisions.push(d);
                     }
-                    replies.push((out.to, out.reply));
+                    replies.push(Reply::Udp(out.to, out.reply));
                 }
                 Err(dropped) => {
                     counts.dropped += 1;
@@ -135,6 +175,45 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         if received > 0 {
             socket.set_nonblocking(false)?;
         }
+        // RadSec packets that arrived meanwhile, in the same batch.
+        for _ in 0..BATCH {
+            let Ok(inbound) = radsec_rx.try_recv() else {
+                break;
+            };
+            let now = start.elapsed();
+            match dcs.handle_radsec(
+                &inbound.fingerprint,
+                inbound.from,
+                &inbound.packet,
+                SystemTime::now(),
+                now,
+            ) {
+                Ok(out) => {
+                    if let Some(d) = out.decision {
+                        decisions.push(d);
+                    }
+                    replies.push(Reply::RadSec(inbound.reply, ToConn::Packet(out.reply)));
+                }
+                Err(dropped) => {
+                    counts.dropped += 1;
+                    if matches!(dropped, Dropped::UnknownClient | Dropped::Unauthentic) {
+                        // RFC 6614 §2.5: an invalid packet closes the connection.
+                        tracing::warn!(
+                            from = %inbound.from,
+                            fingerprint = %nido_dcs::clients::fingerprint_hex(&inbound.fingerprint),
+                            why = dropped.as_str(),
+                            "RadSec packet dropped: closing its connection"
+                        );
+                        replies.push(Reply::RadSec(
+                            inbound.reply,
+                            ToConn::Close(dropped.as_str()),
+                        ));
+                    } else {
+                        tracing::debug!(from = %inbound.from, why = dropped.as_str(), "RadSec packet dropped");
+                    }
+                }
+            }
+        }
         if !decisions.is_empty() {
             // Durable before any reply of the batch leaves (crate invariant).
             audit.append(&decisions)?;
@@ -143,9 +222,17 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
                 log(&d);
             }
         }
-        for (to, reply) in replies.drain(..) {
-            if let Err(e) = socket.send_to(&reply, to) {
-                tracing::warn!(to = %to, error = %e, "reply not sent");
+        for r in replies.drain(..) {
+            match r {
+                Reply::Udp(to, reply) => {
+                    if let Err(e) = socket.send_to(&reply, to) {
+                        tracing::warn!(to = %to, error = %e, "reply not sent");
+                    }
+                }
+                // A connection that went away meanwhile: nothing to do.
+                Reply::RadSec(conn, m) => {
+                    let _ = conn.send(m);
+                }
             }
         }
         let now = start.elapsed();
@@ -157,6 +244,9 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
             match reload(&a.dir) {
                 Ok(Some((clients, trust))) => {
                     let n = clients.len();
+                    if let Ok(mut p) = pins.write() {
+                        *p = radsec::pins_of(&clients);
+                    }
                     dcs.set_clients(clients);
                     dcs.set_trust_store(Arc::new(trust));
                     tracing::info!(clients = n, "reloaded clients, CRL and block list");
@@ -175,6 +265,12 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         "stopped"
     );
     Ok(())
+}
+
+/// A reply of the batch, sent after its audit sync.
+enum Reply {
+    Udp(SocketAddr, Vec<u8>),
+    RadSec(std::sync::mpsc::Sender<ToConn>, ToConn),
 }
 
 #[derive(Default)]

@@ -75,37 +75,110 @@ pub(crate) struct DcsEntry {
 }
 
 /// A manufacturer's own DCS, reached over RADIUS (`trust-manufacturer
-/// --radius`): onboarding EAP of `realm` is relayed there, and the devices
-/// it accepts are `manufacturer`'s (TS 33.501 I.9.2.3).
+/// --radius`) or RadSec (`--radsec`, RFC 6614): onboarding EAP of `realm`
+/// is relayed there, and the devices it accepts are `manufacturer`'s (TS
+/// 33.501 I.9.2.3). Exactly one of `radius` (with `secret`) and `radsec`
+/// (with `dcs_root`) is set.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExternalDcsEntry {
     pub(crate) realm: String,
     pub(crate) manufacturer: String,
-    /// HOST:PORT of its RADIUS server.
-    pub(crate) radius: String,
+    /// HOST:PORT of its RADIUS server (UDP).
+    #[serde(default)]
+    pub(crate) radius: Option<String>,
     /// The shared secret's file (0600), relative to the network directory.
-    pub(crate) secret: PathBuf,
+    #[serde(default)]
+    pub(crate) secret: Option<PathBuf>,
     /// The address requests leave from (the one the DCS knows this
     /// network by); any when absent.
     #[serde(default)]
     pub(crate) source: Option<std::net::IpAddr>,
+    /// HOST:PORT of its RadSec server (TCP, TLS).
+    #[serde(default)]
+    pub(crate) radsec: Option<String>,
+    /// The manufacturer's root (PEM) the DCS's certificate must chain to.
+    #[serde(default)]
+    pub(crate) dcs_root: Option<PathBuf>,
+    /// The name the DCS's certificate must carry (dNSName); the host part
+    /// of `radsec` when absent.
+    #[serde(default)]
+    pub(crate) dcs_host: Option<String>,
+}
+
+/// The network's RadSec client certificate and key (`nido network
+/// radsec-cert`), relative to the network directory.
+pub(crate) const RADSEC_CERT: &str = "keys/radsec.pem";
+/// Its private key (0600).
+pub(crate) const RADSEC_KEY: &str = "keys/radsec.key";
+
+/// The host part of HOST:PORT (brackets of an IPv6 literal removed).
+pub(crate) fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+fn resolve(realm: &str, what: &str, addr: &str) -> Result<std::net::SocketAddr> {
+    std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .with_context(|| format!("external DCS of {realm}: {what} = {addr:?}"))?
+        .next()
+        .ok_or_else(|| anyhow!("external DCS of {realm}: {addr:?} has no address"))
 }
 
 impl ExternalDcsEntry {
     /// The relay's route.
     pub(crate) fn route(&self, dir: &Path) -> Result<nido_access::relay::Route> {
-        let server = std::net::ToSocketAddrs::to_socket_addrs(&self.radius)
-            .with_context(|| format!("external DCS of {}: radius = {:?}", self.realm, self.radius))?
-            .next()
-            .ok_or_else(|| {
-                anyhow!(
-                    "external DCS of {}: {:?} has no address",
-                    self.realm,
-                    self.radius
-                )
-            })?;
-        let path = dir.join(&self.secret);
+        match (&self.radius, &self.radsec) {
+            (Some(radius), None) => self.udp_route(dir, radius),
+            (None, Some(radsec)) => self.radsec_route(dir, radsec),
+            _ => bail!(
+                "external DCS of {}: exactly one of radius and radsec",
+                self.realm
+            ),
+        }
+    }
+
+    fn radsec_route(&self, dir: &Path, radsec: &str) -> Result<nido_access::relay::Route> {
+        let server = resolve(&self.realm, "radsec", radsec)?;
+        let root = self.dcs_root.as_ref().ok_or_else(|| {
+            anyhow!(
+                "external DCS of {}: radsec needs dcs_root (the manufacturer's root)",
+                self.realm
+            )
+        })?;
+        let roots = nido_pki::files::read_certs(&dir.join(root))?;
+        let chain = nido_pki::files::read_certs(&dir.join(RADSEC_CERT)).with_context(|| {
+            format!(
+                "the network's RadSec certificate (create it with `nido network radsec-cert --dir {}`)",
+                dir.display()
+            )
+        })?;
+        check_key_file(&dir.join(RADSEC_KEY), "RadSec key")?;
+        let key = nido_pki::files::read_key(&dir.join(RADSEC_KEY))?;
+        let host = self.dcs_host.as_deref().unwrap_or_else(|| host_of(radsec));
+        let tls = nido_access::relay::RadSecRoute::new(
+            &roots,
+            host,
+            chain,
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key),
+        )
+        .map_err(|e| anyhow!("external DCS of {}: {e}", self.realm))?;
+        Ok(nido_access::relay::Route {
+            realm: self.realm.clone(),
+            server,
+            secret: nido_dcs::clients::radsec_secret(),
+            source: None,
+            radsec: Some(tls),
+        })
+    }
+
+    fn udp_route(&self, dir: &Path, radius: &str) -> Result<nido_access::relay::Route> {
+        let server = resolve(&self.realm, "radius", radius)?;
+        let secret = self
+            .secret
+            .as_ref()
+            .ok_or_else(|| anyhow!("external DCS of {}: radius needs secret", self.realm))?;
+        let path = dir.join(secret);
         check_key_file(&path, "RADIUS secret")?;
         let text = zeroize::Zeroizing::new(
             std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?,
@@ -117,6 +190,7 @@ impl ExternalDcsEntry {
             server,
             secret,
             source: self.source,
+            radsec: None,
         })
     }
 }

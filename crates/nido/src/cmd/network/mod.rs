@@ -15,7 +15,7 @@ use nido_net::Store;
 use crate::args::UsageError;
 use nido_pki::Policy;
 use nido_pki::files::{
-    MODE_PUBLIC, MODE_SECRET, create_dir_all, read_certs, read_crl, write_atomic,
+    MODE_PUBLIC, MODE_SECRET, create_dir_all, pem, read_certs, read_crl, write_atomic,
 };
 use nido_sec::suci::{HomeNetworkKey, Profile};
 use nido_store::{Kek, SqlStore};
@@ -46,6 +46,11 @@ pub(crate) enum Network {
     /// devices' IDevIDs) and the DCS certificate and key it issued for this
     /// network (`nido mfr dcs-cert` output).
     TrustManufacturer(TrustArgs),
+    /// Creates (once) this network's RadSec client certificate and key
+    /// (self-signed P-256, keys/radsec.pem and keys/radsec.key) and prints
+    /// its path and SHA-256 fingerprint, for the manufacturer's `nido dcs
+    /// add-client --radsec-cert`.
+    RadsecCert(RadsecCertArgs),
     /// Imports a manufacturer's CRL (devices it revoked are refused, #3).
     CrlImport(CrlArgs),
     /// Blocks a device (refused at onboarding, #3): MANUFACTURER/SERIAL, or
@@ -231,14 +236,29 @@ pub(crate) struct TrustArgs {
     realm: String,
     /// The directory `nido mfr dcs-cert --out` wrote (dcs.pem, dcs.key,
     /// mfr-root.pem): this network runs the manufacturer's DCS itself.
-    #[arg(long, required_unless_present = "radius", conflicts_with = "radius")]
+    #[arg(long, required_unless_present_any = ["radius", "radsec"], conflicts_with_all = ["radius", "radsec"])]
     dcs: Option<PathBuf>,
     /// The manufacturer runs its own DCS (`nido dcs serve`, or any AAA
     /// server doing EAP-TLS 1.3): onboarding EAP of REALM is relayed to
     /// this RADIUS server (HOST:PORT), K_AUSF comes from the MSK (TS 33.501
     /// I.9.2.3) and the device identity from the Access-Accept's User-Name.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "radsec")]
     radius: Option<String>,
+    /// The manufacturer's DCS over RadSec (RADIUS over TLS, RFC 6614;
+    /// `nido dcs serve --radsec`): as --radius, over TCP and TLS, this
+    /// network authenticating with its certificate from `nido network
+    /// radsec-cert` (which the manufacturer pins with `nido dcs add-client
+    /// --radsec-cert`).
+    #[arg(long, value_name = "HOST:PORT", requires = "dcs_root")]
+    radsec: Option<String>,
+    /// The manufacturer's root certificate (PEM): the RadSec DCS's
+    /// certificate must chain to it.
+    #[arg(long, value_name = "MFR-ROOT.pem", requires = "radsec")]
+    dcs_root: Option<PathBuf>,
+    /// The name the RadSec DCS's certificate carries (its dNSName, `nido
+    /// dcs init --host`); by default the HOST of --radsec.
+    #[arg(long, value_name = "NAME", requires = "radsec")]
+    dcs_host: Option<String>,
     /// The RADIUS shared secret with that DCS (visible in the process
     /// list: prefer --secret-file).
     #[arg(long, requires = "radius", conflicts_with = "secret_file")]
@@ -265,6 +285,12 @@ pub(crate) struct TrustArgs {
     /// audit entry.
     #[arg(long, default_value_t = DEFAULT_MAX_SUBSCRIPTIONS, value_name = "N")]
     max_subscriptions: u64,
+}
+
+#[derive(Args)]
+pub(crate) struct RadsecCertArgs {
+    #[command(flatten)]
+    dir: DirArg,
 }
 
 #[derive(Args)]
@@ -368,6 +394,7 @@ pub(crate) fn run(command: Network) -> Result<()> {
         Network::Init(a) => init(&a),
         Network::Serve(a) => serve::run(&a),
         Network::TrustManufacturer(a) => trust(&a),
+        Network::RadsecCert(a) => radsec_cert(&a),
         Network::CrlImport(a) => crl(&a),
         Network::Block(a) => {
             let (_, store) = open(&a.dir.dir, None)?;
@@ -472,6 +499,9 @@ fn init(a: &InitArgs) -> Result<()> {
 /// `[[external_dcs]]` entry to nido.toml; `serve` relays the realm's
 /// onboarding EAP there from its next start.
 fn trust_external(a: &TrustArgs) -> Result<()> {
+    if a.radsec.is_some() {
+        return trust_radsec(a);
+    }
     let dir = &a.dir.dir;
     let (config, _store) = open(dir, None)?;
     nido_pki::check_manufacturer_name(&a.name)?;
@@ -530,6 +560,125 @@ fn trust_external(a: &TrustArgs) -> Result<()> {
         "manufacturer {:?} trusted through its own DCS at {radius} (RADIUS) for realm {realm}; \
          `nido network serve` relays its devices' onboarding there from its next start",
         a.name
+    );
+    Ok(())
+}
+
+/// `trust-manufacturer --radsec`: the manufacturer's own DCS, over RadSec.
+/// Its root goes to `dcs/REALM/dcs-root.pem` and an `[[external_dcs]]`
+/// entry to nido.toml; the network's client certificate must exist
+/// (`radsec-cert`), so that the route loads.
+fn trust_radsec(a: &TrustArgs) -> Result<()> {
+    let dir = &a.dir.dir;
+    let (config, _store) = open(dir, None)?;
+    nido_pki::check_manufacturer_name(&a.name)?;
+    let radsec = a.radsec.as_deref().unwrap_or_default();
+    std::net::ToSocketAddrs::to_socket_addrs(radsec)
+        .map_err(|e| UsageError::new("--radsec", format!("{radsec}: {e}")))?;
+    let root_path = a.dcs_root.as_deref().unwrap_or(Path::new(""));
+    let roots = read_certs(root_path).map_err(|e| UsageError::new("--dcs-root", e.to_string()))?;
+    let Some(root) = roots.first() else {
+        return Err(UsageError::new("--dcs-root", "no certificate in the file").into());
+    };
+    let host = a
+        .dcs_host
+        .clone()
+        .unwrap_or_else(|| config::host_of(radsec).to_owned());
+    if !dir.join(config::RADSEC_CERT).exists() {
+        bail!(
+            "{}: no RadSec client certificate yet; create it with `nido network radsec-cert --dir {}` and have the manufacturer pin it",
+            dir.join(config::RADSEC_CERT).display(),
+            dir.display()
+        );
+    }
+    let realm = a.realm.to_ascii_lowercase();
+    if config
+        .dcs
+        .iter()
+        .any(|d| d.realm.eq_ignore_ascii_case(&realm))
+        || config
+            .external_dcs
+            .iter()
+            .any(|d| d.realm.eq_ignore_ascii_case(&realm))
+    {
+        bail!("a DCS already serves realm {realm}; nothing changed");
+    }
+    let target = dir.join("dcs").join(&realm);
+    create_dir_all(&target)?;
+    write_atomic(
+        &target.join("dcs-root.pem"),
+        pem("CERTIFICATE", root).as_bytes(),
+        MODE_PUBLIC,
+    )?;
+    let path = dir.join(config::FILE);
+    let mut text = std::fs::read_to_string(&path)?;
+    text.push_str(&format!(
+        "\n[[external_dcs]]\n# {name}: its own DCS, over RadSec (RFC 6614)\nrealm = \"{realm}\"\nmanufacturer = \"{name}\"\nradsec = \"{radsec}\"\ndcs_root = \"dcs/{realm}/dcs-root.pem\"\ndcs_host = \"{host}\"\n",
+        name = a.name,
+    ));
+    write_atomic(&path, text.as_bytes(), MODE_PUBLIC)?;
+    let config = config::Config::load(dir)?;
+    // The route must load (root, client certificate, host name).
+    if let Some(e) = config.external_dcs.iter().find(|e| e.realm == realm) {
+        e.route(dir)?;
+    }
+    outln!(
+        "manufacturer {:?} trusted through its own DCS at {radsec} (RadSec, DCS name {host}) for realm {realm}; \
+         `nido network serve` relays its devices' onboarding there from its next start",
+        a.name
+    );
+    Ok(())
+}
+
+/// `radsec-cert`: the network's RadSec client identity, created once.
+fn radsec_cert(a: &RadsecCertArgs) -> Result<()> {
+    let dir = &a.dir.dir;
+    let config = Config::load(dir)?;
+    let cert_path = dir.join(config::RADSEC_CERT);
+    let key_path = dir.join(config::RADSEC_KEY);
+    let created = if cert_path.exists() {
+        false
+    } else {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| anyhow::anyhow!("RadSec key: {e}"))?;
+        let snn = config.serving_network()?.snn;
+        let mut params = rcgen::CertificateParams::default();
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(
+            rcgen::DnType::CommonName,
+            format!("nido RadSec client {snn}"),
+        );
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2125, 1, 1);
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| anyhow::anyhow!("RadSec certificate: {e}"))?;
+        let secret = zeroize::Zeroizing::new(key.serialize_pem());
+        write_atomic(&key_path, secret.as_bytes(), MODE_SECRET)?;
+        write_atomic(
+            &cert_path,
+            pem("CERTIFICATE", cert.der()).as_bytes(),
+            MODE_PUBLIC,
+        )?;
+        true
+    };
+    config::check_key_file(&key_path, "RadSec key")?;
+    let der = read_certs(&cert_path)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{}: no certificate", cert_path.display()))?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
+    let mut fp = [0u8; 32];
+    fp.copy_from_slice(digest.as_ref());
+    outln!(
+        "{} RadSec client certificate {}\nSHA-256 {}\n(the manufacturer pins it: nido dcs add-client --dir DCS --name NAME --radsec-cert {})",
+        if created { "created" } else { "existing" },
+        cert_path.display(),
+        nido_dcs::clients::fingerprint_hex(&fp),
+        cert_path.display()
     );
     Ok(())
 }

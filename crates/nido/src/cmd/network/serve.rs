@@ -314,7 +314,7 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     let poll = Duration::from_millis(a.trust_poll_ms);
     let nas_identifier = format!("nido {}", config.serving_network()?.snn);
     for r in &routes {
-        tracing::info!(realm = %r.realm, radius = %r.server, "onboarding EAP relayed to an external DCS");
+        tracing::info!(realm = %r.realm, server = %r.server, radsec = r.radsec.is_some(), "onboarding EAP relayed to an external DCS");
     }
     let parts: Vec<Shard<'_>> = networks
         .into_iter()
