@@ -152,8 +152,11 @@ fn authenticated(fleet: &Fleet) -> Vec<DeviceId> {
         .collect()
 }
 
+/// (cause, T3346) of REGISTRATION REJECTs, as they are recorded.
+type Rejects = Rc<RefCell<Vec<(u8, Option<Duration>)>>>;
+
 /// (cause, T3346) of every REGISTRATION REJECT sent downlink.
-fn record_rejects(fleet: &mut Fleet) -> Rc<RefCell<Vec<(u8, Option<Duration>)>>> {
+fn record_rejects(fleet: &mut Fleet) -> Rejects {
     let log = Rc::new(RefCell::new(Vec::new()));
     let sink = log.clone();
     fleet.set_trace(move |r| {
