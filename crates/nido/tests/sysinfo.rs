@@ -5,6 +5,7 @@
 //! override no device gets through, and the report says why (the
 //! network's SECURITY MODE COMMAND does not verify under keys bound to
 //! another serving network name) instead of `failed: 0` and nothing else.
+//! `nido device run` without `--snpn` asks the same way.
 //! Fast tier: a few devices, well under a minute each.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
@@ -14,7 +15,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Reaper, Scratch, manufacturer_and_snpn, nido, spawn, wait_for_log};
+use common::{Reaper, Scratch, json_lines, manufacturer_and_snpn, nido, spawn, wait_for_log};
 use serde_json::Value;
 
 const DEVICES: usize = 3;
@@ -42,6 +43,8 @@ fn sim_without_snpn_onboards_on_the_network_it_hears() {
             &listen,
             "--factory",
             "factory",
+            "--devices",
+            &(DEVICES - 1).to_string(),
             "--timeout",
             "50",
             "--json",
@@ -55,13 +58,57 @@ fn sim_without_snpn_onboards_on_the_network_it_hears() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(report["active"], DEVICES, "{report:#}");
+    assert_eq!(report["active"], DEVICES - 1, "{report:#}");
     assert_eq!(report["failures"], serde_json::json!({}), "{report:#}");
     assert_eq!(report["network"]["source"], "announced", "{report:#}");
     assert_eq!(
         report["network"]["snn"],
         format!("5G:mnc099.mcc999.3gppnetwork.org:{NID}"),
         "{report:#}"
+    );
+
+    // The last bundle (the sim took the first ones) as a device process.
+    let mut bundles: Vec<_> = std::fs::read_dir(d.join("factory"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("manifest.json").exists())
+        .collect();
+    bundles.sort();
+    let bundle = bundles.last().unwrap().to_str().unwrap().to_owned();
+    let out = nido(
+        &[
+            "device",
+            "run",
+            "--bundle",
+            &bundle,
+            "--network",
+            &listen,
+            "--until",
+            "active",
+            "--timeout",
+            "40",
+            "--json",
+        ],
+        d,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "nido device run: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = json_lines(&stdout);
+    let network = events.iter().find(|e| e["event"] == "network").unwrap();
+    assert_eq!(network["detail"]["source"], "announced", "{stdout}");
+    assert_eq!(
+        network["detail"]["snn"],
+        format!("5G:mnc099.mcc999.3gppnetwork.org:{NID}")
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "state" && e["detail"] == "active"),
+        "{stdout}"
     );
 }
 
