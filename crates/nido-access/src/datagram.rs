@@ -10,12 +10,19 @@
 //!
 //! - version: 1.
 //! - kind: 0 NAS PDU (payload = one NAS PDU), 1 release (the device
-//!   released this connection; no payload). Other values are kept as
+//!   released this connection; no payload), 2 system-information request
+//!   (a device asks which network this is; payload = [`REQUEST_PADDING`]
+//!   zero octets), 3 system information (the network's answer: its PLMN
+//!   identity and NID, see [`crate::sysinfo`]). Other values are kept as
 //!   [`Kind::Unknown`] so a newer peer's datagrams are recognised and dropped.
 //! - connection id: the device side's NAS signalling connection; the AMF
 //!   keys its UE contexts by it and answers to the address it came from.
+//!   In a system-information request it is the device's transaction id,
+//!   echoed in the answer; no connection is created by it.
 
 use thiserror::Error;
+
+use crate::sysinfo::{MAX_LEN as SYSINFO_MAX_LEN, SystemInformation};
 
 /// The header version this build writes and reads.
 pub const VERSION: u8 = 1;
@@ -26,6 +33,12 @@ pub const HEADER_LEN: usize = 10;
 /// The largest payload: a NAS PDU with a full EAP message IE fits easily.
 pub const MAX_PAYLOAD: usize = 9_000;
 
+/// The payload of a system-information request: zero octets, as many as
+/// the largest answer's payload, so that answering never sends more than
+/// was received (no amplification; the padding rule of QUIC's Initial
+/// packets, RFC 9000 §8.1, for the same reason).
+pub const REQUEST_PADDING: usize = SYSINFO_MAX_LEN;
+
 /// What a datagram carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -33,6 +46,15 @@ pub enum Kind {
     Nas,
     /// The device released the connection.
     Release,
+    /// A device asks for the network's system information (the cell's
+    /// broadcast, TS 38.331 SIB1, which nido's link has no channel for):
+    /// no NAS, no connection state on the network. The payload is
+    /// [`REQUEST_PADDING`] zero octets.
+    SystemInformationRequest,
+    /// The network's system information ([`SystemInformation`]): its PLMN
+    /// identity and, for an SNPN, its NID (TS 23.501 §5.30.2.2;
+    /// SIB1's `NPN-IdentityInfoList`). Unauthenticated, as on a radio.
+    SystemInformation,
     /// A kind this build does not know.
     Unknown(u8),
 }
@@ -42,6 +64,8 @@ impl Kind {
         match v {
             0 => Self::Nas,
             1 => Self::Release,
+            2 => Self::SystemInformationRequest,
+            3 => Self::SystemInformation,
             other => Self::Unknown(other),
         }
     }
@@ -50,6 +74,8 @@ impl Kind {
         match self {
             Self::Nas => 0,
             Self::Release => 1,
+            Self::SystemInformationRequest => 2,
+            Self::SystemInformation => 3,
             Self::Unknown(v) => v,
         }
     }
@@ -57,17 +83,20 @@ impl Kind {
 
 /// A datagram could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("access datagram: {field}: {reason}")]
+#[error("access datagram: {field} at octet {offset}: {reason}")]
 pub struct DecodeError {
     /// The field at fault.
     pub field: &'static str,
+    /// Where the field starts, in octets from the start of the datagram.
+    pub offset: usize,
     /// What is wrong with it.
     pub reason: String,
 }
 
-fn error(field: &'static str, reason: impl Into<String>) -> DecodeError {
+pub(crate) fn error(field: &'static str, offset: usize, reason: impl Into<String>) -> DecodeError {
     DecodeError {
         field,
+        offset,
         reason: reason.into(),
     }
 }
@@ -93,17 +122,29 @@ impl<'a> Datagram<'a> {
         }
     }
 
-    /// Reads a whole datagram.
+    /// A system-information request with transaction id `conn`.
+    pub fn system_information_request(conn: u64) -> Self {
+        Self {
+            kind: Kind::SystemInformationRequest,
+            conn,
+            payload: &[0; REQUEST_PADDING],
+        }
+    }
+
+    /// Reads a whole datagram. The payload of a system-information request
+    /// and of system information is checked in full ([`SystemInformation::read`]).
     pub fn read(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let Some((header, payload)) = bytes.split_first_chunk::<HEADER_LEN>() else {
             return Err(error(
                 "header",
+                0,
                 format!("{} octets, a header has {HEADER_LEN}", bytes.len()),
             ));
         };
         if header[0] != VERSION {
             return Err(error(
                 "version",
+                0,
                 format!("{}, this build reads {VERSION}", header[0]),
             ));
         }
@@ -113,16 +154,38 @@ impl<'a> Datagram<'a> {
         let conn = u64::from_be_bytes(conn);
         match kind {
             Kind::Nas if payload.is_empty() => {
-                return Err(error("payload", "a NAS datagram without a PDU"));
+                return Err(error("payload", HEADER_LEN, "a NAS datagram without a PDU"));
             }
             Kind::Release if !payload.is_empty() => {
-                return Err(error("payload", "a release carries nothing"));
+                return Err(error("payload", HEADER_LEN, "a release carries nothing"));
+            }
+            Kind::SystemInformationRequest => {
+                if payload.len() != REQUEST_PADDING {
+                    return Err(error(
+                        "padding",
+                        HEADER_LEN,
+                        format!(
+                            "{} octets, a system-information request has {REQUEST_PADDING}",
+                            payload.len()
+                        ),
+                    ));
+                }
+                if let Some(at) = payload.iter().position(|b| *b != 0) {
+                    return Err(error("padding", HEADER_LEN + at, "not zero"));
+                }
+            }
+            Kind::SystemInformation => {
+                SystemInformation::read(payload).map_err(|mut e| {
+                    e.offset += HEADER_LEN;
+                    e
+                })?;
             }
             _ => {}
         }
         if payload.len() > MAX_PAYLOAD {
             return Err(error(
                 "payload",
+                HEADER_LEN,
                 format!("{} octets, at most {MAX_PAYLOAD}", payload.len()),
             ));
         }
@@ -190,6 +253,42 @@ mod tests {
     }
 
     #[test]
+    fn system_information_request() {
+        let d = Datagram::system_information_request(7);
+        let bytes = d.to_vec();
+        assert_eq!(bytes.len(), HEADER_LEN + REQUEST_PADDING);
+        assert_eq!(&bytes[..10], &[1, 2, 0, 0, 0, 0, 0, 0, 0, 7]);
+        assert_eq!(Datagram::read(&bytes).unwrap(), d);
+        // Truncated, oversized, or with something in the padding: refused.
+        let e = Datagram::read(&bytes[..bytes.len() - 1]).unwrap_err();
+        assert_eq!((e.field, e.offset), ("padding", HEADER_LEN));
+        let e = Datagram::read(&[&bytes[..], &[0]].concat()).unwrap_err();
+        assert_eq!((e.field, e.offset), ("padding", HEADER_LEN));
+        let mut junk = bytes.clone();
+        junk[HEADER_LEN + 3] = 1;
+        let e = Datagram::read(&junk).unwrap_err();
+        assert_eq!((e.field, e.offset), ("padding", HEADER_LEN + 3));
+    }
+
+    #[test]
+    fn system_information_is_checked_in_the_datagram() {
+        let info = SystemInformation::new("001", "01", None).unwrap();
+        let mut payload = Vec::new();
+        info.encode(&mut payload);
+        let d = Datagram {
+            kind: Kind::SystemInformation,
+            conn: 9,
+            payload: &payload,
+        };
+        let bytes = d.to_vec();
+        assert_eq!(Datagram::read(&bytes).unwrap(), d);
+        let e = Datagram::read(&[&bytes[..], &[0]].concat()).unwrap_err();
+        assert_eq!((e.field, e.offset), ("trailing", HEADER_LEN + 4));
+        let e = Datagram::read(&bytes[..HEADER_LEN + 2]).unwrap_err();
+        assert_eq!((e.field, e.offset), ("plmn", HEADER_LEN));
+    }
+
+    #[test]
     fn unknown_kinds_are_kept() {
         let d = Datagram::read(&[1, 9, 0, 0, 0, 0, 0, 0, 0, 5, 0xaa]).unwrap();
         assert_eq!(d.kind, Kind::Unknown(9));
@@ -205,9 +304,18 @@ mod tests {
         }
 
         #[test]
-        fn encode_read(kind in 0u8..4, conn in any::<u64>(), payload in proptest::collection::vec(any::<u8>(), 1..32)) {
+        fn encode_read(kind in 0u8..6, conn in any::<u64>(), payload in proptest::collection::vec(any::<u8>(), 1..32)) {
             let kind = Kind::from_u8(kind);
-            let payload = if kind == Kind::Release { Vec::new() } else { payload };
+            let payload = match kind {
+                Kind::Release => Vec::new(),
+                Kind::SystemInformationRequest => vec![0; REQUEST_PADDING],
+                Kind::SystemInformation => {
+                    let mut out = Vec::new();
+                    SystemInformation::new("999", "99", Some("000000000AB")).unwrap().encode(&mut out);
+                    out
+                }
+                _ => payload,
+            };
             let d = Datagram { kind, conn, payload: &payload };
             let bytes = d.to_vec();
             prop_assert_eq!(Datagram::read(&bytes).unwrap(), d);

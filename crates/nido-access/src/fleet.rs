@@ -9,7 +9,7 @@
 //! address is dropped.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime};
@@ -67,6 +67,23 @@ pub struct FleetReport {
     /// the network's admission control (or an unreachable store) sent
     /// them away for T3346.
     pub congestion_rejects: u64,
+    /// Devices not active at the end, by why ([`failure_reason`]): the last
+    /// failure each heard ([`DeviceEvent::failure`], e.g. `"reject #22"`,
+    /// `"security mode: MAC failure"`), else `"no answer"` if the network
+    /// never sent it anything, else `"incomplete (<state>)"`. The counts
+    /// add up to `devices - active`.
+    pub failures: BTreeMap<String, u64>,
+}
+
+/// Why a device that is not active at the end of a run did not get there:
+/// the `last` failure it heard, else `"no answer"` when nothing ever came
+/// from the network (`heard` false), else `"incomplete (<state>)"`.
+pub fn failure_reason(last: Option<&str>, heard: bool, state: DeviceState) -> String {
+    match (last, heard) {
+        (Some(reason), _) => reason.to_owned(),
+        (None, false) => "no answer".to_owned(),
+        (None, true) => format!("incomplete ({state:?})"),
+    }
 }
 
 /// Runs `devices` against `networks` (device `i` against instance
@@ -134,6 +151,10 @@ pub fn run_fleet(
     let mut settled = 0usize;
     // When each phase ended, per device (the first time).
     let mut phase_end: Vec<[Option<Instant>; 4]> = vec![[None; 4]; n];
+    // Per device, the last failure it reported and whether the network
+    // ever answered it.
+    let mut last_failure: Vec<Option<String>> = vec![None; n];
+    let mut heard = vec![false; n];
     let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
     let mut out = Vec::with_capacity(2048);
     let pump = |i: usize,
@@ -143,6 +164,7 @@ pub fn run_fleet(
                 report: &mut FleetReport,
                 touched: &mut Vec<usize>,
                 phase_end: &mut [[Option<Instant>; 4]],
+                last_failure: &mut [Option<String>],
                 now: SystemTime| {
         while let Some(t) = device.poll_transmit() {
             report.uplink.0 += 1;
@@ -155,6 +177,9 @@ pub fn run_fleet(
             );
         }
         while let Some(event) = device.poll_event() {
+            if let Some(reason) = event.failure() {
+                last_failure[i] = Some(reason);
+            }
             let ended = match event {
                 DeviceEvent::State {
                     to: DeviceState::Provisioning,
@@ -202,6 +227,7 @@ pub fn run_fleet(
                 &mut report,
                 &mut touched,
                 &mut phase_end,
+                &mut last_failure,
                 now,
             );
             powered += 1;
@@ -224,6 +250,7 @@ pub fn run_fleet(
                     if let Some(device) = devices.get_mut(i)
                         && connection_id(i as u64, device.connection()) == d.conn
                     {
+                        heard[i] = true;
                         report.downlink.0 += 1;
                         report.downlink.1 += d.pdu.len() as u64;
                         device.handle_pdu(now, &d.pdu);
@@ -235,6 +262,7 @@ pub fn run_fleet(
                             &mut report,
                             &mut touched,
                             &mut phase_end,
+                            &mut last_failure,
                             now,
                         );
                     }
@@ -279,6 +307,7 @@ pub fn run_fleet(
                     &mut report,
                     &mut touched,
                     &mut phase_end,
+                    &mut last_failure,
                     now,
                 );
             }
@@ -307,6 +336,7 @@ pub fn run_fleet(
                     &mut report,
                     &mut touched,
                     &mut phase_end,
+                    &mut last_failure,
                     now,
                 );
             }
@@ -369,5 +399,11 @@ pub fn run_fleet(
         .iter()
         .filter(|d| d.state() == DeviceState::Failed || d.refusal().is_some())
         .count();
+    for (i, device) in devices.iter().enumerate() {
+        if device.state() != DeviceState::Active {
+            let reason = failure_reason(last_failure[i].as_deref(), heard[i], device.state());
+            *report.failures.entry(reason).or_default() += 1;
+        }
+    }
     Ok(report)
 }

@@ -7,10 +7,15 @@
 //! socket and the clock and feed a sans-IO [`nido_net::Network`] or
 //! [`nido_ue::Device`]: no protocol logic lives here. [`relay`] carries
 //! the network's onboarding EAP to a manufacturer's own DCS over RADIUS.
+//! [`sysinfo`] is what the network announces of itself (its PLMN identity
+//! and NID), which a device asks for before anything else.
 //!
 //! ## Invariants
 //! - A datagram is decoded completely or refused with the field that failed;
 //!   unknown kinds are kept, never a panic.
+//! - A system-information request creates nothing on the network: the
+//!   answer is no larger than the request, costs no allocation and no
+//!   write, and is rate-limited ([`network::ServeOptions::system_information`]).
 //! - The network driver remembers at most `max_connections` peers and reads
 //!   a bounded number of datagrams before it runs timers, so a flood delays
 //!   but never starves timers, and memory stays bounded (the socket's
@@ -22,9 +27,11 @@ pub mod device;
 pub mod fleet;
 pub mod network;
 pub mod relay;
+pub mod sysinfo;
 pub mod trust;
 
-pub use datagram::{Datagram, DecodeError, Kind, MAX_PAYLOAD, VERSION};
+pub use datagram::{Datagram, DecodeError, Kind, MAX_PAYLOAD, REQUEST_PADDING, VERSION};
+pub use sysinfo::SystemInformation;
 
 /// The receive buffer the drivers ask for (the kernel may grant less; the
 /// default of about 200 KB overflows when thousands of devices arrive at once).

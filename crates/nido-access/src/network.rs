@@ -11,6 +11,14 @@
 //! never audited; refusals of identities nobody authenticated (#22, a SUCI
 //! that does not de-conceal, a failed authentication, an abandoned
 //! procedure) are audited from a token bucket at the end of the round.
+//!
+//! A system-information request ([`Kind::SystemInformationRequest`]) is
+//! answered at once with the network's identity ([`SystemInformation`]):
+//! it reaches no [`Network`], binds no address, allocates nothing (the
+//! answer is encoded once) and writes nothing; the answer is no larger than
+//! the request, and the answers a driver sends are bounded by a token
+//! bucket ([`ServeOptions::system_information`]), so the network is no
+//! amplifier and a flood of requests costs at most that many sends.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -24,6 +32,7 @@ use nido_net::{ConnectionId, Network, NetworkEvent};
 
 use crate::commit::Gate;
 use crate::datagram::{Datagram, HEADER_LEN, Kind, MAX_PAYLOAD};
+use crate::sysinfo::SystemInformation;
 
 /// How the driver bounds its work and memory.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +52,12 @@ pub struct ServeOptions {
     /// refusals of honest devices in it from the audit trail (they still
     /// reach `on_event`). 5,000 at once, then 5 per second.
     pub refusal_audit: RateLimit,
+    /// How many system-information requests the driver answers: anyone can
+    /// send them from any (spoofed) address, so the answers are bounded
+    /// (the rest are counted in [`ServeStats::system_information_dropped`];
+    /// a device asks again after its back-off). 10,000 at once, then 2,000
+    /// per second.
+    pub system_information: RateLimit,
 }
 
 impl Default for ServeOptions {
@@ -54,6 +69,10 @@ impl Default for ServeOptions {
             refusal_audit: RateLimit {
                 burst: 5_000,
                 per_second: 5,
+            },
+            system_information: RateLimit {
+                burst: 10_000,
+                per_second: 2_000,
             },
         }
     }
@@ -84,6 +103,11 @@ pub struct ServeStats {
     pub unaudited: u64,
     /// Transactions the driver made to append to the audit trail.
     pub audit_commits: u64,
+    /// System-information requests answered.
+    pub system_information: u64,
+    /// System-information requests not answered because
+    /// [`ServeOptions::system_information`] was spent.
+    pub system_information_dropped: u64,
 }
 
 impl ServeStats {
@@ -98,6 +122,8 @@ impl ServeStats {
         self.foreign += other.foreign;
         self.unaudited += other.unaudited;
         self.audit_commits += other.audit_commits;
+        self.system_information += other.system_information;
+        self.system_information_dropped += other.system_information_dropped;
     }
 }
 
@@ -115,6 +141,59 @@ pub fn unauthenticated(event: &NetworkEvent) -> bool {
             | NetworkEvent::Refused { device: None, .. }
             | NetworkEvent::ProcedureAbandoned { .. }
     )
+}
+
+/// The driver's answer to system-information requests: the datagram
+/// encoded once (only the transaction id changes), and the token bucket
+/// that bounds how many go out.
+struct Beacon {
+    reply: Vec<u8>,
+    bucket: TokenBucket,
+}
+
+impl Beacon {
+    /// The answer of `network`; `None` (requests are then counted as
+    /// malformed) if its identity cannot be announced, which a
+    /// [`nido_prov::package::ServingNetwork`] built by its constructor
+    /// always can.
+    fn new(network: &Network, limit: RateLimit) -> Option<Self> {
+        let info = SystemInformation::of(network.serving_network()).ok()?;
+        let mut payload = Vec::with_capacity(crate::sysinfo::MAX_LEN);
+        info.encode(&mut payload);
+        let reply = Datagram {
+            kind: Kind::SystemInformation,
+            conn: 0,
+            payload: &payload,
+        }
+        .to_vec();
+        Some(Self {
+            reply,
+            bucket: TokenBucket::new(limit),
+        })
+    }
+
+    /// Answers the request with transaction id `conn` from `from` (a
+    /// datagram [`Datagram::read`] accepted, so of the padded size).
+    fn answer(
+        &mut self,
+        socket: &UdpSocket,
+        from: SocketAddr,
+        conn: u64,
+        stats: &mut ServeStats,
+    ) -> io::Result<()> {
+        if !self.bucket.take(SystemTime::now()) {
+            stats.system_information_dropped += 1;
+            return Ok(());
+        }
+        self.reply[2..HEADER_LEN].copy_from_slice(&conn.to_be_bytes());
+        stats.system_information += 1;
+        stats.sent += 1;
+        match socket.send_to(&self.reply, from) {
+            Ok(_) => Ok(()),
+            Err(e) if would_block(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -242,6 +321,9 @@ pub fn serve_sharded(
         );
     }
     let n = shards.len();
+    let beacon = shards
+        .first()
+        .and_then(|s| Beacon::new(&s.network, options.system_information));
     let per_shard = ServeOptions {
         max_connections: options.max_connections.div_ceil(n.max(1)),
         ..*options
@@ -278,6 +360,9 @@ pub fn serve_sharded(
             handles.push(handle);
         }
         let mut reader = ServeStats::default();
+        // The shards are instances of one network: the reader answers
+        // system information itself, so a request never crosses threads.
+        let mut beacon = beacon;
         let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
         let mut bundles: Vec<Bundle> = (0..n).map(|_| Vec::new()).collect();
         let mut failed = None;
@@ -305,6 +390,19 @@ pub fn serve_sharded(
                     reader.malformed += 1;
                     continue;
                 };
+                if datagram.kind == Kind::SystemInformationRequest {
+                    reader.received += 1;
+                    match beacon.as_mut() {
+                        Some(b) => {
+                            if let Err(e) = b.answer(socket, from, datagram.conn, &mut reader) {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                        None => reader.malformed += 1,
+                    }
+                    continue;
+                }
                 bundles[shard_of(datagram.conn, n)].push((from, buf[..len].to_vec()));
             }
             for (shard, bundle) in bundles.iter_mut().enumerate() {
@@ -417,6 +515,7 @@ fn run(
     let mut peers: HashMap<ConnectionId, SocketAddr> = HashMap::new();
     let mut stats = ServeStats::default();
     let mut audit = TokenBucket::new(options.refusal_audit);
+    let mut beacon = Beacon::new(network, options.system_information);
     let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
     let mut out = Vec::with_capacity(2048);
     let mut deferred = Vec::new();
@@ -509,7 +608,12 @@ fn run(
                         stats.foreign += 1;
                     }
                 }
-                Kind::Unknown(_) => stats.malformed += 1,
+                Kind::SystemInformationRequest => match beacon.as_mut() {
+                    Some(b) => b.answer(socket, from, datagram.conn, &mut stats)?,
+                    None => stats.malformed += 1,
+                },
+                // The network's own kind, coming from a device.
+                Kind::SystemInformation | Kind::Unknown(_) => stats.malformed += 1,
             }
         }
         network.handle_timeout(SystemTime::now());

@@ -125,6 +125,15 @@ pub enum DeviceEvent {
         /// Why.
         reason: String,
     },
+    /// A SECURITY MODE COMMAND did not verify under the keys the device
+    /// derived (TS 24.501 §5.4.2.5: it is discarded): typically the network
+    /// is not the one the device took it for, so K_SEAF, bound to the
+    /// serving network name, differs on the two sides (a wrong `--snpn`, a
+    /// network announcing another identity). T3510 then ends the attempt.
+    SecurityModeFailed {
+        /// Why (`"MAC failure"` for a MAC that does not verify).
+        reason: String,
+    },
     /// The network failed authentication (MAC failure): it is not the
     /// network the subscription belongs to.
     NetworkNotAuthentic,
@@ -151,6 +160,42 @@ pub enum DeviceEvent {
     },
 }
 
+impl DeviceEvent {
+    /// Why the device failed to get through, if this event says so, in a
+    /// few words fit to count devices by (drivers keep each device's last
+    /// one and report a device that did not end active under it):
+    /// `"reject #22"` (a REGISTRATION REJECT's 5GMM cause),
+    /// `"authentication reject"`, `"deregistered #N"`, `"security mode:
+    /// MAC failure"` ([`DeviceEvent::SecurityModeFailed`]), `"security
+    /// mode reject #N"` (the device refused the command), `"authentication:
+    /// network not authentic"` (5G-AKA MAC failure), `"EAP-TLS: ..."`,
+    /// `"package: ..."`. `None` for events that are no failure.
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            Self::Rejected {
+                message: "RegistrationReject",
+                cause,
+            } => Some(format!("reject #{cause}")),
+            Self::Rejected {
+                message: "AuthenticationReject",
+                ..
+            } => Some("authentication reject".into()),
+            Self::Rejected {
+                message: "DeregistrationRequestUeTerminated",
+                cause,
+            } => Some(format!("deregistered #{cause}")),
+            Self::SecurityModeFailed { reason } => Some(format!("security mode: {reason}")),
+            Self::SecurityModeRejected { cause, .. } => {
+                Some(format!("security mode reject #{cause}"))
+            }
+            Self::NetworkNotAuthentic => Some("authentication: network not authentic".into()),
+            Self::OnboardingFailed { reason } => Some(format!("EAP-TLS: {reason}")),
+            Self::PackageRefused { reason } => Some(format!("package: {reason}")),
+            _ => None,
+        }
+    }
+}
+
 /// Why [`crate::Device::send_data`] refused a burst.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -161,4 +206,52 @@ pub enum DataError {
     /// The data is empty or longer than a payload container carries.
     #[error("data of {0} octets: 1 to 65535 allowed")]
     Size(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_named_for_counting() {
+        let failure = |e: DeviceEvent| e.failure();
+        assert_eq!(
+            failure(DeviceEvent::Rejected {
+                message: "RegistrationReject",
+                cause: 22
+            }),
+            Some("reject #22".into())
+        );
+        assert_eq!(
+            failure(DeviceEvent::Rejected {
+                message: "AuthenticationReject",
+                cause: 0
+            }),
+            Some("authentication reject".into())
+        );
+        assert_eq!(
+            failure(DeviceEvent::SecurityModeFailed {
+                reason: "MAC failure".into()
+            }),
+            Some("security mode: MAC failure".into())
+        );
+        assert_eq!(
+            failure(DeviceEvent::OnboardingFailed {
+                reason: "EAP-Failure received".into()
+            }),
+            Some("EAP-TLS: EAP-Failure received".into())
+        );
+        assert_eq!(
+            failure(DeviceEvent::NetworkNotAuthentic).as_deref(),
+            Some("authentication: network not authentic")
+        );
+        assert_eq!(
+            failure(DeviceEvent::Rejected {
+                message: "5GMMStatus",
+                cause: 96
+            }),
+            None
+        );
+        assert_eq!(failure(DeviceEvent::Retransmitted { timer: "T3510" }), None);
+    }
 }

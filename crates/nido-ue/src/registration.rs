@@ -343,7 +343,18 @@ impl Device {
             match SecurityContext::new(kamf, Algorithms { nia, nea }, ngksi, Role::Ue) {
                 Ok(mut ctx) => match ctx.unprotect(pdu) {
                     Ok(_) => Some(ctx),
-                    Err(e) => return self.discard(format!("SECURITY MODE COMMAND: {e}")),
+                    Err(e) => {
+                        // Discarded (TS 24.501 §5.4.2.5), and reported: under
+                        // the keys this device derived, the network's command
+                        // does not verify (another serving network name?).
+                        let reason = match e {
+                            nido_nas::security::NasSecError::MacFailure => "MAC failure".into(),
+                            ref other => other.to_string(),
+                        };
+                        self.events
+                            .push_back(DeviceEvent::SecurityModeFailed { reason });
+                        return self.discard(format!("SECURITY MODE COMMAND: {e}"));
+                    }
                 },
                 Err(e) => return self.discard(format!("SECURITY MODE COMMAND: {e}")),
             }

@@ -431,6 +431,12 @@ impl Network {
         }
     }
 
+    /// The serving network this network is (PLMN identity, NID, serving
+    /// network name): what its cells announce as system information.
+    pub fn serving_network(&self) -> &ServingNetwork {
+        &self.config.serving_network
+    }
+
     /// The admission control in force.
     pub fn admission(&self) -> &Admission {
         &self.config.admission

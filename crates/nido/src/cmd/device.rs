@@ -2,11 +2,11 @@
 
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use nido_access::device::{Control, run};
+use nido_access::device::{Backoff, Control, run, system_information};
 use nido_eap::{DeviceCredentials, Settings};
 use nido_pki::FactoryBundle;
 use nido_prov::package::ServingNetwork;
@@ -21,6 +21,7 @@ access link, installs its subscription, validates it with 5G-AKA and sends
 bursts. Kill it at any point: it picks up from its vault when restarted.
 
   nido device run --bundle factory/batch-1/ACMESENS-0000000001 --network 127.0.0.1:4997 --until active
+  nido device run --bundle ... --network ... --snpn 999-99-000000000AB   # override what the network announces
   nido device run --bundle ... --network ... --burst-every 10 --payload 't=21.5C' --bursts 3";
 
 /// `nido device` subcommands.
@@ -64,9 +65,13 @@ pub(crate) struct RunArgs {
     /// The vault directory (default: BUNDLE/vault).
     #[arg(long)]
     vault: Option<PathBuf>,
-    /// The onboarding network as MCC-MNC[-NID] (what its cells broadcast).
-    #[arg(long, default_value = "999-99-000000000AB")]
-    snpn: String,
+    /// The onboarding network as MCC-MNC[-NID]. Without it the device asks
+    /// the network which network it is (its system information, as a cell
+    /// broadcasts it) and uses what it hears; with it, this overrides what
+    /// the network announces. Either way the serving network name enters
+    /// the device's keys: the wrong one only makes the attach fail.
+    #[arg(long, value_name = "MCC-MNC[-NID]")]
+    snpn: Option<String>,
     /// Seconds between bursts once active.
     #[arg(long)]
     burst_every: Option<u64>,
@@ -105,6 +110,72 @@ pub(crate) fn serving_network(text: &str) -> Result<ServingNetwork> {
         _ => bail!("--snpn: expected MCC-MNC or MCC-MNC-NID, got {text:?}"),
     };
     ServingNetwork::new(mcc, mnc, nid).map_err(|e| anyhow::anyhow!("--snpn: {e}"))
+}
+
+/// Where a device's onboarding network came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The network's system information.
+    Announced,
+    /// `--snpn`.
+    Override,
+}
+
+impl Source {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Announced => "announced",
+            Self::Override => "--snpn",
+        }
+    }
+}
+
+/// How long a device with `--snpn` listens for the network's system
+/// information, only to say when it disagrees.
+const OVERRIDE_CHECK: Duration = Duration::from_secs(1);
+
+/// The onboarding network a device driver configures its devices with:
+/// what the network at `network` announces (asked over `socket` with
+/// transaction id `id`, again with a bounded back-off until `deadline`),
+/// or `snpn` (MCC-MNC[-NID]) when given. The override wins when the two
+/// disagree (a warning on stderr says so): it is what the operator said,
+/// and the announcement is unauthenticated anyway. `Ok(None)`: no
+/// `snpn`, and nobody answered by `deadline`.
+pub(crate) fn onboarding_network(
+    snpn: Option<&str>,
+    socket: &UdpSocket,
+    network: SocketAddr,
+    id: u64,
+    deadline: Option<Instant>,
+) -> Result<Option<(ServingNetwork, Source)>> {
+    let given = snpn.map(serving_network).transpose()?;
+    let deadline = match &given {
+        // Only to compare: a short listen, never past the run's deadline.
+        Some(_) => {
+            let check = Instant::now() + OVERRIDE_CHECK;
+            Some(deadline.map_or(check, |d| d.min(check)))
+        }
+        None => deadline,
+    };
+    let heard = system_information(socket, network, id, Backoff::default(), deadline)
+        .with_context(|| format!("system information from {network}"))?
+        .map(|info| info.serving_network())
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("system information from {network}: {e}"))?;
+    Ok(match (given, heard) {
+        (Some(given), Some(heard)) => {
+            if given.snn != heard.snn {
+                eprintln!(
+                    "nido: warning: the network at {network} announces {}; --snpn overrides it with {}",
+                    heard.snn, given.snn
+                );
+            }
+            Some((given, Source::Override))
+        }
+        (Some(given), None) => Some((given, Source::Override)),
+        (None, Some(heard)) => Some((heard, Source::Announced)),
+        (None, None) => None,
+    })
 }
 
 fn state_name(s: DeviceState) -> &'static str {
@@ -197,18 +268,6 @@ fn run_device(a: &RunArgs) -> Result<()> {
         &bundle.dcs_realm,
     )?;
     let serial = bundle.identity.serial.clone();
-    let config = DeviceConfig {
-        serial: serial.clone(),
-        credentials,
-        dcs_realm: bundle.dcs_realm.clone(),
-        onboarding_network: serving_network(&a.snpn)?,
-        eap: Settings::default(),
-        kausf_from: bundle.kausf_from,
-        timers: Timers::default(),
-        claim_hint: None,
-        trace: false,
-    };
-    let mut device = Device::new(config, se, public);
     let network: SocketAddr = a
         .network
         .to_socket_addrs()
@@ -223,13 +282,47 @@ fn run_device(a: &RunArgs) -> Result<()> {
     let mut base = [0u8; 8];
     aws_lc_rs::rand::fill(&mut base).map_err(|_| anyhow::anyhow!("no randomness"))?;
     let base = u64::from_be_bytes(base) >> 24;
-
     let started = SystemTime::now();
+    // Which network this is: asked first (retried with a bounded back-off
+    // until --timeout), unless --snpn says so.
+    let deadline = a.timeout.map(|t| Instant::now() + Duration::from_secs(t));
+    let Some((onboarding_network, source)) =
+        onboarding_network(a.snpn.as_deref(), &socket, network, base, deadline)?
+    else {
+        bail!(
+            "{serial}: timed out: no answer from {network} to the system-information request (failure: no answer)"
+        );
+    };
+    if a.json {
+        outln!(
+            "{}",
+            serde_json::json!({"serial": serial, "event": "network", "detail": {"snn": onboarding_network.snn, "source": source.name()}})
+        );
+    } else {
+        outln!(
+            "{serial} network {}",
+            serde_json::json!({"snn": onboarding_network.snn, "source": source.name()})
+        );
+    }
+    let config = DeviceConfig {
+        serial: serial.clone(),
+        credentials,
+        dcs_realm: bundle.dcs_realm.clone(),
+        onboarding_network,
+        eap: Settings::default(),
+        kausf_from: bundle.kausf_from,
+        timers: Timers::default(),
+        claim_hint: None,
+        trace: false,
+    };
+    let mut device = Device::new(config, se, public);
+
     device.power_on(started);
     let mut sent = 0u64;
     let mut next_burst: Option<SystemTime> = None;
     let mut last_sent = started;
     let mut timed_out = false;
+    let mut last_failure: Option<String> = None;
     let json = a.json;
     let print = |what: &str, detail: serde_json::Value| {
         if json {
@@ -279,49 +372,60 @@ fn run_device(a: &RunArgs) -> Result<()> {
             }
             Control::Continue
         },
-        |e| match e {
-            DeviceEvent::State { to, .. } => print("state", serde_json::json!(state_name(*to))),
-            DeviceEvent::Provisioned {
-                supi,
-                owner,
-                third_party,
-            } => print(
-                "provisioned",
-                serde_json::json!({"supi": supi.to_string(), "owner": owner, "third_party": third_party}),
-            ),
-            DeviceEvent::BurstSent { bytes, path } => print(
-                "burst",
-                serde_json::json!({"bytes": bytes, "path": format!("{path:?}")}),
-            ),
-            DeviceEvent::Rejected { message, cause } => print(
-                "rejected",
-                serde_json::json!({"message": message, "cause": cause}),
-            ),
-            DeviceEvent::UnprotectedReject { cause, wait } => print(
-                "unprotected-reject",
-                serde_json::json!({
-                    "cause": cause,
-                    "credentials": "kept",
-                    "retry_in_s": wait.as_secs(),
-                }),
-            ),
-            DeviceEvent::Congestion {
-                t3346,
-                protected,
-                wait,
-            } => print(
-                "congestion",
-                serde_json::json!({
-                    "t3346_s": t3346.as_secs(),
-                    "protected": protected,
-                    "retry_in_s": wait.as_secs(),
-                }),
-            ),
-            DeviceEvent::SecurityModeRejected { cause, reason } => print(
-                "security-mode-rejected",
-                serde_json::json!({"cause": cause, "reason": reason}),
-            ),
-            _ => {}
+        |e| {
+            if let Some(reason) = e.failure() {
+                last_failure = Some(reason);
+            }
+            match e {
+                DeviceEvent::State { to, .. } => print("state", serde_json::json!(state_name(*to))),
+                DeviceEvent::Provisioned {
+                    supi,
+                    owner,
+                    third_party,
+                } => print(
+                    "provisioned",
+                    serde_json::json!({"supi": supi.to_string(), "owner": owner, "third_party": third_party}),
+                ),
+                DeviceEvent::BurstSent { bytes, path } => print(
+                    "burst",
+                    serde_json::json!({"bytes": bytes, "path": format!("{path:?}")}),
+                ),
+                DeviceEvent::Rejected { message, cause } => print(
+                    "rejected",
+                    serde_json::json!({"message": message, "cause": cause}),
+                ),
+                DeviceEvent::UnprotectedReject { cause, wait } => print(
+                    "unprotected-reject",
+                    serde_json::json!({
+                        "cause": cause,
+                        "credentials": "kept",
+                        "retry_in_s": wait.as_secs(),
+                    }),
+                ),
+                DeviceEvent::Congestion {
+                    t3346,
+                    protected,
+                    wait,
+                } => print(
+                    "congestion",
+                    serde_json::json!({
+                        "t3346_s": t3346.as_secs(),
+                        "protected": protected,
+                        "retry_in_s": wait.as_secs(),
+                    }),
+                ),
+                DeviceEvent::SecurityModeRejected { cause, reason } => print(
+                    "security-mode-rejected",
+                    serde_json::json!({"cause": cause, "reason": reason}),
+                ),
+                // Failures not printed above (a security mode command that does
+                // not verify, EAP-TLS refused by the device, ...).
+                other => {
+                    if let Some(reason) = other.failure() {
+                        print("failure", serde_json::json!(reason));
+                    }
+                }
+            }
         },
     )?;
     match device.state() {
@@ -337,9 +441,10 @@ fn run_device(a: &RunArgs) -> Result<()> {
             device.refusal().unwrap_or(0)
         ),
         _ if timed_out => bail!(
-            "{}: timed out in state {}",
+            "{}: timed out in state {} (failure: {})",
             device.serial(),
-            state_name(device.state())
+            state_name(device.state()),
+            last_failure.as_deref().unwrap_or("no answer")
         ),
         _ => Ok(()),
     }

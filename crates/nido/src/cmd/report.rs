@@ -224,6 +224,21 @@ pub(crate) struct LinkReport {
     pub delivered: u64,
 }
 
+/// Failures by reason as one line, the most frequent first:
+/// `security mode: MAC failure 3, reject #22 1`; `none` when empty.
+pub(crate) fn failures_line(failures: &BTreeMap<String, u64>) -> String {
+    if failures.is_empty() {
+        return "none".to_owned();
+    }
+    let mut by_count: Vec<(&String, &u64)> = failures.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    by_count
+        .iter()
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The `p`-th percentile (0..=100) of `samples` (nearest rank), sorting
 /// them; 0 for none.
 pub(crate) fn percentile(samples: &mut [f64], p: f64) -> f64 {
@@ -426,6 +441,20 @@ mod tests {
                 "cpu_time() did not move"
             );
         }
+    }
+
+    #[test]
+    fn failures_line_puts_the_most_frequent_first() {
+        assert_eq!(failures_line(&BTreeMap::new()), "none");
+        let failures = BTreeMap::from([
+            ("reject #22".to_owned(), 2),
+            ("security mode: MAC failure".to_owned(), 5),
+            ("no answer".to_owned(), 2),
+        ]);
+        assert_eq!(
+            failures_line(&failures),
+            "security mode: MAC failure 5, no answer 2, reject #22 2"
+        );
     }
 
     #[test]

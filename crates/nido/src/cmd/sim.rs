@@ -5,12 +5,23 @@
 //! and `overall` in wall-clock milliseconds, `nas_per_onboarding`,
 //! `bursts_sent`, `congestion_rejects` (REGISTRATION REJECTs with #22 the
 //! devices got: the network's admission control turning them away for
-//! T3346, see `nido network serve --max-procedures`), `peak_rss_bytes`, the
-//! field names of `nido demo`'s report where they mean the same).
+//! T3346, see `nido network serve --max-procedures`), `failures` (the
+//! devices not active at the end, by why: the last failure each reported,
+//! e.g. `"reject #22"`, `"security mode: MAC failure"`, `"EAP-TLS: ..."`,
+//! else `"no answer"`; they add up to `devices - active`), `network` (the
+//! onboarding network the devices were configured with: `snn` and
+//! `source`, `announced` or `--snpn`), `peak_rss_bytes`, the field names
+//! of `nido demo`'s report where they mean the same).
+//!
+//! Without `--snpn` the simulator first asks each network address for its
+//! system information (the cell's broadcast: PLMN identity and NID),
+//! again with a bounded back-off until `--timeout`, and configures the
+//! devices of that instance with it; with `--snpn` that is an override.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -23,7 +34,7 @@ use nido_sim::{Faults, Link};
 use nido_ue::{Device, DeviceConfig, Timers};
 use rustls::pki_types::PrivateKeyDer;
 
-use super::device::serving_network;
+use super::device::{Source, onboarding_network};
 use crate::args::UsageError;
 
 /// Arguments of `nido sim`.
@@ -65,9 +76,13 @@ pub(crate) struct SimArgs {
     /// UDP sockets the devices share.
     #[arg(long, default_value_t = 4)]
     sockets: usize,
-    /// The onboarding network as MCC-MNC[-NID].
-    #[arg(long, default_value = "999-99-000000000AB")]
-    snpn: String,
+    /// The onboarding network as MCC-MNC[-NID]. Without it the simulator
+    /// asks each network address which network it is (its system
+    /// information) and configures the devices with what it hears; with
+    /// it, this overrides the announcement (a wrong one makes every attach
+    /// fail: the serving network name enters the keys).
+    #[arg(long, value_name = "MCC-MNC[-NID]")]
+    snpn: Option<String>,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
@@ -110,6 +125,17 @@ fn percentiles(sorted: &[f64]) -> serde_json::Value {
     })
 }
 
+/// The onboarding network(s) the devices were configured with: one object
+/// (`snn`, `source`) when every instance is the same network, else one per
+/// `--network`.
+fn network_json(snpns: &[(nido_prov::package::ServingNetwork, Source)]) -> serde_json::Value {
+    let one = |(sn, source): &(nido_prov::package::ServingNetwork, Source)| serde_json::json!({"snn": sn.snn, "source": source.name()});
+    match snpns {
+        [first, rest @ ..] if rest.iter().all(|s| s.0.snn == first.0.snn) => one(first),
+        all => all.iter().map(one).collect(),
+    }
+}
+
 pub(crate) fn run(a: &SimArgs) -> Result<()> {
     let networks = a
         .network
@@ -139,7 +165,46 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
         ),
         ..Timers::default()
     };
-    let snpn = serving_network(&a.snpn)?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(a.timeout);
+    // Which network each instance is: its system information (asked once
+    // per address; every device of the instance hears the same broadcast),
+    // or --snpn.
+    let mut snpns = Vec::with_capacity(networks.len());
+    for (k, network) in networks.iter().enumerate() {
+        let socket = UdpSocket::bind(if network.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        })?;
+        let id = (u64::from(std::process::id()) << 16) ^ k as u64 ^ a.seed.rotate_left(40);
+        match onboarding_network(a.snpn.as_deref(), &socket, *network, id, Some(deadline))? {
+            Some(found) => snpns.push(found),
+            None => {
+                // Nothing to configure the devices with: none can attach.
+                let json = serde_json::json!({
+                    "devices": dirs.len(),
+                    "active": 0,
+                    "failed": 0,
+                    "failures": {"no answer": dirs.len()},
+                    "elapsed_s": started.elapsed().as_secs_f64(),
+                });
+                if a.json {
+                    outln!("{json:#}");
+                } else {
+                    outln!(
+                        "0 of {} devices active; not active: {}",
+                        dirs.len(),
+                        super::report::failures_line(&BTreeMap::from([(
+                            "no answer".to_owned(),
+                            dirs.len() as u64
+                        )]))
+                    );
+                }
+                bail!("timed out: no answer from {network} to the system-information request");
+            }
+        }
+    }
     let bar = ProgressBar::new(dirs.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg:<12} [{bar:30}] {pos}/{len}")
@@ -148,7 +213,7 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
     );
     bar.set_message("loading");
     let mut devices = Vec::with_capacity(dirs.len());
-    for dir in &dirs {
+    for (i, dir) in dirs.iter().enumerate() {
         let bundle = FactoryBundle::load(dir).with_context(|| dir.display().to_string())?;
         let se = MemorySe::new(&PrivateKeyDer::Pkcs8(bundle.identity.key.clone_key()))
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
@@ -162,7 +227,7 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
             serial: bundle.identity.serial.clone(),
             credentials,
             dcs_realm: bundle.dcs_realm.clone(),
-            onboarding_network: snpn.clone(),
+            onboarding_network: snpns[i % snpns.len()].0.clone(),
             eap: Settings::default(),
             kausf_from: bundle.kausf_from,
             timers,
@@ -189,7 +254,7 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
         bursts: a.bursts,
         burst_every: Duration::from_secs(a.burst_every),
         payload: b"t=21.5C;h=40%".to_vec(),
-        timeout: Duration::from_secs(a.timeout),
+        timeout: deadline.saturating_duration_since(Instant::now()),
     };
     bar.set_position(0);
     bar.set_message("onboarding");
@@ -226,6 +291,8 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
                                "downlink_messages": report.downlink.0 / active, "downlink_bytes": report.downlink.1 / active},
         "bursts_sent": report.bursts_sent,
         "congestion_rejects": report.congestion_rejects,
+        "failures": report.failures,
+        "network": network_json(&snpns),
         "peak_rss_bytes": super::report::memory_now().1,
     });
     if a.json {
@@ -242,12 +309,19 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
             percentile(&latencies, 0.99),
             report.congestion_rejects
         );
+        if !report.failures.is_empty() {
+            outln!(
+                "not active: {}",
+                super::report::failures_line(&report.failures)
+            );
+        }
     }
     if report.active + report.failed < report.devices {
         bail!(
-            "timed out: {} of {} devices active",
+            "timed out: {} of {} devices active; not active: {}",
             report.active,
-            report.devices
+            report.devices,
+            super::report::failures_line(&report.failures)
         );
     }
     Ok(())

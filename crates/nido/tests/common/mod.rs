@@ -134,6 +134,17 @@ pub(crate) fn manufacturer_and_network_on(
     devices: usize,
     db: Option<&str>,
 ) -> (String, String) {
+    manufacturer_and_snpn(d, devices, db, "000000000AB")
+}
+
+/// As [`manufacturer_and_network_on`], the network an SNPN with NID `nid`
+/// (MCC 999, MNC 99).
+pub(crate) fn manufacturer_and_snpn(
+    d: &Path,
+    devices: usize,
+    db: Option<&str>,
+    nid: &str,
+) -> (String, String) {
     ok(
         &["mfr", "init", "--dir", "mfr", "--name", "Acme Sensors"],
         d,
@@ -162,14 +173,7 @@ pub(crate) fn manufacturer_and_network_on(
     );
     let listen = format!("127.0.0.1:{}", free_udp_port());
     let mut init = vec![
-        "network",
-        "init",
-        "--dir",
-        "net",
-        "--nid",
-        "000000000AB",
-        "--listen",
-        &listen,
+        "network", "init", "--dir", "net", "--nid", nid, "--listen", &listen,
     ];
     if let Some(db) = db {
         init.extend(["--db", db]);

@@ -383,6 +383,8 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         discarded = stats.discarded,
         foreign = stats.foreign,
         unaudited = stats.unaudited,
+        system_information = stats.system_information,
+        system_information_dropped = stats.system_information_dropped,
         "stopped; in-flight procedures abandoned (the store holds only committed state)"
     );
     Ok(())
