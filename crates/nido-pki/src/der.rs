@@ -122,6 +122,14 @@ impl<'a> Reader<'a> {
         self.data.is_empty()
     }
 
+    /// The next TLV, which must carry `tag`; returns all of it (tag and
+    /// length included).
+    pub(crate) fn read_tlv(&mut self, tag: u8) -> Result<&'a [u8], &'static str> {
+        let before = self.data;
+        self.read(tag)?;
+        Ok(&before[..before.len() - self.data.len()])
+    }
+
     /// The next TLV, which must carry `tag`; returns its content.
     pub(crate) fn read(&mut self, tag: u8) -> Result<&'a [u8], &'static str> {
         let (&t, rest) = self.data.split_first().ok_or("truncated (no tag)")?;

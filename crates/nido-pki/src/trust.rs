@@ -24,6 +24,25 @@
 //!
 //! The first failing step names the [`RefusalReason`].
 //!
+//! # Checking revocation without verifying CRL signatures again
+//!
+//! rustls-webpki verifies the signature of every CRL it consults on every
+//! path validation; [`TrustStore::add_crl`] already verified it once, with
+//! the key of the CRL's issuer certificate. When the CRL is plain (no
+//! issuingDistributionPoint, no critical extension, its issuer may sign
+//! CRLs, its signature algorithm and key are ones webpki verifies the same
+//! way: checked at import), step 3 first lets webpki validate the path
+//! without revocation, then looks each certificate of that path up in the
+//! CRL of its issuer's name itself: nextUpdate (unless stale CRLs are
+//! accepted), the serial, and that the path's issuer certificate is the
+//! very certificate whose key verified the CRL. Nothing about a stored CRL
+//! changes after import, so this is exactly webpki's revocation check
+//! minus the repeated signature verification. The shortcut only accepts:
+//! a revoked or unknown status, an issuer certificate other than the one
+//! the CRL was imported with, a CRL that is not plain, a longer chain, or
+//! any refusal makes step 3 run webpki with revocation as before, and its
+//! verdict stands.
+//!
 //! # Refusal reasons and 5GMM causes (TS 24.501 §9.11.3.2)
 //!
 //! | [`RefusalReason`] | meaning | 5GMM cause |
@@ -53,11 +72,11 @@ use rustls_pki_types::{
     UnixTime,
 };
 use webpki::{
-    CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, OwnedCertRevocationList,
-    RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
+    Cert, CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, OwnedCertRevocationList,
+    RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy, VerifiedPath,
 };
 use x509_parser::extensions::GeneralName;
-use x509_parser::oid_registry::OID_X509_SERIALNUMBER;
+use x509_parser::oid_registry::{OID_X509_EXT_KEY_USAGE, OID_X509_SERIALNUMBER};
 use x509_parser::prelude::{X509Certificate, parse_x509_certificate, parse_x509_crl};
 
 use crate::{DeviceId, Manufacturer, PkiError, der};
@@ -256,6 +275,164 @@ struct StoredCrl {
     issuer_subject: Vec<u8>,
     number: Vec<u8>,
     crl: CertRevocationList<'static>,
+    /// What the fast path of [`TrustStore::validate`] needs, if the CRL is
+    /// plain enough for it ([`FastCrl::of`]).
+    fast: Option<FastCrl>,
+}
+
+/// A CRL whose revocation check needs no signature verification per
+/// device: learnt at [`TrustStore::add_crl`], used by [`crl_admits`].
+struct FastCrl {
+    /// The DER of the certificate whose key verified the CRL's signature
+    /// at import, as rustls-webpki would verify it (same algorithm table,
+    /// same key, same bytes).
+    issuer_der: Vec<u8>,
+    /// The CRL's nextUpdate.
+    next_update: UnixTime,
+}
+
+/// At most this many intermediates for the fast path: rustls-webpki then
+/// builds at most 5 candidate paths of at most 3 certificates, so its
+/// revocation-checking path building needs at most 30 signature checks,
+/// well under its budget of 100, and cannot fail on the budget where the
+/// fast path succeeds.
+const FAST_MAX_INTERMEDIATES: usize = 2;
+
+impl FastCrl {
+    /// `Some` only if every revocation check rustls-webpki makes with this
+    /// CRL, issued by `issuer` (already checked: subject is the CRL issuer,
+    /// x509-parser verified the CRL signature with its key), reduces to
+    /// "nextUpdate and serial lookup" once the signature is known good:
+    ///
+    /// - no issuingDistributionPoint (webpki: authoritative for every
+    ///   certificate of that issuer name), no deltaCRLIndicator, no
+    ///   critical extension at all;
+    /// - `issuer` has no keyUsage or one asserting cRLSign, exactly as
+    ///   webpki reads the bit;
+    /// - the signature verifies with the algorithm webpki would pick from
+    ///   [`ALGS`] for this signatureAlgorithm and this issuer key.
+    fn of(
+        crl_der: &[u8],
+        crl: &CertRevocationList<'_>,
+        parsed: &x509_parser::revocation_list::CertificateRevocationList<'_>,
+        issuer: &X509Certificate<'_>,
+        issuer_der: &[u8],
+    ) -> Option<Self> {
+        if crl.issuing_distribution_point().is_some() {
+            return None;
+        }
+        if parsed.extensions().iter().any(|e| {
+            e.critical || e.oid.to_id_string() == "2.5.29.27" || e.oid.to_id_string() == "2.5.29.28"
+        }) {
+            return None;
+        }
+        let next_update = parsed.next_update()?.timestamp();
+        let next_update =
+            UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(next_update).ok()?));
+        if !crl_sign_allowed(issuer)? {
+            return None;
+        }
+        webpki_would_verify(crl_der, issuer.public_key().raw).then(|| Self {
+            issuer_der: issuer_der.to_vec(),
+            next_update,
+        })
+    }
+}
+
+/// Whether rustls-webpki lets `issuer` sign CRLs: no keyUsage, or a
+/// keyUsage BIT STRING (DER, no stray padding) with cRLSign (bit 6).
+/// `None` if anything is unusual (two keyUsage extensions, bad encoding).
+fn crl_sign_allowed(issuer: &X509Certificate<'_>) -> Option<bool> {
+    let mut it = issuer
+        .extensions()
+        .iter()
+        .filter(|e| e.oid == OID_X509_EXT_KEY_USAGE);
+    let ku = match (it.next(), it.next()) {
+        (None, _) => return Some(true),
+        (Some(ku), None) => ku,
+        (Some(_), Some(_)) => return None,
+    };
+    let mut r = der::Reader::new(ku.value);
+    let bits = r.read(0x03).ok()?;
+    if !r.is_empty() {
+        return None;
+    }
+    let (&padding, flags) = bits.split_first()?;
+    match (padding, flags.last()) {
+        (8.., _) | (1.., None) => return None,
+        (1..=7, Some(last)) if last & ((1 << padding) - 1) != 0 => return None,
+        _ => {}
+    }
+    Some(flags.first().is_some_and(|b| b & 0x02 != 0))
+}
+
+/// Whether rustls-webpki's CRL signature check (`verify_signed_data` with
+/// [`ALGS`]) passes for this CRL and issuer SubjectPublicKeyInfo: the first
+/// algorithm whose signature and public key identifiers match, on the
+/// tbsCertList, the signature bits and the key bits. `false` if anything
+/// does not parse strictly.
+fn webpki_would_verify(crl_der: &[u8], spki_der: &[u8]) -> bool {
+    let parts = || -> Result<_, &'static str> {
+        let mut outer = der::Reader::new(crl_der);
+        let mut crl = der::Reader::new(outer.read(der::TAG_SEQUENCE)?);
+        let tbs = crl.read_tlv(der::TAG_SEQUENCE)?;
+        let sig_alg = crl.read(der::TAG_SEQUENCE)?;
+        let sig = crl.read(0x03)?;
+        let mut outer_spki = der::Reader::new(spki_der);
+        let mut spki = der::Reader::new(outer_spki.read(der::TAG_SEQUENCE)?);
+        let key_alg = spki.read(der::TAG_SEQUENCE)?;
+        let key = spki.read(0x03)?;
+        if !(outer.is_empty() && crl.is_empty() && outer_spki.is_empty() && spki.is_empty()) {
+            return Err("trailing data");
+        }
+        match (sig.split_first(), key.split_first()) {
+            (Some((0, sig)), Some((0, key))) => Ok((tbs, sig_alg, sig, key_alg, key)),
+            _ => Err("bit string with unused bits"),
+        }
+    };
+    let Ok((tbs, sig_alg, sig, key_alg, key)) = parts() else {
+        return false;
+    };
+    ALGS.iter()
+        .find(|a| {
+            a.signature_alg_id().as_ref() == sig_alg && a.public_key_alg_id().as_ref() == key_alg
+        })
+        .is_some_and(|a| a.verify_signature(key, tbs, sig).is_ok())
+}
+
+/// The fast path's revocation check of `cert` (leaf or intermediate of a
+/// path rustls-webpki verified without revocation), whose issuer in that
+/// path is `issuer_der`: `true` only if webpki's check
+/// (`RevocationOptions::check`, depth Chain, unknown status allowed) would
+/// pass. The CRL webpki would take is the first of `m` whose issuer is
+/// `cert`'s issuer (all are authoritative: no issuingDistributionPoint);
+/// its signature, verified at import by the key of the very certificate
+/// that issues `cert` here, is what webpki would verify again.
+fn crl_admits(m: &Enrolled, cert: &Cert<'_>, issuer_der: &[u8], now: UnixTime) -> bool {
+    let Some(stored) = m.crls.iter().find(|c| c.crl.issuer() == cert.issuer()) else {
+        // No CRL: UnknownStatusPolicy::Allow.
+        return true;
+    };
+    let Some(fast) = &stored.fast else {
+        return false;
+    };
+    fast.issuer_der == issuer_der
+        && (m.policy.accept_stale_crl || now < fast.next_update)
+        && matches!(stored.crl.find_serial(cert.serial()), Ok(None))
+}
+
+/// Whether every certificate of `path` that webpki checks for revocation
+/// (leaf and intermediates; `RevocationCheckDepth::Chain`) passes
+/// [`crl_admits`]. The path's anchor is `m`'s root.
+fn path_admitted(m: &Enrolled, path: &VerifiedPath<'_>, now: UnixTime) -> bool {
+    let ee: &Cert<'_> = path.end_entity();
+    let mut chain = vec![ee];
+    chain.extend(path.intermediate_certificates());
+    chain.iter().enumerate().all(|(i, cert)| {
+        let issuer = chain.get(i + 1).map(|c| c.der());
+        let issuer_der = issuer.as_deref().unwrap_or(m.root.as_ref());
+        crl_admits(m, cert, issuer_der, now)
+    })
 }
 
 struct Enrolled {
@@ -401,6 +578,70 @@ fn hardware_module(c: &X509Certificate<'_>) -> Result<Option<(String, Vec<u8>)>,
     Ok(found)
 }
 
+/// rustls-webpki's verdict on the chain to `m`'s root: signatures,
+/// validity, basicConstraints, EKU clientAuth and revocation against `m`'s
+/// CRLs (leaf and intermediates, no CRL allowed, nextUpdate enforced unless
+/// the policy accepts stale CRLs).
+///
+/// The fast path (`fast_path`, at most [`FAST_MAX_INTERMEDIATES`]) first
+/// asks webpki for a path without revocation, then checks that path's
+/// revocation itself ([`path_admitted`]) without verifying any CRL
+/// signature: each was verified at import with the key of the same issuer
+/// certificate, as webpki would verify it ([`FastCrl::of`]), and nothing of
+/// a stored CRL changes after import. It only ever accepts: webpki, with
+/// revocation, tries the same candidate paths in the same order, refuses
+/// those the fast path's webpki call refused (it checks more, never less)
+/// and accepts the path the fast path found, whose revocation checks pass.
+/// A refusal (revoked, stale CRL, any other failure) or anything the fast
+/// path cannot decide (a CRL with an issuingDistributionPoint, an issuer
+/// certificate other than the one the CRL was imported with) goes to
+/// webpki with revocation, whose verdict stands: webpki may find another
+/// path around a revoked intermediate, and its error names the refusal.
+fn verify_chain(
+    m: &Enrolled,
+    ee: &EndEntityCert<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+    fast_path: bool,
+) -> Result<(), webpki::Error> {
+    let anchors = std::slice::from_ref(&m.anchor);
+    if fast_path && intermediates.len() <= FAST_MAX_INTERMEDIATES {
+        let path = ee.verify_for_usage(
+            ALGS,
+            anchors,
+            intermediates,
+            now,
+            KeyUsage::client_auth(),
+            None,
+            None,
+        );
+        if path.is_ok_and(|p| path_admitted(m, &p, now)) {
+            return Ok(());
+        }
+    }
+    let crls: Vec<&CertRevocationList<'_>> = m.crls.iter().map(|c| &c.crl).collect();
+    let revocation = RevocationOptionsBuilder::new(&crls).ok().map(|b| {
+        b.with_depth(RevocationCheckDepth::Chain)
+            .with_status_policy(UnknownStatusPolicy::Allow)
+            .with_expiration_policy(if m.policy.accept_stale_crl {
+                ExpirationPolicy::Ignore
+            } else {
+                ExpirationPolicy::Enforce
+            })
+            .build()
+    });
+    ee.verify_for_usage(
+        ALGS,
+        anchors,
+        intermediates,
+        now,
+        KeyUsage::client_auth(),
+        revocation,
+        None,
+    )
+    .map(|_| ())
+}
+
 impl TrustStore {
     /// An empty store: every device is an `UnknownManufacturer`.
     pub fn new() -> Self {
@@ -542,13 +783,17 @@ impl TrustStore {
             .crl_number()
             .map(|n| n.to_bytes_be())
             .ok_or_else(|| bad("no CRL number".into()))?;
-        let owned = OwnedCertRevocationList::from_der(crl)
-            .map_err(|e| bad(format!("rustls-webpki cannot use it: {e}")))?;
+        let owned = CertRevocationList::Owned(
+            OwnedCertRevocationList::from_der(crl)
+                .map_err(|e| bad(format!("rustls-webpki cannot use it: {e}")))?,
+        );
         let issuer_subject = issuer_cert.subject().as_raw().to_vec();
+        let fast = FastCrl::of(crl, &owned, &parsed, &issuer_cert, issuer);
         let stored = StoredCrl {
             issuer_subject,
             number,
-            crl: CertRevocationList::Owned(owned),
+            crl: owned,
+            fast,
         };
         match m
             .crls
@@ -595,6 +840,29 @@ impl TrustStore {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<DeviceInfo, Refusal> {
+        self.validate_with(end_entity, intermediates, now, true)
+    }
+
+    /// [`TrustStore::validate`] without the fast path: rustls-webpki
+    /// verifies every CRL signature again. Same verdicts, for tests and
+    /// measurements only.
+    #[doc(hidden)]
+    pub fn validate_without_fast_path(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<DeviceInfo, Refusal> {
+        self.validate_with(end_entity, intermediates, now, false)
+    }
+
+    fn validate_with(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        fast_path: bool,
+    ) -> Result<DeviceInfo, Refusal> {
         let malformed = |d: String| Refusal::new(RefusalReason::Malformed, d);
         let (rest, ee) = parse_x509_certificate(end_entity)
             .map_err(|e| malformed(format!("the certificate does not parse: {e}")))?;
@@ -628,26 +896,7 @@ impl TrustStore {
         let mut accepted = None;
         let mut refusals: Vec<Refusal> = Vec::new();
         for m in candidates {
-            let crls: Vec<&CertRevocationList<'_>> = m.crls.iter().map(|c| &c.crl).collect();
-            let revocation = RevocationOptionsBuilder::new(&crls).ok().map(|b| {
-                b.with_depth(RevocationCheckDepth::Chain)
-                    .with_status_policy(UnknownStatusPolicy::Allow)
-                    .with_expiration_policy(if m.policy.accept_stale_crl {
-                        ExpirationPolicy::Ignore
-                    } else {
-                        ExpirationPolicy::Enforce
-                    })
-                    .build()
-            });
-            match webpki_ee.verify_for_usage(
-                ALGS,
-                std::slice::from_ref(&m.anchor),
-                intermediates,
-                now,
-                KeyUsage::client_auth(),
-                revocation,
-                None,
-            ) {
+            match verify_chain(m, &webpki_ee, intermediates, now, fast_path) {
                 // webpki lets a certificate no CRL covers pass; unless the
                 // policy allows it, the leaf's issuer must have a CRL here
                 // (RFC 5280 §6.3: no CRL, no revocation status).
@@ -800,6 +1049,290 @@ mod tests {
         let r = Refusal::new(Expired, "x\ny");
         assert_eq!(r.to_string(), "expired: x?y");
         assert_eq!(r.gmm_cause(), 3);
+    }
+
+    mod differential {
+        //! The fast path against rustls-webpki with revocation, case by case.
+
+        use std::time::{SystemTime, UNIX_EPOCH};
+
+        use rcgen::{
+            CertificateRevocationListParams, CrlDistributionPoint, CrlIssuingDistributionPoint,
+            CrlScope, Issuer, KeyIdMethod, KeyPair, RevokedCertParams, SerialNumber,
+        };
+        use rustls_pki_types::CertificateRevocationListDer;
+
+        use super::*;
+        use crate::ca::{Ca, issuing_params};
+        use crate::{DeviceIdentity, DeviceProfile, Manufacturer, Revoked};
+
+        const DAY: Duration = Duration::from_secs(86_400);
+
+        fn t0() -> SystemTime {
+            UNIX_EPOCH + Duration::from_secs(1_760_000_000)
+        }
+
+        fn at(t: SystemTime) -> UnixTime {
+            UnixTime::since_unix_epoch(t.duration_since(UNIX_EPOCH).unwrap())
+        }
+
+        /// rcgen's date of `t` (its date type is not re-exported).
+        macro_rules! odt {
+            ($t:expr) => {
+                rcgen::date_time_ymd(1970, 1, 1) + $t.duration_since(UNIX_EPOCH).unwrap()
+            };
+        }
+
+        /// A CRL signed by `ca`, optionally with an issuingDistributionPoint.
+        fn crl_by(
+            ca: &Ca,
+            revoked: &[&[u8]],
+            next_update: SystemTime,
+            number: u64,
+            idp: bool,
+        ) -> CertificateRevocationListDer<'static> {
+            CertificateRevocationListParams {
+                this_update: odt!(t0()),
+                next_update: odt!(next_update),
+                crl_number: SerialNumber::from(number),
+                issuing_distribution_point: idp.then(|| CrlIssuingDistributionPoint {
+                    distribution_point: CrlDistributionPoint {
+                        uris: vec!["http://crl.example/acme.crl".into()],
+                    },
+                    scope: Some(CrlScope::UserCertsOnly),
+                }),
+                revoked_certs: revoked
+                    .iter()
+                    .map(|s| RevokedCertParams {
+                        serial_number: SerialNumber::from_slice(s),
+                        revocation_time: odt!(t0()),
+                        reason_code: None,
+                        invalidity_date: None,
+                    })
+                    .collect(),
+                key_identifier_method: KeyIdMethod::Sha256,
+            }
+            .signed_by(&Issuer::from_params(&ca.params, &ca.key))
+            .unwrap()
+            .der()
+            .clone()
+        }
+
+        /// An issuing CA with the same subject as `m`'s, signed by `m`'s
+        /// root: with a fresh key, or with the issuing CA's own key.
+        fn namesake_issuing(m: &Manufacturer, same_key: bool, serial: u8) -> Ca {
+            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let mut params = issuing_params(&m.name);
+            params.not_before = odt!(t0() - DAY);
+            params.not_after = odt!(t0() + DAY * 3650);
+            params.serial_number = Some(SerialNumber::from_slice(&[0x42, serial]));
+            let subject_key = if same_key { &m.issuing.key } else { &key };
+            let der = params
+                .signed_by(
+                    subject_key,
+                    &Issuer::from_params(&m.root.params, &m.root.key),
+                )
+                .unwrap()
+                .der()
+                .clone();
+            Ca { params, key, der }
+        }
+
+        /// A device of `m` issued by `ca` instead of `m`'s issuing CA.
+        fn device_of(m: &mut Manufacturer, ca: &mut Ca, serial: &str) -> DeviceIdentity {
+            std::mem::swap(&mut m.issuing, ca);
+            let d = m.issue_device(serial, &DeviceProfile::standard(t0()));
+            std::mem::swap(&mut m.issuing, ca);
+            d.unwrap()
+        }
+
+        fn cert_serial(der: &[u8]) -> Vec<u8> {
+            parse_x509_certificate(der).unwrap().1.raw_serial().to_vec()
+        }
+
+        /// Validates both ways, asserts the same verdict (reason and
+        /// detail), returns it and whether the fast path decided alone.
+        fn both(
+            store: &TrustStore,
+            chain: &[CertificateDer<'static>],
+            now: SystemTime,
+        ) -> (Result<DeviceInfo, Refusal>, bool) {
+            let fast = store.validate(&chain[0], &chain[1..], at(now));
+            let slow = store.validate_without_fast_path(&chain[0], &chain[1..], at(now));
+            assert_eq!(fast, slow);
+            let ee = EndEntityCert::try_from(&chain[0]).unwrap();
+            let decided = store.manufacturers.iter().any(|m| {
+                chain.len() - 1 <= FAST_MAX_INTERMEDIATES
+                    && ee
+                        .verify_for_usage(
+                            ALGS,
+                            std::slice::from_ref(&m.anchor),
+                            &chain[1..],
+                            at(now),
+                            KeyUsage::client_auth(),
+                            None,
+                            None,
+                        )
+                        .is_ok_and(|p| path_admitted(m, &p, at(now)))
+            });
+            (fast, decided)
+        }
+
+        fn reason(r: &Result<DeviceInfo, Refusal>) -> Option<RefusalReason> {
+            r.as_ref().err().map(|e| e.reason)
+        }
+
+        fn set_stale(store: &mut TrustStore, m: &Manufacturer, accept: bool) {
+            let mut p = Policy::for_manufacturer(m);
+            p.accept_stale_crl = accept;
+            store.set_policy("acme", p).unwrap();
+        }
+
+        #[test]
+        fn fast_and_slow_paths_agree() {
+            use RefusalReason as R;
+            let mut acme = Manufacturer::generate("Acme Sensors", t0()).unwrap();
+            let mut store = TrustStore::new();
+            store
+                .enroll(
+                    "acme",
+                    acme.root_der().clone(),
+                    Policy::for_manufacturer(&acme),
+                )
+                .unwrap();
+            let good = acme
+                .issue_device("ACMESENS-0000000001", &DeviceProfile::standard(t0()))
+                .unwrap();
+            let bad = acme
+                .issue_device("ACMESENS-0000000002", &DeviceProfile::standard(t0()))
+                .unwrap();
+            let week = t0() + DAY * 7;
+            let crl = acme.crl(&[Revoked::of(&bad, t0())], t0(), week, 1).unwrap();
+            store.add_crl("acme", &crl, acme.issuing_der()).unwrap();
+            assert!(store.manufacturers[0].crls.iter().all(|c| c.fast.is_some()));
+
+            let day1 = t0() + DAY;
+            // Good device: the fast path alone accepts it.
+            let (r, decided) = both(&store, &good.chain, day1);
+            assert!(r.is_ok(), "{r:?}");
+            assert!(decided);
+            // Leaf only (no intermediate sent): webpki finds no path either way.
+            assert!(both(&store, &good.chain[..1], day1).0.is_err());
+            // Revoked device.
+            let (r, decided) = both(&store, &bad.chain, day1);
+            assert_eq!((reason(&r), decided), (Some(R::Revoked), false));
+            // nextUpdate: one second before, exactly at, after; Enforce
+            // and accept_stale_crl.
+            let just_before = week - Duration::from_secs(1);
+            let (r, decided) = both(&store, &good.chain, just_before);
+            assert!(r.is_ok() && decided, "{r:?}");
+            for t in [week, week + DAY * 30] {
+                set_stale(&mut store, &acme, false);
+                assert_eq!(
+                    reason(&both(&store, &good.chain, t).0),
+                    Some(R::RevocationUnknown)
+                );
+                assert_eq!(
+                    reason(&both(&store, &bad.chain, t).0),
+                    Some(R::RevocationUnknown)
+                );
+                set_stale(&mut store, &acme, true);
+                let (r, decided) = both(&store, &good.chain, t);
+                assert!(r.is_ok() && decided, "{r:?}");
+                assert_eq!(reason(&both(&store, &bad.chain, t).0), Some(R::Revoked));
+            }
+            set_stale(&mut store, &acme, false);
+
+            // The root's CRL: empty (both CRLs on the fast path), then
+            // revoking the issuing CA, then stale.
+            let root_crl = crl_by(&acme.root, &[], t0() + DAY * 3, 1, false);
+            store.add_crl("acme", &root_crl, acme.root_der()).unwrap();
+            assert!(store.manufacturers[0].crls.iter().all(|c| c.fast.is_some()));
+            let (r, decided) = both(&store, &good.chain, day1);
+            assert!(r.is_ok() && decided, "{r:?}");
+            assert_eq!(
+                reason(&both(&store, &good.chain, t0() + DAY * 4).0),
+                Some(R::RevocationUnknown)
+            );
+            let issuing_serial = cert_serial(acme.issuing_der());
+            let root_crl = crl_by(&acme.root, &[&issuing_serial], week, 2, false);
+            store.add_crl("acme", &root_crl, acme.root_der()).unwrap();
+            let (r, decided) = both(&store, &good.chain, day1);
+            assert_eq!((reason(&r), decided), (Some(R::Revoked), false));
+            // A re-issued issuing CA (same name and key, another serial)
+            // sent after the revoked one: webpki goes around the revoked
+            // certificate; the fast path must not refuse on its own.
+            let reissued = namesake_issuing(&acme, true, 1);
+            let around = vec![
+                good.chain[0].clone(),
+                good.chain[1].clone(),
+                reissued.der.clone(),
+            ];
+            let (r, decided) = both(&store, &around, day1);
+            assert!(r.is_ok(), "{r:?}");
+            assert!(!decided);
+            let root_crl = crl_by(&acme.root, &[], week, 3, false);
+            store.add_crl("acme", &root_crl, acme.root_der()).unwrap();
+
+            // A namesake issuing CA with another key, signed by the same
+            // root: the stored CRL (the genuine CA's) is not its CRL.
+            let mut other = namesake_issuing(&acme, false, 2);
+            let stranger = device_of(&mut acme, &mut other, "ACMESENS-0000000003");
+            let (r, decided) = both(&store, &stranger.chain, day1);
+            assert_eq!((reason(&r), decided), (Some(R::RevocationUnknown), false));
+            // Both issuing CAs sent, the namesake first: webpki's path goes
+            // through the genuine one.
+            let both_cas = vec![
+                good.chain[0].clone(),
+                other.der.clone(),
+                good.chain[1].clone(),
+            ];
+            assert!(both(&store, &both_cas, day1).0.is_ok());
+            // The namesake's CRL stored instead (same issuer name, higher
+            // number): the genuine CA's devices no longer match its key.
+            let other_crl = crl_by(&other, &[], week, 5, false);
+            store.add_crl("acme", &other_crl, &other.der).unwrap();
+            let (r, decided) = both(&store, &good.chain, day1);
+            assert_eq!((reason(&r), decided), (Some(R::RevocationUnknown), false));
+            let (r, decided) = both(&store, &stranger.chain, day1);
+            assert!(r.is_ok(), "{r:?}");
+            assert!(decided);
+            assert!(both(&store, &both_cas, day1).0.is_err());
+
+            // A CRL with an issuingDistributionPoint: never the fast path.
+            let idp = crl_by(&acme.issuing, &[&bad.cert_serial], week, 6, true);
+            store.add_crl("acme", &idp, acme.issuing_der()).unwrap();
+            assert!(store.manufacturers[0].crls.iter().any(|c| c.fast.is_none()));
+            let (r, decided) = both(&store, &good.chain, day1);
+            assert!(r.is_ok(), "{r:?}");
+            assert!(!decided);
+            assert_eq!(reason(&both(&store, &bad.chain, day1).0), Some(R::Revoked));
+
+            // A manufacturer without CRL, allow_without_crl both ways.
+            let beta = Manufacturer::generate("Beta Devices", t0()).unwrap();
+            let beta_dev = beta
+                .issue_device("BETADEVI-0000000001", &DeviceProfile::standard(t0()))
+                .unwrap();
+            store
+                .enroll(
+                    "beta",
+                    beta.root_der().clone(),
+                    Policy::for_manufacturer(&beta),
+                )
+                .unwrap();
+            assert_eq!(
+                reason(&both(&store, &beta_dev.chain, day1).0),
+                Some(R::RevocationUnknown)
+            );
+            let mut p = Policy::for_manufacturer(&beta);
+            p.allow_without_crl = true;
+            store.set_policy("beta", p).unwrap();
+            let (r, decided) = both(&store, &beta_dev.chain, day1);
+            assert!(r.is_ok(), "{r:?}");
+            assert!(decided);
+            // Another manufacturer's devices are still decided the same.
+            assert_eq!(reason(&both(&store, &bad.chain, day1).0), Some(R::Revoked));
+        }
     }
 
     #[test]

@@ -574,3 +574,36 @@ fn enrollment_is_checked() {
         RefusalReason::UnknownManufacturer
     );
 }
+
+/// Time per `validate` of a genuine device with the fast path and without
+/// (rustls-webpki verifying the CRL signature again). Not an assertion:
+/// `cargo test --release --test validation -- --ignored --nocapture timing`.
+#[test]
+#[ignore = "a measurement"]
+fn timing() {
+    let f = fixture();
+    let d = f
+        .acme
+        .issue_device("ACMESENS-0000000009", &DeviceProfile::standard(t0()))
+        .unwrap();
+    let now = at(t0() + DAY);
+    let n = 2_000;
+    let time = |fast: bool| {
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            let r = if fast {
+                f.store.validate(&d.chain[0], &d.chain[1..], now)
+            } else {
+                f.store
+                    .validate_without_fast_path(&d.chain[0], &d.chain[1..], now)
+            };
+            assert!(r.is_ok());
+        }
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+    };
+    for _ in 0..2 {
+        let slow = time(false);
+        let fast = time(true);
+        println!("validate: {slow:.1} µs without the fast path, {fast:.1} µs with it");
+    }
+}
