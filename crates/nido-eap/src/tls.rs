@@ -23,6 +23,10 @@ use crate::EapError;
 pub fn crypto_provider() -> Arc<CryptoProvider> {
     let mut p = provider::default_provider();
     p.kx_groups = vec![provider::kx_group::X25519, provider::kx_group::SECP256R1];
+    // TLS 1.3 suites only, whatever rustls features the build unifies (the
+    // binary enables `tls12` for RadSec): a TLS 1.3-only ClientHello must
+    // not list TLS 1.2 suites.
+    p.cipher_suites.retain(|s| s.tls13().is_some());
     // TLS_AES_128_GCM_SHA256 first (the DCS picks by its own order): its
     // transcript hash, HKDF and exporter run on SHA-256, which the CPU's
     // SHA extensions speed up and SHA-384 does not (6% of `nido dcs
