@@ -2,8 +2,8 @@
 //! shared code with: hostapd's `eapol_test` (Debian package `eapoltest`).
 //! A genuine device's IDevID completes EAP-TLS 1.3 and eapol_test checks
 //! that the MSK in the Access-Accept's MS-MPPE keys equals the one it
-//! derived itself ("MPPE keys OK"); a revoked, a blocked and a foreign
-//! device get Access-Reject; a client with the wrong secret gets nothing.
+//! derived itself ("MPPE keys OK"); a revoked, a blocked, a foreign and
+//! an expired device get Access-Reject; a client with the wrong secret gets nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -246,6 +246,34 @@ fn eapol_test_authenticates_a_genuine_device_and_is_refused_the_others() {
         assert_eq!(last["decision"], "reject", "{bundle}: {last}");
         assert_eq!(last["reason"], reason, "{bundle}: {last}");
     }
+
+    // An expired IDevID of the genuine manufacturer (not in any CRL).
+    let m = nido_pki::Manufacturer::load(&d.join("mfr")).unwrap();
+    let now = std::time::SystemTime::now();
+    let id = m
+        .issue_device(&m.device_serial(9), &nido_pki::DeviceProfile::expired(now))
+        .unwrap();
+    let expired = d.join("expired-device");
+    std::fs::create_dir_all(&expired).unwrap();
+    let mut chain = String::new();
+    for c in &id.chain {
+        chain.push_str(&nido_pki::files::pem("CERTIFICATE", c));
+    }
+    std::fs::write(expired.join("chain.pem"), chain).unwrap();
+    std::fs::write(
+        expired.join("device.key"),
+        nido_pki::files::pem("PRIVATE KEY", id.key.secret_pkcs8_der()),
+    )
+    .unwrap();
+    let out = eapol_test(&program, d, &expired, &root, serving.port, SECRET, 10);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "an expired IDevID was accepted:\n{text}"
+    );
+    let last = audit(d).pop().unwrap();
+    assert_eq!(last["decision"], "reject", "{last}");
+    assert_eq!(last["reason"], "expired", "{last}");
 
     // A client that does not know the secret: every request is dropped
     // (the Message-Authenticator does not verify); eapol_test times out.
