@@ -516,7 +516,8 @@ fn a_kill_before_device_key_is_written_does_not_brick_the_device() {
         .open(vault.join("device.key"))
         .unwrap();
     // No network listens there: the run creates its vault, then times out
-    // onboarding.
+    // onboarding. With no network to announce its identity, --snpn names
+    // it (the device listens for the announcement for a second first).
     let dead = format!("127.0.0.1:{}", free_udp_port());
     let out = nido(
         &[
@@ -526,8 +527,10 @@ fn a_kill_before_device_key_is_written_does_not_brick_the_device() {
             bundle,
             "--network",
             &dead,
+            "--snpn",
+            "999-99-000000000AB",
             "--timeout",
-            "1",
+            "3",
         ],
         d,
     );
