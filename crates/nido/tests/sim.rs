@@ -98,6 +98,10 @@ fn sim_onboards_a_fleet_through_a_lossy_link() {
             "5",
             "--unprotected-t3346-max",
             "20",
+            // A device the 10% loss fails five times in a row waits T3502:
+            // 30 s here, not the spec's 12 min (the run would wait on it).
+            "--t3502",
+            "30",
             "--json",
         ],
         d,
