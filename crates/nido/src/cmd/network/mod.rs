@@ -494,6 +494,19 @@ fn init(a: &InitArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether a DCS of this network (its own or an external one) already
+/// serves `realm`.
+fn realm_served(config: &Config, realm: &str) -> bool {
+    config
+        .dcs
+        .iter()
+        .any(|d| d.realm.eq_ignore_ascii_case(realm))
+        || config
+            .external_dcs
+            .iter()
+            .any(|d| d.realm.eq_ignore_ascii_case(realm))
+}
+
 /// `trust-manufacturer --radius`: the manufacturer's own DCS, over RADIUS.
 /// The secret goes to `dcs/REALM/radius.secret` (0600) and an
 /// `[[external_dcs]]` entry to nido.toml; `serve` relays the realm's
@@ -526,15 +539,7 @@ fn trust_external(a: &TrustArgs) -> Result<()> {
         .into());
     }
     let realm = a.realm.to_ascii_lowercase();
-    if config
-        .dcs
-        .iter()
-        .any(|d| d.realm.eq_ignore_ascii_case(&realm))
-        || config
-            .external_dcs
-            .iter()
-            .any(|d| d.realm.eq_ignore_ascii_case(&realm))
-    {
+    if realm_served(&config, &realm) {
         bail!("a DCS already serves realm {realm}; nothing changed");
     }
     let target = dir.join("dcs").join(&realm);
@@ -592,15 +597,7 @@ fn trust_radsec(a: &TrustArgs) -> Result<()> {
         );
     }
     let realm = a.realm.to_ascii_lowercase();
-    if config
-        .dcs
-        .iter()
-        .any(|d| d.realm.eq_ignore_ascii_case(&realm))
-        || config
-            .external_dcs
-            .iter()
-            .any(|d| d.realm.eq_ignore_ascii_case(&realm))
-    {
+    if realm_served(&config, &realm) {
         bail!("a DCS already serves realm {realm}; nothing changed");
     }
     let target = dir.join("dcs").join(&realm);
