@@ -63,13 +63,14 @@
 //! take it (it may try another), #3 marks the UE itself as not to be
 //! trusted.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls_pki_types::{
-    CertificateDer, CertificateRevocationListDer, SignatureVerificationAlgorithm, TrustAnchor,
-    UnixTime,
+    AlgorithmIdentifier, CertificateDer, CertificateRevocationListDer, InvalidSignature,
+    SignatureVerificationAlgorithm, TrustAnchor, UnixTime,
 };
 use webpki::{
     Cert, CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, OwnedCertRevocationList,
@@ -102,6 +103,111 @@ static ALGS: &[&dyn SignatureVerificationAlgorithm] = &[
     webpki::aws_lc_rs::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
     webpki::aws_lc_rs::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
 ];
+
+/// At most this many signatures of one root are remembered ([`RootMemo`]).
+const ROOT_MEMO_ENTRIES: usize = 16;
+
+/// The signatures one manufacturer's root made that have already been
+/// verified: every device of an issuing CA presents the same issuing-CA
+/// certificate, so the root's signature on it is the same bytes each time.
+///
+/// Invariants: an entry is only ever added after [`ALGS`]' algorithm
+/// verified it under the root's own key; a lookup matches the algorithm,
+/// the exact message and the exact signature octets (a pure function's
+/// result, remembered: nothing weaker is accepted than a verification
+/// would accept); only the root's key is looked up, so no other issuer's
+/// signature is ever skipped; at most [`ROOT_MEMO_ENTRIES`] entries (the
+/// oldest goes), and only signatures that verified can enter, so an
+/// attacker cannot fill it with its own.
+#[derive(Debug)]
+struct RootMemo {
+    /// The root's subjectPublicKey, as webpki passes it to
+    /// [`SignatureVerificationAlgorithm::verify_signature`].
+    key: Vec<u8>,
+    seen: Mutex<VecDeque<Verified>>,
+}
+
+/// One remembered signature: index into [`ALGS`], message, signature.
+struct Verified {
+    alg: usize,
+    message: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl fmt::Debug for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Verified(alg {}, {} octets)",
+            self.alg,
+            self.message.len()
+        )
+    }
+}
+
+impl RootMemo {
+    fn remembers(&self, alg: usize, message: &[u8], signature: &[u8]) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter()
+            .any(|v| v.alg == alg && v.message == message && v.signature == signature)
+    }
+
+    fn remember(&self, alg: usize, message: &[u8], signature: &[u8]) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() == ROOT_MEMO_ENTRIES {
+            seen.pop_front();
+        }
+        seen.push_back(Verified {
+            alg,
+            message: message.to_vec(),
+            signature: signature.to_vec(),
+        });
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// [`ALGS`]' algorithm number `alg`, consulting `memo` for the root's key.
+#[derive(Debug)]
+struct RootMemoAlg {
+    alg: usize,
+    memo: Arc<RootMemo>,
+}
+
+impl SignatureVerificationAlgorithm for RootMemoAlg {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
+        let inner = ALGS[self.alg];
+        if public_key != self.memo.key.as_slice() {
+            return inner.verify_signature(public_key, message, signature);
+        }
+        if self.memo.remembers(self.alg, message, signature) {
+            return Ok(());
+        }
+        inner.verify_signature(public_key, message, signature)?;
+        self.memo.remember(self.alg, message, signature);
+        Ok(())
+    }
+
+    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+        ALGS[self.alg].public_key_alg_id()
+    }
+
+    fn signature_alg_id(&self) -> AlgorithmIdentifier {
+        ALGS[self.alg].signature_alg_id()
+    }
+
+    fn fips(&self) -> bool {
+        ALGS[self.alg].fips()
+    }
+}
 
 /// Why a device certificate was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -442,6 +548,18 @@ struct Enrolled {
     anchor: TrustAnchor<'static>,
     policy: Policy,
     crls: Vec<StoredCrl>,
+    /// [`ALGS`], in order, remembering the root's signatures.
+    algs: Vec<RootMemoAlg>,
+}
+
+impl Enrolled {
+    /// The algorithm table webpki is given for this manufacturer's chains.
+    fn algs(&self) -> Vec<&dyn SignatureVerificationAlgorithm> {
+        self.algs
+            .iter()
+            .map(|a| a as &dyn SignatureVerificationAlgorithm)
+            .collect()
+    }
 }
 
 /// The network's trust: enrolled manufacturers and the operator block list.
@@ -605,9 +723,10 @@ fn verify_chain(
     fast_path: bool,
 ) -> Result<(), webpki::Error> {
     let anchors = std::slice::from_ref(&m.anchor);
+    let algs = m.algs();
     if fast_path && intermediates.len() <= FAST_MAX_INTERMEDIATES {
         let path = ee.verify_for_usage(
-            ALGS,
+            &algs,
             anchors,
             intermediates,
             now,
@@ -631,7 +750,7 @@ fn verify_chain(
             .build()
     });
     ee.verify_for_usage(
-        ALGS,
+        &algs,
         anchors,
         intermediates,
         now,
@@ -686,6 +805,16 @@ impl TrustStore {
             )));
         }
         let root_subject = c.subject().as_raw().to_vec();
+        let memo = Arc::new(RootMemo {
+            key: c.public_key().subject_public_key.data.to_vec(),
+            seen: Mutex::new(VecDeque::new()),
+        });
+        let algs = (0..ALGS.len())
+            .map(|alg| RootMemoAlg {
+                alg,
+                memo: Arc::clone(&memo),
+            })
+            .collect();
         let anchor = webpki::anchor_from_trusted_cert(&root)
             .map_err(|e| PkiError::Trust(format!("{name}: not a usable trust anchor: {e}")))?
             .to_owned();
@@ -696,6 +825,7 @@ impl TrustStore {
             anchor,
             policy,
             crls: Vec::new(),
+            algs,
         });
         Ok(())
     }
@@ -1332,6 +1462,80 @@ mod tests {
             assert!(decided);
             // Another manufacturer's devices are still decided the same.
             assert_eq!(reason(&both(&store, &bad.chain, day1).0), Some(R::Revoked));
+        }
+
+        #[test]
+        fn a_roots_signature_is_verified_once_and_only_its_exact_bytes_count() {
+            let mut acme = Manufacturer::generate("Acme Sensors", t0()).unwrap();
+            let mut store = TrustStore::new();
+            store
+                .enroll(
+                    "acme",
+                    acme.root_der().clone(),
+                    Policy::for_manufacturer(&acme),
+                )
+                .unwrap();
+            let mut p = Policy::for_manufacturer(&acme);
+            p.allow_without_crl = true;
+            store.set_policy("acme", p).unwrap();
+            let memo = Arc::clone(&store.manufacturers[0].algs[0].memo);
+            let day1 = t0() + DAY;
+            for serial in ["ACMESENS-0000000001", "ACMESENS-0000000002"] {
+                let d = acme
+                    .issue_device(serial, &DeviceProfile::standard(t0()))
+                    .unwrap();
+                assert!(both(&store, &d.chain, day1).0.is_ok());
+                // The root signed one thing on these paths: the issuing CA.
+                assert_eq!(memo.len(), 1);
+            }
+
+            // The remembered triple, and what is not it.
+            let issuing = acme.issuing_der().clone();
+            let (_, cert) = parse_x509_certificate(&issuing).unwrap();
+            let message = cert.tbs_certificate.as_ref().to_vec();
+            let signature = cert.signature_value.data.to_vec();
+            let alg = (0..ALGS.len())
+                .find(|&a| memo.remembers(a, &message, &signature))
+                .expect("the root's signature on the issuing CA is remembered");
+            let memo_alg = &store.manufacturers[0].algs[alg];
+            let root_key = memo.key.clone();
+            assert!(
+                memo_alg
+                    .verify_signature(&root_key, &message, &signature)
+                    .is_ok()
+            );
+            let mut flipped_sig = signature.clone();
+            *flipped_sig.last_mut().unwrap() ^= 1;
+            let mut flipped_msg = message.clone();
+            *flipped_msg.last_mut().unwrap() ^= 1;
+            for (m, s) in [(&message, &flipped_sig), (&flipped_msg, &signature)] {
+                assert!(memo_alg.verify_signature(&root_key, m, s).is_err());
+            }
+            // Another key is never looked up: the real verification refuses.
+            let other = Manufacturer::generate("Beta Meters", t0()).unwrap();
+            let (_, other_root) = parse_x509_certificate(other.root_der()).unwrap();
+            let other_key = other_root.public_key().subject_public_key.data.to_vec();
+            assert!(
+                memo_alg
+                    .verify_signature(&other_key, &message, &signature)
+                    .is_err()
+            );
+            // Nothing that failed entered; a namesake issuing CA the root
+            // really signed verifies and is remembered too, up to the bound.
+            assert_eq!(memo.len(), 1);
+            for serial in 0..(ROOT_MEMO_ENTRIES as u8 + 2) {
+                let mut ca = namesake_issuing(&acme, false, serial);
+                let d = device_of(&mut acme, &mut ca, &format!("ACMESENS-00000001{serial:02}"));
+                assert!(both(&store, &d.chain, day1).0.is_ok());
+            }
+            assert_eq!(memo.len(), ROOT_MEMO_ENTRIES);
+            // The oldest (the issuing CA's) went; it verifies again anyway.
+            assert!(!memo.remembers(alg, &message, &signature));
+            let d = acme
+                .issue_device("ACMESENS-0000000003", &DeviceProfile::standard(t0()))
+                .unwrap();
+            assert!(both(&store, &d.chain, day1).0.is_ok());
+            assert!(memo.remembers(alg, &message, &signature));
         }
     }
 
