@@ -68,19 +68,10 @@ fn onboard(world: &Onboarding, id: &DeviceIdentity, network: SocketAddr, base: u
     device.state()
 }
 
-#[test]
-fn a_block_and_a_crl_made_while_serving_apply_to_the_next_onboarding() {
-    let now = SystemTime::now();
-    let world = Onboarding::new("Acme Sensors", now).unwrap();
-    let m = &world.manufacturer;
-    let issue = |n: u64| {
-        m.issue_device(&m.device_serial(n), &DeviceProfile::standard(now))
-            .unwrap()
-    };
-    let (a, b, c, d) = (issue(1), issue(2), issue(3), issue(4));
-
-    // The operator's database: the manufacturer and a current CRL.
-    let dir = TempDir::new();
+/// The operator's database in `dir`: `world`'s manufacturer and a current
+/// CRL. Returns its URL, its KEK and the operator's connection.
+fn operator_database(world: &Onboarding, dir: &TempDir) -> (String, Kek, SqlStore) {
+    let (m, now) = (&world.manufacturer, world.now);
     let url = format!("sqlite://{}", dir.0.join("net.db").display());
     let kek = Kek::new([0x4b; 32]);
     let operator = SqlStore::open(&url, kek.clone()).unwrap();
@@ -98,55 +89,134 @@ fn a_block_and_a_crl_made_while_serving_apply_to_the_next_onboarding() {
     operator
         .add_crl(m.name(), &crl, m.issuing_der(), 1)
         .unwrap();
+    (url, kek, operator)
+}
 
-    // The network, its trust watch on a connection of its own.
-    let mut network = scenario::network(
-        &world,
-        &NetworkOptions::default(),
-        Box::new(MemorySink::new()),
-    )
-    .unwrap();
-    let mut watch = TrustWatch::new(
-        SqlStore::open(&url, kek).unwrap(),
-        Duration::from_millis(20),
-        None,
-    );
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = socket.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let loaded = Arc::new(AtomicU64::new(u64::MAX));
-    let refusals = Arc::new(Mutex::new(Vec::new()));
-    let server = {
-        let (stop, loaded, refusals) = (stop.clone(), loaded.clone(), refusals.clone());
-        std::thread::spawn(move || {
-            serve_with(
-                &mut network,
-                &socket,
-                &ServeOptions::default(),
-                &stop,
-                |e| {
-                    if let NetworkEvent::Refused { cause, .. } = e {
-                        refusals.lock().unwrap().push(*cause);
-                    }
-                },
-                |n| {
-                    if let Some(r) = watch.poll(Instant::now(), n).unwrap() {
-                        loaded.store(r.generation, Ordering::SeqCst);
-                    }
-                },
-            )
-            .unwrap()
-        })
-    };
-    // The network holds the trust store of generation `g` (promptly: the
-    // watch asks every 20 ms, the driver's rounds are at most 100 ms).
-    let wait_for = |g: u64| {
+/// A network serving on 127.0.0.1 in a thread, its trust watch on a
+/// connection of its own to the database at `url`.
+struct Served {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    loaded: Arc<AtomicU64>,
+    /// The causes of its refusals, in order.
+    refusals: Arc<Mutex<Vec<u8>>>,
+    server: std::thread::JoinHandle<()>,
+}
+
+impl Served {
+    fn start(world: &Onboarding, url: &str, kek: Kek) -> Self {
+        let mut network = scenario::network(
+            world,
+            &NetworkOptions::default(),
+            Box::new(MemorySink::new()),
+        )
+        .unwrap();
+        let mut watch = TrustWatch::new(
+            SqlStore::open(url, kek).unwrap(),
+            Duration::from_millis(20),
+            None,
+        );
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let loaded = Arc::new(AtomicU64::new(u64::MAX));
+        let refusals = Arc::new(Mutex::new(Vec::new()));
+        let server = {
+            let (stop, loaded, refusals) = (stop.clone(), loaded.clone(), refusals.clone());
+            std::thread::spawn(move || {
+                serve_with(
+                    &mut network,
+                    &socket,
+                    &ServeOptions::default(),
+                    &stop,
+                    |e| {
+                        if let NetworkEvent::Refused { cause, .. } = e {
+                            refusals.lock().unwrap().push(*cause);
+                        }
+                    },
+                    |n| {
+                        if let Some(r) = watch.poll(Instant::now(), n).unwrap() {
+                            loaded.store(r.generation, Ordering::SeqCst);
+                        }
+                    },
+                )
+                .unwrap();
+            })
+        };
+        Self {
+            addr,
+            stop,
+            loaded,
+            refusals,
+            server,
+        }
+    }
+
+    /// Waits until the network holds the trust store of generation `g`
+    /// (promptly: the watch asks every 20 ms, the driver's rounds are at
+    /// most 100 ms).
+    fn wait_for(&self, g: u64) {
         let until = Instant::now() + Duration::from_secs(5);
-        while loaded.load(Ordering::SeqCst) != g {
+        while self.loaded.load(Ordering::SeqCst) != g {
             assert!(Instant::now() < until, "generation {g} never loaded");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.server.join().unwrap();
+    }
+}
+
+/// Runs `device` on `socket` until `done` says so or 20 s passed; returns
+/// the events it reported.
+fn run_until(
+    device: &mut nido_ue::Device,
+    socket: &UdpSocket,
+    network: SocketAddr,
+    base: u64,
+    done: impl Fn(DeviceState) -> bool,
+) -> Vec<nido_ue::DeviceEvent> {
+    let deadline = SystemTime::now() + Duration::from_secs(20);
+    let mut events = Vec::new();
+    device::run(
+        device,
+        socket,
+        network,
+        base,
+        |d, now| {
+            if done(d.state()) || now > deadline {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        },
+        |e| events.push(e.clone()),
+    )
+    .unwrap();
+    events
+}
+
+#[test]
+fn a_block_and_a_crl_made_while_serving_apply_to_the_next_onboarding() {
+    let now = SystemTime::now();
+    let world = Onboarding::new("Acme Sensors", now).unwrap();
+    let m = &world.manufacturer;
+    let issue = |n: u64| {
+        m.issue_device(&m.device_serial(n), &DeviceProfile::standard(now))
+            .unwrap()
     };
+    let (a, b, c, d) = (issue(1), issue(2), issue(3), issue(4));
+
+    // The operator's database: the manufacturer and a current CRL.
+    let dir = TempDir::new();
+    let (url, kek, operator) = operator_database(&world, &dir);
+
+    let served = Served::start(&world, &url, kek);
+    let addr = served.addr;
+    let refusals = served.refusals.clone();
+    let wait_for = |g: u64| served.wait_for(g);
     wait_for(operator.trust_generation().unwrap());
     assert_eq!(onboard(&world, &a, addr, 1), DeviceState::Active);
 
@@ -179,6 +249,84 @@ fn a_block_and_a_crl_made_while_serving_apply_to_the_next_onboarding() {
     wait_for(operator.trust_generation().unwrap());
     assert_eq!(onboard(&world, &b, addr, 5), DeviceState::Active);
 
-    stop.store(true, Ordering::Relaxed);
-    server.join().unwrap();
+    served.stop();
+}
+
+#[test]
+fn a_block_made_while_serving_deregisters_an_active_device_until_it_is_unblocked() {
+    let world = Onboarding::new("Acme Sensors", SystemTime::now()).unwrap();
+    let m = &world.manufacturer;
+    let id = m
+        .issue_device(&m.device_serial(1), &DeviceProfile::standard(world.now))
+        .unwrap();
+    let dir = TempDir::new();
+    let (url, kek, operator) = operator_database(&world, &dir);
+    let served = Served::start(&world, &url, kek);
+    served.wait_for(operator.trust_generation().unwrap());
+
+    let mut device = scenario::device(&world, &id, false).unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    device.power_on(SystemTime::now());
+    run_until(&mut device, &socket, served.addr, 1, |s| {
+        s == DeviceState::Active
+    });
+    assert_eq!(device.state(), DeviceState::Active);
+    let supi = device.subscription().unwrap().supi.clone();
+
+    // `nido network block` while the device is registered: the network
+    // deregisters it (#3, protected) at its next trust poll.
+    let device_id = DeviceId::new(m.name(), &id.serial).unwrap();
+    assert!(operator.block(&device_id, "stolen").unwrap());
+    let events = run_until(&mut device, &socket, served.addr, 1, |s| {
+        s == DeviceState::Failed
+    });
+    assert_eq!(device.state(), DeviceState::Failed, "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            nido_ue::DeviceEvent::Rejected {
+                message: "DeregistrationRequestUeTerminated",
+                cause: 3
+            }
+        )),
+        "{events:?}"
+    );
+
+    // Registering again with its subscription: refused, protected (#3).
+    device.power_on(SystemTime::now());
+    let events = run_until(&mut device, &socket, served.addr, 1, |s| {
+        matches!(
+            s,
+            DeviceState::Failed | DeviceState::Active | DeviceState::BackingOff
+        )
+    });
+    assert_eq!(device.state(), DeviceState::Failed, "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            nido_ue::DeviceEvent::Rejected {
+                message: "RegistrationReject",
+                cause: 3
+            }
+        )),
+        "{events:?}"
+    );
+    assert_eq!(*served.refusals.lock().unwrap(), vec![3, 3]);
+
+    // Unblocked: the same subscription is active again.
+    assert!(operator.unblock(&device_id).unwrap());
+    served.wait_for(operator.trust_generation().unwrap());
+    device.power_on(SystemTime::now());
+    run_until(&mut device, &socket, served.addr, 1, |s| {
+        matches!(
+            s,
+            DeviceState::Failed | DeviceState::Active | DeviceState::BackingOff
+        )
+    });
+    assert_eq!(device.state(), DeviceState::Active);
+    assert_eq!(device.subscription().unwrap().supi, supi);
+    served.stop();
 }

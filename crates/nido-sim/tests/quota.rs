@@ -23,28 +23,11 @@ use common::{fleet, world};
 
 /// The trust store of `world` with a quota of `max` for its manufacturer.
 fn trust(world: &nido_eap::fixtures::Onboarding, max: u64) -> TrustStore {
-    let m = &world.manufacturer;
-    let mut trust = TrustStore::new();
-    trust
-        .enroll(
-            m.name(),
-            m.root_der().clone(),
-            Policy {
-                max_subscriptions: Some(max),
-                ..Policy::for_manufacturer(m)
-            },
-        )
-        .unwrap();
-    let crl = m
-        .crl(
-            &[],
-            world.now - Duration::from_secs(60),
-            world.now + Duration::from_secs(86_400),
-            1,
-        )
-        .unwrap();
-    trust.add_crl(m.name(), &crl, m.issuing_der()).unwrap();
-    trust
+    let policy = Policy {
+        max_subscriptions: Some(max),
+        ..Policy::for_manufacturer(&world.manufacturer)
+    };
+    common::trust_store(world, policy, |_| {})
 }
 
 #[test]

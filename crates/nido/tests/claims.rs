@@ -167,4 +167,19 @@ fn claims_import_is_signed_and_the_first_claim_stands() {
         out.contains("Acme Sensors/ACMESENS-0000000002 blocked"),
         "{out}"
     );
+    // Unblocking lifts it once; a device that is not blocked is an error.
+    let unblock = [
+        "network",
+        "unblock",
+        "--dir",
+        "net",
+        "Acme Sensors/ACMESENS-0000000002",
+    ];
+    let out = ok(&unblock, d);
+    assert!(
+        out.contains("Acme Sensors/ACMESENS-0000000002 unblocked"),
+        "{out}"
+    );
+    let e = fails(&unblock, d);
+    assert!(e.contains("is not blocked"), "{e}");
 }

@@ -194,8 +194,9 @@ pub struct Admission {
     /// whole minutes to 31 min, 6-minute steps to 186 min), inside the
     /// range when the range holds one; never below 2 s. 10 s to 60 s.
     pub t3346: RangeInclusive<Duration>,
-    /// The seed of the draws: reproducible back-offs for simulations and
-    /// tests. `None` (the default): a seed from the system's random source.
+    /// The seed of the draws that need no secrecy (T3346 back-offs, the
+    /// first 5G-TMSI): reproducible runs for simulations and tests. `None`
+    /// (the default): a seed from the system's random source.
     pub seed: Option<u64>,
 }
 
@@ -286,6 +287,21 @@ fn backoff_seed(admission: &Admission) -> u64 {
         let _ = aws_lc_rs::rand::fill(&mut seed);
         u64::from_be_bytes(seed)
     })
+}
+
+/// The 5G-TMSI before the first one this AMF assigns: drawn from the
+/// admission seed when one is given (a simulation is then determined by
+/// its seed), from system randomness otherwise.
+fn first_tmsi(admission: &Admission) -> u32 {
+    match admission.seed {
+        // Its own stream of the seed, apart from the T3346 draws.
+        Some(seed) => (splitmix64(&mut (seed ^ 0x5476_4D53_495F_5449)) >> 32) as u32,
+        None => {
+            let mut seed = [0u8; 4];
+            let _ = aws_lc_rs::rand::fill(&mut seed);
+            u32::from_be_bytes(seed)
+        }
+    }
 }
 
 /// A downlink PDU for one connection.
@@ -402,8 +418,7 @@ impl Network {
         dcs: Dcs,
         sink: Box<dyn ApplicationSink>,
     ) -> Self {
-        let mut seed = [0u8; 4];
-        let _ = aws_lc_rs::rand::fill(&mut seed);
+        let next_tmsi = first_tmsi(&config.admission);
         let backoff = backoff_seed(&config.admission);
         let suci_budget = TokenBucket::new(config.suci_failures);
         Self {
@@ -420,7 +435,7 @@ impl Network {
             generation: 0,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
-            next_tmsi: u32::from_be_bytes(seed),
+            next_tmsi,
             procedures: 0,
             backoff,
             suci_budget,
@@ -502,6 +517,60 @@ impl Network {
                 .set_quotas(Some(crate::pvs::Quotas::from_trust(&trust, default)));
         }
         self.dcs.set_trust_store(trust);
+        self.deregister_blocked();
+    }
+
+    /// Network-initiated deregistration (TS 24.501 §5.5.2.3) of every UE
+    /// context with NAS security (registered, onboarding, or accepted and
+    /// not yet complete) whose device is now on the operator's block list,
+    /// in connection order. A context not yet secured is refused at its
+    /// SECURITY MODE COMPLETE instead.
+    fn deregister_blocked(&mut self) {
+        let mut blocked: Vec<(ConnectionId, crate::DeviceId)> = self
+            .ues
+            .iter()
+            .filter_map(|(conn, ctx)| {
+                let device = ctx.device.as_ref()?;
+                // A tombstone (deregistered, kept for retransmissions) has
+                // nothing left to end.
+                let live = !matches!(ctx.state, MmState::Deregistered);
+                let secured = ctx.secured && ctx.sec.is_some();
+                (live && secured && self.dcs.is_blocked(device)).then(|| (*conn, device.clone()))
+            })
+            .collect();
+        blocked.sort_by_key(|(conn, _)| *conn);
+        for (conn, device) in blocked {
+            self.deregister_as_blocked(conn, device);
+        }
+    }
+
+    /// Ends `conn`'s registration because its device is blocked: a
+    /// DEREGISTRATION REQUEST (UE terminated, no re-registration) with #3
+    /// illegal UE, integrity protected and ciphered, and the context goes
+    /// (as when the onboarding timer expires). Its subscription stays in
+    /// the store, suspended while the block lasts: a registration with it is
+    /// refused after 5G-AKA, protected, with #3 too. A lost request costs
+    /// nothing: the device's next uplink finds no context, and its next
+    /// registration is refused.
+    pub(crate) fn deregister_as_blocked(&mut self, conn: ConnectionId, device: crate::DeviceId) {
+        match nido_nas::build::deregistration_request_ue_terminated(
+            false,
+            Some(GmmCause::IllegalUe),
+            None,
+        ) {
+            Ok(m) => self.send(conn, &m, Some(Protection::IntegrityCiphered)),
+            Err(e) => self.discard(conn, format!("DEREGISTRATION REQUEST: {e}")),
+        }
+        self.events.push_back(NetworkEvent::Refused {
+            conn,
+            reason: format!(
+                "device {device}: on the operator block list; deregistered \
+                 (its subscription is suspended until it is unblocked)"
+            ),
+            device: Some(device),
+            cause: 3,
+        });
+        self.remove(conn);
     }
 
     /// Forgets every UE context, index and timer, keeping the store and the

@@ -741,6 +741,32 @@ impl Network {
             let device = ctx.device.clone();
             return self.reject(conn, 22, device, reason, None);
         }
+        // A device on the operator's block list (blocked since its EAP-TLS
+        // began, or whose subscription is suspended by a block) is refused
+        // now that the reject can be integrity protected (an unprotected #3
+        // would be believed only after several, TS 24.501 §5.3.20.2). A
+        // subscription is read fresh with its vector.
+        let blocked = if ctx.onboarding {
+            ctx.device
+                .clone()
+                .map(|d| (d, "its onboarding is refused".to_owned()))
+        } else {
+            ctx.supi.clone().and_then(|supi| {
+                let sub = self.store.cached_subscription_by_supi(&supi).ok()??;
+                Some((
+                    sub.device,
+                    format!("the registration of its subscription {supi} is refused"),
+                ))
+            })
+        };
+        if let Some((device, what)) = blocked
+            && self.dcs.is_blocked(&device)
+        {
+            let reason = format!(
+                "device {device}: on the operator block list; {what} until it is unblocked"
+            );
+            return self.reject(conn, 3, Some(device), reason, None);
+        }
         let (mcc, mnc) = (
             self.config.serving_network.mcc.clone(),
             self.config.serving_network.mnc.clone(),
@@ -789,6 +815,10 @@ impl Network {
             ctx.pending.clear();
             ctx.state = MmState::Onboarding;
             if let Some(device) = ctx.device.clone() {
+                // Blocked between its SECURITY MODE COMPLETE and now.
+                if self.dcs.is_blocked(&device) {
+                    return self.deregister_as_blocked(conn, device);
+                }
                 self.events
                     .push_back(NetworkEvent::RegisteredForOnboarding { conn, device });
             }
@@ -814,6 +844,12 @@ impl Network {
             if let Some(sub) = sub {
                 ctx.device = Some(sub.device);
                 ctx.owner = sub.owner;
+            }
+            // Blocked between its SECURITY MODE COMPLETE and now.
+            if let Some(device) = ctx.device.clone()
+                && self.dcs.is_blocked(&device)
+            {
+                return self.deregister_as_blocked(conn, device);
             }
             // Implicit deregistration of an older context of the same SUPI.
             if let Some(old) = self.registered_index.insert(supi.clone(), conn)

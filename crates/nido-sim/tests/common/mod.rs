@@ -51,6 +51,32 @@ pub(crate) fn one_device(
     )
 }
 
+/// A trust store as `world`'s (its manufacturer enrolled with `policy`, a
+/// current CRL listing nothing), which `adjust` may change (block a device):
+/// what an operator's change hands a running network.
+pub(crate) fn trust_store(
+    world: &Onboarding,
+    policy: nido_pki::Policy,
+    adjust: impl FnOnce(&mut nido_pki::TrustStore),
+) -> nido_pki::TrustStore {
+    let m = &world.manufacturer;
+    let mut trust = nido_pki::TrustStore::new();
+    trust
+        .enroll(m.name(), m.root_der().clone(), policy)
+        .unwrap();
+    let crl = m
+        .crl(
+            &[],
+            world.now - Duration::from_secs(60),
+            world.now + Duration::from_secs(86_400),
+            1,
+        )
+        .unwrap();
+    trust.add_crl(m.name(), &crl, m.issuing_der()).unwrap();
+    adjust(&mut trust);
+    trust
+}
+
 pub(crate) fn world() -> Onboarding {
     Onboarding::new("Acme Sensors", SystemTime::now()).unwrap()
 }

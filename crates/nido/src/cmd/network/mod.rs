@@ -53,11 +53,17 @@ pub(crate) enum Network {
     RadsecCert(RadsecCertArgs),
     /// Imports a manufacturer's CRL (devices it revoked are refused, #3).
     CrlImport(CrlArgs),
-    /// Blocks a device (refused at onboarding, #3): MANUFACTURER/SERIAL, or
-    /// SERIAL with --manufacturer. Only that manufacturer's device is
+    /// Blocks a device (#3): its onboarding is refused, a serving network
+    /// deregisters it if it is registered, and its subscription is suspended
+    /// (registrations with it are refused) until `unblock`.
+    /// MANUFACTURER/SERIAL, or SERIAL with --manufacturer. Only that manufacturer's device is
     /// blocked; another manufacturer's device of the same serial is another
     /// device.
     Block(BlockArgs),
+    /// Lifts a block: the device may onboard again, and its subscription,
+    /// if it has one, registers again (a serving network sees it at its
+    /// next trust poll). MANUFACTURER/SERIAL, or SERIAL with --manufacturer.
+    Unblock(UnblockArgs),
     /// Imports a manufacturer's signed claims.csv (serial, claim code hash)
     /// so owners can claim its devices.
     ///
@@ -318,6 +324,14 @@ pub(crate) struct BlockArgs {
     device: DeviceArg,
 }
 
+#[derive(Args)]
+pub(crate) struct UnblockArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
 /// A device named on the command line: its identity is the enrolled
 /// manufacturer together with the serial.
 #[derive(Args)]
@@ -411,6 +425,15 @@ pub(crate) fn run(command: Network) -> Result<()> {
             }
             store.block(&device, &a.reason)?;
             outln!("{device} blocked");
+            Ok(())
+        }
+        Network::Unblock(a) => {
+            let (_, store) = open(&a.dir.dir, None)?;
+            let device = a.device.id()?;
+            if !store.unblock(&device)? {
+                bail!("{device} is not blocked");
+            }
+            outln!("{device} unblocked");
             Ok(())
         }
         Network::ImportClaims(a) => claims(&a),

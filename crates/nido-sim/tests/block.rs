@@ -1,0 +1,154 @@
+//! The operator's block list stops a device that already has a
+//! subscription, not only its next onboarding (issue #16, item 1): a block
+//! handed to a running network deregisters the device at once (a
+//! DEREGISTRATION REQUEST with #3, integrity protected), its registration
+//! with 5G-AKA is refused (#3, protected, after the security mode command)
+//! while the block lasts, its subscription stays as it was, and unblocking
+//! lets it in again with the same SUPI. Another device is untouched, and a
+//! block that arrives while a device is onboarding ends the onboarding.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nido_net::NetworkEvent;
+use nido_pki::{DeviceId, DeviceProfile, Policy};
+use nido_sim::scenario::NetworkOptions;
+use nido_sim::{Faults, Fleet};
+use nido_ue::{DeviceEvent, DeviceState};
+
+use common::{fleet, settle, trust_store, world};
+
+/// How many times device `i` was told `cause` by `message`.
+fn told(fleet: &Fleet, i: usize, message: &str, cause: u8) -> usize {
+    fleet
+        .device_events(i)
+        .iter()
+        .filter(|e| matches!(e, DeviceEvent::Rejected { message: m, cause: c } if *m == message && *c == cause))
+        .count()
+}
+
+/// The network's refusals of `device` with #3 whose reason holds `needle`.
+fn refused(fleet: &Fleet, device: &DeviceId, needle: &str) -> usize {
+    fleet
+        .network_events()
+        .iter()
+        .filter(|e| {
+            matches!(e, NetworkEvent::Refused { device: Some(d), cause: 3, reason, .. }
+                if d == device && reason.contains(needle))
+        })
+        .count()
+}
+
+#[test]
+fn a_blocked_device_is_deregistered_and_refused_until_it_is_unblocked() {
+    let world = world();
+    let m = &world.manufacturer;
+    let (mut fleet, sink) = fleet(
+        &world,
+        &NetworkOptions::default(),
+        &vec![DeviceProfile::standard(world.now); 3],
+        Faults::NONE,
+        16,
+    );
+    let ids: Vec<DeviceId> = (1..=3)
+        .map(|n| DeviceId::new(m.name(), &m.device_serial(n)).unwrap())
+        .collect();
+    let policy = || Policy::for_manufacturer(m);
+    fleet.power_on(0);
+    fleet.power_on(1);
+    assert!(settle(&mut fleet, &[0, 1]));
+    assert_eq!(fleet.count(DeviceState::Active), 2);
+    let supi = fleet.device(0).subscription().unwrap().supi.clone();
+
+    // The block reaches the running network: device 0 is deregistered
+    // within one round trip, with a protected #3, and gives up.
+    let blocked = trust_store(&world, policy(), |t| {
+        t.block(&ids[0]);
+    });
+    fleet.network_mut().set_trust_store(Arc::new(blocked));
+    let deadline = fleet.now() + Duration::from_secs(1);
+    assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Failed));
+    assert_eq!(told(&fleet, 0, "DeregistrationRequestUeTerminated", 3), 1);
+    assert_eq!(refused(&fleet, &ids[0], "deregistered"), 1);
+    assert!(fleet.send_data(0, b"after the block").is_err());
+    // Its subscription is kept on both sides.
+    assert_eq!(fleet.device(0).subscription().unwrap().supi, supi);
+    // Device 1 is untouched: still active, its data still arrives.
+    assert_eq!(fleet.device(1).state(), DeviceState::Active);
+    fleet.send_data(1, b"still here").unwrap();
+    let deadline = fleet.now() + Duration::from_secs(10);
+    assert!(fleet.run_until(deadline, |_| {
+        sink.received().iter().any(|u| u.data == b"still here")
+    }));
+    assert!(sink.received().iter().all(|u| u.data != b"after the block"));
+
+    // Powered on again, it registers with its subscription: 5G-AKA and
+    // the security mode run, then the REGISTRATION REJECT, protected (an
+    // unprotected #3 would only start T3247, TS 24.501 §5.3.20.2).
+    fleet.power_off(0);
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    assert_eq!(fleet.device(0).state(), DeviceState::Failed);
+    assert_eq!(told(&fleet, 0, "RegistrationReject", 3), 1);
+    assert!(
+        !fleet
+            .device_events(0)
+            .iter()
+            .any(|e| matches!(e, DeviceEvent::UnprotectedReject { .. })),
+        "{:?}",
+        fleet.device_events(0)
+    );
+    assert_eq!(
+        refused(&fleet, &ids[0], "registration of its subscription"),
+        1
+    );
+    assert_eq!(fleet.device(0).subscription().unwrap().supi, supi);
+
+    // A block that arrives while device 2 onboards ends its onboarding.
+    fleet.power_on(2);
+    let deadline = fleet.now() + Duration::from_secs(60);
+    assert!(fleet.run_until(deadline, |f| f.device(2).state()
+        == DeviceState::Provisioning));
+    let both = trust_store(&world, policy(), |t| {
+        t.block(&ids[0]);
+        t.block(&ids[2]);
+    });
+    fleet.network_mut().set_trust_store(Arc::new(both));
+    assert!(settle(&mut fleet, &[2]));
+    assert_eq!(fleet.device(2).state(), DeviceState::Failed);
+    assert_eq!(
+        told(&fleet, 2, "DeregistrationRequestUeTerminated", 3),
+        1,
+        "{:?}\n{:?}",
+        fleet.device_events(2),
+        fleet
+            .network_events()
+            .iter()
+            .rev()
+            .take(8)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(refused(&fleet, &ids[2], "deregistered"), 1);
+
+    // Unblocked: the same subscription registers again and is active.
+    fleet
+        .network_mut()
+        .set_trust_store(Arc::new(trust_store(&world, policy(), |_| {})));
+    for i in [0, 2] {
+        fleet.power_off(i);
+        fleet.power_on(i);
+    }
+    assert!(settle(&mut fleet, &[0, 2]));
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    assert_eq!(fleet.device(0).subscription().unwrap().supi, supi);
+    assert_eq!(fleet.device(2).state(), DeviceState::Active);
+    fleet.send_data(0, b"welcome back").unwrap();
+    let deadline = fleet.now() + Duration::from_secs(10);
+    assert!(fleet.run_until(deadline, |_| {
+        sink.received().iter().any(|u| u.data == b"welcome back")
+    }));
+}
