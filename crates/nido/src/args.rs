@@ -69,6 +69,90 @@ pub(crate) fn number_in(
     }
 }
 
+/// A device's protocol timers that a test, a demonstration or a load run
+/// may shorten (the defaults are TS 24.501 §10.2's), for `nido device run`
+/// and `nido sim` alike: the timers are inputs of the device's state
+/// machine, so nothing waits through a real 12-minute T3502 unless asked.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct DeviceTimerArgs {
+    /// T3510, in seconds: how long a registration may go silent before the
+    /// device starts it again (15, TS 24.501 §10.2, by default; nido
+    /// restarts it on every message of the registration).
+    #[arg(long, default_value_t = 15, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub(crate) t3510: u64,
+    /// T3580, in seconds: how long a device waits for the answer to its
+    /// PDU SESSION ESTABLISHMENT REQUEST (16, TS 24.501 §10.3, by default)
+    /// before it sends it again; a network that lost the request (it
+    /// restarted) costs a device five of these before it onboards again.
+    #[arg(long, default_value_t = 16, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub(crate) t3580: u64,
+    /// The provisioning exchange's CoAP retransmission timeout, in seconds
+    /// (RFC 7252 ACK_TIMEOUT, fixed: NAS carries it; 8 by default). A
+    /// network that lost the exchange (it restarted) costs a device four
+    /// of these before it onboards again.
+    #[arg(long, default_value_t = 8, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub(crate) coap_timeout: u64,
+    /// T3502, in seconds: how long a device waits after five failed
+    /// registration attempts (TS 24.501 §5.5.1.2.7; 720, the spec's 12
+    /// min, by default). Shorter for a test over a very lossy link.
+    #[arg(long, default_value_t = 720, value_name = "SECONDS")]
+    pub(crate) t3502: u64,
+    /// The shortest back-off, in seconds, a device takes after a
+    /// congestion reject (#22) that came without integrity protection, as
+    /// every admission-control reject does (it precedes authentication):
+    /// the device does not use the reject's T3346 then (it may be forged)
+    /// but a value drawn from this range (TS 24.501 §5.5.1.2.5; the
+    /// default range is 15-30 min). A shorter range for load tests against
+    /// a network with `--max-procedures`.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub(crate) unprotected_t3346_min: u64,
+    /// The longest such back-off, in seconds.
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    pub(crate) unprotected_t3346_max: u64,
+    /// The first wait, in seconds, after #74 "temporarily not authorized
+    /// for this SNPN" (each further #74 in a row doubles it, up to 30
+    /// min). 15 by default: longer than a nido network's clone window (10
+    /// s), so a device restarted right after a crash gets through at its
+    /// next try. Shorter only against a network with a shorter window.
+    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
+    pub(crate) not_authorized_retry: u64,
+}
+
+impl DeviceTimerArgs {
+    /// The device's timers: these values, the rest as
+    /// [`nido_ue::Timers::default`].
+    pub(crate) fn timers(&self) -> Result<nido_ue::Timers, UsageError> {
+        use std::time::Duration;
+        if self.unprotected_t3346_min > self.unprotected_t3346_max {
+            return Err(UsageError::new(
+                "--unprotected-t3346-min",
+                format!(
+                    "{} is above --unprotected-t3346-max {}",
+                    self.unprotected_t3346_min, self.unprotected_t3346_max
+                ),
+            ));
+        }
+        if self.not_authorized_retry == 0 {
+            return Err(UsageError::new(
+                "--not-authorized-retry",
+                "0 would retry a #74 at once (a clone would keep trying)",
+            ));
+        }
+        Ok(nido_ue::Timers {
+            t3346_default: (
+                Duration::from_secs(self.unprotected_t3346_min),
+                Duration::from_secs(self.unprotected_t3346_max),
+            ),
+            t3502: Duration::from_secs(self.t3502),
+            t3510: Duration::from_secs(self.t3510),
+            coap: Duration::from_secs(self.coap_timeout),
+            t3580: Duration::from_secs(self.t3580),
+            not_authorized_retry: Duration::from_secs(self.not_authorized_retry),
+            ..nido_ue::Timers::default()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +172,37 @@ mod tests {
             "--k: 'z' at position 0 is not a hex digit"
         );
         assert_eq!(hex_n::<2>("--amf", "0xB9b9").unwrap(), [0xb9, 0xb9]);
+    }
+
+    #[test]
+    fn device_timers_default_to_the_spec_and_check_their_ranges() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            timers: DeviceTimerArgs,
+        }
+        let defaults = Cli::parse_from(["nido"]).timers.timers().unwrap();
+        assert_eq!(defaults, nido_ue::Timers::default());
+        let short = Cli::parse_from(["nido", "--t3502", "30", "--not-authorized-retry", "2"])
+            .timers
+            .timers()
+            .unwrap();
+        assert_eq!(short.t3502, std::time::Duration::from_secs(30));
+        assert_eq!(
+            short.not_authorized_retry,
+            std::time::Duration::from_secs(2)
+        );
+        let upside_down = Cli::parse_from([
+            "nido",
+            "--unprotected-t3346-min",
+            "20",
+            "--unprotected-t3346-max",
+            "5",
+        ]);
+        let e = upside_down.timers.timers().unwrap_err().to_string();
+        assert!(e.starts_with("--unprotected-t3346-min: 20 is above"), "{e}");
+        let zero = Cli::parse_from(["nido", "--not-authorized-retry", "0"]);
+        assert!(zero.timers.timers().is_err());
     }
 }

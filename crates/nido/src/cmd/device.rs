@@ -11,7 +11,7 @@ use nido_eap::{DeviceCredentials, Settings};
 use nido_pki::FactoryBundle;
 use nido_prov::package::ServingNetwork;
 use nido_se::{FileSe, Pkcs11Config, Pkcs11Se, SeError, SecureElement};
-use nido_ue::{Device, DeviceConfig, DeviceEvent, DeviceState, Timers};
+use nido_ue::{Device, DeviceConfig, DeviceEvent, DeviceState};
 use rustls::pki_types::PrivateKeyDer;
 
 const ABOUT: &str = "\
@@ -29,7 +29,7 @@ bursts. Kill it at any point: it picks up from its vault when restarted.
 #[command(about = ABOUT, long_about = ABOUT)]
 pub(crate) enum DeviceCmd {
     /// Runs the device until its job is done (see --until, --bursts).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Opens the device's vault and prints what it holds (never a secret):
     /// the subscription's SUPI and owner, and the SQN window's SQN_MS.
     Status(StatusArgs),
@@ -100,6 +100,8 @@ pub(crate) struct RunArgs {
     /// The token's user PIN (default: $NIDO_TOKEN_PIN).
     #[arg(long, env = "NIDO_TOKEN_PIN", hide_env_values = true)]
     pin: Option<String>,
+    #[command(flatten, next_help_heading = "Device timers")]
+    timers: crate::args::DeviceTimerArgs,
 }
 
 pub(crate) fn serving_network(text: &str) -> Result<ServingNetwork> {
@@ -311,7 +313,7 @@ fn run_device(a: &RunArgs) -> Result<()> {
         onboarding_network,
         eap: Settings::default(),
         kausf_from: bundle.kausf_from,
-        timers: Timers::default(),
+        timers: a.timers.timers()?,
         claim_hint: None,
         trace: false,
     };

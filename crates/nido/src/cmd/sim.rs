@@ -31,11 +31,10 @@ use nido_eap::{DeviceCredentials, Settings};
 use nido_pki::FactoryBundle;
 use nido_se::{MemorySe, SecureElement};
 use nido_sim::{Faults, Link};
-use nido_ue::{Device, DeviceConfig, Timers};
+use nido_ue::{Device, DeviceConfig};
 use rustls::pki_types::PrivateKeyDer;
 
 use super::device::{Source, onboarding_network};
-use crate::args::UsageError;
 
 /// Arguments of `nido sim`.
 #[derive(Args)]
@@ -86,26 +85,11 @@ pub(crate) struct SimArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
-    /// T3502, in seconds: how long a device waits after five failed
-    /// registration attempts (TS 24.501 §5.5.1.2.7; 720, the spec's 12
-    /// min, by default). Shorter for a test over a very lossy link.
-    #[arg(long, default_value_t = 720, value_name = "SECONDS")]
-    t3502: u64,
     /// Seed of the link's faults and of the devices' back-off draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// The shortest back-off, in seconds, a device takes after a
-    /// congestion reject (#22) that came without integrity protection, as
-    /// every admission-control reject does (it precedes authentication):
-    /// the device does not use the reject's T3346 then (it may be forged)
-    /// but a value drawn from this range (TS 24.501 §5.5.1.2.5; the
-    /// default range is 15-30 min). A shorter range for load tests against
-    /// a network with `--max-procedures`.
-    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
-    unprotected_t3346_min: u64,
-    /// The longest such back-off, in seconds.
-    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
-    unprotected_t3346_max: u64,
+    #[command(flatten, next_help_heading = "Device timers")]
+    timers: crate::args::DeviceTimerArgs,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -153,24 +137,7 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
         })
         .collect::<Result<Vec<SocketAddr>>>()?;
     let dirs = super::bundle_dirs(&a.factory, a.devices)?;
-    if a.unprotected_t3346_min > a.unprotected_t3346_max {
-        return Err(UsageError::new(
-            "--unprotected-t3346-min",
-            format!(
-                "{} is above --unprotected-t3346-max {}",
-                a.unprotected_t3346_min, a.unprotected_t3346_max
-            ),
-        )
-        .into());
-    }
-    let timers = Timers {
-        t3346_default: (
-            Duration::from_secs(a.unprotected_t3346_min),
-            Duration::from_secs(a.unprotected_t3346_max),
-        ),
-        t3502: Duration::from_secs(a.t3502),
-        ..Timers::default()
-    };
+    let timers = a.timers.timers()?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(a.timeout);
     // Which network each instance is: its system information (asked once

@@ -180,6 +180,13 @@ pub(crate) struct ServeArgs {
     /// applies from the next onboarding on, without a restart.
     #[arg(long, default_value_t = 500, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub(crate) trust_poll_ms: u64,
+    /// The clone window, in seconds: a device identity onboarding while
+    /// another connection of it was active this recently is refused with
+    /// #74 (it may be a clone; a device restarted after a crash gets
+    /// through at its next try, which comes later than this: 15 s for a
+    /// nido device, `--not-authorized-retry`). Shorter only in tests.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub(crate) clone_window: u64,
     /// AMF shards, each on a thread of its own with its own UE contexts
     /// (a connection always reaches the same shard); their writes commit
     /// together in groups. Default: one per core. `--max-procedures` is

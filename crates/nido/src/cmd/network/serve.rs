@@ -195,6 +195,7 @@ fn shard_network(
         trust,
         super::DEFAULT_MAX_SUBSCRIPTIONS,
     )));
+    net.clone_window = Duration::from_secs(a.clone_window);
     net.admission = Admission {
         max_procedures: limit.map(|n| n.div_ceil(shards).max(1)),
         t3346: Duration::from_secs(a.t3346_min)..=Duration::from_secs(a.t3346_max),
