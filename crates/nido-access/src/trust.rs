@@ -76,7 +76,7 @@ impl<S: TrustSource> TrustWatch<S> {
             return Ok(None);
         }
         let trust = Arc::new(self.source.trust_store()?);
-        network.set_trust_store(trust.clone());
+        network.set_trust_store(std::time::SystemTime::now(), trust.clone());
         self.generation = Some(generation);
         Ok(Some(Reloaded { generation, trust }))
     }

@@ -1,7 +1,8 @@
 //! The operator's block list stops a device that already has a
 //! subscription, not only its next onboarding (issue #16, item 1): a block
 //! handed to a running network deregisters the device at once (a
-//! DEREGISTRATION REQUEST with #3, integrity protected), its registration
+//! DEREGISTRATION REQUEST with #3, integrity protected, sent again on
+//! T3522 when it is lost; the context ends at the UE's ACCEPT), its registration
 //! with 5G-AKA is refused (#3, protected, after the security mode command)
 //! while the block lasts, its subscription stays as it was, and unblocking
 //! lets it in again with the same SUPI. Another device is untouched, and a
@@ -11,6 +12,8 @@
 
 mod common;
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,18 +65,45 @@ fn a_blocked_device_is_deregistered_and_refused_until_it_is_unblocked() {
     fleet.power_on(1);
     assert!(settle(&mut fleet, &[0, 1]));
     assert_eq!(fleet.count(DeviceState::Active), 2);
+    // The network has their REGISTRATION COMPLETEs too.
+    let deadline = fleet.now() + Duration::from_secs(10);
+    assert!(fleet.run_until(deadline, |f| {
+        (0..2).all(|i| f.network().state_of(f.connection(i)) == Some("registered"))
+    }));
     let supi = fleet.device(0).subscription().unwrap().supi.clone();
 
     // The block reaches the running network: device 0 is deregistered
-    // within one round trip, with a protected #3, and gives up.
+    // with a protected #3, and gives up. The first DEREGISTRATION REQUEST
+    // is lost: T3522 (6 s) sends it again.
+    let lost = Rc::new(Cell::new(0));
+    let counter = lost.clone();
+    fleet.set_downlink_filter(move |t| {
+        let first = t.message == "DeregistrationRequestUeTerminated" && counter.get() == 0;
+        if first {
+            counter.set(1);
+        }
+        !first
+    });
     let blocked = trust_store(&world, policy(), |t| {
         t.block(&ids[0]);
     });
-    fleet.network_mut().set_trust_store(Arc::new(blocked));
-    let deadline = fleet.now() + Duration::from_secs(1);
+    let (now, conn) = (fleet.now(), fleet.connection(0));
+    fleet.network_mut().set_trust_store(now, Arc::new(blocked));
+    assert_eq!(
+        fleet.network().state_of(conn),
+        Some("deregistration requested")
+    );
+    let deadline = fleet.now() + Duration::from_secs(5);
+    assert!(!fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Failed));
+    let deadline = fleet.now() + Duration::from_secs(2);
     assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Failed));
+    assert_eq!(lost.get(), 1);
     assert_eq!(told(&fleet, 0, "DeregistrationRequestUeTerminated", 3), 1);
     assert_eq!(refused(&fleet, &ids[0], "deregistered"), 1);
+    // Its DEREGISTRATION ACCEPT ended the context.
+    let deadline = fleet.now() + Duration::from_secs(1);
+    fleet.run_until(deadline, |_| false);
+    assert_eq!(fleet.network().state_of(conn), None);
     assert!(fleet.send_data(0, b"after the block").is_err());
     // Its subscription is kept on both sides.
     assert_eq!(fleet.device(0).subscription().unwrap().supi, supi);
@@ -117,7 +147,8 @@ fn a_blocked_device_is_deregistered_and_refused_until_it_is_unblocked() {
         t.block(&ids[0]);
         t.block(&ids[2]);
     });
-    fleet.network_mut().set_trust_store(Arc::new(both));
+    let now = fleet.now();
+    fleet.network_mut().set_trust_store(now, Arc::new(both));
     assert!(settle(&mut fleet, &[2]));
     assert_eq!(fleet.device(2).state(), DeviceState::Failed);
     assert_eq!(
@@ -135,9 +166,10 @@ fn a_blocked_device_is_deregistered_and_refused_until_it_is_unblocked() {
     assert_eq!(refused(&fleet, &ids[2], "deregistered"), 1);
 
     // Unblocked: the same subscription registers again and is active.
+    let now = fleet.now();
     fleet
         .network_mut()
-        .set_trust_store(Arc::new(trust_store(&world, policy(), |_| {})));
+        .set_trust_store(now, Arc::new(trust_store(&world, policy(), |_| {})));
     for i in [0, 2] {
         fleet.power_off(i);
         fleet.power_on(i);

@@ -44,7 +44,8 @@ fn a_manufacturer_beyond_its_quota_gets_no_supi_until_it_is_raised() {
     let quotas = Quotas::from_trust(&two, 1_000);
     assert_eq!(quotas.of(world.manufacturer.name()), 2);
     fleet.network_mut().set_quotas(Some(quotas));
-    fleet.network_mut().set_trust_store(Arc::new(two));
+    let now = fleet.now();
+    fleet.network_mut().set_trust_store(now, Arc::new(two));
     for i in 0..3 {
         fleet.power_on(i);
     }
@@ -98,9 +99,10 @@ fn a_manufacturer_beyond_its_quota_gets_no_supi_until_it_is_raised() {
 
     // The operator raises the quota (trust-manufacturer, seen by serve's
     // trust watch): the device that waited gets its subscription.
+    let now = fleet.now();
     fleet
         .network_mut()
-        .set_trust_store(Arc::new(trust(&world, 3)));
+        .set_trust_store(now, Arc::new(trust(&world, 3)));
     let deadline = fleet.now() + Duration::from_secs(4 * 3600);
     assert!(fleet.run_until(deadline, |f| f.device(waiting).state()
         == DeviceState::Active));

@@ -370,7 +370,8 @@ fn a_relayed_device_on_the_operator_block_list_is_refused() {
         )
         .unwrap();
     trust.block(&id);
-    fleet.network_mut().set_trust_store(Arc::new(trust));
+    let now = fleet.now();
+    fleet.network_mut().set_trust_store(now, Arc::new(trust));
     let rejects = record_rejects(&mut fleet);
     fleet.power_on(0);
     fleet.advance(Duration::from_secs(10));

@@ -19,6 +19,9 @@ pub(crate) enum TimerKind {
     T3560,
     /// REGISTRATION ACCEPT retransmission (a 5G-GUTI was assigned).
     T3550,
+    /// Network-initiated DEREGISTRATION REQUEST retransmission
+    /// (TS 24.501 §5.5.2.3.1).
+    T3522,
     /// The onboarding registration's lifetime (design doc step 6, #93).
     Onboarding,
     /// How long a deregistered context is kept to answer a retransmitted
@@ -34,6 +37,7 @@ impl TimerKind {
         match self {
             Self::T3560 => "T3560",
             Self::T3550 => "T3550",
+            Self::T3522 => "T3522",
             Self::Onboarding => "onboarding",
             Self::Tombstone => "tombstone",
             Self::Aaa => "AAA",
@@ -72,6 +76,9 @@ pub(crate) enum MmState {
     Registered,
     /// Deregistered; kept briefly to answer a retransmitted request.
     Deregistered,
+    /// The network's DEREGISTRATION REQUEST sent (T3522 running), its
+    /// ACCEPT awaited; nothing else the UE sends is processed.
+    Deregistering,
 }
 
 impl MmState {
@@ -83,6 +90,7 @@ impl MmState {
             Self::Onboarding => "registered for onboarding",
             Self::Registered => "registered",
             Self::Deregistered => "deregistered",
+            Self::Deregistering => "deregistration requested",
         }
     }
 

@@ -83,6 +83,8 @@ pub struct NetworkConfig {
     pub t3560: Duration,
     /// T3550 (REGISTRATION ACCEPT with a new 5G-GUTI). 6 s.
     pub t3550: Duration,
+    /// T3522 (a DEREGISTRATION REQUEST the network sent). 6 s.
+    pub t3522: Duration,
     /// How long a deregistered context answers retransmitted requests. 60 s.
     pub tombstone: Duration,
     /// Retransmissions before a procedure is abandoned (TS 24.501: 4).
@@ -136,6 +138,7 @@ impl NetworkConfig {
             onboarding_timer: Duration::from_secs(600),
             t3560: Duration::from_secs(6),
             t3550: Duration::from_secs(6),
+            t3522: Duration::from_secs(6),
             tombstone: Duration::from_secs(60),
             max_retransmissions: 4,
             clone_window: Duration::from_secs(10),
@@ -511,13 +514,16 @@ impl Network {
     /// the store ([`crate::dcs::TrustSource`]); the network only takes it.
     /// The PVS's subscription quotas, if it enforces any, follow the
     /// policies of the new store.
-    pub fn set_trust_store(&mut self, trust: Arc<nido_pki::TrustStore>) {
+    ///
+    /// Every UE context of a device the new store blocks is deregistered
+    /// at `now` (see [`Network::deregister_as_blocked`]).
+    pub fn set_trust_store(&mut self, now: SystemTime, trust: Arc<nido_pki::TrustStore>) {
         if let Some(default) = self.pvs.quotas().map(crate::pvs::Quotas::default_quota) {
             self.pvs
                 .set_quotas(Some(crate::pvs::Quotas::from_trust(&trust, default)));
         }
         self.dcs.set_trust_store(trust);
-        self.deregister_blocked();
+        self.deregister_blocked(now);
     }
 
     /// Network-initiated deregistration (TS 24.501 §5.5.2.3) of every UE
@@ -525,42 +531,70 @@ impl Network {
     /// not yet complete) whose device is now on the operator's block list,
     /// in connection order. A context not yet secured is refused at its
     /// SECURITY MODE COMPLETE instead.
-    fn deregister_blocked(&mut self) {
+    fn deregister_blocked(&mut self, now: SystemTime) {
         let mut blocked: Vec<(ConnectionId, crate::DeviceId)> = self
             .ues
             .iter()
             .filter_map(|(conn, ctx)| {
                 let device = ctx.device.as_ref()?;
-                // A tombstone (deregistered, kept for retransmissions) has
-                // nothing left to end.
-                let live = !matches!(ctx.state, MmState::Deregistered);
+                // A tombstone (deregistered, kept for retransmissions) or a
+                // deregistration under way has nothing left to end.
+                let live = !matches!(ctx.state, MmState::Deregistered | MmState::Deregistering);
                 let secured = ctx.secured && ctx.sec.is_some();
                 (live && secured && self.dcs.is_blocked(device)).then(|| (*conn, device.clone()))
             })
             .collect();
         blocked.sort_by_key(|(conn, _)| *conn);
         for (conn, device) in blocked {
-            self.deregister_as_blocked(conn, device);
+            self.deregister_as_blocked(now, conn, device);
         }
     }
 
-    /// Ends `conn`'s registration because its device is blocked: a
+    /// Ends `conn`'s registration because its device is blocked: the
+    /// network-initiated deregistration procedure (TS 24.501 §5.5.2.3): a
     /// DEREGISTRATION REQUEST (UE terminated, no re-registration) with #3
-    /// illegal UE, integrity protected and ciphered, and the context goes
-    /// (as when the onboarding timer expires). Its subscription stays in
-    /// the store, suspended while the block lasts: a registration with it is
-    /// refused after 5G-AKA, protected, with #3 too. A lost request costs
-    /// nothing: the device's next uplink finds no context, and its next
-    /// registration is refused.
-    pub(crate) fn deregister_as_blocked(&mut self, conn: ConnectionId, device: crate::DeviceId) {
-        match nido_nas::build::deregistration_request_ue_terminated(
+    /// illegal UE, integrity protected and ciphered, sent again on each
+    /// T3522 expiry up to [`NetworkConfig::max_retransmissions`] times; the
+    /// context ends at the UE's DEREGISTRATION ACCEPT, or when T3522 expires
+    /// once more. Meanwhile nothing else the UE sends is processed (no
+    /// data, no session). Its subscription stays in the store, suspended
+    /// while the block lasts: a registration with it is refused after
+    /// 5G-AKA, protected, with #3 too.
+    pub(crate) fn deregister_as_blocked(
+        &mut self,
+        now: SystemTime,
+        conn: ConnectionId,
+        device: crate::DeviceId,
+    ) {
+        let request = match nido_nas::build::deregistration_request_ue_terminated(
             false,
             Some(GmmCause::IllegalUe),
             None,
         ) {
-            Ok(m) => self.send(conn, &m, Some(Protection::IntegrityCiphered)),
-            Err(e) => self.discard(conn, format!("DEREGISTRATION REQUEST: {e}")),
+            Ok(m) => m,
+            Err(e) => {
+                self.discard(conn, format!("DEREGISTRATION REQUEST: {e}"));
+                return self.remove(conn);
+            }
+        };
+        let Some(ctx) = self.ues.get_mut(&conn) else {
+            return;
+        };
+        ctx.state = MmState::Deregistering;
+        ctx.session = None;
+        ctx.pending = vec![(request.clone(), Some(Protection::IntegrityCiphered))];
+        let supi = ctx.supi.clone();
+        if self.onboarding_index.get(&device) == Some(&conn) {
+            self.onboarding_index.remove(&device);
         }
+        if let Some(supi) = supi
+            && self.registered_index.get(&supi) == Some(&conn)
+        {
+            self.registered_index.remove(&supi);
+        }
+        self.recount(conn);
+        self.send(conn, &request, Some(Protection::IntegrityCiphered));
+        self.arm(now, conn, TimerKind::T3522, 0);
         self.events.push_back(NetworkEvent::Refused {
             conn,
             reason: format!(
@@ -570,7 +604,6 @@ impl Network {
             device: Some(device),
             cause: 3,
         });
-        self.remove(conn);
     }
 
     /// Forgets every UE context, index and timer, keeping the store and the
@@ -697,7 +730,7 @@ impl Network {
 
     fn fire(&mut self, now: SystemTime, conn: ConnectionId, timer: Timer) {
         match timer.kind {
-            TimerKind::T3560 | TimerKind::T3550 => {
+            TimerKind::T3560 | TimerKind::T3550 | TimerKind::T3522 => {
                 if timer.retransmissions >= self.config.max_retransmissions {
                     self.events.push_back(NetworkEvent::ProcedureAbandoned {
                         conn,
@@ -741,6 +774,7 @@ impl Network {
         let duration = match kind {
             TimerKind::T3560 => self.config.t3560,
             TimerKind::T3550 => self.config.t3550,
+            TimerKind::T3522 => self.config.t3522,
             TimerKind::Onboarding => self.config.onboarding_timer,
             TimerKind::Tombstone => self.config.tombstone,
             TimerKind::Aaa => self.config.aaa_timeout,
@@ -919,6 +953,20 @@ impl Network {
             // TS 24.501 §4.4.4.3: the secure exchange of NAS messages is
             // established; plain messages are no longer processed.
             ctx.secured = true;
+            // The network ended the registration (T3522 running): only
+            // the UE's DEREGISTRATION ACCEPT counts now.
+            if matches!(ctx.state, MmState::Deregistering) {
+                if matches!(inbound, Inbound::DeregistrationAcceptUeTerminated) {
+                    ctx.timer = None;
+                    self.remove(conn);
+                } else {
+                    self.discard(
+                        conn,
+                        format!("{} while the network deregisters the UE", inbound.name()),
+                    );
+                }
+                return PduVerdict::Verified;
+            }
         }
         match inbound {
             Inbound::SecurityModeComplete {

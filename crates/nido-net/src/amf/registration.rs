@@ -817,7 +817,7 @@ impl Network {
             if let Some(device) = ctx.device.clone() {
                 // Blocked between its SECURITY MODE COMPLETE and now.
                 if self.dcs.is_blocked(&device) {
-                    return self.deregister_as_blocked(conn, device);
+                    return self.deregister_as_blocked(now, conn, device);
                 }
                 self.events
                     .push_back(NetworkEvent::RegisteredForOnboarding { conn, device });
@@ -849,7 +849,7 @@ impl Network {
             if let Some(device) = ctx.device.clone()
                 && self.dcs.is_blocked(&device)
             {
-                return self.deregister_as_blocked(conn, device);
+                return self.deregister_as_blocked(now, conn, device);
             }
             // Implicit deregistration of an older context of the same SUPI.
             if let Some(old) = self.registered_index.insert(supi.clone(), conn)
