@@ -949,7 +949,12 @@ fn onboarding_timer_expired() -> (Fleet, MemorySink, Rc<Cell<bool>>, Log, Connec
 #[test]
 fn the_onboarding_timer_deregisters_with_93_and_the_device_starts_over() {
     let (mut fleet, sink, drop_transport, log, expired) = onboarding_timer_expired();
-    assert_eq!(fleet.network().state_of(expired), None, "context removed");
+    // The network-initiated deregistration runs (T3522) until the
+    // device's DEREGISTRATION ACCEPT, which ends the context.
+    assert_eq!(
+        fleet.network().state_of(expired),
+        Some("deregistration requested")
+    );
     assert!(fleet.network().store().subscriptions().unwrap().is_empty());
 
     let deadline = fleet.now() + HOUR;
@@ -965,7 +970,6 @@ fn the_onboarding_timer_deregisters_with_93_and_the_device_starts_over() {
             .count()
     };
     assert_eq!(registration_requests(&log.borrow()), 2, "started over");
-    assert_eq!(fleet.network().state_of(expired), None);
 
     // Without the fault the second onboarding completes.
     drop_transport.set(false);
@@ -980,6 +984,16 @@ fn the_onboarding_timer_deregisters_with_93_and_the_device_starts_over() {
     );
     assert_eq!(fleet.network().store().subscriptions().unwrap().len(), 1);
     assert!(sink.received().is_empty());
+    // Its DEREGISTRATION ACCEPT ended the first context (not T3522's
+    // expiries: no procedure was abandoned).
+    assert_eq!(fleet.network().state_of(expired), None);
+    assert_eq!(
+        count(&fleet, |e| matches!(
+            e,
+            NetworkEvent::ProcedureAbandoned { .. }
+        )),
+        0
+    );
 }
 
 #[test]

@@ -550,41 +550,62 @@ impl Network {
         }
     }
 
-    /// Ends `conn`'s registration because its device is blocked: the
-    /// network-initiated deregistration procedure (TS 24.501 §5.5.2.3): a
+    /// Ends `conn`'s registration because its device is blocked: a
     /// DEREGISTRATION REQUEST (UE terminated, no re-registration) with #3
-    /// illegal UE, integrity protected and ciphered, sent again on each
-    /// T3522 expiry up to [`NetworkConfig::max_retransmissions`] times; the
-    /// context ends at the UE's DEREGISTRATION ACCEPT, or when T3522 expires
-    /// once more. Meanwhile nothing else the UE sends is processed (no
-    /// data, no session). Its subscription stays in the store, suspended
-    /// while the block lasts: a registration with it is refused after
-    /// 5G-AKA, protected, with #3 too.
+    /// illegal UE ([`Network::network_deregistration`]). Its subscription
+    /// stays in the store, suspended while the block lasts: a registration
+    /// with it is refused after 5G-AKA, protected, with #3 too.
     pub(crate) fn deregister_as_blocked(
         &mut self,
         now: SystemTime,
         conn: ConnectionId,
         device: crate::DeviceId,
     ) {
-        let request = match nido_nas::build::deregistration_request_ue_terminated(
+        match nido_nas::build::deregistration_request_ue_terminated(
             false,
             Some(GmmCause::IllegalUe),
             None,
         ) {
-            Ok(m) => m,
+            Ok(request) => self.network_deregistration(now, conn, request),
             Err(e) => {
                 self.discard(conn, format!("DEREGISTRATION REQUEST: {e}"));
-                return self.remove(conn);
+                self.remove(conn);
             }
-        };
+        }
+        self.events.push_back(NetworkEvent::Refused {
+            conn,
+            reason: format!(
+                "device {device}: on the operator block list; deregistered \
+                 (its subscription is suspended until it is unblocked)"
+            ),
+            device: Some(device),
+            cause: 3,
+        });
+    }
+
+    /// The network-initiated deregistration procedure (TS 24.501
+    /// §5.5.2.3) on `conn` with `request`, integrity protected and
+    /// ciphered: sent again on each T3522 expiry, up to
+    /// [`NetworkConfig::max_retransmissions`] times; the context is in
+    /// `Deregistering` (out of the indexes, no PDU session; only the UE's
+    /// DEREGISTRATION ACCEPT is processed) until that ACCEPT, or until
+    /// T3522 expires once more (the procedure is then abandoned).
+    pub(crate) fn network_deregistration(
+        &mut self,
+        now: SystemTime,
+        conn: ConnectionId,
+        request: Nas5gsMessage,
+    ) {
         let Some(ctx) = self.ues.get_mut(&conn) else {
             return;
         };
         ctx.state = MmState::Deregistering;
         ctx.session = None;
         ctx.pending = vec![(request.clone(), Some(Protection::IntegrityCiphered))];
-        let supi = ctx.supi.clone();
-        if self.onboarding_index.get(&device) == Some(&conn) {
+        let (device, supi) = (ctx.device.clone(), ctx.supi.clone());
+        if let Some(device) = device
+            && self.onboarding_index.get(&device) == Some(&conn)
+        {
             self.onboarding_index.remove(&device);
         }
         if let Some(supi) = supi
@@ -595,15 +616,6 @@ impl Network {
         self.recount(conn);
         self.send(conn, &request, Some(Protection::IntegrityCiphered));
         self.arm(now, conn, TimerKind::T3522, 0);
-        self.events.push_back(NetworkEvent::Refused {
-            conn,
-            reason: format!(
-                "device {device}: on the operator block list; deregistered \
-                 (its subscription is suspended until it is unblocked)"
-            ),
-            device: Some(device),
-            cause: 3,
-        });
     }
 
     /// Forgets every UE context, index and timer, keeping the store and the
@@ -749,14 +761,10 @@ impl Network {
                 self.arm(now, conn, timer.kind, timer.retransmissions + 1);
             }
             TimerKind::Onboarding => {
-                self.send(
-                    conn,
-                    &nido_nas::build::deregistration_request_onboarding_terminated(),
-                    Some(Protection::IntegrityCiphered),
-                );
+                let request = nido_nas::build::deregistration_request_onboarding_terminated();
+                self.network_deregistration(now, conn, request);
                 self.events
                     .push_back(NetworkEvent::OnboardingTimerExpired { conn });
-                self.remove(conn);
             }
             TimerKind::Tombstone => self.remove(conn),
             TimerKind::Aaa => self.aaa_timed_out(conn),
