@@ -195,7 +195,7 @@ pub fn run_fleet(
                 } => Some(2),
                 DeviceEvent::BurstSent { .. } => Some(3),
                 DeviceEvent::Rejected {
-                    message: "RegistrationReject",
+                    message: nido_ue::RejectMessage::RegistrationReject,
                     cause: 22,
                 } => {
                     report.congestion_rejects += 1;

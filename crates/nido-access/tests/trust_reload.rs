@@ -288,7 +288,7 @@ fn a_block_made_while_serving_deregisters_an_active_device_until_it_is_unblocked
         events.iter().any(|e| matches!(
             e,
             nido_ue::DeviceEvent::Rejected {
-                message: "DeregistrationRequestUeTerminated",
+                message: nido_ue::RejectMessage::DeregistrationRequest,
                 cause: 3
             }
         )),
@@ -308,7 +308,7 @@ fn a_block_made_while_serving_deregisters_an_active_device_until_it_is_unblocked
         events.iter().any(|e| matches!(
             e,
             nido_ue::DeviceEvent::Rejected {
-                message: "RegistrationReject",
+                message: nido_ue::RejectMessage::RegistrationReject,
                 cause: 3
             }
         )),

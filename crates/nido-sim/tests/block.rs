@@ -21,12 +21,12 @@ use nido_net::NetworkEvent;
 use nido_pki::{DeviceId, DeviceProfile, Policy};
 use nido_sim::scenario::NetworkOptions;
 use nido_sim::{Faults, Fleet};
-use nido_ue::{DeviceEvent, DeviceState};
+use nido_ue::{DeviceEvent, DeviceState, RejectMessage};
 
 use common::{fleet, settle, trust_store, world};
 
 /// How many times device `i` was told `cause` by `message`.
-fn told(fleet: &Fleet, i: usize, message: &str, cause: u8) -> usize {
+fn told(fleet: &Fleet, i: usize, message: RejectMessage, cause: u8) -> usize {
     fleet
         .device_events(i)
         .iter()
@@ -98,7 +98,7 @@ fn a_blocked_device_is_deregistered_and_refused_until_it_is_unblocked() {
     let deadline = fleet.now() + Duration::from_secs(2);
     assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Failed));
     assert_eq!(lost.get(), 1);
-    assert_eq!(told(&fleet, 0, "DeregistrationRequestUeTerminated", 3), 1);
+    assert_eq!(told(&fleet, 0, RejectMessage::DeregistrationRequest, 3), 1);
     assert_eq!(refused(&fleet, &ids[0], "deregistered"), 1);
     // Its DEREGISTRATION ACCEPT ended the context.
     let deadline = fleet.now() + Duration::from_secs(1);
@@ -123,7 +123,7 @@ fn a_blocked_device_is_deregistered_and_refused_until_it_is_unblocked() {
     fleet.power_on(0);
     assert!(settle(&mut fleet, &[0]));
     assert_eq!(fleet.device(0).state(), DeviceState::Failed);
-    assert_eq!(told(&fleet, 0, "RegistrationReject", 3), 1);
+    assert_eq!(told(&fleet, 0, RejectMessage::RegistrationReject, 3), 1);
     assert!(
         !fleet
             .device_events(0)
@@ -152,7 +152,7 @@ fn a_blocked_device_is_deregistered_and_refused_until_it_is_unblocked() {
     assert!(settle(&mut fleet, &[2]));
     assert_eq!(fleet.device(2).state(), DeviceState::Failed);
     assert_eq!(
-        told(&fleet, 2, "DeregistrationRequestUeTerminated", 3),
+        told(&fleet, 2, RejectMessage::DeregistrationRequest, 3),
         1,
         "{:?}\n{:?}",
         fleet.device_events(2),

@@ -137,7 +137,7 @@ fn fifty_devices_at_once_through_a_limit_of_five_all_end_active() {
     for &device in &refused {
         let events = fleet.device_events(device);
         assert!(events.contains(&DeviceEvent::Rejected {
-            message: "RegistrationReject",
+            message: nido_ue::RejectMessage::RegistrationReject,
             cause: 22
         }));
         assert!(events.contains(&DeviceEvent::State {
@@ -203,7 +203,7 @@ fn a_registered_device_bursts_while_the_network_is_at_its_limit() {
         fleet
             .device_events(newcomer)
             .contains(&DeviceEvent::Rejected {
-                message: "RegistrationReject",
+                message: nido_ue::RejectMessage::RegistrationReject,
                 cause: 22
             })
     );

@@ -37,7 +37,7 @@ use nido_sec::aka::{HeSqn, UeAka};
 use nido_sec::{K, KProv, ResStar, SqnWindow};
 use nido_sim::scenario::{self, NetworkOptions};
 use nido_sim::{Direction, Faults, Fleet, connection_id};
-use nido_ue::{DeviceEvent, DeviceState};
+use nido_ue::{DeviceEvent, DeviceState, RejectMessage};
 
 use common::{device_with_se, fleet, one_device, record, settle, world};
 
@@ -79,7 +79,7 @@ fn refusals(fleet: &Fleet, i: usize) -> Vec<(ConnectionId, u8, String)> {
 }
 
 /// The causes device `i` received, with the message that carried each.
-fn rejections(fleet: &Fleet, i: usize) -> Vec<(&'static str, u8)> {
+fn rejections(fleet: &Fleet, i: usize) -> Vec<(RejectMessage, u8)> {
     fleet
         .device_events(i)
         .iter()
@@ -293,7 +293,7 @@ fn every_certificate_refusal_is_rejected_with_its_cause_and_leaves_nothing() {
         let cause = reason.gmm_cause();
         assert_eq!(
             rejections(&fleet, i),
-            [("RegistrationReject", cause)],
+            [(RejectMessage::RegistrationReject, cause)],
             "device {i} ({reason})"
         );
         assert_eq!(
@@ -340,7 +340,10 @@ fn a_cloned_identity_onboarding_at_the_same_time_is_rejected_with_74() {
         .collect();
     assert_eq!(active.len(), 1, "exactly one of the twins is active");
     let clone = 1 - active[0];
-    assert_eq!(rejections(&fleet, clone), [("RegistrationReject", 74)]);
+    assert_eq!(
+        rejections(&fleet, clone),
+        [(RejectMessage::RegistrationReject, 74)]
+    );
     assert_eq!(fleet.device(clone).state(), DeviceState::BackingOff);
     let refused = refusals(&fleet, clone);
     assert_eq!(refused.len(), 1);
@@ -389,7 +392,10 @@ fn a_clone_after_its_twin_is_active_gets_74_until_the_operator_releases() {
         let deadline = fleet.now() + HOUR;
         assert!(fleet.run_until(deadline, |f| rejections(f, 1).len() >= attempt));
     }
-    assert_eq!(rejections(&fleet, 1), [("RegistrationReject", 74); 3]);
+    assert_eq!(
+        rejections(&fleet, 1),
+        [(RejectMessage::RegistrationReject, 74); 3]
+    );
     let refused = refusals(&fleet, 1);
     assert!(
         refused
@@ -470,7 +476,10 @@ fn require_claim_rejects_an_unclaimed_device_with_75_and_admits_a_claimed_one() 
 
     // The unclaimed device: #75 (unprotected: T3247), nothing kept.
     let unclaimed = fleet.device(0).serial().to_owned();
-    assert_eq!(rejections(&fleet, 0), [("RegistrationReject", 75)]);
+    assert_eq!(
+        rejections(&fleet, 0),
+        [(RejectMessage::RegistrationReject, 75)]
+    );
     assert_eq!(fleet.device(0).state(), DeviceState::BackingOff);
     assert!(fleet.network_events().iter().any(|e| matches!(
         e,
@@ -557,7 +566,10 @@ fn a_wrong_res_star_gets_authentication_reject_and_the_subscription_stays_provis
     fleet.power_on(0);
     assert!(settle(&mut fleet, &[0]));
 
-    assert_eq!(rejections(&fleet, 0), [("AuthenticationReject", 0)]);
+    assert_eq!(
+        rejections(&fleet, 0),
+        [(RejectMessage::AuthenticationReject, 0)]
+    );
     assert_eq!(fleet.device(0).state(), DeviceState::BackingOff);
     let refused = refusals(&fleet, 0);
     assert_eq!(refused.len(), 1, "{refused:?}");
@@ -961,7 +973,7 @@ fn the_onboarding_timer_deregisters_with_93_and_the_device_starts_over() {
     assert!(fleet.run_until(deadline, |f| !rejections(f, 0).is_empty()));
     assert_eq!(
         rejections(&fleet, 0),
-        [("DeregistrationRequestUeTerminated", 93)]
+        [(RejectMessage::DeregistrationRequest, 93)]
     );
     assert_eq!(fleet.device(0).state(), DeviceState::Onboarding);
     let registration_requests = |log: &[(Direction, &str)]| {
@@ -1094,7 +1106,7 @@ fn an_onboarding_device_reaches_nothing_but_the_pvs() {
     assert!(settle(&mut fleet, &[0]));
     let not_forwarded = rejections(&fleet, 0)
         .into_iter()
-        .filter(|r| *r == ("5GMMStatus", 90))
+        .filter(|r| *r == (RejectMessage::Status, 90))
         .count();
     assert_eq!(not_forwarded, 3);
     assert_eq!(fleet.device(0).state(), DeviceState::Active);
@@ -1118,7 +1130,7 @@ fn a_refused_session_to_another_dnn_does_not_abort_provisioning() {
     // provisioning on it go on, on the same onboarding registration.
     assert_eq!(
         rejections(&fleet, 0),
-        [("PduSessionEstablishmentReject", 27)]
+        [(RejectMessage::PduSessionEstablishmentReject, 27)]
     );
     for (what, n) in [
         (

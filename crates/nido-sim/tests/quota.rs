@@ -90,7 +90,7 @@ fn a_manufacturer_beyond_its_quota_gets_no_supi_until_it_is_raised() {
         fleet
             .device_events(waiting)
             .contains(&nido_ue::DeviceEvent::Rejected {
-                message: "RegistrationReject",
+                message: nido_ue::RejectMessage::RegistrationReject,
                 cause: 74,
             }),
         "{:?}",

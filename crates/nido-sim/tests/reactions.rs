@@ -57,7 +57,7 @@ fn unprotected_illegal_ue_and_permanently_not_authorized_wait_t3247() {
             "{cause:?}: {wake:?}"
         );
         assert!(events.contains(&DeviceEvent::Rejected {
-            message: "RegistrationReject",
+            message: nido_ue::RejectMessage::RegistrationReject,
             cause: cause as u8
         }));
     }
@@ -324,7 +324,7 @@ fn unknown_identity_never_erases_the_subscription() {
     let deadline = fleet.now() + Duration::from_secs(3600);
     assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Active));
     assert!(fleet.device_events(0).contains(&DeviceEvent::Rejected {
-        message: "RegistrationReject",
+        message: nido_ue::RejectMessage::RegistrationReject,
         cause: 74
     }));
     let after = fleet

@@ -190,7 +190,7 @@ fn assert_backing_off_for_t3346(
     );
     assert!(
         fleet.device_events(0).contains(&DeviceEvent::Rejected {
-            message: "RegistrationReject",
+            message: nido_ue::RejectMessage::RegistrationReject,
             cause: 22,
         }),
         "{:?}",

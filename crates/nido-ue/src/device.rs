@@ -12,7 +12,7 @@ use nido_prov::PublicPart;
 use nido_sec::{KAmf, KProv, Supi};
 
 use crate::provisioning::Provisioning;
-use crate::{DeviceConfig, DeviceEvent, DeviceState, SecureElement, Transmit};
+use crate::{DeviceConfig, DeviceEvent, DeviceState, RejectMessage, SecureElement, Transmit};
 
 /// The device's timers (TS 24.501 §10.2), one running at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -356,7 +356,7 @@ impl Device {
             Inbound::DlNasTransport { payload, cause } => self.on_dl_transport(now, payload, cause),
             Inbound::ServiceAccept => self.on_service_accept(now),
             Inbound::Status { cause } => self.events.push_back(DeviceEvent::Rejected {
-                message: "5GMMStatus",
+                message: RejectMessage::Status,
                 cause,
             }),
             other => self.discard(format!("{} is not for a UE", other.name())),
@@ -614,7 +614,7 @@ impl Device {
         }
         if let Some(cause) = cause {
             self.events.push_back(DeviceEvent::Rejected {
-                message: "DeregistrationRequestUeTerminated",
+                message: RejectMessage::DeregistrationRequest,
                 cause,
             });
         }

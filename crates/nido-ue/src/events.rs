@@ -17,6 +17,45 @@ pub struct Transmit {
     pub connection: u32,
 }
 
+/// The message that carried a network's refusal ([`DeviceEvent::Rejected`]),
+/// so drivers and tests match a kind, not a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectMessage {
+    /// REGISTRATION REJECT (TS 24.501 §8.2.9).
+    RegistrationReject,
+    /// AUTHENTICATION REJECT (TS 24.501 §8.2.5).
+    AuthenticationReject,
+    /// DEREGISTRATION REQUEST, UE terminated (TS 24.501 §8.2.14).
+    DeregistrationRequest,
+    /// DL NAS TRANSPORT with a 5GMM cause (TS 24.501 §8.2.11).
+    DlNasTransport,
+    /// PDU SESSION ESTABLISHMENT REJECT (TS 24.501 §8.3.3).
+    PduSessionEstablishmentReject,
+    /// 5GMM STATUS (TS 24.501 §8.2.29).
+    Status,
+}
+
+impl RejectMessage {
+    /// The message's name as logs, traces and `--json` output give it
+    /// (`nido_nas::view::message_name`'s spelling).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RegistrationReject => "RegistrationReject",
+            Self::AuthenticationReject => "AuthenticationReject",
+            Self::DeregistrationRequest => "DeregistrationRequestUeTerminated",
+            Self::DlNasTransport => "DlNasTransport",
+            Self::PduSessionEstablishmentReject => "PduSessionEstablishmentReject",
+            Self::Status => "5GMMStatus",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Where the device is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeviceState {
@@ -90,8 +129,11 @@ pub enum DeviceEvent {
     /// The network rejected a procedure.
     Rejected {
         /// The message that carried the cause.
-        message: &'static str,
-        /// The 5GMM cause.
+        message: RejectMessage,
+        /// The cause it carried: a 5GMM cause (TS 24.501 §9.11.3.2), a
+        /// 5GSM cause (§9.11.4.2) for
+        /// [`RejectMessage::PduSessionEstablishmentReject`], 0 for
+        /// [`RejectMessage::AuthenticationReject`] (which has none).
         cause: u8,
     },
     /// A reject that would take the credentials out of use arrived without
@@ -173,15 +215,15 @@ impl DeviceEvent {
     pub fn failure(&self) -> Option<String> {
         match self {
             Self::Rejected {
-                message: "RegistrationReject",
+                message: RejectMessage::RegistrationReject,
                 cause,
             } => Some(format!("reject #{cause}")),
             Self::Rejected {
-                message: "AuthenticationReject",
+                message: RejectMessage::AuthenticationReject,
                 ..
             } => Some("authentication reject".into()),
             Self::Rejected {
-                message: "DeregistrationRequestUeTerminated",
+                message: RejectMessage::DeregistrationRequest,
                 cause,
             } => Some(format!("deregistered #{cause}")),
             Self::SecurityModeFailed { reason } => Some(format!("security mode: {reason}")),
@@ -217,14 +259,14 @@ mod tests {
         let failure = |e: DeviceEvent| e.failure();
         assert_eq!(
             failure(DeviceEvent::Rejected {
-                message: "RegistrationReject",
+                message: RejectMessage::RegistrationReject,
                 cause: 22
             }),
             Some("reject #22".into())
         );
         assert_eq!(
             failure(DeviceEvent::Rejected {
-                message: "AuthenticationReject",
+                message: RejectMessage::AuthenticationReject,
                 cause: 0
             }),
             Some("authentication reject".into())
@@ -247,7 +289,7 @@ mod tests {
         );
         assert_eq!(
             failure(DeviceEvent::Rejected {
-                message: "5GMMStatus",
+                message: RejectMessage::Status,
                 cause: 96
             }),
             None

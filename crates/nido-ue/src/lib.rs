@@ -39,6 +39,6 @@ mod registration;
 
 pub use config::{DeviceConfig, Timers};
 pub use device::Device;
-pub use events::{BurstPath, DataError, DeviceEvent, DeviceState, Transmit};
+pub use events::{BurstPath, DataError, DeviceEvent, DeviceState, RejectMessage, Transmit};
 pub use nido_se::SecureElement;
 pub use provisioning::{DATA_DNN, ONBOARDING_DNN};

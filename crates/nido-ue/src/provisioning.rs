@@ -13,7 +13,7 @@ use nido_prov::{Confirmation, ConfirmationAck, ProvisioningRequest, Provisioning
 use nido_sec::suci::Profile;
 
 use crate::device::{PSI, Phase, Send, TimerKind};
-use crate::{Device, DeviceEvent};
+use crate::{Device, DeviceEvent, RejectMessage};
 
 /// The DNN of the onboarding PDU session.
 pub const ONBOARDING_DNN: &str = "onboarding";
@@ -85,7 +85,7 @@ impl Device {
     ) {
         if let Some(cause) = cause {
             self.events.push_back(DeviceEvent::Rejected {
-                message: "DlNasTransport",
+                message: RejectMessage::DlNasTransport,
                 cause,
             });
         }
@@ -95,7 +95,7 @@ impl Device {
             }
             Transport::PduSessionEstablishmentReject { psi, cause, .. } => {
                 self.events.push_back(DeviceEvent::Rejected {
-                    message: "PduSessionEstablishmentReject",
+                    message: RejectMessage::PduSessionEstablishmentReject,
                     cause,
                 });
                 // Only the reject of the session the device is asking for

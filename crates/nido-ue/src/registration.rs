@@ -14,7 +14,7 @@ use nido_sec::suci::msin_to_bcd;
 use nido_sec::{Supi, kdf};
 
 use crate::device::{Phase, Send, Session, Step, TimerKind};
-use crate::{Device, DeviceEvent, DeviceState};
+use crate::{Device, DeviceEvent, DeviceState, RejectMessage};
 
 impl Device {
     /// Phase A: REGISTRATION REQUEST type 101 with the anonymous onboarding SUCI.
@@ -110,7 +110,7 @@ impl Device {
                     return self.discard("AUTHENTICATION REJECT outside an authentication".into());
                 }
                 self.events.push_back(DeviceEvent::Rejected {
-                    message: "AuthenticationReject",
+                    message: RejectMessage::AuthenticationReject,
                     cause: 0,
                 });
                 // TS 24.501 §5.4.1.3.5 / §5.4.1.2.3: the UE considers its
@@ -129,7 +129,7 @@ impl Device {
                     return self.discard("REGISTRATION REJECT outside a registration".into());
                 }
                 self.events.push_back(DeviceEvent::Rejected {
-                    message: "RegistrationReject",
+                    message: RejectMessage::RegistrationReject,
                     cause,
                 });
                 self.release_connection();

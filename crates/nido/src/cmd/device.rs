@@ -394,7 +394,7 @@ fn run_device(a: &RunArgs) -> Result<()> {
                 ),
                 DeviceEvent::Rejected { message, cause } => print(
                     "rejected",
-                    serde_json::json!({"message": message, "cause": cause}),
+                    serde_json::json!({"message": message.name(), "cause": cause}),
                 ),
                 DeviceEvent::UnprotectedReject { cause, wait } => print(
                     "unprotected-reject",
