@@ -2,7 +2,9 @@
 //! runs, and the network sees it from the next onboarding on, without a
 //! restart: a device blocked while serving is refused (#3); a manufacturer
 //! enrolled while serving (a new DCS realm, its CRL) has its device
-//! onboarded.
+//! onboarded; a device blocked while it is active and sending is
+//! deregistered (#3) and gives up, its next registration is refused (#3)
+//! and `nido network unblock` lets the same subscription in again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
 
@@ -127,4 +129,123 @@ fn a_block_and_a_new_manufacturer_made_while_serving_take_effect() {
     std::thread::sleep(Duration::from_millis(300));
     let bundle = format!("factory2/{}", issued["first_serial"].as_str().unwrap());
     assert!(onboards(d, &bundle, &listen, 60));
+}
+
+/// Waits until `log` contains `needle`, `seconds` at most.
+fn wait_for_text(log: &Path, needle: &str, seconds: u64) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} in {log:?}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_device_blocked_while_active_is_deregistered_until_it_is_unblocked() {
+    let s = Scratch::new("trust-live-active");
+    let d = &s.0;
+    let (listen, _) = manufacturer_and_network(d, 1);
+    let _network = Reaper(spawn(
+        &["network", "serve", "--dir", "net", "--trust-poll-ms", "50"],
+        d,
+        &d.join("network.log"),
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let id = "Acme Sensors/ACMESENS-0000000001";
+    let bundle = "factory/ACMESENS-0000000001";
+
+    // Active, a burst every second.
+    let log = d.join("device.log");
+    let mut device = Reaper(spawn(
+        &[
+            "device",
+            "run",
+            "--bundle",
+            bundle,
+            "--network",
+            &listen,
+            "--burst-every",
+            "1",
+            "--bursts",
+            "600",
+            "--timeout",
+            "120",
+        ],
+        d,
+        &log,
+    ));
+    wait_for_text(&log, " burst ", 60);
+
+    // Blocked while it runs: the network deregisters it (#3, protected)
+    // at its next trust poll, and the device gives up.
+    ok(&["network", "block", "--dir", "net", id], d);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = device.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the blocked device still runs:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{text}");
+    assert!(
+        text.contains(r#""message":"DeregistrationRequestUeTerminated""#)
+            && text.contains("refused the device (#3)"),
+        "{text}"
+    );
+    let audit = json_lines(&ok(&["network", "audit", "--dir", "net", "--json"], d));
+    assert!(
+        audit.iter().any(|e| e["kind"] == "refused"
+            && e["cause"] == 3
+            && e["device"] == id
+            && e["detail"]
+                .as_str()
+                .is_some_and(|s| s.contains("deregistered"))),
+        "{audit:?}"
+    );
+
+    // Registering again with its subscription: refused (#3) while blocked.
+    let out = nido(
+        &[
+            "device",
+            "run",
+            "--bundle",
+            bundle,
+            "--network",
+            &listen,
+            "--until",
+            "active",
+            "--timeout",
+            "20",
+        ],
+        d,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(r#""message":"RegistrationReject""#) && stdout.contains(r#""cause":3"#),
+        "{stdout}"
+    );
+
+    // Unblocked: the same subscription is active again.
+    ok(&["network", "unblock", "--dir", "net", id], d);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(onboards(d, bundle, &listen, 60));
+    let subs = json_lines(&ok(
+        &["network", "subscriptions", "--dir", "net", "--json"],
+        d,
+    ));
+    assert_eq!(subs.len(), 1, "{subs:?}");
 }
