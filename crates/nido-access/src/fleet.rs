@@ -8,6 +8,7 @@
 //! a UE with the AMF of a set that serves it, and a datagram from any other
 //! address is dropped.
 
+use nido_sec::Cause;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::io;
@@ -196,7 +197,7 @@ pub fn run_fleet(
                 DeviceEvent::BurstSent { .. } => Some(3),
                 DeviceEvent::Rejected {
                     message: nido_ue::RejectMessage::RegistrationReject,
-                    cause: 22,
+                    cause: Cause::CONGESTION,
                 } => {
                     report.congestion_rejects += 1;
                     None

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
 
+use nido_sec::Cause;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -99,7 +100,7 @@ struct Served {
     stop: Arc<AtomicBool>,
     loaded: Arc<AtomicU64>,
     /// The causes of its refusals, in order.
-    refusals: Arc<Mutex<Vec<u8>>>,
+    refusals: Arc<Mutex<Vec<Cause>>>,
     server: std::thread::JoinHandle<()>,
 }
 
@@ -225,7 +226,7 @@ fn a_block_and_a_crl_made_while_serving_apply_to_the_next_onboarding() {
     assert!(operator.block(&b_id, "stolen").unwrap());
     wait_for(operator.trust_generation().unwrap());
     assert_ne!(onboard(&world, &b, addr, 2), DeviceState::Active);
-    assert_eq!(*refusals.lock().unwrap(), vec![3]);
+    assert_eq!(*refusals.lock().unwrap(), vec![Cause::ILLEGAL_UE]);
 
     // A CRL revoking another device, imported while serving: refused (#3).
     let crl = m
@@ -241,7 +242,7 @@ fn a_block_and_a_crl_made_while_serving_apply_to_the_next_onboarding() {
         .unwrap();
     wait_for(operator.trust_generation().unwrap());
     assert_ne!(onboard(&world, &c, addr, 3), DeviceState::Active);
-    assert_eq!(*refusals.lock().unwrap(), vec![3, 3]);
+    assert_eq!(*refusals.lock().unwrap(), vec![Cause::ILLEGAL_UE; 2]);
 
     // Everyone else still onboards; unblocking is seen the same way.
     assert_eq!(onboard(&world, &d, addr, 4), DeviceState::Active);
@@ -289,7 +290,7 @@ fn a_block_made_while_serving_deregisters_an_active_device_until_it_is_unblocked
             e,
             nido_ue::DeviceEvent::Rejected {
                 message: nido_ue::RejectMessage::DeregistrationRequest,
-                cause: 3
+                cause: Cause::ILLEGAL_UE
             }
         )),
         "{events:?}"
@@ -309,12 +310,12 @@ fn a_block_made_while_serving_deregisters_an_active_device_until_it_is_unblocked
             e,
             nido_ue::DeviceEvent::Rejected {
                 message: nido_ue::RejectMessage::RegistrationReject,
-                cause: 3
+                cause: Cause::ILLEGAL_UE
             }
         )),
         "{events:?}"
     );
-    assert_eq!(*served.refusals.lock().unwrap(), vec![3, 3]);
+    assert_eq!(*served.refusals.lock().unwrap(), vec![Cause::ILLEGAL_UE; 2]);
 
     // Unblocked: the same subscription is active again.
     assert!(operator.unblock(&device_id).unwrap());

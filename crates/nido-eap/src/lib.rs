@@ -29,6 +29,7 @@ pub mod server;
 pub mod tls;
 pub mod tls_frame;
 
+use nido_sec::Cause;
 use thiserror::Error;
 
 pub use keys::EapTlsKeys;
@@ -124,11 +125,11 @@ impl FailureReason {
     /// The 5GMM cause a network answers this failure with (design doc):
     /// the certificate verdict's cause, #3 illegal UE for a peer whose TLS or
     /// EAP misbehaves, #111 protocol error for malformed traffic.
-    pub fn gmm_cause(&self) -> u8 {
+    pub fn gmm_cause(&self) -> Cause {
         match self {
             Self::Refused(r) => r.gmm_cause(),
-            Self::Tls(_) | Self::Alert(_) => 3,
-            _ => 111,
+            Self::Tls(_) | Self::Alert(_) => Cause::ILLEGAL_UE,
+            _ => Cause::PROTOCOL_ERROR_UNSPECIFIED,
         }
     }
 }

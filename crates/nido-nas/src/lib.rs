@@ -27,6 +27,7 @@ pub mod pdu;
 pub mod security;
 pub mod view;
 
+pub use nido_sec::Cause;
 pub use oxirush_nas::nas_5gs as wire;
 pub use pdu::{
     DecodeError, DropReason, Dropped, Fault, Field, Mode, Received, decode, decode_with, fields,

@@ -9,6 +9,7 @@
 //! error with the 5GMM reaction, explicit replay classification, and
 //! COUNT export/restore for persistence.
 
+use nido_sec::Cause;
 use oxirush_nas::nas_5gs::{
     self as nas, Nas5gsMessage, Nas5gsSecurityHeaderType, NasConnection, NasCount, NasError,
     NasSecurityContext,
@@ -163,10 +164,10 @@ pub enum NasSecError {
 impl NasSecError {
     /// The 5GMM cause to answer with in a 5GMM STATUS, where one is answered
     /// at all (a MAC failure or replay is discarded silently: `None`).
-    pub fn gmm_cause(&self) -> Option<u8> {
+    pub fn gmm_cause(&self) -> Option<Cause> {
         match self {
-            Self::AuthenticButInvalid { .. } => Some(96), // invalid mandatory information
-            Self::Malformed(_) => Some(111),              // protocol error, unspecified
+            Self::AuthenticButInvalid { .. } => Some(Cause::INVALID_MANDATORY_INFORMATION),
+            Self::Malformed(_) => Some(Cause::PROTOCOL_ERROR_UNSPECIFIED),
             _ => None,
         }
     }

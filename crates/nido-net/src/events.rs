@@ -1,5 +1,6 @@
 //! What the network tells its driver and operator.
 
+use nido_sec::Cause;
 use std::time::Duration;
 
 use nido_pki::DeviceId;
@@ -25,7 +26,7 @@ pub enum NetworkEvent {
         /// The device identity, when it was known.
         device: Option<DeviceId>,
         /// The 5GMM cause.
-        cause: u8,
+        cause: Cause,
         /// Why, for the audit trail.
         reason: String,
     },

@@ -5,6 +5,7 @@
 //! the EAP-TLS session that authenticated the device), and mark the subscription
 //! provisioned when the device confirms.
 
+use nido_sec::Cause;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -111,13 +112,16 @@ impl PvsRefusal {
     /// until the operator releases it, #22 congestion for a store that cannot be
     /// reached (the device backs off for T3346 and tries again), #111
     /// otherwise.
-    pub fn gmm_cause(&self) -> u8 {
+    pub fn gmm_cause(&self) -> Cause {
+        use nido_sec::Cause;
         match self {
-            Self::NotClaimed(_) => 75,
-            Self::AlreadyProvisioned(..) => 74,
-            Self::Store(StoreError::Exhausted | StoreError::QuotaReached { .. }) => 74,
-            Self::Store(StoreError::Unavailable(_)) => 22,
-            _ => 111,
+            Self::NotClaimed(_) => Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+            Self::AlreadyProvisioned(..) => Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
+            Self::Store(StoreError::Exhausted | StoreError::QuotaReached { .. }) => {
+                Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN
+            }
+            Self::Store(StoreError::Unavailable(_)) => Cause::CONGESTION,
+            _ => Cause::PROTOCOL_ERROR_UNSPECIFIED,
         }
     }
 

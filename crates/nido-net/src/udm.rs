@@ -4,7 +4,7 @@
 
 use nido_sec::aka::{HeAv, HeSqn, home_vector, resynchronise};
 use nido_sec::suci::{Sidf, bcd_to_msin};
-use nido_sec::{Milenage, SecError, Supi};
+use nido_sec::{Cause, Milenage, SecError, Supi};
 use thiserror::Error;
 
 use crate::store::{Store, StoreError, SubscriptionState};
@@ -32,11 +32,11 @@ impl UdmError {
     /// for a SUCI or an unknown subscriber, #22 congestion for a store that
     /// cannot be reached (the subscription may well exist: the device backs
     /// off for T3346 and keeps its credentials), #111 otherwise.
-    pub fn gmm_cause(&self) -> u8 {
+    pub fn gmm_cause(&self) -> Cause {
         match self {
-            Self::Suci(_) | Self::Unknown(_) => 9,
-            Self::Store(StoreError::Unavailable(_)) => 22,
-            _ => 111,
+            Self::Suci(_) | Self::Unknown(_) => Cause::UE_IDENTITY_CANNOT_BE_DERIVED,
+            Self::Store(StoreError::Unavailable(_)) => Cause::CONGESTION,
+            _ => Cause::PROTOCOL_ERROR_UNSPECIFIED,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
 
+use nido_sec::Cause;
 use std::time::Duration;
 
 use nido_net::pvs::{ClaimPolicy, Pvs, PvsConfig, PvsRefusal};
@@ -230,7 +231,11 @@ fn reprovisioning_replaces_k_and_never_adds_a_subscription() {
     // it from a clone: an active subscription is not re-provisioned...
     let mut fresh = device();
     let refused = provision(&mut net, &mut fresh, "ACME-9").unwrap_err();
-    assert_eq!(refused.gmm_cause(), 74, "{refused}");
+    assert_eq!(
+        refused.gmm_cause(),
+        Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
+        "{refused}"
+    );
     assert!(matches!(
         refused,
         PvsRefusal::AlreadyProvisioned(_, "active")
@@ -324,7 +329,10 @@ fn an_unconfirmed_package_is_replaced_a_confirmed_one_is_not() {
         matches!(refused, PvsRefusal::AlreadyProvisioned(_, "provisioned")),
         "{refused}"
     );
-    assert_eq!(refused.gmm_cause(), 74);
+    assert_eq!(
+        refused.gmm_cause(),
+        Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN
+    );
     assert_eq!(state(&net), before);
     // The genuine device validates with the K it holds.
     validate(&mut net, &mut again, &public, 1).unwrap();
@@ -335,7 +343,7 @@ fn unclaimed_device_under_claim_required_policy_gets_75() {
     let mut net = network(ClaimPolicy::RequireClaim);
     let mut se = device();
     let err = provision(&mut net, &mut se, "ACME-3").unwrap_err();
-    assert_eq!(err.gmm_cause(), 75);
+    assert_eq!(err.gmm_cause(), Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN);
     assert_eq!(net.store.len(), 0);
 }
 

@@ -80,14 +80,9 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::oid_registry::{OID_X509_EXT_KEY_USAGE, OID_X509_SERIALNUMBER};
 use x509_parser::prelude::{X509Certificate, parse_x509_certificate, parse_x509_crl};
 
-use crate::{DeviceId, Manufacturer, PkiError, der};
+use nido_sec::Cause;
 
-/// 5GMM cause #3, illegal UE.
-pub const GMM_ILLEGAL_UE: u8 = 3;
-/// 5GMM cause #74, temporarily not authorized for this SNPN.
-pub const GMM_TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN: u8 = 74;
-/// 5GMM cause #75, permanently not authorized for this SNPN.
-pub const GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN: u8 = 75;
+use crate::{DeviceId, Manufacturer, PkiError, der};
 
 /// Signature algorithms accepted in device chains (aws-lc-rs).
 static ALGS: &[&dyn SignatureVerificationAlgorithm] = &[
@@ -241,17 +236,19 @@ pub enum RefusalReason {
 impl RefusalReason {
     /// The 5GMM cause the AMF sends in REGISTRATION REJECT (see the table
     /// in the module doc).
-    pub fn gmm_cause(self) -> u8 {
+    pub fn gmm_cause(self) -> Cause {
         match self {
-            Self::UnknownManufacturer | Self::Policy => GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
-            Self::NotYetValid | Self::RevocationUnknown => GMM_TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
+            Self::UnknownManufacturer | Self::Policy => Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+            Self::NotYetValid | Self::RevocationUnknown => {
+                Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN
+            }
             Self::BadSignature
             | Self::Expired
             | Self::Revoked
             | Self::KeyUsage
             | Self::ExtendedKeyUsage
             | Self::Blocked
-            | Self::Malformed => GMM_ILLEGAL_UE,
+            | Self::Malformed => Cause::ILLEGAL_UE,
         }
     }
 
@@ -303,7 +300,7 @@ impl Refusal {
     }
 
     /// The 5GMM cause for this refusal ([`RefusalReason::gmm_cause`]).
-    pub fn gmm_cause(&self) -> u8 {
+    pub fn gmm_cause(&self) -> Cause {
         self.reason.gmm_cause()
     }
 }
@@ -1174,11 +1171,11 @@ mod tests {
             (Blocked, 3),
             (Malformed, 3),
         ] {
-            assert_eq!(r.gmm_cause(), c, "{r}");
+            assert_eq!(r.gmm_cause(), Cause(c), "{r}");
         }
         let r = Refusal::new(Expired, "x\ny");
         assert_eq!(r.to_string(), "expired: x?y");
-        assert_eq!(r.gmm_cause(), 3);
+        assert_eq!(r.gmm_cause(), Cause::ILLEGAL_UE);
     }
 
     mod differential {

@@ -5,14 +5,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nido_pki::trust::{
-    GMM_ILLEGAL_UE, GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
-    GMM_TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
-};
 use nido_pki::{
     CertificateDer, DeviceId, DeviceIdentity, DeviceProfile, Manufacturer, Policy, Refusal,
     RefusalReason, Revoked, TrustStore, UnixTime, Validity,
 };
+use nido_sec::Cause;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -54,7 +51,11 @@ fn validate(
     store.validate(&d.chain[0], &d.chain[1..], at(now))
 }
 
-fn refused(r: Result<nido_pki::DeviceInfo, Refusal>, reason: RefusalReason, cause: u8) -> Refusal {
+fn refused(
+    r: Result<nido_pki::DeviceInfo, Refusal>,
+    reason: RefusalReason,
+    cause: Cause,
+) -> Refusal {
     let e = r.unwrap_err();
     assert_eq!(e.reason, reason, "{e}");
     assert_eq!(e.gmm_cause(), cause, "{e}");
@@ -110,7 +111,7 @@ fn expired() {
     let e = refused(
         validate(&f.store, &d, t0()),
         RefusalReason::Expired,
-        GMM_ILLEGAL_UE,
+        Cause::ILLEGAL_UE,
     );
     assert!(e.detail.contains("acme"), "{e}");
 }
@@ -125,7 +126,7 @@ fn not_yet_valid() {
     refused(
         validate(&f.store, &d, t0()),
         RefusalReason::NotYetValid,
-        GMM_TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
+        Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
     );
     assert!(validate(&f.store, &d, t0() + DAY * 2).is_ok());
 }
@@ -149,7 +150,7 @@ fn revoked_via_crl() {
     let e = refused(
         validate(&f.store, &bad, t0() + DAY),
         RefusalReason::Revoked,
-        GMM_ILLEGAL_UE,
+        Cause::ILLEGAL_UE,
     );
     assert!(
         e.detail.contains("ACMESENS") || e.detail.contains("Acme"),
@@ -176,7 +177,7 @@ fn revoked_via_crl() {
         refused(
             validate(&f.store, d, late),
             RefusalReason::RevocationUnknown,
-            GMM_TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
+            Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
         );
     }
     // ... unless the operator accepts stale CRLs of this manufacturer.
@@ -220,7 +221,7 @@ fn a_manufacturer_without_crl_is_refused_unless_the_policy_allows_it() {
     let e = refused(
         validate(&store, &d, t0() + DAY),
         RefusalReason::RevocationUnknown,
-        GMM_TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
+        Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
     );
     assert!(e.detail.contains("no CRL"), "{e}");
     // A CRL of another CA (the root's, say) does not cover the leaf.
@@ -270,7 +271,7 @@ fn unknown_manufacturer() {
     refused(
         validate(&f.store, &d, t0()),
         RefusalReason::UnknownManufacturer,
-        GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+        Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
     );
     // Even an expired one of an unknown manufacturer is "unknown".
     let d = other
@@ -279,13 +280,13 @@ fn unknown_manufacturer() {
     refused(
         validate(&f.store, &d, t0()),
         RefusalReason::UnknownManufacturer,
-        GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+        Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
     );
     // An empty store knows no one.
     refused(
         validate(&TrustStore::new(), &d, t0()),
         RefusalReason::UnknownManufacturer,
-        GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+        Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
     );
 }
 
@@ -300,7 +301,7 @@ fn an_impostor_with_the_same_names_is_an_illegal_ue() {
         .unwrap();
     let e = validate(&f.store, &d, t0()).unwrap_err();
     assert_eq!(e.reason, RefusalReason::BadSignature, "{e}");
-    assert_eq!(e.gmm_cause(), GMM_ILLEGAL_UE);
+    assert_eq!(e.gmm_cause(), Cause::ILLEGAL_UE);
     // The genuine intermediate with the impostor's leaf: bad signature.
     let e = f
         .store
@@ -311,7 +312,7 @@ fn an_impostor_with_the_same_names_is_an_illegal_ue() {
         )
         .unwrap_err();
     assert_eq!(e.reason, RefusalReason::BadSignature, "{e}");
-    assert_eq!(e.gmm_cause(), GMM_ILLEGAL_UE);
+    assert_eq!(e.gmm_cause(), Cause::ILLEGAL_UE);
 }
 
 #[test]
@@ -327,7 +328,7 @@ fn wrong_extended_key_usage() {
     refused(
         validate(&f.store, &d, t0()),
         RefusalReason::ExtendedKeyUsage,
-        GMM_ILLEGAL_UE,
+        Cause::ILLEGAL_UE,
     );
     // No EKU at all is refused too (webpki alone would accept it).
     let mut p = DeviceProfile::standard(t0());
@@ -336,7 +337,7 @@ fn wrong_extended_key_usage() {
     refused(
         validate(&f.store, &d, t0()),
         RefusalReason::ExtendedKeyUsage,
-        GMM_ILLEGAL_UE,
+        Cause::ILLEGAL_UE,
     );
     // The DCS's own server certificate is no device identity.
     let s = f
@@ -346,7 +347,7 @@ fn wrong_extended_key_usage() {
     refused(
         f.store.validate(&s.chain[0], &s.chain[1..], at(t0())),
         RefusalReason::ExtendedKeyUsage,
-        GMM_ILLEGAL_UE,
+        Cause::ILLEGAL_UE,
     );
 }
 
@@ -363,7 +364,7 @@ fn key_usage_without_digital_signature() {
     refused(
         validate(&f.store, &d, t0()),
         RefusalReason::KeyUsage,
-        GMM_ILLEGAL_UE,
+        Cause::ILLEGAL_UE,
     );
 }
 
@@ -373,7 +374,7 @@ fn a_ca_certificate_is_not_a_device() {
     refused(
         f.store.validate(f.acme.issuing_der(), &[], at(t0())),
         RefusalReason::KeyUsage,
-        GMM_ILLEGAL_UE,
+        Cause::ILLEGAL_UE,
     );
 }
 
@@ -394,7 +395,7 @@ fn blocked() {
     let e = refused(
         validate(&f.store, &d, t0()),
         RefusalReason::Blocked,
-        GMM_ILLEGAL_UE,
+        Cause::ILLEGAL_UE,
     );
     assert!(e.detail.contains("acme/ACMESENS-0000000009"), "{e}");
     assert!(f.store.unblock(&id));
@@ -412,7 +413,7 @@ fn policy_violations() {
     refused(
         validate(&f.store, &d, t0()),
         RefusalReason::Policy,
-        GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+        Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
     );
     // hardwareModuleName required.
     let d = f
@@ -425,7 +426,7 @@ fn policy_violations() {
     refused(
         validate(&f.store, &d, t0()),
         RefusalReason::Policy,
-        GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+        Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
     );
     // ... which the permissive default policy does not require.
     f.store.set_policy("acme", Policy::default()).unwrap();
@@ -447,7 +448,7 @@ fn policy_violations() {
     refused(
         validate(&f.store, &d, t0()),
         RefusalReason::Policy,
-        GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+        Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
     );
     // Maximum validity: an IDevID without expiration exceeds 30 years.
     f.store
@@ -462,7 +463,7 @@ fn policy_violations() {
     let e = refused(
         validate(&f.store, &d, t0()),
         RefusalReason::Policy,
-        GMM_PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+        Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
     );
     assert!(e.detail.contains("validity"), "{e}");
     let mut p = DeviceProfile::standard(t0());
@@ -494,7 +495,7 @@ fn malformed_der() {
             &d.chain[1..],
             at(t0()),
         );
-        refused(r, RefusalReason::Malformed, GMM_ILLEGAL_UE);
+        refused(r, RefusalReason::Malformed, Cause::ILLEGAL_UE);
     }
     // A flipped bit in the signed part: the signature no longer verifies.
     let mut flipped = leaf.to_vec();

@@ -172,11 +172,11 @@ pub enum AkaFailure {
 
 impl AkaFailure {
     /// The 5GMM cause the UE sends in AUTHENTICATION FAILURE, where it sends one.
-    pub fn gmm_cause(&self) -> Option<u8> {
+    pub fn gmm_cause(&self) -> Option<crate::Cause> {
         match self {
-            Self::MacFailure => Some(20),
-            Self::SynchFailure { .. } => Some(21),
-            Self::NotFiveG => Some(26),
+            Self::MacFailure => Some(crate::Cause::MAC_FAILURE),
+            Self::SynchFailure { .. } => Some(crate::Cause::SYNCH_FAILURE),
+            Self::NotFiveG => Some(crate::Cause::NON_5G_AUTHENTICATION_UNACCEPTABLE),
             _ => None,
         }
     }
@@ -275,7 +275,7 @@ mod tests {
         let mut window = SqnWindow::default();
         let err = ue_respond(&sub(), &mut window, &av.rand, &av.autn, SNN).unwrap_err();
         assert_eq!(err, AkaFailure::MacFailure);
-        assert_eq!(err.gmm_cause(), Some(20));
+        assert_eq!(err.gmm_cause(), Some(crate::Cause::MAC_FAILURE));
         assert_eq!(window, SqnWindow::default());
     }
 

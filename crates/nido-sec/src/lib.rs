@@ -3,7 +3,8 @@
 //! MILENAGE and the AKA functions (TS 35.206, TS 33.102), the 5G key
 //! hierarchy (TS 33.501 Annex A) including K_AUSF from EAP-TLS keys, the
 //! NEA/NIA algorithms (Annex D), SUPI concealment (Annex C), UPU MACs, and
-//! 5G-AKA end to end with SQN management and resynchronisation ([`aka`]).
+//! 5G-AKA end to end with SQN management and resynchronisation ([`aka`]),
+//! and [`Cause`], the 5GMM cause every crate speaks of refusals in.
 //!
 //! Built on `oxirush-security` for the symmetric algorithms and the KDF; the
 //! SUCI ECIES scheme and every public-key operation use `aws-lc-rs`.
@@ -19,6 +20,7 @@
 
 pub mod aka;
 pub mod algorithms;
+mod cause;
 mod error;
 pub mod kdf;
 pub mod milenage;
@@ -27,6 +29,7 @@ pub mod suci;
 pub mod supi;
 pub mod upu;
 
+pub use cause::Cause;
 pub use error::SecError;
 pub use milenage::{Amf, Milenage, Sqn, SqnVerdict, SqnWindow};
 pub use secret::*;

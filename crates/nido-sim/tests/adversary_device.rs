@@ -7,6 +7,7 @@
 
 mod common;
 
+use nido_sec::Cause;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -52,10 +53,13 @@ fn a_fake_base_station_selecting_null_integrity_does_not_become_the_network() {
 
     assert!(fbs.borrow().hijacked(), "the attack reached the command");
     assert!(
-        fleet
-            .device_events(0)
-            .iter()
-            .any(|e| matches!(e, DeviceEvent::SecurityModeRejected { cause: 24, .. })),
+        fleet.device_events(0).iter().any(|e| matches!(
+            e,
+            DeviceEvent::SecurityModeRejected {
+                cause: Cause::SECURITY_MODE_REJECTED,
+                ..
+            }
+        )),
         "{:?}",
         fleet.device_events(0)
     );
@@ -236,7 +240,7 @@ fn a_forged_plain_reject_does_not_erase_the_subscription() {
         assert!((min..=max).contains(&wait), "#{cause}: T3247 {wait:?}");
         assert!(fleet.device_events(0).iter().any(|e| matches!(
             e,
-            DeviceEvent::UnprotectedReject { cause: c, .. } if *c == cause
+            DeviceEvent::UnprotectedReject { cause: c, .. } if *c == Cause(cause)
         )));
         // After T3247 it registers with the same subscription.
         let supi = fleet.device(0).subscription().unwrap().supi.clone();

@@ -10,6 +10,7 @@
 
 mod common;
 
+use nido_sec::Cause;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -228,7 +229,7 @@ fn replayed_sucis_do_not_inflate_the_sqn_or_bypass_admission() {
     let refused = |cause: u8| {
         fleet.network_events()[seen..]
             .iter()
-            .filter(|e| matches!(e, NetworkEvent::Refused { cause: c, .. } if *c == cause))
+            .filter(|e| matches!(e, NetworkEvent::Refused { cause: c, .. } if *c == Cause(cause)))
             .count()
     };
     eprintln!(

@@ -12,6 +12,7 @@
 
 mod common;
 
+use nido_sec::Cause;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use nido_ue::{DeviceEvent, DeviceState, RejectMessage};
 use common::{fleet, settle, trust_store, world};
 
 /// How many times device `i` was told `cause` by `message`.
-fn told(fleet: &Fleet, i: usize, message: RejectMessage, cause: u8) -> usize {
+fn told(fleet: &Fleet, i: usize, message: RejectMessage, cause: Cause) -> usize {
     fleet
         .device_events(i)
         .iter()
@@ -40,7 +41,7 @@ fn refused(fleet: &Fleet, device: &DeviceId, needle: &str) -> usize {
         .network_events()
         .iter()
         .filter(|e| {
-            matches!(e, NetworkEvent::Refused { device: Some(d), cause: 3, reason, .. }
+            matches!(e, NetworkEvent::Refused { device: Some(d), cause: Cause::ILLEGAL_UE, reason, .. }
                 if d == device && reason.contains(needle))
         })
         .count()
@@ -98,7 +99,15 @@ fn a_blocked_device_is_deregistered_and_refused_until_it_is_unblocked() {
     let deadline = fleet.now() + Duration::from_secs(2);
     assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Failed));
     assert_eq!(lost.get(), 1);
-    assert_eq!(told(&fleet, 0, RejectMessage::DeregistrationRequest, 3), 1);
+    assert_eq!(
+        told(
+            &fleet,
+            0,
+            RejectMessage::DeregistrationRequest,
+            Cause::ILLEGAL_UE
+        ),
+        1
+    );
     assert_eq!(refused(&fleet, &ids[0], "deregistered"), 1);
     // Its DEREGISTRATION ACCEPT ended the context.
     let deadline = fleet.now() + Duration::from_secs(1);
@@ -123,7 +132,15 @@ fn a_blocked_device_is_deregistered_and_refused_until_it_is_unblocked() {
     fleet.power_on(0);
     assert!(settle(&mut fleet, &[0]));
     assert_eq!(fleet.device(0).state(), DeviceState::Failed);
-    assert_eq!(told(&fleet, 0, RejectMessage::RegistrationReject, 3), 1);
+    assert_eq!(
+        told(
+            &fleet,
+            0,
+            RejectMessage::RegistrationReject,
+            Cause::ILLEGAL_UE
+        ),
+        1
+    );
     assert!(
         !fleet
             .device_events(0)
@@ -152,7 +169,12 @@ fn a_blocked_device_is_deregistered_and_refused_until_it_is_unblocked() {
     assert!(settle(&mut fleet, &[2]));
     assert_eq!(fleet.device(2).state(), DeviceState::Failed);
     assert_eq!(
-        told(&fleet, 2, RejectMessage::DeregistrationRequest, 3),
+        told(
+            &fleet,
+            2,
+            RejectMessage::DeregistrationRequest,
+            Cause::ILLEGAL_UE
+        ),
         1,
         "{:?}\n{:?}",
         fleet.device_events(2),

@@ -13,6 +13,7 @@
 
 mod common;
 
+use nido_sec::Cause;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
@@ -44,7 +45,7 @@ fn limited(fleet: &mut Fleet, max: usize) {
 }
 
 /// (device, cause, T3346) of every REGISTRATION REJECT sent downlink.
-type Rejects = Rc<RefCell<Vec<(usize, u8, Option<Duration>)>>>;
+type Rejects = Rc<RefCell<Vec<(usize, Cause, Option<Duration>)>>>;
 
 fn note_reject(log: &Rejects, r: &TraceRecord<'_>) {
     if r.direction == Direction::Downlink
@@ -111,7 +112,7 @@ fn fifty_devices_at_once_through_a_limit_of_five_all_end_active() {
     let refused: BTreeSet<usize> = rejects.iter().map(|r| r.0).collect();
     assert!(refused.len() >= DEVICES - LIMIT, "{refused:?}");
     for &(device, cause, t) in rejects.iter() {
-        assert_eq!(cause, 22, "device {device}");
+        assert_eq!(cause, Cause::CONGESTION, "device {device}");
         let t = t.expect("T3346 with #22");
         assert!(t3346().contains(&t), "device {device}: T3346 {t:?}");
     }
@@ -138,7 +139,7 @@ fn fifty_devices_at_once_through_a_limit_of_five_all_end_active() {
         let events = fleet.device_events(device);
         assert!(events.contains(&DeviceEvent::Rejected {
             message: nido_ue::RejectMessage::RegistrationReject,
-            cause: 22
+            cause: Cause::CONGESTION
         }));
         assert!(events.contains(&DeviceEvent::State {
             from: DeviceState::Onboarding,
@@ -204,7 +205,7 @@ fn a_registered_device_bursts_while_the_network_is_at_its_limit() {
             .device_events(newcomer)
             .contains(&DeviceEvent::Rejected {
                 message: nido_ue::RejectMessage::RegistrationReject,
-                cause: 22
+                cause: Cause::CONGESTION
             })
     );
     // ...while the registered one's burst goes through.
@@ -279,10 +280,13 @@ fn a_tenth_of_the_limit_is_kept_for_devices_past_onboarding() {
     }));
     assert_eq!(most, 10);
     assert!(
-        !fleet
-            .device_events(0)
-            .iter()
-            .any(|e| matches!(e, DeviceEvent::Rejected { cause: 22, .. })),
+        !fleet.device_events(0).iter().any(|e| matches!(
+            e,
+            DeviceEvent::Rejected {
+                cause: Cause::CONGESTION,
+                ..
+            }
+        )),
         "{:?}",
         fleet.device_events(0)
     );
@@ -346,12 +350,13 @@ fn a_retransmitted_registration_request_is_not_refused_at_the_limit() {
     );
     let deadline = fleet.now() + Duration::from_secs(3600);
     assert!(fleet.run_until(deadline, |f| f.count(DeviceState::Active) == 2));
-    assert!(
-        !fleet
-            .device_events(0)
-            .iter()
-            .any(|e| matches!(e, DeviceEvent::Rejected { cause: 22, .. }))
-    );
+    assert!(!fleet.device_events(0).iter().any(|e| matches!(
+        e,
+        DeviceEvent::Rejected {
+            cause: Cause::CONGESTION,
+            ..
+        }
+    )));
 }
 
 /// Without a limit (the library's default) nothing is refused, however

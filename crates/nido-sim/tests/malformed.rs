@@ -16,6 +16,7 @@
 
 mod common;
 
+use nido_sec::Cause;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -97,7 +98,7 @@ fn a_registration_request_with_a_cut_mandatory_ie_gets_reject_96() {
     assert!(
         fleet.network_events().iter().any(|e| matches!(
             e,
-            NetworkEvent::Refused { cause: 96, reason, .. } if reason.contains("5gs-mobile-identity")
+            NetworkEvent::Refused { cause: Cause::INVALID_MANDATORY_INFORMATION, reason, .. } if reason.contains("5gs-mobile-identity")
         )),
         "{:?}",
         fleet.network_events()
@@ -148,7 +149,7 @@ fn a_registration_request_with_a_cut_optional_ie_proceeds_without_it() {
     assert!(
         events.iter().all(|e| match e {
             NetworkEvent::Refused { cause, reason, .. } =>
-                *cause == 111 && reason.contains("differs"),
+                *cause == nido_nas::Cause::PROTOCOL_ERROR_UNSPECIFIED && reason.contains("differs"),
             _ => true,
         }),
         "{events:?}"

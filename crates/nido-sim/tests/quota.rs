@@ -9,6 +9,7 @@
 
 mod common;
 
+use nido_sec::Cause;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,7 +81,10 @@ fn a_manufacturer_beyond_its_quota_gets_no_supi_until_it_is_raised() {
         })
         .collect();
     assert!(
-        !refused.is_empty() && refused.iter().all(|c| *c == 74),
+        !refused.is_empty()
+            && refused
+                .iter()
+                .all(|c| *c == Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN),
         "{refused:?}"
     );
     let waiting = (0..3)
@@ -91,7 +95,7 @@ fn a_manufacturer_beyond_its_quota_gets_no_supi_until_it_is_raised() {
             .device_events(waiting)
             .contains(&nido_ue::DeviceEvent::Rejected {
                 message: nido_ue::RejectMessage::RegistrationReject,
-                cause: 74,
+                cause: Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
             }),
         "{:?}",
         fleet.device_events(waiting)

@@ -7,6 +7,7 @@
 
 mod common;
 
+use nido_sec::Cause;
 use std::time::Duration;
 
 use nido_nas::build::{self, GmmCause};
@@ -58,7 +59,7 @@ fn unprotected_illegal_ue_and_permanently_not_authorized_wait_t3247() {
         );
         assert!(events.contains(&DeviceEvent::Rejected {
             message: nido_ue::RejectMessage::RegistrationReject,
-            cause: cause as u8
+            cause: Cause(cause as u8)
         }));
     }
 }
@@ -325,7 +326,7 @@ fn unknown_identity_never_erases_the_subscription() {
     assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Active));
     assert!(fleet.device_events(0).contains(&DeviceEvent::Rejected {
         message: nido_ue::RejectMessage::RegistrationReject,
-        cause: 74
+        cause: nido_nas::Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN
     }));
     let after = fleet
         .network()

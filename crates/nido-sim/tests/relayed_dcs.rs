@@ -11,6 +11,7 @@
 
 mod common;
 
+use nido_sec::Cause;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -125,7 +126,7 @@ fn relayed(external: bool) -> (Onboarding, Fleet, Rc<RefCell<ExternalDcs>>) {
     (world, fleet, dcs)
 }
 
-fn refusals(fleet: &Fleet) -> Vec<(u8, Option<DeviceId>, String)> {
+fn refusals(fleet: &Fleet) -> Vec<(Cause, Option<DeviceId>, String)> {
     fleet
         .network_events()
         .iter()
@@ -153,7 +154,7 @@ fn authenticated(fleet: &Fleet) -> Vec<DeviceId> {
 }
 
 /// (cause, T3346) of every REGISTRATION REJECT sent downlink.
-type Rejects = Rc<RefCell<Vec<(u8, Option<Duration>)>>>;
+type Rejects = Rc<RefCell<Vec<(Cause, Option<Duration>)>>>;
 
 fn record_rejects(fleet: &mut Fleet) -> Rejects {
     let log = Rc::new(RefCell::new(Vec::new()));
@@ -247,9 +248,9 @@ fn access_reject_refuses_with_illegal_ue_and_the_eap_failure() {
     fleet.advance(Duration::from_secs(5));
     let refused = refusals(&fleet);
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(refused[0].0, 3);
+    assert_eq!(refused[0].0, Cause::ILLEGAL_UE);
     assert!(refused[0].2.contains("Access-Reject"), "{}", refused[0].2);
-    assert_eq!(rejects.borrow().first(), Some(&(3, None)));
+    assert_eq!(rejects.borrow().first(), Some(&(Cause::ILLEGAL_UE, None)));
     assert_eq!(fleet.network().contexts(), 0);
 }
 
@@ -262,7 +263,7 @@ fn an_unreachable_dcs_refuses_with_congestion_and_a_back_off() {
     fleet.advance(Duration::from_secs(5));
     let refused = refusals(&fleet);
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(refused[0].0, 22);
+    assert_eq!(refused[0].0, Cause::CONGESTION);
     let realm = world.manufacturer.dcs_realm();
     assert!(
         refused[0]
@@ -272,7 +273,7 @@ fn an_unreachable_dcs_refuses_with_congestion_and_a_back_off() {
         refused[0].2
     );
     let (cause, t3346) = rejects.borrow()[0];
-    assert_eq!(cause, 22);
+    assert_eq!(cause, Cause::CONGESTION);
     let range = fleet.network().admission().t3346.clone();
     assert!(range.contains(&t3346.expect("T3346 with #22")));
     assert_eq!(fleet.network().contexts(), 0);
@@ -291,7 +292,7 @@ fn a_driver_that_never_answers_cannot_pin_the_context() {
     fleet.advance(Duration::from_secs(40)); // past the 30 s AAA timeout
     let refused = refusals(&fleet);
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(refused[0].0, 22);
+    assert_eq!(refused[0].0, Cause::CONGESTION);
     assert!(
         refused[0].2.contains("no answer within 30 s"),
         "{refused:?}"
@@ -377,10 +378,10 @@ fn a_relayed_device_on_the_operator_block_list_is_refused() {
     fleet.advance(Duration::from_secs(10));
     let refused = refusals(&fleet);
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(refused[0].0, 3);
+    assert_eq!(refused[0].0, Cause::ILLEGAL_UE);
     assert_eq!(refused[0].1.as_ref(), Some(&id));
     assert!(refused[0].2.contains("block list"), "{}", refused[0].2);
-    assert_eq!(rejects.borrow().first(), Some(&(3, None)));
+    assert_eq!(rejects.borrow().first(), Some(&(Cause::ILLEGAL_UE, None)));
     assert!(!fleet.network_events().iter().any(|e| matches!(
         e,
         NetworkEvent::DeviceAuthenticated { .. } | NetworkEvent::RegisteredForOnboarding { .. }
@@ -401,7 +402,7 @@ fn an_accept_with_an_invalid_identity_is_refused() {
     fleet.advance(Duration::from_secs(5));
     let refused = refusals(&fleet);
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(refused[0].0, 3);
+    assert_eq!(refused[0].0, Cause::ILLEGAL_UE);
     assert!(
         refused[0].2.contains("invalid device identity"),
         "{}",

@@ -14,6 +14,7 @@
 
 mod common;
 
+use nido_sec::Cause;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -154,7 +155,7 @@ fn fleet(world: &Onboarding, policy: ClaimPolicy, seed: u64) -> (Fleet, Arc<Atom
 
 /// (cause, T3346, integrity protected) of every REGISTRATION REJECT sent
 /// downlink.
-type Rejects = Rc<RefCell<Vec<(u8, Option<Duration>, bool)>>>;
+type Rejects = Rc<RefCell<Vec<(Cause, Option<Duration>, bool)>>>;
 
 /// Adds `r` to `log` if it is a REGISTRATION REJECT sent downlink (the
 /// network traces: a protected PDU comes with its plain encoding).
@@ -179,19 +180,19 @@ fn record_rejects(fleet: &mut Fleet) -> Rejects {
 /// waits exactly T3346 if it was, a value of its default range if not.
 fn assert_backing_off_for_t3346(
     fleet: &Fleet,
-    rejects: &[(u8, Option<Duration>, bool)],
+    rejects: &[(Cause, Option<Duration>, bool)],
     protected: bool,
 ) {
     assert_eq!(fleet.device(0).state(), DeviceState::BackingOff);
     assert_eq!(
         rejects,
-        &[(22, Some(T3346), protected)],
+        &[(Cause::CONGESTION, Some(T3346), protected)],
         "REGISTRATION REJECT #22 with T3346"
     );
     assert!(
         fleet.device_events(0).contains(&DeviceEvent::Rejected {
             message: nido_ue::RejectMessage::RegistrationReject,
-            cause: 22,
+            cause: Cause::CONGESTION,
         }),
         "{:?}",
         fleet.device_events(0)
@@ -210,10 +211,13 @@ fn assert_backing_off_for_t3346(
         );
     }
     assert!(
-        fleet
-            .network_events()
-            .iter()
-            .any(|e| matches!(e, NetworkEvent::Refused { cause: 22, .. })),
+        fleet.network_events().iter().any(|e| matches!(
+            e,
+            NetworkEvent::Refused {
+                cause: Cause::CONGESTION,
+                ..
+            }
+        )),
         "{:?}",
         fleet.network_events()
     );
@@ -222,7 +226,10 @@ fn assert_backing_off_for_t3346(
         !fleet.network_events().iter().any(|e| matches!(
             e,
             NetworkEvent::Refused {
-                cause: 3 | 7 | 9 | 75,
+                cause: Cause::ILLEGAL_UE
+                    | Cause::SERVICES_NOT_ALLOWED
+                    | Cause::UE_IDENTITY_CANNOT_BE_DERIVED
+                    | Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
                 ..
             }
         )),

@@ -51,7 +51,7 @@ impl AuditEntry {
             } => {
                 e.kind = "refused".into();
                 e.device = device.as_ref().map(ToString::to_string);
-                e.cause = Some(*cause);
+                e.cause = Some(cause.octet());
                 e.detail = format!("{conn}: {reason}");
             }
             NetworkEvent::Congested {

@@ -9,6 +9,7 @@
 //! `postgres://postgres@127.0.0.1:5432/test`) names a database to connect
 //! to; each test creates its own `nido_test_<pid>_<n>` and drops it at the end.
 
+use nido_sec::Cause;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -722,7 +723,7 @@ fn audit_devices_and_trust_data() {
             &NetworkEvent::Refused {
                 conn: ConnectionId(i),
                 device: Some(id(&format!("DEV-{i}"))),
-                cause: 75,
+                cause: Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
                 reason: "not claimed".into(),
             },
         ))

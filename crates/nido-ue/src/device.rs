@@ -9,7 +9,7 @@ use nido_nas::build::{self, KeySetIdentifier, Nas5gsMessage, NasFGsMobileIdentit
 use nido_nas::security::{Protection, SecurityContext, split_header};
 use nido_nas::view::{Guti5g, Inbound};
 use nido_prov::PublicPart;
-use nido_sec::{KAmf, KProv, Supi};
+use nido_sec::{Cause, KAmf, KProv, Supi};
 
 use crate::provisioning::Provisioning;
 use crate::{DeviceConfig, DeviceEvent, DeviceState, RejectMessage, SecureElement, Transmit};
@@ -133,7 +133,7 @@ pub struct Device {
     /// The cause of the last reject that took the credentials out of use
     /// (believed, or suspected and waiting T3247), until a registration is
     /// accepted or the device is powered on again.
-    pub(crate) refused_with: Option<u8>,
+    pub(crate) refused_with: Option<Cause>,
     pub(crate) mac_failures: u32,
     /// The state of the device's back-off draws (splitmix64): the T3346
     /// values it picks for unprotected congestion rejects. Seeded from the
@@ -227,7 +227,7 @@ impl Device {
     /// `Failed`, or backing off for T3247 because the reject came
     /// unprotected. `None` once a registration is accepted. Drivers count
     /// such a device as settled (refused), not as still trying.
-    pub fn refusal(&self) -> Option<u8> {
+    pub fn refusal(&self) -> Option<Cause> {
         match self.state {
             DeviceState::Failed | DeviceState::BackingOff => self.refused_with,
             _ => None,
@@ -596,7 +596,7 @@ impl Device {
         &mut self,
         now: SystemTime,
         _reregistration_required: bool,
-        cause: Option<u8>,
+        cause: Option<Cause>,
         t3346: Option<std::time::Duration>,
     ) {
         if let Some(sec) = self.sec.as_mut()
@@ -621,7 +621,13 @@ impl Device {
         self.guti = None;
         self.release_connection();
         // Only ever reached integrity protected (not in `allowed_plain`).
-        self.react(now, cause.unwrap_or(0), t3346, true);
+        // Without a cause it counts as a failed attempt, as #111 does.
+        self.react(
+            now,
+            cause.unwrap_or(Cause::PROTOCOL_ERROR_UNSPECIFIED),
+            t3346,
+            true,
+        );
     }
 
     /// The reaction to a reject cause (TS 24.501 §5.5.1.2.5, §5.5.2.3.2),
@@ -633,12 +639,12 @@ impl Device {
     pub(crate) fn react(
         &mut self,
         now: SystemTime,
-        cause: u8,
+        cause: Cause,
         t3346: Option<std::time::Duration>,
         protected: bool,
     ) {
         let timers = self.config.timers;
-        if self.reonboarding && cause != 22 {
+        if self.reonboarding && cause != Cause::CONGESTION {
             // The onboarding of a device that kept its subscription was
             // refused (typically #74: the network still holds that
             // subscription, so it was never lost): use it again.
@@ -660,11 +666,13 @@ impl Device {
         match cause {
             // Illegal UE, illegal ME, permanently not authorized for this
             // SNPN: give up until powered on again (credentials kept).
-            3 | 6 | 75 => self.fail(),
+            Cause::ILLEGAL_UE | Cause::ILLEGAL_ME | Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN => {
+                self.fail()
+            }
             // Temporarily not authorized for this SNPN (for nido's network:
             // the identity is onboarding on another connection): a short
             // wait first, doubled for each #74 in a row.
-            74 => {
+            Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN => {
                 let wait = timers
                     .not_authorized_retry
                     .saturating_mul(1 << self.not_authorized.min(16))
@@ -681,7 +689,7 @@ impl Device {
             // T3346 the clause makes it an abnormal case (§5.5.1.2.7); nido
             // then waits T3502 rather than retrying at once into a
             // congested network, and T3502 starts the count again too.
-            22 => {
+            Cause::CONGESTION => {
                 self.attempts = 0;
                 match t3346.filter(|t| !t.is_zero()) {
                     Some(sent) => {
@@ -701,7 +709,7 @@ impl Device {
                 }
             }
             // Onboarding services terminated: start over.
-            93 => {
+            Cause::ONBOARDING_SERVICES_TERMINATED => {
                 self.phase = Phase::Idle;
                 self.start(now);
             }
@@ -709,7 +717,9 @@ impl Device {
             // SUCI (a corrupted datagram, a forged reject: it comes
             // unprotected) or does not know the subscription. TS 24.501
             // §5.5.1.2.5 asks for a new registration, which conceals afresh.
-            9 if self.unknown_identity + 1 < UNKNOWN_IDENTITY_TRIES => {
+            Cause::UE_IDENTITY_CANNOT_BE_DERIVED
+                if self.unknown_identity + 1 < UNKNOWN_IDENTITY_TRIES =>
+            {
                 self.unknown_identity += 1;
                 self.back_off(now, timers.not_authorized_retry);
             }
@@ -719,7 +729,7 @@ impl Device {
             // rejects come unprotected, and a network that still holds the
             // subscription refuses the onboarding, #74, which returns the
             // device to it).
-            7 | 9 => {
+            Cause::SERVICES_NOT_ALLOWED | Cause::UE_IDENTITY_CANNOT_BE_DERIVED => {
                 self.unknown_identity = 0;
                 self.reonboarding = self.se.has_subscription();
                 self.phase = Phase::Idle;
@@ -796,7 +806,12 @@ fn splitmix64(state: &mut u64) -> u64 {
 /// The causes that take a UE's credentials out of use (TS 24.501
 /// §5.5.1.2.5, §5.3.20.2): without integrity protection they are
 /// suspected and counted, not believed at once.
-const DISABLING_CAUSES: [u8; 4] = [3, 6, 7, 75];
+const DISABLING_CAUSES: [Cause; 4] = [
+    Cause::ILLEGAL_UE,
+    Cause::ILLEGAL_ME,
+    Cause::SERVICES_NOT_ALLOWED,
+    Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
+];
 
 /// How many #9 rejects in a row a device takes before it onboards again
 /// (keeping its subscription until a new package replaces it).

@@ -1,6 +1,6 @@
 //! What a device tells its driver: PDUs to send, events, its state.
 
-use nido_sec::Supi;
+use nido_sec::{Cause, Supi};
 use thiserror::Error;
 
 /// A NAS PDU the device wants sent uplink.
@@ -23,14 +23,10 @@ pub struct Transmit {
 pub enum RejectMessage {
     /// REGISTRATION REJECT (TS 24.501 §8.2.9).
     RegistrationReject,
-    /// AUTHENTICATION REJECT (TS 24.501 §8.2.5).
-    AuthenticationReject,
     /// DEREGISTRATION REQUEST, UE terminated (TS 24.501 §8.2.14).
     DeregistrationRequest,
     /// DL NAS TRANSPORT with a 5GMM cause (TS 24.501 §8.2.11).
     DlNasTransport,
-    /// PDU SESSION ESTABLISHMENT REJECT (TS 24.501 §8.3.3).
-    PduSessionEstablishmentReject,
     /// 5GMM STATUS (TS 24.501 §8.2.29).
     Status,
 }
@@ -41,10 +37,8 @@ impl RejectMessage {
     pub fn name(self) -> &'static str {
         match self {
             Self::RegistrationReject => "RegistrationReject",
-            Self::AuthenticationReject => "AuthenticationReject",
             Self::DeregistrationRequest => "DeregistrationRequestUeTerminated",
             Self::DlNasTransport => "DlNasTransport",
-            Self::PduSessionEstablishmentReject => "PduSessionEstablishmentReject",
             Self::Status => "5GMMStatus",
         }
     }
@@ -130,10 +124,17 @@ pub enum DeviceEvent {
     Rejected {
         /// The message that carried the cause.
         message: RejectMessage,
-        /// The cause it carried: a 5GMM cause (TS 24.501 §9.11.3.2), a
-        /// 5GSM cause (§9.11.4.2) for
-        /// [`RejectMessage::PduSessionEstablishmentReject`], 0 for
-        /// [`RejectMessage::AuthenticationReject`] (which has none).
+        /// The 5GMM cause it carried.
+        cause: Cause,
+    },
+    /// AUTHENTICATION REJECT (TS 24.501 §8.2.5, no cause): the network
+    /// did not accept the device's authentication.
+    AuthenticationRejected,
+    /// PDU SESSION ESTABLISHMENT REJECT (TS 24.501 §8.3.3).
+    SessionRejected {
+        /// The PDU session identity.
+        psi: u8,
+        /// The 5GSM cause (TS 24.501 §9.11.4.2).
         cause: u8,
     },
     /// A reject that would take the credentials out of use arrived without
@@ -141,7 +142,7 @@ pub enum DeviceEvent {
     /// credentials and tries again after `wait` (T3247, TS 24.501 §5.3.20.2).
     UnprotectedReject {
         /// The 5GMM cause.
-        cause: u8,
+        cause: Cause,
         /// The T3247 value drawn.
         wait: std::time::Duration,
     },
@@ -163,7 +164,7 @@ pub enum DeviceEvent {
     /// answered SECURITY MODE REJECT with `cause` (#23 or #24).
     SecurityModeRejected {
         /// The 5GMM cause sent.
-        cause: u8,
+        cause: Cause,
         /// Why.
         reason: String,
     },
@@ -217,18 +218,15 @@ impl DeviceEvent {
             Self::Rejected {
                 message: RejectMessage::RegistrationReject,
                 cause,
-            } => Some(format!("reject #{cause}")),
-            Self::Rejected {
-                message: RejectMessage::AuthenticationReject,
-                ..
-            } => Some("authentication reject".into()),
+            } => Some(format!("reject #{}", cause.octet())),
+            Self::AuthenticationRejected => Some("authentication reject".into()),
             Self::Rejected {
                 message: RejectMessage::DeregistrationRequest,
                 cause,
-            } => Some(format!("deregistered #{cause}")),
+            } => Some(format!("deregistered #{}", cause.octet())),
             Self::SecurityModeFailed { reason } => Some(format!("security mode: {reason}")),
             Self::SecurityModeRejected { cause, .. } => {
-                Some(format!("security mode reject #{cause}"))
+                Some(format!("security mode reject #{}", cause.octet()))
             }
             Self::NetworkNotAuthentic => Some("authentication: network not authentic".into()),
             Self::OnboardingFailed { reason } => Some(format!("EAP-TLS: {reason}")),
@@ -260,15 +258,12 @@ mod tests {
         assert_eq!(
             failure(DeviceEvent::Rejected {
                 message: RejectMessage::RegistrationReject,
-                cause: 22
+                cause: Cause::CONGESTION
             }),
             Some("reject #22".into())
         );
         assert_eq!(
-            failure(DeviceEvent::Rejected {
-                message: RejectMessage::AuthenticationReject,
-                cause: 0
-            }),
+            failure(DeviceEvent::AuthenticationRejected),
             Some("authentication reject".into())
         );
         assert_eq!(
@@ -290,7 +285,7 @@ mod tests {
         assert_eq!(
             failure(DeviceEvent::Rejected {
                 message: RejectMessage::Status,
-                cause: 96
+                cause: Cause::INVALID_MANDATORY_INFORMATION
             }),
             None
         );

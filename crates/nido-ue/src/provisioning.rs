@@ -2,6 +2,7 @@
 //! provisioning exchange with the PVS, CoAP over CIoT user data in UL/DL
 //! NAS TRANSPORT (design doc steps 7-10).
 
+use nido_sec::Cause;
 use std::time::SystemTime;
 
 use nido_nas::build::{self, PduSessionEstablishmentRequestParams, PduSessionTypeValue};
@@ -81,7 +82,7 @@ impl Device {
         &mut self,
         now: SystemTime,
         payload: Transport,
-        cause: Option<u8>,
+        cause: Option<Cause>,
     ) {
         if let Some(cause) = cause {
             self.events.push_back(DeviceEvent::Rejected {
@@ -94,10 +95,8 @@ impl Device {
                 self.on_session_accept(now, pvs_name)
             }
             Transport::PduSessionEstablishmentReject { psi, cause, .. } => {
-                self.events.push_back(DeviceEvent::Rejected {
-                    message: RejectMessage::PduSessionEstablishmentReject,
-                    cause,
-                });
+                self.events
+                    .push_back(DeviceEvent::SessionRejected { psi, cause });
                 // Only the reject of the session the device is asking for
                 // ends that procedure; others leave everything as it is.
                 let pending = psi == PSI

@@ -11,7 +11,7 @@ use nido_nas::view::Inbound;
 use nido_se::SeAkaError;
 use nido_sec::aka::AkaFailure;
 use nido_sec::suci::msin_to_bcd;
-use nido_sec::{Supi, kdf};
+use nido_sec::{Cause, Supi, kdf};
 
 use crate::device::{Phase, Send, Session, Step, TimerKind};
 use crate::{Device, DeviceEvent, DeviceState, RejectMessage};
@@ -109,10 +109,7 @@ impl Device {
                 if !authenticating {
                     return self.discard("AUTHENTICATION REJECT outside an authentication".into());
                 }
-                self.events.push_back(DeviceEvent::Rejected {
-                    message: RejectMessage::AuthenticationReject,
-                    cause: 0,
-                });
+                self.events.push_back(DeviceEvent::AuthenticationRejected);
                 // TS 24.501 §5.4.1.3.5 / §5.4.1.2.3: the UE considers its
                 // credentials invalid for this network.
                 self.release_connection();
@@ -390,9 +387,8 @@ impl Device {
     /// SECURITY MODE REJECT (sent without protection: no context was taken
     /// into use), reported as an event.
     fn reject_security_mode(&mut self, now: SystemTime, cause: build::GmmCause, reason: String) {
-        let code = cause as u8;
         self.events.push_back(DeviceEvent::SecurityModeRejected {
-            cause: code,
+            cause: Cause(cause as u8),
             reason,
         });
         if let Ok(reject) = build::security_mode_reject(cause) {

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
 
+use nido_sec::Cause;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -392,7 +393,7 @@ fn factory_run_end_to_end() {
         .validate(&bad.identity.chain[0], &bad.identity.chain[1..], now)
         .unwrap_err();
     assert_eq!(refusal.reason, nido_pki::RefusalReason::Revoked);
-    assert_eq!(refusal.gmm_cause(), 3);
+    assert_eq!(refusal.gmm_cause(), Cause::ILLEGAL_UE);
 
     // manufacturer.json has the state.
     let state: Value =

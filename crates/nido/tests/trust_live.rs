@@ -202,7 +202,7 @@ fn a_device_blocked_while_active_is_deregistered_until_it_is_unblocked() {
     assert!(!status.success(), "{text}");
     assert!(
         text.contains(r#""message":"DeregistrationRequestUeTerminated""#)
-            && text.contains("refused the device (#3)"),
+            && text.contains("refused the device (#3 illegal UE)"),
         "{text}"
     );
     let audit = json_lines(&ok(&["network", "audit", "--dir", "net", "--json"], d));

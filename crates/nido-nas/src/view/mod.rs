@@ -20,6 +20,8 @@ use oxirush_nas::nas_5gs::{
     NasUlNasTransport, PayloadContainerKind, PcoDirection, Suci,
 };
 
+use nido_sec::Cause;
+
 use crate::build::{self, BuildError, ImsiSuciParts, pco_container};
 
 /// Why a received message could not be read as the view of its type.
@@ -153,7 +155,7 @@ pub enum Inbound {
     /// REGISTRATION REJECT (TS 24.501 §8.2.9).
     RegistrationReject {
         /// 5GMM cause value (§9.11.3.2).
-        cause: u8,
+        cause: Cause,
         /// T3346 value (§9.11.2.4, GPRS timer 2), if present and not
         /// "deactivated" (§5.5.1.2.5: a deactivated timer is not started).
         t3346: Option<Duration>,
@@ -190,7 +192,7 @@ pub enum Inbound {
     /// AUTHENTICATION FAILURE (TS 24.501 §8.2.4).
     AuthenticationFailure {
         /// 5GMM cause value (§9.11.3.2): #20, #21, #26, #71.
-        cause: u8,
+        cause: Cause,
         /// AUTS of the authentication failure parameter (§9.11.3.14), with
         /// cause #21 "synch failure".
         auts: Option<[u8; 14]>,
@@ -229,7 +231,7 @@ pub enum Inbound {
     /// SECURITY MODE REJECT (TS 24.501 §8.2.27).
     SecurityModeReject {
         /// 5GMM cause value (§9.11.3.2).
-        cause: u8,
+        cause: Cause,
     },
     /// DEREGISTRATION REQUEST, UE originating de-registration (TS 24.501
     /// §8.2.12).
@@ -248,7 +250,7 @@ pub enum Inbound {
         /// De-registration type (§9.11.3.20) re-registration required bit.
         reregistration_required: bool,
         /// 5GMM cause value (§9.11.3.2), if present; #93 ends onboarding.
-        cause: Option<u8>,
+        cause: Option<Cause>,
         /// T3346 value (§9.11.2.4, GPRS timer 2), if present and not
         /// "deactivated".
         t3346: Option<Duration>,
@@ -264,7 +266,7 @@ pub enum Inbound {
         payload: Transport,
         /// 5GMM cause value (§9.11.3.2), if present (e.g. the 5GSM message
         /// could not be forwarded, §5.4.5.3.3).
-        cause: Option<u8>,
+        cause: Option<Cause>,
     },
     /// CONTROL PLANE SERVICE REQUEST (TS 24.501 §8.2.30) with CIoT user
     /// data: in the CIoT small data container (§9.11.3.48, data type
@@ -283,7 +285,7 @@ pub enum Inbound {
     /// 5GMM STATUS (TS 24.501 §8.2.29).
     Status {
         /// 5GMM cause value (§9.11.3.2).
-        cause: u8,
+        cause: Cause,
     },
     /// A 5GMM or 5GSM message the procedures do not act on (a 5GSM message
     /// outside a NAS transport included): its message type octet (§9.7) and
@@ -489,7 +491,7 @@ fn read_gmm(body: &Nas5gmmMessage) -> Result<Inbound, ViewError> {
         },
         Nas5gmmMessage::RegistrationComplete(_) => Inbound::RegistrationComplete,
         Nas5gmmMessage::RegistrationReject(m) => Inbound::RegistrationReject {
-            cause: m.fgmm_cause.cause_raw(),
+            cause: Cause(m.fgmm_cause.cause_raw()),
             t3346: m.t3346_value.as_ref().and_then(timer2),
             eap: m.eap_message.as_ref().map(eap),
         },
@@ -535,7 +537,7 @@ fn read_gmm(body: &Nas5gmmMessage) -> Result<Inbound, ViewError> {
             eap: eap(&m.eap_message),
         },
         Nas5gmmMessage::AuthenticationFailure(m) => Inbound::AuthenticationFailure {
-            cause: m.fgmm_cause.cause_raw(),
+            cause: Cause(m.fgmm_cause.cause_raw()),
             auts: m
                 .authentication_failure_parameter
                 .as_ref()
@@ -567,7 +569,7 @@ fn read_gmm(body: &Nas5gmmMessage) -> Result<Inbound, ViewError> {
             nas_message_container: m.nas_message_container.as_ref().map(|c| c.value.to_vec()),
         },
         Nas5gmmMessage::SecurityModeReject(m) => Inbound::SecurityModeReject {
-            cause: m.fgmm_cause.cause_raw(),
+            cause: Cause(m.fgmm_cause.cause_raw()),
         },
         Nas5gmmMessage::DeregistrationRequestUeOriginating(m) => {
             Inbound::DeregistrationRequestUeOriginating {
@@ -581,7 +583,7 @@ fn read_gmm(body: &Nas5gmmMessage) -> Result<Inbound, ViewError> {
         Nas5gmmMessage::DeregistrationRequestUeTerminated(m) => {
             Inbound::DeregistrationRequestUeTerminated {
                 reregistration_required: m.de_registration_type.re_registration_required(),
-                cause: m.fgmm_cause.as_ref().map(|c| c.cause_raw()),
+                cause: m.fgmm_cause.as_ref().map(|c| Cause(c.cause_raw())),
                 t3346: m.t3346_value.as_ref().and_then(timer2),
             }
         }
@@ -591,7 +593,7 @@ fn read_gmm(body: &Nas5gmmMessage) -> Result<Inbound, ViewError> {
         Nas5gmmMessage::UlNasTransport(m) => Inbound::UlNasTransport(ul_transport(name, m)?),
         Nas5gmmMessage::DlNasTransport(m) => Inbound::DlNasTransport {
             payload: dl_transport(name, m)?,
-            cause: m.fgmm_cause.as_ref().map(|c| c.cause_raw()),
+            cause: m.fgmm_cause.as_ref().map(|c| Cause(c.cause_raw())),
         },
         Nas5gmmMessage::ControlPlaneServiceRequest(m) => {
             let (psi, data) = match m.ciot_small_data_container.as_ref() {
@@ -624,7 +626,7 @@ fn read_gmm(body: &Nas5gmmMessage) -> Result<Inbound, ViewError> {
         }
         Nas5gmmMessage::ServiceAccept(_) => Inbound::ServiceAccept,
         Nas5gmmMessage::FiveGmmStatus(m) => Inbound::Status {
-            cause: m.fgmm_cause.cause_raw(),
+            cause: Cause(m.fgmm_cause.cause_raw()),
         },
         other => {
             let kind = other.message_type();

@@ -244,7 +244,7 @@ fn reads_registration_reject_with_t3346_and_eap() {
     assert_eq!(
         inbound,
         Inbound::RegistrationReject {
-            cause: 22,
+            cause: Cause::CONGESTION,
             t3346: Some(Duration::from_secs(600)),
             eap: None,
         }
@@ -253,7 +253,7 @@ fn reads_registration_reject_with_t3346_and_eap() {
         assert_eq!(
             view(&registration_reject(cause, None).expect("builds")),
             Inbound::RegistrationReject {
-                cause: cause as u8,
+                cause: Cause(cause as u8),
                 t3346: None,
                 eap: None,
             }
@@ -264,7 +264,7 @@ fn reads_registration_reject_with_t3346_and_eap() {
     assert_eq!(
         view(&message),
         Inbound::RegistrationReject {
-            cause: 3,
+            cause: Cause::ILLEGAL_UE,
             t3346: None,
             eap: Some(eap_failure(7).to_vec()),
         }
@@ -380,14 +380,14 @@ fn reads_authentication_failure_with_auts() {
     assert_eq!(
         inbound,
         Inbound::AuthenticationFailure {
-            cause: 21,
+            cause: Cause::SYNCH_FAILURE,
             auts: Some(auts),
         }
     );
     assert_eq!(
         view(&authentication_failure_mac_failure()),
         Inbound::AuthenticationFailure {
-            cause: 20,
+            cause: Cause::MAC_FAILURE,
             auts: None,
         }
     );
@@ -396,7 +396,7 @@ fn reads_authentication_failure_with_auts() {
     assert_eq!(
         view(&message),
         Inbound::AuthenticationFailure {
-            cause: 71,
+            cause: Cause(71),
             auts: None,
         }
     );
@@ -508,7 +508,12 @@ fn reads_security_mode_reject() {
     ));
     let inbound = view(&Nas5gsMessage::new_5gmm(reject));
     assert_eq!(inbound.name(), "SecurityModeReject");
-    assert_eq!(inbound, Inbound::SecurityModeReject { cause: 23 });
+    assert_eq!(
+        inbound,
+        Inbound::SecurityModeReject {
+            cause: Cause::UE_SECURITY_CAPABILITIES_MISMATCH
+        }
+    );
 }
 
 // ── De-registration, service, status ────────────────────────────────────────
@@ -550,7 +555,7 @@ fn reads_deregistration_ue_terminated() {
         inbound,
         Inbound::DeregistrationRequestUeTerminated {
             reregistration_required: false,
-            cause: Some(93),
+            cause: Some(Cause::ONBOARDING_SERVICES_TERMINATED),
             t3346: None,
         }
     );
@@ -560,7 +565,7 @@ fn reads_deregistration_ue_terminated() {
         view(&message),
         Inbound::DeregistrationRequestUeTerminated {
             reregistration_required: true,
-            cause: Some(22),
+            cause: Some(Cause::CONGESTION),
             t3346: Some(Duration::from_secs(60)),
         }
     );
@@ -590,13 +595,15 @@ fn reads_fgmm_status() {
     let inbound = view(&crate::build::fgmm_status(
         GmmCause::MessageTypeNonExistentOrNotImplemented,
     ));
-    assert_eq!(inbound, Inbound::Status { cause: 97 });
+    assert_eq!(inbound, Inbound::Status { cause: Cause(97) });
     assert_eq!(inbound.name(), "FiveGmmStatus");
     assert_eq!(
         view(&crate::build::fgmm_status(
             GmmCause::ProtocolErrorUnspecified
         )),
-        Inbound::Status { cause: 111 }
+        Inbound::Status {
+            cause: Cause::PROTOCOL_ERROR_UNSPECIFIED
+        }
     );
 }
 
@@ -742,7 +749,7 @@ fn reads_dl_nas_transport_pdu_session_establishment_reject() {
     ))) else {
         panic!("not a DL NAS transport")
     };
-    assert_eq!(cause, Some(GmmCause::PayloadWasNotForwarded as u8));
+    assert_eq!(cause, Some(Cause(GmmCause::PayloadWasNotForwarded as u8)));
 }
 
 #[test]

@@ -49,7 +49,7 @@ use std::time::SystemTime;
 
 use nido_eap::packet::{Code, MethodType, Packet};
 use nido_nas::build::{self, GmmCause, KeySetIdentifier};
-use nido_sec::Msk;
+use nido_sec::{Cause, Msk};
 
 use super::context::{Authentication, MmState, TimerKind, UeContext};
 use super::registration::NGKSI_ONBOARDING;
@@ -239,7 +239,7 @@ impl Network {
                     _ => {
                         return self.reject(
                             conn,
-                            111,
+                            Cause::PROTOCOL_ERROR_UNSPECIFIED,
                             None,
                             format!("{dcs} challenged with no EAP-Request"),
                             None,
@@ -250,7 +250,7 @@ impl Network {
                 if relay.rounds > MAX_RELAY_ROUNDS {
                     return self.reject(
                         conn,
-                        111,
+                        Cause::PROTOCOL_ERROR_UNSPECIFIED,
                         None,
                         format!("{dcs} went on beyond {MAX_RELAY_ROUNDS} EAP requests"),
                         None,
@@ -266,7 +266,13 @@ impl Network {
                         self.send(conn, &m, None);
                         self.arm(now, conn, TimerKind::T3560, 0);
                     }
-                    Err(e) => self.reject(conn, 111, None, format!("{dcs}: {e}"), None),
+                    Err(e) => self.reject(
+                        conn,
+                        Cause::PROTOCOL_ERROR_UNSPECIFIED,
+                        None,
+                        format!("{dcs}: {e}"),
+                        None,
+                    ),
                 }
             }
             AaaAnswer::Accept { eap, msk, identity } => {
@@ -285,7 +291,7 @@ impl Network {
                 if success.is_none() {
                     return self.reject(
                         conn,
-                        111,
+                        Cause::PROTOCOL_ERROR_UNSPECIFIED,
                         None,
                         format!("{dcs} accepted without an EAP-Success"),
                         Some(&failure),
@@ -301,7 +307,7 @@ impl Network {
                             .collect();
                         return self.reject(
                             conn,
-                            3,
+                            Cause::ILLEGAL_UE,
                             None,
                             format!(
                                 "{dcs} accepted the invalid device identity {shown:?} \
@@ -317,7 +323,7 @@ impl Network {
                 if self.dcs.is_blocked(&device) {
                     return self.reject(
                         conn,
-                        3,
+                        Cause::ILLEGAL_UE,
                         Some(device.clone()),
                         format!("device {device}: on the operator block list ({dcs} accepted it)"),
                         Some(&failure),
@@ -326,7 +332,13 @@ impl Network {
                 let kausf = match crate::ausf::kausf_from_relayed_msk(&msk) {
                     Ok(k) => k,
                     Err(e) => {
-                        return self.reject(conn, 111, Some(device), e.to_string(), Some(&failure));
+                        return self.reject(
+                            conn,
+                            Cause::PROTOCOL_ERROR_UNSPECIFIED,
+                            Some(device),
+                            e.to_string(),
+                            Some(&failure),
+                        );
                     }
                 };
                 self.onboarding_authenticated(now, conn, device, &kausf, &eap);
@@ -336,7 +348,7 @@ impl Network {
                 let eap = eap.filter(|e| Packet::decode(e).is_ok_and(|p| p.code == Code::Failure));
                 self.reject(
                     conn,
-                    3,
+                    Cause::ILLEGAL_UE,
                     None,
                     format!("{dcs} rejected the device (Access-Reject)"),
                     eap.as_deref(),
@@ -357,7 +369,7 @@ impl Network {
         self.events.push_back(NetworkEvent::Refused {
             conn,
             device: None,
-            cause: 22,
+            cause: Cause::CONGESTION,
             reason: format!("{reason} (T3346 {} s)", t3346.as_secs()),
         });
         self.remove(conn);

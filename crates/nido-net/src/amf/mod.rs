@@ -45,7 +45,7 @@ use nido_nas::build::{GmmCause, Nas5gsMessage};
 use nido_nas::security::{Protection, split_header};
 use nido_nas::view::{Inbound, message_name};
 use nido_prov::package::ServingNetwork;
-use nido_sec::Supi;
+use nido_sec::{Cause, Supi};
 
 use crate::dcs::Dcs;
 use crate::events::NetworkEvent;
@@ -579,7 +579,7 @@ impl Network {
                  (its subscription is suspended until it is unblocked)"
             ),
             device: Some(device),
-            cause: 3,
+            cause: Cause::ILLEGAL_UE,
         });
     }
 
@@ -860,12 +860,12 @@ impl Network {
     pub(crate) fn reject(
         &mut self,
         conn: ConnectionId,
-        cause: u8,
+        cause: Cause,
         device: Option<crate::DeviceId>,
         reason: String,
         eap: Option<&[u8]>,
     ) {
-        let gmm = GmmCause::from_u8(cause).unwrap_or(GmmCause::ProtocolErrorUnspecified);
+        let gmm = GmmCause::from_u8(cause.octet()).unwrap_or(GmmCause::ProtocolErrorUnspecified);
         let message = match eap {
             Some(eap) => nido_nas::build::registration_reject_with_eap(gmm, eap),
             None if gmm == GmmCause::Congestion => {
@@ -1030,7 +1030,13 @@ impl Network {
                 if e.cause() == Some(GmmCause::InvalidMandatoryInformation)
                     && is_registration_request(pdu)
                 {
-                    self.reject(conn, 96, None, e.to_string(), None);
+                    self.reject(
+                        conn,
+                        Cause::INVALID_MANDATORY_INFORMATION,
+                        None,
+                        e.to_string(),
+                        None,
+                    );
                     return PduVerdict::Plain;
                 }
                 self.discard(conn, e.to_string());
@@ -1044,7 +1050,13 @@ impl Network {
                 // A 5GS mobile identity that is not one of its type is a
                 // syntactically incorrect mandatory IE too (§7.5.1).
                 if e.message == "RegistrationRequest" && e.field == "5GS mobile identity" {
-                    self.reject(conn, 96, None, e.to_string(), None);
+                    self.reject(
+                        conn,
+                        Cause::INVALID_MANDATORY_INFORMATION,
+                        None,
+                        e.to_string(),
+                        None,
+                    );
                     return PduVerdict::Plain;
                 }
                 self.discard(conn, e.to_string());

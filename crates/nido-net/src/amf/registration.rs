@@ -14,7 +14,7 @@ use nido_nas::build::{
 };
 use nido_nas::security::{Algorithms, Protection, Role, SecurityContext};
 use nido_nas::view::{Guti5g, MobileIdentity};
-use nido_sec::{KAmf, KAusf, ResStar, Supi};
+use nido_sec::{Cause, KAmf, KAusf, ResStar, Supi};
 
 use super::context::{Authentication, MmState, TimerKind, UeContext};
 use super::{ConnectionId, Network, Outstanding};
@@ -30,10 +30,10 @@ const NGKSI_AKA: u8 = 1;
 
 /// The 5GMM cause of a registration the store failed: #22 (congestion,
 /// with T3346) when it cannot be reached, #111 otherwise.
-fn store_cause(e: &StoreError) -> u8 {
+fn store_cause(e: &StoreError) -> Cause {
     match e {
-        StoreError::Unavailable(_) => 22,
-        _ => 111,
+        StoreError::Unavailable(_) => Cause::CONGESTION,
+        _ => Cause::PROTOCOL_ERROR_UNSPECIFIED,
     }
 }
 
@@ -97,7 +97,13 @@ impl Network {
             return self.discard(conn, "retransmitted REGISTRATION REQUEST".into());
         }
         let Some(capability) = capability else {
-            return self.reject(conn, 96, None, "no UE security capability".into(), None);
+            return self.reject(
+                conn,
+                Cause::INVALID_MANDATORY_INFORMATION,
+                None,
+                "no UE security capability".into(),
+                None,
+            );
         };
         // Admission control, before anything costly (de-concealment,
         // EAP-TLS, vectors, the store). A request that replaces the
@@ -124,7 +130,7 @@ impl Network {
                 if !self.suci_budget.available(now) {
                     return self.reject(
                         conn,
-                        22,
+                        Cause::CONGESTION,
                         None,
                         "too many SUCIs failed de-concealment recently".into(),
                         None,
@@ -153,14 +159,14 @@ impl Network {
             }
             (5 | 1, _) => self.reject(
                 conn,
-                9,
+                Cause::UE_IDENTITY_CANNOT_BE_DERIVED,
                 None,
                 "the mobile identity is not one this registration type takes".into(),
                 None,
             ),
             (other, _) => self.reject(
                 conn,
-                111,
+                Cause::PROTOCOL_ERROR_UNSPECIFIED,
                 None,
                 format!("registration type {other} is not supported"),
                 None,
@@ -182,7 +188,15 @@ impl Network {
         let realm = nai.rsplit_once('@').map(|(_, r)| r).unwrap_or_default();
         let supi = match Supi::nai(nai) {
             Ok(s) => s,
-            Err(e) => return self.reject(conn, 9, None, e.to_string(), None),
+            Err(e) => {
+                return self.reject(
+                    conn,
+                    Cause::UE_IDENTITY_CANNOT_BE_DERIVED,
+                    None,
+                    e.to_string(),
+                    None,
+                );
+            }
         };
         if let Some(manufacturer) = self.relays.get(&realm.to_ascii_lowercase()).cloned() {
             let mut ctx = UeContext::new(now, pdu.to_vec(), MmState::SecurityMode);
@@ -195,7 +209,7 @@ impl Network {
         let Some(started) = self.dcs.start(realm, now, 1) else {
             return self.reject(
                 conn,
-                75,
+                Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
                 None,
                 format!("no DCS serves the realm {realm:?}"),
                 None,
@@ -203,14 +217,30 @@ impl Network {
         };
         let (server, start) = match started {
             Ok(s) => s,
-            Err(e) => return self.reject(conn, 111, None, format!("DCS: {e}"), None),
+            Err(e) => {
+                return self.reject(
+                    conn,
+                    Cause::PROTOCOL_ERROR_UNSPECIFIED,
+                    None,
+                    format!("DCS: {e}"),
+                    None,
+                );
+            }
         };
         let request = match build::authentication_request_eap(
             KeySetIdentifier::Native(NGKSI_ONBOARDING),
             &start,
         ) {
             Ok(r) => r,
-            Err(e) => return self.reject(conn, 111, None, e.to_string(), None),
+            Err(e) => {
+                return self.reject(
+                    conn,
+                    Cause::PROTOCOL_ERROR_UNSPECIFIED,
+                    None,
+                    e.to_string(),
+                    None,
+                );
+            }
         };
         let mut ctx = UeContext::new(
             now,
@@ -310,7 +340,15 @@ impl Network {
         );
         let request = match request {
             Ok(r) => r,
-            Err(e) => return self.reject(conn, 111, None, e.to_string(), None),
+            Err(e) => {
+                return self.reject(
+                    conn,
+                    Cause::PROTOCOL_ERROR_UNSPECIFIED,
+                    None,
+                    e.to_string(),
+                    None,
+                );
+            }
         };
         if let Some(ctx) = self.ues.get_mut(&conn) {
             ctx.state = MmState::Authenticating(Authentication::Aka(Box::new(session)));
@@ -388,7 +426,7 @@ impl Network {
                             // The store cannot be reached: #22 once the
                             // context is in use, protected (see
                             // `UeContext::congested`).
-                            Err(e) if e.gmm_cause() == 22 => {
+                            Err(e) if e.gmm_cause() == Cause::CONGESTION => {
                                 if let Some(ctx) = self.ues.get_mut(&conn) {
                                     ctx.congested = Some(format!("activation: {e}"));
                                 }
@@ -405,7 +443,13 @@ impl Network {
                         }
                         match ausf::kamf(&kseaf, &supi, &ABBA) {
                             Ok(kamf) => self.start_security_mode(now, conn, kamf, Vec::new()),
-                            Err(e) => self.reject(conn, 111, None, e.to_string(), None),
+                            Err(e) => self.reject(
+                                conn,
+                                Cause::PROTOCOL_ERROR_UNSPECIFIED,
+                                None,
+                                e.to_string(),
+                                None,
+                            ),
                         }
                     }
                     (Err(e), _) => {
@@ -417,7 +461,7 @@ impl Network {
                         self.events.push_back(NetworkEvent::Refused {
                             conn,
                             device,
-                            cause: 0,
+                            cause: Cause(0),
                             reason: format!("5G-AKA: {e}"),
                         });
                         self.remove(conn);
@@ -443,14 +487,26 @@ impl Network {
                         self.send(conn, &m, None);
                         self.arm(now, conn, TimerKind::T3560, 0);
                     }
-                    Err(e) => self.reject(conn, 111, None, e.to_string(), None),
+                    Err(e) => self.reject(
+                        conn,
+                        Cause::PROTOCOL_ERROR_UNSPECIFIED,
+                        None,
+                        e.to_string(),
+                        None,
+                    ),
                 }
             }
             ServerStep::Done(last, ServerOutcome::Success(auth)) => {
                 let device = auth.device.id.clone();
                 match ausf::kausf_from_eap(&auth.keys) {
                     Ok(kausf) => self.onboarding_authenticated(now, conn, device, &kausf, &last),
-                    Err(e) => self.reject(conn, 111, Some(device), e.to_string(), None),
+                    Err(e) => self.reject(
+                        conn,
+                        Cause::PROTOCOL_ERROR_UNSPECIFIED,
+                        Some(device),
+                        e.to_string(),
+                        None,
+                    ),
                 }
             }
             ServerStep::Done(last, ServerOutcome::Failure(reason)) => self.reject(
@@ -497,7 +553,7 @@ impl Network {
                 });
                 return self.reject(
                     conn,
-                    74,
+                    Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
                     Some(device),
                     "the device identity is onboarding on another connection".into(),
                     None,
@@ -513,14 +569,22 @@ impl Network {
         // device's package (issue #17), from the same K_AUSF.
         let (kamf, k_prov) = match ausf::onboarding_keys(kausf, snn.as_bytes(), &supi, &ABBA) {
             Ok(k) => k,
-            Err(e) => return self.reject(conn, 111, Some(device), e.to_string(), None),
+            Err(e) => {
+                return self.reject(
+                    conn,
+                    Cause::PROTOCOL_ERROR_UNSPECIFIED,
+                    Some(device),
+                    e.to_string(),
+                    None,
+                );
+            }
         };
         // A store that cannot be reached refuses the registration
         // with #22 after security mode control, protected (see
         // `UeContext::congested`); any other refusal at once.
         let mut congested = None;
         if let Err(refusal) = self.pvs.admits(self.store.as_ref(), &device) {
-            if refusal.gmm_cause() != 22 {
+            if refusal.gmm_cause() != Cause::CONGESTION {
                 return self.reject(
                     conn,
                     refusal.gmm_cause(),
@@ -535,7 +599,7 @@ impl Network {
             Some(_) => None,
             None => match self.store.owner_of_device(&device) {
                 Ok(owner) => owner.map(|o| o.id),
-                Err(e) if store_cause(&e) == 22 => {
+                Err(e) if store_cause(&e) == Cause::CONGESTION => {
                     congested = Some(format!("owner of the device: {e}"));
                     None
                 }
@@ -566,7 +630,13 @@ impl Network {
                 self.send(conn, &result, None);
                 self.start_security_mode(now, conn, kamf, vec![(result, None)]);
             }
-            Err(e) => self.reject(conn, 111, None, e.to_string(), None),
+            Err(e) => self.reject(
+                conn,
+                Cause::PROTOCOL_ERROR_UNSPECIFIED,
+                None,
+                e.to_string(),
+                None,
+            ),
         }
     }
 
@@ -574,7 +644,7 @@ impl Network {
         &mut self,
         now: SystemTime,
         conn: ConnectionId,
-        cause: u8,
+        cause: Cause,
         auts: Option<[u8; 14]>,
     ) {
         let Some(ctx) = self.ues.get(&conn) else {
@@ -592,7 +662,7 @@ impl Network {
         // reached the UE after the new one was sent): its AUTS was computed
         // with the earlier RAND and has been acted on. Discarded; the UE's
         // answer to the current challenge follows.
-        if let (21, Some(auts)) = (cause, auts)
+        if let (Cause::SYNCH_FAILURE, Some(auts)) = (cause, auts)
             && !earlier.is_empty()
         {
             let stale = earlier.iter().find_map(|r| {
@@ -623,7 +693,7 @@ impl Network {
             }
         }
         match (cause, auts) {
-            (21, Some(auts)) if resyncs < self.config.max_resyncs => {
+            (Cause::SYNCH_FAILURE, Some(auts)) if resyncs < self.config.max_resyncs => {
                 match self
                     .udm
                     .resynchronise(self.store.as_mut(), &supi, &rand, &auts)
@@ -651,7 +721,7 @@ impl Network {
                     conn,
                     device: None,
                     cause,
-                    reason: format!("the UE refused the challenge of {supi} (#{cause})"),
+                    reason: format!("the UE refused the challenge of {supi} ({cause})"),
                 });
                 self.remove(conn);
             }
@@ -672,11 +742,25 @@ impl Network {
         };
         let Some(algorithms) = select(ctx.ue_capability) else {
             let device = ctx.device.clone();
-            return self.reject(conn, 23, device, "no common NAS algorithm".into(), None);
+            return self.reject(
+                conn,
+                Cause::UE_SECURITY_CAPABILITIES_MISMATCH,
+                device,
+                "no common NAS algorithm".into(),
+                None,
+            );
         };
         let sec = match SecurityContext::new(&kamf, algorithms, ctx.ngksi, Role::Network) {
             Ok(s) => s,
-            Err(e) => return self.reject(conn, 111, None, e.to_string(), None),
+            Err(e) => {
+                return self.reject(
+                    conn,
+                    Cause::PROTOCOL_ERROR_UNSPECIFIED,
+                    None,
+                    e.to_string(),
+                    None,
+                );
+            }
         };
         let [ea, ia] = ctx.ue_capability;
         let command = build::security_mode_command(&SecurityModeCommandParams {
@@ -691,7 +775,15 @@ impl Network {
         });
         let command = match command {
             Ok(c) => c,
-            Err(e) => return self.reject(conn, 111, None, e.to_string(), None),
+            Err(e) => {
+                return self.reject(
+                    conn,
+                    Cause::PROTOCOL_ERROR_UNSPECIFIED,
+                    None,
+                    e.to_string(),
+                    None,
+                );
+            }
         };
         ctx.sec = Some(sec);
         ctx.kamf = Some(kamf);
@@ -735,11 +827,17 @@ impl Network {
             } else {
                 "SECURITY MODE COMPLETE without the REGISTRATION REQUEST"
             };
-            return self.reject(conn, 111, device, reason.into(), None);
+            return self.reject(
+                conn,
+                Cause::PROTOCOL_ERROR_UNSPECIFIED,
+                device,
+                reason.into(),
+                None,
+            );
         }
         if let Some(reason) = ctx.congested.take() {
             let device = ctx.device.clone();
-            return self.reject(conn, 22, device, reason, None);
+            return self.reject(conn, Cause::CONGESTION, device, reason, None);
         }
         // A device on the operator's block list (blocked since its EAP-TLS
         // began, or whose subscription is suspended by a block) is refused
@@ -765,7 +863,7 @@ impl Network {
             let reason = format!(
                 "device {device}: on the operator block list; {what} until it is unblocked"
             );
-            return self.reject(conn, 3, Some(device), reason, None);
+            return self.reject(conn, Cause::ILLEGAL_UE, Some(device), reason, None);
         }
         let (mcc, mnc) = (
             self.config.serving_network.mcc.clone(),
@@ -793,7 +891,7 @@ impl Network {
         });
         let accept = match accept {
             Ok(a) => a,
-            Err(e) => return self.reject(conn, 111, None, e, None),
+            Err(e) => return self.reject(conn, Cause::PROTOCOL_ERROR_UNSPECIFIED, None, e, None),
         };
         if let Some(ctx) = self.ues.get_mut(&conn) {
             ctx.guti = Some(guti);

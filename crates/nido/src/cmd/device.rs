@@ -394,12 +394,12 @@ fn run_device(a: &RunArgs) -> Result<()> {
                 ),
                 DeviceEvent::Rejected { message, cause } => print(
                     "rejected",
-                    serde_json::json!({"message": message.name(), "cause": cause}),
+                    serde_json::json!({"message": message.name(), "cause": cause.octet()}),
                 ),
                 DeviceEvent::UnprotectedReject { cause, wait } => print(
                     "unprotected-reject",
                     serde_json::json!({
-                        "cause": cause,
+                        "cause": cause.octet(),
                         "credentials": "kept",
                         "retry_in_s": wait.as_secs(),
                     }),
@@ -418,7 +418,7 @@ fn run_device(a: &RunArgs) -> Result<()> {
                 ),
                 DeviceEvent::SecurityModeRejected { cause, reason } => print(
                     "security-mode-rejected",
-                    serde_json::json!({"cause": cause, "reason": reason}),
+                    serde_json::json!({"cause": cause.octet(), "reason": reason}),
                 ),
                 // Failures not printed above (a security mode command that does
                 // not verify, EAP-TLS refused by the device, ...).
@@ -430,17 +430,18 @@ fn run_device(a: &RunArgs) -> Result<()> {
             }
         },
     )?;
+    let refusal = device
+        .refusal()
+        .map_or_else(|| "no cause".to_owned(), |c| c.to_string());
     match device.state() {
         DeviceState::Failed => bail!(
-            "{}: the network refused the device (#{}); it stays off until powered on again",
+            "{}: the network refused the device ({refusal}); it stays off until powered on again",
             device.serial(),
-            device.refusal().unwrap_or(0)
         ),
         _ if device.refusal().is_some() => bail!(
-            "{}: the network refused the device (#{}) without integrity protection; \
+            "{}: the network refused the device ({refusal}) without integrity protection; \
              a device would try again after T3247 (30-60 min), its credentials kept",
             device.serial(),
-            device.refusal().unwrap_or(0)
         ),
         _ if timed_out => bail!(
             "{}: timed out in state {} (failure: {})",

@@ -229,7 +229,7 @@ impl Stats {
         {
             let i = usize::try_from(conn.0 >> 20).unwrap_or(usize::MAX);
             self.refusals.entry(i).or_insert_with(|| Refusal {
-                cause: *cause,
+                cause: cause.octet(),
                 reason: reason.clone(),
             });
         }

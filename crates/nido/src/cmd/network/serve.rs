@@ -80,7 +80,7 @@ impl EventLog {
                 reason,
                 ..
             } => {
-                tracing::warn!(device = device.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string), cause, reason = %reason, "refused")
+                tracing::warn!(device = device.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string), cause = cause.octet(), reason = %reason, "refused")
             }
             E::CloneSuspected { device, .. } => {
                 tracing::warn!(device = %device, "clone suspected")
