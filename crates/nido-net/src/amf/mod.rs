@@ -603,16 +603,7 @@ impl Network {
         ctx.session = None;
         ctx.pending = vec![(request.clone(), Some(Protection::IntegrityCiphered))];
         let (device, supi) = (ctx.device.clone(), ctx.supi.clone());
-        if let Some(device) = device
-            && self.onboarding_index.get(&device) == Some(&conn)
-        {
-            self.onboarding_index.remove(&device);
-        }
-        if let Some(supi) = supi
-            && self.registered_index.get(&supi) == Some(&conn)
-        {
-            self.registered_index.remove(&supi);
-        }
+        self.unindex(conn, device.as_ref(), supi.as_ref());
         self.recount(conn);
         self.send(conn, &request, Some(Protection::IntegrityCiphered));
         self.arm(now, conn, TimerKind::T3522, 0);
@@ -806,16 +797,28 @@ impl Network {
             if ctx.counted {
                 self.procedures -= 1;
             }
-            if let Some(device) = &ctx.device
-                && self.onboarding_index.get(device) == Some(&conn)
-            {
-                self.onboarding_index.remove(device);
-            }
-            if let Some(supi) = &ctx.supi
-                && self.registered_index.get(supi) == Some(&conn)
-            {
-                self.registered_index.remove(supi);
-            }
+            self.unindex(conn, ctx.device.as_ref(), ctx.supi.as_ref());
+        }
+    }
+
+    /// Takes `conn` out of the onboarding and registration indexes under
+    /// its context's `device` and `supi`, where they still point to it (a
+    /// newer connection of the same identity keeps its entry).
+    pub(crate) fn unindex(
+        &mut self,
+        conn: ConnectionId,
+        device: Option<&crate::DeviceId>,
+        supi: Option<&Supi>,
+    ) {
+        if let Some(device) = device
+            && self.onboarding_index.get(device) == Some(&conn)
+        {
+            self.onboarding_index.remove(device);
+        }
+        if let Some(supi) = supi
+            && self.registered_index.get(supi) == Some(&conn)
+        {
+            self.registered_index.remove(supi);
         }
     }
 

@@ -350,16 +350,7 @@ impl Network {
         ctx.session = None;
         ctx.pending.clear();
         let (device, supi) = (ctx.device.clone(), ctx.supi.clone());
-        if let Some(device) = device
-            && self.onboarding_index.get(&device) == Some(&conn)
-        {
-            self.onboarding_index.remove(&device);
-        }
-        if let Some(supi) = supi
-            && self.registered_index.get(&supi) == Some(&conn)
-        {
-            self.registered_index.remove(&supi);
-        }
+        self.unindex(conn, device.as_ref(), supi.as_ref());
         self.events.push_back(NetworkEvent::Deregistered { conn });
         self.arm(now, conn, TimerKind::Tombstone, 0);
     }
