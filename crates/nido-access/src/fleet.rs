@@ -8,15 +8,15 @@
 //! a UE with the AMF of a set that serves it, and a datagram from any other
 //! address is dropped.
 
-use nido_sec::Cause;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime};
 
+use nido_sec::Cause;
 use nido_sim::{Direction, Link};
-use nido_ue::{Device, DeviceEvent, DeviceState};
+use nido_ue::{Device, DeviceEvent, DeviceState, RejectMessage};
 
 use crate::datagram::{Datagram, HEADER_LEN, Kind, MAX_PAYLOAD};
 use crate::device::{GENERATION_BITS, connection_id};
@@ -196,7 +196,7 @@ pub fn run_fleet(
                 } => Some(2),
                 DeviceEvent::BurstSent { .. } => Some(3),
                 DeviceEvent::Rejected {
-                    message: nido_ue::RejectMessage::RegistrationReject,
+                    message: RejectMessage::RegistrationReject,
                     cause: Cause::CONGESTION,
                 } => {
                     report.congestion_rejects += 1;

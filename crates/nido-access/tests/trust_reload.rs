@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
 
-use nido_sec::Cause;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +17,7 @@ use nido_access::trust::TrustWatch;
 use nido_eap::fixtures::Onboarding;
 use nido_net::{MemorySink, NetworkEvent};
 use nido_pki::{DeviceId, DeviceIdentity, DeviceProfile, Policy, Revoked};
+use nido_sec::Cause;
 use nido_sim::scenario::{self, NetworkOptions};
 use nido_store::{Kek, SqlStore};
 use nido_ue::DeviceState;

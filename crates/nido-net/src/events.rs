@@ -1,10 +1,9 @@
 //! What the network tells its driver and operator.
 
-use nido_sec::Cause;
 use std::time::Duration;
 
 use nido_pki::DeviceId;
-use nido_sec::Supi;
+use nido_sec::{Cause, Supi};
 
 use crate::amf::ConnectionId;
 

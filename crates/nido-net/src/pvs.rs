@@ -5,7 +5,6 @@
 //! the EAP-TLS session that authenticated the device), and mark the subscription
 //! provisioned when the device confirms.
 
-use nido_sec::Cause;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use nido_prov::package::{self, Binding, CredentialPackage, SealedPackage, Servin
 use nido_prov::{Confirmation, ProvisioningRequest};
 use nido_sec::milenage::{Amf, opc_from_op};
 use nido_sec::suci::HomeNetworkPublicKey;
-use nido_sec::{K, KProv, Op, Supi};
+use nido_sec::{Cause, K, KProv, Op, Supi};
 use thiserror::Error;
 
 use crate::store::{Store, StoreError, Subscription, SubscriptionState};

@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
 
-use nido_sec::Cause;
 use std::time::Duration;
 
 use nido_net::pvs::{ClaimPolicy, Pvs, PvsConfig, PvsRefusal};
@@ -17,7 +16,7 @@ use nido_prov::{Confirmation, ProvisioningRequest, ProvisioningResponse, ThirdPa
 use nido_se::{MemorySe, SeAkaError, SecureElement};
 use nido_sec::aka::{AkaFailure, AusfChallenge};
 use nido_sec::suci::{HomeNetworkKey, Profile, msin_to_bcd};
-use nido_sec::{Op, Supi};
+use nido_sec::{Cause, Op, Supi};
 use rustls::pki_types::PrivateKeyDer;
 
 const NOW: u64 = 1_800_000_000;

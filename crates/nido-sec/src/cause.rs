@@ -2,9 +2,10 @@
 //! registration, a service or a message, and why a UE refused the network.
 //! One type for every crate (the AMF's rejects, the UE's reactions, the
 //! audit trail), named constants for the values nido sends or reacts to,
-//! and every other octet kept as it came: TS 24.501 Annex A.5 has a UE
-//! treat a value it does not know as #111 ([`Cause::or_unspecified`]),
-//! but what was received is still reported as received.
+//! and every other octet kept as it came (a UE acts on a value it does not
+//! know as on #111, TS 24.501 Annex A.5, which `nido_ue`'s reaction does by
+//! matching the values it knows), so what was received is reported as
+//! received.
 
 use core::fmt;
 
@@ -87,16 +88,6 @@ impl Cause {
             _ => return None,
         })
     }
-
-    /// The value a UE acts on (TS 24.501 Annex A.5): a cause it does not
-    /// know is treated as #111 protocol error, unspecified.
-    pub fn or_unspecified(self) -> Self {
-        if self.name().is_some() {
-            self
-        } else {
-            Self::PROTOCOL_ERROR_UNSPECIFIED
-        }
-    }
 }
 
 impl From<u8> for Cause {
@@ -138,11 +129,6 @@ mod tests {
             "Cause(#74 temporarily not authorized for this SNPN)"
         );
         assert_eq!(Cause(200).to_string(), "#200");
-        assert_eq!(
-            Cause(200).or_unspecified(),
-            Cause::PROTOCOL_ERROR_UNSPECIFIED
-        );
-        assert_eq!(Cause::ILLEGAL_UE.or_unspecified(), Cause::ILLEGAL_UE);
         assert_eq!(u8::from(Cause::ONBOARDING_SERVICES_TERMINATED), 93);
         assert_eq!(Cause::from(75), Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN);
     }

@@ -7,12 +7,12 @@
 
 mod common;
 
-use nido_sec::Cause;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use nido_nas::build::{self, CipheringAlgorithm, IntegrityAlgorithm, KeySetIdentifier};
+use nido_sec::Cause;
 use nido_sim::adversary::{FakeBaseStation, Mitm, Verdict, forge};
 use nido_sim::scenario::NetworkOptions;
 use nido_sim::{Direction, Fleet, connection_id};

@@ -10,7 +10,6 @@
 
 mod common;
 
-use nido_sec::Cause;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -21,7 +20,7 @@ use nido_nas::security::{Protection, Role, SecurityContext};
 use nido_nas::view::Inbound;
 use nido_net::amf::{Admission, PduVerdict};
 use nido_net::{ConnectionId, NetworkEvent};
-use nido_sec::{Milenage, SqnWindow, Supi};
+use nido_sec::{Cause, Milenage, SqnWindow, Supi};
 use nido_sim::injector::Injector;
 use nido_sim::scenario::{self, NetworkOptions};
 use nido_sim::{Direction, Fleet};

@@ -12,7 +12,6 @@
 
 mod common;
 
-use nido_sec::Cause;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -20,6 +19,7 @@ use std::time::Duration;
 
 use nido_net::NetworkEvent;
 use nido_pki::{DeviceId, DeviceProfile, Policy};
+use nido_sec::Cause;
 use nido_sim::scenario::NetworkOptions;
 use nido_sim::{Faults, Fleet};
 use nido_ue::{DeviceEvent, DeviceState, RejectMessage};

@@ -13,7 +13,6 @@
 
 mod common;
 
-use nido_sec::Cause;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
@@ -24,6 +23,7 @@ use nido_nas::view::Inbound;
 use nido_net::NetworkEvent;
 use nido_net::amf::Admission;
 use nido_pki::DeviceProfile;
+use nido_sec::Cause;
 use nido_sim::scenario::NetworkOptions;
 use nido_sim::{Direction, Faults, Fleet, TraceRecord};
 use nido_ue::{DeviceEvent, DeviceState};

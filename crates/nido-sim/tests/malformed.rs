@@ -16,11 +16,11 @@
 
 mod common;
 
-use nido_sec::Cause;
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use nido_net::NetworkEvent;
+use nido_sec::Cause;
 use nido_sim::Direction;
 use nido_sim::adversary::{Mitm, Verdict};
 use nido_sim::scenario::NetworkOptions;

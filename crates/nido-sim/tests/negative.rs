@@ -15,7 +15,6 @@
 
 mod common;
 
-use nido_sec::Cause;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -35,7 +34,7 @@ use nido_prov::coap::{self, ResponseBody, Token};
 use nido_prov::package::{Binding, SealedPackage};
 use nido_se::{Installed, MemorySe, SeAkaError, SeError, SecureElement};
 use nido_sec::aka::{HeSqn, UeAka};
-use nido_sec::{K, KProv, ResStar, SqnWindow};
+use nido_sec::{Cause, K, KProv, ResStar, SqnWindow};
 use nido_sim::scenario::{self, NetworkOptions};
 use nido_sim::{Direction, Faults, Fleet, connection_id};
 use nido_ue::{DeviceEvent, DeviceState, RejectMessage};

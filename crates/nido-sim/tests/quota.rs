@@ -9,13 +9,13 @@
 
 mod common;
 
-use nido_sec::Cause;
 use std::sync::Arc;
 use std::time::Duration;
 
 use nido_net::NetworkEvent;
 use nido_net::pvs::Quotas;
 use nido_pki::{DeviceProfile, Policy, TrustStore};
+use nido_sec::Cause;
 use nido_sim::Faults;
 use nido_sim::scenario::NetworkOptions;
 use nido_ue::DeviceState;

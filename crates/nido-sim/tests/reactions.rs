@@ -7,10 +7,10 @@
 
 mod common;
 
-use nido_sec::Cause;
 use std::time::Duration;
 
 use nido_nas::build::{self, GmmCause};
+use nido_sec::Cause;
 use nido_sim::scenario::NetworkOptions;
 use nido_ue::{DeviceEvent, DeviceState, Timers};
 

@@ -11,7 +11,6 @@
 
 mod common;
 
-use nido_sec::Cause;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -24,6 +23,7 @@ use nido_eap::{DcsCredentials, EapTlsServer, ServerOutcome, ServerStep, Settings
 use nido_nas::view::Inbound;
 use nido_net::{AaaAnswer, AaaRequest, ConnectionId, NetworkEvent};
 use nido_pki::{DeviceId, Policy, TrustStore};
+use nido_sec::Cause;
 use nido_sim::scenario::NetworkOptions;
 use nido_sim::{Direction, Fleet};
 use nido_ue::DeviceState;

@@ -14,7 +14,6 @@
 
 mod common;
 
-use nido_sec::Cause;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -29,7 +28,7 @@ use nido_net::{
     SubscriptionState,
 };
 use nido_pki::{DeviceId, DeviceProfile};
-use nido_sec::Supi;
+use nido_sec::{Cause, Supi};
 use nido_sim::scenario::{self, NetworkOptions};
 use nido_sim::{Direction, Faults, Fleet, Link, TraceRecord};
 use nido_ue::{DeviceEvent, DeviceState};

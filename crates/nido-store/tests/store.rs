@@ -9,7 +9,6 @@
 //! `postgres://postgres@127.0.0.1:5432/test`) names a database to connect
 //! to; each test creates its own `nido_test_<pid>_<n>` and drops it at the end.
 
-use nido_sec::Cause;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +18,7 @@ use nido_net::{DeviceId, Owner, Store, StoreError, Subscription, SubscriptionSta
 use nido_prov::ThirdPartyCredential;
 use nido_sec::aka::HeSqn;
 use nido_sec::milenage::Amf;
-use nido_sec::{K, Opc, Supi};
+use nido_sec::{Cause, K, Opc, Supi};
 use nido_store::{AuditEntry, Backend, Kek, SqlStore, SqlStoreError, StoreOpenError};
 use zeroize::Zeroizing;
 

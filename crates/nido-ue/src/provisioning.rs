@@ -2,7 +2,6 @@
 //! provisioning exchange with the PVS, CoAP over CIoT user data in UL/DL
 //! NAS TRANSPORT (design doc steps 7-10).
 
-use nido_sec::Cause;
 use std::time::SystemTime;
 
 use nido_nas::build::{self, PduSessionEstablishmentRequestParams, PduSessionTypeValue};
@@ -11,6 +10,7 @@ use nido_nas::view::Transport;
 use nido_prov::coap::{self, Path, ResponseBody, Token};
 use nido_prov::package::Binding;
 use nido_prov::{Confirmation, ConfirmationAck, ProvisioningRequest, ProvisioningResponse};
+use nido_sec::Cause;
 use nido_sec::suci::Profile;
 
 use crate::device::{PSI, Phase, Send, TimerKind};

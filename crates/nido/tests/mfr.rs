@@ -6,10 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
 
-use nido_sec::Cause;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use nido_sec::Cause;
 use serde_json::Value;
 
 fn nido(args: &[&str], cwd: &Path) -> Output {

@@ -968,7 +968,6 @@ impl Network {
             // the UE's DEREGISTRATION ACCEPT counts now.
             if matches!(ctx.state, MmState::Deregistering) {
                 if matches!(inbound, Inbound::DeregistrationAcceptUeTerminated) {
-                    ctx.timer = None;
                     self.remove(conn);
                 } else {
                     self.discard(

@@ -844,22 +844,26 @@ impl Network {
         // now that the reject can be integrity protected (an unprotected #3
         // would be believed only after several, TS 24.501 §5.3.20.2). A
         // subscription is read fresh with its vector.
-        let blocked = if ctx.onboarding {
-            ctx.device
-                .clone()
-                .map(|d| (d, "its onboarding is refused".to_owned()))
-        } else {
-            ctx.supi.clone().and_then(|supi| {
-                let sub = self.store.cached_subscription_by_supi(&supi).ok()??;
-                Some((
-                    sub.device,
-                    format!("the registration of its subscription {supi} is refused"),
-                ))
-            })
+        let (onboarding, supi) = (ctx.onboarding, ctx.supi.clone());
+        let device = match (onboarding, &supi) {
+            (true, _) => ctx.device.clone(),
+            (false, Some(supi)) => self
+                .store
+                .cached_subscription_by_supi(supi)
+                .ok()
+                .flatten()
+                .map(|sub| sub.device),
+            (false, None) => None,
         };
-        if let Some((device, what)) = blocked
+        if let Some(device) = device
             && self.dcs.is_blocked(&device)
         {
+            let what = match (onboarding, &supi) {
+                (false, Some(supi)) => {
+                    format!("the registration of its subscription {supi} is refused")
+                }
+                _ => "its onboarding is refused".to_owned(),
+            };
             let reason = format!(
                 "device {device}: on the operator block list; {what} until it is unblocked"
             );
@@ -944,9 +948,10 @@ impl Network {
                 ctx.owner = sub.owner;
             }
             // Blocked between its SECURITY MODE COMPLETE and now.
-            if let Some(device) = ctx.device.clone()
-                && self.dcs.is_blocked(&device)
+            if let Some(device) = ctx.device.as_ref()
+                && self.dcs.is_blocked(device)
             {
+                let device = device.clone();
                 return self.deregister_as_blocked(now, conn, device);
             }
             // Implicit deregistration of an older context of the same SUPI.
