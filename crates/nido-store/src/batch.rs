@@ -887,21 +887,30 @@ impl SqlStore {
             .applies
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        let crash = self.crash;
+        let whole_rows = ops
+            .iter()
+            .filter(|op| matches!(op, Op::Subscription { .. }))
+            .count() as u64;
+        let before = self
+            .deliveries
+            .fetch_add(whole_rows, std::sync::atomic::Ordering::Relaxed);
+        let crash = self
+            .crash
+            .filter(|c| c.hits(group, before..before + whole_rows));
+        let abort_if = |when: crate::sql::CrashWhen| {
+            if let Some(point) = crash.filter(|c| c.when == when) {
+                eprintln!("nido: crash point {point} (group {group}): aborting");
+                std::process::abort();
+            }
+        };
         self.run(async {
             on_pool!(self, |p, begin| {
                 let mut tx = p.begin_with(begin).await?;
                 match apply_ops(&mut *tx, ops, now).await {
                     Ok(()) => {
-                        if crash == Some(crate::sql::CrashPoint::BeforeCommit(group)) {
-                            eprintln!("nido: crash point before-commit:{group}: aborting");
-                            std::process::abort();
-                        }
+                        abort_if(crate::sql::CrashWhen::BeforeCommit);
                         tx.commit().await?;
-                        if crash == Some(crate::sql::CrashPoint::AfterCommit(group)) {
-                            eprintln!("nido: crash point after-commit:{group}: aborting");
-                            std::process::abort();
-                        }
+                        abort_if(crate::sql::CrashWhen::AfterCommit);
                         Ok(())
                     }
                     Err(e) => {

@@ -48,4 +48,4 @@ pub use open::{Backend, SCHEMA_VERSION};
 pub use records::{
     AuditEntry, BlockedRecord, CrlRecord, DeviceRecord, ManufacturerRecord, ProvisioningRecord,
 };
-pub use sql::{CrashPoint, SqlStore};
+pub use sql::{CrashGroup, CrashPoint, CrashWhen, SqlStore};

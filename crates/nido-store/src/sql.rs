@@ -75,38 +75,93 @@ pub struct SqlStore {
     pub(crate) crash: Option<CrashPoint>,
     /// Group commits ([`nido_net::Store::apply`]) started so far.
     pub(crate) applies: std::sync::atomic::AtomicU64,
+    /// Whole subscription rows (package deliveries) applied so far.
+    pub(crate) deliveries: std::sync::atomic::AtomicU64,
     rt: Runtime,
 }
 
 /// A test hook (issue #11's durability tests): the process aborts, as if
-/// killed, at this point of the n-th group commit ([`nido_net::Store::apply`]
-/// with writes) of this store handle. `nido network serve` sets it from
-/// `NIDO_CRASH_POINT` (`before-commit:N`, `after-commit:N`).
+/// killed, at a point of one group commit ([`nido_net::Store::apply`] with
+/// writes) of this store handle. `nido network serve` sets it from
+/// `NIDO_CRASH_POINT`: `before-commit:N` / `after-commit:N` name the n-th
+/// group; `before-delivery:N` / `after-delivery:N` the group that holds the
+/// n-th whole subscription row (a package delivery) this handle writes,
+/// which, unlike a group's number, does not depend on how the committer
+/// happened to batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashPoint {
-    /// After every statement of the group ran, before its COMMIT: a kill
-    /// in the middle of a commit (nothing of the group is durable).
-    BeforeCommit(u64),
-    /// After the COMMIT returned, before any reply that waited for it was
-    /// sent (the group is durable; its replies never leave).
-    AfterCommit(u64),
+pub struct CrashPoint {
+    /// Before the COMMIT (after every statement of the group ran: nothing
+    /// of the group is durable) or after it (the group is durable; none of
+    /// the replies that waited for it leave).
+    pub when: CrashWhen,
+    /// Which group.
+    pub group: CrashGroup,
+}
+
+/// Where in its group commit a [`CrashPoint`] aborts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashWhen {
+    /// After every statement of the group ran, before its COMMIT.
+    BeforeCommit,
+    /// After the COMMIT returned, before any reply that waited for it.
+    AfterCommit,
+}
+
+/// Which group commit a [`CrashPoint`] hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashGroup {
+    /// The n-th group commit (1-based).
+    Nth(u64),
+    /// The group holding the n-th whole subscription row (1-based).
+    Delivery(u64),
+}
+
+impl CrashPoint {
+    /// Whether a group is the one: `group` is its number, `deliveries` the
+    /// whole subscription rows written before it and in it.
+    pub(crate) fn hits(&self, group: u64, deliveries: core::ops::Range<u64>) -> bool {
+        match self.group {
+            CrashGroup::Nth(n) => group == n,
+            CrashGroup::Delivery(n) => deliveries.start < n && n <= deliveries.end,
+        }
+    }
+}
+
+impl core::fmt::Display for CrashPoint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let when = match self.when {
+            CrashWhen::BeforeCommit => "before",
+            CrashWhen::AfterCommit => "after",
+        };
+        match self.group {
+            CrashGroup::Nth(n) => write!(f, "{when}-commit:{n}"),
+            CrashGroup::Delivery(n) => write!(f, "{when}-delivery:{n}"),
+        }
+    }
 }
 
 impl core::str::FromStr for CrashPoint {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (point, n) = s
-            .split_once(':')
-            .ok_or_else(|| format!("{s:?}: expected before-commit:N or after-commit:N"))?;
-        let n: u64 = n
-            .parse()
-            .map_err(|e| format!("{s:?}: the group number: {e}"))?;
-        match point {
-            "before-commit" => Ok(Self::BeforeCommit(n)),
-            "after-commit" => Ok(Self::AfterCommit(n)),
-            _ => Err(format!("{s:?}: expected before-commit:N or after-commit:N")),
+        let expected = || {
+            format!(
+                "{s:?}: expected before-commit:N, after-commit:N, before-delivery:N or after-delivery:N"
+            )
+        };
+        let (point, n) = s.split_once(':').ok_or_else(expected)?;
+        let n: u64 = n.parse().map_err(|e| format!("{s:?}: the number: {e}"))?;
+        if n == 0 {
+            return Err(format!("{s:?}: the number counts from 1"));
         }
+        let (when, group) = match point {
+            "before-commit" => (CrashWhen::BeforeCommit, CrashGroup::Nth(n)),
+            "after-commit" => (CrashWhen::AfterCommit, CrashGroup::Nth(n)),
+            "before-delivery" => (CrashWhen::BeforeCommit, CrashGroup::Delivery(n)),
+            "after-delivery" => (CrashWhen::AfterCommit, CrashGroup::Delivery(n)),
+            _ => return Err(expected()),
+        };
+        Ok(Self { when, group })
     }
 }
 
@@ -222,6 +277,7 @@ impl SqlStore {
             last_error: Mutex::new(None),
             crash: None,
             applies: std::sync::atomic::AtomicU64::new(0),
+            deliveries: std::sync::atomic::AtomicU64::new(0),
             rt,
         };
         store.rt.block_on(open::migrate(&store.pool))?;
@@ -725,5 +781,42 @@ impl Store for SqlStore {
     fn record_events(&mut self, at_unix: u64, events: &[nido_net::NetworkEvent]) {
         let r = self.append_audit_batch(at_unix, events);
         self.kept(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{CrashGroup, CrashPoint, CrashWhen};
+
+    #[test]
+    fn a_crash_point_names_a_group_by_number_or_by_delivery() {
+        for text in [
+            "before-commit:3",
+            "after-commit:3",
+            "before-delivery:10",
+            "after-delivery:10",
+        ] {
+            let point: CrashPoint = text.parse().unwrap();
+            assert_eq!(point.to_string(), text);
+        }
+        let nth: CrashPoint = "after-commit:3".parse().unwrap();
+        assert_eq!(nth.when, CrashWhen::AfterCommit);
+        assert!(nth.hits(3, 0..0) && !nth.hits(2, 0..40));
+        // The group holding the 10th whole row: rows 9..12 are the 10th to
+        // the 12th; 0..9 end just before it; 10..30 start just after.
+        let delivery: CrashPoint = "before-delivery:10".parse().unwrap();
+        assert_eq!(delivery.group, CrashGroup::Delivery(10));
+        assert!(delivery.hits(7, 9..12) && delivery.hits(1, 0..30));
+        assert!(!delivery.hits(7, 0..9) && !delivery.hits(7, 10..30));
+        for bad in [
+            "before-commit",
+            "during-commit:1",
+            "after-delivery:x",
+            "before-delivery:0",
+        ] {
+            assert!(bad.parse::<CrashPoint>().is_err(), "{bad}");
+        }
     }
 }
