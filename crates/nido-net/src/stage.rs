@@ -624,6 +624,14 @@ impl Store for Stage {
         self.shared.moved.notify_all();
     }
 
+    fn enqueue_uplink(&mut self, uplink: &crate::sink::Uplink) -> Result<(), StoreError> {
+        let mut image = lock(&self.shared.image);
+        image.push(Write::Uplink(uplink.clone()));
+        drop(image);
+        self.shared.moved.notify_all();
+        Ok(())
+    }
+
     /// A stage is not a database: what it applies is staged like any write.
     fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
         let mut image = lock(&self.shared.image);

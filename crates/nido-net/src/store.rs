@@ -172,6 +172,10 @@ pub enum Write {
         /// The events.
         events: Vec<crate::NetworkEvent>,
     },
+    /// A burst of uplink data for its owner's application, into the
+    /// network's outbox (issue #14): the SERVICE ACCEPT that acknowledges
+    /// it waits for this write, and a delivery worker drains the outbox.
+    Uplink(crate::sink::Uplink),
 }
 
 /// The network's persistent state.
@@ -298,8 +302,18 @@ pub trait Store {
                 }
                 Write::Counted { manufacturer } => self.count_allocation(manufacturer)?,
                 Write::Audit { at_unix, events } => self.record_events(*at_unix, events),
+                Write::Uplink(uplink) => self.enqueue_uplink(uplink)?,
             }
         }
+        Ok(())
+    }
+
+    /// Puts a burst of uplink data into the outbox for its owner's
+    /// application ([`Write::Uplink`]). The default keeps nothing: a store
+    /// without an outbox (in-memory networks hand bursts to their
+    /// [`crate::ApplicationSink`] alone).
+    fn enqueue_uplink(&mut self, uplink: &crate::sink::Uplink) -> Result<(), StoreError> {
+        let _ = uplink;
         Ok(())
     }
 

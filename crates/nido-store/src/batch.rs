@@ -83,6 +83,8 @@ pub(crate) enum Op<'a> {
     Counted(&'a str),
     /// [`Write::Audit`].
     Audit { at: u64, events: &'a [NetworkEvent] },
+    /// [`Write::Uplink`].
+    Uplink(&'a nido_net::Uplink),
 }
 
 /// A device seen: the `devices` row to insert or update.
@@ -285,7 +287,12 @@ impl Pending {
 
 /// Applies `ops` with `c`, inside the caller's transaction (see the module
 /// documentation for the order).
-async fn apply_ops<C: Conn>(c: &mut C, ops: &[Op<'_>], now: i64) -> Result<(), SqlStoreError> {
+async fn apply_ops<C: Conn>(
+    c: &mut C,
+    ops: &[Op<'_>],
+    now: i64,
+    outbox_limit: u64,
+) -> Result<(), SqlStoreError> {
     let mut holders = Holders::default();
     let mut supis: Vec<&str> = Vec::new();
     let mut devices: Vec<&str> = Vec::new();
@@ -301,7 +308,7 @@ async fn apply_ops<C: Conn>(c: &mut C, ops: &[Op<'_>], now: i64) -> Result<(), S
             }
             Op::State { audit, .. } => collect_registered(audit, &mut registered_supis),
             Op::Audit { events, .. } => collect_registered(events, &mut registered_supis),
-            Op::Sqn { .. } | Op::Counted(_) => {}
+            Op::Sqn { .. } | Op::Counted(_) | Op::Uplink(_) => {}
         }
     }
     supis.extend(registered_supis.iter().map(String::as_str));
@@ -330,6 +337,7 @@ async fn apply_ops<C: Conn>(c: &mut C, ops: &[Op<'_>], now: i64) -> Result<(), S
     let mut audit = AuditBatch::default();
     let mut packages: Vec<(&SealedSub, bool)> = Vec::new();
     let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut uplinks: Vec<&nido_net::Uplink> = Vec::new();
     for op in ops {
         match op {
             Op::Subscription {
@@ -367,11 +375,17 @@ async fn apply_ops<C: Conn>(c: &mut C, ops: &[Op<'_>], now: i64) -> Result<(), S
             }
             Op::Counted(manufacturer) => *counts.entry(manufacturer).or_insert(0) += 1,
             Op::Audit { at, events } => audit.events(*at, events, |s| holders.holder(s))?,
+            Op::Uplink(uplink) => uplinks.push(uplink),
         }
     }
     pending.flush(c, now).await?;
     c.log_packages(&packages, now).await?;
     c.add_allocations(&counts).await?;
+    if !uplinks.is_empty() {
+        for entry in crate::outbox::append(c, &uplinks, outbox_limit).await? {
+            audit.entry(entry);
+        }
+    }
     audit.write(c).await
 }
 
@@ -425,6 +439,21 @@ pub(crate) trait Conn {
     /// Takes up to `n` MSINs: (allocated before, allocated after), or
     /// `None` when the range is used up. Inside a write transaction.
     async fn lease(&mut self, n: i64) -> Result<Option<(i64, i64)>, SqlStoreError>;
+    /// Appends one burst to the outbox with the device's next sequence
+    /// number; returns that number.
+    async fn append_uplink(
+        &mut self,
+        row: &crate::outbox::UplinkRow<'_>,
+    ) -> Result<i64, SqlStoreError>;
+    /// How many bursts of `owner` are pending.
+    async fn pending_of(&mut self, owner: &str) -> Result<i64, SqlStoreError>;
+    /// Marks the `n` oldest pending bursts of `owner` dropped; returns
+    /// their (device, seq).
+    async fn drop_oldest(
+        &mut self,
+        owner: &str,
+        n: i64,
+    ) -> Result<Vec<(String, i64)>, SqlStoreError>;
 }
 
 /// The one-row insert of an audit entry.
@@ -440,6 +469,60 @@ const TOUCH_DEVICE: &str = "INSERT INTO devices (serial, state, first_seen, last
 /// The methods of [`Conn`] whose SQL both backends take as it is.
 macro_rules! shared_ops {
     ($lock_counter:literal) => {
+        async fn append_uplink(
+            &mut self,
+            row: &crate::outbox::UplinkRow<'_>,
+        ) -> Result<i64, SqlStoreError> {
+            let (seq,): (i64,) = sqlx::query_as(
+                "INSERT INTO uplink_seq (device, last) VALUES ($1, 1) \
+                 ON CONFLICT (device) DO UPDATE SET last = uplink_seq.last + 1 \
+                 RETURNING last",
+            )
+            .bind(row.device)
+            .fetch_one(&mut *self)
+            .await?;
+            sqlx::query(
+                "INSERT INTO outbox (device, owner, supi, psi, seq, data, at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(row.device)
+            .bind(row.owner)
+            .bind(&row.supi)
+            .bind(row.psi)
+            .bind(seq)
+            .bind(row.data)
+            .bind(row.at_ms)
+            .execute(&mut *self)
+            .await?;
+            Ok(seq)
+        }
+
+        async fn pending_of(&mut self, owner: &str) -> Result<i64, SqlStoreError> {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM outbox WHERE owner = $1 AND status = 'pending'",
+            )
+            .bind(owner)
+            .fetch_one(&mut *self)
+            .await?;
+            Ok(n)
+        }
+
+        async fn drop_oldest(
+            &mut self,
+            owner: &str,
+            n: i64,
+        ) -> Result<Vec<(String, i64)>, SqlStoreError> {
+            Ok(sqlx::query_as(
+                "UPDATE outbox SET status = 'dropped' WHERE id IN \
+                 (SELECT id FROM outbox WHERE owner = $1 AND status = 'pending' \
+                 ORDER BY id LIMIT $2) RETURNING device, seq",
+            )
+            .bind(owner)
+            .bind(n)
+            .fetch_all(&mut *self)
+            .await?)
+        }
+
         async fn upsert_subscription(
             &mut self,
             row: &SealedSub,
@@ -869,6 +952,7 @@ impl SqlStore {
                         at: *at_unix,
                         events,
                     },
+                    Write::Uplink(uplink) => Op::Uplink(uplink),
                 })
             })
             .collect()
@@ -906,7 +990,7 @@ impl SqlStore {
         self.run(async {
             on_pool!(self, |p, begin| {
                 let mut tx = p.begin_with(begin).await?;
-                match apply_ops(&mut *tx, ops, now).await {
+                match apply_ops(&mut *tx, ops, now, self.outbox_limit).await {
                     Ok(()) => {
                         abort_if(crate::sql::CrashWhen::BeforeCommit);
                         tx.commit().await?;

@@ -11,7 +11,8 @@
 //!   append-only audit trail ([`AuditEntry`], from any
 //!   [`nido_net::NetworkEvent`]), devices seen, the DCS's manufacturers,
 //!   CRLs and block list (and a [`nido_pki::TrustStore`] built from them),
-//!   the log of packages delivered.
+//!   the log of packages delivered, the outbox of devices' uplink data and
+//!   where each owner wants it delivered (issue #14).
 //!
 //! ## Secrets
 //! K, OPc and owners' credentials are sealed with AES-256-GCM under a
@@ -37,6 +38,7 @@ mod error;
 mod extras;
 mod kek;
 mod open;
+mod outbox;
 mod policy;
 mod records;
 mod sql;
@@ -45,6 +47,7 @@ pub use error::{SqlStoreError, StoreOpenError};
 pub use extras::Release;
 pub use kek::{Kek, KekError};
 pub use open::{Backend, SCHEMA_VERSION};
+pub use outbox::{DELIVERED_KEPT_S, DeliveryConfig, DeliveryStatus, OUTBOX_LIMIT, OutboxEntry};
 pub use records::{
     AuditEntry, BlockedRecord, CrlRecord, DeviceRecord, ManufacturerRecord, ProvisioningRecord,
 };

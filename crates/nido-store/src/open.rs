@@ -44,10 +44,16 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0004_device_identity.sql"),
         include_str!("../migrations/postgres/0004_device_identity.sql"),
     ),
+    (
+        5,
+        "outbox",
+        include_str!("../migrations/sqlite/0005_outbox.sql"),
+        include_str!("../migrations/postgres/0005_outbox.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The table that records applied migrations.
 pub(crate) const MIGRATIONS_TABLE: &str = "schema_migrations";

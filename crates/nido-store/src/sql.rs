@@ -77,6 +77,8 @@ pub struct SqlStore {
     pub(crate) applies: std::sync::atomic::AtomicU64,
     /// Whole subscription rows (package deliveries) applied so far.
     pub(crate) deliveries: std::sync::atomic::AtomicU64,
+    /// How many pending bursts an owner's outbox holds.
+    pub(crate) outbox_limit: u64,
     rt: Runtime,
 }
 
@@ -278,6 +280,7 @@ impl SqlStore {
             crash: None,
             applies: std::sync::atomic::AtomicU64::new(0),
             deliveries: std::sync::atomic::AtomicU64::new(0),
+            outbox_limit: crate::outbox::OUTBOX_LIMIT,
             rt,
         };
         store.rt.block_on(open::migrate(&store.pool))?;
@@ -731,6 +734,10 @@ impl Store for SqlStore {
     /// `n`, never past the range.
     fn lease_msins(&mut self, n: u64) -> Result<core::ops::Range<u64>, StoreError> {
         Ok(self.try_lease_msins(n)?)
+    }
+
+    fn enqueue_uplink(&mut self, uplink: &nido_net::Uplink) -> Result<(), StoreError> {
+        Ok(self.try_apply(&[Op::Uplink(uplink)])?)
     }
 
     fn count_allocation(&mut self, manufacturer: &str) -> Result<(), StoreError> {

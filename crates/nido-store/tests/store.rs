@@ -1797,3 +1797,117 @@ fn time_group_commit_postgres() {
     };
     time_group_commit(&mut open_sql(&db.url()), "PostgreSQL");
 }
+
+// ---------------------------------------------------------------------------
+// The outbox (issue #14), on both SQL backends.
+
+fn uplink(device: &str, owner: Option<&str>, n: u8) -> nido_net::Uplink {
+    nido_net::Uplink {
+        device: format!("Acme/{device}"),
+        owner: owner.map(str::to_owned),
+        supi: supi(u64::from(n)),
+        psi: 1,
+        data: vec![n; 3],
+        at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + u64::from(n)),
+    }
+}
+
+/// Bursts are numbered per device in the transaction that stores them, an
+/// owner's outbox drops its oldest pending bursts past the bound (with an
+/// audit entry each), delivery marks entries and the status counts them.
+fn outbox_numbers_bounds_and_delivers(s: &mut SqlStore) {
+    s.set_outbox_limit(3);
+    // One group: two devices of acme, one unclaimed device.
+    s.apply(&[
+        Write::Uplink(uplink("A", Some("acme"), 1)),
+        Write::Uplink(uplink("B", Some("acme"), 2)),
+        Write::Uplink(uplink("A", Some("acme"), 3)),
+        Write::Uplink(uplink("C", None, 4)),
+    ])
+    .unwrap();
+    let acme = s.pending_uplinks(Some("acme"), 10).unwrap();
+    let seqs: Vec<(&str, u64)> = acme.iter().map(|e| (e.device.as_str(), e.seq)).collect();
+    assert_eq!(seqs, [("Acme/A", 1), ("Acme/B", 1), ("Acme/A", 2)]);
+    assert_eq!(acme[0].data, [1, 1, 1]);
+    assert_eq!(acme[0].at_ms, 1_001_000);
+    assert_eq!(acme[0].supi, supi(1).to_string());
+    assert_eq!(s.pending_owners().unwrap(), [None, Some("acme".to_owned())]);
+    // A fourth pending burst of acme: its oldest gives way, audited.
+    s.enqueue_uplink(&uplink("B", Some("acme"), 5)).unwrap();
+    let acme = s.pending_uplinks(Some("acme"), 10).unwrap();
+    let seqs: Vec<(&str, u64)> = acme.iter().map(|e| (e.device.as_str(), e.seq)).collect();
+    assert_eq!(seqs, [("Acme/B", 1), ("Acme/A", 2), ("Acme/B", 2)]);
+    let dropped: Vec<AuditEntry> = s
+        .audit(100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "uplink_dropped")
+        .collect();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert_eq!(dropped[0].device.as_deref(), Some("Acme/A"));
+    assert!(dropped[0].detail.contains("burst 1"), "{dropped:?}");
+    // Delivered entries leave the pending list; a failure is noted.
+    s.mark_delivered(&[acme[0].id]).unwrap();
+    s.note_delivery_failure(acme[1].id, "connection refused")
+        .unwrap();
+    let acme = s.pending_uplinks(Some("acme"), 10).unwrap();
+    assert_eq!(acme.len(), 2);
+    assert_eq!(acme[0].attempts, 1);
+    let status = s.delivery_status().unwrap();
+    assert_eq!(status.len(), 2, "{status:?}");
+    assert_eq!(status[0].owner, None);
+    assert_eq!(status[0].pending, 1);
+    let a = &status[1];
+    assert_eq!(a.owner.as_deref(), Some("acme"));
+    assert_eq!((a.pending, a.delivered, a.dropped), (2, 1, 1), "{a:?}");
+    assert_eq!(a.oldest_pending, Some(1_003_000));
+    assert_eq!(a.last_error.as_deref(), Some("connection refused"));
+    // Numbers are never reused, whatever was delivered or dropped.
+    s.enqueue_uplink(&uplink("A", Some("acme"), 6)).unwrap();
+    let last = s.pending_uplinks(Some("acme"), 10).unwrap();
+    assert_eq!(last.last().map(|e| e.seq), Some(3));
+}
+
+/// Where owners' data goes: set, replaced, the password sealed and never
+/// in Debug.
+fn delivery_configs_are_kept_sealed(s: &mut SqlStore) {
+    let mut default = nido_store::DeliveryConfig {
+        owner: None,
+        url: "mqtt://127.0.0.1:1883".into(),
+        topic_prefix: "nido".into(),
+        username: None,
+        password: None,
+    };
+    s.set_delivery(&default).unwrap();
+    let acme = nido_store::DeliveryConfig {
+        owner: Some("acme".into()),
+        url: "mqtt://broker.acme:1883".into(),
+        topic_prefix: "acme/devices".into(),
+        username: Some("acme".into()),
+        password: Some(Zeroizing::new("hunter2-secret".into())),
+    };
+    s.set_delivery(&acme).unwrap();
+    default.topic_prefix = "ops".into();
+    s.set_delivery(&default).unwrap();
+    let got = s.deliveries().unwrap();
+    assert_eq!(got, [default, acme.clone()]);
+    assert!(!format!("{got:?}").contains("hunter2"), "{got:?}");
+}
+
+#[test]
+fn outbox_on_sqlite() {
+    let dir = TempDir::new();
+    let mut s = open_sql(&dir.db());
+    outbox_numbers_bounds_and_delivers(&mut s);
+    delivery_configs_are_kept_sealed(&mut s);
+}
+
+#[test]
+fn outbox_on_postgres() {
+    let Some(db) = PgDb::new("outbox_on_postgres") else {
+        return;
+    };
+    let mut s = open_sql(&db.url());
+    outbox_numbers_bounds_and_delivers(&mut s);
+    delivery_configs_are_kept_sealed(&mut s);
+}

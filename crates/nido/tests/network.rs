@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     PgDb, Scratch, import_claims, json_lines, manufacturer_and_network_on, nido, ok, spawn,
+    wait_for_log,
 };
 use nido_net::Store;
 use nido_store::{Kek, SqlStore};
@@ -125,6 +126,10 @@ fn kill_and_restart(name: &str, db: Option<&str>) {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The burst was acknowledged once durable in the outbox; the delivery
+    // worker appends it to uplink.jsonl (no delivery set) right after.
+    let data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"t=21.5C");
+    wait_for_log(&d.join("net/uplink.jsonl"), &data, Duration::from_secs(30));
     network.kill().unwrap();
     network.wait().unwrap();
 
@@ -146,8 +151,20 @@ fn kill_and_restart(name: &str, db: Option<&str>) {
         .collect();
     assert_eq!(devs, ids);
 
-    let uplink = std::fs::read_to_string(d.join("net/uplink.jsonl")).unwrap();
-    assert!(uplink.contains(&hex_of(b"t=21.5C")), "{uplink}");
+    let uplink = json_lines(&std::fs::read_to_string(d.join("net/uplink.jsonl")).unwrap());
+    assert!(
+        uplink
+            .iter()
+            .any(|u| u["data"] == data.as_str() && u["device"] == ids[0].as_str() && u["seq"] == 1),
+        "{uplink:?}"
+    );
+    let status = json_lines(&ok(
+        &["network", "delivery", "status", "--dir", "net", "--json"],
+        d,
+    ));
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert_eq!(status[0]["pending"], 0, "{status:?}");
+    assert_eq!(status[0]["delivered"], 1, "{status:?}");
 
     let audit = json_lines(&ok(&["network", "audit", "--dir", "net", "--json"], d));
     for serial in &ids {

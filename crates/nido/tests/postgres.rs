@@ -172,12 +172,18 @@ fn two_network_instances_share_one_postgres_database() {
         instances[1].0.try_wait().unwrap().is_none(),
         "the second instance stopped"
     );
+    // Acknowledged once in the outbox; a delivery worker (either
+    // instance's) appends it to uplink.jsonl right after.
+    let data = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        payload.as_bytes(),
+    );
+    common::wait_for_log(&d.join("net/uplink.jsonl"), &data, Duration::from_secs(30));
     let uplink = json_lines(&std::fs::read_to_string(d.join("net/uplink.jsonl")).unwrap());
     assert!(
         uplink
             .iter()
-            .any(|u| u["device"] == ids[0].as_str()
-                && u["data_hex"] == hex::encode(payload.as_bytes())),
+            .any(|u| u["device"] == ids[0].as_str() && u["data"] == data.as_str()),
         "{uplink:?}"
     );
     let subs = json_lines(&ok(

@@ -276,27 +276,40 @@ impl Network {
         }
     }
 
-    fn deliver(&mut self, now: SystemTime, conn: ConnectionId, psi: u8, data: Vec<u8>) {
+    /// Hands a verified burst to its owner's application: into the store's
+    /// outbox (the SERVICE ACCEPT sent next waits for that write to be
+    /// durable, issue #14) and to the in-process sink. `false`: the store
+    /// could not take it, and the burst is not acknowledged (the device
+    /// sends it again).
+    fn deliver(&mut self, now: SystemTime, conn: ConnectionId, psi: u8, data: Vec<u8>) -> bool {
         let Some(ctx) = self.ues.get(&conn) else {
-            return;
+            return false;
         };
-        let Some(supi) = ctx.supi.clone() else { return };
-        self.events.push_back(NetworkEvent::DataDelivered {
-            supi: supi.clone(),
-            bytes: data.len(),
-        });
-        self.sink.deliver(Uplink {
+        let Some(supi) = ctx.supi.clone() else {
+            return false;
+        };
+        let uplink = Uplink {
             device: ctx
                 .device
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default(),
             owner: ctx.owner.clone(),
-            supi,
+            supi: supi.clone(),
             psi,
             data,
             at: now,
+        };
+        if let Err(e) = self.store.enqueue_uplink(&uplink) {
+            self.discard(conn, format!("uplink data of {supi}: {e}"));
+            return false;
+        }
+        self.events.push_back(NetworkEvent::DataDelivered {
+            supi,
+            bytes: uplink.data.len(),
         });
+        self.sink.deliver(uplink);
+        true
     }
 
     pub(crate) fn on_control_plane_service_request(
@@ -311,7 +324,9 @@ impl Network {
         };
         match ctx.state {
             MmState::Registered if ctx.session.is_some_and(|s| s.psi == psi) => {
-                self.deliver(now, conn, psi, data);
+                if !self.deliver(now, conn, psi, data) {
+                    return;
+                }
                 self.send(
                     conn,
                     &build::service_accept(),

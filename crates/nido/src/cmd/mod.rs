@@ -3,6 +3,7 @@
 pub(crate) mod bench;
 pub(crate) mod crypto;
 pub(crate) mod dcs;
+pub(crate) mod delivery;
 pub(crate) mod demo;
 pub(crate) mod device;
 pub(crate) mod mfr;

@@ -21,6 +21,9 @@ its subscription, sealed to the device.
   nido owner claim --dir net --owner acme-farms --claim-code ABCD-EFGH-JKLM-NPQR
   nido owner credentials --dir net --owner acme-farms \\
       --lwm2m coaps://lwm2m.acme.example:5684 --psk-identity acme --psk-file acme.psk
+  nido owner delivery --dir net --owner acme-farms --mqtt mqtt://127.0.0.1:1883 \\
+      --topic-prefix acme-farms
+  mosquitto_sub -t 'acme-farms/+/up' -q 1 -v
 
 Secrets are read from files (or standard input, `-`), never from the
 command line, where `ps` and the shell history would show them.";
@@ -37,6 +40,10 @@ pub(crate) enum OwnerCmd {
     /// (replacing the previous ones): LwM2M server with PSK, MQTT broker
     /// with a client certificate.
     Credentials(CredentialsArgs),
+    /// Sets where the owner's devices' data goes: an MQTT broker (topic
+    /// PREFIX/<device serial>/up, QoS 1, at least once, in order per
+    /// device). `nido network serve` picks it up without a restart.
+    Delivery(super::delivery::OwnerDeliveryArgs),
 }
 
 #[derive(Args)]
@@ -101,6 +108,7 @@ pub(crate) struct CredentialsArgs {
 
 pub(crate) fn run(command: OwnerCmd) -> Result<()> {
     match command {
+        OwnerCmd::Delivery(a) => super::delivery::owner(&a),
         OwnerCmd::Create(a) => {
             let (_, mut store) = open(&a.dir.dir, None)?;
             let credentials = store

@@ -86,6 +86,10 @@ pub(crate) enum Network {
     Subscriptions(ListArgs),
     /// Prints the audit trail (newest last).
     Audit(AuditArgs),
+    /// Devices' uplink data on its way to owners' applications: the
+    /// operator's default destination, and each owner's status.
+    #[command(subcommand)]
+    Delivery(crate::cmd::delivery::NetworkDelivery),
 }
 
 /// The network directory.
@@ -448,6 +452,7 @@ pub(crate) fn run(command: Network) -> Result<()> {
         Network::Devices(a) => devices(&a),
         Network::Subscriptions(a) => subscriptions(&a),
         Network::Audit(a) => audit(&a),
+        Network::Delivery(c) => crate::cmd::delivery::network(&c),
     }
 }
 

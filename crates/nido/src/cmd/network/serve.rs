@@ -4,8 +4,6 @@
 //! trust store is reloaded while serving whenever the store's trust
 //! generation moves (checked every `--trust-poll-ms`).
 
-use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -19,38 +17,11 @@ use nido_eap::{DcsCredentials, Settings};
 use nido_net::amf::Admission;
 use nido_net::dcs::Dcs;
 use nido_net::pvs::Quotas;
-use nido_net::{ApplicationSink, Network, NetworkEvent, Stage, Uplink};
+use nido_net::{CountingSink, Network, NetworkEvent, Stage};
 use nido_pki::files::{read_certs, read_key};
 use rustls::pki_types::PrivateKeyDer;
 
 use super::{Limit, ServeArgs, capacity, config};
-
-/// Uplink data goes to `uplink.jsonl` in the network directory (one JSON
-/// object per burst), the stand-in for the owner's application server.
-struct FileSink {
-    path: PathBuf,
-}
-
-impl ApplicationSink for FileSink {
-    fn deliver(&mut self, uplink: Uplink) {
-        let line = serde_json::json!({
-            "device": uplink.device,
-            "owner": uplink.owner,
-            "supi": uplink.supi.to_string(),
-            "psi": uplink.psi,
-            "data_hex": hex::encode(&uplink.data),
-            "at": uplink.at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        });
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .and_then(|mut f| writeln!(f, "{line}"));
-        if let Err(e) = written {
-            eprintln!("nido: {}: {e}", self.path.display());
-        }
-    }
-}
 
 /// The serving network's log: one structured line per event; events carry
 /// no secret. Connection ids travel in clear on the access link and are
@@ -201,9 +172,9 @@ fn shard_network(
         t3346: Duration::from_secs(a.t3346_min)..=Duration::from_secs(a.t3346_max),
         seed: None,
     };
-    let sink = FileSink {
-        path: dir.join("uplink.jsonl"),
-    };
+    // Uplink data goes through the store's outbox (the stage) to the
+    // delivery worker; the in-process sink only counts.
+    let sink = CountingSink::new();
     let mut network = Network::new(net, Box::new(stage.clone()), udm, pvs, dcs, Box::new(sink));
     for e in &config.external_dcs {
         network.relay_realm(&e.realm, &e.manufacturer);
@@ -365,9 +336,31 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
             ..ServeOptions::default()
         }
     };
+    // The delivery worker drains the outbox to owners' applications (issue
+    // #14), on a store handle of its own.
+    let (_, outbox) = super::open(dir, a.db.as_deref())?;
+    let mut worker = nido_deliver::Worker::new(
+        outbox,
+        dir.join("uplink.jsonl"),
+        nido_deliver::WorkerOptions {
+            client_id: format!("nido-network-{}", std::process::id()),
+            ..nido_deliver::WorkerOptions::default()
+        },
+    );
+    let worker_stop = Arc::new(AtomicBool::new(false));
+    let delivering = {
+        let stop = worker_stop.clone();
+        std::thread::Builder::new()
+            .name("delivery".into())
+            .spawn(move || worker.run(&stop))?
+    };
     let stats = serve_sharded(parts, &socket, &options, &stop, &gate)?;
     // The writes of the last round, and the replies that waited for them.
     committer.finish();
+    worker_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if delivering.join().is_err() {
+        tracing::warn!("the delivery worker panicked; pending data stays in the outbox");
+    }
     let commits = gate.stats();
     tracing::info!(
         groups = commits.groups.load(std::sync::atomic::Ordering::Relaxed),

@@ -1,0 +1,44 @@
+-- Issue #14: devices' uplink data on its way to their owners' applications.
+--
+-- outbox: one row per burst the network acknowledged, written in the same
+-- transaction as the rest of the datagram's writes (the SERVICE ACCEPT
+-- waits for it). `owner` is '' for a device no owner claimed (the
+-- operator's default delivery). `seq` counts a device's bursts from 1
+-- (uplink_seq), the idempotency key its owner sees. `status` is pending,
+-- delivered (the broker's PUBACK, the file's fsync) or dropped (the
+-- owner's outbox was full: the oldest pending burst gives way, with an
+-- audit entry). Delivered rows are pruned after a day.
+CREATE TABLE uplink_seq (
+    device TEXT PRIMARY KEY,
+    last   BIGINT NOT NULL
+);
+CREATE TABLE outbox (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    device       TEXT NOT NULL,
+    owner        TEXT NOT NULL,
+    supi         TEXT NOT NULL,
+    psi          BIGINT NOT NULL,
+    seq          BIGINT NOT NULL,
+    data         BYTEA NOT NULL,
+    at_ms        BIGINT NOT NULL,
+    status       TEXT NOT NULL DEFAULT 'pending',
+    attempts     BIGINT NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    delivered_at BIGINT,
+    UNIQUE (device, seq)
+);
+CREATE INDEX outbox_pending ON outbox (owner, id) WHERE status = 'pending';
+CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE status = 'delivered';
+
+-- Where an owner's devices' data goes; owner '' is the operator's default
+-- (devices no owner claimed, owners without their own). kind: mqtt.
+-- password_enc: the MQTT password sealed under the KEK.
+CREATE TABLE delivery (
+    owner        TEXT PRIMARY KEY,
+    kind         TEXT NOT NULL,
+    url          TEXT NOT NULL,
+    topic_prefix TEXT NOT NULL,
+    username     TEXT,
+    password_enc BYTEA,
+    updated_at   BIGINT NOT NULL
+);

@@ -1,0 +1,399 @@
+//! The outbox (issue #14): devices' uplink bursts on their way to their
+//! owners' applications, and where each owner wants them.
+//!
+//! # Invariants
+//! - A burst enters the outbox in the group commit of the datagram that
+//!   carried it ([`nido_net::Write::Uplink`]); the SERVICE ACCEPT that
+//!   acknowledges it waits for that commit, so an acknowledged burst is
+//!   never lost to a crash.
+//! - Each device's bursts are numbered from 1 (`seq`, in the same
+//!   transaction, never reused): the idempotency key its owner sees, and
+//!   the order a delivery worker keeps.
+//! - An entry is `delivered` only once its destination confirmed it (an
+//!   MQTT PUBACK, a file's fsync); until then it stays `pending` and is
+//!   sent again, so a receiver may see a burst twice, never miss one.
+//! - An owner holds at most [`OUTBOX_LIMIT`] pending bursts (settable per
+//!   store): past it the oldest pending bursts are marked `dropped`, each
+//!   with an `uplink_dropped` audit entry, in the transaction that
+//!   overflowed. The newest data wins, as a device's latest reading is the
+//!   one its owner needs.
+
+use std::collections::BTreeMap;
+
+use crate::batch::Conn;
+use crate::error::SqlStoreError;
+use crate::records::AuditEntry;
+use crate::sql::{SqlStore, now_unix, on_pool, to_i64, to_u64};
+
+/// How many pending bursts an owner's outbox holds by default.
+pub const OUTBOX_LIMIT: u64 = 100_000;
+
+/// How long delivered entries are kept (for `delivery status`), seconds.
+pub const DELIVERED_KEPT_S: u64 = 86_400;
+
+/// One burst as the outbox stores it.
+pub(crate) struct UplinkRow<'a> {
+    pub(crate) device: &'a str,
+    /// `""`: no owner (the operator's default delivery).
+    pub(crate) owner: &'a str,
+    pub(crate) supi: String,
+    pub(crate) psi: i64,
+    pub(crate) data: &'a [u8],
+    pub(crate) at_ms: i64,
+}
+
+/// Appends `uplinks` (in order) and applies each owner's bound; returns the
+/// audit entries of what the bound dropped.
+pub(crate) async fn append<C: Conn>(
+    c: &mut C,
+    uplinks: &[&nido_net::Uplink],
+    limit: u64,
+) -> Result<Vec<AuditEntry>, SqlStoreError> {
+    let mut owners: BTreeMap<&str, ()> = BTreeMap::new();
+    for u in uplinks {
+        let at_ms =
+            u.at.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let owner = u.owner.as_deref().unwrap_or("");
+        c.append_uplink(&UplinkRow {
+            device: &u.device,
+            owner,
+            supi: u.supi.to_string(),
+            psi: i64::from(u.psi),
+            data: &u.data,
+            at_ms: to_i64(at_ms, "time")?,
+        })
+        .await?;
+        owners.insert(owner, ());
+    }
+    let limit = to_i64(limit, "outbox limit")?;
+    let now = now_unix();
+    let mut dropped = Vec::new();
+    for owner in owners.keys() {
+        let pending = c.pending_of(owner).await?;
+        if pending <= limit {
+            continue;
+        }
+        for (device, seq) in c.drop_oldest(owner, pending - limit).await? {
+            dropped.push(AuditEntry {
+                at: now,
+                kind: "uplink_dropped".into(),
+                device: Some(device),
+                supi: None,
+                cause: None,
+                detail: format!(
+                    "burst {seq} dropped: the outbox of {} is full ({limit} pending)",
+                    owner_text(owner)
+                ),
+            });
+        }
+    }
+    Ok(dropped)
+}
+
+fn owner_text(owner: &str) -> String {
+    if owner.is_empty() {
+        "the operator's default delivery".into()
+    } else {
+        format!("owner {owner}")
+    }
+}
+
+/// One pending burst, for a delivery worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// The outbox row (increasing in the order bursts were committed).
+    pub id: i64,
+    /// The device identity, `MANUFACTURER/SERIAL`.
+    pub device: String,
+    /// The owner; `None` for a device no owner claimed.
+    pub owner: Option<String>,
+    /// The subscription's SUPI (`imsi-…`).
+    pub supi: String,
+    /// The PDU session.
+    pub psi: u8,
+    /// The device's burst number, from 1.
+    pub seq: u64,
+    /// The data.
+    pub data: Vec<u8>,
+    /// When it reached the network (Unix milliseconds).
+    pub at_ms: u64,
+    /// Delivery attempts that failed so far.
+    pub attempts: u64,
+}
+
+/// Where an owner's devices' data goes (`owner` `None`: the operator's
+/// default, for devices no owner claimed and owners without their own).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// The owner, or `None` for the operator's default.
+    pub owner: Option<String>,
+    /// `mqtt://HOST:PORT`.
+    pub url: String,
+    /// Topics are `PREFIX/<device serial>/up`.
+    pub topic_prefix: String,
+    /// MQTT user name.
+    pub username: Option<String>,
+    /// MQTT password (sealed in the store; never printed).
+    pub password: Option<zeroize::Zeroizing<String>>,
+}
+
+impl core::fmt::Debug for DeliveryConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DeliveryConfig")
+            .field("owner", &self.owner)
+            .field("url", &self.url)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// One owner's line of `nido network delivery status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryStatus {
+    /// The owner, or `None` for devices no owner claimed.
+    pub owner: Option<String>,
+    /// Bursts waiting.
+    pub pending: u64,
+    /// Bursts delivered (kept for [`DELIVERED_KEPT_S`]).
+    pub delivered: u64,
+    /// Bursts the bound dropped.
+    pub dropped: u64,
+    /// When the oldest pending burst reached the network (Unix
+    /// milliseconds).
+    pub oldest_pending: Option<u64>,
+    /// The last failure of a pending burst, if any.
+    pub last_error: Option<String>,
+}
+
+fn owner_key(owner: Option<&str>) -> &str {
+    owner.unwrap_or("")
+}
+
+fn owner_of(key: String) -> Option<String> {
+    (!key.is_empty()).then_some(key)
+}
+
+impl SqlStore {
+    /// Sets how many pending bursts an owner's outbox holds
+    /// ([`OUTBOX_LIMIT`] by default).
+    pub fn set_outbox_limit(&mut self, limit: u64) {
+        self.outbox_limit = limit;
+    }
+
+    /// Sets where `config.owner`'s devices' data goes (replacing what was
+    /// set).
+    pub fn set_delivery(&self, config: &DeliveryConfig) -> Result<(), SqlStoreError> {
+        let owner = owner_key(config.owner.as_deref()).to_owned();
+        let password = config
+            .password
+            .as_ref()
+            .map(|p| self.sealer.seal("mqtt_password", &owner, p.as_bytes()))
+            .transpose()?;
+        let now = to_i64(now_unix(), "time")?;
+        self.run(async {
+            on_pool!(self, |p, _begin| {
+                sqlx::query(
+                    "INSERT INTO delivery (owner, kind, url, topic_prefix, username, \
+                     password_enc, updated_at) VALUES ($1, 'mqtt', $2, $3, $4, $5, $6) \
+                     ON CONFLICT (owner) DO UPDATE SET kind = excluded.kind, \
+                     url = excluded.url, topic_prefix = excluded.topic_prefix, \
+                     username = excluded.username, password_enc = excluded.password_enc, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(&owner)
+                .bind(&config.url)
+                .bind(&config.topic_prefix)
+                .bind(config.username.as_deref())
+                .bind(password.as_deref())
+                .bind(now)
+                .execute(p)
+                .await?;
+                Ok(())
+            })
+        })
+    }
+
+    /// Every delivery set, the operator's default first.
+    pub fn deliveries(&self) -> Result<Vec<DeliveryConfig>, SqlStoreError> {
+        type Row = (String, String, String, Option<String>, Option<Vec<u8>>);
+        let rows: Vec<Row> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(
+                    "SELECT owner, url, topic_prefix, username, password_enc FROM delivery \
+                     ORDER BY owner",
+                )
+                .fetch_all(p)
+                .await?)
+            })
+        })?;
+        rows.into_iter()
+            .map(|(owner, url, topic_prefix, username, password)| {
+                let password = password
+                    .map(|sealed| {
+                        let clear = self.sealer.open("mqtt_password", &owner, &sealed)?;
+                        String::from_utf8(clear.to_vec())
+                            .map(zeroize::Zeroizing::new)
+                            .map_err(|_| {
+                                SqlStoreError::Corrupt(format!("MQTT password of {owner:?}"))
+                            })
+                    })
+                    .transpose()?;
+                Ok(DeliveryConfig {
+                    owner: owner_of(owner),
+                    url,
+                    topic_prefix,
+                    username,
+                    password,
+                })
+            })
+            .collect()
+    }
+
+    /// The owners with pending bursts (`None`: devices no owner claimed).
+    pub fn pending_owners(&self) -> Result<Vec<Option<String>>, SqlStoreError> {
+        let rows: Vec<(String,)> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(
+                    "SELECT DISTINCT owner FROM outbox WHERE status = 'pending' ORDER BY owner",
+                )
+                .fetch_all(p)
+                .await?)
+            })
+        })?;
+        Ok(rows.into_iter().map(|(o,)| owner_of(o)).collect())
+    }
+
+    /// The oldest `limit` pending bursts of `owner`, in commit order.
+    pub fn pending_uplinks(
+        &self,
+        owner: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, SqlStoreError> {
+        type Row = (i64, String, String, String, i64, i64, Vec<u8>, i64, i64);
+        let key = owner_key(owner);
+        let limit = to_i64(limit as u64, "limit")?;
+        let rows: Vec<Row> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(
+                    "SELECT id, device, owner, supi, psi, seq, data, at_ms, attempts FROM outbox \
+                     WHERE owner = $1 AND status = 'pending' ORDER BY id LIMIT $2",
+                )
+                .bind(key)
+                .bind(limit)
+                .fetch_all(p)
+                .await?)
+            })
+        })?;
+        rows.into_iter()
+            .map(
+                |(id, device, owner, supi, psi, seq, data, at_ms, attempts)| {
+                    Ok(OutboxEntry {
+                        id,
+                        device,
+                        owner: owner_of(owner),
+                        supi,
+                        psi: u8::try_from(psi)
+                            .map_err(|_| SqlStoreError::Corrupt(format!("outbox {id}: psi")))?,
+                        seq: to_u64(seq, "seq")?,
+                        data,
+                        at_ms: to_u64(at_ms, "time")?,
+                        attempts: to_u64(attempts, "attempts")?,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Marks entries delivered (their destination confirmed them).
+    pub fn mark_delivered(&self, ids: &[i64]) -> Result<(), SqlStoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let now = to_i64(now_unix(), "time")?;
+        self.run(async {
+            on_pool!(self, |p, begin| {
+                let mut tx = p.begin_with(begin).await?;
+                for id in ids {
+                    sqlx::query(
+                        "UPDATE outbox SET status = 'delivered', delivered_at = $1 \
+                         WHERE id = $2 AND status = 'pending'",
+                    )
+                    .bind(now)
+                    .bind(*id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+    }
+
+    /// Notes a failed attempt at delivering entry `id`.
+    pub fn note_delivery_failure(&self, id: i64, error: &str) -> Result<(), SqlStoreError> {
+        self.run(async {
+            on_pool!(self, |p, _begin| {
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE id = $2",
+                )
+                .bind(error)
+                .bind(id)
+                .execute(p)
+                .await?;
+                Ok(())
+            })
+        })
+    }
+
+    /// Deletes delivered entries older than [`DELIVERED_KEPT_S`]; returns
+    /// how many.
+    pub fn prune_delivered(&self) -> Result<u64, SqlStoreError> {
+        let before = to_i64(now_unix().saturating_sub(DELIVERED_KEPT_S), "time")?;
+        self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query(
+                    "DELETE FROM outbox WHERE status = 'delivered' AND delivered_at < $1",
+                )
+                .bind(before)
+                .execute(p)
+                .await?
+                .rows_affected())
+            })
+        })
+    }
+
+    /// Per owner: pending, delivered, dropped, the oldest pending burst.
+    pub fn delivery_status(&self) -> Result<Vec<DeliveryStatus>, SqlStoreError> {
+        type Row = (String, i64, i64, i64, Option<i64>, Option<String>);
+        let rows: Vec<Row> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(
+                    "SELECT owner, \
+                     SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END), \
+                     SUM(CASE WHEN status = 'dropped' THEN 1 ELSE 0 END), \
+                     MIN(CASE WHEN status = 'pending' THEN at_ms END), \
+                     MAX(CASE WHEN status = 'pending' THEN last_error END) \
+                     FROM outbox GROUP BY owner ORDER BY owner",
+                )
+                .fetch_all(p)
+                .await?)
+            })
+        })?;
+        rows.into_iter()
+            .map(|(owner, pending, delivered, dropped, oldest, last_error)| {
+                Ok(DeliveryStatus {
+                    owner: owner_of(owner),
+                    pending: to_u64(pending, "count")?,
+                    delivered: to_u64(delivered, "count")?,
+                    dropped: to_u64(dropped, "count")?,
+                    oldest_pending: oldest.map(|t| to_u64(t, "time")).transpose()?,
+                    last_error,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,197 @@
+//! Where devices' data goes (issue #14): `nido owner delivery` (one
+//! owner's devices), `nido network delivery set` (the operator's default,
+//! for devices no owner claimed and owners without their own) and `nido
+//! network delivery status`. `nido network serve`'s delivery worker
+//! (nido-deliver) reads the settings at every round: a change counts
+//! without a restart.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use nido_store::DeliveryConfig;
+use zeroize::Zeroizing;
+
+use super::network::{DirArg, open};
+
+/// An MQTT destination.
+#[derive(Args)]
+pub(crate) struct MqttArgs {
+    /// The broker, mqtt://HOST:PORT. Each burst is published at QoS 1 to
+    /// PREFIX/<device serial>/up as JSON (device, serial, owner, supi, psi,
+    /// seq, at, at_ms, data in base64), and counts as delivered only once
+    /// the broker acknowledged it (PUBACK).
+    #[arg(long, value_name = "URL")]
+    mqtt: String,
+    /// The topic prefix.
+    #[arg(long, default_value = "nido", value_name = "P")]
+    topic_prefix: String,
+    /// MQTT user name.
+    #[arg(long, requires = "password_file")]
+    username: Option<String>,
+    /// The file holding the MQTT password (`-`: standard input); stored
+    /// sealed under the network's key-encryption key.
+    #[arg(long, value_name = "FILE|-", requires = "username")]
+    password_file: Option<PathBuf>,
+}
+
+/// `nido owner delivery`.
+#[derive(Args)]
+pub(crate) struct OwnerDeliveryArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// The owner whose devices' data this is.
+    #[arg(long)]
+    owner: String,
+    #[command(flatten)]
+    mqtt: MqttArgs,
+}
+
+/// `nido network delivery`.
+#[derive(Subcommand)]
+pub(crate) enum NetworkDelivery {
+    /// Sets the operator's default delivery: devices no owner claimed, and
+    /// owners without one of their own (without any, data goes to
+    /// uplink.jsonl in the network directory).
+    Set(NetworkDeliveryArgs),
+    /// Per owner: bursts pending, delivered (the last day), dropped (the
+    /// outbox was full), the oldest pending one and the last failure.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct NetworkDeliveryArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    #[command(flatten)]
+    mqtt: MqttArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn config(owner: Option<String>, a: &MqttArgs) -> Result<DeliveryConfig> {
+    nido_deliver::check_url(&a.mqtt).map_err(|e| anyhow::anyhow!("--mqtt: {e}"))?;
+    if a.topic_prefix.is_empty() || a.topic_prefix.contains(['+', '#']) {
+        bail!(
+            "--topic-prefix {:?}: must be non-empty, without + or #",
+            a.topic_prefix
+        );
+    }
+    let password = a.password_file.as_deref().map(read_password).transpose()?;
+    Ok(DeliveryConfig {
+        owner,
+        url: a.mqtt.clone(),
+        topic_prefix: a.topic_prefix.trim_end_matches('/').to_owned(),
+        username: a.username.clone(),
+        password,
+    })
+}
+
+/// The password in `file` (one line), or standard input for `-`.
+fn read_password(file: &std::path::Path) -> Result<Zeroizing<String>> {
+    use std::io::Read;
+    let mut text = Zeroizing::new(String::new());
+    if file.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| anyhow::anyhow!("--password-file -: {e}"))?;
+    } else {
+        std::fs::File::open(file)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map_err(|e| anyhow::anyhow!("--password-file {}: {e}", file.display()))?;
+    }
+    Ok(Zeroizing::new(
+        text.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+pub(crate) fn owner(a: &OwnerDeliveryArgs) -> Result<()> {
+    let (_, store) = open(&a.dir.dir, None)?;
+    if store.owner(&a.owner)?.is_none() {
+        bail!(
+            "--owner {}: no such owner (nido owner create first)",
+            a.owner
+        );
+    }
+    let c = config(Some(a.owner.clone()), &a.mqtt)?;
+    store.set_delivery(&c)?;
+    outln!(
+        "data of {}'s devices goes to {} under {}/<serial>/up",
+        a.owner,
+        c.url,
+        c.topic_prefix
+    );
+    Ok(())
+}
+
+pub(crate) fn network(cmd: &NetworkDelivery) -> Result<()> {
+    match cmd {
+        NetworkDelivery::Set(a) => {
+            let (_, store) = open(&a.dir.dir, None)?;
+            let c = config(None, &a.mqtt)?;
+            store.set_delivery(&c)?;
+            outln!(
+                "data of unclaimed devices (and of owners without a delivery) goes to {} under {}/<serial>/up",
+                c.url,
+                c.topic_prefix
+            );
+            Ok(())
+        }
+        NetworkDelivery::Status(a) => status(a),
+    }
+}
+
+fn status(a: &StatusArgs) -> Result<()> {
+    let (_, store) = open(&a.dir.dir, None)?;
+    let configs = store.deliveries()?;
+    let rows = store.delivery_status()?;
+    let destination = |owner: Option<&str>| {
+        configs
+            .iter()
+            .find(|c| c.owner.as_deref() == owner)
+            .or_else(|| configs.iter().find(|c| c.owner.is_none()))
+            .map_or_else(|| "uplink.jsonl".to_owned(), |c| c.url.clone())
+    };
+    if !a.json {
+        outln!(
+            "{:<20} {:<28} {:>9} {:>10} {:>8}  {:<24} last error",
+            "owner",
+            "destination",
+            "pending",
+            "delivered",
+            "dropped",
+            "oldest pending"
+        );
+    }
+    for r in rows {
+        let oldest = r.oldest_pending.map(|ms| {
+            crate::out::iso8601(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        });
+        let dest = destination(r.owner.as_deref());
+        if a.json {
+            outln!(
+                "{}",
+                serde_json::json!({"owner": r.owner, "destination": dest, "pending": r.pending, "delivered": r.delivered, "dropped": r.dropped, "oldest_pending": oldest, "last_error": r.last_error})
+            );
+        } else {
+            outln!(
+                "{:<20} {:<28} {:>9} {:>10} {:>8}  {:<24} {}",
+                r.owner.as_deref().unwrap_or("(unclaimed)"),
+                dest,
+                r.pending,
+                r.delivered,
+                r.dropped,
+                oldest.as_deref().unwrap_or("-"),
+                r.last_error.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    Ok(())
+}
