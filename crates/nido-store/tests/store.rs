@@ -531,7 +531,7 @@ fn postgres_persists_across_reopen() {
     check_filled(&s);
     assert_eq!(
         db.query_text("SELECT version::text FROM schema_migrations ORDER BY version"),
-        vec!["1", "2", "3", "4"]
+        vec!["1", "2", "3", "4", "5"]
     );
 }
 
