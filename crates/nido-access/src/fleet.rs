@@ -32,7 +32,9 @@ pub struct FleetOptions {
     pub bursts: u32,
     /// Time between a device's bursts.
     pub burst_every: Duration,
-    /// The burst payload.
+    /// The burst payload; each burst appends `;n=K`, its number from 1,
+    /// so a receiver tells a device's retransmission (same K) from its
+    /// next burst.
     pub payload: Vec<u8>,
     /// Give up after this long.
     pub timeout: Duration,
@@ -322,9 +324,13 @@ pub fn run_fleet(
             bursts_due.pop();
             burst_scheduled[i] = false;
             let device = &mut devices[i];
+            let mut payload = options.payload.clone();
+            payload.extend_from_slice(
+                format!(";n={}", options.bursts - bursts_left[i] + 1).as_bytes(),
+            );
             if device.state() == DeviceState::Active
                 && bursts_left[i] > 0
-                && device.send_data(now, &options.payload).is_ok()
+                && device.send_data(now, &payload).is_ok()
             {
                 bursts_left[i] -= 1;
                 report.bursts_sent += 1;
@@ -357,7 +363,11 @@ pub fn run_fleet(
                     burst_scheduled[i] = true;
                 }
             }
-            let is_settled = (state == DeviceState::Active && bursts_left[i] == 0)
+            // Done once its last burst left and was answered (a CONTROL
+            // PLANE SERVICE REQUEST's SERVICE ACCEPT).
+            let is_settled = (state == DeviceState::Active
+                && bursts_left[i] == 0
+                && !devices[i].bursts_pending())
                 || state == DeviceState::Failed
                 || devices[i].refusal().is_some();
             if is_settled != settled_flag[i] {

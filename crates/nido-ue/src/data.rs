@@ -28,6 +28,13 @@ impl Device {
         Ok(())
     }
 
+    /// Whether bursts wait: queued to leave, waiting for the answer to a
+    /// CONTROL PLANE SERVICE REQUEST, or kept for after a registration.
+    pub fn bursts_pending(&self) -> bool {
+        !self.pending_bursts.is_empty()
+            || matches!(&self.phase, Phase::Registered(s) if !s.queued.is_empty() || s.service_request)
+    }
+
     /// Whether the device is connected (NAS traffic within the idle time).
     pub fn connected(&self, now: SystemTime) -> bool {
         self.last_activity.is_some_and(|at| {

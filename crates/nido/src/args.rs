@@ -116,6 +116,14 @@ pub(crate) struct DeviceTimerArgs {
     /// next try. Shorter only against a network with a shorter window.
     #[arg(long, default_value_t = 15, value_name = "SECONDS")]
     pub(crate) not_authorized_retry: u64,
+    /// How long, in seconds, a device stays connected after its last NAS
+    /// message (10 by default). A burst while connected goes in an UL NAS
+    /// TRANSPORT, which nothing acknowledges; from idle it goes in a
+    /// CONTROL PLANE SERVICE REQUEST, which the network answers (SERVICE
+    /// ACCEPT) only once the burst is durable, and which the device sends
+    /// again until then. 0: every burst from idle, each acknowledged.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub(crate) idle_after: u64,
 }
 
 impl DeviceTimerArgs {
@@ -148,6 +156,7 @@ impl DeviceTimerArgs {
             coap: Duration::from_secs(self.coap_timeout),
             t3580: Duration::from_secs(self.t3580),
             not_authorized_retry: Duration::from_secs(self.not_authorized_retry),
+            idle_after: Duration::from_secs(self.idle_after),
             ..nido_ue::Timers::default()
         })
     }

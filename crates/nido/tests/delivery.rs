@@ -1,0 +1,349 @@
+//! Issue #14 with real processes: devices' bursts reach their owner's MQTT
+//! broker at least once, in order per device, through a broker outage and
+//! a SIGKILL of `nido network serve`.
+//!
+//! The test starts a Mosquitto of its own (a free port, persistence on, so
+//! a persistent subscriber session survives the broker's restart) and
+//! `mosquitto_sub` (QoS 1, clean session off) as the owner's application:
+//! an independent MQTT client checks what nido published. The operator's
+//! default delivery points at the broker; `nido sim` runs [`DEVICES`]
+//! devices with [`BURSTS`] bursts each (each burst's payload ends in
+//! `;n=K`, its number on the device), each from idle (`--idle-after 0`):
+//! in a CONTROL PLANE SERVICE REQUEST, whose SERVICE ACCEPT the network
+//! sends only once the burst is durable in its outbox, and which the
+//! device repeats until then. Once bursts flow the broker is
+//! stopped (SIGTERM) and started again; later serve is killed (SIGKILL) and
+//! started again. Then:
+//!
+//! - every device's bursts 1..=BURSTS arrived (nothing lost);
+//! - each device's outbox numbers (`seq`) arrived from 1 without a gap, and
+//!   their first arrivals are in increasing order (in order per device);
+//! - duplicates are counted: the same `seq` again (a batch sent again after
+//!   a failure: at least once) and the same burst under a new `seq` (the
+//!   device sent it again when the killed serve's SERVICE ACCEPT never
+//!   came); nothing else;
+//! - `nido network delivery status` shows nothing pending.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Reaper, Scratch, json_lines, manufacturer_and_network_on, ok, spawn, wait_for_log};
+use serde_json::Value;
+
+/// The fleet.
+const DEVICES: usize = 50;
+/// Bursts per device.
+const BURSTS: u32 = 3;
+
+/// A TCP port nothing listens on (now).
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the test's own broker on `port`, and waits until it accepts.
+fn broker(d: &Path, port: u16) -> Child {
+    let conf = d.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
+            d.join("broker").display()
+        ),
+    )
+    .unwrap();
+    // Mosquitto started by root runs as user mosquitto: its directory must
+    // be writable by it, or the subscriber's session dies with a restart.
+    std::fs::create_dir_all(d.join("broker")).unwrap();
+    std::fs::set_permissions(
+        d.join("broker"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(d.join("mosquitto.log"))
+        .unwrap();
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "mosquitto did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// What the subscriber received: (device serial, body) per message.
+fn received(path: &Path) -> Vec<(String, Value)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (topic, body) = l.split_once(' ')?;
+            let serial = topic.strip_prefix("fleet/")?.strip_suffix("/up")?;
+            Some((serial.to_owned(), serde_json::from_str(body).ok()?))
+        })
+        .collect()
+}
+
+/// Waits until the subscriber holds at least `n` messages.
+fn wait_for_messages(path: &Path, n: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = received(path).len();
+        if got >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{got} messages of {n} within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The burst number on the device (`;n=K` at the end of the payload).
+fn burst_number(body: &Value) -> u32 {
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(body["data"].as_str().unwrap())
+        .unwrap();
+    let text = String::from_utf8(data).unwrap();
+    text.rsplit_once(";n=").unwrap().1.parse().unwrap()
+}
+
+#[test]
+fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
+    let test = "bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve";
+    if !nido_testkit::slow_tier(test) {
+        return;
+    }
+    if nido_testkit::tool(test, "mosquitto").is_none()
+        || nido_testkit::tool(test, "mosquitto_sub").is_none()
+    {
+        return;
+    }
+    let started = Instant::now();
+    let s = Scratch::new("delivery-mqtt");
+    let d = &s.0;
+    let (listen, _realm) = manufacturer_and_network_on(d, DEVICES, None);
+    let port = free_tcp_port();
+    let mut mosquitto = Reaper(broker(d, port));
+    let sub_out = d.join("sub.out");
+    let _sub = Reaper(
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-t",
+                "fleet/+/up",
+                "-q",
+                "1",
+                "-c",
+                "-i",
+                "nido-test-owner",
+                "-v",
+            ])
+            .stdout(Stdio::from(std::fs::File::create(&sub_out).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(d.join("sub.err")).unwrap(),
+            ))
+            .spawn()
+            .unwrap(),
+    );
+    ok(
+        &[
+            "network",
+            "delivery",
+            "set",
+            "--dir",
+            "net",
+            "--mqtt",
+            &format!("mqtt://127.0.0.1:{port}"),
+            "--topic-prefix",
+            "fleet",
+        ],
+        d,
+    );
+
+    let serve_args = ["network", "serve", "--dir", "net", "--clone-window", "2"];
+    let log = d.join("network.log");
+    let mut serve = Reaper(spawn(&serve_args, d, &log));
+    wait_for_log(&log, "serving", Duration::from_secs(30));
+
+    let report_path = d.join("report.json");
+    let mut sim = Reaper(
+        Command::new(env!("CARGO_BIN_EXE_nido"))
+            .args(["sim", "--network", &listen, "--factory", "factory"])
+            .args(["--bursts", &BURSTS.to_string(), "--burst-every", "3"])
+            .args(["--timeout", "200", "--json"])
+            .args([
+                "--unprotected-t3346-min",
+                "5",
+                "--unprotected-t3346-max",
+                "20",
+            ])
+            .args(["--t3510", "5", "--not-authorized-retry", "3"])
+            .args(["--coap-timeout", "3", "--t3580", "3"])
+            // Every burst from idle: a CONTROL PLANE SERVICE REQUEST that
+            // the network answers once the burst is durable (an UL NAS
+            // TRANSPORT while connected is acknowledged by nothing).
+            .args(["--idle-after", "0"])
+            .current_dir(d)
+            .stdout(Stdio::from(std::fs::File::create(&report_path).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(d.join("sim.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap(),
+    );
+
+    // The broker goes away while bursts flow, and comes back.
+    wait_for_messages(&sub_out, 15, Duration::from_secs(150));
+    let pid = mosquitto.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    mosquitto.0.wait().unwrap();
+    let outage = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    mosquitto = Reaper(broker(d, port));
+    eprintln!(
+        "broker down {:.1} s, at {} messages",
+        outage.elapsed().as_secs_f64(),
+        received(&sub_out).len()
+    );
+
+    // Then serve is killed (no clean stop) and started again.
+    wait_for_messages(&sub_out, 60, Duration::from_secs(150));
+    serve.0.kill().unwrap();
+    serve.0.wait().unwrap();
+    eprintln!("serve killed at {} messages", received(&sub_out).len());
+    let log2 = d.join("network-2.log");
+    serve = Reaper(spawn(&serve_args, d, &log2));
+    wait_for_log(&log2, "serving", Duration::from_secs(30));
+
+    let deadline = Instant::now() + Duration::from_secs(220);
+    let status = loop {
+        if let Some(status) = sim.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "nido sim did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let report_text = std::fs::read_to_string(&report_path).unwrap();
+    assert!(
+        status.success(),
+        "nido sim: {status}\n{report_text}\n{}",
+        std::fs::read_to_string(d.join("sim.log")).unwrap_or_default()
+    );
+    let report: Value = serde_json::from_str(&report_text).unwrap();
+    assert_eq!(report["active"], DEVICES, "{report:#}");
+
+    // Everything acknowledged reaches the broker.
+    let want = DEVICES * BURSTS as usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let messages = loop {
+        let messages = received(&sub_out);
+        let bursts: BTreeSet<(String, u32)> = messages
+            .iter()
+            .map(|(serial, body)| (serial.clone(), burst_number(body)))
+            .collect();
+        if bursts.len() >= want {
+            break messages;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {want} bursts arrived:\n{}",
+            bursts.len(),
+            ok(&["network", "delivery", "status", "--dir", "net"], d)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    let mut by_device: BTreeMap<String, Vec<(u64, u32)>> = BTreeMap::new();
+    for (serial, body) in &messages {
+        assert_eq!(body["serial"], serial.as_str(), "{body}");
+        assert_eq!(
+            body["device"],
+            format!("Acme Sensors/{serial}").as_str(),
+            "{body}"
+        );
+        assert!(
+            body["supi"].as_str().unwrap().starts_with("imsi-"),
+            "{body}"
+        );
+        by_device
+            .entry(serial.clone())
+            .or_default()
+            .push((body["seq"].as_u64().unwrap(), burst_number(body)));
+    }
+    assert_eq!(by_device.len(), DEVICES);
+    let (mut same_seq, mut resent_by_device) = (0, 0);
+    for (serial, got) in &by_device {
+        // Every burst of the device arrived.
+        let bursts: BTreeSet<u32> = got.iter().map(|&(_, n)| n).collect();
+        assert_eq!(bursts, (1..=BURSTS).collect(), "{serial}: {got:?}");
+        // Its outbox numbers: from 1, no gap, first arrivals in order.
+        let mut first: Vec<u64> = Vec::new();
+        let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
+        for &(seq, n) in got {
+            match seen.get(&seq) {
+                Some(&m) => {
+                    assert_eq!(m, n, "{serial}: seq {seq} carried two bursts: {got:?}");
+                    same_seq += 1;
+                }
+                None => {
+                    seen.insert(seq, n);
+                    first.push(seq);
+                }
+            }
+        }
+        let max = *first.iter().max().unwrap();
+        assert_eq!(first, (1..=max).collect::<Vec<_>>(), "{serial}: {got:?}");
+        // A seq beyond BURSTS is a burst the device sent again.
+        resent_by_device += max - u64::from(BURSTS);
+    }
+    eprintln!(
+        "{} messages for {want} bursts: {same_seq} sent again by the network (same seq), {resent_by_device} sent again by their device (new seq); {:.1} s",
+        messages.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // Nothing is left pending.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = json_lines(&ok(
+            &["network", "delivery", "status", "--dir", "net", "--json"],
+            d,
+        ));
+        if status.iter().all(|s| s["pending"] == 0) {
+            assert_eq!(status.len(), 1, "{status:?}");
+            assert_eq!(status[0]["dropped"], 0, "{status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still pending: {status:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(serve);
+    drop(mosquitto);
+}
