@@ -6,13 +6,16 @@
 //!
 //! - an MQTT broker: topic `PREFIX/<device serial>/up`, QoS 1, one JSON body
 //!   per burst ([`body`]);
+//! - a webhook: one POST per burst, a TS 29.122 NIDD uplink data
+//!   notification ([`notification`]), HMAC-signed with the owner's secret;
 //! - without any delivery set, `uplink.jsonl` in the network directory (one
 //!   JSON body per line), where the network put data before issue #14.
 //!
 //! # Invariants
 //! - **At least once.** An entry is marked delivered only once its
 //!   destination confirmed it: the broker's PUBACK for that very publish
-//!   (matched by packet id), or the file's `fsync`. Anything else (a
+//!   (matched by packet id), a 2xx answer of the webhook, or the file's
+//!   `fsync`. Anything else (a
 //!   refused connection, a timeout, a crash between the PUBACK and the
 //!   mark) leaves it pending, and it is sent again: a receiver may see a
 //!   burst twice (same `seq`), never miss one.
@@ -23,10 +26,14 @@
 //! - **One owner's trouble is its own.** A destination that fails is
 //!   backed off (doubling from [`WorkerOptions::backoff_min`] to
 //!   [`WorkerOptions::backoff_max`]); other owners' data keeps flowing.
-//! - Secrets (an MQTT password) never reach a log line or `Debug`.
+//! - A destination that starts failing, and one that recovers, is an audit
+//!   entry (`delivery_failed`, `delivery_resumed`), once per change.
+//! - Secrets (an MQTT password, a webhook key) never reach a log line or
+//!   `Debug`.
 
 mod body;
 mod mqtt;
+mod webhook;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -34,10 +41,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use nido_store::{DeliveryConfig, OutboxEntry, SqlStore, SqlStoreError};
+use nido_store::{DeliveryTarget, OutboxEntry, SqlStore, SqlStoreError};
 
 pub use body::{body, iso8601, topic};
 pub use mqtt::check_url;
+pub use webhook::{check_webhook_url, notification, signature};
 
 /// What can go wrong delivering.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +96,7 @@ impl Default for WorkerOptions {
 /// Where one owner's entries go.
 #[derive(Debug, Clone)]
 enum Destination {
-    Mqtt(DeliveryConfig),
+    Target(DeliveryTarget),
     File(PathBuf),
 }
 
@@ -96,11 +104,11 @@ impl Destination {
     /// The key its connection and back-off are kept under.
     fn key(&self) -> String {
         match self {
-            Self::Mqtt(c) => format!(
-                "mqtt {} as {}",
-                c.url,
-                c.username.as_deref().unwrap_or("(anonymous)")
+            Self::Target(DeliveryTarget::Mqtt { url, username, .. }) => format!(
+                "mqtt {url} as {}",
+                username.as_deref().unwrap_or("(anonymous)")
             ),
+            Self::Target(DeliveryTarget::Webhook { url, .. }) => format!("webhook {url}"),
             Self::File(p) => format!("file {}", p.display()),
         }
     }
@@ -127,6 +135,7 @@ pub struct Worker {
     default_file: PathBuf,
     options: WorkerOptions,
     links: HashMap<String, mqtt::Link>,
+    hook: webhook::Hook,
     backoff: HashMap<String, Backoff>,
     last_prune: Option<Instant>,
 }
@@ -147,6 +156,7 @@ impl Worker {
         Self {
             store,
             default_file,
+            hook: webhook::Hook::new(options.ack_timeout),
             options,
             links: HashMap::new(),
             backoff: HashMap::new(),
@@ -191,7 +201,7 @@ impl Worker {
                 .or_else(|| default.clone())
                 .map_or_else(
                     || Destination::File(self.default_file.clone()),
-                    Destination::Mqtt,
+                    |c| Destination::Target(c.target),
                 );
             let key = destination.key();
             if self.backoff.get(&key).is_some_and(|b| b.until > now) {
@@ -210,6 +220,7 @@ impl Worker {
                 None => {
                     if self.backoff.remove(&key).is_some() {
                         tracing::info!(destination = %key, "delivery resumed");
+                        self.audit("delivery_resumed", owner.as_deref(), &key, None)?;
                     }
                 }
                 Some(why) => {
@@ -224,6 +235,9 @@ impl Worker {
                         .map_or(self.options.backoff_min, |b| {
                             (b.next * 2).min(self.options.backoff_max)
                         });
+                    if !self.backoff.contains_key(&key) {
+                        self.audit("delivery_failed", owner.as_deref(), &key, Some(&why))?;
+                    }
                     tracing::warn!(
                         destination = %key,
                         owner = owner.as_deref().unwrap_or("(unclaimed devices)"),
@@ -243,6 +257,27 @@ impl Worker {
         Ok(round)
     }
 
+    /// An audit entry for a destination that starts failing or recovers
+    /// (once per change, not per retry).
+    fn audit(
+        &self,
+        kind: &str,
+        owner: Option<&str>,
+        destination: &str,
+        why: Option<&str>,
+    ) -> Result<(), SqlStoreError> {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let owner = owner.map_or_else(|| "unclaimed devices".to_owned(), |o| format!("owner {o}"));
+        let detail = match why {
+            Some(why) => format!("{owner}: {destination}: {why} (retrying with back-off)"),
+            None => format!("{owner}: {destination}"),
+        };
+        self.store
+            .append_audit(nido_store::AuditEntry::new(at, kind, &detail))
+    }
+
     /// Sends `entries` in order; returns the ids confirmed and, if the
     /// batch stopped early, why.
     fn send(
@@ -256,9 +291,13 @@ impl Worker {
                 Ok(()) => (entries.iter().map(|e| e.id).collect(), None),
                 Err(e) => (Vec::new(), Some(format!("{}: {e}", path.display()))),
             },
-            Destination::Mqtt(config) => {
+            Destination::Target(DeliveryTarget::Webhook { url, secret }) => {
+                self.hook
+                    .post(url, secret.as_deref().map(|s| s.as_str()), entries)
+            }
+            Destination::Target(target @ DeliveryTarget::Mqtt { topic_prefix, .. }) => {
                 if !self.links.contains_key(key) {
-                    match mqtt::Link::connect(config, &self.options) {
+                    match mqtt::Link::connect(target, &self.options) {
                         Ok(link) => {
                             self.links.insert(key.to_owned(), link);
                         }
@@ -268,7 +307,7 @@ impl Worker {
                 let Some(link) = self.links.get_mut(key) else {
                     return (Vec::new(), Some("no connection".into()));
                 };
-                link.publish(config, entries, self.options.ack_timeout)
+                link.publish(topic_prefix, entries, self.options.ack_timeout)
             }
         }
     }

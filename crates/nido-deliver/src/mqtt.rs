@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use nido_store::{DeliveryConfig, OutboxEntry};
+use nido_store::{DeliveryTarget, OutboxEntry};
 use rumqttc::{Client, Connection, Event, MqttOptions, Outgoing, Packet, QoS};
 
 use crate::{DeliverError, WorkerOptions, body, topic};
@@ -54,16 +54,28 @@ pub fn check_url(url: &str) -> Result<(), DeliverError> {
 impl Link {
     /// A client for `config`'s broker; it connects at the first publish.
     pub(crate) fn connect(
-        config: &DeliveryConfig,
+        target: &DeliveryTarget,
         options: &WorkerOptions,
     ) -> Result<Self, DeliverError> {
-        let (host, port) = host_port(&config.url)?;
+        let DeliveryTarget::Mqtt {
+            url,
+            username,
+            password,
+            ..
+        } = target
+        else {
+            return Err(DeliverError::Url {
+                url: target.url().to_owned(),
+                why: "not an MQTT destination".into(),
+            });
+        };
+        let (host, port) = host_port(url)?;
         let mut o = MqttOptions::new(options.client_id.clone(), host, port);
         o.set_keep_alive(KEEP_ALIVE);
         o.set_clean_session(true);
         o.set_inflight(u16::try_from(options.batch.clamp(1, 1_000)).unwrap_or(100));
-        if let Some(user) = &config.username {
-            let password = config.password.as_ref().map_or("", |p| p.as_str());
+        if let Some(user) = username {
+            let password = password.as_ref().map_or("", |p| p.as_str());
             o.set_credentials(user.clone(), password);
         }
         let (client, connection) = Client::new(o, options.batch + 16);
@@ -82,7 +94,7 @@ impl Link {
     /// the ids confirmed and, if the batch stopped early, why.
     pub(crate) fn publish(
         &mut self,
-        config: &DeliveryConfig,
+        topic_prefix: &str,
         entries: &[OutboxEntry],
         timeout: Duration,
     ) -> (Vec<i64>, Option<String>) {
@@ -91,7 +103,7 @@ impl Link {
         for e in entries {
             let payload = body(e).to_string().into_bytes();
             if let Err(err) = self.client.try_publish(
-                topic(&config.topic_prefix, &e.device),
+                topic(topic_prefix, &e.device),
                 QoS::AtLeastOnce,
                 false,
                 payload,

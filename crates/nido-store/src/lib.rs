@@ -47,7 +47,9 @@ pub use error::{SqlStoreError, StoreOpenError};
 pub use extras::Release;
 pub use kek::{Kek, KekError};
 pub use open::{Backend, SCHEMA_VERSION};
-pub use outbox::{DELIVERED_KEPT_S, DeliveryConfig, DeliveryStatus, OUTBOX_LIMIT, OutboxEntry};
+pub use outbox::{
+    DELIVERED_KEPT_S, DeliveryConfig, DeliveryStatus, DeliveryTarget, OUTBOX_LIMIT, OutboxEntry,
+};
 pub use records::{
     AuditEntry, BlockedRecord, CrlRecord, DeviceRecord, ManufacturerRecord, ProvisioningRecord,
 };

@@ -124,29 +124,69 @@ pub struct OutboxEntry {
 
 /// Where an owner's devices' data goes (`owner` `None`: the operator's
 /// default, for devices no owner claimed and owners without their own).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryConfig {
     /// The owner, or `None` for the operator's default.
     pub owner: Option<String>,
-    /// `mqtt://HOST:PORT`.
-    pub url: String,
-    /// Topics are `PREFIX/<device serial>/up`.
-    pub topic_prefix: String,
-    /// MQTT user name.
-    pub username: Option<String>,
-    /// MQTT password (sealed in the store; never printed).
-    pub password: Option<zeroize::Zeroizing<String>>,
+    /// The destination.
+    pub target: DeliveryTarget,
 }
 
-impl core::fmt::Debug for DeliveryConfig {
+/// An owner's application: an MQTT broker or a webhook.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DeliveryTarget {
+    /// Publish at QoS 1 to `PREFIX/<device serial>/up`.
+    Mqtt {
+        /// `mqtt://HOST:PORT`.
+        url: String,
+        /// The topic prefix.
+        topic_prefix: String,
+        /// MQTT user name.
+        username: Option<String>,
+        /// MQTT password (sealed in the store; never printed).
+        password: Option<zeroize::Zeroizing<String>>,
+    },
+    /// POST each burst (a TS 29.122 NIDD uplink notification) to `url`.
+    Webhook {
+        /// `http://…` or `https://…`.
+        url: String,
+        /// The HMAC-SHA-256 key of the body's signature (sealed in the
+        /// store; never printed).
+        secret: Option<zeroize::Zeroizing<String>>,
+    },
+}
+
+impl DeliveryTarget {
+    /// The URL.
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Mqtt { url, .. } | Self::Webhook { url, .. } => url,
+        }
+    }
+}
+
+impl core::fmt::Debug for DeliveryTarget {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("DeliveryConfig")
-            .field("owner", &self.owner)
-            .field("url", &self.url)
-            .field("topic_prefix", &self.topic_prefix)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .finish()
+        let redacted = |s: &Option<zeroize::Zeroizing<String>>| s.as_ref().map(|_| "<redacted>");
+        match self {
+            Self::Mqtt {
+                url,
+                topic_prefix,
+                username,
+                password,
+            } => f
+                .debug_struct("Mqtt")
+                .field("url", url)
+                .field("topic_prefix", topic_prefix)
+                .field("username", username)
+                .field("password", &redacted(password))
+                .finish(),
+            Self::Webhook { url, secret } => f
+                .debug_struct("Webhook")
+                .field("url", url)
+                .field("secret", &redacted(secret))
+                .finish(),
+        }
     }
 }
 
@@ -168,6 +208,16 @@ pub struct DeliveryStatus {
     pub last_error: Option<String>,
 }
 
+/// The sealing label of a delivery's secret (a value sealed for one kind
+/// does not open as the other).
+fn secret_label(kind: &str) -> &'static str {
+    if kind == "webhook" {
+        "webhook_secret"
+    } else {
+        "mqtt_password"
+    }
+}
+
 fn owner_key(owner: Option<&str>) -> &str {
     owner.unwrap_or("")
 }
@@ -187,27 +237,42 @@ impl SqlStore {
     /// set).
     pub fn set_delivery(&self, config: &DeliveryConfig) -> Result<(), SqlStoreError> {
         let owner = owner_key(config.owner.as_deref()).to_owned();
-        let password = config
-            .password
+        let (kind, url, prefix, username, secret) = match &config.target {
+            DeliveryTarget::Mqtt {
+                url,
+                topic_prefix,
+                username,
+                password,
+            } => (
+                "mqtt",
+                url,
+                topic_prefix.as_str(),
+                username.as_deref(),
+                password,
+            ),
+            DeliveryTarget::Webhook { url, secret } => ("webhook", url, "", None, secret),
+        };
+        let sealed = secret
             .as_ref()
-            .map(|p| self.sealer.seal("mqtt_password", &owner, p.as_bytes()))
+            .map(|p| self.sealer.seal(secret_label(kind), &owner, p.as_bytes()))
             .transpose()?;
         let now = to_i64(now_unix(), "time")?;
         self.run(async {
             on_pool!(self, |p, _begin| {
                 sqlx::query(
                     "INSERT INTO delivery (owner, kind, url, topic_prefix, username, \
-                     password_enc, updated_at) VALUES ($1, 'mqtt', $2, $3, $4, $5, $6) \
+                     password_enc, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                      ON CONFLICT (owner) DO UPDATE SET kind = excluded.kind, \
                      url = excluded.url, topic_prefix = excluded.topic_prefix, \
                      username = excluded.username, password_enc = excluded.password_enc, \
                      updated_at = excluded.updated_at",
                 )
                 .bind(&owner)
-                .bind(&config.url)
-                .bind(&config.topic_prefix)
-                .bind(config.username.as_deref())
-                .bind(password.as_deref())
+                .bind(kind)
+                .bind(url)
+                .bind(prefix)
+                .bind(username)
+                .bind(sealed.as_deref())
                 .bind(now)
                 .execute(p)
                 .await?;
@@ -218,35 +283,53 @@ impl SqlStore {
 
     /// Every delivery set, the operator's default first.
     pub fn deliveries(&self) -> Result<Vec<DeliveryConfig>, SqlStoreError> {
-        type Row = (String, String, String, Option<String>, Option<Vec<u8>>);
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<Vec<u8>>,
+        );
         let rows: Vec<Row> = self.run(async {
             on_pool!(self, |p, _begin| {
                 Ok(sqlx::query_as(
-                    "SELECT owner, url, topic_prefix, username, password_enc FROM delivery \
-                     ORDER BY owner",
+                    "SELECT owner, kind, url, topic_prefix, username, password_enc \
+                     FROM delivery ORDER BY owner",
                 )
                 .fetch_all(p)
                 .await?)
             })
         })?;
         rows.into_iter()
-            .map(|(owner, url, topic_prefix, username, password)| {
-                let password = password
+            .map(|(owner, kind, url, topic_prefix, username, sealed)| {
+                let secret = sealed
                     .map(|sealed| {
-                        let clear = self.sealer.open("mqtt_password", &owner, &sealed)?;
+                        let clear = self.sealer.open(secret_label(&kind), &owner, &sealed)?;
                         String::from_utf8(clear.to_vec())
                             .map(zeroize::Zeroizing::new)
                             .map_err(|_| {
-                                SqlStoreError::Corrupt(format!("MQTT password of {owner:?}"))
+                                SqlStoreError::Corrupt(format!("delivery secret of {owner:?}"))
                             })
                     })
                     .transpose()?;
+                let target = match kind.as_str() {
+                    "mqtt" => DeliveryTarget::Mqtt {
+                        url,
+                        topic_prefix,
+                        username,
+                        password: secret,
+                    },
+                    "webhook" => DeliveryTarget::Webhook { url, secret },
+                    other => {
+                        return Err(SqlStoreError::Corrupt(format!(
+                            "delivery of {owner:?}: kind {other:?}"
+                        )));
+                    }
+                };
                 Ok(DeliveryConfig {
                     owner: owner_of(owner),
-                    url,
-                    topic_prefix,
-                    username,
-                    password,
+                    target,
                 })
             })
             .collect()

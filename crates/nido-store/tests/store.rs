@@ -1871,27 +1871,45 @@ fn outbox_numbers_bounds_and_delivers(s: &mut SqlStore) {
 /// Where owners' data goes: set, replaced, the password sealed and never
 /// in Debug.
 fn delivery_configs_are_kept_sealed(s: &mut SqlStore) {
-    let mut default = nido_store::DeliveryConfig {
-        owner: None,
+    use nido_store::{DeliveryConfig, DeliveryTarget};
+    let mqtt = |prefix: &str| DeliveryTarget::Mqtt {
         url: "mqtt://127.0.0.1:1883".into(),
-        topic_prefix: "nido".into(),
+        topic_prefix: prefix.into(),
         username: None,
         password: None,
     };
+    let mut default = DeliveryConfig {
+        owner: None,
+        target: mqtt("nido"),
+    };
     s.set_delivery(&default).unwrap();
-    let acme = nido_store::DeliveryConfig {
+    let acme = DeliveryConfig {
         owner: Some("acme".into()),
-        url: "mqtt://broker.acme:1883".into(),
-        topic_prefix: "acme/devices".into(),
-        username: Some("acme".into()),
-        password: Some(Zeroizing::new("hunter2-secret".into())),
+        target: DeliveryTarget::Mqtt {
+            url: "mqtt://broker.acme:1883".into(),
+            topic_prefix: "acme/devices".into(),
+            username: Some("acme".into()),
+            password: Some(Zeroizing::new("hunter2-secret".into())),
+        },
     };
     s.set_delivery(&acme).unwrap();
-    default.topic_prefix = "ops".into();
+    let beta = DeliveryConfig {
+        owner: Some("beta".into()),
+        target: DeliveryTarget::Webhook {
+            url: "https://beta.example/nidd".into(),
+            secret: Some(Zeroizing::new("webhook-key-7".into())),
+        },
+    };
+    s.set_delivery(&beta).unwrap();
+    default.target = mqtt("ops");
     s.set_delivery(&default).unwrap();
     let got = s.deliveries().unwrap();
-    assert_eq!(got, [default, acme.clone()]);
-    assert!(!format!("{got:?}").contains("hunter2"), "{got:?}");
+    assert_eq!(got, [default, acme.clone(), beta]);
+    let shown = format!("{got:?}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("webhook-key"),
+        "{shown}"
+    );
 }
 
 #[test]

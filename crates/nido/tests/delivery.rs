@@ -23,6 +23,11 @@
 //!   device sent it again when the killed serve's SERVICE ACCEPT never
 //!   came); nothing else;
 //! - `nido network delivery status` shows nothing pending.
+//!
+//! The webhook test does the same with a receiver written in Python
+//! (`http.server`, `hmac`: an independent HTTP server and HMAC) that
+//! answers 500 for its first seconds, then 200, and checks each body's
+//! signature.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
 
@@ -346,4 +351,195 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
     }
     drop(serve);
     drop(mosquitto);
+}
+
+/// The owner's webhook: Python's http.server, answering 500 for the first
+/// `fail_s` seconds after the first request, then 200; each request is
+/// written to `out` with its answer and whether its signature checked.
+const RECEIVER: &str = r#"
+import hashlib, hmac, http.server, json, sys, time
+port_file, out, secret, fail_s = sys.argv[1:5]
+first = []
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if not first:
+            first.append(time.time())
+        code = 500 if time.time() - first[0] < float(fail_s) else 200
+        want = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        sig_ok = hmac.compare_digest(self.headers.get("X-Nido-Signature", ""), want)
+        with open(out, "a") as f:
+            f.write(json.dumps({"code": code, "sig_ok": sig_ok,
+                                "key": self.headers.get("Idempotency-Key"),
+                                "body": json.loads(body)}) + "\n")
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(server.server_address[1]))
+import os; os.rename(port_file + ".tmp", port_file)
+server.serve_forever()
+"#;
+
+#[test]
+fn bursts_reach_the_owners_webhook_through_a_failing_receiver() {
+    let test = "bursts_reach_the_owners_webhook_through_a_failing_receiver";
+    if !nido_testkit::slow_tier(test) {
+        return;
+    }
+    if nido_testkit::tool(test, "python3").is_none() {
+        return;
+    }
+    const HOOK_DEVICES: usize = 20;
+    const HOOK_BURSTS: u32 = 2;
+    let s = Scratch::new("delivery-webhook");
+    let d = &s.0;
+    let (listen, _realm) = manufacturer_and_network_on(d, HOOK_DEVICES, None);
+    let port_file = d.join("hook.port");
+    let out = d.join("hook.jsonl");
+    let secret = "webhook-test-key";
+    let _receiver = Reaper(
+        Command::new("python3")
+            .args(["-c", RECEIVER])
+            .arg(&port_file)
+            .arg(&out)
+            .args([secret, "4"])
+            .stderr(Stdio::from(
+                std::fs::File::create(d.join("hook.err")).unwrap(),
+            ))
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let port = loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "the receiver did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::fs::write(d.join("hook.secret"), format!("{secret}\n")).unwrap();
+    ok(
+        &[
+            "network",
+            "delivery",
+            "set",
+            "--dir",
+            "net",
+            "--webhook",
+            &format!("http://127.0.0.1:{port}/nidd"),
+            "--secret-file",
+            "hook.secret",
+        ],
+        d,
+    );
+    let log = d.join("network.log");
+    let _serve = Reaper(spawn(
+        &["network", "serve", "--dir", "net", "--clone-window", "2"],
+        d,
+        &log,
+    ));
+    wait_for_log(&log, "serving", Duration::from_secs(30));
+    let sim = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .args(["sim", "--network", &listen, "--factory", "factory"])
+        .args(["--bursts", &HOOK_BURSTS.to_string(), "--burst-every", "1"])
+        .args(["--timeout", "120", "--json", "--idle-after", "0"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+
+    // Every burst is accepted (200) once the receiver recovers.
+    let want = HOOK_DEVICES * HOOK_BURSTS as usize;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let records = loop {
+        let records = json_lines(&std::fs::read_to_string(&out).unwrap_or_default());
+        let accepted: BTreeSet<(String, u32)> = records
+            .iter()
+            .filter(|r| r["code"] == 200)
+            .map(|r| {
+                (
+                    r["body"]["nido"]["serial"].as_str().unwrap().to_owned(),
+                    burst_number(&r["body"]),
+                )
+            })
+            .collect();
+        if accepted.len() >= want {
+            break records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {want} bursts accepted:\n{}",
+            accepted.len(),
+            ok(&["network", "delivery", "status", "--dir", "net"], d)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let refused = records.iter().filter(|r| r["code"] == 500).count();
+    assert!(
+        refused > 0,
+        "the receiver never failed: the test proves nothing"
+    );
+    let mut accepted_seqs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for r in &records {
+        assert_eq!(
+            r["sig_ok"], true,
+            "a body whose signature did not check: {r}"
+        );
+        let b = &r["body"]["nido"];
+        assert_eq!(
+            r["key"],
+            format!("{}/{}", b["device"].as_str().unwrap(), b["seq"]).as_str(),
+            "{r}"
+        );
+        assert_eq!(r["body"]["data"], b["data"], "{r}");
+        if r["code"] == 200 {
+            accepted_seqs
+                .entry(b["serial"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(b["seq"].as_u64().unwrap());
+        }
+    }
+    for (serial, seqs) in &accepted_seqs {
+        let mut dedup = seqs.clone();
+        dedup.dedup();
+        assert!(
+            dedup.windows(2).all(|w| w[0] < w[1]),
+            "{serial}: accepted out of order: {seqs:?}"
+        );
+    }
+    eprintln!(
+        "{} requests for {want} bursts: {refused} answered 500, {} accepted",
+        records.len(),
+        records.len() - refused
+    );
+    let status = json_lines(&ok(
+        &["network", "delivery", "status", "--dir", "net", "--json"],
+        d,
+    ));
+    assert!(status.iter().all(|s| s["pending"] == 0), "{status:?}");
+    // The outage and the recovery are in the audit trail, once each.
+    let audit = json_lines(&ok(&["network", "audit", "--dir", "net", "--json"], d));
+    let kinds: Vec<&str> = audit
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .filter(|k| k.starts_with("delivery_"))
+        .collect();
+    assert_eq!(kinds, ["delivery_failed", "delivery_resumed"], "{audit:?}");
+    let failed = audit
+        .iter()
+        .find(|e| e["kind"] == "delivery_failed")
+        .unwrap();
+    assert!(
+        failed["detail"].as_str().unwrap().contains("HTTP 500"),
+        "{failed}"
+    );
 }

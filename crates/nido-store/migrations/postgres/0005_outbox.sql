@@ -31,8 +31,9 @@ CREATE INDEX outbox_pending ON outbox (owner, id) WHERE status = 'pending';
 CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE status = 'delivered';
 
 -- Where an owner's devices' data goes; owner '' is the operator's default
--- (devices no owner claimed, owners without their own). kind: mqtt.
--- password_enc: the MQTT password sealed under the KEK.
+-- (devices no owner claimed, owners without their own). kind: mqtt or
+-- webhook; topic_prefix is '' for a webhook. password_enc: the MQTT
+-- password or the webhook's HMAC key, sealed under the KEK.
 CREATE TABLE delivery (
     owner        TEXT PRIMARY KEY,
     kind         TEXT NOT NULL,

@@ -1,4 +1,5 @@
-//! Where devices' data goes (issue #14): `nido owner delivery` (one
+//! Where devices' data goes (issue #14): an MQTT broker or a webhook (one
+//! per owner: setting one replaces the other). `nido owner delivery` (one
 //! owner's devices), `nido network delivery set` (the operator's default,
 //! for devices no owner claimed and owners without their own) and `nido
 //! network delivery status`. `nido network serve`'s delivery worker
@@ -9,30 +10,40 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use nido_store::DeliveryConfig;
+use nido_store::{DeliveryConfig, DeliveryTarget};
 use zeroize::Zeroizing;
 
 use super::network::{DirArg, open};
 
-/// An MQTT destination.
+/// A destination: an MQTT broker or a webhook.
 #[derive(Args)]
 pub(crate) struct MqttArgs {
     /// The broker, mqtt://HOST:PORT. Each burst is published at QoS 1 to
     /// PREFIX/<device serial>/up as JSON (device, serial, owner, supi, psi,
     /// seq, at, at_ms, data in base64), and counts as delivered only once
     /// the broker acknowledged it (PUBACK).
-    #[arg(long, value_name = "URL")]
-    mqtt: String,
-    /// The topic prefix.
+    #[arg(long, value_name = "URL", required_unless_present = "webhook")]
+    mqtt: Option<String>,
+    /// The topic prefix (with --mqtt).
     #[arg(long, default_value = "nido", value_name = "P")]
     topic_prefix: String,
     /// MQTT user name.
-    #[arg(long, requires = "password_file")]
+    #[arg(long, requires = "password_file", requires = "mqtt")]
     username: Option<String>,
     /// The file holding the MQTT password (`-`: standard input); stored
     /// sealed under the network's key-encryption key.
     #[arg(long, value_name = "FILE|-", requires = "username")]
     password_file: Option<PathBuf>,
+    /// A webhook, http(s)://…: each burst is POSTed as a TS 29.122 NIDD
+    /// uplink data notification (niddTransaction, externalId, data in
+    /// base64, and nido's fields under "nido"), with `Idempotency-Key:
+    /// <device>/<seq>`; only a 2xx answer counts as delivered.
+    #[arg(long, value_name = "URL", conflicts_with = "mqtt")]
+    webhook: Option<String>,
+    /// The file holding the webhook's HMAC key (`-`: standard input): each
+    /// body is signed, `X-Nido-Signature: sha256=<hex HMAC-SHA-256>`.
+    #[arg(long, value_name = "FILE|-", requires = "webhook")]
+    secret_file: Option<PathBuf>,
 }
 
 /// `nido owner delivery`.
@@ -77,35 +88,69 @@ pub(crate) struct StatusArgs {
 }
 
 fn config(owner: Option<String>, a: &MqttArgs) -> Result<DeliveryConfig> {
-    nido_deliver::check_url(&a.mqtt).map_err(|e| anyhow::anyhow!("--mqtt: {e}"))?;
-    if a.topic_prefix.is_empty() || a.topic_prefix.contains(['+', '#']) {
-        bail!(
-            "--topic-prefix {:?}: must be non-empty, without + or #",
-            a.topic_prefix
-        );
-    }
-    let password = a.password_file.as_deref().map(read_password).transpose()?;
-    Ok(DeliveryConfig {
-        owner,
-        url: a.mqtt.clone(),
-        topic_prefix: a.topic_prefix.trim_end_matches('/').to_owned(),
-        username: a.username.clone(),
-        password,
-    })
+    let target = if let Some(url) = &a.webhook {
+        nido_deliver::check_webhook_url(url).map_err(|e| anyhow::anyhow!("--webhook: {e}"))?;
+        DeliveryTarget::Webhook {
+            url: url.clone(),
+            secret: a
+                .secret_file
+                .as_deref()
+                .map(|f| read_secret(f, "--secret-file"))
+                .transpose()?,
+        }
+    } else if let Some(url) = &a.mqtt {
+        nido_deliver::check_url(url).map_err(|e| anyhow::anyhow!("--mqtt: {e}"))?;
+        if a.topic_prefix.is_empty() || a.topic_prefix.contains(['+', '#']) {
+            bail!(
+                "--topic-prefix {:?}: must be non-empty, without + or #",
+                a.topic_prefix
+            );
+        }
+        DeliveryTarget::Mqtt {
+            url: url.clone(),
+            topic_prefix: a.topic_prefix.trim_end_matches('/').to_owned(),
+            username: a.username.clone(),
+            password: a
+                .password_file
+                .as_deref()
+                .map(|f| read_secret(f, "--password-file"))
+                .transpose()?,
+        }
+    } else {
+        bail!("give --mqtt URL or --webhook URL");
+    };
+    Ok(DeliveryConfig { owner, target })
 }
 
-/// The password in `file` (one line), or standard input for `-`.
-fn read_password(file: &std::path::Path) -> Result<Zeroizing<String>> {
+/// What a delivery set means, for the confirmation line.
+fn describe(c: &DeliveryConfig) -> String {
+    match &c.target {
+        DeliveryTarget::Mqtt {
+            url, topic_prefix, ..
+        } => format!("{url} under {topic_prefix}/<serial>/up"),
+        DeliveryTarget::Webhook { url, secret } => format!(
+            "webhook {url}{}",
+            if secret.is_some() {
+                " (signed)"
+            } else {
+                " (unsigned)"
+            }
+        ),
+    }
+}
+
+/// The secret in `file` (one line), or standard input for `-`.
+fn read_secret(file: &std::path::Path, flag: &str) -> Result<Zeroizing<String>> {
     use std::io::Read;
     let mut text = Zeroizing::new(String::new());
     if file.as_os_str() == "-" {
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|e| anyhow::anyhow!("--password-file -: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("{flag} -: {e}"))?;
     } else {
         std::fs::File::open(file)
             .and_then(|mut f| f.read_to_string(&mut text))
-            .map_err(|e| anyhow::anyhow!("--password-file {}: {e}", file.display()))?;
+            .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", file.display()))?;
     }
     Ok(Zeroizing::new(
         text.trim_end_matches(['\r', '\n']).to_owned(),
@@ -122,12 +167,7 @@ pub(crate) fn owner(a: &OwnerDeliveryArgs) -> Result<()> {
     }
     let c = config(Some(a.owner.clone()), &a.mqtt)?;
     store.set_delivery(&c)?;
-    outln!(
-        "data of {}'s devices goes to {} under {}/<serial>/up",
-        a.owner,
-        c.url,
-        c.topic_prefix
-    );
+    outln!("data of {}'s devices goes to {}", a.owner, describe(&c));
     Ok(())
 }
 
@@ -138,9 +178,8 @@ pub(crate) fn network(cmd: &NetworkDelivery) -> Result<()> {
             let c = config(None, &a.mqtt)?;
             store.set_delivery(&c)?;
             outln!(
-                "data of unclaimed devices (and of owners without a delivery) goes to {} under {}/<serial>/up",
-                c.url,
-                c.topic_prefix
+                "data of unclaimed devices (and of owners without a delivery) goes to {}",
+                describe(&c)
             );
             Ok(())
         }
@@ -157,7 +196,7 @@ fn status(a: &StatusArgs) -> Result<()> {
             .iter()
             .find(|c| c.owner.as_deref() == owner)
             .or_else(|| configs.iter().find(|c| c.owner.is_none()))
-            .map_or_else(|| "uplink.jsonl".to_owned(), |c| c.url.clone())
+            .map_or_else(|| "uplink.jsonl".to_owned(), |c| c.target.url().to_owned())
     };
     if !a.json {
         outln!(

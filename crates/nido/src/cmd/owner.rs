@@ -41,8 +41,9 @@ pub(crate) enum OwnerCmd {
     /// with a client certificate.
     Credentials(CredentialsArgs),
     /// Sets where the owner's devices' data goes: an MQTT broker (topic
-    /// PREFIX/<device serial>/up, QoS 1, at least once, in order per
-    /// device). `nido network serve` picks it up without a restart.
+    /// PREFIX/<device serial>/up, QoS 1) or a webhook (HMAC-signed NIDD
+    /// notifications); at least once, in order per device. `nido network
+    /// serve` picks it up without a restart.
     Delivery(super::delivery::OwnerDeliveryArgs),
 }
 
