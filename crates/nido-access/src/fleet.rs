@@ -52,6 +52,9 @@ pub struct FleetReport {
     pub failed: usize,
     /// Bursts sent.
     pub bursts_sent: u64,
+    /// Downlink data the devices received from their owners' applications
+    /// (DL NAS TRANSPORT after a burst).
+    pub downlinks_received: u64,
     /// Wall time until every device was active or failed (or the timeout).
     pub elapsed: Duration,
     /// Per-device time from power-on to active, in arrival order.
@@ -197,6 +200,10 @@ pub fn run_fleet(
                     ..
                 } => Some(2),
                 DeviceEvent::BurstSent { .. } => Some(3),
+                DeviceEvent::Downlink { .. } => {
+                    report.downlinks_received += 1;
+                    None
+                }
                 DeviceEvent::Rejected {
                     message: RejectMessage::RegistrationReject,
                     cause: Cause::CONGESTION,

@@ -11,6 +11,9 @@
 //! - without any delivery set, `uplink.jsonl` in the network directory (one
 //!   JSON body per line), where the network put data before issue #14.
 //!
+//! And back: [`downlink`] takes what applications publish to
+//! `PREFIX/<serial>/down` to the devices.
+//!
 //! # Invariants
 //! - **At least once.** An entry is marked delivered only once its
 //!   destination confirmed it: the broker's PUBACK for that very publish
@@ -32,6 +35,7 @@
 //!   `Debug`.
 
 mod body;
+pub mod downlink;
 mod mqtt;
 mod webhook;
 
@@ -53,6 +57,9 @@ pub enum DeliverError {
     /// The network's store.
     #[error("store: {0}")]
     Store(#[from] SqlStoreError),
+    /// A store handle could not be opened.
+    #[error("store: {0}")]
+    Open(String),
     /// A delivery URL nido cannot use.
     #[error("delivery URL {url:?}: {why}")]
     Url {

@@ -24,7 +24,7 @@ pub(crate) struct Link {
 }
 
 /// `mqtt://HOST:PORT` (port 1883 when absent).
-fn host_port(url: &str) -> Result<(String, u16), DeliverError> {
+pub(crate) fn host_port(url: &str) -> Result<(String, u16), DeliverError> {
     let bad = |why: &str| DeliverError::Url {
         url: url.to_owned(),
         why: why.to_owned(),

@@ -113,6 +113,19 @@ pub enum NetworkEvent {
         /// Octets.
         bytes: usize,
     },
+    /// Downlink data of the owner's application was sent to the device
+    /// (DL NAS TRANSPORT, integrity protected and ciphered), right after
+    /// one of its bursts.
+    DownlinkSent {
+        /// The subscription.
+        supi: Supi,
+        /// The device (`MANUFACTURER/SERIAL`).
+        device: String,
+        /// The application's reference ([`crate::Downlink::id`]).
+        id: i64,
+        /// Octets.
+        bytes: usize,
+    },
     /// Traffic an onboarding UE may not send was refused (onboarding
     /// restrictions: only the PVS is reachable).
     RestrictedTrafficRefused {

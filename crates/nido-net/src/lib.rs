@@ -52,7 +52,7 @@ pub mod udm;
 pub use amf::{AaaAnswer, AaaRequest, ConnectionId, Network, NetworkConfig, Transmit};
 pub use events::NetworkEvent;
 pub use nido_pki::DeviceId;
-pub use sink::{ApplicationSink, CountingSink, MemorySink, Uplink};
+pub use sink::{ApplicationSink, CountingSink, Downlink, DownlinkQueue, MemorySink, Uplink};
 pub use stage::Stage;
 
 pub use store::{

@@ -23,11 +23,86 @@ pub struct Uplink {
     pub at: SystemTime,
 }
 
+/// Data an owner's application sent to a device (issue #14), waiting for
+/// the device to be reachable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downlink {
+    /// The application's reference (the network's downlink store row).
+    pub id: i64,
+    /// The data.
+    pub data: Vec<u8>,
+}
+
 /// The application side of control plane data (design doc phase D): the
-/// AMF hands every verified, deciphered burst to it.
+/// AMF hands every verified, deciphered burst to it, and takes from it
+/// what the application sent the device (mobile-terminated data follows
+/// mobile-originated data: a device in power saving is reachable right
+/// after its burst).
 pub trait ApplicationSink: Send {
     /// Delivers one burst.
     fn deliver(&mut self, uplink: Uplink);
+
+    /// Takes the downlink data waiting for `device` (its
+    /// `MANUFACTURER/SERIAL`), oldest first. The default has none.
+    fn take_downlinks(&mut self, device: &str) -> Vec<Downlink> {
+        let _ = device;
+        Vec::new()
+    }
+}
+
+/// Downlink data waiting per device, shared by the network's shards and
+/// the driver that fills it (`nido network serve`'s downlink poller); a
+/// sink that counts uplink bursts.
+#[derive(Debug, Clone, Default)]
+pub struct DownlinkQueue {
+    waiting: Arc<Mutex<std::collections::HashMap<String, std::collections::VecDeque<Downlink>>>>,
+    uplinks: CountingSink,
+}
+
+impl DownlinkQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues `downlink` for `device`, unless a downlink of that id waits
+    /// already.
+    pub fn push(&self, device: &str, downlink: Downlink) {
+        if let Ok(mut waiting) = self.waiting.lock() {
+            let q = waiting.entry(device.to_owned()).or_default();
+            if !q.iter().any(|d| d.id == downlink.id) {
+                q.push_back(downlink);
+            }
+        }
+    }
+
+    /// How many downlinks wait.
+    pub fn len(&self) -> usize {
+        self.waiting
+            .lock()
+            .map(|w| w.values().map(std::collections::VecDeque::len).sum())
+            .unwrap_or(0)
+    }
+
+    /// Whether none waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl ApplicationSink for DownlinkQueue {
+    fn deliver(&mut self, uplink: Uplink) {
+        self.uplinks.deliver(uplink);
+    }
+
+    fn take_downlinks(&mut self, device: &str) -> Vec<Downlink> {
+        self.waiting
+            .lock()
+            .ok()
+            .and_then(|mut w| w.remove(device))
+            .map(Vec::from)
+            .unwrap_or_default()
+    }
 }
 
 /// A sink that keeps everything in memory; clones share the same list.

@@ -49,6 +49,7 @@ pub use kek::{Kek, KekError};
 pub use open::{Backend, SCHEMA_VERSION};
 pub use outbox::{
     DELIVERED_KEPT_S, DeliveryConfig, DeliveryStatus, DeliveryTarget, OUTBOX_LIMIT, OutboxEntry,
+    PendingDownlink,
 };
 pub use records::{
     AuditEntry, BlockedRecord, CrlRecord, DeviceRecord, ManufacturerRecord, ProvisioningRecord,

@@ -480,3 +480,140 @@ impl SqlStore {
             .collect()
     }
 }
+
+/// Downlink data an owner's application sent a device, not yet sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDownlink {
+    /// The row (the application's reference).
+    pub id: i64,
+    /// The device identity, `MANUFACTURER/SERIAL`.
+    pub device: String,
+    /// The data.
+    pub data: Vec<u8>,
+}
+
+/// `serial` for a LIKE pattern: `\`, `%` and `_` taken literally.
+fn like_literal(serial: &str) -> String {
+    let mut out = String::with_capacity(serial.len() + 2);
+    for c in serial.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl SqlStore {
+    /// The devices (`MANUFACTURER/SERIAL`) with a subscription whose serial
+    /// is `serial`, with their owners (one per enrolled manufacturer that
+    /// has such a device).
+    pub fn devices_with_serial(
+        &self,
+        serial: &str,
+    ) -> Result<Vec<(String, Option<String>)>, SqlStoreError> {
+        let pattern = format!("%/{}", like_literal(serial));
+        let rows: Vec<(String, Option<String>)> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(
+                    "SELECT device, owner FROM subscriptions WHERE device LIKE $1 ESCAPE '\\' \
+                     ORDER BY device",
+                )
+                .bind(&pattern)
+                .fetch_all(p)
+                .await?)
+            })
+        })?;
+        // LIKE's % could span a '/': keep the exact serial only.
+        Ok(rows
+            .into_iter()
+            .filter(|(d, _)| d.split_once('/').is_some_and(|(_, s)| s == serial))
+            .collect())
+    }
+
+    /// Keeps downlink data for `device` (durable when it returns); its id.
+    pub fn enqueue_downlink(
+        &self,
+        device: &str,
+        owner: Option<&str>,
+        data: &[u8],
+    ) -> Result<i64, SqlStoreError> {
+        let now = to_i64(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            "time",
+        )?;
+        let (id,): (i64,) = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(
+                    "INSERT INTO downlink (device, owner, data, received_ms) \
+                     VALUES ($1, $2, $3, $4) RETURNING id",
+                )
+                .bind(device)
+                .bind(owner_key(owner))
+                .bind(data)
+                .bind(now)
+                .fetch_one(p)
+                .await?)
+            })
+        })?;
+        Ok(id)
+    }
+
+    /// Pending downlinks with an id above `after`, oldest first.
+    pub fn pending_downlinks(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingDownlink>, SqlStoreError> {
+        let limit = to_i64(limit as u64, "limit")?;
+        let rows: Vec<(i64, String, Vec<u8>)> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(
+                    "SELECT id, device, data FROM downlink WHERE status = 'pending' \
+                     AND id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(p)
+                .await?)
+            })
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, device, data)| PendingDownlink { id, device, data })
+            .collect())
+    }
+
+    /// Marks downlinks sent; returns (id, device, owner) of those that were
+    /// pending.
+    pub fn mark_downlinks_sent(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<(i64, String, Option<String>)>, SqlStoreError> {
+        let now = to_i64(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            "time",
+        )?;
+        let mut out = Vec::new();
+        for id in ids {
+            let row: Option<(i64, String, String)> = self.run(async {
+                on_pool!(self, |p, _begin| {
+                    Ok(sqlx::query_as(
+                        "UPDATE downlink SET status = 'sent', sent_ms = $1 \
+                         WHERE id = $2 AND status = 'pending' RETURNING id, device, owner",
+                    )
+                    .bind(now)
+                    .bind(*id)
+                    .fetch_optional(p)
+                    .await?)
+                })
+            })?;
+            out.extend(row.map(|(id, d, o)| (id, d, owner_of(o))));
+        }
+        Ok(out)
+    }
+}

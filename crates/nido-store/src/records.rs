@@ -136,6 +136,17 @@ impl AuditEntry {
                 e.supi = Some(supi.to_string());
                 e.detail = format!("{bytes} octets");
             }
+            NetworkEvent::DownlinkSent {
+                supi,
+                device,
+                id,
+                bytes,
+            } => {
+                e.kind = "downlink_sent".into();
+                e.supi = Some(supi.to_string());
+                e.device = Some(device.clone());
+                e.detail = format!("downlink {id}: {bytes} octets");
+            }
             NetworkEvent::RestrictedTrafficRefused { conn, what } => {
                 e.kind = "restricted_traffic_refused".into();
                 e.detail = format!("{conn}: {what}");

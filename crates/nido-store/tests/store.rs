@@ -1912,12 +1912,53 @@ fn delivery_configs_are_kept_sealed(s: &mut SqlStore) {
     );
 }
 
+/// Downlinks: a serial names the device (LIKE's wildcards taken
+/// literally), kept until marked sent, listed after an id.
+fn downlinks_wait_until_sent(s: &mut SqlStore) {
+    let mut a = sub("DEV-1", 1, 1);
+    a.owner = Some("acme".into());
+    s.put_subscription(a).unwrap();
+    s.put_subscription(sub("DEVX1", 2, 2)).unwrap();
+    assert_eq!(
+        s.devices_with_serial("DEV-1").unwrap(),
+        [("Acme/DEV-1".to_owned(), Some("acme".to_owned()))]
+    );
+    // A topic is an attacker's input: its wildcards are literal.
+    assert!(s.devices_with_serial("DEV_1").unwrap().is_empty());
+    assert_eq!(
+        s.devices_with_serial("DEVX1").unwrap(),
+        [("Acme/DEVX1".to_owned(), None)]
+    );
+    assert!(s.devices_with_serial("DEV%").unwrap().is_empty());
+    let one = s
+        .enqueue_downlink("Acme/DEV-1", Some("acme"), b"led=on")
+        .unwrap();
+    let two = s.enqueue_downlink("Acme/DEVX1", None, b"reboot").unwrap();
+    let pending = s.pending_downlinks(0, 10).unwrap();
+    assert_eq!(pending.len(), 2);
+    assert_eq!(pending[0].data, b"led=on");
+    assert_eq!(s.pending_downlinks(one, 10).unwrap()[0].id, two);
+    let sent = s.mark_downlinks_sent(&[one, one]).unwrap();
+    assert_eq!(
+        sent,
+        [(one, "Acme/DEV-1".to_owned(), Some("acme".to_owned()))]
+    );
+    let left: Vec<i64> = s
+        .pending_downlinks(0, 10)
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(left, [two]);
+}
+
 #[test]
 fn outbox_on_sqlite() {
     let dir = TempDir::new();
     let mut s = open_sql(&dir.db());
     outbox_numbers_bounds_and_delivers(&mut s);
     delivery_configs_are_kept_sealed(&mut s);
+    downlinks_wait_until_sent(&mut s);
 }
 
 #[test]
@@ -1928,4 +1969,5 @@ fn outbox_on_postgres() {
     let mut s = open_sql(&db.url());
     outbox_numbers_bounds_and_delivers(&mut s);
     delivery_configs_are_kept_sealed(&mut s);
+    downlinks_wait_until_sent(&mut s);
 }

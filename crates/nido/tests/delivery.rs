@@ -22,7 +22,12 @@
 //!   a failure: at least once) and the same burst under a new `seq` (the
 //!   device sent it again when the killed serve's SERVICE ACCEPT never
 //!   came); nothing else;
-//! - `nido network delivery status` shows nothing pending.
+//! - `nido network delivery status` shows nothing pending;
+//! - a command the owner published (`mosquitto_pub` to
+//!   `fleet/<serial>/down`) while bursts flowed was kept by the network
+//!   (`queued` on `fleet/<serial>/down/ack`), reached its device after one
+//!   of its bursts (the sim's `downlinks_received`) and was reported
+//!   `sent`.
 //!
 //! The webhook test does the same with a receiver written in Python
 //! (`http.server`, `hmac`: an independent HTTP server and HMAC) that
@@ -61,7 +66,7 @@ fn broker(d: &Path, port: u16) -> Child {
     std::fs::write(
         &conf,
         format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
+            "listener {port} 127.0.0.1\nallow_anonymous true\nlog_type all\npersistence true\npersistence_location {}/\n",
             d.join("broker").display()
         ),
     )
@@ -103,6 +108,20 @@ fn received(path: &Path) -> Vec<(String, Value)> {
             let (topic, body) = l.split_once(' ')?;
             let serial = topic.strip_prefix("fleet/")?.strip_suffix("/up")?;
             Some((serial.to_owned(), serde_json::from_str(body).ok()?))
+        })
+        .collect()
+}
+
+/// The serials whose `down/ack` said `status`.
+fn acks(path: &Path, status: &str) -> BTreeSet<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (topic, body) = l.split_once(' ')?;
+            let serial = topic.strip_prefix("fleet/")?.strip_suffix("/down/ack")?;
+            let body: Value = serde_json::from_str(body).ok()?;
+            (body["status"] == status).then(|| serial.to_owned())
         })
         .collect()
 }
@@ -154,16 +173,8 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
     let _sub = Reaper(
         Command::new("mosquitto_sub")
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-            .args([
-                "-t",
-                "fleet/+/up",
-                "-q",
-                "1",
-                "-c",
-                "-i",
-                "nido-test-owner",
-                "-v",
-            ])
+            .args(["-t", "fleet/+/up", "-t", "fleet/+/down/ack", "-q", "1"])
+            .args(["-c", "-i", "nido-test-owner", "-v"])
             .stdout(Stdio::from(std::fs::File::create(&sub_out).unwrap()))
             .stderr(Stdio::from(
                 std::fs::File::create(d.join("sub.err")).unwrap(),
@@ -218,8 +229,33 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
             .unwrap(),
     );
 
-    // The broker goes away while bursts flow, and comes back.
+    // Bursts flow: the owner sends each device a command, then the broker
+    // goes away, and comes back.
     wait_for_messages(&sub_out, 15, Duration::from_secs(150));
+    for n in 1..=DEVICES {
+        let serial = format!("ACMESENS-{n:010}");
+        let sent = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+            .args([
+                "-t",
+                &format!("fleet/{serial}/down"),
+                "-m",
+                &format!("cmd={serial}"),
+            ])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "mosquitto_pub");
+    }
+    // Kept by the network (acknowledged `queued`) before the outage.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acks(&sub_out, "queued").len() < DEVICES {
+        assert!(
+            Instant::now() < deadline,
+            "{} downlinks queued",
+            acks(&sub_out, "queued").len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let pid = mosquitto.0.id().to_string();
     assert!(
         Command::new("kill")
@@ -263,6 +299,20 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
     );
     let report: Value = serde_json::from_str(&report_text).unwrap();
     assert_eq!(report["active"], DEVICES, "{report:#}");
+    // Every device received its command after one of its bursts (more
+    // than once only if serve died between the send and its record).
+    let downlinks = report["downlinks_received"].as_u64().unwrap();
+    assert!(downlinks >= DEVICES as u64, "{report:#}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acks(&sub_out, "sent").len() < DEVICES {
+        assert!(
+            Instant::now() < deadline,
+            "{} downlinks reported sent",
+            acks(&sub_out, "sent").len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("{downlinks} downlinks received by {DEVICES} devices");
 
     // Everything acknowledged reaches the broker.
     let want = DEVICES * BURSTS as usize;

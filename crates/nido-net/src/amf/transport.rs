@@ -52,8 +52,8 @@ impl Network {
                 }
                 if onboarding {
                     self.pvs_exchange(now, conn, &data);
-                } else {
-                    self.deliver(now, conn, psi, data);
+                } else if self.deliver(now, conn, psi, data) {
+                    self.send_downlinks(conn, psi);
                 }
             }
             other => self.discard(
@@ -312,6 +312,28 @@ impl Network {
         true
     }
 
+    /// Sends the device what its owner's application left for it (issue
+    /// #14), now that a burst showed it reachable: one DL NAS TRANSPORT
+    /// per downlink, protected like every message after the security mode.
+    fn send_downlinks(&mut self, conn: ConnectionId, psi: u8) {
+        let Some(ctx) = self.ues.get(&conn) else {
+            return;
+        };
+        let (Some(device), Some(supi)) = (ctx.device.as_ref(), ctx.supi.clone()) else {
+            return;
+        };
+        let device = device.to_string();
+        for d in self.sink.take_downlinks(&device) {
+            self.send_ciot(conn, psi, &d.data);
+            self.events.push_back(NetworkEvent::DownlinkSent {
+                supi: supi.clone(),
+                device: device.clone(),
+                id: d.id,
+                bytes: d.data.len(),
+            });
+        }
+    }
+
     pub(crate) fn on_control_plane_service_request(
         &mut self,
         now: SystemTime,
@@ -332,6 +354,7 @@ impl Network {
                     &build::service_accept(),
                     Some(Protection::IntegrityCiphered),
                 );
+                self.send_downlinks(conn, psi);
             }
             MmState::Registered => self.refuse_data(
                 conn,

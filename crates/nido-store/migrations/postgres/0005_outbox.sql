@@ -43,3 +43,17 @@ CREATE TABLE delivery (
     password_enc BYTEA,
     updated_at   BIGINT NOT NULL
 );
+
+-- Downlink (issue #14): data an owner's application sent a device (its
+-- broker's PREFIX/<serial>/down), kept until the network sent it to the
+-- device (right after the device's next burst): status pending, then sent.
+CREATE TABLE downlink (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    device      TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    data        BYTEA NOT NULL,
+    received_ms BIGINT NOT NULL,
+    status      TEXT NOT NULL DEFAULT 'pending',
+    sent_ms     BIGINT
+);
+CREATE INDEX downlink_pending ON downlink (id) WHERE status = 'pending';

@@ -43,3 +43,17 @@ CREATE TABLE delivery (
     password_enc BLOB,
     updated_at   INTEGER NOT NULL
 );
+
+-- Downlink (issue #14): data an owner's application sent a device (its
+-- broker's PREFIX/<serial>/down), kept until the network sent it to the
+-- device (right after the device's next burst): status pending, then sent.
+CREATE TABLE downlink (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    device      TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    data        BLOB NOT NULL,
+    received_ms INTEGER NOT NULL,
+    status      TEXT NOT NULL DEFAULT 'pending',
+    sent_ms     INTEGER
+);
+CREATE INDEX downlink_pending ON downlink (id) WHERE status = 'pending';

@@ -392,6 +392,16 @@ fn run_device(a: &RunArgs) -> Result<()> {
                     "burst",
                     serde_json::json!({"bytes": bytes, "path": format!("{path:?}")}),
                 ),
+                // What the owner's application sent the device.
+                DeviceEvent::Downlink { psi, data } => print(
+                    "downlink",
+                    serde_json::json!({
+                        "psi": psi,
+                        "bytes": data.len(),
+                        "text": String::from_utf8_lossy(data),
+                        "hex": hex::encode(data),
+                    }),
+                ),
                 DeviceEvent::Rejected { message, cause } => print(
                     "rejected",
                     serde_json::json!({"message": message.name(), "cause": cause.octet()}),

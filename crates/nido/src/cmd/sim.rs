@@ -3,7 +3,8 @@
 //! faults on the link; prints a report (`--json`: `devices`, `active`,
 //! `failed`, `elapsed_s`, `onboardings_per_s`, `latency_ms` per phase A–D
 //! and `overall` in wall-clock milliseconds, `nas_per_onboarding`,
-//! `bursts_sent`, `congestion_rejects` (REGISTRATION REJECTs with #22 the
+//! `bursts_sent`, `downlinks_received` (data owners' applications sent
+//! the devices), `congestion_rejects` (REGISTRATION REJECTs with #22 the
 //! devices got: the network's admission control turning them away for
 //! T3346, see `nido network serve --max-procedures`), `failures` (the
 //! devices not active at the end, by why: the last failure each reported,
@@ -263,6 +264,7 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
         "nas_per_onboarding": {"uplink_messages": report.uplink.0 / active, "uplink_bytes": report.uplink.1 / active,
                                "downlink_messages": report.downlink.0 / active, "downlink_bytes": report.downlink.1 / active},
         "bursts_sent": report.bursts_sent,
+        "downlinks_received": report.downlinks_received,
         "congestion_rejects": report.congestion_rejects,
         "failures": report.failures,
         "network": network_json(&snpns),

@@ -17,7 +17,7 @@ use nido_eap::{DcsCredentials, Settings};
 use nido_net::amf::Admission;
 use nido_net::dcs::Dcs;
 use nido_net::pvs::Quotas;
-use nido_net::{CountingSink, Network, NetworkEvent, Stage};
+use nido_net::{DownlinkQueue, Network, NetworkEvent, Stage};
 use nido_pki::files::{read_certs, read_key};
 use rustls::pki_types::PrivateKeyDer;
 
@@ -95,6 +95,11 @@ impl EventLog {
             E::DataDelivered { supi, bytes } => {
                 tracing::info!(supi = %supi, bytes, "data delivered")
             }
+            E::DownlinkSent {
+                supi, id, bytes, ..
+            } => {
+                tracing::info!(supi = %supi, id, bytes, "downlink sent")
+            }
             E::RestrictedTrafficRefused { what, .. } => {
                 tracing::info!(what = %what, "restricted traffic refused")
             }
@@ -148,9 +153,9 @@ fn shard_network(
     config: &config::Config,
     trust: &Arc<nido_pki::TrustStore>,
     a: &ServeArgs,
-    limit: Option<usize>,
-    shards: usize,
+    per_shard: Option<usize>,
     stage: &Stage,
+    downlinks: &DownlinkQueue,
 ) -> Result<Network> {
     let mut dcs = Dcs::new(Settings::default());
     for d in &config.dcs {
@@ -168,14 +173,20 @@ fn shard_network(
     )));
     net.clone_window = Duration::from_secs(a.clone_window);
     net.admission = Admission {
-        max_procedures: limit.map(|n| n.div_ceil(shards).max(1)),
+        max_procedures: per_shard,
         t3346: Duration::from_secs(a.t3346_min)..=Duration::from_secs(a.t3346_max),
         seed: None,
     };
     // Uplink data goes through the store's outbox (the stage) to the
-    // delivery worker; the in-process sink only counts.
-    let sink = CountingSink::new();
-    let mut network = Network::new(net, Box::new(stage.clone()), udm, pvs, dcs, Box::new(sink));
+    // delivery worker; the sink only hands the AMF the downlinks waiting.
+    let mut network = Network::new(
+        net,
+        Box::new(stage.clone()),
+        udm,
+        pvs,
+        dcs,
+        Box::new(downlinks.clone()),
+    );
     for e in &config.external_dcs {
         network.relay_realm(&e.realm, &e.manufacturer);
     }
@@ -241,10 +252,18 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         );
     }
     let stage = Stage::new(Box::new(store), Box::new(writer));
+    // Downlinks waiting for their devices, shared by the shards (issue #14).
+    let downlinks = DownlinkQueue::new();
     let mut networks = Vec::with_capacity(shards);
     for _ in 0..shards {
         networks.push(shard_network(
-            dir, &config, &trust, a, limit, shards, &stage,
+            dir,
+            &config,
+            &trust,
+            a,
+            limit.map(|n| n.div_ceil(shards).max(1)),
+            &stage,
+            &downlinks,
         )?);
     }
     let listen = a
@@ -288,11 +307,13 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     for r in &routes {
         tracing::info!(realm = %r.realm, server = %r.server, radsec = r.radsec.is_some(), "onboarding EAP relayed to an external DCS");
     }
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel::<i64>();
     let parts: Vec<Shard<'_>> = networks
         .into_iter()
         .zip(watches)
         .map(|(network, source)| {
             let log = log.clone();
+            let sent = sent_tx.clone();
             let mut watch = TrustWatch::new(source, poll, Some(generation));
             // Each shard relays its own UEs' onboarding EAP to the external
             // DCSes, on sockets of its own.
@@ -301,6 +322,9 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
             Ok(Shard {
                 network,
                 on_event: Box::new(move |e: &NetworkEvent| {
+                    if let NetworkEvent::DownlinkSent { id, .. } = e {
+                        let _ = sent.send(*id);
+                    }
                     if let Ok(mut log) = log.lock() {
                         log.event(e);
                     }
@@ -354,12 +378,53 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
             .name("delivery".into())
             .spawn(move || worker.run(&stop))?
     };
+    // Downlinks: listeners on the owners' brokers, and the poller that
+    // hands them to the shards and reports what was sent. The MQTT
+    // sessions are named after the network, so a restarted serve finds
+    // what was published while it was away.
+    let open_store: nido_deliver::downlink::OpenStore = {
+        let url =
+            a.db.clone()
+                .unwrap_or_else(|| config::database_url(dir, &config));
+        let kek = config::kek(dir, &config)?;
+        Arc::new(move || nido_store::SqlStore::open(&url, kek.clone()).map_err(|e| e.to_string()))
+    };
+    let downlink_client = format!(
+        "nido-{}",
+        config
+            .serving_network()?
+            .snn
+            .to_string()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+    );
+    let downlinking = {
+        let stop = worker_stop.clone();
+        let queue = downlinks.clone();
+        std::thread::Builder::new()
+            .name("downlink".into())
+            .spawn(move || {
+                if let Err(e) = nido_deliver::downlink::run(
+                    &open_store,
+                    &queue,
+                    &sent_rx,
+                    &downlink_client,
+                    &stop,
+                ) {
+                    tracing::warn!("downlink: {e}; downlinks wait in the store");
+                }
+            })?
+    };
     let stats = serve_sharded(parts, &socket, &options, &stop, &gate)?;
     // The writes of the last round, and the replies that waited for them.
     committer.finish();
     worker_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     if delivering.join().is_err() {
         tracing::warn!("the delivery worker panicked; pending data stays in the outbox");
+    }
+    if downlinking.join().is_err() {
+        tracing::warn!("the downlink poller panicked; downlinks wait in the store");
     }
     let commits = gate.stats();
     tracing::info!(
