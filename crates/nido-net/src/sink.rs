@@ -105,10 +105,12 @@ impl ApplicationSink for DownlinkQueue {
     }
 }
 
-/// A sink that keeps everything in memory; clones share the same list.
+/// A sink that keeps everything in memory, and hands the AMF the downlinks
+/// queued with [`MemorySink::queue_downlink`]; clones share both.
 #[derive(Debug, Clone, Default)]
 pub struct MemorySink {
     received: Arc<Mutex<Vec<Uplink>>>,
+    downlinks: DownlinkQueue,
 }
 
 impl MemorySink {
@@ -124,6 +126,12 @@ impl MemorySink {
             .map(|list| list.clone())
             .unwrap_or_default()
     }
+
+    /// Queues downlink data for `device` (`MANUFACTURER/SERIAL`), sent
+    /// after its next burst.
+    pub fn queue_downlink(&self, device: &str, downlink: Downlink) {
+        self.downlinks.push(device, downlink);
+    }
 }
 
 impl ApplicationSink for MemorySink {
@@ -131,6 +139,10 @@ impl ApplicationSink for MemorySink {
         if let Ok(mut list) = self.received.lock() {
             list.push(uplink);
         }
+    }
+
+    fn take_downlinks(&mut self, device: &str) -> Vec<Downlink> {
+        self.downlinks.take_downlinks(device)
     }
 }
 

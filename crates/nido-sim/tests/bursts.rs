@@ -83,3 +83,74 @@ fn a_burst_from_idle_is_one_uplink_message_against_a_full_reregistration() {
         PAYLOAD.len()
     );
 }
+
+/// Issue #14: data an owner's application left for a device waits until
+/// the device shows itself reachable (its next burst), then goes in one
+/// protected DL NAS TRANSPORT right after the SERVICE ACCEPT, once; data
+/// for another device is not given to this one.
+#[test]
+fn a_downlink_waits_for_the_devices_next_burst_and_goes_once() {
+    let world = world();
+    let (mut fleet, sink) = one_device(&world, &NetworkOptions::default(), 5);
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    fleet.advance(Duration::from_secs(30)); // idle
+    let me = format!(
+        "{}/{}",
+        world.manufacturer.name(),
+        world.manufacturer.device_serial(1)
+    );
+    let other = format!(
+        "{}/{}",
+        world.manufacturer.name(),
+        world.manufacturer.device_serial(2)
+    );
+    sink.queue_downlink(
+        &me,
+        nido_net::Downlink {
+            id: 7,
+            data: b"led=on".to_vec(),
+        },
+    );
+    sink.queue_downlink(
+        &other,
+        nido_net::Downlink {
+            id: 8,
+            data: b"not yours".to_vec(),
+        },
+    );
+    let downlinks = |f: &Fleet| -> Vec<Vec<u8>> {
+        f.device_events(0)
+            .iter()
+            .filter_map(|e| match e {
+                nido_ue::DeviceEvent::Downlink { data, .. } => Some(data.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let sent = |f: &Fleet| -> Vec<i64> {
+        f.network_events()
+            .iter()
+            .filter_map(|e| match e {
+                nido_net::NetworkEvent::DownlinkSent { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect()
+    };
+    fleet.advance(Duration::from_secs(30));
+    assert!(
+        downlinks(&fleet).is_empty(),
+        "sent before the device was reachable"
+    );
+    fleet.send_data(0, &PAYLOAD).unwrap();
+    fleet.advance(Duration::from_secs(5));
+    assert_eq!(downlinks(&fleet), [b"led=on".to_vec()]);
+    assert_eq!(sent(&fleet), [7]);
+    // The next burst carries nothing more down.
+    fleet.advance(Duration::from_secs(30));
+    fleet.send_data(0, &PAYLOAD).unwrap();
+    fleet.advance(Duration::from_secs(5));
+    assert_eq!(downlinks(&fleet).len(), 1);
+    assert_eq!(sent(&fleet), [7]);
+    assert_eq!(sink.received().len(), 2);
+}
