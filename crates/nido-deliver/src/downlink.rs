@@ -227,9 +227,8 @@ fn listen(
                 owner: own.clone(),
                 thread: None,
             };
-            let commands = |device_owner: &Option<String>| match &own {
-                Some(o) => device_owner.as_ref() == Some(o),
-                None => device_owner.as_ref().is_none_or(|o| !with_own.contains(o)),
+            let commands = |device_owner: &Option<String>| {
+                may_command(own.as_deref(), &with_own, device_owner.as_deref())
             };
             for event in connection.iter() {
                 if stop.load(Ordering::Relaxed) {
@@ -287,6 +286,17 @@ fn listen(
     })
 }
 
+/// Whether the destination of `owner` (`None`: the operator's default)
+/// may command a device of `device_owner`: an owner's broker its own
+/// devices; the default broker the unclaimed devices and those of owners
+/// without a destination of their own (`with_own`).
+fn may_command(owner: Option<&str>, with_own: &[String], device_owner: Option<&str>) -> bool {
+    match owner {
+        Some(o) => device_owner == Some(o),
+        None => device_owner.is_none_or(|o| !with_own.iter().any(|w| w == o)),
+    }
+}
+
 /// Keeps one downlink durably; the answer for the ack topic.
 fn receive(
     store: &SqlStore,
@@ -314,6 +324,18 @@ fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broker_commands_only_the_devices_whose_data_it_gets() {
+        let with_own = vec!["acme".to_owned()];
+        assert!(may_command(Some("acme"), &with_own, Some("acme")));
+        assert!(!may_command(Some("acme"), &with_own, Some("beta")));
+        assert!(!may_command(Some("acme"), &with_own, None));
+        // The default: unclaimed devices and owners without their own.
+        assert!(may_command(None, &with_own, None));
+        assert!(may_command(None, &with_own, Some("beta")));
+        assert!(!may_command(None, &with_own, Some("acme")));
+    }
 
     #[test]
     fn a_down_topic_names_one_serial() {
