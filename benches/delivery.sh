@@ -37,16 +37,19 @@ mqtt_port=$(free_port SOCK_STREAM)
 printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n' "$mqtt_port" > mosquitto.conf
 mosquitto -c mosquitto.conf >mosquitto.log 2>&1 &
 pids+=($!)
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$mqtt_port") 2>/dev/null && break; sleep 0.05; done
 # The owner: %U is the arrival time (Unix seconds with nanoseconds).
 mosquitto_sub -h 127.0.0.1 -p "$mqtt_port" -t 'bench/+/up' -q 1 -F '%U %p' >sub.out 2>sub.err &
 pids+=($!)
 
 "$nido" mfr init --dir acme --name "Bench Sensors" --realm dcs.bench.example >/dev/null
 "$nido" mfr issue --dir acme --count "$devices" --out factory >/dev/null
+"$nido" mfr crl --dir acme --out acme.crl.pem >/dev/null
 "$nido" mfr dcs-cert --dir acme --host dcs.bench.example --out dcs >/dev/null
 listen="127.0.0.1:$(free_port SOCK_DGRAM)"
 "$nido" network init --dir net --listen "$listen" --nid 000000000AB >/dev/null
 "$nido" network trust-manufacturer --dir net --name "Bench Sensors" --realm dcs.bench.example --dcs dcs >/dev/null
+"$nido" network crl-import --dir net --manufacturer "Bench Sensors" --issuer factory/issuing-ca.pem acme.crl.pem >/dev/null
 "$nido" network delivery set --dir net --mqtt "mqtt://127.0.0.1:$mqtt_port" --topic-prefix bench >/dev/null
 NIDO_LOG=warn "$nido" network serve --dir net --max-procedures unlimited 2>serve.log &
 pids+=($!)
@@ -57,8 +60,8 @@ want=$((devices * bursts))
 echo "delivery.sh: $devices devices x $bursts bursts (one every ${every} s), serve on SQLite, Mosquitto $(mosquitto -h 2>/dev/null | head -1 | awk '{print $3}')" >&2
 start=$(date +%s.%N)
 "$nido" sim --network "$listen" --factory factory --bursts "$bursts" --burst-every "$every" \
-    --idle-after 0 --timeout 600 --json >sim.json 2>sim.err
-for _ in $(seq 600); do
+    --idle-after 0 --timeout 300 --json >sim.json 2>sim.err || { echo "delivery.sh: nido sim failed:" >&2; tail -5 sim.err >&2; cat sim.json >&2; exit 1; }
+for _ in $(seq 300); do
     [ "$(wc -l < sub.out)" -ge "$want" ] && break
     sleep 0.1
 done

@@ -492,6 +492,16 @@ pub struct PendingDownlink {
     pub data: Vec<u8>,
 }
 
+/// Now, in Unix milliseconds.
+fn now_ms() -> Result<i64, SqlStoreError> {
+    to_i64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        "time",
+    )
+}
+
 /// `serial` for a LIKE pattern: `\`, `%` and `_` taken literally.
 fn like_literal(serial: &str) -> String {
     let mut out = String::with_capacity(serial.len() + 2);
@@ -538,12 +548,7 @@ impl SqlStore {
         owner: Option<&str>,
         data: &[u8],
     ) -> Result<i64, SqlStoreError> {
-        let now = to_i64(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            "time",
-        )?;
+        let now = now_ms()?;
         let (id,): (i64,) = self.run(async {
             on_pool!(self, |p, _begin| {
                 Ok(sqlx::query_as(
@@ -592,12 +597,7 @@ impl SqlStore {
         &self,
         ids: &[i64],
     ) -> Result<Vec<(i64, String, Option<String>)>, SqlStoreError> {
-        let now = to_i64(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            "time",
-        )?;
+        let now = now_ms()?;
         let mut out = Vec::new();
         for id in ids {
             let row: Option<(i64, String, String)> = self.run(async {

@@ -43,7 +43,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Reaper, Scratch, json_lines, manufacturer_and_network_on, ok, spawn, wait_for_log};
+use common::{
+    Reaper, Scratch, eventually, json_lines, manufacturer_and_network_on, ok, spawn, wait_for_log,
+};
 use serde_json::Value;
 
 /// The fleet.
@@ -126,20 +128,53 @@ fn acks(path: &Path, status: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Waits until `n` devices' `down/ack` said `status`.
+fn wait_for_acks(path: &Path, status: &str, n: usize) {
+    eventually(Duration::from_secs(60), || {
+        let got = acks(path, status).len();
+        if got >= n {
+            Ok(())
+        } else {
+            Err(format!("{got} downlinks {status} of {n}"))
+        }
+    });
+}
+
 /// Waits until the subscriber holds at least `n` messages.
 fn wait_for_messages(path: &Path, n: usize, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
+    eventually(within, || {
         let got = received(path).len();
         if got >= n {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{got} messages of {n}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{got} messages of {n} within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
+}
+
+/// Waits for `child` to end.
+fn wait_for_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    eventually(within, || {
+        child
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "still running".to_owned())
+    })
+}
+
+/// Waits until `delivery status` shows nothing pending; the rows.
+fn wait_for_nothing_pending(d: &Path) -> Vec<Value> {
+    eventually(Duration::from_secs(30), || {
+        let status = json_lines(&ok(
+            &["network", "delivery", "status", "--dir", "net", "--json"],
+            d,
+        ));
+        if status.iter().all(|s| s["pending"] == 0) {
+            Ok(status)
+        } else {
+            Err(format!("still pending: {status:?}"))
+        }
+    })
 }
 
 /// The burst number on the device (`;n=K` at the end of the payload).
@@ -247,15 +282,7 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
         assert!(sent.success(), "mosquitto_pub");
     }
     // Kept by the network (acknowledged `queued`) before the outage.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while acks(&sub_out, "queued").len() < DEVICES {
-        assert!(
-            Instant::now() < deadline,
-            "{} downlinks queued",
-            acks(&sub_out, "queued").len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_acks(&sub_out, "queued", DEVICES);
     let pid = mosquitto.0.id().to_string();
     assert!(
         Command::new("kill")
@@ -283,14 +310,7 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
     serve = Reaper(spawn(&serve_args, d, &log2));
     wait_for_log(&log2, "serving", Duration::from_secs(30));
 
-    let deadline = Instant::now() + Duration::from_secs(220);
-    let status = loop {
-        if let Some(status) = sim.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "nido sim did not finish");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_for_exit(&mut sim.0, Duration::from_secs(220));
     let report_text = std::fs::read_to_string(&report_path).unwrap();
     assert!(
         status.success(),
@@ -303,37 +323,26 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
     // than once only if serve died between the send and its record).
     let downlinks = report["downlinks_received"].as_u64().unwrap();
     assert!(downlinks >= DEVICES as u64, "{report:#}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while acks(&sub_out, "sent").len() < DEVICES {
-        assert!(
-            Instant::now() < deadline,
-            "{} downlinks reported sent",
-            acks(&sub_out, "sent").len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_acks(&sub_out, "sent", DEVICES);
     eprintln!("{downlinks} downlinks received by {DEVICES} devices");
 
     // Everything acknowledged reaches the broker.
     let want = DEVICES * BURSTS as usize;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let messages = loop {
+    let messages = eventually(Duration::from_secs(60), || {
         let messages = received(&sub_out);
         let bursts: BTreeSet<(String, u32)> = messages
             .iter()
             .map(|(serial, body)| (serial.clone(), burst_number(body)))
             .collect();
         if bursts.len() >= want {
-            break messages;
+            return Ok(messages);
         }
-        assert!(
-            Instant::now() < deadline,
+        Err(format!(
             "{} of {want} bursts arrived:\n{}",
             bursts.len(),
             ok(&["network", "delivery", "status", "--dir", "net"], d)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        ))
+    });
 
     let mut by_device: BTreeMap<String, Vec<(u64, u32)>> = BTreeMap::new();
     for (serial, body) in &messages {
@@ -385,20 +394,9 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
     );
 
     // Nothing is left pending.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = json_lines(&ok(
-            &["network", "delivery", "status", "--dir", "net", "--json"],
-            d,
-        ));
-        if status.iter().all(|s| s["pending"] == 0) {
-            assert_eq!(status.len(), 1, "{status:?}");
-            assert_eq!(status[0]["dropped"], 0, "{status:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "still pending: {status:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let status = wait_for_nothing_pending(d);
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert_eq!(status[0]["dropped"], 0, "{status:?}");
     drop(serve);
     drop(mosquitto);
 }
@@ -464,14 +462,9 @@ fn bursts_reach_the_owners_webhook_through_a_failing_receiver() {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let port = loop {
-        if let Ok(p) = std::fs::read_to_string(&port_file) {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "the receiver did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let port = eventually(Duration::from_secs(20), || {
+        std::fs::read_to_string(&port_file).map_err(|e| format!("the receiver: {e}"))
+    });
     std::fs::write(d.join("hook.secret"), format!("{secret}\n")).unwrap();
     ok(
         &[
@@ -509,8 +502,7 @@ fn bursts_reach_the_owners_webhook_through_a_failing_receiver() {
 
     // Every burst is accepted (200) once the receiver recovers.
     let want = HOOK_DEVICES * HOOK_BURSTS as usize;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let records = loop {
+    let records = eventually(Duration::from_secs(90), || {
         let records = json_lines(&std::fs::read_to_string(&out).unwrap_or_default());
         let accepted: BTreeSet<(String, u32)> = records
             .iter()
@@ -523,16 +515,14 @@ fn bursts_reach_the_owners_webhook_through_a_failing_receiver() {
             })
             .collect();
         if accepted.len() >= want {
-            break records;
+            return Ok(records);
         }
-        assert!(
-            Instant::now() < deadline,
+        Err(format!(
             "{} of {want} bursts accepted:\n{}",
             accepted.len(),
             ok(&["network", "delivery", "status", "--dir", "net"], d)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        ))
+    });
     let refused = records.iter().filter(|r| r["code"] == 500).count();
     assert!(
         refused > 0,
@@ -571,11 +561,7 @@ fn bursts_reach_the_owners_webhook_through_a_failing_receiver() {
         records.len(),
         records.len() - refused
     );
-    let status = json_lines(&ok(
-        &["network", "delivery", "status", "--dir", "net", "--json"],
-        d,
-    ));
-    assert!(status.iter().all(|s| s["pending"] == 0), "{status:?}");
+    wait_for_nothing_pending(d);
     // The outage and the recovery are in the audit trail, once each.
     let audit = json_lines(&ok(&["network", "audit", "--dir", "net", "--json"], d));
     let kinds: Vec<&str> = audit

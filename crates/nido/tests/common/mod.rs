@@ -52,6 +52,19 @@ pub(crate) fn spawn_with_env(args: &[&str], cwd: &Path, log: &Path, env: &[(&str
         .unwrap()
 }
 
+/// Polls `probe` every 50 ms until it answers `Ok`; panics with its last
+/// `Err` after `within`.
+pub(crate) fn eventually<T>(within: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match probe() {
+            Ok(t) => return t,
+            Err(why) => assert!(Instant::now() < deadline, "after {within:?}: {why}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits until the file `log` contains `needle`; panics with the log after
 /// `within`.
 pub(crate) fn wait_for_log(log: &Path, needle: &str, within: Duration) {
