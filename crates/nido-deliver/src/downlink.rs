@@ -28,9 +28,7 @@ use std::time::{Duration, Instant};
 
 use nido_net::{Downlink, DownlinkQueue};
 use nido_store::{DeliveryConfig, DeliveryTarget, SqlStore, SqlStoreError};
-use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-
-use crate::mqtt::host_port;
+use rumqttc::{Client, Event, Packet, QoS};
 
 /// The largest downlink accepted, octets (a CIoT user data container).
 pub const MAX_DOWNLINK: usize = 1_000;
@@ -181,10 +179,7 @@ fn listen(
     stop: Arc<AtomicBool>,
 ) -> Result<Listener, crate::DeliverError> {
     let DeliveryTarget::Mqtt {
-        url,
-        topic_prefix,
-        username,
-        password,
+        url, topic_prefix, ..
     } = &config.target
     else {
         return Err(crate::DeliverError::Url {
@@ -192,17 +187,13 @@ fn listen(
             why: "not an MQTT destination".into(),
         });
     };
-    let (host, port) = host_port(url)?;
     // One session per destination and network: the broker keeps what is
     // published while the network is away.
     let owner_tag = config.owner.as_deref().unwrap_or("default");
-    let mut o = MqttOptions::new(format!("{client_id}-down-{owner_tag}"), host, port);
+    let mut o = crate::mqtt::options(&config.target, format!("{client_id}-down-{owner_tag}"))?;
     o.set_keep_alive(Duration::from_secs(30));
     o.set_clean_session(false);
     o.set_manual_acks(true);
-    if let Some(user) = username {
-        o.set_credentials(user.clone(), password.as_ref().map_or("", |p| p.as_str()));
-    }
     let (client, mut connection) = Client::new(o, 64);
     let filter = format!("{topic_prefix}/+/down");
     // Owners whose devices this destination commands.

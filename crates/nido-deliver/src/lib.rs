@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use nido_store::{DeliveryTarget, OutboxEntry, SqlStore, SqlStoreError};
 
 pub use body::{body, iso8601, topic};
-pub use mqtt::check_url;
+pub use mqtt::{check_target, check_url};
 pub use webhook::{check_webhook_url, notification, signature};
 
 /// What can go wrong delivering.

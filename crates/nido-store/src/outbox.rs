@@ -145,6 +145,9 @@ pub enum DeliveryTarget {
         username: Option<String>,
         /// MQTT password (sealed in the store; never printed).
         password: Option<zeroize::Zeroizing<String>>,
+        /// For `mqtts://`: the CA certificates (PEM) the broker's
+        /// certificate must chain to; `None`: the Web PKI roots.
+        tls_ca: Option<String>,
     },
     /// POST each burst (a TS 29.122 NIDD uplink notification) to `url`.
     Webhook {
@@ -174,12 +177,14 @@ impl core::fmt::Debug for DeliveryTarget {
                 topic_prefix,
                 username,
                 password,
+                tls_ca,
             } => f
                 .debug_struct("Mqtt")
                 .field("url", url)
                 .field("topic_prefix", topic_prefix)
                 .field("username", username)
                 .field("password", &redacted(password))
+                .field("tls_ca", &tls_ca.as_ref().map(|_| "<PEM>"))
                 .finish(),
             Self::Webhook { url, secret } => f
                 .debug_struct("Webhook")
@@ -237,20 +242,22 @@ impl SqlStore {
     /// set).
     pub fn set_delivery(&self, config: &DeliveryConfig) -> Result<(), SqlStoreError> {
         let owner = owner_key(config.owner.as_deref()).to_owned();
-        let (kind, url, prefix, username, secret) = match &config.target {
+        let (kind, url, prefix, username, secret, tls_ca) = match &config.target {
             DeliveryTarget::Mqtt {
                 url,
                 topic_prefix,
                 username,
                 password,
+                tls_ca,
             } => (
                 "mqtt",
                 url,
                 topic_prefix.as_str(),
                 username.as_deref(),
                 password,
+                tls_ca.as_deref(),
             ),
-            DeliveryTarget::Webhook { url, secret } => ("webhook", url, "", None, secret),
+            DeliveryTarget::Webhook { url, secret } => ("webhook", url, "", None, secret, None),
         };
         let sealed = secret
             .as_ref()
@@ -261,11 +268,11 @@ impl SqlStore {
             on_pool!(self, |p, _begin| {
                 sqlx::query(
                     "INSERT INTO delivery (owner, kind, url, topic_prefix, username, \
-                     password_enc, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     password_enc, tls_ca, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                      ON CONFLICT (owner) DO UPDATE SET kind = excluded.kind, \
                      url = excluded.url, topic_prefix = excluded.topic_prefix, \
                      username = excluded.username, password_enc = excluded.password_enc, \
-                     updated_at = excluded.updated_at",
+                     tls_ca = excluded.tls_ca, updated_at = excluded.updated_at",
                 )
                 .bind(&owner)
                 .bind(kind)
@@ -273,6 +280,7 @@ impl SqlStore {
                 .bind(prefix)
                 .bind(username)
                 .bind(sealed.as_deref())
+                .bind(tls_ca)
                 .bind(now)
                 .execute(p)
                 .await?;
@@ -290,11 +298,12 @@ impl SqlStore {
             String,
             Option<String>,
             Option<Vec<u8>>,
+            Option<String>,
         );
         let rows: Vec<Row> = self.run(async {
             on_pool!(self, |p, _begin| {
                 Ok(sqlx::query_as(
-                    "SELECT owner, kind, url, topic_prefix, username, password_enc \
+                    "SELECT owner, kind, url, topic_prefix, username, password_enc, tls_ca \
                      FROM delivery ORDER BY owner",
                 )
                 .fetch_all(p)
@@ -302,36 +311,39 @@ impl SqlStore {
             })
         })?;
         rows.into_iter()
-            .map(|(owner, kind, url, topic_prefix, username, sealed)| {
-                let secret = sealed
-                    .map(|sealed| {
-                        let clear = self.sealer.open(secret_label(&kind), &owner, &sealed)?;
-                        String::from_utf8(clear.to_vec())
-                            .map(zeroize::Zeroizing::new)
-                            .map_err(|_| {
-                                SqlStoreError::Corrupt(format!("delivery secret of {owner:?}"))
-                            })
+            .map(
+                |(owner, kind, url, topic_prefix, username, sealed, tls_ca)| {
+                    let secret = sealed
+                        .map(|sealed| {
+                            let clear = self.sealer.open(secret_label(&kind), &owner, &sealed)?;
+                            String::from_utf8(clear.to_vec())
+                                .map(zeroize::Zeroizing::new)
+                                .map_err(|_| {
+                                    SqlStoreError::Corrupt(format!("delivery secret of {owner:?}"))
+                                })
+                        })
+                        .transpose()?;
+                    let target = match kind.as_str() {
+                        "mqtt" => DeliveryTarget::Mqtt {
+                            url,
+                            topic_prefix,
+                            username,
+                            password: secret,
+                            tls_ca,
+                        },
+                        "webhook" => DeliveryTarget::Webhook { url, secret },
+                        other => {
+                            return Err(SqlStoreError::Corrupt(format!(
+                                "delivery of {owner:?}: kind {other:?}"
+                            )));
+                        }
+                    };
+                    Ok(DeliveryConfig {
+                        owner: owner_of(owner),
+                        target,
                     })
-                    .transpose()?;
-                let target = match kind.as_str() {
-                    "mqtt" => DeliveryTarget::Mqtt {
-                        url,
-                        topic_prefix,
-                        username,
-                        password: secret,
-                    },
-                    "webhook" => DeliveryTarget::Webhook { url, secret },
-                    other => {
-                        return Err(SqlStoreError::Corrupt(format!(
-                            "delivery of {owner:?}: kind {other:?}"
-                        )));
-                    }
-                };
-                Ok(DeliveryConfig {
-                    owner: owner_of(owner),
-                    target,
-                })
-            })
+                },
+            )
             .collect()
     }
 

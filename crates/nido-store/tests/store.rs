@@ -1877,6 +1877,7 @@ fn delivery_configs_are_kept_sealed(s: &mut SqlStore) {
         topic_prefix: prefix.into(),
         username: None,
         password: None,
+        tls_ca: None,
     };
     let mut default = DeliveryConfig {
         owner: None,
@@ -1886,10 +1887,11 @@ fn delivery_configs_are_kept_sealed(s: &mut SqlStore) {
     let acme = DeliveryConfig {
         owner: Some("acme".into()),
         target: DeliveryTarget::Mqtt {
-            url: "mqtt://broker.acme:1883".into(),
+            url: "mqtts://broker.acme:8883".into(),
             topic_prefix: "acme/devices".into(),
             username: Some("acme".into()),
             password: Some(Zeroizing::new("hunter2-secret".into())),
+            tls_ca: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
         },
     };
     s.set_delivery(&acme).unwrap();

@@ -29,6 +29,11 @@
 //!   of its bursts (the sim's `downlinks_received`) and was reported
 //!   `sent`.
 //!
+//! The TLS test points the delivery at an `mqtts://` Mosquitto whose
+//! certificate OpenSSL issued: under another CA nothing is delivered and
+//! the status names the certificate; under the broker's CA every burst
+//! arrives at a TLS `mosquitto_sub`.
+//!
 //! The webhook test does the same with a receiver written in Python
 //! (`http.server`, `hmac`: an independent HTTP server and HMAC) that
 //! answers 500 for its first seconds, then 200, and checks each body's
@@ -578,4 +583,209 @@ fn bursts_reach_the_owners_webhook_through_a_failing_receiver() {
         failed["detail"].as_str().unwrap().contains("HTTP 500"),
         "{failed}"
     );
+}
+
+/// Runs `openssl` with `args` in `d`.
+fn openssl(d: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An mqtts:// broker: with a CA it does not chain to, nothing is
+/// delivered and the status says why; with the broker's CA (OpenSSL made
+/// both), every burst arrives at a TLS subscriber.
+#[test]
+fn bursts_reach_a_tls_broker_only_through_its_ca() {
+    let test = "bursts_reach_a_tls_broker_only_through_its_ca";
+    if !nido_testkit::slow_tier(test) {
+        return;
+    }
+    for tool in ["mosquitto", "mosquitto_sub", "openssl"] {
+        if nido_testkit::tool(test, tool).is_none() {
+            return;
+        }
+    }
+    const TLS_DEVICES: usize = 5;
+    let s = Scratch::new("delivery-tls");
+    let d = &s.0;
+    let (listen, _realm) = manufacturer_and_network_on(d, TLS_DEVICES, None);
+    let tls = d.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    for ca in ["ca", "other-ca"] {
+        let mut args = vec!["req", "-x509", "-days", "2", "-subj"];
+        let subj = format!("/CN=nido test {ca}");
+        args.push(&subj);
+        args.extend(ec);
+        let (key, pem) = (format!("{ca}.key"), format!("{ca}.pem"));
+        args.extend(["-keyout", &key, "-out", &pem]);
+        openssl(&tls, &args);
+    }
+    let mut args = vec!["req", "-subj", "/CN=localhost"];
+    args.extend(ec);
+    args.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    openssl(&tls, &args);
+    std::fs::write(
+        tls.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &tls,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
+        ],
+    );
+    // Mosquitto drops root for its own user: it must read these.
+    for f in ["ca.pem", "server.pem", "server.key"] {
+        std::fs::set_permissions(
+            tls.join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let port = free_tcp_port();
+    std::fs::write(
+        d.join("mosquitto.conf"),
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
+            tls.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(d.join("mosquitto.log")).unwrap();
+    let _broker = Reaper(
+        Command::new("mosquitto")
+            .arg("-c")
+            .arg(d.join("mosquitto.conf"))
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    eventually(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .map(|_| ())
+            .map_err(|e| format!("mosquitto: {e}"))
+    });
+    let sub_out = d.join("sub.out");
+    let _sub = Reaper(
+        Command::new("mosquitto_sub")
+            .args(["-h", "localhost", "-p", &port.to_string()])
+            .arg("--cafile")
+            .arg(tls.join("ca.pem"))
+            .args(["-t", "tls/+/up", "-q", "1", "-v"])
+            .stdout(Stdio::from(std::fs::File::create(&sub_out).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(d.join("sub.err")).unwrap(),
+            ))
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("mqtts://localhost:{port}");
+    let set = |ca: &str| {
+        ok(
+            &[
+                "network",
+                "delivery",
+                "set",
+                "--dir",
+                "net",
+                "--mqtt",
+                &url,
+                "--topic-prefix",
+                "tls",
+                "--tls-ca",
+                ca,
+            ],
+            d,
+        )
+    };
+    set("tls/other-ca.pem");
+    let serve_log = d.join("network.log");
+    let _serve = Reaper(spawn(&["network", "serve", "--dir", "net"], d, &serve_log));
+    wait_for_log(&serve_log, "serving", Duration::from_secs(30));
+    let sim = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .args(["sim", "--network", &listen, "--factory", "factory"])
+        .args([
+            "--bursts",
+            "1",
+            "--timeout",
+            "120",
+            "--json",
+            "--idle-after",
+            "0",
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+
+    // The wrong CA: every burst waits, and the status says why.
+    let why = eventually(Duration::from_secs(30), || {
+        let status = json_lines(&ok(
+            &["network", "delivery", "status", "--dir", "net", "--json"],
+            d,
+        ));
+        match status.first() {
+            Some(s) if s["pending"] == TLS_DEVICES && !s["last_error"].is_null() => {
+                Ok(s["last_error"].as_str().unwrap().to_owned())
+            }
+            _ => Err(format!("{status:?}")),
+        }
+    });
+    assert!(why.to_lowercase().contains("certificate"), "{why}");
+    assert_eq!(received_lines(&sub_out), 0);
+
+    // The broker's CA: they all arrive.
+    set("tls/ca.pem");
+    eventually(Duration::from_secs(60), || {
+        let got = received_lines(&sub_out);
+        if got >= TLS_DEVICES {
+            Ok(())
+        } else {
+            Err(format!("{got} of {TLS_DEVICES} arrived"))
+        }
+    });
+    wait_for_nothing_pending(d);
+}
+
+/// Lines the subscriber wrote.
+fn received_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .count()
 }

@@ -33,7 +33,9 @@ CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE status = 'delivered
 -- Where an owner's devices' data goes; owner '' is the operator's default
 -- (devices no owner claimed, owners without their own). kind: mqtt or
 -- webhook; topic_prefix is '' for a webhook. password_enc: the MQTT
--- password or the webhook's HMAC key, sealed under the KEK.
+-- password or the webhook's HMAC key, sealed under the KEK. tls_ca: the
+-- PEM CA certificates an mqtts:// broker is checked against (NULL: the
+-- Web PKI roots).
 CREATE TABLE delivery (
     owner        TEXT PRIMARY KEY,
     kind         TEXT NOT NULL,
@@ -41,6 +43,7 @@ CREATE TABLE delivery (
     topic_prefix TEXT NOT NULL,
     username     TEXT,
     password_enc BLOB,
+    tls_ca       TEXT,
     updated_at   INTEGER NOT NULL
 );
 

@@ -18,7 +18,7 @@ use super::network::{DirArg, open};
 /// A destination: an MQTT broker or a webhook.
 #[derive(Args)]
 pub(crate) struct MqttArgs {
-    /// The broker, mqtt://HOST:PORT. Each burst is published at QoS 1 to
+    /// The broker, mqtt://HOST:PORT or mqtts://HOST:PORT (TLS). Each burst is published at QoS 1 to
     /// PREFIX/<device serial>/up as JSON (device, serial, owner, supi, psi,
     /// seq, at, at_ms, data in base64), and counts as delivered only once
     /// the broker acknowledged it (PUBACK).
@@ -34,6 +34,10 @@ pub(crate) struct MqttArgs {
     /// sealed under the network's key-encryption key.
     #[arg(long, value_name = "FILE|-", requires = "username")]
     password_file: Option<PathBuf>,
+    /// For an mqtts:// broker: the CA certificates (PEM file) its
+    /// certificate must chain to (default: the Web PKI roots).
+    #[arg(long, value_name = "FILE", requires = "mqtt")]
+    tls_ca: Option<PathBuf>,
     /// A webhook, http(s)://…: each burst is POSTed as a TS 29.122 NIDD
     /// uplink data notification (niddTransaction, externalId, data in
     /// base64, and nido's fields under "nido"), with `Idempotency-Key:
@@ -115,11 +119,22 @@ fn config(owner: Option<String>, a: &MqttArgs) -> Result<DeliveryConfig> {
                 .as_deref()
                 .map(|f| read_secret(f, "--password-file"))
                 .transpose()?,
+            tls_ca: a
+                .tls_ca
+                .as_deref()
+                .map(|f| {
+                    std::fs::read_to_string(f)
+                        .map_err(|e| anyhow::anyhow!("--tls-ca {}: {e}", f.display()))
+                })
+                .transpose()?,
         }
     } else {
         bail!("give --mqtt URL or --webhook URL");
     };
-    Ok(DeliveryConfig { owner, target })
+    let config = DeliveryConfig { owner, target };
+    // The same check serve makes: a PEM it cannot use fails here, not there.
+    nido_deliver::check_target(&config.target).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(config)
 }
 
 /// What a delivery set means, for the confirmation line.
