@@ -15,7 +15,10 @@
 //! stopped (SIGTERM) and started again; later serve is killed (SIGKILL) and
 //! started again. Then:
 //!
-//! - every device's bursts 1..=BURSTS arrived (nothing lost);
+//! - every device's bursts 1..=BURSTS arrived (nothing lost), each under
+//!   its owner's topic prefix: the first [`CLAIMED`] devices belong to an
+//!   owner with a delivery of its own (`acme/…`), the rest to the
+//!   operator's default (`fleet/…`);
 //! - each device's outbox numbers (`seq`) arrived from 1 without a gap, and
 //!   their first arrivals are in increasing order (in order per device);
 //! - duplicates are counted: the same `seq` again (a batch sent again after
@@ -27,7 +30,8 @@
 //!   `fleet/<serial>/down`) while bursts flowed was kept by the network
 //!   (`queued` on `fleet/<serial>/down/ack`), reached its device after one
 //!   of its bursts (the sim's `downlinks_received`) and was reported
-//!   `sent`.
+//!   `sent`; a command for an owner's device sent through the default
+//!   broker's topics was refused as `unknown device`.
 //!
 //! The TLS test points the delivery at an `mqtts://` Mosquitto whose
 //! certificate OpenSSL issued: under another CA nothing is delivered and
@@ -106,30 +110,66 @@ fn broker(d: &Path, port: u16) -> Child {
     child
 }
 
-/// What the subscriber received: (device serial, body) per message.
-fn received(path: &Path) -> Vec<(String, Value)> {
+/// Devices 1..=CLAIMED belong to owner `acme`, whose own delivery uses the
+/// topic prefix `acme`; the others are unclaimed (the operator's default,
+/// prefix `fleet`).
+const CLAIMED: usize = 10;
+
+/// The device serial of device `n`.
+fn serial(n: usize) -> String {
+    format!("ACMESENS-{n:010}")
+}
+
+/// The topic prefix device `serial`'s data must arrive under.
+fn prefix_of(serial: &str) -> &'static str {
+    let n: usize = serial.trim_start_matches("ACMESENS-").parse().unwrap();
+    if n <= CLAIMED { "acme" } else { "fleet" }
+}
+
+/// The (prefix, serial, rest, body) of each subscriber line.
+fn lines(path: &Path) -> Vec<(String, String, String, Value)> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {
             let (topic, body) = l.split_once(' ')?;
-            let serial = topic.strip_prefix("fleet/")?.strip_suffix("/up")?;
-            Some((serial.to_owned(), serde_json::from_str(body).ok()?))
+            let mut parts = topic.splitn(3, '/');
+            let (prefix, serial, rest) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((
+                prefix.to_owned(),
+                serial.to_owned(),
+                rest.to_owned(),
+                serde_json::from_str(body).ok()?,
+            ))
         })
         .collect()
 }
 
-/// The serials whose `down/ack` said `status`.
-fn acks(path: &Path, status: &str) -> BTreeSet<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let (topic, body) = l.split_once(' ')?;
-            let serial = topic.strip_prefix("fleet/")?.strip_suffix("/down/ack")?;
-            let body: Value = serde_json::from_str(body).ok()?;
-            (body["status"] == status).then(|| serial.to_owned())
+/// What the subscriber received: (device serial, body) per uplink; each
+/// under its owner's prefix (a burst under another owner's is a failure).
+fn received(path: &Path) -> Vec<(String, Value)> {
+    lines(path)
+        .into_iter()
+        .filter(|(_, _, rest, _)| rest == "up")
+        .map(|(prefix, serial, _, body)| {
+            assert_eq!(
+                prefix,
+                prefix_of(&serial),
+                "{serial}'s burst under {prefix}/"
+            );
+            (serial, body)
         })
+        .collect()
+}
+
+/// The serials whose `down/ack` said `status`, under their owner's prefix.
+fn acks(path: &Path, status: &str) -> BTreeSet<String> {
+    lines(path)
+        .into_iter()
+        .filter(|(prefix, serial, rest, body)| {
+            rest == "down/ack" && prefix == prefix_of(serial) && body["status"] == status
+        })
+        .map(|(_, serial, _, _)| serial)
         .collect()
 }
 
@@ -213,7 +253,8 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
     let _sub = Reaper(
         Command::new("mosquitto_sub")
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-t", "fleet/+/up", "-t", "fleet/+/down/ack", "-q", "1"])
+            .args(["-t", "fleet/+/up", "-t", "fleet/+/down/ack"])
+            .args(["-t", "acme/+/up", "-t", "acme/+/down/ack", "-q", "1"])
             .args(["-c", "-i", "nido-test-owner", "-v"])
             .stdout(Stdio::from(std::fs::File::create(&sub_out).unwrap()))
             .stderr(Stdio::from(
@@ -233,6 +274,58 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
             &format!("mqtt://127.0.0.1:{port}"),
             "--topic-prefix",
             "fleet",
+        ],
+        d,
+    );
+
+    // Owner acme claims the first devices and takes their data itself.
+    common::import_claims(d);
+    ok(
+        &[
+            "owner",
+            "create",
+            "--dir",
+            "net",
+            "--id",
+            "acme",
+            "--name",
+            "Acme Farms",
+        ],
+        d,
+    );
+    for n in 1..=CLAIMED {
+        let label =
+            std::fs::read_to_string(d.join(format!("factory/labels/{}.txt", serial(n)))).unwrap();
+        let code = label
+            .lines()
+            .find_map(|l| l.strip_prefix("claim code: "))
+            .unwrap();
+        ok(
+            &[
+                "owner",
+                "claim",
+                "--dir",
+                "net",
+                "--owner",
+                "acme",
+                "--claim-code",
+                code,
+            ],
+            d,
+        );
+    }
+    ok(
+        &[
+            "owner",
+            "delivery",
+            "--dir",
+            "net",
+            "--owner",
+            "acme",
+            "--mqtt",
+            &format!("mqtt://127.0.0.1:{port}"),
+            "--topic-prefix",
+            "acme",
         ],
         d,
     );
@@ -272,22 +365,36 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
     // Bursts flow: the owner sends each device a command, then the broker
     // goes away, and comes back.
     wait_for_messages(&sub_out, 15, Duration::from_secs(150));
-    for n in 1..=DEVICES {
-        let serial = format!("ACMESENS-{n:010}");
+    let publish = |topic: &str, message: &str| {
         let sent = Command::new("mosquitto_pub")
             .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
-            .args([
-                "-t",
-                &format!("fleet/{serial}/down"),
-                "-m",
-                &format!("cmd={serial}"),
-            ])
+            .args(["-t", topic, "-m", message])
             .status()
             .unwrap();
         assert!(sent.success(), "mosquitto_pub");
+    };
+    // The default broker's side may not command an owner's device: the
+    // answer is the same as for a device that does not exist.
+    let stolen = serial(1);
+    publish(&format!("fleet/{stolen}/down"), "cmd=not-yours");
+    for n in 1..=DEVICES {
+        let serial = serial(n);
+        publish(
+            &format!("{}/{serial}/down", prefix_of(&serial)),
+            &format!("cmd={serial}"),
+        );
     }
     // Kept by the network (acknowledged `queued`) before the outage.
     wait_for_acks(&sub_out, "queued", DEVICES);
+    let refused: Vec<Value> = lines(&sub_out)
+        .into_iter()
+        .filter(|(p, s, rest, _)| p == "fleet" && *s == stolen && rest == "down/ack")
+        .map(|(_, _, _, body)| body)
+        .collect();
+    assert_eq!(
+        refused,
+        [serde_json::json!({"status": "refused", "reason": "unknown device"})]
+    );
     let pid = mosquitto.0.id().to_string();
     assert!(
         Command::new("kill")
@@ -398,10 +505,10 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
         started.elapsed().as_secs_f64()
     );
 
-    // Nothing is left pending.
+    // Nothing is left pending, for either destination.
     let status = wait_for_nothing_pending(d);
-    assert_eq!(status.len(), 1, "{status:?}");
-    assert_eq!(status[0]["dropped"], 0, "{status:?}");
+    assert_eq!(status.len(), 2, "{status:?}");
+    assert!(status.iter().all(|s| s["dropped"] == 0), "{status:?}");
     drop(serve);
     drop(mosquitto);
 }
