@@ -65,7 +65,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     PgDb, Reaper, Scratch, json_lines, manufacturer_and_network_on, ok, open_network_store, spawn,
-    spawn_with_env, wait_for_log,
+    spawn_with_env, wait_for_exit, wait_for_log,
 };
 use nido_net::DeviceId;
 use serde_json::Value;
@@ -200,18 +200,12 @@ fn crash_and_restart(name: &str, point: &str, db: Option<&str>) {
     );
 
     // Serve aborts at the crash point.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = crashing.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
+    let status = wait_for_exit(&mut crashing.0, Duration::from_secs(60), || {
+        format!(
             "serve did not reach {point}:\n{}",
             std::fs::read_to_string(&crash_log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+        )
+    });
     let crashed_at = started.elapsed();
     let said = std::fs::read_to_string(&crash_log).unwrap();
     assert!(
@@ -251,18 +245,12 @@ fn crash_and_restart(name: &str, point: &str, db: Option<&str>) {
     ));
     wait_for_log(&log, "serving", Duration::from_secs(30));
 
-    let deadline = Instant::now() + Duration::from_secs(170);
-    let status = loop {
-        if let Some(status) = sim.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
+    let status = wait_for_exit(&mut sim.0, Duration::from_secs(170), || {
+        format!(
             "nido sim did not finish:\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        )
+    });
     let report_text = std::fs::read_to_string(&report_path).unwrap();
     assert!(
         status.success(),

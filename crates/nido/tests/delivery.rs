@@ -53,7 +53,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    Reaper, Scratch, eventually, json_lines, manufacturer_and_network_on, ok, spawn, wait_for_log,
+    Reaper, Scratch, eventually, json_lines, manufacturer_and_network_on, ok, spawn, wait_for_exit,
+    wait_for_log,
 };
 use serde_json::Value;
 
@@ -195,16 +196,6 @@ fn wait_for_messages(path: &Path, n: usize, within: Duration) {
             Err(format!("{got} messages of {n}"))
         }
     });
-}
-
-/// Waits for `child` to end.
-fn wait_for_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    eventually(within, || {
-        child
-            .try_wait()
-            .unwrap()
-            .ok_or_else(|| "still running".to_owned())
-    })
 }
 
 /// Waits until `delivery status` shows nothing pending; the rows.
@@ -422,7 +413,9 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
     serve = Reaper(spawn(&serve_args, d, &log2));
     wait_for_log(&log2, "serving", Duration::from_secs(30));
 
-    let status = wait_for_exit(&mut sim.0, Duration::from_secs(220));
+    let status = wait_for_exit(&mut sim.0, Duration::from_secs(220), || {
+        std::fs::read_to_string(d.join("sim.log")).unwrap_or_default()
+    });
     let report_text = std::fs::read_to_string(&report_path).unwrap();
     assert!(
         status.success(),

@@ -237,23 +237,19 @@ impl Network {
                 let request = match Packet::decode(&eap) {
                     Ok(p) if p.code == Code::Request => p,
                     _ => {
-                        return self.reject(
+                        return self.reject_protocol_error(
                             conn,
-                            Cause::PROTOCOL_ERROR_UNSPECIFIED,
                             None,
                             format!("{dcs} challenged with no EAP-Request"),
-                            None,
                         );
                     }
                 };
                 relay.rounds += 1;
                 if relay.rounds > MAX_RELAY_ROUNDS {
-                    return self.reject(
+                    return self.reject_protocol_error(
                         conn,
-                        Cause::PROTOCOL_ERROR_UNSPECIFIED,
                         None,
                         format!("{dcs} went on beyond {MAX_RELAY_ROUNDS} EAP requests"),
-                        None,
                     );
                 }
                 relay.request_id = Some(request.identifier);
@@ -266,13 +262,7 @@ impl Network {
                         self.send(conn, &m, None);
                         self.arm(now, conn, TimerKind::T3560, 0);
                     }
-                    Err(e) => self.reject(
-                        conn,
-                        Cause::PROTOCOL_ERROR_UNSPECIFIED,
-                        None,
-                        format!("{dcs}: {e}"),
-                        None,
-                    ),
+                    Err(e) => self.reject_protocol_error(conn, None, format!("{dcs}: {e}")),
                 }
             }
             AaaAnswer::Accept { eap, msk, identity } => {

@@ -860,6 +860,24 @@ impl Network {
     /// believes such a reject, and uses a protected #22's T3346 as sent
     /// (§5.5.1.2.5), where it would draw its own 15-30 min for a plain one.
     /// Plain before that (the UE may not hold the context).
+    /// [`Self::reject`] with #111 (protocol error, unspecified) and no EAP
+    /// message: what a procedure ends with when a message cannot be built
+    /// or the exchange breaks a rule no named cause covers.
+    pub(crate) fn reject_protocol_error(
+        &mut self,
+        conn: ConnectionId,
+        device: Option<crate::DeviceId>,
+        reason: String,
+    ) {
+        self.reject(
+            conn,
+            Cause::PROTOCOL_ERROR_UNSPECIFIED,
+            device,
+            reason,
+            None,
+        );
+    }
+
     pub(crate) fn reject(
         &mut self,
         conn: ConnectionId,

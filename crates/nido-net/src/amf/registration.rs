@@ -164,12 +164,10 @@ impl Network {
                 "the mobile identity is not one this registration type takes".into(),
                 None,
             ),
-            (other, _) => self.reject(
+            (other, _) => self.reject_protocol_error(
                 conn,
-                Cause::PROTOCOL_ERROR_UNSPECIFIED,
                 None,
                 format!("registration type {other} is not supported"),
-                None,
             ),
         }
     }
@@ -218,13 +216,7 @@ impl Network {
         let (server, start) = match started {
             Ok(s) => s,
             Err(e) => {
-                return self.reject(
-                    conn,
-                    Cause::PROTOCOL_ERROR_UNSPECIFIED,
-                    None,
-                    format!("DCS: {e}"),
-                    None,
-                );
+                return self.reject_protocol_error(conn, None, format!("DCS: {e}"));
             }
         };
         let request = match build::authentication_request_eap(
@@ -233,13 +225,7 @@ impl Network {
         ) {
             Ok(r) => r,
             Err(e) => {
-                return self.reject(
-                    conn,
-                    Cause::PROTOCOL_ERROR_UNSPECIFIED,
-                    None,
-                    e.to_string(),
-                    None,
-                );
+                return self.reject_protocol_error(conn, None, e.to_string());
             }
         };
         let mut ctx = UeContext::new(
@@ -341,13 +327,7 @@ impl Network {
         let request = match request {
             Ok(r) => r,
             Err(e) => {
-                return self.reject(
-                    conn,
-                    Cause::PROTOCOL_ERROR_UNSPECIFIED,
-                    None,
-                    e.to_string(),
-                    None,
-                );
+                return self.reject_protocol_error(conn, None, e.to_string());
             }
         };
         if let Some(ctx) = self.ues.get_mut(&conn) {
@@ -443,13 +423,7 @@ impl Network {
                         }
                         match ausf::kamf(&kseaf, &supi, &ABBA) {
                             Ok(kamf) => self.start_security_mode(now, conn, kamf, Vec::new()),
-                            Err(e) => self.reject(
-                                conn,
-                                Cause::PROTOCOL_ERROR_UNSPECIFIED,
-                                None,
-                                e.to_string(),
-                                None,
-                            ),
+                            Err(e) => self.reject_protocol_error(conn, None, e.to_string()),
                         }
                     }
                     (Err(e), _) => {
@@ -487,26 +461,14 @@ impl Network {
                         self.send(conn, &m, None);
                         self.arm(now, conn, TimerKind::T3560, 0);
                     }
-                    Err(e) => self.reject(
-                        conn,
-                        Cause::PROTOCOL_ERROR_UNSPECIFIED,
-                        None,
-                        e.to_string(),
-                        None,
-                    ),
+                    Err(e) => self.reject_protocol_error(conn, None, e.to_string()),
                 }
             }
             ServerStep::Done(last, ServerOutcome::Success(auth)) => {
                 let device = auth.device.id.clone();
                 match ausf::kausf_from_eap(&auth.keys) {
                     Ok(kausf) => self.onboarding_authenticated(now, conn, device, &kausf, &last),
-                    Err(e) => self.reject(
-                        conn,
-                        Cause::PROTOCOL_ERROR_UNSPECIFIED,
-                        Some(device),
-                        e.to_string(),
-                        None,
-                    ),
+                    Err(e) => self.reject_protocol_error(conn, Some(device), e.to_string()),
                 }
             }
             ServerStep::Done(last, ServerOutcome::Failure(reason)) => self.reject(
@@ -570,13 +532,7 @@ impl Network {
         let (kamf, k_prov) = match ausf::onboarding_keys(kausf, snn.as_bytes(), &supi, &ABBA) {
             Ok(k) => k,
             Err(e) => {
-                return self.reject(
-                    conn,
-                    Cause::PROTOCOL_ERROR_UNSPECIFIED,
-                    Some(device),
-                    e.to_string(),
-                    None,
-                );
+                return self.reject_protocol_error(conn, Some(device), e.to_string());
             }
         };
         // A store that cannot be reached refuses the registration
@@ -630,13 +586,7 @@ impl Network {
                 self.send(conn, &result, None);
                 self.start_security_mode(now, conn, kamf, vec![(result, None)]);
             }
-            Err(e) => self.reject(
-                conn,
-                Cause::PROTOCOL_ERROR_UNSPECIFIED,
-                None,
-                e.to_string(),
-                None,
-            ),
+            Err(e) => self.reject_protocol_error(conn, None, e.to_string()),
         }
     }
 
@@ -753,13 +703,7 @@ impl Network {
         let sec = match SecurityContext::new(&kamf, algorithms, ctx.ngksi, Role::Network) {
             Ok(s) => s,
             Err(e) => {
-                return self.reject(
-                    conn,
-                    Cause::PROTOCOL_ERROR_UNSPECIFIED,
-                    None,
-                    e.to_string(),
-                    None,
-                );
+                return self.reject_protocol_error(conn, None, e.to_string());
             }
         };
         let [ea, ia] = ctx.ue_capability;
@@ -776,13 +720,7 @@ impl Network {
         let command = match command {
             Ok(c) => c,
             Err(e) => {
-                return self.reject(
-                    conn,
-                    Cause::PROTOCOL_ERROR_UNSPECIFIED,
-                    None,
-                    e.to_string(),
-                    None,
-                );
+                return self.reject_protocol_error(conn, None, e.to_string());
             }
         };
         ctx.sec = Some(sec);
@@ -827,13 +765,7 @@ impl Network {
             } else {
                 "SECURITY MODE COMPLETE without the REGISTRATION REQUEST"
             };
-            return self.reject(
-                conn,
-                Cause::PROTOCOL_ERROR_UNSPECIFIED,
-                device,
-                reason.into(),
-                None,
-            );
+            return self.reject_protocol_error(conn, device, reason.into());
         }
         if let Some(reason) = ctx.congested.take() {
             let device = ctx.device.clone();
@@ -895,7 +827,7 @@ impl Network {
         });
         let accept = match accept {
             Ok(a) => a,
-            Err(e) => return self.reject(conn, Cause::PROTOCOL_ERROR_UNSPECIFIED, None, e, None),
+            Err(e) => return self.reject_protocol_error(conn, None, e),
         };
         if let Some(ctx) = self.ues.get_mut(&conn) {
             ctx.guti = Some(guti);

@@ -65,6 +65,21 @@ pub(crate) fn eventually<T>(within: Duration, mut probe: impl FnMut() -> Result<
     }
 }
 
+/// Waits for `child` to end; panics after `within` with `context()` (a
+/// log, say).
+pub(crate) fn wait_for_exit(
+    child: &mut Child,
+    within: Duration,
+    context: impl Fn() -> String,
+) -> std::process::ExitStatus {
+    eventually(within, || {
+        child
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| format!("still running:\n{}", context()))
+    })
+}
+
 /// Waits until the file `log` contains `needle`; panics with the log after
 /// `within`.
 pub(crate) fn wait_for_log(log: &Path, needle: &str, within: Duration) {
