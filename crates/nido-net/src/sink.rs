@@ -51,12 +51,12 @@ pub trait ApplicationSink: Send {
 }
 
 /// Downlink data waiting per device, shared by the network's shards and
-/// the driver that fills it (`nido network serve`'s downlink poller); a
-/// sink that counts uplink bursts.
+/// the driver that fills it (`nido network serve`'s downlink poller). As a
+/// sink it keeps no uplink: `serve` takes bursts through the store's
+/// outbox.
 #[derive(Debug, Clone, Default)]
 pub struct DownlinkQueue {
     waiting: Arc<Mutex<std::collections::HashMap<String, std::collections::VecDeque<Downlink>>>>,
-    uplinks: CountingSink,
 }
 
 impl DownlinkQueue {
@@ -91,9 +91,7 @@ impl DownlinkQueue {
 }
 
 impl ApplicationSink for DownlinkQueue {
-    fn deliver(&mut self, uplink: Uplink) {
-        self.uplinks.deliver(uplink);
-    }
+    fn deliver(&mut self, _: Uplink) {}
 
     fn take_downlinks(&mut self, device: &str) -> Vec<Downlink> {
         self.waiting
