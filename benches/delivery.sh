@@ -51,7 +51,7 @@ listen="127.0.0.1:$(free_port SOCK_DGRAM)"
 "$nido" network trust-manufacturer --dir net --name "Bench Sensors" --realm dcs.bench.example --dcs dcs >/dev/null
 "$nido" network crl-import --dir net --manufacturer "Bench Sensors" --issuer factory/issuing-ca.pem acme.crl.pem >/dev/null
 "$nido" network delivery set --dir net --mqtt "mqtt://127.0.0.1:$mqtt_port" --topic-prefix bench >/dev/null
-NIDO_LOG=warn "$nido" network serve --dir net --max-procedures unlimited 2>serve.log &
+NIDO_LOG=warn "$nido" network serve --dir net --max-procedures unlimited --api off 2>serve.log &
 pids+=($!)
 for _ in $(seq 100); do grep -q . serve.log 2>/dev/null && break; sleep 0.1; done
 sleep 1

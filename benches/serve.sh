@@ -262,7 +262,7 @@ start_serve() {
     fi
     say "starting nido network serve $k on $listen$where"
     # NIDO_LOG unset: serve's default (info) logs the "serving" line waited for.
-    env -u NIDO_LOG "${pin_cmd[@]}" "$nido" network serve --dir net --max-procedures "$max_procedures" --listen "$listen" "${db_args[@]}" \
+    env -u NIDO_LOG "${pin_cmd[@]}" "$nido" network serve --dir net --max-procedures "$max_procedures" --listen "$listen" --api off "${db_args[@]}" \
         >"$work/serve-$k.out" 2>"$log" &
     local pid=$!
     server_pids+=("$pid")

@@ -61,7 +61,17 @@ pub struct CommitStats {
     pub dropped: AtomicU64,
     /// Groups abandoned.
     pub abandoned: AtomicU64,
+    /// Datagrams received by the drivers that send through this gate, as
+    /// they go (published once per round; [`crate::network::ServeStats`]
+    /// has the final count).
+    pub received: AtomicU64,
+    /// Datagrams sent, as they go.
+    pub sent: AtomicU64,
 }
+
+/// Called after each group commit with its duration and its writes (a
+/// metrics recorder).
+pub type CommitObserver = Arc<dyn Fn(Duration, usize) + Send + Sync>;
 
 /// Replies that wait for their writes, in the order they were produced.
 #[derive(Default)]
@@ -84,6 +94,7 @@ pub struct Gate {
     held: Arc<Mutex<Held>>,
     socket: Arc<UdpSocket>,
     stats: Arc<CommitStats>,
+    observer: Arc<std::sync::OnceLock<CommitObserver>>,
 }
 
 impl core::fmt::Debug for Gate {
@@ -103,6 +114,7 @@ impl Gate {
             held: Arc::new(Mutex::new(Held::default())),
             socket,
             stats: Arc::new(CommitStats::default()),
+            observer: Arc::new(std::sync::OnceLock::new()),
         }
     }
 
@@ -114,6 +126,17 @@ impl Gate {
     /// The committer's counts.
     pub fn stats(&self) -> &CommitStats {
         &self.stats
+    }
+
+    /// Sets the observer of group commits (once; later calls are ignored).
+    pub fn observe_commits(&self, observer: CommitObserver) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Adds `received` and `sent` datagrams to the live counts.
+    pub fn count_traffic(&self, received: u64, sent: u64) {
+        self.stats.received.fetch_add(received, Ordering::Relaxed);
+        self.stats.sent.fetch_add(sent, Ordering::Relaxed);
     }
 
     /// Sends `datagram` to `to` once the writes of `tag` are durable: now,
@@ -183,6 +206,9 @@ impl Gate {
                         self.stats
                             .commit_us
                             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                        if let Some(observe) = self.observer.get() {
+                            observe(started.elapsed(), done.writes);
+                        }
                     }
                     self.open();
                     return Ok(done.writes);

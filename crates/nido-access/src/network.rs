@@ -366,8 +366,10 @@ pub fn serve_sharded(
         let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
         let mut bundles: Vec<Bundle> = (0..n).map(|_| Vec::new()).collect();
         let mut failed = None;
+        let mut published = (0, 0);
         socket.set_read_timeout(Some(options.tick))?;
         while !stop.load(Ordering::Relaxed) {
+            publish(gate, &reader, &mut published);
             // Wait for the first datagram, then take what else is queued
             // (up to a round's worth) without waiting.
             socket.set_nonblocking(false)?;
@@ -502,6 +504,12 @@ struct Replies<'a> {
     gate: Option<&'a Gate>,
 }
 
+/// Adds what `stats` counted since `published` to `gate`'s live counts.
+fn publish(gate: &Gate, stats: &ServeStats, published: &mut (u64, u64)) {
+    gate.count_traffic(stats.received - published.0, stats.sent - published.1);
+    *published = (stats.received, stats.sent);
+}
+
 fn run(
     network: &mut Network,
     mut source: Source<'_>,
@@ -520,8 +528,10 @@ fn run(
     let mut out = Vec::with_capacity(2048);
     let mut deferred = Vec::new();
     let mut epoch = gate.map_or(0, |g| g.stage().failures());
+    let mut published = (0, 0);
     while !stop.load(Ordering::Relaxed) {
         if let Some(g) = gate {
+            publish(g, &stats, &mut published);
             let now_epoch = g.stage().failures();
             if now_epoch != epoch {
                 // A group was abandoned: what the contexts believe was

@@ -12,7 +12,10 @@
 //!   [`nido_net::NetworkEvent`]), devices seen, the DCS's manufacturers,
 //!   CRLs and block list (and a [`nido_pki::TrustStore`] built from them),
 //!   the log of packages delivered, the outbox of devices' uplink data and
-//!   where each owner wants it delivered (issue #14).
+//!   where each owner wants it delivered (issue #14);
+//! - the read side operators and owners see (devices, subscriptions without
+//!   keys, the audit trail, the funnel: `query`) and the HTTP API's hashed
+//!   bearer tokens (issue #15).
 //!
 //! ## Secrets
 //! K, OPc and owners' credentials are sealed with AES-256-GCM under a
@@ -40,8 +43,10 @@ mod kek;
 mod open;
 mod outbox;
 mod policy;
+mod query;
 mod records;
 mod sql;
+mod tokens;
 
 pub use error::{SqlStoreError, StoreOpenError};
 pub use extras::Release;
@@ -51,7 +56,10 @@ pub use outbox::{
     DELIVERED_KEPT_S, DeliveryConfig, DeliveryStatus, DeliveryTarget, OUTBOX_LIMIT, OutboxEntry,
     PendingDownlink,
 };
+pub use query::{AuditFilter, DeviceFilter, DeviceView, Funnel, PAGE_MAX, SubscriptionView};
 pub use records::{
     AuditEntry, BlockedRecord, CrlRecord, DeviceRecord, ManufacturerRecord, ProvisioningRecord,
+    iso8601,
 };
 pub use sql::{CrashGroup, CrashPoint, CrashWhen, SqlStore};
+pub use tokens::TokenRecord;

@@ -50,10 +50,16 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0005_outbox.sql"),
         include_str!("../migrations/postgres/0005_outbox.sql"),
     ),
+    (
+        6,
+        "api",
+        include_str!("../migrations/sqlite/0006_api.sql"),
+        include_str!("../migrations/postgres/0006_api.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The table that records applied migrations.
 pub(crate) const MIGRATIONS_TABLE: &str = "schema_migrations";

@@ -14,6 +14,7 @@ fn load(name: &str) -> Value {
 
 fn nido(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         .args(args)
         .output()
         .unwrap()

@@ -23,6 +23,7 @@ fn closed_stdout(args: &[&str], cwd: &Path) -> Output {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
     Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         .args(args)
         .current_dir(cwd)
         .env("RUST_BACKTRACE", "1")

@@ -329,6 +329,7 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
     let report_path = d.join("report.json");
     let mut sim = Reaper(
         Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
             .args(["sim", "--network", &listen, "--factory", "factory"])
             .args(["--bursts", &BURSTS.to_string(), "--burst-every", "3"])
             .args(["--timeout", "200", "--json"])
@@ -593,6 +594,7 @@ fn bursts_reach_the_owners_webhook_through_a_failing_receiver() {
     ));
     wait_for_log(&log, "serving", Duration::from_secs(30));
     let sim = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         .args(["sim", "--network", &listen, "--factory", "factory"])
         .args(["--bursts", &HOOK_BURSTS.to_string(), "--burst-every", "1"])
         .args(["--timeout", "120", "--json", "--idle-after", "0"])
@@ -834,6 +836,7 @@ fn bursts_reach_a_tls_broker_only_through_its_ca() {
     let _serve = Reaper(spawn(&["network", "serve", "--dir", "net"], d, &serve_log));
     wait_for_log(&serve_log, "serving", Duration::from_secs(30));
     let sim = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         .args(["sim", "--network", &listen, "--factory", "factory"])
         .args([
             "--bursts",

@@ -273,6 +273,7 @@ fn the_demo_onboards_200_devices_refuses_the_bad_ones_and_its_trace_decodes() {
     let d = Scratch::new("200");
     let pcap = d.0.join("t.pcap");
     let out = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         // Two shards (threads) whatever the machine: the trace and the
         // report are merged from both.
         .args(["demo", "--devices", &GOOD.to_string(), "--threads", "2"])

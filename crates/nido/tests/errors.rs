@@ -32,6 +32,7 @@ fn usage_fails(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> String {
 
 fn fails_with(code: i32, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         .args(args)
         .envs(env.iter().copied())
         .current_dir(cwd)
@@ -363,6 +364,7 @@ fn the_kek_from_a_file_and_a_warning_for_the_variable() {
     std::fs::rename(d.join("net/keys/kek.hex"), &moved).unwrap();
     // Without the configured file: $NIDO_KEK_FILE, silently.
     let out = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         .args(["network", "subscriptions", "--dir", "net"])
         .env("NIDO_KEK_FILE", &moved)
         .current_dir(d)
@@ -372,6 +374,7 @@ fn the_kek_from_a_file_and_a_warning_for_the_variable() {
     assert!(out.stderr.is_empty(), "{out:?}");
     // $NIDO_KEK still works, but says why it should not be used.
     let out = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         .args(["network", "subscriptions", "--dir", "net"])
         .env("NIDO_KEK", kek.trim())
         .current_dir(d)
@@ -423,6 +426,7 @@ fn an_owner_psk_comes_from_a_file_or_stdin_never_argv() {
     let mut args = lwm2m.to_vec();
     args.extend(["--psk-file", "-"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         .args(&args)
         .current_dir(d)
         .stdin(Stdio::piped())

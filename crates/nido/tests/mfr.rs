@@ -14,6 +14,7 @@ use serde_json::Value;
 
 fn nido(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         .args(args)
         .current_dir(cwd)
         .output()

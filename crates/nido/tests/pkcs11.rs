@@ -58,6 +58,7 @@ fn a_device_with_its_keys_in_softhsm2_onboards_to_active() {
     );
 
     let out = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         .args([
             "device",
             "run",

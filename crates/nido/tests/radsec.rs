@@ -91,6 +91,7 @@ fn serve(d: &Path, dir: &str) -> Reaper {
 
 fn sim(d: &Path, listen: &str, factory: &str, snpn: &str, timeout: &str) -> (Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         .args([
             "sim",
             "--network",

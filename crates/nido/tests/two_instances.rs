@@ -62,6 +62,7 @@ fn two_serve_instances_on_one_postgres_database_onboard_one_fleet() {
 
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         .args([
             "sim",
             "--network",

@@ -4,12 +4,11 @@
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use nido_net::{Owner, Store};
-use nido_pki::bundle::claim_code_hash;
-use nido_prov::ThirdPartyCredential;
 use zeroize::Zeroizing;
 
-use super::network::{DirArg, open};
+use nido_api::{Caller, service};
+
+use super::network::{DirArg, cli_error, open};
 
 const ABOUT: &str = "\
 Owners and their devices. An owner claims a device with the claim code
@@ -112,26 +111,35 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
         OwnerCmd::Delivery(a) => super::delivery::owner(&a),
         OwnerCmd::Create(a) => {
             let (_, mut store) = open(&a.dir.dir, None)?;
-            let credentials = store
-                .owner(&a.id)?
-                .map(|o| o.credentials)
-                .unwrap_or_default();
-            store
-                .put_owner(Owner {
+            let o = service::put_owner(
+                &mut store,
+                &Caller::Operator,
+                &service::OwnerView {
                     id: a.id.clone(),
                     name: a.name.clone(),
-                    credentials,
-                })
-                .map_err(|e| anyhow::anyhow!("owner {}: {e}", a.id))?;
-            outln!("owner {} ({}) saved", a.id, a.name);
+                },
+            )
+            .map_err(cli_error)?;
+            outln!("owner {} ({}) saved", o.id, o.name);
             Ok(())
         }
         OwnerCmd::Claim(a) => {
             let (_, mut store) = open(&a.dir.dir, None)?;
-            let device = store
-                .claim(&a.owner, &claim_code_hash(&a.claim_code))
-                .map_err(|e| anyhow::anyhow!("claim: {e}"))?;
-            outln!("device {device} claimed by {}", a.owner);
+            let d = service::claim(
+                &mut store,
+                &Caller::Operator,
+                &service::ClaimRequest {
+                    claim_code: a.claim_code.clone(),
+                    owner: Some(a.owner.clone()),
+                },
+            )
+            .map_err(|e| match e {
+                service::ServiceError::NotFound(_) => anyhow::anyhow!(
+                    "claim: no device to claim with this code (mistyped, unknown, or claimed already)"
+                ),
+                other => cli_error(other),
+            })?;
+            outln!("device {} claimed by {}", d.device, a.owner);
             Ok(())
         }
         OwnerCmd::Credentials(a) => {
@@ -151,47 +159,42 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
                 .into());
             }
             let (_, mut store) = open(&a.dir.dir, None)?;
-            let Some(mut owner) = store.owner(&a.owner)? else {
-                bail!(
-                    "--owner {}: no such owner (nido owner create first)",
-                    a.owner
-                );
-            };
-            let mut credentials = Vec::new();
+            let mut req = service::CredentialsRequest::default();
             if let (Some(uri), Some(identity), Some(file)) =
                 (&a.lwm2m, &a.psk_identity, &a.psk_file)
             {
-                credentials.push(ThirdPartyCredential::Lwm2m {
+                req.lwm2m = Some(service::Lwm2mRequest {
                     server_uri: uri.clone(),
                     psk_identity: identity.clone(),
-                    psk: read_psk(file)?,
+                    psk_hex: hex::encode(read_psk(file)?.as_slice()),
                 });
             }
             if let (Some(uri), Some(id), Some(cert), Some(key)) =
                 (&a.mqtt, &a.client_id, &a.client_cert, &a.client_key)
             {
-                credentials.push(ThirdPartyCredential::Mqtt {
+                req.mqtt = Some(service::MqttRequest {
                     broker_uri: uri.clone(),
                     client_id: id.clone(),
                     client_cert_pem: std::fs::read_to_string(cert)
                         .map_err(|e| anyhow::anyhow!("--client-cert {}: {e}", cert.display()))?,
-                    client_key_pem: Zeroizing::new(
-                        std::fs::read_to_string(key)
-                            .map_err(|e| anyhow::anyhow!("--client-key {}: {e}", key.display()))?,
-                    ),
+                    client_key_pem: std::fs::read_to_string(key)
+                        .map_err(|e| anyhow::anyhow!("--client-key {}: {e}", key.display()))?,
                 });
             }
-            if credentials.is_empty() {
+            if req.lwm2m.is_none() && req.mqtt.is_none() {
                 bail!(
                     "give --lwm2m (with --psk-identity, --psk-file) and/or --mqtt (with --client-id, --client-cert, --client-key)"
                 );
             }
-            let n = credentials.len();
-            owner.credentials = credentials;
-            store
-                .put_owner(owner)
-                .map_err(|e| anyhow::anyhow!("owner {}: {e}", a.owner))?;
-            outln!("{n} credential(s) set for {}", a.owner);
+            let set = service::set_credentials(&mut store, &Caller::Operator, &a.owner, &req)
+                .map_err(|e| match e {
+                    service::ServiceError::NotFound(_) => anyhow::anyhow!(
+                        "--owner {}: no such owner (nido owner create first)",
+                        a.owner
+                    ),
+                    other => cli_error(other),
+                })?;
+            outln!("{} credential(s) set for {}", set.len(), a.owner);
             Ok(())
         }
     }

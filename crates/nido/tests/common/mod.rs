@@ -14,6 +14,7 @@ pub(crate) mod freeradius;
 
 pub(crate) fn nido(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         .args(args)
         .current_dir(cwd)
         .output()
@@ -43,6 +44,7 @@ pub(crate) fn spawn_with_env(args: &[&str], cwd: &Path, log: &Path, env: &[(&str
         .open(log)
         .unwrap();
     Command::new(env!("CARGO_BIN_EXE_nido"))
+        .env("NIDO_API", "127.0.0.1:0")
         .args(args)
         .envs(env.iter().copied())
         .current_dir(cwd)

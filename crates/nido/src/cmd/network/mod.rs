@@ -5,6 +5,7 @@ mod capacity;
 pub(crate) mod config;
 mod release;
 mod serve;
+mod token;
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,7 @@ use clap::{Args, Subcommand};
 use nido_net::Store;
 
 use crate::args::UsageError;
+use nido_api::{Caller, service};
 use nido_pki::Policy;
 use nido_pki::files::{
     MODE_PUBLIC, MODE_SECRET, create_dir_all, pem, read_certs, read_crl, write_atomic,
@@ -80,12 +82,17 @@ pub(crate) enum Network {
     /// replaced secure element). Until then its onboarding is refused with
     /// #74, since the network cannot tell it from a clone.
     Release(release::ReleaseArgs),
-    /// Lists the devices seen.
-    Devices(ListArgs),
+    /// Lists the devices the network knows (seen on the access link, or
+    /// claimed), with filters; the same listing as the API's
+    /// `GET /api/v1/devices`.
+    Devices(DevicesArgs),
     /// Lists the subscriptions (never K or OPc).
     Subscriptions(ListArgs),
     /// Prints the audit trail (newest last).
     Audit(AuditArgs),
+    /// Tokens of the HTTP API and the web console (`serve --api`).
+    #[command(subcommand)]
+    Token(token::TokenCmd),
     /// Devices' uplink data on its way to owners' applications: the
     /// operator's default destination, and each owner's status.
     #[command(subcommand)]
@@ -197,6 +204,18 @@ pub(crate) struct ServeArgs {
     /// shared out between them.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub(crate) shards: Option<u32>,
+    /// Where the HTTP API (/api/v1, /openapi.json), the web console (/)
+    /// and the Prometheus metrics (/metrics) listen; `off` for none.
+    /// Tokens: `nido network token create`. Keep it on a loopback or
+    /// management address (plain HTTP; put a TLS proxy in front to reach
+    /// it from elsewhere).
+    #[arg(
+        long,
+        env = "NIDO_API",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR|off"
+    )]
+    pub(crate) api: String,
 }
 
 /// `trust-manufacturer --revocation`: what a device whose issuing CA has no
@@ -403,6 +422,31 @@ pub(crate) struct ListArgs {
 }
 
 #[derive(Args)]
+pub(crate) struct DevicesArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Devices in this state (authenticated, onboarding, provisioning,
+    /// provisioned, active, released, refused; claimed: never seen).
+    #[arg(long)]
+    state: Option<String>,
+    /// Devices of this manufacturer.
+    #[arg(long)]
+    manufacturer: Option<String>,
+    /// Devices of this owner.
+    #[arg(long)]
+    owner: Option<String>,
+    /// Devices whose last refusal had this 5GMM cause (a number).
+    #[arg(long)]
+    cause: Option<u8>,
+    /// Devices whose identity contains this text.
+    #[arg(long)]
+    search: Option<String>,
+}
+
+#[derive(Args)]
 pub(crate) struct AuditArgs {
     #[command(flatten)]
     dir: DirArg,
@@ -412,6 +456,12 @@ pub(crate) struct AuditArgs {
     /// The newest N entries.
     #[arg(long, default_value_t = 1000)]
     limit: usize,
+    /// Entries of this device only (MANUFACTURER/SERIAL).
+    #[arg(long)]
+    device: Option<String>,
+    /// Entries of this kind only (refused, provisioned, blocked, …).
+    #[arg(long)]
+    kind: Option<String>,
 }
 
 pub(crate) fn run(command: Network) -> Result<()> {
@@ -424,27 +474,16 @@ pub(crate) fn run(command: Network) -> Result<()> {
         Network::Block(a) => {
             let (_, store) = open(&a.dir.dir, None)?;
             let device = a.device.id()?;
-            if !store
-                .manufacturers()?
-                .iter()
-                .any(|m| m.name == device.manufacturer())
-            {
-                bail!(
-                    "{device}: {:?} is not an enrolled manufacturer",
-                    device.manufacturer()
-                );
-            }
-            store.block(&device, &a.reason)?;
-            outln!("{device} blocked");
+            let o =
+                service::block(&store, &Caller::Operator, &device, &a.reason).map_err(cli_error)?;
+            outln!("{} {}", o.device, o.result);
             Ok(())
         }
         Network::Unblock(a) => {
             let (_, store) = open(&a.dir.dir, None)?;
             let device = a.device.id()?;
-            if !store.unblock(&device)? {
-                bail!("{device} is not blocked");
-            }
-            outln!("{device} unblocked");
+            let o = service::unblock(&store, &Caller::Operator, &device).map_err(cli_error)?;
+            outln!("{} {}", o.device, o.result);
             Ok(())
         }
         Network::ImportClaims(a) => claims(&a),
@@ -452,11 +491,21 @@ pub(crate) fn run(command: Network) -> Result<()> {
         Network::Devices(a) => devices(&a),
         Network::Subscriptions(a) => subscriptions(&a),
         Network::Audit(a) => audit(&a),
+        Network::Token(c) => token::run(c),
         Network::Delivery(c) => crate::cmd::delivery::network(&c),
     }
 }
 
 /// The configuration and the store of a network directory.
+/// A service error as the CLI says it (the operator sees the store's
+/// reason, which the API keeps to its log).
+pub(crate) fn cli_error(e: service::ServiceError) -> anyhow::Error {
+    match e {
+        service::ServiceError::NotFound(what) => anyhow::anyhow!("{what}: not found"),
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
 pub(crate) fn open(dir: &Path, db: Option<&str>) -> Result<(Config, SqlStore)> {
     let config = Config::load(dir)?;
     let url = match db {
@@ -776,12 +825,15 @@ fn crl(a: &CrlArgs) -> Result<()> {
     let issuer = issuer
         .first()
         .ok_or_else(|| anyhow::anyhow!("{}: no certificate", a.issuer.display()))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    store.add_crl(&a.manufacturer, crl.as_ref(), issuer.as_ref(), now)?;
-    // Check it loads into a trust store (signature, issuer).
-    store.trust_store()?;
+    // Checked (signature, issuer) before it is kept: the API's import.
+    service::import_crl(
+        &store,
+        &Caller::Operator,
+        &a.manufacturer,
+        crl.as_ref(),
+        issuer.as_ref(),
+    )
+    .map_err(cli_error)?;
     outln!("CRL of {} imported", a.manufacturer);
     Ok(())
 }
@@ -845,61 +897,90 @@ fn claims(a: &ClaimsArgs) -> Result<()> {
     Ok(())
 }
 
-fn devices(a: &ListArgs) -> Result<()> {
+fn devices(a: &DevicesArgs) -> Result<()> {
     let (_, store) = open(&a.dir.dir, None)?;
-    for d in store.devices()? {
-        if a.json {
-            outln!(
-                "{}",
-                serde_json::json!({"serial": d.serial, "state": d.state, "first_seen": d.first_seen, "last_seen": d.last_seen})
-            );
-        } else {
-            outln!(
-                "{:<28} {:<12} first {} last {}",
-                d.serial,
-                d.state,
-                d.first_seen,
-                d.last_seen
-            );
+    let mut q = service::DeviceQuery {
+        state: a.state.clone(),
+        manufacturer: a.manufacturer.clone(),
+        owner: a.owner.clone(),
+        cause: a.cause,
+        q: a.search.clone(),
+        after: None,
+        limit: Some(nido_store::PAGE_MAX),
+    };
+    loop {
+        let page = service::devices(&store, &Caller::Operator, &q).map_err(cli_error)?;
+        for d in &page.items {
+            if a.json {
+                outln!("{}", serde_json::to_string(d)?);
+            } else {
+                outln!(
+                    "{:<28} {:<12} {:<5} first {} last {}",
+                    d.device,
+                    d.state,
+                    d.cause.map(|c| format!("#{c}")).unwrap_or_default(),
+                    d.first_seen.as_deref().unwrap_or("-"),
+                    d.last_seen.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        match page.next {
+            Some(next) => q.after = Some(next),
+            None => return Ok(()),
         }
     }
-    Ok(())
 }
 
 fn subscriptions(a: &ListArgs) -> Result<()> {
     let (_, store) = open(&a.dir.dir, None)?;
-    let mut subs = store
-        .subscriptions()
-        .map_err(|e| anyhow::anyhow!("subscriptions: {e}"))?;
-    subs.sort_by_key(|s| s.supi.to_string());
-    for s in subs {
-        let state = format!("{:?}", s.state).to_lowercase();
-        if a.json {
-            outln!(
-                "{}",
-                serde_json::json!({"supi": s.supi.to_string(), "device": s.device.to_string(), "manufacturer": s.device.manufacturer(), "serial": s.device.serial(), "state": state, "owner": s.owner, "package_id": hex::encode(s.package_id)})
-            );
-        } else {
-            outln!(
-                "{:<22} {:<28} {:<12} {}",
-                s.supi.to_string(),
-                s.device,
-                state,
-                s.owner.as_deref().unwrap_or("-")
-            );
+    let mut q = service::SubscriptionQuery {
+        after: None,
+        limit: Some(nido_store::PAGE_MAX),
+    };
+    loop {
+        let page = service::subscriptions(&store, &Caller::Operator, &q).map_err(cli_error)?;
+        for s in &page.items {
+            if a.json {
+                outln!("{}", serde_json::to_string(s)?);
+            } else {
+                outln!(
+                    "{:<22} {:<28} {:<12} {}",
+                    s.supi,
+                    s.device,
+                    s.state,
+                    s.owner.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        match page.next {
+            Some(next) => q.after = Some(next),
+            None => return Ok(()),
         }
     }
-    Ok(())
 }
 
 fn audit(a: &AuditArgs) -> Result<()> {
     let (_, store) = open(&a.dir.dir, None)?;
-    for e in store.audit(a.limit)? {
+    let mut q = service::AuditQuery {
+        device: a.device.clone(),
+        kind: a.kind.clone(),
+        before: None,
+        limit: Some(a.limit.clamp(1, nido_store::PAGE_MAX)),
+    };
+    // Newest first, page by page, up to --limit; printed oldest first.
+    let mut entries = Vec::new();
+    while entries.len() < a.limit {
+        q.limit = Some((a.limit - entries.len()).clamp(1, nido_store::PAGE_MAX));
+        let page = service::audit(&store, &Caller::Operator, &q).map_err(cli_error)?;
+        entries.extend(page.items);
+        match page.next {
+            Some(next) => q.before = next.parse().ok(),
+            None => break,
+        }
+    }
+    for e in entries.iter().rev() {
         if a.json {
-            outln!(
-                "{}",
-                serde_json::json!({"at": e.at, "kind": e.kind, "device": e.device, "supi": e.supi, "cause": e.cause, "detail": e.detail})
-            );
+            outln!("{}", serde_json::to_string(e)?);
         } else {
             outln!(
                 "{} {:<22} {:<26} {:<22} {} {}",

@@ -302,6 +302,10 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         );
     }
     let log = Arc::new(std::sync::Mutex::new(EventLog::new()));
+    // The one definition of what serve counts (issue #15), scraped at
+    // /metrics.
+    let metrics = Arc::new(nido_api::Metrics::new());
+    metrics.admission_limit(limit);
     let poll = Duration::from_millis(a.trust_poll_ms);
     let nas_identifier = format!("nido {}", config.serving_network()?.snn);
     for r in &routes {
@@ -311,8 +315,11 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
     let parts: Vec<Shard<'_>> = networks
         .into_iter()
         .zip(watches)
-        .map(|(network, source)| {
+        .enumerate()
+        .map(|(shard, (network, source))| {
             let log = log.clone();
+            let metrics = metrics.clone();
+            let round_metrics = metrics.clone();
             let sent = sent_tx.clone();
             let mut watch = TrustWatch::new(source, poll, Some(generation));
             // Each shard relays its own UEs' onboarding EAP to the external
@@ -325,11 +332,13 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
                     if let NetworkEvent::DownlinkSent { id, .. } = e {
                         let _ = sent.send(*id);
                     }
+                    metrics.observe(e, Instant::now());
                     if let Ok(mut log) = log.lock() {
                         log.event(e);
                     }
                 }),
                 on_round: Box::new(move |network: &mut Network| {
+                    round_metrics.admission(shard, network.procedures());
                     relay.exchange(network, started.elapsed(), std::time::SystemTime::now());
                     match watch.poll(Instant::now(), network) {
                         Ok(Some(reloaded)) => {
@@ -349,6 +358,10 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let gate = Gate::new(stage, Arc::new(socket.try_clone()?));
+    {
+        let m = metrics.clone();
+        gate.observe_commits(Arc::new(move |took, writes| m.commit(took, writes)));
+    }
     let committer = Committer::start(gate.clone(), CommitOptions::default())?;
     // With an external DCS, rounds come often enough that a RADIUS reply
     // waits at most a few milliseconds for the shard to take it.
@@ -389,6 +402,7 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         let kek = config::kek(dir, &config)?;
         Arc::new(move || nido_store::SqlStore::open(&url, kek.clone()).map_err(|e| e.to_string()))
     };
+    let api_store = open_store.clone();
     let downlink_client = format!(
         "nido-{}",
         config
@@ -416,7 +430,44 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
                 }
             })?
     };
+    // The HTTP API, console and metrics (issue #15), on store handles of
+    // their own.
+    let api = match a.api.as_str() {
+        "off" => None,
+        addr => {
+            let addr = std::net::ToSocketAddrs::to_socket_addrs(addr)
+                .with_context(|| format!("--api {addr}"))?
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("--api {addr}: no address"))?;
+            let pool = nido_api::StorePool::start(&api_store, 2)
+                .map_err(|e| anyhow::anyhow!("API store: {e}"))?;
+            let g = gate.clone();
+            let sampler: nido_api::Sampler = Arc::new(move |m: &nido_api::Metrics, st| {
+                use std::sync::atomic::Ordering::Relaxed;
+                m.traffic(
+                    g.stats().received.load(Relaxed),
+                    g.stats().sent.load(Relaxed),
+                );
+                if let Ok(queues) = st.delivery_status() {
+                    m.delivery_pending(queues.iter().map(|q| q.pending).sum());
+                }
+            });
+            let server = nido_api::ApiServer::start(
+                addr,
+                nido_api::AppState::new(pool, metrics.clone(), Some(sampler)),
+            )
+            .with_context(|| format!("--api {addr}"))?;
+            tracing::info!(
+                api = %format!("http://{}", server.addr()),
+                "API (/api/v1, /openapi.json), console (/) and metrics (/metrics) listening; tokens: nido network token create"
+            );
+            Some(server)
+        }
+    };
     let stats = serve_sharded(parts, &socket, &options, &stop, &gate)?;
+    if let Some(api) = api {
+        api.stop();
+    }
     // The writes of the last round, and the replies that waited for them.
     committer.finish();
     worker_stop.store(true, std::sync::atomic::Ordering::Relaxed);

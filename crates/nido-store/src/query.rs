@@ -1,0 +1,580 @@
+//! The read side that operators and owners see (issue #15): devices with
+//! filters and keyset paging, one device, subscriptions without key
+//! material, the audit trail with filters, the onboarding funnel. The CLI
+//! (`nido network devices|subscriptions|audit`) and the HTTP API call these
+//! same functions, through `nido-api`'s service layer.
+//!
+//! Invariants:
+//! - every statement is built from fixed text and `$n` placeholders; a
+//!   filter's value is always bound, never spliced into SQL;
+//! - no statement here selects `k_enc`, `opc_enc` or `credentials_enc`:
+//!   nothing these functions return can carry a secret;
+//! - an owner filter is part of the statement, so a device or subscription
+//!   of another owner is absent (not "forbidden") for an owner's query.
+
+use crate::sql::{on_pool, to_i64, to_u64};
+use crate::{AuditEntry, SqlStore, SqlStoreError};
+
+/// The most rows one page holds.
+pub const PAGE_MAX: usize = 1_000;
+
+/// Which devices to list ([`SqlStore::list_devices`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceFilter {
+    /// The device's last state (`authenticated`, `onboarding`,
+    /// `provisioning`, `provisioned`, `active`, `released`, `refused`;
+    /// `claimed` for a claimed device never seen).
+    pub state: Option<String>,
+    /// The manufacturer (the part of the identity before `/`).
+    pub manufacturer: Option<String>,
+    /// The owner (claim or subscription).
+    pub owner: Option<String>,
+    /// The 5GMM cause of the device's last refusal.
+    pub cause: Option<u8>,
+    /// A substring of the identity (`MANUFACTURER/SERIAL`).
+    pub search: Option<String>,
+    /// Keyset paging: identities after this one.
+    pub after: Option<String>,
+    /// At most this many ([`PAGE_MAX`] at most).
+    pub limit: usize,
+}
+
+/// A device as operators and owners see it: never a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceView {
+    /// `MANUFACTURER/SERIAL`.
+    pub device: String,
+    /// Its last state (see [`DeviceFilter::state`]).
+    pub state: String,
+    /// Unix seconds of the first sighting (none: claimed, never seen).
+    pub first_seen: Option<u64>,
+    /// Unix seconds of the last sighting.
+    pub last_seen: Option<u64>,
+    /// Its owner, if claimed.
+    pub owner: Option<String>,
+    /// Its subscription's SUPI.
+    pub supi: Option<String>,
+    /// Its subscription's state.
+    pub subscription: Option<String>,
+    /// The 5GMM cause of its last refusal, when its state is `refused`.
+    pub cause: Option<u8>,
+    /// Why it is blocked, if it is.
+    pub blocked: Option<String>,
+}
+
+/// A subscription without its key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionView {
+    /// `imsi-…`.
+    pub supi: String,
+    /// `MANUFACTURER/SERIAL`.
+    pub device: String,
+    /// created, provisioned, active, released.
+    pub state: String,
+    /// Its owner.
+    pub owner: Option<String>,
+    /// The last credential package's id, hex.
+    pub package_id: String,
+    /// Unix seconds of its last change.
+    pub updated_at: u64,
+}
+
+/// Which audit entries ([`SqlStore::audit_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Entries of this device only.
+    pub device: Option<String>,
+    /// Entries of this kind only.
+    pub kind: Option<String>,
+    /// Only the devices of this owner (claim or subscription).
+    pub owner: Option<String>,
+    /// Keyset paging: entries before this id (newest first).
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// The onboarding funnel: how many devices reached each step (a device in
+/// a later state has passed the earlier ones).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Funnel {
+    /// Every device seen on the access link (its identity known).
+    pub attached: u64,
+    /// Authenticated by EAP-TLS (and not refused since).
+    pub authenticated: u64,
+    /// Holding a confirmed credential package.
+    pub provisioned: u64,
+    /// Registered with its own subscription (5G-AKA).
+    pub active: u64,
+    /// Refused at its last attempt.
+    pub refused: u64,
+}
+
+/// A statement's bound values, in `$n` order.
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// A WHERE clause under construction.
+#[derive(Default)]
+struct Where {
+    clauses: Vec<String>,
+    params: Vec<Param>,
+}
+
+impl Where {
+    /// Adds `clause`, where `?` stands for the next placeholder.
+    fn push(&mut self, clause: &str, param: Param) {
+        self.params.push(param);
+        let n = self.params.len();
+        self.clauses.push(clause.replace('?', &format!("${n}")));
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    /// The next placeholder (for LIMIT).
+    fn next(&mut self, param: Param) -> String {
+        self.params.push(param);
+        format!("${}", self.params.len())
+    }
+}
+
+/// Binds `params` to `q`, in order.
+macro_rules! bind_all {
+    ($q:expr, $params:expr) => {{
+        let mut q = $q;
+        for p in $params {
+            q = match p {
+                Param::Text(t) => q.bind(t.clone()),
+                Param::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }};
+}
+
+/// `(device, state, first, last, owner, supi, subscription state, cause, blocked)`.
+type DeviceRow = (
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
+
+/// Every device the network knows of (seen, or claimed), with its owner
+/// (claim or subscription), its subscription, its last refusal's cause and
+/// its block, as the view `v`.
+const DEVICES_VIEW: &str = "\
+WITH owned AS (
+    SELECT device, MIN(owner) AS owner FROM (
+        SELECT device, owner FROM subscriptions WHERE owner IS NOT NULL
+        UNION ALL
+        SELECT device, owner FROM claims WHERE owner IS NOT NULL
+    ) o GROUP BY device
+), ids AS (
+    SELECT serial AS device FROM devices UNION SELECT device FROM owned
+), v AS (
+    SELECT ids.device AS device,
+        COALESCE(d.state, 'claimed') AS state,
+        d.first_seen AS first_seen,
+        d.last_seen AS last_seen,
+        owned.owner AS owner,
+        s.supi AS supi,
+        s.state AS subscription,
+        CASE WHEN d.state = 'refused' THEN (
+            SELECT a.cause FROM audit a
+            WHERE a.device = ids.device AND a.kind = 'refused'
+            ORDER BY a.id DESC LIMIT 1) END AS cause,
+        b.reason AS blocked
+    FROM ids
+    LEFT JOIN devices d ON d.serial = ids.device
+    LEFT JOIN owned ON owned.device = ids.device
+    LEFT JOIN subscriptions s ON s.device = ids.device
+    LEFT JOIN blocked b ON b.serial = ids.device
+)";
+
+/// [`DEVICES_VIEW`]'s rows, filtered by the WHERE that follows.
+fn devices_sql(filter: &str) -> String {
+    format!(
+        "{DEVICES_VIEW} SELECT device, state, first_seen, last_seen, owner, supi, subscription, \
+         cause, blocked FROM v {filter}"
+    )
+}
+
+fn device_view(r: DeviceRow) -> Result<DeviceView, SqlStoreError> {
+    let (device, state, first, last, owner, supi, subscription, cause, blocked) = r;
+    Ok(DeviceView {
+        device,
+        state: state.unwrap_or_else(|| "claimed".into()),
+        first_seen: first.map(|t| to_u64(t, "time")).transpose()?,
+        last_seen: last.map(|t| to_u64(t, "time")).transpose()?,
+        owner,
+        supi,
+        subscription,
+        cause: cause
+            .map(|c| u8::try_from(c).map_err(|_| SqlStoreError::Corrupt(format!("cause {c}"))))
+            .transpose()?,
+        blocked,
+    })
+}
+
+fn audit_entry(
+    (id, at, kind, device, supi, cause, detail): (
+        i64,
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        String,
+    ),
+) -> Result<(i64, AuditEntry), SqlStoreError> {
+    Ok((
+        id,
+        AuditEntry {
+            at: to_u64(at, "time")?,
+            kind,
+            device,
+            supi,
+            cause: cause
+                .map(|c| u8::try_from(c).map_err(|_| SqlStoreError::Corrupt(format!("cause {c}"))))
+                .transpose()?,
+            detail,
+        },
+    ))
+}
+
+/// The clause "`column` is a device of owner ?".
+const OF_OWNER: &str = "(SELECT owner FROM subscriptions WHERE device = COLUMN AND owner = ? \
+     UNION SELECT owner FROM claims WHERE device = COLUMN AND owner = ?) IS NOT NULL";
+
+impl SqlStore {
+    /// One page of devices, by identity.
+    pub fn list_devices(&self, filter: &DeviceFilter) -> Result<Vec<DeviceView>, SqlStoreError> {
+        let mut w = Where::default();
+        if let Some(s) = &filter.state {
+            w.push("state = ?", Param::Text(s.clone()));
+        }
+        if let Some(m) = &filter.manufacturer {
+            w.push(
+                "device LIKE ?",
+                Param::Text(format!("{}/%", like_escape(m))),
+            );
+        }
+        if let Some(o) = &filter.owner {
+            w.push("owner = ?", Param::Text(o.clone()));
+        }
+        if let Some(c) = filter.cause {
+            w.push("cause = ?", Param::Int(i64::from(c)));
+        }
+        if let Some(s) = &filter.search {
+            w.push(
+                "device LIKE ?",
+                Param::Text(format!("%{}%", like_escape(s))),
+            );
+        }
+        if let Some(a) = &filter.after {
+            w.push("device > ?", Param::Text(a.clone()));
+        }
+        let sql = devices_sql(&w.sql());
+        let limit = w.next(Param::Int(to_i64(
+            filter.limit.clamp(1, PAGE_MAX) as u64,
+            "limit",
+        )?));
+        let sql = format!(
+            "{} ORDER BY device LIMIT {limit}",
+            escape_like_clauses(&sql)
+        );
+        let rows: Vec<DeviceRow> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(
+                    bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &w.params)
+                        .fetch_all(p)
+                        .await?,
+                )
+            })
+        })?;
+        rows.into_iter().map(device_view).collect()
+    }
+
+    /// One device (`MANUFACTURER/SERIAL`), if the network knows it (and,
+    /// with `owner`, if it is that owner's).
+    pub fn device_view(
+        &self,
+        device: &str,
+        owner: Option<&str>,
+    ) -> Result<Option<DeviceView>, SqlStoreError> {
+        let mut w = Where::default();
+        w.push("device = ?", Param::Text(device.to_owned()));
+        if let Some(o) = owner {
+            w.push("owner = ?", Param::Text(o.to_owned()));
+        }
+        let sql = devices_sql(&w.sql());
+        let row: Option<DeviceRow> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(
+                    bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &w.params)
+                        .fetch_optional(p)
+                        .await?,
+                )
+            })
+        })?;
+        row.map(device_view).transpose()
+    }
+
+    /// One page of subscriptions (by device), without key material; with
+    /// `owner`, that owner's only.
+    pub fn subscription_views(
+        &self,
+        owner: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionView>, SqlStoreError> {
+        let mut w = Where::default();
+        if let Some(o) = owner {
+            w.push("owner = ?", Param::Text(o.to_owned()));
+        }
+        if let Some(a) = after {
+            w.push("device > ?", Param::Text(a.to_owned()));
+        }
+        let limit = w.next(Param::Int(to_i64(
+            limit.clamp(1, PAGE_MAX) as u64,
+            "limit",
+        )?));
+        let sql = format!(
+            "SELECT supi, device, state, owner, package_id, updated_at FROM subscriptions {} \
+             ORDER BY device LIMIT {limit}",
+            w.sql()
+        );
+        type Row = (String, String, String, Option<String>, Vec<u8>, i64);
+        let rows: Vec<Row> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(
+                    bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &w.params)
+                        .fetch_all(p)
+                        .await?,
+                )
+            })
+        })?;
+        rows.into_iter()
+            .map(|(supi, device, state, owner, package_id, updated_at)| {
+                Ok(SubscriptionView {
+                    supi,
+                    device,
+                    state,
+                    owner,
+                    package_id: hex::encode(package_id),
+                    updated_at: to_u64(updated_at, "time")?,
+                })
+            })
+            .collect()
+    }
+
+    /// One page of the audit trail, newest first, with each entry's id
+    /// (the `before` of the next page).
+    pub fn audit_page(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<Vec<(i64, AuditEntry)>, SqlStoreError> {
+        let mut w = Where::default();
+        if let Some(d) = &filter.device {
+            w.push("device = ?", Param::Text(d.clone()));
+        }
+        if let Some(k) = &filter.kind {
+            w.push("kind = ?", Param::Text(k.clone()));
+        }
+        if let Some(b) = filter.before {
+            w.push("id < ?", Param::Int(b));
+        }
+        if let Some(o) = &filter.owner {
+            // Two placeholders of the same value.
+            w.params.push(Param::Text(o.clone()));
+            w.params.push(Param::Text(o.clone()));
+            let n = w.params.len();
+            w.clauses.push(
+                OF_OWNER
+                    .replace("COLUMN", "audit.device")
+                    .replacen('?', &format!("${}", n - 1), 1)
+                    .replacen('?', &format!("${n}"), 1),
+            );
+        }
+        let limit = w.next(Param::Int(to_i64(
+            filter.limit.clamp(1, PAGE_MAX) as u64,
+            "limit",
+        )?));
+        let sql = format!(
+            "SELECT id, at, kind, device, supi, cause, detail FROM audit {} \
+             ORDER BY id DESC LIMIT {limit}",
+            w.sql()
+        );
+        type Row = (
+            i64,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            String,
+        );
+        let rows: Vec<Row> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(
+                    bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &w.params)
+                        .fetch_all(p)
+                        .await?,
+                )
+            })
+        })?;
+        rows.into_iter().map(audit_entry).collect()
+    }
+
+    /// Refused devices (with `owner`, that owner's) by the cause of their
+    /// last refusal, most frequent first.
+    pub fn refusals_by_cause(
+        &self,
+        owner: Option<&str>,
+    ) -> Result<Vec<(Option<u8>, u64)>, SqlStoreError> {
+        let mut w = Where::default();
+        w.clauses.push("state = 'refused'".into());
+        if let Some(o) = owner {
+            w.push("owner = ?", Param::Text(o.to_owned()));
+        }
+        let sql = format!(
+            "{DEVICES_VIEW} SELECT cause, COUNT(*) AS n FROM v {} GROUP BY cause \
+             ORDER BY n DESC, cause",
+            w.sql()
+        );
+        let rows: Vec<(Option<i64>, i64)> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(
+                    bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &w.params)
+                        .fetch_all(p)
+                        .await?,
+                )
+            })
+        })?;
+        rows.into_iter()
+            .map(|(c, n)| {
+                Ok((
+                    c.map(|c| {
+                        u8::try_from(c).map_err(|_| SqlStoreError::Corrupt(format!("cause {c}")))
+                    })
+                    .transpose()?,
+                    to_u64(n, "count")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The funnel of devices seen (with `owner`, that owner's devices).
+    pub fn funnel(&self, owner: Option<&str>) -> Result<Funnel, SqlStoreError> {
+        let mut w = Where::default();
+        if let Some(o) = owner {
+            w.params.push(Param::Text(o.to_owned()));
+            w.params.push(Param::Text(o.to_owned()));
+            w.clauses.push(
+                OF_OWNER
+                    .replace("COLUMN", "devices.serial")
+                    .replacen('?', "$1", 1)
+                    .replacen('?', "$2", 1),
+            );
+        }
+        let sql = format!(
+            "SELECT state, COUNT(*) FROM devices {} GROUP BY state",
+            w.sql()
+        );
+        let rows: Vec<(String, i64)> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(
+                    bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &w.params)
+                        .fetch_all(p)
+                        .await?,
+                )
+            })
+        })?;
+        let mut f = Funnel::default();
+        for (state, n) in rows {
+            let n = to_u64(n, "count")?;
+            f.attached += n;
+            match state.as_str() {
+                "refused" => f.refused += n,
+                "active" => {
+                    f.active += n;
+                    f.provisioned += n;
+                    f.authenticated += n;
+                }
+                "provisioned" | "released" => {
+                    f.provisioned += n;
+                    f.authenticated += n;
+                }
+                "authenticated" | "onboarding" | "provisioning" => f.authenticated += n,
+                _ => {}
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// `text` with LIKE's wildcards (`%`, `_`) and the escape character taken
+/// literally (with `ESCAPE '\'`).
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Adds `ESCAPE '\'` after each `LIKE $n` of `sql` (both backends take it).
+fn escape_like_clauses(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut rest = sql;
+    while let Some(i) = rest.find("LIKE $") {
+        let (head, tail) = rest.split_at(i + "LIKE $".len());
+        out.push_str(head);
+        let digits = tail.chars().take_while(char::is_ascii_digit).count();
+        out.push_str(&tail[..digits]);
+        out.push_str(" ESCAPE '\\'");
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_take_wildcards_literally() {
+        assert_eq!(like_escape("a%b_c\\"), "a\\%b\\_c\\\\");
+        assert_eq!(
+            escape_like_clauses("x LIKE $1 AND y LIKE $12 ORDER"),
+            "x LIKE $1 ESCAPE '\\' AND y LIKE $12 ESCAPE '\\' ORDER"
+        );
+    }
+
+    #[test]
+    fn where_numbers_placeholders_in_order() {
+        let mut w = Where::default();
+        w.push("a = ?", Param::Text("x".into()));
+        w.push("b < ?", Param::Int(3));
+        assert_eq!(w.sql(), "WHERE a = $1 AND b < $2");
+        assert_eq!(w.next(Param::Int(9)), "$3");
+    }
+}
