@@ -531,7 +531,7 @@ fn postgres_persists_across_reopen() {
     check_filled(&s);
     assert_eq!(
         db.query_text("SELECT version::text FROM schema_migrations ORDER BY version"),
-        vec!["1", "2", "3", "4", "5"]
+        vec!["1", "2", "3", "4", "5", "6"]
     );
 }
 
@@ -1972,4 +1972,207 @@ fn outbox_on_postgres() {
     outbox_numbers_bounds_and_delivers(&mut s);
     delivery_configs_are_kept_sealed(&mut s);
     downlinks_wait_until_sent(&mut s);
+}
+
+/// The API's read side (issue #15) and its tokens, on one backend: owners'
+/// devices by claim or subscription, filters (LIKE wildcards literal),
+/// keyset paging, the funnel, refusals by cause, audit pages per owner,
+/// subscriptions without keys, token lookup refusing revoked and expired.
+fn read_side_and_tokens(s: &mut SqlStore) {
+    use nido_store::{AuditFilter, DeviceFilter, TokenRecord};
+    s.put_owner(owner("acme")).unwrap();
+    s.put_owner(owner("globex")).unwrap();
+    for (serial, code, who) in [
+        ("D1", "c1", Some("acme")),
+        ("D2", "c2", Some("globex")),
+        ("D.3", "c3", Some("acme")),
+    ] {
+        s.add_claimable(&id(serial), code).unwrap();
+        if let Some(o) = who {
+            s.claim(o, code).unwrap();
+        }
+    }
+    let mut d1 = sub("D1", 1, 0x31);
+    d1.owner = Some("acme".into());
+    s.put_subscription(d1).unwrap();
+    let conn = nido_net::ConnectionId(1);
+    s.append_audit_batch(
+        1_000,
+        &[
+            nido_net::NetworkEvent::DeviceAuthenticated {
+                conn,
+                device: id("D1"),
+            },
+            nido_net::NetworkEvent::Refused {
+                conn,
+                device: Some(id("D2")),
+                cause: Cause(74),
+                reason: "clone".into(),
+            },
+            nido_net::NetworkEvent::Refused {
+                conn,
+                device: Some(id("D2")),
+                cause: Cause::ILLEGAL_UE,
+                reason: "blocked".into(),
+            },
+        ],
+    )
+    .unwrap();
+    let all = |f: DeviceFilter| {
+        s.list_devices(&DeviceFilter { limit: 100, ..f })
+            .unwrap()
+            .into_iter()
+            .map(|d| d.device)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        all(DeviceFilter::default()),
+        ["Acme/D.3", "Acme/D1", "Acme/D2"]
+    );
+    assert_eq!(
+        all(DeviceFilter {
+            owner: Some("acme".into()),
+            ..Default::default()
+        }),
+        ["Acme/D.3", "Acme/D1"]
+    );
+    // LIKE's wildcards are literal: "D_" would match D1 and D2.
+    assert!(
+        all(DeviceFilter {
+            search: Some("D_".into()),
+            ..Default::default()
+        })
+        .is_empty()
+    );
+    assert!(
+        all(DeviceFilter {
+            search: Some("%".into()),
+            ..Default::default()
+        })
+        .is_empty()
+    );
+    assert_eq!(
+        all(DeviceFilter {
+            search: Some("D.".into()),
+            ..Default::default()
+        }),
+        ["Acme/D.3"]
+    );
+    assert_eq!(
+        all(DeviceFilter {
+            state: Some("claimed".into()),
+            ..Default::default()
+        }),
+        ["Acme/D.3"]
+    );
+    assert_eq!(
+        all(DeviceFilter {
+            manufacturer: Some("Acme".into()),
+            after: Some("Acme/D.3".into()),
+            ..Default::default()
+        }),
+        ["Acme/D1", "Acme/D2"]
+    );
+    // The last refusal's cause, not the first.
+    assert_eq!(
+        all(DeviceFilter {
+            cause: Some(3),
+            ..Default::default()
+        }),
+        ["Acme/D2"]
+    );
+    assert!(
+        all(DeviceFilter {
+            cause: Some(74),
+            ..Default::default()
+        })
+        .is_empty()
+    );
+    let d2 = s.device_view("Acme/D2", None).unwrap().unwrap();
+    assert_eq!(
+        (d2.state.as_str(), d2.cause, d2.owner.as_deref()),
+        ("refused", Some(3), Some("globex"))
+    );
+    assert!(s.device_view("Acme/D2", Some("acme")).unwrap().is_none());
+    let f = s.funnel(None).unwrap();
+    assert_eq!((f.attached, f.authenticated, f.refused), (2, 1, 1));
+    assert_eq!(s.funnel(Some("acme")).unwrap().attached, 1);
+    assert_eq!(s.refusals_by_cause(None).unwrap(), [(Some(3), 1)]);
+    assert!(s.refusals_by_cause(Some("acme")).unwrap().is_empty());
+    let page = s
+        .audit_page(&AuditFilter {
+            owner: Some("globex".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    assert!(page[0].0 > page[1].0, "newest first");
+    let older = s
+        .audit_page(&AuditFilter {
+            before: Some(page[0].0),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(older.iter().all(|(i, _)| *i < page[0].0));
+    let subs = s.subscription_views(Some("acme"), None, 10).unwrap();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].package_id, hex::encode([0x31; 16]));
+    assert!(
+        s.subscription_views(Some("globex"), None, 10)
+            .unwrap()
+            .is_empty()
+    );
+    // Tokens: by hash, live only.
+    let record = |id: &str, owner: Option<&str>, expires: Option<u64>| TokenRecord {
+        id: id.into(),
+        role: if owner.is_some() { "owner" } else { "operator" }.into(),
+        owner: owner.map(str::to_owned),
+        label: String::new(),
+        created_at: 100,
+        expires_at: expires,
+        revoked_at: None,
+    };
+    s.create_token(&record("t1", None, None), "h1").unwrap();
+    s.create_token(&record("t2", Some("acme"), Some(200)), "h2")
+        .unwrap();
+    assert!(
+        s.create_token(&record("t3", Some("nobody"), None), "h3")
+            .is_err()
+    );
+    assert!(
+        s.create_token(&record("t4", None, None), "h1").is_err(),
+        "hash unique"
+    );
+    assert_eq!(s.token_by_hash("h1", 150).unwrap().unwrap().id, "t1");
+    assert_eq!(
+        s.token_by_hash("h2", 150)
+            .unwrap()
+            .unwrap()
+            .owner
+            .as_deref(),
+        Some("acme")
+    );
+    assert!(s.token_by_hash("h2", 200).unwrap().is_none(), "expired");
+    assert!(s.revoke_token("t1", 160).unwrap());
+    assert!(!s.revoke_token("t1", 161).unwrap());
+    assert!(s.token_by_hash("h1", 170).unwrap().is_none(), "revoked");
+    assert_eq!(s.tokens().unwrap().len(), 2);
+}
+
+#[test]
+fn read_side_on_sqlite() {
+    let dir = TempDir::new();
+    let mut s = open_sql(&dir.db());
+    read_side_and_tokens(&mut s);
+}
+
+#[test]
+fn read_side_on_postgres() {
+    let Some(db) = PgDb::new("read_side_on_postgres") else {
+        return;
+    };
+    let mut s = open_sql(&db.url());
+    read_side_and_tokens(&mut s);
 }

@@ -168,7 +168,7 @@ fn crash_and_restart(name: &str, point: &str, db: Option<&str>) {
     let report_path = d.join("report.json");
     let mut sim = Reaper(
         Command::new(env!("CARGO_BIN_EXE_nido"))
-        .env("NIDO_API", "127.0.0.1:0")
+            .env("NIDO_API", "127.0.0.1:0")
             .args([
                 "sim",
                 "--network",

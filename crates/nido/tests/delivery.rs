@@ -329,7 +329,7 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
     let report_path = d.join("report.json");
     let mut sim = Reaper(
         Command::new(env!("CARGO_BIN_EXE_nido"))
-        .env("NIDO_API", "127.0.0.1:0")
+            .env("NIDO_API", "127.0.0.1:0")
             .args(["sim", "--network", &listen, "--factory", "factory"])
             .args(["--bursts", &BURSTS.to_string(), "--burst-every", "3"])
             .args(["--timeout", "200", "--json"])
