@@ -153,6 +153,27 @@ pub async fn release(
         .await
 }
 
+#[utoipa::path(post, path = "/api/v1/devices/{manufacturer}/{serial}/downlink", tag = "devices",
+    params(("manufacturer" = String, Path), ("serial" = String, Path)), request_body = service::DownlinkRequest,
+    responses((status = 202, body = service::DownlinkView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Keeps data for a device (an owner: its own), sent right after its next
+/// uplink burst; 202 once it is durable.
+pub async fn downlink(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    p: Result<Path<(String, String)>, PathRejection>,
+    b: Result<Json<service::DownlinkRequest>, JsonRejection>,
+) -> Result<(axum::http::StatusCode, Json<service::DownlinkView>), ApiError> {
+    let (m, serial) = path(p)?;
+    let id = service::device_id(&m, &serial)?;
+    let req = body(b)?;
+    let view = s
+        .call(move |st| service::downlink(st, &caller, &id, &req))
+        .await?;
+    Ok((axum::http::StatusCode::ACCEPTED, view))
+}
+
 #[utoipa::path(get, path = "/api/v1/subscriptions", tag = "subscriptions", params(SubscriptionQuery),
     responses((status = 200, body = Page<Subscription>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -330,7 +351,7 @@ impl Modify for Bearer {
         version = "1"
     ),
     paths(
-        me, overview, devices, device, block, unblock, release, subscriptions, audit,
+        me, overview, devices, device, block, unblock, release, downlink, subscriptions, audit,
         owners, put_owner, credentials, set_credentials, claim, manufacturers, crl, delivery
     ),
     modifiers(&Bearer)

@@ -261,6 +261,10 @@ pub fn router(state: AppState) -> Router {
             "/devices/{manufacturer}/{serial}/release",
             post(api::release),
         )
+        .route(
+            "/devices/{manufacturer}/{serial}/downlink",
+            post(api::downlink),
+        )
         .route("/subscriptions", get(api::subscriptions))
         .route("/audit", get(api::audit))
         .route("/owners", get(api::owners))

@@ -998,3 +998,58 @@ pub fn delivery(store: &SqlStore, caller: &Caller) -> Result<Vec<DeliveryView>, 
         })
         .collect())
 }
+
+/// Data for a device (TS 29.122 NIDD style: the application's downlink).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct DownlinkRequest {
+    /// The data, base64 (1 to 1,000 octets).
+    pub data: String,
+}
+
+/// A downlink the network keeps for its device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct DownlinkView {
+    /// The application's reference (reported with `downlink_sent` in the
+    /// audit trail, and as `id` on the MQTT `…/down/ack`).
+    pub id: i64,
+    /// The device.
+    pub device: String,
+    /// `queued`: durable, sent right after the device's next burst.
+    pub status: String,
+}
+
+/// Keeps data for a device that holds a subscription (an owner: its own
+/// device), sent to it right after its next uplink burst.
+pub fn downlink(
+    store: &SqlStore,
+    caller: &Caller,
+    id: &DeviceId,
+    req: &DownlinkRequest,
+) -> Result<DownlinkView, ServiceError> {
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(req.data.trim())
+        .map_err(|_| ServiceError::Invalid("data: not base64".into()))?;
+    if data.is_empty() || data.len() > nido_store::MAX_DOWNLINK {
+        return Err(ServiceError::Invalid(format!(
+            "data: {} octets; 1 to {} are taken",
+            data.len(),
+            nido_store::MAX_DOWNLINK
+        )));
+    }
+    let name = id.to_string();
+    let view = store
+        .device_view(&name, caller.tenant())?
+        .ok_or_else(|| ServiceError::NotFound(name.clone()))?;
+    if view.supi.is_none() {
+        return Err(ServiceError::Conflict(format!(
+            "{name} has no subscription yet: nothing can reach it"
+        )));
+    }
+    let at = store.enqueue_downlink(&name, view.owner.as_deref(), &data)?;
+    Ok(DownlinkView {
+        id: at,
+        device: name,
+        status: "queued".into(),
+    })
+}

@@ -275,6 +275,7 @@ fn every_endpoint_wants_a_live_token() {
             ("POST", "/api/v1/devices/Acme%20Sensors/S1/block"),
             ("POST", "/api/v1/devices/Acme%20Sensors/S1/unblock"),
             ("POST", "/api/v1/devices/Acme%20Sensors/S1/release"),
+            ("POST", "/api/v1/devices/Acme%20Sensors/S1/downlink"),
             ("GET", "/api/v1/subscriptions"),
             ("GET", "/api/v1/audit"),
             ("GET", "/api/v1/owners"),
@@ -549,6 +550,18 @@ fn an_owner_claims_with_the_code_and_sets_write_only_credentials() {
         assert_ne!(r.status, StatusCode::OK);
         let acme = send(&f, "GET", "/api/v1/devices", Some(&f.acme), None).await;
         assert_eq!(serials(&acme.json()), ["S1", "S2", "S4"]);
+        // Downlinks: its own devices with a subscription; durable at 202.
+        let data = Some(serde_json::json!({"data": "aW50ZXJ2YWw9NjAw"}));
+        let r = send(&f, "POST", "/api/v1/devices/Acme%20Sensors/S1/downlink", Some(&f.acme), data.clone()).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        assert_eq!(r.json()["status"], "queued");
+        let r = send(&f, "POST", "/api/v1/devices/Acme%20Sensors/S3/downlink", Some(&f.acme), data.clone()).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = send(&f, "POST", "/api/v1/devices/Acme%20Sensors/S1/downlink", Some(&f.acme), Some(serde_json::json!({"data": "!!"}))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let big = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0u8; 1001]);
+        let r = send(&f, "POST", "/api/v1/devices/Acme%20Sensors/S1/downlink", Some(&f.acme), Some(serde_json::json!({"data": big}))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
         // Credentials: the PSK goes in, never comes out.
         let psk = "00112233445566778899aabbccddeeff";
         let r = send(

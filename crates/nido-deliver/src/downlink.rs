@@ -30,8 +30,7 @@ use nido_net::{Downlink, DownlinkQueue};
 use nido_store::{DeliveryConfig, DeliveryTarget, SqlStore, SqlStoreError};
 use rumqttc::{Client, Event, Packet, QoS};
 
-/// The largest downlink accepted, octets (a CIoT user data container).
-pub const MAX_DOWNLINK: usize = 1_000;
+pub use nido_store::MAX_DOWNLINK;
 
 /// Opens a store handle for a thread of its own (the error as text).
 pub type OpenStore = Arc<dyn Fn() -> Result<SqlStore, String> + Send + Sync>;

@@ -493,6 +493,10 @@ impl SqlStore {
     }
 }
 
+/// The largest downlink accepted, octets (a CIoT user data container),
+/// whichever way it comes (MQTT `…/down`, the API).
+pub const MAX_DOWNLINK: usize = 1_000;
+
 /// Downlink data an owner's application sent a device, not yet sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingDownlink {
@@ -515,7 +519,7 @@ fn now_ms() -> Result<i64, SqlStoreError> {
 }
 
 /// `serial` for a LIKE pattern: `\`, `%` and `_` taken literally.
-fn like_literal(serial: &str) -> String {
+pub(crate) fn like_literal(serial: &str) -> String {
     let mut out = String::with_capacity(serial.len() + 2);
     for c in serial.chars() {
         if matches!(c, '\\' | '%' | '_') {

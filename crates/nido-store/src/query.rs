@@ -12,6 +12,7 @@
 //! - an owner filter is part of the statement, so a device or subscription
 //!   of another owner is absent (not "forbidden") for an owner's query.
 
+use crate::outbox::like_literal;
 use crate::sql::{on_pool, to_i64, to_u64};
 use crate::{AuditEntry, SqlStore, SqlStoreError};
 
@@ -270,7 +271,7 @@ impl SqlStore {
         if let Some(m) = &filter.manufacturer {
             w.push(
                 "device LIKE ?",
-                Param::Text(format!("{}/%", like_escape(m))),
+                Param::Text(format!("{}/%", like_literal(m))),
             );
         }
         if let Some(o) = &filter.owner {
@@ -282,7 +283,7 @@ impl SqlStore {
         if let Some(s) = &filter.search {
             w.push(
                 "device LIKE ?",
-                Param::Text(format!("%{}%", like_escape(s))),
+                Param::Text(format!("%{}%", like_literal(s))),
             );
         }
         if let Some(a) = &filter.after {
@@ -527,19 +528,6 @@ impl SqlStore {
     }
 }
 
-/// `text` with LIKE's wildcards (`%`, `_`) and the escape character taken
-/// literally (with `ESCAPE '\'`).
-fn like_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Adds `ESCAPE '\'` after each `LIKE $n` of `sql` (both backends take it).
 fn escape_like_clauses(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
@@ -562,7 +550,6 @@ mod tests {
 
     #[test]
     fn like_patterns_take_wildcards_literally() {
-        assert_eq!(like_escape("a%b_c\\"), "a\\%b\\_c\\\\");
         assert_eq!(
             escape_like_clauses("x LIKE $1 AND y LIKE $12 ORDER"),
             "x LIKE $1 ESCAPE '\\' AND y LIKE $12 ESCAPE '\\' ORDER"
