@@ -35,6 +35,13 @@ pub struct Phase {
     pub phase: String,
 }
 
+/// A network event's kind ([`NetworkEvent::kind`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// The kind.
+    pub kind: String,
+}
+
 /// A 5GMM cause.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CauseLabel {
@@ -95,6 +102,7 @@ fn bound<V>(map: &mut HashMap<String, V>, at: impl Fn(&V) -> Instant) {
 /// The metrics of one serving network.
 pub struct Metrics {
     registry: Registry,
+    events: Family<KindLabel, Counter>,
     phases: Family<Phase, Counter>,
     durations: Family<Phase, Histogram, fn() -> Histogram>,
     refusals: Family<CauseLabel, Counter>,
@@ -131,6 +139,12 @@ impl Metrics {
     /// Every metric, registered and at zero.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("nido");
+        let events = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "network_events",
+            "Events of the network, by kind (the audit trail's kinds)",
+            events.clone(),
+        );
         let phases = Family::<Phase, Counter>::default();
         registry.register(
             "onboarding_phase",
@@ -224,6 +238,7 @@ impl Metrics {
         );
         Self {
             registry,
+            events,
             phases,
             durations,
             refusals,
@@ -263,6 +278,11 @@ impl Metrics {
     /// Counts an event of the network, observed at `now`.
     pub fn observe(&self, event: &NetworkEvent, now: Instant) {
         use NetworkEvent as E;
+        self.events
+            .get_or_create(&KindLabel {
+                kind: event.kind().into(),
+            })
+            .inc();
         let mut starts = match self.starts.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
@@ -441,6 +461,7 @@ mod tests {
         assert!(text.contains("nido_procedure_duration_seconds_count{phase=\"onboarding\"} 1"));
         assert!(text.contains("nido_procedure_duration_seconds_sum{phase=\"provisioning\"} 0.3"));
         assert!(text.contains("nido_datagrams_total{direction=\"in\"} 15"));
+        assert!(text.contains("nido_network_events_total{kind=\"provisioned\"} 1"));
         assert!(text.contains("nido_store_commit_batch_writes_count 1"));
         assert!(
             !text.contains("S1") && !text.contains("imsi"),

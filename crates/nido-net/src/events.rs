@@ -161,6 +161,32 @@ pub enum NetworkEvent {
 }
 
 impl NetworkEvent {
+    /// The event's name: its audit trail `kind`, its log message and its
+    /// metrics label (`nido_network_events_total{kind}`), one place for
+    /// every reader.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::DeviceAuthenticated { .. } => "device_authenticated",
+            Self::Refused { .. } => "refused",
+            Self::Congested { .. } => "congested",
+            Self::CloneSuspected { .. } => "clone_suspected",
+            Self::RegisteredForOnboarding { .. } => "registered_for_onboarding",
+            Self::PackageDelivered { .. } => "package_delivered",
+            Self::Provisioned { .. } => "provisioned",
+            Self::Released { .. } => "released",
+            Self::Authenticated { .. } => "authenticated",
+            Self::Resynchronised { .. } => "resynchronised",
+            Self::Registered { .. } => "registered",
+            Self::DataDelivered { .. } => "data_delivered",
+            Self::DownlinkSent { .. } => "downlink_sent",
+            Self::RestrictedTrafficRefused { .. } => "restricted_traffic_refused",
+            Self::OnboardingTimerExpired { .. } => "onboarding_timer_expired",
+            Self::Deregistered { .. } => "deregistered",
+            Self::ProcedureAbandoned { .. } => "procedure_abandoned",
+            Self::Discarded { .. } => "discarded",
+        }
+    }
+
     /// Whether this event reports a change of a subscription that the
     /// network wrote together with its audit entry
     /// ([`crate::Store::put_subscription_audited`]): a package delivered, a

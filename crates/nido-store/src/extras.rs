@@ -20,15 +20,6 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-type AuditRow = (
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    String,
-);
-
 /// What [`SqlStore::release`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Release {
@@ -177,36 +168,15 @@ impl SqlStore {
 
     /// The last `limit` audit entries, oldest first.
     pub fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, SqlStoreError> {
-        let limit = to_i64(limit as u64, "limit")?;
-        let mut rows: Vec<AuditRow> = self.run(async {
-            on_pool!(self, |p, _begin| {
-                Ok(sqlx::query_as(
-                    "SELECT at, kind, device, supi, cause, detail FROM audit \
-                     ORDER BY id DESC LIMIT $1",
-                )
-                .bind(limit)
-                .fetch_all(p)
-                .await?)
-            })
-        })?;
-        rows.reverse();
-        rows.into_iter()
-            .map(|(at, kind, device, supi, cause, detail)| {
-                Ok(AuditEntry {
-                    at: to_u64(at, "time")?,
-                    kind,
-                    device,
-                    supi,
-                    cause: cause
-                        .map(|c| {
-                            u8::try_from(c)
-                                .map_err(|_| SqlStoreError::Corrupt(format!("cause {c}")))
-                        })
-                        .transpose()?,
-                    detail,
-                })
-            })
-            .collect()
+        let mut entries = self.audit_rows(
+            &crate::AuditFilter {
+                limit,
+                ..crate::AuditFilter::default()
+            },
+            limit,
+        )?;
+        entries.reverse();
+        Ok(entries.into_iter().map(|(_, e)| e).collect())
     }
 
     /// Records that device `serial` was seen at `now` (unix seconds) in `state`

@@ -140,11 +140,44 @@ impl Where {
         }
     }
 
+    /// The placeholder of a new bound value.
+    fn bind(&mut self, param: Param) -> String {
+        self.next(param)
+    }
+
     /// The next placeholder (for LIMIT).
     fn next(&mut self, param: Param) -> String {
         self.params.push(param);
         format!("${}", self.params.len())
     }
+}
+
+/// `WHERE` and `clauses` joined by AND (nothing for none).
+fn where_of(clauses: &[String]) -> String {
+    if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    }
+}
+
+/// The clauses of `filter` on a device identity `column`: manufacturer,
+/// search text, keyset position.
+fn identity_clauses(w: &mut Where, filter: &DeviceFilter, column: &str) -> Vec<String> {
+    let mut c = Vec::new();
+    if let Some(m) = &filter.manufacturer {
+        let p = w.bind(Param::Text(format!("{}/%", like_literal(m))));
+        c.push(format!("{column} LIKE {p}"));
+    }
+    if let Some(q) = &filter.search {
+        let p = w.bind(Param::Text(format!("%{}%", like_literal(q))));
+        c.push(format!("{column} LIKE {p}"));
+    }
+    if let Some(a) = &filter.after {
+        let p = w.bind(Param::Text(a.clone()));
+        c.push(format!("{column} > {p}"));
+    }
+    c
 }
 
 /// Binds `params` to `q`, in order.
@@ -174,45 +207,40 @@ type DeviceRow = (
     Option<String>,
 );
 
-/// Every device the network knows of (seen, or claimed), with its owner
-/// (claim or subscription), its subscription, its last refusal's cause and
-/// its block, as the view `v`.
-const DEVICES_VIEW: &str = "\
-WITH owned AS (
-    SELECT device, MIN(owner) AS owner FROM (
-        SELECT device, owner FROM subscriptions WHERE owner IS NOT NULL
-        UNION ALL
-        SELECT device, owner FROM claims WHERE owner IS NOT NULL
-    ) o GROUP BY device
-), ids AS (
-    SELECT serial AS device FROM devices UNION SELECT device FROM owned
-), v AS (
+/// The devices named by `ids` (an SQL statement yielding a `device`
+/// column, each device once), each with its last state, its owner (its
+/// subscription's, else its claim's), its subscription, its last refusal's
+/// cause and its block: the view `v`, filtered by `filter`. Every value is
+/// found through an index from the device's identity, so the cost is that
+/// of `ids`.
+fn devices_sql(ids: &str, filter: &str) -> String {
+    format!(
+        "WITH ids AS ({ids}), v AS (
     SELECT ids.device AS device,
         COALESCE(d.state, 'claimed') AS state,
         d.first_seen AS first_seen,
         d.last_seen AS last_seen,
-        owned.owner AS owner,
+        COALESCE(s.owner, (SELECT MIN(c.owner) FROM claims c
+            WHERE c.device = ids.device AND c.owner IS NOT NULL)) AS owner,
         s.supi AS supi,
         s.state AS subscription,
-        CASE WHEN d.state = 'refused' THEN (
-            SELECT a.cause FROM audit a
-            WHERE a.device = ids.device AND a.kind = 'refused'
-            ORDER BY a.id DESC LIMIT 1) END AS cause,
+        CASE WHEN d.state = 'refused' THEN ({LAST_CAUSE_OF_IDS}) END AS cause,
         b.reason AS blocked
     FROM ids
     LEFT JOIN devices d ON d.serial = ids.device
-    LEFT JOIN owned ON owned.device = ids.device
     LEFT JOIN subscriptions s ON s.device = ids.device
     LEFT JOIN blocked b ON b.serial = ids.device
-)";
-
-/// [`DEVICES_VIEW`]'s rows, filtered by the WHERE that follows.
-fn devices_sql(filter: &str) -> String {
-    format!(
-        "{DEVICES_VIEW} SELECT device, state, first_seen, last_seen, owner, supi, subscription, \
-         cause, blocked FROM v {filter}"
+) SELECT device, state, first_seen, last_seen, owner, supi, subscription, cause, blocked FROM v {filter}"
     )
 }
+
+/// The cause of the last refusal of `ids.device`.
+const LAST_CAUSE_OF_IDS: &str = "SELECT a.cause FROM audit a WHERE a.device = ids.device \
+     AND a.kind = 'refused' ORDER BY a.id DESC LIMIT 1";
+
+/// The cause of the last refusal of `d.serial`.
+const LAST_CAUSE_OF_D: &str = "SELECT a.cause FROM audit a WHERE a.device = d.serial \
+     AND a.kind = 'refused' ORDER BY a.id DESC LIMIT 1";
 
 fn device_view(r: DeviceRow) -> Result<DeviceView, SqlStoreError> {
     let (device, state, first, last, owner, supi, subscription, cause, blocked) = r;
@@ -262,41 +290,81 @@ const OF_OWNER: &str = "(SELECT owner FROM subscriptions WHERE device = COLUMN A
      UNION SELECT owner FROM claims WHERE device = COLUMN AND owner = ?) IS NOT NULL";
 
 impl SqlStore {
-    /// One page of devices, by identity.
+    /// One page of devices, by identity. The page is read through the
+    /// indexes: an owner's devices from its claims and subscriptions; the
+    /// others as the first `limit` seen devices that pass the filters
+    /// (`devices` in identity order) merged with the first `limit` claimed
+    /// devices never seen, so a page costs its size, not the fleet's.
     pub fn list_devices(&self, filter: &DeviceFilter) -> Result<Vec<DeviceView>, SqlStoreError> {
         let mut w = Where::default();
-        if let Some(s) = &filter.state {
-            w.push("state = ?", Param::Text(s.clone()));
+        let limit = filter.limit.clamp(1, PAGE_MAX);
+        let ids = match &filter.owner {
+            Some(o) => {
+                let a = w.bind(Param::Text(o.clone()));
+                let b = w.bind(Param::Text(o.clone()));
+                format!(
+                    "SELECT device FROM claims WHERE owner = {a} \
+                     UNION SELECT device FROM subscriptions WHERE owner = {b}"
+                )
+            }
+            None => {
+                let mut arms = Vec::new();
+                if filter.state.as_deref() != Some("claimed") {
+                    // Seen devices.
+                    let mut c = Vec::new();
+                    if let Some(st) = &filter.state {
+                        c.push(format!("d.state = {}", w.bind(Param::Text(st.clone()))));
+                    }
+                    if let Some(cause) = filter.cause {
+                        c.push(format!(
+                            "d.state = 'refused' AND ({LAST_CAUSE_OF_D}) = {}",
+                            w.bind(Param::Int(i64::from(cause)))
+                        ));
+                    }
+                    c.extend(identity_clauses(&mut w, filter, "d.serial"));
+                    let lim = w.bind(Param::Int(to_i64(limit as u64, "limit")?));
+                    arms.push(format!(
+                        "SELECT device FROM (SELECT d.serial AS device FROM devices d {} \
+                         ORDER BY d.serial LIMIT {lim}) seen",
+                        where_of(&c)
+                    ));
+                }
+                if matches!(filter.state.as_deref(), None | Some("claimed"))
+                    && filter.cause.is_none()
+                {
+                    // Claimed devices never seen.
+                    let mut c = vec![
+                        "c.owner IS NOT NULL".to_owned(),
+                        "NOT EXISTS (SELECT 1 FROM devices d WHERE d.serial = c.device)".to_owned(),
+                    ];
+                    c.extend(identity_clauses(&mut w, filter, "c.device"));
+                    let lim = w.bind(Param::Int(to_i64(limit as u64, "limit")?));
+                    arms.push(format!(
+                        "SELECT device FROM (SELECT DISTINCT c.device AS device FROM claims c {} \
+                         ORDER BY c.device LIMIT {lim}) claimed",
+                        where_of(&c)
+                    ));
+                }
+                if arms.is_empty() {
+                    return Ok(Vec::new());
+                }
+                arms.join(" UNION ")
+            }
+        };
+        // The filters again on the view: for an owner's devices, and to keep
+        // the page exact whatever the arms let through.
+        let mut c = Vec::new();
+        if let Some(st) = &filter.state {
+            c.push(format!("state = {}", w.bind(Param::Text(st.clone()))));
         }
-        if let Some(m) = &filter.manufacturer {
-            w.push(
-                "device LIKE ?",
-                Param::Text(format!("{}/%", like_literal(m))),
-            );
+        if let Some(cause) = filter.cause {
+            c.push(format!("cause = {}", w.bind(Param::Int(i64::from(cause)))));
         }
-        if let Some(o) = &filter.owner {
-            w.push("owner = ?", Param::Text(o.clone()));
-        }
-        if let Some(c) = filter.cause {
-            w.push("cause = ?", Param::Int(i64::from(c)));
-        }
-        if let Some(s) = &filter.search {
-            w.push(
-                "device LIKE ?",
-                Param::Text(format!("%{}%", like_literal(s))),
-            );
-        }
-        if let Some(a) = &filter.after {
-            w.push("device > ?", Param::Text(a.clone()));
-        }
-        let sql = devices_sql(&w.sql());
-        let limit = w.next(Param::Int(to_i64(
-            filter.limit.clamp(1, PAGE_MAX) as u64,
-            "limit",
-        )?));
+        c.extend(identity_clauses(&mut w, filter, "device"));
+        let lim = w.bind(Param::Int(to_i64(limit as u64, "limit")?));
         let sql = format!(
-            "{} ORDER BY device LIMIT {limit}",
-            escape_like_clauses(&sql)
+            "{} ORDER BY device LIMIT {lim}",
+            escape_like_clauses(&devices_sql(&ids, &where_of(&c)))
         );
         let rows: Vec<DeviceRow> = self.run(async {
             on_pool!(self, |p, _begin| {
@@ -310,19 +378,29 @@ impl SqlStore {
         rows.into_iter().map(device_view).collect()
     }
 
-    /// One device (`MANUFACTURER/SERIAL`), if the network knows it (and,
-    /// with `owner`, if it is that owner's).
+    /// One device (`MANUFACTURER/SERIAL`), if the network knows it (seen,
+    /// or claimed; and, with `owner`, if it is that owner's).
     pub fn device_view(
         &self,
         device: &str,
         owner: Option<&str>,
     ) -> Result<Option<DeviceView>, SqlStoreError> {
         let mut w = Where::default();
-        w.push("device = ?", Param::Text(device.to_owned()));
-        if let Some(o) = owner {
-            w.push("owner = ?", Param::Text(o.to_owned()));
-        }
-        let sql = devices_sql(&w.sql());
+        let (a, b, c) = (
+            w.bind(Param::Text(device.to_owned())),
+            w.bind(Param::Text(device.to_owned())),
+            w.bind(Param::Text(device.to_owned())),
+        );
+        let ids = format!(
+            "SELECT serial AS device FROM devices WHERE serial = {a} \
+             UNION SELECT device FROM claims WHERE device = {b} AND owner IS NOT NULL \
+             UNION SELECT device FROM subscriptions WHERE device = {c} AND owner IS NOT NULL"
+        );
+        let filter = match owner {
+            Some(o) => format!("WHERE owner = {}", w.bind(Param::Text(o.to_owned()))),
+            None => String::new(),
+        };
+        let sql = devices_sql(&ids, &filter);
         let row: Option<DeviceRow> = self.run(async {
             on_pool!(self, |p, _begin| {
                 Ok(
@@ -389,6 +467,16 @@ impl SqlStore {
         &self,
         filter: &AuditFilter,
     ) -> Result<Vec<(i64, AuditEntry)>, SqlStoreError> {
+        self.audit_rows(filter, filter.limit.clamp(1, PAGE_MAX))
+    }
+
+    /// [`Self::audit_page`] with `limit` as it is (the whole trail for
+    /// [`Self::audit`]).
+    pub(crate) fn audit_rows(
+        &self,
+        filter: &AuditFilter,
+        limit: usize,
+    ) -> Result<Vec<(i64, AuditEntry)>, SqlStoreError> {
         let mut w = Where::default();
         if let Some(d) = &filter.device {
             w.push("device = ?", Param::Text(d.clone()));
@@ -412,7 +500,7 @@ impl SqlStore {
             );
         }
         let limit = w.next(Param::Int(to_i64(
-            filter.limit.clamp(1, PAGE_MAX) as u64,
+            limit.min(i64::MAX as usize) as u64,
             "limit",
         )?));
         let sql = format!(
@@ -448,15 +536,28 @@ impl SqlStore {
         owner: Option<&str>,
     ) -> Result<Vec<(Option<u8>, u64)>, SqlStoreError> {
         let mut w = Where::default();
-        w.clauses.push("state = 'refused'".into());
-        if let Some(o) = owner {
-            w.push("owner = ?", Param::Text(o.to_owned()));
-        }
-        let sql = format!(
-            "{DEVICES_VIEW} SELECT cause, COUNT(*) AS n FROM v {} GROUP BY cause \
-             ORDER BY n DESC, cause",
-            w.sql()
-        );
+        let sql = match owner {
+            Some(o) => {
+                let a = w.bind(Param::Text(o.to_owned()));
+                let b = w.bind(Param::Text(o.to_owned()));
+                format!(
+                    "SELECT cause, COUNT(*) AS n FROM (SELECT cause, device FROM ({}) x) y \
+                     GROUP BY cause ORDER BY n DESC, cause",
+                    devices_sql(
+                        &format!(
+                            "SELECT device FROM claims WHERE owner = {a} \
+                             UNION SELECT device FROM subscriptions WHERE owner = {b}"
+                        ),
+                        "WHERE state = 'refused'"
+                    )
+                )
+            }
+            // The refused devices, through the state index.
+            None => format!(
+                "SELECT cause, COUNT(*) AS n FROM (SELECT ({LAST_CAUSE_OF_D}) AS cause \
+                 FROM devices d WHERE d.state = 'refused') x GROUP BY cause ORDER BY n DESC, cause"
+            ),
+        };
         let rows: Vec<(Option<i64>, i64)> = self.run(async {
             on_pool!(self, |p, _begin| {
                 Ok(

@@ -36,10 +36,9 @@ impl AuditEntry {
 
     /// The entry for a [`NetworkEvent`] observed at `at` (unix seconds).
     pub fn from_event(at: u64, event: &NetworkEvent) -> Self {
-        let mut e = Self::new(at, "other", "");
+        let mut e = Self::new(at, event.kind(), "");
         match event {
             NetworkEvent::DeviceAuthenticated { conn, device } => {
-                e.kind = "device_authenticated".into();
                 e.device = Some(device.to_string());
                 e.detail = conn.to_string();
             }
@@ -49,7 +48,6 @@ impl AuditEntry {
                 cause,
                 reason,
             } => {
-                e.kind = "refused".into();
                 e.device = device.as_ref().map(ToString::to_string);
                 e.cause = Some(cause.octet());
                 e.detail = format!("{conn}: {reason}");
@@ -59,7 +57,6 @@ impl AuditEntry {
                 procedures,
                 t3346,
             } => {
-                e.kind = "congested".into();
                 e.cause = Some(22);
                 e.detail = format!(
                     "{conn}: {procedures} registrations in progress; T3346 {} s",
@@ -71,12 +68,10 @@ impl AuditEntry {
                 active,
                 refused,
             } => {
-                e.kind = "clone_suspected".into();
                 e.device = Some(device.to_string());
                 e.detail = format!("active {active}, refused {refused}");
             }
             NetworkEvent::RegisteredForOnboarding { conn, device } => {
-                e.kind = "registered_for_onboarding".into();
                 e.device = Some(device.to_string());
                 e.detail = conn.to_string();
             }
@@ -85,7 +80,6 @@ impl AuditEntry {
                 supi,
                 reprovisioned,
             } => {
-                e.kind = "package_delivered".into();
                 e.device = Some(device.to_string());
                 e.supi = Some(supi.to_string());
                 e.detail = if *reprovisioned {
@@ -95,7 +89,6 @@ impl AuditEntry {
                 };
             }
             NetworkEvent::Provisioned { device, supi } => {
-                e.kind = "provisioned".into();
                 e.device = Some(device.to_string());
                 e.supi = Some(supi.to_string());
             }
@@ -104,7 +97,6 @@ impl AuditEntry {
                 supi,
                 reason,
             } => {
-                e.kind = "released".into();
                 e.device = Some(device.to_string());
                 e.supi = Some(supi.to_string());
                 e.detail.clone_from(reason);
@@ -114,7 +106,6 @@ impl AuditEntry {
                 supi,
                 activated,
             } => {
-                e.kind = "authenticated".into();
                 e.supi = Some(supi.to_string());
                 e.detail = if *activated {
                     format!("{conn}: activated")
@@ -123,16 +114,13 @@ impl AuditEntry {
                 };
             }
             NetworkEvent::Resynchronised { supi } => {
-                e.kind = "resynchronised".into();
                 e.supi = Some(supi.to_string());
             }
             NetworkEvent::Registered { conn, supi } => {
-                e.kind = "registered".into();
                 e.supi = Some(supi.to_string());
                 e.detail = conn.to_string();
             }
             NetworkEvent::DataDelivered { supi, bytes } => {
-                e.kind = "data_delivered".into();
                 e.supi = Some(supi.to_string());
                 e.detail = format!("{bytes} octets");
             }
@@ -142,29 +130,23 @@ impl AuditEntry {
                 id,
                 bytes,
             } => {
-                e.kind = "downlink_sent".into();
                 e.supi = Some(supi.to_string());
                 e.device = Some(device.clone());
                 e.detail = format!("downlink {id}: {bytes} octets");
             }
             NetworkEvent::RestrictedTrafficRefused { conn, what } => {
-                e.kind = "restricted_traffic_refused".into();
                 e.detail = format!("{conn}: {what}");
             }
             NetworkEvent::OnboardingTimerExpired { conn } => {
-                e.kind = "onboarding_timer_expired".into();
                 e.detail = conn.to_string();
             }
             NetworkEvent::Deregistered { conn } => {
-                e.kind = "deregistered".into();
                 e.detail = conn.to_string();
             }
             NetworkEvent::ProcedureAbandoned { conn, timer } => {
-                e.kind = "procedure_abandoned".into();
                 e.detail = format!("{conn}: {timer}");
             }
             NetworkEvent::Discarded { conn, reason } => {
-                e.kind = "discarded".into();
                 e.detail = format!("{conn}: {reason}");
             }
             other => e.detail = format!("{other:?}"),

@@ -415,10 +415,10 @@ pub(crate) struct ClaimsArgs {
 #[derive(Args)]
 pub(crate) struct ListArgs {
     #[command(flatten)]
-    dir: DirArg,
+    pub(crate) dir: DirArg,
     /// JSON lines instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Args)]

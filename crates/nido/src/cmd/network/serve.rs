@@ -108,7 +108,7 @@ impl EventLog {
             E::ProcedureAbandoned { timer, .. } => {
                 tracing::info!(timer = %timer, "procedure abandoned")
             }
-            _ => tracing::info!("network event"),
+            other => tracing::info!(kind = other.kind(), "network event"),
         }
     }
 }

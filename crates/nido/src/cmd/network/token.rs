@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use nido_api::auth;
 use nido_api::service::{now, time};
 
-use super::{DirArg, open};
+use super::{DirArg, ListArgs, open};
 
 const ABOUT: &str = "\
 Tokens of the HTTP API and the web console (`nido network serve --api`).
@@ -61,15 +61,6 @@ pub(crate) struct RevokeArgs {
     dir: DirArg,
     /// The token's id (`tok-…`).
     id: String,
-}
-
-#[derive(Args)]
-pub(crate) struct ListArgs {
-    #[command(flatten)]
-    dir: DirArg,
-    /// JSON lines instead of a table.
-    #[arg(long)]
-    json: bool,
 }
 
 /// A lifetime in seconds: N followed by d, h or m.
