@@ -216,6 +216,7 @@ pub async fn owners(
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OwnerName {
     /// The display name.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 

@@ -9,7 +9,9 @@
 //! - a token is shown once, when it is created, and never logged;
 //! - a request is either authenticated by a live token or refused (401);
 //! - failed authentications are rate limited per client address
-//!   ([`FailureLimiter`]): past the burst, 429 before any store lookup.
+//!   ([`FailureLimiter`]): past the burst, a failure is 429; a live token
+//!   is never refused for its address's failures (a proxy's clients share
+//!   one address).
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -164,6 +164,7 @@ pub struct DeviceQuery {
     /// The `next` of the previous page.
     pub after: Option<String>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -291,6 +292,7 @@ pub struct AuditQuery {
     /// The `next` of the previous page (entries older than it).
     pub before: Option<i64>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -345,6 +347,7 @@ pub struct SubscriptionQuery {
     /// The `next` of the previous page.
     pub after: Option<String>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -454,12 +457,13 @@ pub struct Outcome {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct Reason {
     /// Why (kept in the audit trail).
+    #[schema(min_length = 1, max_length = 200)]
     pub reason: String,
 }
 
 fn reason(text: &str) -> Result<&str, ServiceError> {
     let t = text.trim();
-    if t.is_empty() || t.len() > 200 || t.chars().any(char::is_control) {
+    if t.is_empty() || text.len() > 200 || t.chars().any(char::is_control) {
         return Err(ServiceError::Invalid(
             "reason: 1 to 200 characters, no control characters".into(),
         ));
@@ -492,7 +496,7 @@ pub fn block(
         result: if changed {
             "blocked".into()
         } else {
-            "already blocked (reason updated)".into()
+            "already blocked (its first reason stays; unblock, then block to change it)".into()
         },
         changed,
     })
@@ -590,7 +594,7 @@ pub fn put_owner(
     operator_only(caller)?;
     let id = owner_id(&owner.id)?;
     let name = owner.name.trim();
-    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+    if name.is_empty() || owner.name.len() > 200 || name.chars().any(char::is_control) {
         return Err(ServiceError::Invalid(
             "name: 1 to 200 characters, no control characters".into(),
         ));
@@ -613,6 +617,7 @@ pub fn put_owner(
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ClaimRequest {
     /// The claim code.
+    #[schema(min_length = 1, max_length = 64)]
     pub claim_code: String,
     /// The owner to claim for (operator only; an owner claims for itself).
     pub owner: Option<String>,
@@ -637,7 +642,7 @@ pub fn claim(
         }
     };
     let code = req.claim_code.trim();
-    if code.is_empty() || code.len() > 64 {
+    if code.is_empty() || req.claim_code.len() > 64 {
         return Err(ServiceError::Invalid(
             "claim_code: 1 to 64 characters".into(),
         ));
@@ -670,10 +675,13 @@ pub struct CredentialsRequest {
 #[derive(Clone, Deserialize, Serialize, ToSchema)]
 pub struct Lwm2mRequest {
     /// `coaps://…`.
+    #[schema(min_length = 8, max_length = 512, pattern = "^coaps?://\\S+$")]
     pub server_uri: String,
     /// The PSK identity.
+    #[schema(min_length = 1, max_length = 128)]
     pub psk_identity: String,
     /// The PSK in hex (write-only: never returned).
+    #[schema(min_length = 2, max_length = 128, pattern = "^([0-9a-fA-F]{2})+$")]
     pub psk_hex: String,
 }
 
@@ -690,12 +698,16 @@ impl core::fmt::Debug for Lwm2mRequest {
 #[derive(Clone, Deserialize, Serialize, ToSchema)]
 pub struct MqttRequest {
     /// `mqtts://…`.
+    #[schema(min_length = 8, max_length = 512, pattern = "^mqtts?://\\S+$")]
     pub broker_uri: String,
     /// The client id.
+    #[schema(min_length = 1, max_length = 128)]
     pub client_id: String,
     /// The client certificate chain, PEM.
+    #[schema(min_length = 1, max_length = 16384)]
     pub client_cert_pem: String,
     /// The client private key, PEM (write-only: never returned).
+    #[schema(min_length = 1, max_length = 16384)]
     pub client_key_pem: String,
 }
 
@@ -769,8 +781,8 @@ pub fn credentials(
 }
 
 fn uri(text: &str, schemes: &[&str], what: &str) -> Result<String, ServiceError> {
-    let t = text.trim();
-    if t.len() > 512
+    let t = text;
+    if text.len() > 512
         || t.chars().any(|c| c.is_control() || c.is_whitespace())
         || !schemes
             .iter()
@@ -786,7 +798,7 @@ fn uri(text: &str, schemes: &[&str], what: &str) -> Result<String, ServiceError>
 
 fn identity(text: &str, what: &str) -> Result<String, ServiceError> {
     let t = text.trim();
-    if t.is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
+    if t.is_empty() || text.len() > 128 || t.chars().any(char::is_control) {
         return Err(ServiceError::Invalid(format!(
             "{what}: 1 to 128 characters"
         )));
@@ -805,7 +817,7 @@ pub fn set_credentials(
     let mut credentials = Vec::new();
     if let Some(l) = &req.lwm2m {
         let psk = Zeroizing::new(
-            hex::decode(l.psk_hex.trim())
+            hex::decode(&l.psk_hex)
                 .map_err(|_| ServiceError::Invalid("lwm2m.psk_hex: not hex".into()))?,
         );
         if psk.is_empty() || psk.len() > 64 {
@@ -887,8 +899,10 @@ pub fn manufacturers(
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct CrlRequest {
     /// The CRL (PEM `X509 CRL`).
+    #[schema(min_length = 1)]
     pub crl_pem: String,
     /// The certificate of the CA that signed it (PEM).
+    #[schema(min_length = 1)]
     pub issuer_pem: String,
 }
 
@@ -1003,6 +1017,7 @@ pub fn delivery(store: &SqlStore, caller: &Caller) -> Result<Vec<DeliveryView>, 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct DownlinkRequest {
     /// The data, base64 (1 to 1,000 octets).
+    #[schema(min_length = 4, max_length = 1336)]
     pub data: String,
 }
 
@@ -1028,7 +1043,7 @@ pub fn downlink(
 ) -> Result<DownlinkView, ServiceError> {
     use base64::Engine;
     let data = base64::engine::general_purpose::STANDARD
-        .decode(req.data.trim())
+        .decode(&req.data)
         .map_err(|_| ServiceError::Invalid("data: not base64".into()))?;
     if data.is_empty() || data.len() > nido_store::MAX_DOWNLINK {
         return Err(ServiceError::Invalid(format!(

@@ -342,40 +342,57 @@ impl SqlStore {
     }
 
     /// Blocks a device (that manufacturer's only); `false` if it was
-    /// already blocked.
+    /// already blocked (its first reason stays). A block and its `blocked`
+    /// audit entry commit together.
     pub fn block(&self, device: &nido_net::DeviceId, reason: &str) -> Result<bool, SqlStoreError> {
         let serial = device.to_string();
-        let now = to_i64(now_unix(), "time")?;
-        let n = self.run(async {
-            on_pool!(self, |p, _begin| {
-                Ok(sqlx::query(
+        let at = now_unix();
+        let now = to_i64(at, "time")?;
+        let mut entry = AuditEntry::new(at, "blocked", reason);
+        entry.device = Some(serial.clone());
+        self.run(async {
+            on_pool!(self, |p, begin| {
+                let mut tx = p.begin_with(begin).await?;
+                let n = sqlx::query(
                     "INSERT INTO blocked (serial, reason, at) VALUES ($1, $2, $3) \
                      ON CONFLICT (serial) DO NOTHING",
                 )
                 .bind(&serial)
                 .bind(reason)
                 .bind(now)
-                .execute(p)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected())
+                .rows_affected();
+                if n == 1 {
+                    (*tx).append_audit(core::slice::from_ref(&entry)).await?;
+                }
+                tx.commit().await?;
+                Ok(n == 1)
             })
-        })?;
-        Ok(n == 1)
+        })
     }
 
-    /// Lifts a block; `false` if the device was not blocked.
+    /// Lifts a block; `false` if the device was not blocked. The change and
+    /// its `unblocked` audit entry commit together.
     pub fn unblock(&self, device: &nido_net::DeviceId) -> Result<bool, SqlStoreError> {
         let serial = device.to_string();
-        let n = self.run(async {
-            on_pool!(self, |p, _begin| {
-                Ok(sqlx::query("DELETE FROM blocked WHERE serial = $1")
+        let mut entry = AuditEntry::new(now_unix(), "unblocked", "");
+        entry.device = Some(serial.clone());
+        self.run(async {
+            on_pool!(self, |p, begin| {
+                let mut tx = p.begin_with(begin).await?;
+                let n = sqlx::query("DELETE FROM blocked WHERE serial = $1")
                     .bind(&serial)
-                    .execute(p)
+                    .execute(&mut *tx)
                     .await?
-                    .rows_affected())
+                    .rows_affected();
+                if n == 1 {
+                    (*tx).append_audit(core::slice::from_ref(&entry)).await?;
+                }
+                tx.commit().await?;
+                Ok(n == 1)
             })
-        })?;
-        Ok(n == 1)
+        })
     }
 
     /// The blocked devices, by identity.

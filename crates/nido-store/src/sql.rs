@@ -10,7 +10,7 @@ use nido_sec::milenage::Amf;
 use nido_sec::{K, Opc, Supi};
 use tokio::runtime::{Builder, Handle, Runtime};
 
-use crate::batch::Op;
+use crate::batch::{Conn, Op};
 use crate::credentials;
 use crate::error::{SqlStoreError, StoreOpenError};
 use crate::kek::{Kek, Sealer};
@@ -678,6 +678,10 @@ impl SqlStore {
                         StoreError::NotFound("no unused claim code with this hash".into()).into(),
                     );
                 };
+                let mut entry =
+                    crate::AuditEntry::new(now_unix(), "claimed", format!("by owner {owner}"));
+                entry.device = Some(device.clone());
+                (*tx).append_audit(core::slice::from_ref(&entry)).await?;
                 let device = device_id(&device)?;
                 tx.commit().await?;
                 Ok(device)
