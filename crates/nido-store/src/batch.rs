@@ -447,6 +447,8 @@ pub(crate) trait Conn {
     ) -> Result<i64, SqlStoreError>;
     /// How many bursts of `owner` are pending.
     async fn pending_of(&mut self, owner: &str) -> Result<i64, SqlStoreError>;
+    /// Whether owner account `owner` exists.
+    async fn owner_exists(&mut self, owner: &str) -> Result<bool, SqlStoreError>;
     /// Marks the `n` oldest pending bursts of `owner` dropped; returns
     /// their (device, seq).
     async fn drop_oldest(
@@ -495,6 +497,14 @@ macro_rules! shared_ops {
             .execute(&mut *self)
             .await?;
             Ok(seq)
+        }
+
+        async fn owner_exists(&mut self, owner: &str) -> Result<bool, SqlStoreError> {
+            let id: Option<String> = sqlx::query_scalar("SELECT id FROM owners WHERE id = $1")
+                .bind(owner)
+                .fetch_optional(&mut *self)
+                .await?;
+            Ok(id.is_some())
         }
 
         async fn pending_of(&mut self, owner: &str) -> Result<i64, SqlStoreError> {

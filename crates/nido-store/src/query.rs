@@ -152,6 +152,22 @@ impl Where {
     }
 }
 
+/// Runs `sql` with `params` bound on `store`'s pool: `fetch_all` or
+/// `fetch_optional` of rows decoded as the caller's type.
+macro_rules! query {
+    ($store:expr, $sql:expr, $params:expr, $fetch:ident) => {
+        $store.run(async {
+            on_pool!($store, |p, _begin| {
+                Ok(
+                    bind_all!(sqlx::query_as(sqlx::AssertSqlSafe($sql.as_str())), &$params)
+                        .$fetch(p)
+                        .await?,
+                )
+            })
+        })
+    };
+}
+
 /// `WHERE` and `clauses` joined by AND (nothing for none).
 fn where_of(clauses: &[String]) -> String {
     if clauses.is_empty() {
@@ -366,15 +382,7 @@ impl SqlStore {
             "{} ORDER BY device LIMIT {lim}",
             escape_like_clauses(&devices_sql(&ids, &where_of(&c)))
         );
-        let rows: Vec<DeviceRow> = self.run(async {
-            on_pool!(self, |p, _begin| {
-                Ok(
-                    bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &w.params)
-                        .fetch_all(p)
-                        .await?,
-                )
-            })
-        })?;
+        let rows: Vec<DeviceRow> = query!(self, sql, w.params, fetch_all)?;
         rows.into_iter().map(device_view).collect()
     }
 
@@ -401,15 +409,7 @@ impl SqlStore {
             None => String::new(),
         };
         let sql = devices_sql(&ids, &filter);
-        let row: Option<DeviceRow> = self.run(async {
-            on_pool!(self, |p, _begin| {
-                Ok(
-                    bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &w.params)
-                        .fetch_optional(p)
-                        .await?,
-                )
-            })
-        })?;
+        let row: Option<DeviceRow> = query!(self, sql, w.params, fetch_optional)?;
         row.map(device_view).transpose()
     }
 
@@ -438,15 +438,7 @@ impl SqlStore {
             w.sql()
         );
         type Row = (String, String, String, Option<String>, Vec<u8>, i64);
-        let rows: Vec<Row> = self.run(async {
-            on_pool!(self, |p, _begin| {
-                Ok(
-                    bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &w.params)
-                        .fetch_all(p)
-                        .await?,
-                )
-            })
-        })?;
+        let rows: Vec<Row> = query!(self, sql, w.params, fetch_all)?;
         rows.into_iter()
             .map(|(supi, device, state, owner, package_id, updated_at)| {
                 Ok(SubscriptionView {
@@ -517,15 +509,7 @@ impl SqlStore {
             Option<i64>,
             String,
         );
-        let rows: Vec<Row> = self.run(async {
-            on_pool!(self, |p, _begin| {
-                Ok(
-                    bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &w.params)
-                        .fetch_all(p)
-                        .await?,
-                )
-            })
-        })?;
+        let rows: Vec<Row> = query!(self, sql, w.params, fetch_all)?;
         rows.into_iter().map(audit_entry).collect()
     }
 
@@ -558,15 +542,7 @@ impl SqlStore {
                  FROM devices d WHERE d.state = 'refused') x GROUP BY cause ORDER BY n DESC, cause"
             ),
         };
-        let rows: Vec<(Option<i64>, i64)> = self.run(async {
-            on_pool!(self, |p, _begin| {
-                Ok(
-                    bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &w.params)
-                        .fetch_all(p)
-                        .await?,
-                )
-            })
-        })?;
+        let rows: Vec<(Option<i64>, i64)> = query!(self, sql, w.params, fetch_all)?;
         rows.into_iter()
             .map(|(c, n)| {
                 Ok((
@@ -597,15 +573,7 @@ impl SqlStore {
             "SELECT state, COUNT(*) FROM devices {} GROUP BY state",
             w.sql()
         );
-        let rows: Vec<(String, i64)> = self.run(async {
-            on_pool!(self, |p, _begin| {
-                Ok(
-                    bind_all!(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())), &w.params)
-                        .fetch_all(p)
-                        .await?,
-                )
-            })
-        })?;
+        let rows: Vec<(String, i64)> = query!(self, sql, w.params, fetch_all)?;
         let mut f = Funnel::default();
         for (state, n) in rows {
             let n = to_u64(n, "count")?;

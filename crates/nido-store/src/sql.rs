@@ -636,12 +636,7 @@ impl SqlStore {
         self.run(async {
             on_pool!(self, |p, begin| {
                 let mut tx = p.begin_with(begin).await?;
-                let known: Option<String> =
-                    sqlx::query_scalar("SELECT id FROM owners WHERE id = $1")
-                        .bind(owner)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if known.is_none() {
+                if !(*tx).owner_exists(owner).await? {
                     return Err(StoreError::NotFound(format!("owner {owner}")).into());
                 }
                 // The first claim of a device stands: an unused second code

@@ -5,6 +5,7 @@
 //! first); a revoked or expired token is never returned by
 //! [`SqlStore::token_by_hash`]; rows are never deleted.
 
+use crate::batch::Conn;
 use crate::sql::{on_pool, to_i64, to_u64};
 use crate::{SqlStore, SqlStoreError};
 
@@ -58,17 +59,12 @@ impl SqlStore {
         self.run(async {
             on_pool!(self, |p, begin| {
                 let mut tx = p.begin_with(begin).await?;
-                if let Some(owner) = &record.owner {
-                    let known: Option<String> =
-                        sqlx::query_scalar("SELECT id FROM owners WHERE id = $1")
-                            .bind(owner)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    if known.is_none() {
-                        return Err(SqlStoreError::Store(nido_net::StoreError::NotFound(
-                            format!("owner {owner:?} (nido owner create first)"),
-                        )));
-                    }
+                if let Some(owner) = &record.owner
+                    && !(*tx).owner_exists(owner).await?
+                {
+                    return Err(SqlStoreError::Store(nido_net::StoreError::NotFound(
+                        format!("owner {owner:?} (nido owner create first)"),
+                    )));
                 }
                 sqlx::query(
                     "INSERT INTO api_tokens (id, hash, role, owner, label, created_at, expires_at) \
