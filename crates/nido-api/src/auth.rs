@@ -9,9 +9,9 @@
 //! - a token is shown once, when it is created, and never logged;
 //! - a request is either authenticated by a live token or refused (401);
 //! - failed authentications are rate limited per client address
-//!   ([`FailureLimiter`]): past the burst, a failure is 429; a live token
-//!   is never refused for its address's failures (a proxy's clients share
-//!   one address).
+//!   ([`FailureLimiter`]): past the burst, no store lookup and a failure
+//!   is 429; a token verified in the last seconds still gets in, so a
+//!   proxy's clients (one address) cannot lock a live token out.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -103,7 +103,7 @@ pub fn well_formed(token: &str) -> bool {
 
 /// Failed authentications per client address: a token bucket of `burst`
 /// failures refilled at one per `refill`. An address with an empty bucket
-/// is refused (429) without a store lookup. At most `max_addresses` are
+/// gets no store lookup ([`crate::AppState::authenticate`]). At most `max_addresses` are
 /// tracked; when full, the full buckets (addresses that behaved) go first.
 #[derive(Debug)]
 pub struct FailureLimiter {

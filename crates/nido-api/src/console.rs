@@ -195,11 +195,19 @@ async fn login(
         return login_form(Some("Give a token."));
     };
     let token = f.token.trim().to_owned();
+    // Served through TLS (the browser's origin says so, behind a proxy
+    // too): the cookie never travels over plain HTTP.
+    let secure = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|o| o.starts_with("https://"));
     match s.authenticate(Some(token.clone()), parts.ip).await {
         Ok(_) => {
             let mut r = Redirect::to("/").into_response();
             if let Ok(v) = HeaderValue::from_str(&format!(
-                "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200"
+                "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200{}",
+                if secure { "; Secure" } else { "" }
             )) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
             }
@@ -361,11 +369,13 @@ async fn devices_page(
             .map_or(String::new(), |v| format!("&amp;{name}={}", url(v)))
     };
     let filters = format!(
-        "{}{}{}{}",
+        "{}{}{}{}{}{}",
         keep("q", &q.q),
         keep("state", &q.state),
         keep("manufacturer", &q.manufacturer),
-        keep("cause", &q.cause.map(|c| c.to_string()))
+        keep("owner", &q.owner),
+        keep("cause", &q.cause.map(|c| c.to_string())),
+        keep("limit", &q.limit.map(|n| n.to_string()))
     );
     let next = page_.next.map_or(String::new(), |n| {
         format!(
@@ -468,12 +478,13 @@ async fn device_page(
         }
         Caller::Owner(_) => String::new(),
     };
+    // The banner's words are the console's own: a link cannot put
+    // its text on a device's page.
     let done = q
         .ok()
         .and_then(|Query(d)| d.done)
-        .map_or(String::new(), |m| {
-            format!(r#"<p class="done">{}</p>"#, esc(&m))
-        });
+        .and_then(|code| done_text(&code))
+        .map_or(String::new(), |m| format!(r#"<p class="done">{m}</p>"#));
     let trail: String = if detail.audit.is_empty() {
         r#"<tr><td colspan="4" class="muted">No entry.</td></tr>"#.to_owned()
     } else {
@@ -510,6 +521,19 @@ struct Done {
     done: Option<String>,
 }
 
+/// The banner for a `done` code of the console's own redirects.
+fn done_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "blocked" => "Blocked: refused from now on, deregistered if registered.",
+        "already-blocked" => "Already blocked; its first reason stays.",
+        "unblocked" => "Unblocked.",
+        "released" => "Released: its next onboarding gets a new K.",
+        "release-unchanged" => "Nothing to release (already released, or never confirmed).",
+        "claimed" => "Device claimed: it is yours.",
+        _ => return None,
+    })
+}
+
 #[derive(Deserialize)]
 struct ReasonForm {
     reason: Option<String>,
@@ -544,13 +568,21 @@ async fn device_action(
         _ => return error_page(Some(&caller), StatusCode::NOT_FOUND, "No such action."),
     };
     match result {
-        Ok(o) => Redirect::to(&format!(
-            "/console/devices/{}/{}?done={}",
-            url(&m),
-            url(&serial),
-            url(&format!("{}: {}", o.device, o.result))
-        ))
-        .into_response(),
+        Ok(o) => {
+            let code = match (action.as_str(), o.changed) {
+                ("block", true) => "blocked",
+                ("block", false) => "already-blocked",
+                ("unblock", _) => "unblocked",
+                (_, true) => "released",
+                (_, false) => "release-unchanged",
+            };
+            Redirect::to(&format!(
+                "/console/devices/{}/{}?done={code}",
+                url(&m),
+                url(&serial)
+            ))
+            .into_response()
+        }
         Err(e) => service_error(&caller, &e),
     }
 }
@@ -583,10 +615,9 @@ async fn claim(
     };
     match s.call(move |st| service::claim(st, &c, &req)).await {
         Ok(d) => Redirect::to(&format!(
-            "/console/devices/{}/{}?done={}",
+            "/console/devices/{}/{}?done=claimed",
             url(&d.manufacturer),
-            url(&d.serial),
-            url(&format!("{} claimed", d.device))
+            url(&d.serial)
         ))
         .into_response(),
         Err(crate::ApiError::Service(ServiceError::NotFound(_))) => error_page(

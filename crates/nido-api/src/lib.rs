@@ -75,8 +75,18 @@ struct Inner {
     pool: StorePool,
     metrics: Arc<Metrics>,
     limiter: Mutex<auth::FailureLimiter>,
+    /// Tokens verified in the last [`VERIFIED_FOR`], by hash: what lets a
+    /// live token in from an address past its failure budget without a
+    /// store lookup.
+    verified: Mutex<std::collections::HashMap<String, (Caller, Instant)>>,
     sampler: Option<Sampler>,
 }
+
+/// How long a verified token gets in without a lookup from an address past
+/// its failure budget (a token revoked meanwhile works that long there).
+const VERIFIED_FOR: Duration = Duration::from_secs(10);
+/// The most verified tokens remembered.
+const VERIFIED_MAX: usize = 10_000;
 
 impl AppState {
     /// State over `pool`, counting into `metrics`; `sampler` refreshes the
@@ -92,6 +102,7 @@ impl AppState {
                     Duration::from_secs(6),
                     10_000,
                 )),
+                verified: Mutex::new(std::collections::HashMap::new()),
                 sampler,
             }),
         }
@@ -127,37 +138,67 @@ impl AppState {
 
     /// Who `token` speaks for, for a request from `ip`; failures counted.
     ///
-    /// A live token always gets in: failures from its address (behind a
-    /// proxy, everyone's) never lock it out. A failure from an address past
-    /// its budget is answered 429 instead of 401. A well-formed token costs
-    /// one hash and one indexed lookup, about what its request cost its
-    /// sender; anything else costs no lookup at all.
+    /// Within its failure budget, an address's well-formed token costs one
+    /// hash and one indexed lookup (about what its request cost its
+    /// sender). Past the budget, nothing is looked up: a failure is 429,
+    /// and a token verified in the last [`VERIFIED_FOR`] still gets in, so
+    /// the failures of others behind the same address (a proxy) never
+    /// lock a live token out.
     pub async fn authenticate(
         &self,
         token: Option<String>,
         ip: IpAddr,
     ) -> Result<Caller, ApiError> {
         let now = Instant::now();
-        let caller = match token {
-            Some(token) if auth::well_formed(&token) => {
-                let hash = auth::hash(&token);
-                self.store(move |st| st.token_by_hash(&hash, service::now()))
-                    .await?
-                    .map_err(ServiceError::from)?
-                    .as_ref()
-                    .and_then(Caller::of)
-            }
-            _ => None,
+        let hash = token
+            .as_deref()
+            .filter(|t| auth::well_formed(t))
+            .map(auth::hash);
+        let over = self.limiter().check(&ip, now);
+        if let Err(wait) = over {
+            let known = hash.as_ref().and_then(|h| {
+                self.verified()
+                    .get(h)
+                    .filter(|(_, at)| now.saturating_duration_since(*at) < VERIFIED_FOR)
+                    .map(|(c, _)| c.clone())
+            });
+            return known.ok_or(ApiError::TooMany(wait));
+        }
+        let caller = match hash.clone() {
+            Some(h) => self
+                .store(move |st| st.token_by_hash(&h, service::now()))
+                .await?
+                .map_err(ServiceError::from)?
+                .as_ref()
+                .and_then(Caller::of),
+            None => None,
         };
-        if let Some(c) = caller {
-            return Ok(c);
+        match (caller, hash) {
+            (Some(c), Some(h)) => {
+                let mut verified = self.verified();
+                if verified.len() >= VERIFIED_MAX {
+                    verified.retain(|_, (_, at)| now.saturating_duration_since(*at) < VERIFIED_FOR);
+                    if verified.len() >= VERIFIED_MAX {
+                        verified.clear();
+                    }
+                }
+                verified.insert(h, (c.clone(), now));
+                Ok(c)
+            }
+            _ => {
+                self.limiter().failed(ip, now);
+                Err(ApiError::Unauthorized)
+            }
         }
-        let mut limiter = self.limiter();
-        if let Err(wait) = limiter.check(&ip, now) {
-            return Err(ApiError::TooMany(wait));
+    }
+
+    fn verified(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Caller, Instant)>> {
+        match self.inner.verified.lock() {
+            Ok(v) => v,
+            Err(p) => p.into_inner(),
         }
-        limiter.failed(ip, now);
-        Err(ApiError::Unauthorized)
     }
 }
 

@@ -264,8 +264,20 @@ pub fn device(
     })?;
     Ok(DeviceDetail {
         device: Device::of(view, caller),
-        audit: audit.into_iter().map(audit_item).collect(),
+        audit: audit
+            .into_iter()
+            .map(|e| for_caller(caller, audit_item(e)))
+            .collect(),
     })
+}
+
+/// What `caller` may see of an entry: an owner sees that its device was
+/// blocked or unblocked, not the operator's words.
+fn for_caller(caller: &Caller, mut item: AuditItem) -> AuditItem {
+    if matches!(caller, Caller::Owner(_)) && matches!(item.kind.as_str(), "blocked" | "unblocked") {
+        item.detail = "by the operator".into();
+    }
+    item
 }
 
 fn audit_item((id, e): (i64, nido_store::AuditEntry)) -> AuditItem {
@@ -314,7 +326,10 @@ pub fn audit(
         .then(|| rows.last().map(|(id, _)| id.to_string()))
         .flatten();
     Ok(Page {
-        items: rows.into_iter().map(audit_item).collect(),
+        items: rows
+            .into_iter()
+            .map(|e| for_caller(caller, audit_item(e)))
+            .collect(),
         next,
     })
 }
@@ -571,15 +586,17 @@ pub fn owners(store: &SqlStore, caller: &Caller) -> Result<Vec<OwnerView>, Servi
         .collect())
 }
 
+/// An owner id as a path segment and a topic prefix can carry it: 1 to
+/// 128 characters, no `/`, no control character, no surrounding space.
 fn owner_id(id: &str) -> Result<&str, ServiceError> {
     if id.is_empty()
-        || id.len() > 64
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        || id.len() > 128
+        || id.trim() != id
+        || id.chars().any(|c| c.is_control() || c == '/')
     {
         return Err(ServiceError::Invalid(
-            "owner id: 1 to 64 of A-Z a-z 0-9 - _ .".into(),
+            "owner id: 1 to 128 characters, no '/', no control character, no surrounding space"
+                .into(),
         ));
     }
     Ok(id)
@@ -606,7 +623,7 @@ pub fn put_owner(
             name: name.to_owned(),
             credentials,
         })
-        .map_err(|e| ServiceError::Conflict(e.to_string()))?;
+        .map_err(|e| ServiceError::Store(SqlStoreError::Store(e)))?;
     Ok(OwnerView {
         id: id.to_owned(),
         name: name.to_owned(),
@@ -650,11 +667,18 @@ pub fn claim(
     let device = store
         .claim(&owner, &nido_pki::bundle::claim_code_hash(code))
         .map_err(|e| match e {
-            nido_net::StoreError::Unavailable(_) => ServiceError::Store(SqlStoreError::Store(e)),
             // The caller holds the device's code: it may learn that
             // someone claimed it first.
-            nido_net::StoreError::Conflict(m) => ServiceError::Conflict(m),
-            _ => ServiceError::NotFound("no device with this claim code to claim".into()),
+            nido_net::StoreError::Conflict(m) if m.contains("already claimed") => {
+                ServiceError::Conflict(m)
+            }
+            nido_net::StoreError::NotFound(m) if m.starts_with("owner ") => {
+                ServiceError::NotFound(format!("{m}: no such owner"))
+            }
+            nido_net::StoreError::NotFound(_) => {
+                ServiceError::NotFound("no device with this claim code to claim".into())
+            }
+            other => ServiceError::Store(SqlStoreError::Store(other)),
         })?;
     let view = store
         .device_view(&device.to_string(), Some(&owner))?
@@ -859,7 +883,7 @@ pub fn set_credentials(
     let views = credential_views(&o.credentials);
     store
         .put_owner(o)
-        .map_err(|e| ServiceError::Conflict(e.to_string()))?;
+        .map_err(|e| ServiceError::Store(SqlStoreError::Store(e)))?;
     Ok(views)
 }
 
@@ -945,7 +969,7 @@ pub fn import_crl(
             &CertificateRevocationListDer::from(crl_der.to_vec()),
             &CertificateDer::from(issuer_der.to_vec()),
         )
-        .map_err(|e| ServiceError::Invalid(format!("CRL refused: {e}")))?;
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
     store.add_crl(manufacturer, crl_der, issuer_der, now())?;
     manufacturers(store, caller)?
         .into_iter()

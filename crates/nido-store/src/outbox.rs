@@ -519,7 +519,7 @@ fn now_ms() -> Result<i64, SqlStoreError> {
 }
 
 /// `serial` for a LIKE pattern: `\`, `%` and `_` taken literally.
-pub(crate) fn like_literal(serial: &str) -> String {
+fn like_literal(serial: &str) -> String {
     let mut out = String::with_capacity(serial.len() + 2);
     for c in serial.chars() {
         if matches!(c, '\\' | '%' | '_') {

@@ -6,13 +6,13 @@
 //!
 //! Invariants:
 //! - every statement is built from fixed text and `$n` placeholders; a
-//!   filter's value is always bound, never spliced into SQL;
+//!   filter's value is always bound, never spliced into SQL; text filters
+//!   are exact and case-sensitive on both backends (no LIKE);
 //! - no statement here selects `k_enc`, `opc_enc` or `credentials_enc`:
 //!   nothing these functions return can carry a secret;
 //! - an owner filter is part of the statement, so a device or subscription
 //!   of another owner is absent (not "forbidden") for an owner's query.
 
-use crate::outbox::like_literal;
 use crate::sql::{on_pool, to_i64, to_u64};
 use crate::{AuditEntry, SqlStore, SqlStoreError};
 
@@ -177,17 +177,29 @@ fn where_of(clauses: &[String]) -> String {
     }
 }
 
-/// The clauses of `filter` on a device identity `column`: manufacturer,
-/// search text, keyset position.
-fn identity_clauses(w: &mut Where, filter: &DeviceFilter, column: &str) -> Vec<String> {
+/// The clauses of `filter` on a device identity `column`: manufacturer
+/// (an exact, case-sensitive prefix), search text (an exact substring:
+/// `instr` on SQLite, `strpos` on PostgreSQL, so both backends find the
+/// same devices), keyset position.
+fn identity_clauses(
+    w: &mut Where,
+    filter: &DeviceFilter,
+    column: &str,
+    backend: crate::Backend,
+) -> Vec<String> {
     let mut c = Vec::new();
     if let Some(m) = &filter.manufacturer {
-        let p = w.bind(Param::Text(format!("{}/%", like_literal(m))));
-        c.push(format!("{column} LIKE {p}"));
+        let prefix = format!("{m}/");
+        let n = prefix.chars().count();
+        let p = w.bind(Param::Text(prefix));
+        c.push(format!("substr({column}, 1, {n}) = {p}"));
     }
     if let Some(q) = &filter.search {
-        let p = w.bind(Param::Text(format!("%{}%", like_literal(q))));
-        c.push(format!("{column} LIKE {p}"));
+        let p = w.bind(Param::Text(q.clone()));
+        c.push(match backend {
+            crate::Backend::Sqlite => format!("instr({column}, {p}) > 0"),
+            crate::Backend::Postgres => format!("strpos({column}, {p}) > 0"),
+        });
     }
     if let Some(a) = &filter.after {
         let p = w.bind(Param::Text(a.clone()));
@@ -230,14 +242,14 @@ type DeviceRow = (
 /// found through an index from the device's identity, so the cost is that
 /// of `ids`.
 fn devices_sql(ids: &str, filter: &str) -> String {
+    let owner = owner_of("ids.device");
     format!(
         "WITH ids AS ({ids}), v AS (
     SELECT ids.device AS device,
         COALESCE(d.state, 'claimed') AS state,
         d.first_seen AS first_seen,
         d.last_seen AS last_seen,
-        COALESCE(s.owner, (SELECT MIN(c.owner) FROM claims c
-            WHERE c.device = ids.device AND c.owner IS NOT NULL)) AS owner,
+        {owner} AS owner,
         s.supi AS supi,
         s.state AS subscription,
         CASE WHEN d.state = 'refused' THEN ({LAST_CAUSE_OF_IDS}) END AS cause,
@@ -301,9 +313,17 @@ fn audit_entry(
     ))
 }
 
-/// The clause "`column` is a device of owner ?".
-const OF_OWNER: &str = "(SELECT owner FROM subscriptions WHERE device = COLUMN AND owner = ? \
-     UNION SELECT owner FROM claims WHERE device = COLUMN AND owner = ?) IS NOT NULL";
+/// The owner of the device named by `column`: its subscription's owner,
+/// else its first claim's (by `claim_seq`: the first claim stands, as
+/// `Store::owner_of_device` has it). Every owner filter of the read side
+/// compares with this one value, so a device has one owner everywhere.
+pub(crate) fn owner_of(column: &str) -> String {
+    format!(
+        "COALESCE((SELECT s1.owner FROM subscriptions s1 WHERE s1.device = {column}), \
+         (SELECT c1.owner FROM claims c1 WHERE c1.device = {column} AND c1.owner IS NOT NULL \
+         ORDER BY c1.claim_seq LIMIT 1))"
+    )
+}
 
 impl SqlStore {
     /// One page of devices, by identity. The page is read through the
@@ -337,7 +357,7 @@ impl SqlStore {
                             w.bind(Param::Int(i64::from(cause)))
                         ));
                     }
-                    c.extend(identity_clauses(&mut w, filter, "d.serial"));
+                    c.extend(identity_clauses(&mut w, filter, "d.serial", self.backend()));
                     let lim = w.bind(Param::Int(to_i64(limit as u64, "limit")?));
                     arms.push(format!(
                         "SELECT device FROM (SELECT d.serial AS device FROM devices d {} \
@@ -353,7 +373,7 @@ impl SqlStore {
                         "c.owner IS NOT NULL".to_owned(),
                         "NOT EXISTS (SELECT 1 FROM devices d WHERE d.serial = c.device)".to_owned(),
                     ];
-                    c.extend(identity_clauses(&mut w, filter, "c.device"));
+                    c.extend(identity_clauses(&mut w, filter, "c.device", self.backend()));
                     let lim = w.bind(Param::Int(to_i64(limit as u64, "limit")?));
                     arms.push(format!(
                         "SELECT device FROM (SELECT DISTINCT c.device AS device FROM claims c {} \
@@ -370,17 +390,21 @@ impl SqlStore {
         // The filters again on the view: for an owner's devices, and to keep
         // the page exact whatever the arms let through.
         let mut c = Vec::new();
+        if let Some(o) = &filter.owner {
+            // A device some claim names but whose owner is another.
+            c.push(format!("owner = {}", w.bind(Param::Text(o.clone()))));
+        }
         if let Some(st) = &filter.state {
             c.push(format!("state = {}", w.bind(Param::Text(st.clone()))));
         }
         if let Some(cause) = filter.cause {
             c.push(format!("cause = {}", w.bind(Param::Int(i64::from(cause)))));
         }
-        c.extend(identity_clauses(&mut w, filter, "device"));
+        c.extend(identity_clauses(&mut w, filter, "device", self.backend()));
         let lim = w.bind(Param::Int(to_i64(limit as u64, "limit")?));
         let sql = format!(
             "{} ORDER BY device LIMIT {lim}",
-            escape_like_clauses(&devices_sql(&ids, &where_of(&c)))
+            devices_sql(&ids, &where_of(&c))
         );
         let rows: Vec<DeviceRow> = query!(self, sql, w.params, fetch_all)?;
         rows.into_iter().map(device_view).collect()
@@ -422,19 +446,21 @@ impl SqlStore {
         limit: usize,
     ) -> Result<Vec<SubscriptionView>, SqlStoreError> {
         let mut w = Where::default();
+        let owner_sql = owner_of("sub.device");
         if let Some(o) = owner {
-            w.push("owner = ?", Param::Text(o.to_owned()));
+            let p = w.bind(Param::Text(o.to_owned()));
+            w.clauses.push(format!("{owner_sql} = {p}"));
         }
         if let Some(a) = after {
-            w.push("device > ?", Param::Text(a.to_owned()));
+            w.push("sub.device > ?", Param::Text(a.to_owned()));
         }
         let limit = w.next(Param::Int(to_i64(
             limit.clamp(1, PAGE_MAX) as u64,
             "limit",
         )?));
         let sql = format!(
-            "SELECT supi, device, state, owner, package_id, updated_at FROM subscriptions {} \
-             ORDER BY device LIMIT {limit}",
+            "SELECT sub.supi, sub.device, sub.state, {owner_sql}, sub.package_id, sub.updated_at \
+             FROM subscriptions sub {} ORDER BY sub.device LIMIT {limit}",
             w.sql()
         );
         type Row = (String, String, String, Option<String>, Vec<u8>, i64);
@@ -480,16 +506,9 @@ impl SqlStore {
             w.push("id < ?", Param::Int(b));
         }
         if let Some(o) = &filter.owner {
-            // Two placeholders of the same value.
-            w.params.push(Param::Text(o.clone()));
-            w.params.push(Param::Text(o.clone()));
-            let n = w.params.len();
-            w.clauses.push(
-                OF_OWNER
-                    .replace("COLUMN", "audit.device")
-                    .replacen('?', &format!("${}", n - 1), 1)
-                    .replacen('?', &format!("${n}"), 1),
-            );
+            let p = w.bind(Param::Text(o.clone()));
+            w.clauses
+                .push(format!("{} = {p}", owner_of("audit.device")));
         }
         let limit = w.next(Param::Int(to_i64(
             limit.min(i64::MAX as usize) as u64,
@@ -526,7 +545,7 @@ impl SqlStore {
                 let b = w.bind(Param::Text(o.to_owned()));
                 format!(
                     "SELECT cause, COUNT(*) AS n FROM (SELECT cause, device FROM ({}) x) y \
-                     GROUP BY cause ORDER BY n DESC, cause",
+                     GROUP BY cause ORDER BY n DESC, COALESCE(cause, -1)",
                     devices_sql(
                         &format!(
                             "SELECT device FROM claims WHERE owner = {a} \
@@ -539,7 +558,7 @@ impl SqlStore {
             // The refused devices, through the state index.
             None => format!(
                 "SELECT cause, COUNT(*) AS n FROM (SELECT ({LAST_CAUSE_OF_D}) AS cause \
-                 FROM devices d WHERE d.state = 'refused') x GROUP BY cause ORDER BY n DESC, cause"
+                 FROM devices d WHERE d.state = 'refused') x GROUP BY cause ORDER BY n DESC, COALESCE(cause, -1)"
             ),
         };
         let rows: Vec<(Option<i64>, i64)> = query!(self, sql, w.params, fetch_all)?;
@@ -560,14 +579,9 @@ impl SqlStore {
     pub fn funnel(&self, owner: Option<&str>) -> Result<Funnel, SqlStoreError> {
         let mut w = Where::default();
         if let Some(o) = owner {
-            w.params.push(Param::Text(o.to_owned()));
-            w.params.push(Param::Text(o.to_owned()));
-            w.clauses.push(
-                OF_OWNER
-                    .replace("COLUMN", "devices.serial")
-                    .replacen('?', "$1", 1)
-                    .replacen('?', "$2", 1),
-            );
+            let p = w.bind(Param::Text(o.to_owned()));
+            w.clauses
+                .push(format!("{} = {p}", owner_of("devices.serial")));
         }
         let sql = format!(
             "SELECT state, COUNT(*) FROM devices {} GROUP BY state",
@@ -597,33 +611,9 @@ impl SqlStore {
     }
 }
 
-/// Adds `ESCAPE '\'` after each `LIKE $n` of `sql` (both backends take it).
-fn escape_like_clauses(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut rest = sql;
-    while let Some(i) = rest.find("LIKE $") {
-        let (head, tail) = rest.split_at(i + "LIKE $".len());
-        out.push_str(head);
-        let digits = tail.chars().take_while(char::is_ascii_digit).count();
-        out.push_str(&tail[..digits]);
-        out.push_str(" ESCAPE '\\'");
-        rest = &tail[digits..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn like_patterns_take_wildcards_literally() {
-        assert_eq!(
-            escape_like_clauses("x LIKE $1 AND y LIKE $12 ORDER"),
-            "x LIKE $1 ESCAPE '\\' AND y LIKE $12 ESCAPE '\\' ORDER"
-        );
-    }
 
     #[test]
     fn where_numbers_placeholders_in_order() {

@@ -2063,6 +2063,23 @@ fn read_side_and_tokens(s: &mut SqlStore) {
         }),
         ["Acme/D.3"]
     );
+    // Exact and case-sensitive on both backends.
+    for f in [
+        DeviceFilter {
+            search: Some("d1".into()),
+            ..Default::default()
+        },
+        DeviceFilter {
+            manufacturer: Some("acme".into()),
+            ..Default::default()
+        },
+        DeviceFilter {
+            manufacturer: Some("Acm".into()),
+            ..Default::default()
+        },
+    ] {
+        assert!(all(f).is_empty());
+    }
     assert_eq!(
         all(DeviceFilter {
             state: Some("claimed".into()),

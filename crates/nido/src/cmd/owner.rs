@@ -134,6 +134,9 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
                 },
             )
             .map_err(|e| match e {
+                service::ServiceError::NotFound(what) if what.starts_with("owner ") => {
+                    anyhow::anyhow!("--owner {}: no such owner (nido owner create first)", a.owner)
+                }
                 service::ServiceError::NotFound(_) => anyhow::anyhow!(
                     "claim: no device to claim with this code (mistyped, unknown, or claimed already)"
                 ),

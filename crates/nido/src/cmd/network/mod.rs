@@ -501,7 +501,7 @@ pub(crate) fn run(command: Network) -> Result<()> {
 /// reason, which the API keeps to its log).
 pub(crate) fn cli_error(e: service::ServiceError) -> anyhow::Error {
     match e {
-        service::ServiceError::NotFound(what) => anyhow::anyhow!("{what}: not found"),
+        service::ServiceError::NotFound(what) => anyhow::anyhow!("{what}"),
         other => anyhow::anyhow!("{other}"),
     }
 }
