@@ -158,6 +158,7 @@ fn fixture(name: &str) -> Fixture {
         });
     }
     events.push(NetworkEvent::Refused {
+        presented: None,
         conn,
         device: Some(id("S5")),
         cause: Cause::ILLEGAL_UE,

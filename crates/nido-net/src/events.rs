@@ -28,6 +28,14 @@ pub enum NetworkEvent {
         cause: Cause,
         /// Why, for the audit trail.
         reason: String,
+        /// The identity a refused device certificate names, when the DCS's
+        /// verdict was about that device (revoked, blocked, refused by
+        /// policy: [`nido_pki::Refusal::device`]). The manufacturer signed
+        /// it but its holder proved nothing (no CertificateVerify yet), so
+        /// `device` stays `None` and the refusal counts as unauthenticated
+        /// (drivers audit it within their budget); the audit entry and the
+        /// device's state name it.
+        presented: Option<DeviceId>,
     },
     /// A REGISTRATION REQUEST that would have started a registration
     /// procedure was refused with #22 (congestion) because

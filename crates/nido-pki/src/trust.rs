@@ -285,6 +285,12 @@ pub struct Refusal {
     pub reason: RefusalReason,
     /// What exactly, for humans.
     pub detail: String,
+    /// The device identity the certificate names, when its chain verified
+    /// to an enrolled manufacturer and the refusal is about that device
+    /// (revoked, blocked, refused by policy): signed by the manufacturer,
+    /// though its possession is not proven. `None` for a certificate whose
+    /// signatures did not verify.
+    pub device: Option<DeviceId>,
 }
 
 impl Refusal {
@@ -296,7 +302,17 @@ impl Refusal {
             .chars()
             .map(|c| if c.is_control() { '?' } else { c })
             .collect();
-        Self { reason, detail }
+        Self {
+            reason,
+            detail,
+            device: None,
+        }
+    }
+
+    /// This refusal, about device `id`.
+    fn of_device(mut self, id: &DeviceId) -> Self {
+        self.device = Some(id.clone());
+        self
     }
 
     /// The 5GMM cause for this refusal ([`RefusalReason::gmm_cause`]).
@@ -1047,10 +1063,20 @@ impl TrustStore {
                     accepted = Some(m);
                     break;
                 }
-                Err(e) => refusals.push(Refusal::new(
-                    map_webpki(&e),
-                    format!("{subject} of {}: {e}", m.name),
-                )),
+                Err(e) => {
+                    let mut refusal =
+                        Refusal::new(map_webpki(&e), format!("{subject} of {}: {e}", m.name));
+                    // A revoked certificate's chain verified (webpki checks
+                    // revocation after the signatures): its identity is the
+                    // manufacturer's word.
+                    if refusal.reason == RefusalReason::Revoked
+                        && let Ok(serial) = device_serial(&ee)
+                        && let Ok(id) = DeviceId::new(&m.name, &serial)
+                    {
+                        refusal = refusal.of_device(&id);
+                    }
+                    refusals.push(refusal);
+                }
             }
         }
         let Some(m) = accepted else {
@@ -1106,10 +1132,12 @@ impl TrustStore {
             return Err(Refusal::new(
                 RefusalReason::Blocked,
                 format!("{who}: on the operator block list"),
-            ));
+            )
+            .of_device(&id));
         }
 
-        let policy = |d: String| Refusal::new(RefusalReason::Policy, format!("{who}: {d}"));
+        let policy =
+            |d: String| Refusal::new(RefusalReason::Policy, format!("{who}: {d}")).of_device(&id);
         let p = &m.policy;
         if let Some(prefix) = &p.serial_prefix
             && !serial.starts_with(prefix.as_str())

@@ -78,6 +78,28 @@ fn refusals(fleet: &Fleet, i: usize) -> Vec<(ConnectionId, Cause, String)> {
         .collect()
 }
 
+/// The identities the network's refusals of device `i` named: (the
+/// authenticated one, the one a refused certificate presented).
+fn refused_identities(
+    fleet: &Fleet,
+    i: usize,
+) -> Vec<(Option<nido_pki::DeviceId>, Option<nido_pki::DeviceId>)> {
+    let conns = connections(fleet, i);
+    fleet
+        .network_events()
+        .iter()
+        .filter_map(|e| match e {
+            NetworkEvent::Refused {
+                conn,
+                device,
+                presented,
+                ..
+            } if conns.contains(conn) => Some((device.clone(), presented.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The causes device `i` received, with the message that carried each.
 fn rejections(fleet: &Fleet, i: usize) -> Vec<(RejectMessage, Cause)> {
     fleet
@@ -309,6 +331,22 @@ fn every_certificate_refusal_is_rejected_with_its_cause_and_leaves_nothing() {
         let (_, network_cause, why) = &refused[0];
         assert_eq!(*network_cause, cause, "device {i}");
         assert!(why.contains(reason.as_str()), "device {i}: {why}");
+        // A verdict about the device (revoked, blocked, its manufacturer's
+        // policy) names the identity its certificate presented, never as
+        // authenticated; a certificate whose chain or form failed names
+        // nothing.
+        let presented = match reason {
+            RefusalReason::Policy => Some(m.device_serial(5)),
+            RefusalReason::Revoked => Some(m.device_serial(101)),
+            RefusalReason::Blocked => Some(m.device_serial(102)),
+            _ => None,
+        }
+        .map(|serial| nido_pki::DeviceId::new(m.name(), &serial).unwrap());
+        assert_eq!(
+            refused_identities(&fleet, i),
+            [(None, presented)],
+            "device {i} ({reason})"
+        );
         assert_forgotten(&fleet, i);
     }
     assert_eq!(fleet.network().contexts(), 0);

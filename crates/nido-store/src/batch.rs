@@ -188,6 +188,11 @@ fn seen(event: &NetworkEvent) -> Option<Seen> {
         E::Refused {
             device: Some(d), ..
         } => device(d, "refused"),
+        E::Refused {
+            device: None,
+            presented: Some(d),
+            ..
+        } => device(d, "refused"),
         E::Registered { supi, .. } => Some(Seen::Supi(supi.to_string())),
         _ => None,
     }

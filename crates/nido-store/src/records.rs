@@ -47,8 +47,12 @@ impl AuditEntry {
                 device,
                 cause,
                 reason,
+                presented,
             } => {
-                e.device = device.as_ref().map(ToString::to_string);
+                e.device = device
+                    .as_ref()
+                    .or(presented.as_ref())
+                    .map(ToString::to_string);
                 e.cause = Some(cause.octet());
                 e.detail = format!("{conn}: {reason}");
             }

@@ -725,6 +725,7 @@ fn audit_devices_and_trust_data() {
         s.append_audit(AuditEntry::from_event(
             1000 + i,
             &NetworkEvent::Refused {
+                presented: None,
                 conn: ConnectionId(i),
                 device: Some(id(&format!("DEV-{i}"))),
                 cause: Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
@@ -2009,12 +2010,14 @@ fn read_side_and_tokens(s: &mut SqlStore) {
                 device: id("D1"),
             },
             nido_net::NetworkEvent::Refused {
+                presented: None,
                 conn,
                 device: Some(id("D2")),
                 cause: Cause(74),
                 reason: "clone".into(),
             },
             nido_net::NetworkEvent::Refused {
+                presented: None,
                 conn,
                 device: Some(id("D2")),
                 cause: Cause::ILLEGAL_UE,

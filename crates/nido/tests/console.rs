@@ -52,10 +52,10 @@ const TEST: &str = "the_console_and_the_api_serve_an_onboarding_fleet";
 
 /// The fleet.
 const DEVICES: usize = 30;
-/// Blocked before it onboards: refused at onboarding (#3; the sim's
-/// report and the metrics count it). That refusal comes from the DCS's
-/// certificate check and its audit entry names no device (yet), so the
-/// console's pages do not show it: the browser reads #3 on device 2's.
+/// Blocked before it onboards: refused at onboarding (#3) by the DCS's
+/// certificate check, whose audit entry names the device its certificate
+/// presented (unproven, so never as authenticated); the browser reads #3
+/// on device 2's page.
 const BLOCKED_FIRST: usize = 3;
 /// Blocked through the API once active (one of acme's, among the first to
 /// arrive, so the browser sees most of the fleet onboard after it):
@@ -392,6 +392,17 @@ fn the_console_and_the_api_serve_an_onboarding_fleet() {
         device(BLOCKED_ACTIVE),
         started.elapsed().as_secs_f64()
     );
+    // The device blocked before it onboarded: the DCS refused its
+    // certificate (#3), which names it though nothing was proven yet.
+    eventually(Duration::from_secs(20), || {
+        let v = http.get_json(&device_path(BLOCKED_FIRST), &operator);
+        let refused = v["audit"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["kind"] == "refused" && e["cause"] == 3));
+        (v["state"] == "refused" && v["cause"] == 3 && refused)
+            .then_some(())
+            .ok_or(format!("{v}"))
+    });
 
     // The browser, while the rest of the fleet onboards.
     let screenshots = root.join("target/console-screenshots");

@@ -357,6 +357,7 @@ impl Network {
             Err(e) => self.discard(conn, format!("REGISTRATION REJECT: {e}")),
         }
         self.events.push_back(NetworkEvent::Refused {
+            presented: None,
             conn,
             device: None,
             cause: Cause::CONGESTION,

@@ -573,6 +573,7 @@ impl Network {
             }
         }
         self.events.push_back(NetworkEvent::Refused {
+            presented: None,
             conn,
             reason: format!(
                 "device {device}: on the operator block list; deregistered \
@@ -886,6 +887,20 @@ impl Network {
         reason: String,
         eap: Option<&[u8]>,
     ) {
+        self.reject_presented(conn, cause, device, None, reason, eap);
+    }
+
+    /// [`Self::reject`], naming the identity a refused certificate
+    /// presented (see [`NetworkEvent::Refused`]'s `presented`).
+    pub(crate) fn reject_presented(
+        &mut self,
+        conn: ConnectionId,
+        cause: Cause,
+        device: Option<crate::DeviceId>,
+        presented: Option<crate::DeviceId>,
+        reason: String,
+        eap: Option<&[u8]>,
+    ) {
         let gmm = GmmCause::from_u8(cause.octet()).unwrap_or(GmmCause::ProtocolErrorUnspecified);
         let message = match eap {
             Some(eap) => nido_nas::build::registration_reject_with_eap(gmm, eap),
@@ -909,6 +924,7 @@ impl Network {
             device,
             cause,
             reason,
+            presented,
         });
         self.remove(conn);
     }
@@ -1010,6 +1026,7 @@ impl Network {
             Inbound::SecurityModeReject { cause } => {
                 let device = self.ues.get(&conn).and_then(|c| c.device.clone());
                 self.events.push_back(NetworkEvent::Refused {
+                    presented: None,
                     conn,
                     device,
                     cause,
@@ -1123,6 +1140,7 @@ impl Network {
             Inbound::SecurityModeReject { cause } => {
                 let device = self.ues.get(&conn).and_then(|c| c.device.clone());
                 self.events.push_back(NetworkEvent::Refused {
+                    presented: None,
                     conn,
                     device,
                     cause,

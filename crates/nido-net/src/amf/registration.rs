@@ -433,6 +433,7 @@ impl Network {
                         }
                         let device = None;
                         self.events.push_back(NetworkEvent::Refused {
+                            presented: None,
                             conn,
                             device,
                             cause: Cause(0),
@@ -471,10 +472,14 @@ impl Network {
                     Err(e) => self.reject_protocol_error(conn, Some(device), e.to_string()),
                 }
             }
-            ServerStep::Done(last, ServerOutcome::Failure(reason)) => self.reject(
+            ServerStep::Done(last, ServerOutcome::Failure(reason)) => self.reject_presented(
                 conn,
                 reason.gmm_cause(),
                 None,
+                match &reason {
+                    nido_eap::FailureReason::Refused(r) => r.device.clone(),
+                    _ => None,
+                },
                 reason.to_string(),
                 Some(&last),
             ),
@@ -668,6 +673,7 @@ impl Network {
                 // #20 MAC failure, #26 non-5G: the UE does not accept this
                 // network's challenge; abort (TS 24.501 §5.4.1.3.7).
                 self.events.push_back(NetworkEvent::Refused {
+                    presented: None,
                     conn,
                     device: None,
                     cause,

@@ -195,6 +195,7 @@ impl Network {
                         }
                         Err(refusal) => {
                             self.events.push_back(NetworkEvent::Refused {
+                                presented: None,
                                 conn,
                                 device: Some(device.clone()),
                                 cause: refusal.gmm_cause(),
