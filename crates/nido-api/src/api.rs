@@ -6,6 +6,7 @@
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use nido_net::DeviceId;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -34,6 +35,12 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     p.map(|Path(v)| v)
         .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+/// The device a `{manufacturer}/{serial}` path names.
+fn device_in(p: Result<Path<(String, String)>, PathRejection>) -> Result<DeviceId, ApiError> {
+    let (m, serial) = path(p)?;
+    Ok(service::device_id(&m, &serial)?)
 }
 
 /// Who the token speaks for.
@@ -96,8 +103,7 @@ pub async fn device(
     Auth(caller): Auth,
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<DeviceDetail>, ApiError> {
-    let (m, serial) = path(p)?;
-    let id = service::device_id(&m, &serial)?;
+    let id = device_in(p)?;
     s.call(move |st| service::device(st, &caller, &id, 100))
         .await
 }
@@ -113,8 +119,7 @@ pub async fn block(
     p: Result<Path<(String, String)>, PathRejection>,
     b: Result<Json<Reason>, JsonRejection>,
 ) -> Result<Json<Outcome>, ApiError> {
-    let (m, serial) = path(p)?;
-    let id = service::device_id(&m, &serial)?;
+    let id = device_in(p)?;
     let r = body(b)?;
     s.call(move |st| service::block(st, &caller, &id, &r.reason))
         .await
@@ -130,8 +135,7 @@ pub async fn unblock(
     Auth(caller): Auth,
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Outcome>, ApiError> {
-    let (m, serial) = path(p)?;
-    let id = service::device_id(&m, &serial)?;
+    let id = device_in(p)?;
     s.call(move |st| service::unblock(st, &caller, &id)).await
 }
 
@@ -146,8 +150,7 @@ pub async fn release(
     p: Result<Path<(String, String)>, PathRejection>,
     b: Result<Json<Reason>, JsonRejection>,
 ) -> Result<Json<Outcome>, ApiError> {
-    let (m, serial) = path(p)?;
-    let id = service::device_id(&m, &serial)?;
+    let id = device_in(p)?;
     let r = body(b)?;
     s.call(move |st| service::release(st, &caller, &id, &r.reason))
         .await
@@ -165,8 +168,7 @@ pub async fn downlink(
     p: Result<Path<(String, String)>, PathRejection>,
     b: Result<Json<service::DownlinkRequest>, JsonRejection>,
 ) -> Result<(axum::http::StatusCode, Json<service::DownlinkView>), ApiError> {
-    let (m, serial) = path(p)?;
-    let id = service::device_id(&m, &serial)?;
+    let id = device_in(p)?;
     let req = body(b)?;
     let view = s
         .call(move |st| service::downlink(st, &caller, &id, &req))

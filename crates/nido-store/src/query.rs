@@ -133,20 +133,11 @@ impl Where {
     }
 
     fn sql(&self) -> String {
-        if self.clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.clauses.join(" AND "))
-        }
+        where_of(&self.clauses)
     }
 
     /// The placeholder of a new bound value.
     fn bind(&mut self, param: Param) -> String {
-        self.next(param)
-    }
-
-    /// The next placeholder (for LIMIT).
-    fn next(&mut self, param: Param) -> String {
         self.params.push(param);
         format!("${}", self.params.len())
     }
@@ -454,7 +445,7 @@ impl SqlStore {
         if let Some(a) = after {
             w.push("sub.device > ?", Param::Text(a.to_owned()));
         }
-        let limit = w.next(Param::Int(to_i64(
+        let limit = w.bind(Param::Int(to_i64(
             limit.clamp(1, PAGE_MAX) as u64,
             "limit",
         )?));
@@ -510,7 +501,7 @@ impl SqlStore {
             w.clauses
                 .push(format!("{} = {p}", owner_of("audit.device")));
         }
-        let limit = w.next(Param::Int(to_i64(
+        let limit = w.bind(Param::Int(to_i64(
             limit.min(i64::MAX as usize) as u64,
             "limit",
         )?));
@@ -621,6 +612,6 @@ mod tests {
         w.push("a = ?", Param::Text("x".into()));
         w.push("b < ?", Param::Int(3));
         assert_eq!(w.sql(), "WHERE a = $1 AND b < $2");
-        assert_eq!(w.next(Param::Int(9)), "$3");
+        assert_eq!(w.bind(Param::Int(9)), "$3");
     }
 }
