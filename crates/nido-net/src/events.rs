@@ -7,6 +7,20 @@ use nido_sec::{Cause, Supi};
 
 use crate::amf::ConnectionId;
 
+/// A verified erasure receipt, as the audit trail reports it (issue #16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetSeen {
+    /// The device element's count of factory resets.
+    pub resets: u64,
+    /// When it erased the package (seconds since the Unix epoch, as the
+    /// device's clock says).
+    pub erased_at_unix: u64,
+    /// Whether its signature was checked with the device certificate's key
+    /// (the built-in DCS saw the certificate; a relayed realm's does not
+    /// show it, and the K proof alone then carries the receipt).
+    pub signed: bool,
+}
+
 /// Something that happened in the network, for logs, audit and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -74,6 +88,9 @@ pub enum NetworkEvent {
         supi: Supi,
         /// Whether an existing subscription got a new K.
         reprovisioned: bool,
+        /// The verified erasure receipt that allowed it, for a subscription
+        /// its device had confirmed or validated (a factory reset).
+        after_reset: Option<ResetSeen>,
     },
     /// The device confirmed its package: the subscription is provisioned.
     Provisioned {

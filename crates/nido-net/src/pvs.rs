@@ -60,6 +60,10 @@ pub struct Provisioned {
     pub owner: Option<String>,
     /// Whether an existing subscription was re-provisioned (new K).
     pub reprovisioned: bool,
+    /// The erasure receipt that allowed re-provisioning a subscription its
+    /// device had confirmed or validated (a factory reset): the element's
+    /// count of resets and when it erased the package.
+    pub after_reset: Option<crate::events::ResetSeen>,
     /// The device identity.
     pub device: DeviceId,
 }
@@ -72,6 +76,7 @@ impl Provisioned {
             device: self.device.clone(),
             supi: self.supi.clone(),
             reprovisioned: self.reprovisioned,
+            after_reset: self.after_reset,
         }
     }
 }
@@ -100,6 +105,11 @@ pub enum PvsRefusal {
         "device {0} already holds a subscription ({1}): a clone, or a reset device (release it to re-provision)"
     )]
     AlreadyProvisioned(String, &'static str),
+    /// The device presented an erasure receipt that does not prove the
+    /// erasure of its subscription's package: forged, replayed (for an
+    /// earlier package), another device's, or not signed by its IDevID key.
+    #[error("device {0}: erasure receipt refused: {1}")]
+    BadReceipt(String, nido_prov::ReceiptRefusal),
 }
 
 impl PvsRefusal {
@@ -115,7 +125,9 @@ impl PvsRefusal {
         use nido_sec::Cause;
         match self {
             Self::NotClaimed(_) => Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN,
-            Self::AlreadyProvisioned(..) => Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
+            Self::AlreadyProvisioned(..) | Self::BadReceipt(..) => {
+                Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN
+            }
             Self::Store(StoreError::Exhausted | StoreError::QuotaReached { .. }) => {
                 Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN
             }
@@ -135,7 +147,16 @@ impl PvsRefusal {
                     | StoreError::Unavailable(_)
                     | StoreError::QuotaReached { .. }
             ) | Self::AlreadyProvisioned(..)
+                | Self::BadReceipt(..)
         )
+    }
+
+    /// Whether the refusal is about an identity that holds a subscription
+    /// (#74 with or without a receipt that failed): the AMF, which let such
+    /// a device into the restricted onboarding service for its receipt,
+    /// ends that registration with a protected DEREGISTRATION REQUEST #74.
+    pub fn holds_subscription(&self) -> bool {
+        matches!(self, Self::AlreadyProvisioned(..) | Self::BadReceipt(..))
     }
 }
 
@@ -285,8 +306,12 @@ impl Pvs {
     /// Provisions `device` (the identity the DCS authenticated:
     /// manufacturer and IDevID serial) for
     /// `request` at `now_unix`: re-provisions its subscription with a fresh K
-    /// if it has one that may be ([`SubscriptionState::reprovisionable`];
-    /// never a second subscription; a provisioned or active one is refused,
+    /// if it has one that may be ([`SubscriptionState::reprovisionable`], or
+    /// one the device confirmed or validated when the request carries an
+    /// erasure receipt that verifies for it, with `device_key`, the public
+    /// key of the certificate that authenticated this onboarding, where the
+    /// network saw it: [`nido_prov::ErasureReceipt::verify`]; never a second
+    /// subscription; otherwise a provisioned or active one is refused,
     /// #74), else creates one,
     /// attached to the owner that claimed the device. The package is sealed
     /// with `k_prov`, K_PROV of the EAP-TLS session that authenticated the
@@ -299,14 +324,35 @@ impl Pvs {
         &self,
         store: &mut dyn Store,
         device: &DeviceId,
+        device_key: Option<&[u8]>,
         request: &ProvisioningRequest,
         k_prov: &KProv,
         now_unix: u64,
     ) -> Result<Provisioned, PvsRefusal> {
         let owner = store.owner_of_device(device)?;
         let existing = store.subscription_by_device(device)?;
+        let mut after_reset = None;
         if let Some(sub) = &existing {
-            check_reprovisionable(sub)?;
+            match (check_reprovisionable(sub), &request.erasure_receipt) {
+                (Ok(()), _) => {}
+                (Err(refusal), None) => return Err(refusal),
+                (Err(_), Some(receipt)) => {
+                    receipt
+                        .verify(
+                            device.serial(),
+                            &sub.package_id,
+                            &sub.k,
+                            &sub.opc,
+                            device_key,
+                        )
+                        .map_err(|e| PvsRefusal::BadReceipt(device.to_string(), e))?;
+                    after_reset = Some(crate::events::ResetSeen {
+                        resets: receipt.counter,
+                        erased_at_unix: receipt.erased_at_unix,
+                        signed: device_key.is_some(),
+                    });
+                }
+            }
         }
         if owner.is_none() && existing.is_none() && self.config.policy == ClaimPolicy::RequireClaim
         {
@@ -350,6 +396,7 @@ impl Pvs {
             supi: supi.clone(),
             owner: owner.as_ref().map(|o| o.id.clone()),
             reprovisioned,
+            after_reset,
             device: device.clone(),
         };
         store.put_subscription_audited(

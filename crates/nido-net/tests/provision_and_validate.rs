@@ -95,11 +95,17 @@ fn provision(
         nonce: [serial.len() as u8; 16],
         suci_profiles: vec![Profile::A, Profile::B],
         claim_hint: None,
+        erasure_receipt: None,
     };
     let request = ProvisioningRequest::decode(&request.encode()).unwrap();
-    let done = net
-        .pvs
-        .provision(&mut net.store, &acme(serial), &request, &k_prov(), NOW)?;
+    let done = net.pvs.provision(
+        &mut net.store,
+        &acme(serial),
+        None,
+        &request,
+        &k_prov(),
+        NOW,
+    )?;
     let response =
         ProvisioningResponse::decode(&ProvisioningResponse::Provisioned(done.sealed).encode())
             .unwrap();
@@ -275,6 +281,7 @@ fn an_unconfirmed_package_is_replaced_a_confirmed_one_is_not() {
         nonce: [7; 16],
         suci_profiles: vec![Profile::A],
         claim_hint: None,
+        erasure_receipt: None,
     };
     // A device died before installing its package: the subscription is
     // still `created`, and its next onboarding gets a new K in place.
@@ -284,6 +291,7 @@ fn an_unconfirmed_package_is_replaced_a_confirmed_one_is_not() {
         .provision(
             &mut net.store,
             &acme("ACME-8"),
+            None,
             &request(&mut first),
             &k_prov(),
             NOW,
@@ -319,6 +327,7 @@ fn an_unconfirmed_package_is_replaced_a_confirmed_one_is_not() {
         .provision(
             &mut net.store,
             &acme("ACME-8"),
+            None,
             &request(&mut clone),
             &k_prov(),
             NOW,
@@ -385,10 +394,18 @@ fn a_wrong_confirmation_is_refused() {
         nonce: [1; 16],
         suci_profiles: vec![Profile::A],
         claim_hint: None,
+        erasure_receipt: None,
     };
     let done = net
         .pvs
-        .provision(&mut net.store, &acme("ACME-5"), &request, &k_prov(), NOW)
+        .provision(
+            &mut net.store,
+            &acme("ACME-5"),
+            None,
+            &request,
+            &k_prov(),
+            NOW,
+        )
         .unwrap();
     let bogus = Confirmation {
         package_id: done.package_id,

@@ -342,6 +342,11 @@ pub struct DeviceInfo {
     pub not_after: UnixTime,
     /// The leaf's certificate serialNumber (big-endian).
     pub cert_serial: Vec<u8>,
+    /// The leaf's public key: the subjectPublicKey of its
+    /// SubjectPublicKeyInfo (for an IDevID, the uncompressed P-256 point),
+    /// which verifies what the device signs outside TLS (an erasure
+    /// receipt, issue #16).
+    pub public_key: Vec<u8>,
 }
 
 /// What a manufacturer's devices must satisfy beyond a valid chain. The
@@ -1175,6 +1180,7 @@ impl TrustStore {
                 u64::try_from(not_after).unwrap_or(0),
             )),
             cert_serial: ee.raw_serial().to_vec(),
+            public_key: ee.public_key().subject_public_key.data.to_vec(),
         })
     }
 }

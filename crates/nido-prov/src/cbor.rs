@@ -340,6 +340,20 @@ impl MapReader {
         MapReader::new(what, core::mem::replace(&mut value.0, Value::Null))
     }
 
+    /// An optional nested map (absent, not null, means `None`).
+    pub(crate) fn opt_map(
+        &mut self,
+        field: &'static str,
+        what: &'static str,
+    ) -> Result<Option<MapReader>, ProvError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(mut value) => {
+                MapReader::new(what, core::mem::replace(&mut value.0, Value::Null)).map(Some)
+            }
+        }
+    }
+
     /// Every remaining entry as (key, text value); used for open string maps.
     pub(crate) fn drain_text(&mut self) -> Result<Vec<(String, String)>, ProvError> {
         let mut out = Vec::with_capacity(self.entries.len());

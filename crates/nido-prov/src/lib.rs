@@ -10,6 +10,9 @@
 //!   confirmation MAC.
 //! - [`messages`]: the request, response, confirmation and acknowledgement,
 //!   versioned CBOR maps.
+//! - [`receipt`]: the [`ErasureReceipt`] a factory-reset device presents
+//!   in its next provisioning request: a MILENAGE-keyed proof that it held
+//!   the package it erased, signed with its IDevID key.
 //! - [`coap`]: their CoAP framing (`POST /prov/v1/request`, `POST /prov/v1/confirm`).
 //!
 //! # Invariants
@@ -35,6 +38,7 @@ pub mod coap;
 mod error;
 pub mod messages;
 pub mod package;
+pub mod receipt;
 
 pub use error::ProvError;
 pub use messages::{Confirmation, ConfirmationAck, ProvisioningRequest, ProvisioningResponse};
@@ -42,3 +46,4 @@ pub use package::{
     Binding, CredentialPackage, PackageSecrets, PublicPart, SealedPackage, ServingNetwork,
     ThirdPartyCredential,
 };
+pub use receipt::{ErasureReceipt, ReceiptRefusal};

@@ -6,7 +6,7 @@
 //! ```text
 //! ProvisioningRequest  = { "version": 1, "device_public_key": bstr .size 32,
 //!                          "nonce": bstr .size 16, "suci_profiles": [ * ("A" / "B") ],
-//!                          ? "claim_hint": tstr }
+//!                          ? "claim_hint": tstr, ? "erasure_receipt": ErasureReceipt }
 //! ProvisioningResponse = { "version": 1, "status": 0,
 //!                          "sealed": { "version": 2, "enc": bstr .size 32, "ciphertext": bstr } }
 //!                      / { "version": 1, "status": 1 (rejected) / 2 (retry later), "reason": tstr }
@@ -39,6 +39,10 @@ pub struct ProvisioningRequest {
     pub suci_profiles: Vec<Profile>,
     /// A hint at the owner's claim (never the claim code itself).
     pub claim_hint: Option<String>,
+    /// The receipt of the factory reset that erased the device's last
+    /// package ([`crate::receipt`]): with it, the PVS re-provisions a
+    /// subscription the device had confirmed or validated.
+    pub erasure_receipt: Option<crate::ErasureReceipt>,
 }
 
 impl ProvisioningRequest {
@@ -62,6 +66,9 @@ impl ProvisioningRequest {
         ];
         if let Some(hint) = &self.claim_hint {
             map.push(("claim_hint", Item::Text(hint)));
+        }
+        if let Some(receipt) = &self.erasure_receipt {
+            map.push(("erasure_receipt", receipt.encode_field()));
         }
         Item::Map(map).to_vec()
     }
@@ -93,12 +100,17 @@ impl ProvisioningRequest {
             suci_profiles.push(profile);
         }
         let claim_hint = map.opt_text("claim_hint")?;
+        let erasure_receipt = map
+            .opt_map("erasure_receipt", "ProvisioningRequest.erasure_receipt")?
+            .map(crate::ErasureReceipt::from_map)
+            .transpose()?;
         map.finish()?;
         Ok(Self {
             device_public_key,
             nonce,
             suci_profiles,
             claim_hint,
+            erasure_receipt,
         })
     }
 }

@@ -15,6 +15,7 @@ fn request() -> ProvisioningRequest {
         nonce: [0x42; 16],
         suci_profiles: vec![Profile::A, Profile::B],
         claim_hint: Some("acme".into()),
+        erasure_receipt: None,
     }
 }
 
@@ -267,7 +268,7 @@ proptest! {
         suci_profiles in profiles(),
         claim_hint in proptest::option::of(".{0,40}"),
     ) {
-        let r = ProvisioningRequest { device_public_key: key, nonce, suci_profiles, claim_hint };
+        let r = ProvisioningRequest { device_public_key: key, nonce, suci_profiles, claim_hint, erasure_receipt: None };
         prop_assert_eq!(ProvisioningRequest::decode(&r.encode()).unwrap(), r);
     }
 

@@ -51,6 +51,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nido_prov::ErasureReceipt;
 use nido_prov::package::{Binding, CredentialPackage, PublicPart, SealedPackage};
 use nido_sec::aka::{UeAka, ue_respond};
 use nido_sec::{KProv, Milenage, PrivateKey32, SqnWindow};
@@ -109,6 +110,10 @@ pub struct FileSe {
     idevid: Arc<dyn rustls::sign::SigningKey>,
     provisioning: Option<PrivateKey32>,
     subscription: Option<Subscription>,
+    resets: u64,
+    /// The last reset's receipt and its CBOR (what the vault keeps), until
+    /// a package is installed.
+    receipt: Option<(ErasureReceipt, Vec<u8>)>,
 }
 
 impl core::fmt::Debug for FileSe {
@@ -279,6 +284,8 @@ impl FileSe {
             idevid,
             provisioning: None,
             subscription: None,
+            resets: 0,
+            receipt: None,
         };
         se.write(&se.snapshot())?;
         Ok(se)
@@ -332,6 +339,17 @@ impl FileSe {
                 Some(sub)
             }
         };
+        let (resets, receipt) = content.resets;
+        let receipt = match receipt {
+            None => None,
+            Some(cbor) => Some((
+                ErasureReceipt::decode(&cbor).map_err(|e| SeError::VaultCorrupt {
+                    path: vault_path.clone(),
+                    reason: format!("erasure receipt: {e}"),
+                })?,
+                cbor,
+            )),
+        };
         let tmp = dir.join(VAULT_TMP_FILE);
         match fs::remove_file(&tmp) {
             Ok(()) => sync_dir(&dir)?,
@@ -345,6 +363,8 @@ impl FileSe {
             idevid,
             provisioning: content.provisioning,
             subscription,
+            resets,
+            receipt,
         })
     }
 
@@ -369,6 +389,10 @@ impl FileSe {
                 .subscription
                 .as_ref()
                 .map(|s| (s.package_cbor.as_slice(), &s.window)),
+            resets: (
+                self.resets,
+                self.receipt.as_ref().map(|(_, cbor)| cbor.as_slice()),
+            ),
         }
     }
 
@@ -424,14 +448,17 @@ impl SecureElement for FileSe {
         };
         let (sub, confirmation_mac) =
             Subscription::from_package(opened, SqnWindow::default()).map_err(SeError::Package)?;
+        // The new package spends the receipt of the last reset.
         self.write(&VaultRef {
             provisioning: None,
             subscription: Some((sub.package_cbor.as_slice(), &sub.window)),
+            resets: (self.resets, None),
             ..self.snapshot()
         })?;
         let public = sub.public.clone();
         self.provisioning = None;
         self.subscription = Some(sub);
+        self.receipt = None;
         Ok(Installed {
             public,
             confirmation_mac,
@@ -449,6 +476,39 @@ impl SecureElement for FileSe {
     fn erase_subscription(&mut self) {
         // See the module documentation: the trait cannot report the error.
         let _ = self.try_erase_subscription();
+    }
+
+    fn reset(&mut self, serial: &str, erased_at_unix: u64) -> Result<ErasureReceipt, SeError> {
+        let sub = self.subscription.as_ref().ok_or(SeError::NoSubscription)?;
+        let resets = self.resets.saturating_add(1);
+        let receipt = crate::make_receipt(
+            self.idevid.as_ref(),
+            serial,
+            sub.public.package_id,
+            resets,
+            erased_at_unix,
+            |rand| Ok(crate::soft_f3f4(&sub.milenage, rand)),
+        )?;
+        let cbor = receipt.encode();
+        // One atomic write: the erasure and its receipt together.
+        self.write(&VaultRef {
+            provisioning: None,
+            subscription: None,
+            resets: (resets, Some(&cbor)),
+            ..self.snapshot()
+        })?;
+        self.provisioning = None;
+        self.subscription = None;
+        self.resets = resets;
+        self.receipt = Some((receipt.clone(), cbor));
+        Ok(receipt)
+    }
+
+    fn erasure_receipt(&self) -> Option<ErasureReceipt> {
+        match (&self.subscription, &self.receipt) {
+            (None, Some((receipt, _))) => Some(receipt.clone()),
+            _ => None,
+        }
     }
 
     fn authenticate(

@@ -34,6 +34,9 @@
 //!   which lives in host memory for one provisioning by design.
 //! - A provisioning key is single-use: it is erased once a package is
 //!   installed or a new one is generated.
+//! - A factory reset ([`SecureElement::reset`]) leaves an erasure receipt
+//!   that is durable no later than the erasure; it is presented only while
+//!   no new package is installed.
 //! - A package is installed only if it opens under K_PROV, the key the
 //!   device derived from its onboarding EAP-TLS session's K_AUSF (HPKE PSK
 //!   mode): one sealed by anyone but the network that authenticated the
@@ -48,8 +51,8 @@ mod vault;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use nido_prov::ProvError;
 use nido_prov::package::{Binding, PublicPart, SealedPackage};
+use nido_prov::{ErasureReceipt, ProvError};
 use nido_sec::aka::{AkaFailure, UeAka};
 use nido_sec::{KProv, SqnWindow};
 use thiserror::Error;
@@ -190,6 +193,59 @@ pub(crate) fn open_package(
     Ok(opened)
 }
 
+/// Builds the receipt of a reset ([`SecureElement::reset`]): `f3f4` runs
+/// MILENAGE f3 and f4 under the erased K for the receipt's RAND (inside the
+/// element), `idevid` signs (ECDSA P-256 SHA-256, the IDevID key type nido
+/// issues).
+pub(crate) fn make_receipt(
+    idevid: &dyn rustls::sign::SigningKey,
+    serial: &str,
+    package_id: [u8; 16],
+    counter: u64,
+    erased_at_unix: u64,
+    f3f4: impl FnOnce(&[u8; 16]) -> Result<(nido_sec::Ck, nido_sec::Ik), SeError>,
+) -> Result<ErasureReceipt, SeError> {
+    if serial.is_empty() || serial.len() > nido_prov::receipt::MAX_SERIAL_LEN {
+        return Err(SeError::Crypto(format!(
+            "device serial must be 1 to {} octets for a receipt",
+            nido_prov::receipt::MAX_SERIAL_LEN
+        )));
+    }
+    let mut receipt = ErasureReceipt {
+        serial: serial.to_owned(),
+        package_id,
+        counter,
+        erased_at_unix,
+        proof: [0; 32],
+        signature: Vec::new(),
+    };
+    let (ck, ik) = f3f4(&receipt.proof_rand())?;
+    receipt.proof = receipt.proof_from(&ck, &ik);
+    let signer = idevid
+        .choose_scheme(&[rustls::SignatureScheme::ECDSA_NISTP256_SHA256])
+        .ok_or_else(|| {
+            SeError::IdentityKey("the IDevID key cannot sign ECDSA P-256 SHA-256".into())
+        })?;
+    receipt.signature = signer
+        .sign(&receipt.signed_octets())
+        .map_err(|e| SeError::Crypto(format!("signing the erasure receipt: {e}")))?;
+    Ok(receipt)
+}
+
+/// CK and IK of `rand` from a software MILENAGE (the memory and file
+/// backends).
+pub(crate) fn soft_f3f4(
+    milenage: &nido_sec::Milenage,
+    rand: &[u8; 16],
+) -> (nido_sec::Ck, nido_sec::Ik) {
+    let out = milenage.outputs(
+        rand,
+        nido_sec::Sqn::from_octets([0; 6]),
+        nido_sec::Amf::FIVE_G,
+    );
+    (out.f3_ck.clone(), out.f4_ik.clone())
+}
+
 /// What installing a package yields outside the element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {
@@ -238,8 +294,26 @@ pub trait SecureElement: Send {
         None
     }
 
-    /// Erases the subscription (factory reset).
+    /// Erases the subscription, without a receipt (the device forgets
+    /// credentials it cannot use; a factory reset is [`SecureElement::reset`]).
     fn erase_subscription(&mut self);
+
+    /// Factory reset with proof of erasure (issue #16): erases the
+    /// subscription (K, OPc, the SQN window and the public part with the
+    /// owner's third-party credentials) and any provisioning key, and keeps
+    /// an [`ErasureReceipt`] for the package erased: device `serial`, the
+    /// package id, this element's count of resets, `erased_at_unix`, a
+    /// MILENAGE proof keyed by the erased K (computed inside, before K goes)
+    /// and the IDevID key's signature. A persisting backend makes the
+    /// receipt durable no later than the erasure, so no power cut leaves
+    /// the credentials gone without a receipt. Without a subscription:
+    /// [`SeError::NoSubscription`], and an earlier receipt stays.
+    fn reset(&mut self, serial: &str, erased_at_unix: u64) -> Result<ErasureReceipt, SeError>;
+
+    /// The receipt of the last [`SecureElement::reset`], while no package
+    /// was installed since (a device presents it in its next provisioning
+    /// request; once a new package is installed it is spent).
+    fn erasure_receipt(&self) -> Option<ErasureReceipt>;
 
     /// Answers a 5G-AKA challenge inside the element (TS 33.501 §6.1.3.2):
     /// MAC-A, SQN freshness (advancing the window on success only), RES*, K_AUSF.

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use nido_prov::ErasureReceipt;
 use nido_prov::package::{Binding, PublicPart, SealedPackage};
 use nido_sec::aka::{UeAka, ue_respond};
 use nido_sec::{KProv, Milenage, PrivateKey32, SqnWindow};
@@ -20,6 +21,8 @@ pub struct MemorySe {
     idevid: Arc<dyn rustls::sign::SigningKey>,
     provisioning: Option<PrivateKey32>,
     subscription: Option<Subscription>,
+    resets: u64,
+    receipt: Option<ErasureReceipt>,
 }
 
 impl core::fmt::Debug for MemorySe {
@@ -40,6 +43,8 @@ impl MemorySe {
             idevid,
             provisioning: None,
             subscription: None,
+            resets: 0,
+            receipt: None,
         })
     }
 }
@@ -86,6 +91,30 @@ impl SecureElement for MemorySe {
 
     fn erase_subscription(&mut self) {
         self.subscription = None;
+    }
+
+    fn reset(&mut self, serial: &str, erased_at_unix: u64) -> Result<ErasureReceipt, SeError> {
+        let sub = self.subscription.as_ref().ok_or(SeError::NoSubscription)?;
+        let receipt = crate::make_receipt(
+            self.idevid.as_ref(),
+            serial,
+            sub.public.package_id,
+            self.resets + 1,
+            erased_at_unix,
+            |rand| Ok(crate::soft_f3f4(&sub.milenage, rand)),
+        )?;
+        self.subscription = None;
+        self.provisioning = None;
+        self.resets += 1;
+        self.receipt = Some(receipt.clone());
+        Ok(receipt)
+    }
+
+    fn erasure_receipt(&self) -> Option<ErasureReceipt> {
+        self.subscription
+            .is_none()
+            .then(|| self.receipt.clone())
+            .flatten()
     }
 
     fn authenticate(

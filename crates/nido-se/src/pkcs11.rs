@@ -10,6 +10,7 @@
 //! | OPc | token: private `CKO_DATA`, label [`OPC_LABEL`] | read after login for each challenge and XORed on the host (MILENAGE uses OPc only as XOR input and output of E_K) |
 //! | SQN window (TS 33.102 Annex C.2) | token: private `CKO_DATA`, label [`SQN_WINDOW_LABEL`] | replaced (new object, then the old one destroyed) *before* RES* is returned |
 //! | public part of the package | token: private `CKO_DATA`, label [`SUBSCRIPTION_LABEL`] | the package's CBOR with K and OPc zeroed; it is the commit record of an installation |
+//! | last erasure receipt and count of resets (not secret) | token: private `CKO_DATA`, label [`ERASURE_LABEL`], `CKA_ID`-like id = the erased package id | created before the subscription's objects are destroyed by [`SecureElement::reset`]; a new one replaces it at the next reset |
 //! | provisioning X25519 key | **host memory only** | HPKE opening needs X25519, which PKCS#11 tokens rarely offer; the key exists for one provisioning, is never written anywhere, and a restart forgets it (the device then asks for a package again with a new key) |
 //!
 //! So K never leaves the token: on [`SecureElement::install_package`] the
@@ -30,7 +31,9 @@
 //! records) none — never a mixture. A window update creates the new window
 //! object before it destroys the old one; if both survive a power cut,
 //! `open` keeps their slot-by-slot maximum (windows only grow, so that is
-//! the newer one).
+//! the newer one). A reset creates its receipt object first, then erases
+//! the subscription; `open` finishes a reset cut in between (a committed
+//! subscription whose package the newest receipt names is erased).
 //!
 //! ## Limits
 //!
@@ -52,6 +55,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
+use nido_prov::ErasureReceipt;
 use nido_prov::package::{Binding, CredentialPackage, PackageSecrets, PublicPart, SealedPackage};
 use nido_sec::aka::UeAka;
 use nido_sec::{K, KProv, Opc, PrivateKey32, SqnWindow};
@@ -74,6 +78,8 @@ pub const OPC_LABEL: &str = "nido-opc";
 pub const SQN_WINDOW_LABEL: &str = "nido-sqn-window";
 /// `CKA_LABEL` of the subscription's commit record (its public part).
 pub const SUBSCRIPTION_LABEL: &str = "nido-subscription";
+/// `CKA_LABEL` of the erasure data object (count of resets ‖ last receipt).
+pub const ERASURE_LABEL: &str = "nido-erasure";
 /// `CKA_APPLICATION` of nido's data objects.
 pub const APPLICATION: &str = "nido-se";
 
@@ -448,6 +454,50 @@ pub struct Pkcs11Se {
     idevid: Arc<TokenSigningKey>,
     provisioning: Option<PrivateKey32>,
     subscription: Option<Subscription>,
+    erasure: Option<Erasure>,
+}
+
+/// The erasure object: the count of resets and the last receipt.
+struct Erasure {
+    object: ObjectHandle,
+    resets: u64,
+    receipt: ErasureReceipt,
+}
+
+/// Finds the erasure objects, keeps the newest (the highest count; a reset
+/// cut short may leave two) and destroys the others.
+fn load_erasure(session: &Session) -> Result<Option<Erasure>, SeError> {
+    let mut newest: Option<Erasure> = None;
+    for object in find(session, ObjectClass::DATA, ERASURE_LABEL)? {
+        let (_, payload) = read_data(session, object)?;
+        let (count, cbor) = payload
+            .split_first_chunk::<8>()
+            .ok_or_else(|| malformed("open", "erasure object too short"))?;
+        let receipt = ErasureReceipt::decode(cbor)
+            .map_err(|e| malformed("open", &format!("erasure receipt: {e}")))?;
+        let this = Erasure {
+            object,
+            resets: u64::from_be_bytes(*count),
+            receipt,
+        };
+        let older = match newest.take() {
+            Some(n) if n.resets >= this.resets => {
+                newest = Some(n);
+                this
+            }
+            other => {
+                newest = Some(this);
+                match other {
+                    Some(o) => o,
+                    None => continue,
+                }
+            }
+        };
+        session
+            .destroy_object(older.object)
+            .map_err(|e| ck("C_DestroyObject (superseded erasure receipt)", e))?;
+    }
+    Ok(newest)
 }
 
 impl core::fmt::Debug for Pkcs11Se {
@@ -579,13 +629,24 @@ impl Pkcs11Se {
             spki,
         });
         let subscription = load_subscription(&session)?;
+        let erasure = load_erasure(&session)?;
         drop(session);
-        Ok(Self {
+        let mut se = Self {
             token,
             idevid,
             provisioning: None,
             subscription,
-        })
+            erasure,
+        };
+        // A reset cut between its receipt and the erasure: finish it.
+        let unfinished = matches!(
+            (&se.subscription, &se.erasure),
+            (Some(sub), Some(e)) if e.receipt.package_id == sub.public.package_id
+        );
+        if unfinished {
+            se.try_erase_subscription()?;
+        }
+        Ok(se)
     }
 
     /// Erases the subscription from the token, reporting a token error. The
@@ -861,6 +922,67 @@ impl SecureElement for Pkcs11Se {
     fn erase_subscription(&mut self) {
         // The trait cannot report the error; see `try_erase_subscription`.
         let _ = self.try_erase_subscription();
+    }
+
+    fn reset(&mut self, serial: &str, erased_at_unix: u64) -> Result<ErasureReceipt, SeError> {
+        let token = self.token.clone();
+        let sub = self.subscription.as_ref().ok_or(SeError::NoSubscription)?;
+        let resets = self
+            .erasure
+            .as_ref()
+            .map_or(0, |e| e.resets)
+            .saturating_add(1);
+        let receipt = crate::make_receipt(
+            self.idevid.as_ref(),
+            serial,
+            sub.public.package_id,
+            resets,
+            erased_at_unix,
+            |rand| {
+                // MILENAGE f3 and f4 with every E_K in the token, as for a
+                // challenge. The session is released before the IDevID key
+                // signs (the signer locks it too).
+                let session = token.session();
+                let (id, opc) = read_data(&session, sub.opc)?;
+                if id != sub.id || opc.len() != 16 {
+                    return Err(malformed("read OPc", "not this subscription's OPc"));
+                }
+                let mut opc_block = Zeroizing::new([0u8; 16]);
+                opc_block.copy_from_slice(&opc);
+                let aes = TokenAes {
+                    session: &session,
+                    k: sub.k,
+                };
+                let out = Milenage::new(&aes, &opc_block).f2345(rand)?;
+                Ok((out.ck, out.ik))
+            },
+        )?;
+        let mut payload = resets.to_be_bytes().to_vec();
+        payload.extend_from_slice(&receipt.encode());
+        let session = token.session();
+        // The receipt first: a power cut after it leaves a reset that
+        // `open` finishes; one before it leaves the subscription untouched.
+        let object = create_data(&session, ERASURE_LABEL, &sub.public.package_id, &payload)?;
+        if let Some(old) = self.erasure.take() {
+            // If this fails `open` keeps the newer (higher count).
+            let _ = session.destroy_object(old.object);
+        }
+        drop(session);
+        self.erasure = Some(Erasure {
+            object,
+            resets,
+            receipt: receipt.clone(),
+        });
+        self.provisioning = None;
+        self.try_erase_subscription()?;
+        Ok(receipt)
+    }
+
+    fn erasure_receipt(&self) -> Option<ErasureReceipt> {
+        match (&self.subscription, &self.erasure) {
+            (None, Some(e)) => Some(e.receipt.clone()),
+            _ => None,
+        }
     }
 
     fn authenticate(

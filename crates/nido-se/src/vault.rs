@@ -1,4 +1,5 @@
-//! The vault file format of [`crate::FileSe`], version 1.
+//! The vault file format of [`crate::FileSe`], version 2 (version 1, the
+//! same without record 5, is still read).
 //!
 //! ```text
 //! vault.bin = MAGIC (8) ‖ version (u16 BE) ‖ nonce (12) ‖ AES-256-GCM(plaintext) ‖ tag (16)
@@ -8,6 +9,8 @@
 //!   2 provisioning X25519 private key, 32 octets                       (optional)
 //!   3 credential package, version-1 CBOR with K and OPc (nido-prov)   (with 4)
 //!   4 SQN window: 32 × SEQ (u64 BE) ‖ Δ (u64 BE)                       (with 3)
+//!   5 resets: count of factory resets (u64 BE) ‖ the last erasure
+//!     receipt's CBOR (nido-prov), empty if none                         (optional)
 //! ```
 //!
 //! The key is the 32-octet device storage key; the nonce is fresh random
@@ -22,8 +25,10 @@ use zeroize::Zeroizing;
 
 /// The first octets of every vault file.
 pub(crate) const MAGIC: &[u8; 8] = b"nido-se\0";
-/// The format version this build reads and writes.
-pub(crate) const VERSION: u16 = 1;
+/// The format version this build writes (and the newest it reads).
+pub(crate) const VERSION: u16 = 2;
+/// The oldest format version this build reads.
+pub(crate) const OLDEST: u16 = 1;
 const HEADER_LEN: usize = MAGIC.len() + 2;
 const TAG_LEN: usize = 16;
 
@@ -31,6 +36,7 @@ const T_IDEVID: u8 = 1;
 const T_PROVISIONING: u8 = 2;
 const T_PACKAGE: u8 = 3;
 const T_WINDOW: u8 = 4;
+const T_RESETS: u8 = 5;
 
 const WINDOW_SLOTS: usize = 32;
 const WINDOW_LEN: usize = WINDOW_SLOTS * 8 + 8;
@@ -43,6 +49,9 @@ pub(crate) struct VaultRef<'a> {
     pub(crate) provisioning: Option<&'a PrivateKey32>,
     /// The subscription: the package's CBOR (with K and OPc) and the SQN window.
     pub(crate) subscription: Option<(&'a [u8], &'a SqnWindow)>,
+    /// How many factory resets the element did, and the last one's receipt
+    /// (CBOR) if no package was installed since.
+    pub(crate) resets: (u64, Option<&'a [u8]>),
 }
 
 /// What a vault holds, decoded.
@@ -50,6 +59,7 @@ pub(crate) struct VaultContent {
     pub(crate) idevid: PrivateKeyDer<'static>,
     pub(crate) provisioning: Option<PrivateKey32>,
     pub(crate) subscription: Option<(Zeroizing<Vec<u8>>, SqnWindow)>,
+    pub(crate) resets: (u64, Option<Vec<u8>>),
 }
 
 /// Why a vault file was refused (the caller adds the path).
@@ -78,15 +88,19 @@ fn key(storage_key: &[u8; 32]) -> Result<LessSafeKey, VaultError> {
         .map_err(|_| VaultError::Corrupt("storage key refused by AES-256-GCM".into()))
 }
 
-fn header() -> [u8; HEADER_LEN] {
+fn header(version: u16) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..MAGIC.len()].copy_from_slice(MAGIC);
-    h[MAGIC.len()..].copy_from_slice(&VERSION.to_be_bytes());
+    h[MAGIC.len()..].copy_from_slice(&version.to_be_bytes());
     h
 }
 
 /// Encodes and encrypts a vault.
 pub(crate) fn seal(storage_key: &[u8; 32], v: &VaultRef<'_>) -> Result<Vec<u8>, String> {
+    seal_version(storage_key, v, VERSION)
+}
+
+fn seal_version(storage_key: &[u8; 32], v: &VaultRef<'_>, version: u16) -> Result<Vec<u8>, String> {
     let mut plain = Zeroizing::new(Vec::with_capacity(2048));
     let (kind, der): (u8, &[u8]) = match v.idevid {
         PrivateKeyDer::Pkcs8(k) => (0, k.secret_pkcs8_der()),
@@ -107,11 +121,19 @@ pub(crate) fn seal(storage_key: &[u8; 32], v: &VaultRef<'_>) -> Result<Vec<u8>, 
         w.extend_from_slice(&window.delta.to_be_bytes());
         record(&mut plain, T_WINDOW, &[&w])?;
     }
+    let (count, receipt) = v.resets;
+    if count > 0 || receipt.is_some() {
+        record(
+            &mut plain,
+            T_RESETS,
+            &[&count.to_be_bytes(), receipt.unwrap_or_default()],
+        )?;
+    }
 
     let key = key(storage_key).map_err(|_| "storage key refused".to_string())?;
     let mut nonce = [0u8; NONCE_LEN];
     aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "no randomness for the nonce".to_string())?;
-    let header = header();
+    let header = header(version);
     let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + plain.len() + TAG_LEN);
     out.extend_from_slice(&header);
     out.extend_from_slice(&nonce);
@@ -134,7 +156,7 @@ pub(crate) fn open(storage_key: &[u8; 32], file: &[u8]) -> Result<VaultContent, 
         return Err(VaultError::Corrupt("not a nido-se vault (no magic)".into()));
     }
     let version = u16::from_be_bytes([file[MAGIC.len()], file[MAGIC.len() + 1]]);
-    if version != VERSION {
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(VaultError::Version(version));
     }
     if file.len() < HEADER_LEN + NONCE_LEN + TAG_LEN {
@@ -159,14 +181,15 @@ pub(crate) fn open(storage_key: &[u8; 32], file: &[u8]) -> Result<VaultContent, 
                     .into(),
             )
         })?;
-    decode(plain)
+    decode(plain, version)
 }
 
 fn corrupt(what: &str) -> VaultError {
     VaultError::Corrupt(format!("decrypted but malformed: {what}"))
 }
 
-fn decode(mut plain: &[u8]) -> Result<VaultContent, VaultError> {
+fn decode(mut plain: &[u8], version: u16) -> Result<VaultContent, VaultError> {
+    let mut resets = (0, None);
     let mut idevid = None;
     let mut provisioning = None;
     let mut package = None;
@@ -218,6 +241,15 @@ fn decode(mut plain: &[u8]) -> Result<VaultContent, VaultError> {
                 d.copy_from_slice(&value[WINDOW_SLOTS * 8..]);
                 window = Some(SqnWindow::from_seqs(seqs, u64::from_be_bytes(d)));
             }
+            T_RESETS if version >= 2 => {
+                let (count, receipt) = value
+                    .split_first_chunk::<8>()
+                    .ok_or_else(|| corrupt("resets record"))?;
+                resets = (
+                    u64::from_be_bytes(*count),
+                    (!receipt.is_empty()).then(|| receipt.to_vec()),
+                );
+            }
             _ => return Err(corrupt("unknown record")),
         }
     }
@@ -231,6 +263,7 @@ fn decode(mut plain: &[u8]) -> Result<VaultContent, VaultError> {
         idevid,
         provisioning,
         subscription,
+        resets,
     })
 }
 
@@ -258,6 +291,7 @@ mod tests {
             idevid: &idevid,
             provisioning: Some(&prov),
             subscription: Some((&package, &window)),
+            resets: (3, Some(b"receipt")),
         };
         let a = seal(&k, &v).unwrap();
         let b = seal(&k, &v).unwrap();
@@ -268,6 +302,7 @@ mod tests {
         let (p, w) = c.subscription.unwrap();
         assert_eq!(p.as_slice(), package.as_slice());
         assert_eq!(w, window);
+        assert_eq!(c.resets, (3, Some(b"receipt".to_vec())));
     }
 
     #[test]
@@ -280,6 +315,7 @@ mod tests {
                 idevid: &idevid,
                 provisioning: None,
                 subscription: Some((&package, &window)),
+                resets: (1, None),
             },
         )
         .unwrap();
@@ -292,8 +328,37 @@ mod tests {
             assert!(open(&k, &file[..n]).is_err(), "length {n}");
         }
         assert!(open(&[6u8; 32], &file).is_err(), "another key");
-        let mut v2 = file.clone();
-        v2[9] = 2;
-        assert!(matches!(open(&k, &v2), Err(VaultError::Version(2))));
+        // A version 1 vault (an older build's) still opens; record 5 is
+        // not part of version 1.
+        let old = seal_version(
+            &k,
+            &VaultRef {
+                idevid: &idevid,
+                provisioning: None,
+                subscription: Some((&package, &window)),
+                resets: (0, None),
+            },
+            1,
+        )
+        .unwrap();
+        assert_eq!(open(&k, &old).unwrap().resets, (0, None));
+        let with_resets = seal_version(
+            &k,
+            &VaultRef {
+                idevid: &idevid,
+                provisioning: None,
+                subscription: None,
+                resets: (2, None),
+            },
+            1,
+        )
+        .unwrap();
+        assert!(matches!(
+            open(&k, &with_resets),
+            Err(VaultError::Corrupt(_))
+        ));
+        let mut v3 = file.clone();
+        v3[9] = 3;
+        assert!(matches!(open(&k, &v3), Err(VaultError::Version(3))));
     }
 }

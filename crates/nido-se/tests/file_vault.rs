@@ -105,6 +105,70 @@ fn a_provisioning_key_is_persisted_before_it_is_returned() {
     assert!(se.has_subscription());
 }
 
+/// A factory reset (issue #16): the subscription goes and a receipt that
+/// proves it held the package (keyed by its K, signed by the IDevID key)
+/// stays, in the same atomic vault write, across a restart; a new package
+/// spends it, and the next reset counts on.
+#[test]
+fn a_reset_erases_and_keeps_a_receipt_across_restarts() {
+    let dir = TempDir::new("reset");
+    let key = idevid_key();
+    let mut se = FileSe::create(dir.path(), &key).unwrap();
+    assert_eq!(
+        se.reset("ACME-1", 1_800_000_000),
+        Err(SeError::NoSubscription)
+    );
+    let net = Network::new(3);
+    net.provision(&mut se);
+    let receipt = se.reset("ACME-1", 1_800_000_000).unwrap();
+    assert_eq!(
+        (receipt.counter, receipt.erased_at_unix),
+        (1, 1_800_000_000)
+    );
+    assert!(!se.has_subscription());
+    assert_eq!(se.installed(), None);
+    receipt
+        .verify(
+            "ACME-1",
+            &net.package.package_id,
+            &net.package.k,
+            &net.package.opc,
+            Some(&idevid_point(&key)),
+        )
+        .unwrap();
+    let vault = fs::read(dir.path().join(VAULT_FILE)).unwrap();
+    assert!(!contains(&vault, net.package.k.expose()));
+    drop(se);
+
+    let mut se = FileSe::open(dir.path()).unwrap();
+    assert!(!se.has_subscription());
+    assert_eq!(se.erasure_receipt(), Some(receipt.clone()));
+    // Nothing left to erase: refused, and the receipt stays.
+    assert_eq!(
+        se.reset("ACME-1", 1_800_000_050),
+        Err(SeError::NoSubscription)
+    );
+    assert_eq!(se.erasure_receipt(), Some(receipt));
+
+    let other = Network::new(4);
+    other.provision(&mut se);
+    assert_eq!(se.erasure_receipt(), None, "a new package spends it");
+    drop(se);
+    let mut se = FileSe::open(dir.path()).unwrap();
+    assert_eq!(se.erasure_receipt(), None);
+    let second = se.reset("ACME-1", 1_800_000_100).unwrap();
+    assert_eq!(second.counter, 2);
+    second
+        .verify(
+            "ACME-1",
+            &other.package.package_id,
+            &other.package.k,
+            &other.package.opc,
+            Some(&idevid_point(&key)),
+        )
+        .unwrap();
+}
+
 #[test]
 fn erase_is_persisted() {
     let dir = TempDir::new("erase");
@@ -207,7 +271,7 @@ fn a_damaged_or_foreign_vault_is_a_clear_error() {
         FileSe::open(dir.path()),
         Err(SeError::VaultVersion {
             found: 9,
-            supported: 1,
+            supported: 2,
             ..
         })
     ));

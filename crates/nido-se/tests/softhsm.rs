@@ -30,7 +30,8 @@ use cryptoki::object::{
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use nido_se::pkcs11::{
-    IDEVID_LABEL, K_LABEL, OPC_LABEL, SOFTHSM2_MODULE, SQN_WINDOW_LABEL, SUBSCRIPTION_LABEL,
+    ERASURE_LABEL, IDEVID_LABEL, K_LABEL, OPC_LABEL, SOFTHSM2_MODULE, SQN_WINDOW_LABEL,
+    SUBSCRIPTION_LABEL,
 };
 use nido_se::{Pkcs11Config, Pkcs11Se, SeAkaError, SeError, SecureElement};
 use nido_sec::aka::AkaFailure;
@@ -79,6 +80,10 @@ const TESTS: &[(&str, Test)] = &[
     (
         "wrong_pin_unknown_token_and_a_second_import_are_refused",
         wrong_pin_unknown_token_and_a_second_import_are_refused,
+    ),
+    (
+        "a_reset_keeps_a_receipt_and_an_interrupted_one_is_finished",
+        a_reset_keeps_a_receipt_and_an_interrupted_one_is_finished,
     ),
 ];
 
@@ -652,6 +657,77 @@ fn erase_removes_every_subscription_object(config: &Pkcs11Config) {
     se.erase_subscription();
     drop(se);
     assert!(!Pkcs11Se::open(config).unwrap().has_subscription());
+}
+
+/// A factory reset (issue #16) computes its proof with K inside the token
+/// (MILENAGE f3, f4 through `CKM_AES_ECB`), signs with the token's IDevID
+/// key, destroys every subscription object and keeps the receipt across a
+/// reopen; a reset cut after its receipt but before the erasure is
+/// finished by the next open.
+fn a_reset_keeps_a_receipt_and_an_interrupted_one_is_finished(config: &Pkcs11Config) {
+    let (mut se, key) = element(config);
+    assert_eq!(
+        se.reset("ACME-1", 1_800_000_000),
+        Err(SeError::NoSubscription)
+    );
+    let net = Network::new(107);
+    net.provision(&mut se);
+    let receipt = se.reset("ACME-1", 1_800_000_000).unwrap();
+    assert_eq!(receipt.counter, 1);
+    receipt
+        .verify(
+            "ACME-1",
+            &net.package.package_id,
+            &net.package.k,
+            &net.package.opc,
+            Some(&idevid_point(&key)),
+        )
+        .unwrap();
+    assert!(!se.has_subscription());
+    assert_eq!(counts(&raw_session(config)), [0, 0, 0, 0]);
+    assert_eq!(se.erasure_receipt(), Some(receipt.clone()));
+    drop(se);
+    let se = Pkcs11Se::open(config).unwrap();
+    assert_eq!(se.erasure_receipt(), Some(receipt.clone()));
+    drop(se);
+
+    // The cut: the receipt for this package is in the token and the
+    // subscription too (installing the same package again makes exactly
+    // that state). Opening finishes the reset.
+    let mut se = Pkcs11Se::open(config).unwrap();
+    net.provision(&mut se);
+    assert!(se.has_subscription());
+    assert_eq!(
+        se.erasure_receipt(),
+        None,
+        "spent while a package is installed"
+    );
+    drop(se);
+    let se = Pkcs11Se::open(config).unwrap();
+    assert!(!se.has_subscription(), "the interrupted reset was finished");
+    assert_eq!(counts(&raw_session(config)), [0, 0, 0, 0]);
+    assert_eq!(se.erasure_receipt(), Some(receipt));
+    drop(se);
+
+    // A new package, a second reset: counted 2, one receipt object.
+    let mut se = Pkcs11Se::open(config).unwrap();
+    let other = Network::new(108);
+    other.provision(&mut se);
+    let second = se.reset("ACME-1", 1_800_000_100).unwrap();
+    assert_eq!(second.counter, 2);
+    second
+        .verify(
+            "ACME-1",
+            &other.package.package_id,
+            &other.package.k,
+            &other.package.opc,
+            Some(&idevid_point(&key)),
+        )
+        .unwrap();
+    assert_eq!(
+        objects(&raw_session(config), ObjectClass::DATA, ERASURE_LABEL).len(),
+        1
+    );
 }
 
 fn wrong_pin_unknown_token_and_a_second_import_are_refused(config: &Pkcs11Config) {

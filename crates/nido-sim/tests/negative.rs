@@ -429,7 +429,11 @@ fn a_clone_after_its_twin_is_active_gets_74_until_the_operator_releases() {
     let before = subscription(&fleet, 0);
     assert_eq!(before.state, SubscriptionState::Active);
 
-    // The clone, an hour later, tries three times.
+    // The clone, an hour later, tries three times. The network cannot
+    // tell it from the device after a factory reset until the provisioning
+    // request, where a reset device presents its erasure receipt: without
+    // one, the restricted onboarding registration ends in a protected
+    // DEREGISTRATION REQUEST #74, before any package.
     fleet.advance(HOUR);
     fleet.power_on(1);
     for attempt in 1..=3 {
@@ -439,7 +443,7 @@ fn a_clone_after_its_twin_is_active_gets_74_until_the_operator_releases() {
     assert_eq!(
         rejections(&fleet, 1),
         [(
-            RejectMessage::RegistrationReject,
+            RejectMessage::DeregistrationRequest,
             Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN
         ); 3]
     );
@@ -580,6 +584,18 @@ impl SecureElement for WrongResStar {
 
     fn erase_subscription(&mut self) {
         self.0.erase_subscription();
+    }
+
+    fn reset(
+        &mut self,
+        serial: &str,
+        erased_at_unix: u64,
+    ) -> Result<nido_prov::ErasureReceipt, SeError> {
+        self.0.reset(serial, erased_at_unix)
+    }
+
+    fn erasure_receipt(&self) -> Option<nido_prov::ErasureReceipt> {
+        self.0.erasure_receipt()
     }
 
     fn authenticate(

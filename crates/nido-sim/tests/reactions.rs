@@ -319,13 +319,15 @@ fn unknown_identity_never_erases_the_subscription() {
             fleet.power_off(0);
         }
     }
-    // The third: it onboards again, the network refuses (#74), and the
-    // device goes back to the subscription it kept.
+    // The third: it onboards again, the network refuses (#74: it holds a
+    // subscription and presents no erasure receipt, so the restricted
+    // onboarding registration ends in a protected DEREGISTRATION REQUEST),
+    // and the device goes back to the subscription it kept.
     assert_eq!(fleet.device(0).state(), DeviceState::Onboarding);
     let deadline = fleet.now() + Duration::from_secs(3600);
     assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Active));
     assert!(fleet.device_events(0).contains(&DeviceEvent::Rejected {
-        message: nido_ue::RejectMessage::RegistrationReject,
+        message: nido_ue::RejectMessage::DeregistrationRequest,
         cause: nido_nas::Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN
     }));
     let after = fleet

@@ -83,13 +83,27 @@ impl AuditEntry {
                 device,
                 supi,
                 reprovisioned,
+                after_reset,
             } => {
                 e.device = Some(device.to_string());
                 e.supi = Some(supi.to_string());
-                e.detail = if *reprovisioned {
-                    "re-provisioned with a new K".into()
-                } else {
-                    "new subscription".into()
+                e.detail = match (reprovisioned, after_reset) {
+                    (_, Some(reset)) => format!(
+                        "re-provisioned with a new K after a factory reset: erasure receipt \
+                         verified (reset #{} of its element, erased {}{})",
+                        reset.resets,
+                        iso8601(
+                            std::time::UNIX_EPOCH
+                                + std::time::Duration::from_secs(reset.erased_at_unix)
+                        ),
+                        if reset.signed {
+                            ", signed by its IDevID key"
+                        } else {
+                            "; relayed realm, K proof only"
+                        }
+                    ),
+                    (true, None) => "re-provisioned with a new K".into(),
+                    (false, None) => "new subscription".into(),
                 };
             }
             NetworkEvent::Provisioned { device, supi } => {

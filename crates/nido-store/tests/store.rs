@@ -742,6 +742,7 @@ fn audit_devices_and_trust_data() {
             device: id("DEV-9"),
             supi: supi(9),
             reprovisioned: true,
+            after_reset: None,
         },
     );
     assert_eq!(s.take_error(), None);
@@ -1169,6 +1170,7 @@ fn a_change_and_its_audit_entry_commit_together(s: &mut SqlStore) {
         device: id(device),
         supi: supi(n),
         reprovisioned: false,
+        after_reset: None,
     };
     assert!(delivered("DEV-1", 1).recorded_with_change());
     s.put_subscription_audited(sub("DEV-1", 1, 1), 2000, &[delivered("DEV-1", 1)])
@@ -1311,6 +1313,7 @@ fn delivered(device: &str, n: u64) -> nido_net::NetworkEvent {
         device: id(device),
         supi: supi(n),
         reprovisioned: false,
+        after_reset: None,
     }
 }
 

@@ -218,6 +218,36 @@ impl Device {
         self.start(now);
     }
 
+    /// Factory reset with proof of erasure (issue #16): the secure element
+    /// erases the subscription and the owner's third-party credentials and
+    /// keeps an erasure receipt ([`SecureElement::reset`]); the device
+    /// forgets what it knew of the network (security context, GUTI, the
+    /// subscription's public part, unsent bursts) and is off. Powered on,
+    /// it onboards again and presents the receipt in its provisioning
+    /// request, so the network re-provisions it in place. Without a
+    /// subscription: [`crate::SeError::NoSubscription`], nothing changes.
+    pub fn factory_reset(
+        &mut self,
+        now: SystemTime,
+    ) -> Result<nido_prov::ErasureReceipt, crate::SeError> {
+        let at = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let receipt = self.se.reset(&self.config.serial, at)?;
+        self.release_connection();
+        self.set_state(DeviceState::Off);
+        self.phase = Phase::Idle;
+        self.guti = None;
+        self.public = None;
+        self.reonboarding = false;
+        self.refused_with = None;
+        self.attempts = 0;
+        self.not_authorized = 0;
+        self.unknown_identity = 0;
+        self.pending_bursts.clear();
+        Ok(receipt)
+    }
+
     /// The device's state.
     pub fn state(&self) -> DeviceState {
         self.state

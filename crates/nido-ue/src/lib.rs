@@ -40,5 +40,5 @@ mod registration;
 pub use config::{DeviceConfig, Timers};
 pub use device::Device;
 pub use events::{BurstPath, DataError, DeviceEvent, DeviceState, RejectMessage, Transmit};
-pub use nido_se::SecureElement;
+pub use nido_se::{SeError, SecureElement};
 pub use provisioning::{DATA_DNN, ONBOARDING_DNN};

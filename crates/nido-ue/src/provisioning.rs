@@ -158,6 +158,10 @@ impl Device {
             nonce,
             suci_profiles: vec![Profile::A, Profile::B],
             claim_hint: self.config.claim_hint.clone(),
+            // After a factory reset (and only then: the element keeps no
+            // receipt while it holds a subscription), the proof that the
+            // last package was erased: the PVS re-provisions in place.
+            erasure_receipt: self.se.erasure_receipt(),
         };
         if let Phase::Provisioning(p) = &mut self.phase {
             p.step = ProvStep::Request;

@@ -141,6 +141,10 @@ pub(crate) struct UeContext {
     pub(crate) last_uplink: SystemTime,
     /// The device identity the DCS authenticated (onboarding).
     pub(crate) device: Option<crate::DeviceId>,
+    /// Its certificate's public key, where the built-in DCS saw the
+    /// certificate (a relayed realm's DCS sends none): an erasure receipt's
+    /// signature is checked with it.
+    pub(crate) device_key: Option<Vec<u8>>,
     /// The onboarding SUPI (NAI) or the subscription's SUPI.
     pub(crate) supi: Option<Supi>,
     /// The owner of the subscription, for the application sink.
@@ -182,6 +186,7 @@ impl UeContext {
             timer: None,
             last_uplink: now,
             device: None,
+            device_key: None,
             supi: None,
             owner: None,
             guti: None,

@@ -411,6 +411,12 @@ impl core::fmt::Debug for Network {
     }
 }
 
+/// The 5GMM cause IE value (TS 24.501 §9.11.3.2) of `cause`, the one cause
+/// type of the network's decisions; a value the codec does not name is
+/// sent as #111 (protocol error, unspecified).
+fn gmm_cause(cause: Cause) -> GmmCause {
+    GmmCause::from_u8(cause.octet()).unwrap_or(GmmCause::ProtocolErrorUnspecified)
+}
 impl Network {
     /// A network with its functions, store and application sink.
     pub fn new(
@@ -561,11 +567,32 @@ impl Network {
         conn: ConnectionId,
         device: crate::DeviceId,
     ) {
-        match nido_nas::build::deregistration_request_ue_terminated(
-            false,
-            Some(GmmCause::IllegalUe),
-            None,
-        ) {
+        self.deregister_refused(
+            now,
+            conn,
+            device.clone(),
+            Cause::ILLEGAL_UE,
+            format!(
+                "device {device}: on the operator block list; deregistered \
+                 (its subscription is suspended until it is unblocked)"
+            ),
+        );
+    }
+
+    /// Ends the registration on `conn` with a network-initiated
+    /// DEREGISTRATION REQUEST carrying `cause` (integrity protected and
+    /// ciphered, [`Network::network_deregistration`]), reported as a
+    /// refusal of `device` for `reason`.
+    pub(crate) fn deregister_refused(
+        &mut self,
+        now: SystemTime,
+        conn: ConnectionId,
+        device: crate::DeviceId,
+        cause: Cause,
+        reason: String,
+    ) {
+        let gmm = gmm_cause(cause);
+        match nido_nas::build::deregistration_request_ue_terminated(false, Some(gmm), None) {
             Ok(request) => self.network_deregistration(now, conn, request),
             Err(e) => {
                 self.discard(conn, format!("DEREGISTRATION REQUEST: {e}"));
@@ -575,12 +602,9 @@ impl Network {
         self.events.push_back(NetworkEvent::Refused {
             presented: None,
             conn,
-            reason: format!(
-                "device {device}: on the operator block list; deregistered \
-                 (its subscription is suspended until it is unblocked)"
-            ),
+            reason,
             device: Some(device),
-            cause: Cause::ILLEGAL_UE,
+            cause,
         });
     }
 
@@ -901,7 +925,7 @@ impl Network {
         reason: String,
         eap: Option<&[u8]>,
     ) {
-        let gmm = GmmCause::from_u8(cause.octet()).unwrap_or(GmmCause::ProtocolErrorUnspecified);
+        let gmm = gmm_cause(cause);
         let message = match eap {
             Some(eap) => nido_nas::build::registration_reject_with_eap(gmm, eap),
             None if gmm == GmmCause::Congestion => {

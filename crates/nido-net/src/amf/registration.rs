@@ -467,6 +467,9 @@ impl Network {
             }
             ServerStep::Done(last, ServerOutcome::Success(auth)) => {
                 let device = auth.device.id.clone();
+                if let Some(ctx) = self.ues.get_mut(&conn) {
+                    ctx.device_key = Some(auth.device.public_key.clone());
+                }
                 match ausf::kausf_from_eap(&auth.keys) {
                     Ok(kausf) => self.onboarding_authenticated(now, conn, device, &kausf, &last),
                     Err(e) => self.reject_protocol_error(conn, Some(device), e.to_string()),
@@ -542,10 +545,14 @@ impl Network {
         };
         // A store that cannot be reached refuses the registration
         // with #22 after security mode control, protected (see
-        // `UeContext::congested`); any other refusal at once.
+        // `UeContext::congested`); any other refusal at once, but for an
+        // identity that holds a subscription: that device may have been
+        // factory reset, and its erasure receipt travels in the protected
+        // provisioning exchange, where the PVS decides (#74 without one).
         let mut congested = None;
-        if let Err(refusal) = self.pvs.admits(self.store.as_ref(), &device) {
-            if refusal.gmm_cause() != Cause::CONGESTION {
+        match self.pvs.admits(self.store.as_ref(), &device) {
+            Ok(()) | Err(crate::pvs::PvsRefusal::AlreadyProvisioned(..)) => {}
+            Err(refusal) if refusal.gmm_cause() != Cause::CONGESTION => {
                 return self.reject(
                     conn,
                     refusal.gmm_cause(),
@@ -554,7 +561,7 @@ impl Network {
                     None,
                 );
             }
-            congested = Some(refusal.to_string());
+            Err(refusal) => congested = Some(refusal.to_string()),
         }
         let owner = match congested {
             Some(_) => None,

@@ -179,19 +179,38 @@ impl Network {
         let Some(k_prov) = ctx.k_prov.clone() else {
             return self.discard(conn, "PVS request without an onboarding K_PROV".into());
         };
+        let device_key = ctx.device_key.clone();
         let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let body = match request.path {
             Path::Request => match ProvisioningRequest::decode(&request.payload) {
                 Ok(req) => {
-                    match self
-                        .pvs
-                        .provision(self.store.as_mut(), &device, &req, &k_prov, now_unix)
-                    {
+                    match self.pvs.provision(
+                        self.store.as_mut(),
+                        &device,
+                        device_key.as_deref(),
+                        &req,
+                        &k_prov,
+                        now_unix,
+                    ) {
                         Ok(done) => {
                             self.events.push_back(done.event());
                             ResponseBody::Changed(
                                 ProvisioningResponse::Provisioned(done.sealed).encode(),
                             )
+                        }
+                        Err(refusal) if refusal.holds_subscription() => {
+                            // An identity that holds a subscription, with no
+                            // receipt or one that does not verify: a clone,
+                            // or a device that kept its credentials. #74 as
+                            // at admission, now protected: the registration
+                            // ends here (no PVS answer; the procedure is over).
+                            return self.deregister_refused(
+                                now,
+                                conn,
+                                device,
+                                refusal.gmm_cause(),
+                                refusal.to_string(),
+                            );
                         }
                         Err(refusal) => {
                             self.events.push_back(NetworkEvent::Refused {

@@ -22,7 +22,8 @@ bursts. Kill it at any point: it picks up from its vault when restarted.
 
   nido device run --bundle factory/batch-1/ACMESENS-0000000001 --network 127.0.0.1:4997 --until active
   nido device run --bundle ... --network ... --snpn 999-99-000000000AB   # override what the network announces
-  nido device run --bundle ... --network ... --burst-every 10 --payload 't=21.5C' --bursts 3";
+  nido device run --bundle ... --network ... --burst-every 10 --payload 't=21.5C' --bursts 3
+  nido device reset --bundle factory/batch-1/ACMESENS-0000000001   # factory reset with proof of erasure";
 
 /// `nido device` subcommands.
 #[derive(Subcommand)]
@@ -33,6 +34,43 @@ pub(crate) enum DeviceCmd {
     /// Opens the device's vault and prints what it holds (never a secret):
     /// the subscription's SUPI and owner, and the SQN window's SQN_MS.
     Status(StatusArgs),
+    /// Factory reset with proof of erasure: erases the subscription and the
+    /// owner's credentials from the secure element (file vault or PKCS#11
+    /// token) and keeps an erasure receipt signed with the IDevID key. At
+    /// its next onboarding the device presents the receipt and the network
+    /// gives it a new K in place, without the operator releasing anything.
+    Reset(ResetArgs),
+}
+
+/// Where the device's secure element is: the file vault (default) or a
+/// PKCS#11 token.
+#[derive(Args)]
+pub(crate) struct ElementArgs {
+    /// The vault directory (default: BUNDLE/vault).
+    #[arg(long)]
+    vault: Option<PathBuf>,
+    /// Keep the IDevID key and K in this PKCS#11 token (by label) instead
+    /// of the file vault; the bundle's key is imported on first use.
+    #[arg(long)]
+    token_label: Option<String>,
+    /// The PKCS#11 module of the token.
+    #[arg(long, default_value = nido_se::pkcs11::SOFTHSM2_MODULE)]
+    pkcs11_module: PathBuf,
+    /// The token's user PIN (default: $NIDO_TOKEN_PIN).
+    #[arg(long, env = "NIDO_TOKEN_PIN", hide_env_values = true)]
+    pin: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct ResetArgs {
+    /// The factory bundle directory.
+    #[arg(long)]
+    bundle: PathBuf,
+    #[command(flatten)]
+    element: ElementArgs,
+    /// Print the receipt as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -62,9 +100,8 @@ pub(crate) struct RunArgs {
     /// The network's UDP access link address.
     #[arg(long)]
     network: String,
-    /// The vault directory (default: BUNDLE/vault).
-    #[arg(long)]
-    vault: Option<PathBuf>,
+    #[command(flatten)]
+    element: ElementArgs,
     /// The onboarding network as MCC-MNC[-NID]. Without it the device asks
     /// the network which network it is (its system information, as a cell
     /// broadcasts it) and uses what it hears; with it, this overrides what
@@ -90,16 +127,6 @@ pub(crate) struct RunArgs {
     /// Print state changes as JSON lines.
     #[arg(long)]
     json: bool,
-    /// Keep the IDevID key and K in this PKCS#11 token (by label) instead
-    /// of the file vault; the bundle's key is imported on first use.
-    #[arg(long)]
-    token_label: Option<String>,
-    /// The PKCS#11 module of the token.
-    #[arg(long, default_value = nido_se::pkcs11::SOFTHSM2_MODULE)]
-    pkcs11_module: PathBuf,
-    /// The token's user PIN (default: $NIDO_TOKEN_PIN).
-    #[arg(long, env = "NIDO_TOKEN_PIN", hide_env_values = true)]
-    pin: Option<String>,
     #[command(flatten, next_help_heading = "Device timers")]
     timers: crate::args::DeviceTimerArgs,
 }
@@ -197,6 +224,7 @@ pub(crate) fn run_cmd(command: DeviceCmd) -> Result<()> {
     match command {
         DeviceCmd::Run(a) => run_device(&a),
         DeviceCmd::Status(a) => status(&a),
+        DeviceCmd::Reset(a) => reset(&a),
     }
 }
 
@@ -226,15 +254,20 @@ fn status(a: &StatusArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_device(a: &RunArgs) -> Result<()> {
-    let bundle = FactoryBundle::load(&a.bundle).with_context(|| a.bundle.display().to_string())?;
-    let se: Box<dyn SecureElement> = match &a.token_label {
+/// Opens the device's secure element (`element`), making it from the
+/// factory bundle's key on first use.
+fn open_element(
+    bundle_dir: &std::path::Path,
+    bundle: &FactoryBundle,
+    element: &ElementArgs,
+) -> Result<Box<dyn SecureElement>> {
+    Ok(match &element.token_label {
         Some(label) => {
-            let pin = a
+            let pin = element
                 .pin
                 .as_deref()
                 .ok_or_else(|| anyhow::anyhow!("--token-label needs --pin or $NIDO_TOKEN_PIN"))?;
-            let config = Pkcs11Config::new(&a.pkcs11_module, label, pin);
+            let config = Pkcs11Config::new(&element.pkcs11_module, label, pin);
             let opened = Pkcs11Se::open(&config);
             Box::new(match opened {
                 Ok(se) => se,
@@ -248,7 +281,10 @@ fn run_device(a: &RunArgs) -> Result<()> {
             })
         }
         None => {
-            let vault = a.vault.clone().unwrap_or_else(|| a.bundle.join("vault"));
+            let vault = element
+                .vault
+                .clone()
+                .unwrap_or_else(|| bundle_dir.join("vault"));
             Box::new(
                 if vault.join("vault.bin").exists() {
                     FileSe::open(&vault)
@@ -261,7 +297,59 @@ fn run_device(a: &RunArgs) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("vault {}: {e}", vault.display()))?,
             )
         }
+    })
+}
+
+/// `nido device reset`.
+fn reset(a: &ResetArgs) -> Result<()> {
+    let bundle = FactoryBundle::load(&a.bundle).with_context(|| a.bundle.display().to_string())?;
+    let mut se = open_element(&a.bundle, &bundle, &a.element)?;
+    let serial = &bundle.identity.serial;
+    let now = SystemTime::now();
+    let at = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let receipt = match se.reset(serial, at) {
+        Ok(r) => r,
+        Err(SeError::NoSubscription) => match se.erasure_receipt() {
+            Some(r) => {
+                eprintln!(
+                    "nido: {serial}: no subscription to erase; the receipt of reset #{} (package {}) is kept for the next onboarding",
+                    r.counter,
+                    hex::encode(r.package_id)
+                );
+                return Ok(());
+            }
+            None => bail!("{serial}: the secure element holds no subscription: nothing to reset"),
+        },
+        Err(e) => bail!("{serial}: reset: {e}"),
     };
+    let summary = serde_json::json!({
+        "serial": receipt.serial,
+        "package_id": hex::encode(receipt.package_id),
+        "reset": receipt.counter,
+        "erased_at": nido_store::iso8601(
+            std::time::UNIX_EPOCH + Duration::from_secs(receipt.erased_at_unix)
+        ),
+        "receipt": hex::encode(receipt.encode()),
+    });
+    if a.json {
+        outln!("{summary}");
+    } else {
+        outln!(
+            "{serial}: subscription and owner credentials erased (package {}, reset #{} of this element, {}); \
+             the erasure receipt is kept and goes to the network at the next onboarding",
+            summary["package_id"].as_str().unwrap_or_default(),
+            receipt.counter,
+            summary["erased_at"].as_str().unwrap_or_default(),
+        );
+    }
+    Ok(())
+}
+
+fn run_device(a: &RunArgs) -> Result<()> {
+    let bundle = FactoryBundle::load(&a.bundle).with_context(|| a.bundle.display().to_string())?;
+    let se = open_element(&a.bundle, &bundle, &a.element)?;
     let public = se.installed();
     let credentials = DeviceCredentials::new(
         bundle.identity.chain.clone(),

@@ -78,7 +78,14 @@ impl EventLog {
                 device,
                 supi,
                 reprovisioned,
-            } => tracing::info!(device = %device, supi = %supi, reprovisioned, "package delivered"),
+                after_reset,
+            } => tracing::info!(
+                device = %device,
+                supi = %supi,
+                reprovisioned,
+                after_reset = after_reset.is_some(),
+                "package delivered"
+            ),
             E::Provisioned { device, supi } => {
                 tracing::info!(device = %device, supi = %supi, "provisioned")
             }

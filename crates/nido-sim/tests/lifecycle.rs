@@ -1,0 +1,366 @@
+//! A device's life after onboarding (issue #16), in simulated time: a
+//! factory reset with proof of erasure re-provisions the subscription in
+//! place without the operator, while a clone, a replayed or forged
+//! receipt and another device's receipt still get #74.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test fixtures
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+use nido_net::{NetworkEvent, ResetSeen, Subscription, SubscriptionState};
+use nido_pki::{DeviceIdentity, DeviceProfile};
+use nido_prov::ErasureReceipt;
+use nido_prov::package::{Binding, PublicPart, SealedPackage};
+use nido_se::{Installed, MemorySe, SeAkaError, SeError, SecureElement};
+use nido_sec::aka::UeAka;
+use nido_sec::{Amf, Cause, KProv, Milenage, Sqn, SqnWindow};
+use nido_sim::Fleet;
+use nido_sim::scenario::{self, NetworkOptions};
+use nido_sim::{Faults, connection_id};
+use nido_ue::{DeviceEvent, DeviceState, RejectMessage};
+
+use common::{device_with_se, fleet, settle, world};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A memory element whose device presents `receipt` in its provisioning
+/// requests (while it holds no subscription), whatever its own history:
+/// what a clone or a forger would send.
+struct Presenting {
+    inner: MemorySe,
+    receipt: ErasureReceipt,
+}
+
+impl SecureElement for Presenting {
+    fn idevid_signer(&self) -> Arc<dyn rustls::sign::SigningKey> {
+        self.inner.idevid_signer()
+    }
+    fn new_provisioning_key(&mut self) -> Result<[u8; 32], SeError> {
+        self.inner.new_provisioning_key()
+    }
+    fn install_package(
+        &mut self,
+        sealed: &SealedPackage,
+        binding: &Binding,
+        k_prov: &KProv,
+    ) -> Result<Installed, SeError> {
+        self.inner.install_package(sealed, binding, k_prov)
+    }
+    fn has_subscription(&self) -> bool {
+        self.inner.has_subscription()
+    }
+    fn installed(&self) -> Option<PublicPart> {
+        self.inner.installed()
+    }
+    fn erase_subscription(&mut self) {
+        self.inner.erase_subscription();
+    }
+    fn reset(&mut self, serial: &str, erased_at_unix: u64) -> Result<ErasureReceipt, SeError> {
+        self.inner.reset(serial, erased_at_unix)
+    }
+    fn erasure_receipt(&self) -> Option<ErasureReceipt> {
+        (!self.inner.has_subscription()).then(|| self.receipt.clone())
+    }
+    fn authenticate(
+        &mut self,
+        rand: &[u8; 16],
+        autn: &[u8; 16],
+        snn: &[u8],
+    ) -> Result<UeAka, SeAkaError> {
+        self.inner.authenticate(rand, autn, snn)
+    }
+    fn sqn_window(&self) -> Option<SqnWindow> {
+        self.inner.sqn_window()
+    }
+}
+
+/// A device holding `id` (a copy of its IDevID) that presents `receipt`.
+fn presenting(
+    world: &nido_eap::fixtures::Onboarding,
+    id: &DeviceIdentity,
+    receipt: ErasureReceipt,
+) -> nido_ue::Device {
+    device_with_se(world, id, |inner| {
+        Box::new(Presenting { inner, receipt }) as Box<dyn SecureElement>
+    })
+}
+
+fn rejections(fleet: &Fleet, i: usize) -> Vec<(RejectMessage, Cause)> {
+    fleet
+        .device_events(i)
+        .iter()
+        .filter_map(|e| match e {
+            DeviceEvent::Rejected { message, cause } => Some((*message, *cause)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Why the network refused device `i`, on every connection it used.
+fn refusals(fleet: &Fleet, i: usize) -> Vec<(Cause, String)> {
+    let conns: Vec<_> = (0..=fleet.device(i).connection())
+        .map(|g| nido_net::ConnectionId(connection_id(i, g)))
+        .collect();
+    fleet
+        .network_events()
+        .iter()
+        .filter_map(|e| match e {
+            NetworkEvent::Refused {
+                conn,
+                cause,
+                reason,
+                ..
+            } if conns.contains(conn) => Some((*cause, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn subscriptions(fleet: &Fleet) -> Vec<Subscription> {
+    fleet.network().store().subscriptions().unwrap()
+}
+
+/// Waits until device `i` got `n` rejections (or an hour passed).
+fn rejected(fleet: &mut Fleet, i: usize, n: usize) {
+    let deadline = fleet.now() + HOUR;
+    assert!(fleet.run_until(deadline, |f| rejections(f, i).len() >= n));
+}
+
+/// `receipt` signed again with the device's IDevID key (what a clone holding
+/// a copy of that key can do).
+fn signed_by(id: &DeviceIdentity, mut receipt: ErasureReceipt) -> ErasureReceipt {
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, id.key.secret_pkcs8_der())
+        .unwrap();
+    receipt.signature = key
+        .sign(&SystemRandom::new(), &receipt.signed_octets())
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    receipt
+}
+
+/// The acceptance path and the clone: the device is reset with its
+/// receipt, onboards again and gets a new K in the same subscription
+/// without operator action; a clone that copied its IDevID before the
+/// reset gets #74 before and after, and changes nothing.
+#[test]
+fn a_reset_device_gets_a_new_k_in_place_and_a_clone_still_gets_74() {
+    let world = world();
+    let m = &world.manufacturer;
+    let (mut fleet, _sink) = fleet(
+        &world,
+        &NetworkOptions::default(),
+        &[DeviceProfile::standard(world.now)],
+        Faults::NONE,
+        31,
+    );
+    let id = m
+        .issue_device(&m.device_serial(1), &DeviceProfile::standard(world.now))
+        .unwrap();
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    let before = subscriptions(&fleet).pop().unwrap();
+
+    // The clone (IDevID copied at the factory) has no receipt: #74.
+    fleet.add_device(scenario::device(&world, &id, false).unwrap());
+    fleet.power_on(1);
+    rejected(&mut fleet, 1, 1);
+    assert_eq!(
+        rejections(&fleet, 1),
+        [(
+            RejectMessage::DeregistrationRequest,
+            Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN
+        )]
+    );
+    fleet.power_off(1);
+
+    // The owner resets the device.
+    fleet.advance(HOUR);
+    let now = fleet.now();
+    let receipt = fleet.device_mut(0).factory_reset(now).unwrap();
+    assert_eq!(receipt.package_id, before.package_id);
+    assert_eq!(receipt.counter, 1);
+    assert!(!fleet.device(0).secure_element().has_subscription());
+    assert!(fleet.device(0).subscription().is_none());
+    assert_eq!(fleet.device(0).state(), DeviceState::Off);
+    let delivered_before = fleet
+        .network_events()
+        .iter()
+        .filter(|e| matches!(e, NetworkEvent::PackageDelivered { .. }))
+        .count();
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    assert!(
+        rejections(&fleet, 0).is_empty(),
+        "{:?}",
+        rejections(&fleet, 0)
+    );
+
+    let after = subscriptions(&fleet);
+    assert_eq!(after.len(), 1, "never a second subscription");
+    let after = &after[0];
+    assert_eq!(after.supi, before.supi, "re-provisioned in place");
+    assert!(after.k != before.k, "a new K");
+    assert_ne!(after.package_id, before.package_id);
+    assert_eq!(after.state, SubscriptionState::Active);
+    assert_eq!(fleet.device(0).subscription().unwrap().supi, before.supi);
+    assert_eq!(
+        fleet.device(0).secure_element().erasure_receipt(),
+        None,
+        "spent by the new package"
+    );
+    let delivered: Vec<_> = fleet
+        .network_events()
+        .iter()
+        .filter_map(|e| match e {
+            NetworkEvent::PackageDelivered {
+                reprovisioned,
+                after_reset,
+                ..
+            } => Some((*reprovisioned, *after_reset)),
+            _ => None,
+        })
+        .skip(delivered_before)
+        .collect();
+    assert_eq!(
+        delivered,
+        [(
+            true,
+            Some(ResetSeen {
+                resets: 1,
+                erased_at_unix: receipt.erased_at_unix,
+                signed: true,
+            })
+        )]
+    );
+
+    // The clone again, after the reset: still #74, nothing changed.
+    fleet.power_on(1);
+    rejected(&mut fleet, 1, 2);
+    assert_eq!(
+        rejections(&fleet, 1)[1],
+        (
+            RejectMessage::DeregistrationRequest,
+            Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN
+        )
+    );
+    assert!(fleet.device(1).subscription().is_none());
+    let unchanged = subscriptions(&fleet).pop().unwrap();
+    assert!(unchanged.k == after.k && unchanged.package_id == after.package_id);
+    assert_eq!(unchanged.state, SubscriptionState::Active);
+}
+
+/// Receipts that do not prove the erasure of this device's current package
+/// are refused with #74, protected, and change nothing: a replay of the
+/// device's own receipt after the network re-provisioned, a forgery by a
+/// clone that holds the IDevID key but never had K, a receipt made with K
+/// but not signed by the device (an insider without the IDevID key), and
+/// another device's genuine receipt.
+#[test]
+fn replayed_forged_unsigned_and_foreign_receipts_get_74() {
+    let world = world();
+    let m = &world.manufacturer;
+    let profile = DeviceProfile::standard(world.now);
+    let (mut fleet, _sink) = fleet(
+        &world,
+        &NetworkOptions::default(),
+        &[profile.clone(), profile.clone()],
+        Faults::NONE,
+        32,
+    );
+    let a = m.issue_device(&m.device_serial(1), &profile).unwrap();
+    let b = m.issue_device(&m.device_serial(2), &profile).unwrap();
+    fleet.power_on(0);
+    fleet.power_on(1);
+    assert!(settle(&mut fleet, &[0, 1]));
+
+    // A is reset and re-provisioned: its receipt is spent.
+    let now = fleet.now();
+    let old_receipt = fleet.device_mut(0).factory_reset(now).unwrap();
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    let of = |fleet: &Fleet, serial: &str| {
+        subscriptions(fleet)
+            .into_iter()
+            .find(|s| s.device.serial() == serial)
+            .unwrap()
+    };
+    let a_now = of(&fleet, &a.serial);
+    let b_now = of(&fleet, &b.serial);
+
+    // 1. The replay: A's spent receipt, presented again by a copy of A.
+    // 2. The forgery: for A's current package, signed with A's IDevID key,
+    //    with a proof not made with K.
+    let mut forged = old_receipt.clone();
+    forged.package_id = a_now.package_id;
+    forged.counter = 2;
+    forged.proof = [0x5a; 32];
+    let forged = signed_by(&a, forged);
+    // 3. K right, signature not the device's (another key signs).
+    let mut unsigned = old_receipt.clone();
+    unsigned.package_id = a_now.package_id;
+    unsigned.counter = 3;
+    let out = Milenage::new(&a_now.k, &a_now.opc).outputs(
+        &unsigned.proof_rand(),
+        Sqn::from_octets([0; 6]),
+        Amf::FIVE_G,
+    );
+    unsigned.proof = unsigned.proof_from(&out.f3_ck, &out.f4_ik);
+    let unsigned = signed_by(&b, unsigned);
+    // 4. Another device's receipt: a device with B's identity (whose
+    //    subscription is active) presenting A's genuine receipt.
+
+    let cases = [
+        (old_receipt.clone(), "is for package"),
+        (forged, "proof of the erased K does not verify"),
+        (unsigned, "signature does not verify"),
+    ];
+    for (n, (receipt, why)) in cases.into_iter().enumerate() {
+        let i = fleet.add_device(presenting(&world, &a, receipt));
+        fleet.power_on(i);
+        rejected(&mut fleet, i, 1);
+        assert_eq!(
+            rejections(&fleet, i),
+            [(
+                RejectMessage::DeregistrationRequest,
+                Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN
+            )],
+            "case {n}"
+        );
+        let refused = refusals(&fleet, i);
+        assert!(
+            refused.iter().any(|(cause, reason)| *cause
+                == Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN
+                && reason.contains("erasure receipt refused")
+                && reason.contains(why)),
+            "case {n}: {refused:?}"
+        );
+        fleet.power_off(i);
+    }
+    let foreign = fleet.add_device(presenting(&world, &b, old_receipt));
+    fleet.power_on(foreign);
+    rejected(&mut fleet, foreign, 1);
+    assert!(
+        refusals(&fleet, foreign)
+            .iter()
+            .any(|(_, reason)| reason.contains("names device serial")),
+        "{:?}",
+        refusals(&fleet, foreign)
+    );
+
+    // Nothing changed: A keeps its current subscription, B its own.
+    let a_end = of(&fleet, &a.serial);
+    let b_end = of(&fleet, &b.serial);
+    assert!(a_end.k == a_now.k && a_end.package_id == a_now.package_id);
+    assert!(b_end.k == b_now.k && b_end.package_id == b_now.package_id);
+    assert_eq!(subscriptions(&fleet).len(), 2);
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+}
