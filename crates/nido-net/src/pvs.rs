@@ -98,11 +98,12 @@ pub enum PvsRefusal {
     #[error("confirmation does not verify")]
     BadConfirmation,
     /// The device identity already holds a subscription it confirmed or
-    /// validated ([`SubscriptionState::reprovisionable`]): a clone, or the
-    /// device after losing its credentials; the operator must release the
-    /// subscription first (`nido network release`).
+    /// validated ([`SubscriptionState::reprovisionable`]) and presented no
+    /// erasure receipt: a clone, or the device after losing its
+    /// credentials without one; a factory reset's receipt or an operator's
+    /// release (`nido network release`) re-provisions it.
     #[error(
-        "device {0} already holds a subscription ({1}): a clone, or a reset device (release it to re-provision)"
+        "device {0} already holds a subscription ({1}) and presented no erasure receipt: a clone, or a device that lost its credentials (a factory reset's receipt or a release re-provisions it)"
     )]
     AlreadyProvisioned(String, &'static str),
     /// The device presented an erasure receipt that does not prove the
@@ -268,7 +269,10 @@ impl Pvs {
 
     /// Whether the PVS would provision `device` at all: a device whose
     /// subscription is provisioned or active (not released) is refused
-    /// (#74, [`PvsRefusal::AlreadyProvisioned`]); under
+    /// (#74, [`PvsRefusal::AlreadyProvisioned`]) unless its provisioning
+    /// request brings an erasure receipt (the AMF lets such a device into
+    /// the restricted onboarding service for it and [`Pvs::provision`]
+    /// decides); under
     /// [`ClaimPolicy::RequireClaim`] a device nobody claimed and without a
     /// subscription is refused (#75); a device without a subscription whose
     /// manufacturer reached its quota ([`Quotas`]) is refused (#74). The

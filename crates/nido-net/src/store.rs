@@ -27,13 +27,15 @@ pub enum SubscriptionState {
 
 impl SubscriptionState {
     /// Whether an authenticated onboarding of its device identity may
-    /// re-provision it. A device that confirmed its package (provisioned)
-    /// or validated it (active) holds working credentials: another device
-    /// onboarding with the same identity is a clone, or the same device
-    /// after a reset, and the network cannot tell which. So only a
-    /// subscription whose package was never confirmed (`Created`: the
-    /// device may have died before installing it) or one the operator
-    /// released is re-provisioned.
+    /// re-provision it without more proof. A device that confirmed its
+    /// package (provisioned) or validated it (active) holds working
+    /// credentials: another device onboarding with the same identity is a
+    /// clone, or the same device after a reset, and the identity alone
+    /// cannot tell which. So only a subscription whose package was never
+    /// confirmed (`Created`: the device may have died before installing
+    /// it) or one the operator released is re-provisioned on the identity
+    /// alone; a provisioned or active one needs the device's erasure
+    /// receipt for its package (a factory reset, [`nido_prov::receipt`]).
     pub fn reprovisionable(self) -> bool {
         matches!(self, Self::Created | Self::Released)
     }

@@ -75,6 +75,8 @@ impl SecureElement for MemorySe {
             window: SqnWindow::default(),
             public: public.clone(),
         });
+        // The new package spends the receipt of the last reset.
+        self.receipt = None;
         Ok(Installed {
             public,
             confirmation_mac,

@@ -457,11 +457,22 @@ pub struct Pkcs11Se {
     erasure: Option<Erasure>,
 }
 
-/// The erasure object: the count of resets and the last receipt.
+/// The erasure object: the count of resets and the last receipt, until a
+/// new package spends it.
 struct Erasure {
     object: ObjectHandle,
     resets: u64,
-    receipt: ErasureReceipt,
+    receipt: Option<ErasureReceipt>,
+}
+
+/// The erasure object's value: the count of resets ‖ the receipt's CBOR
+/// (nothing once spent).
+fn erasure_payload(resets: u64, receipt: Option<&ErasureReceipt>) -> Vec<u8> {
+    let mut payload = resets.to_be_bytes().to_vec();
+    if let Some(r) = receipt {
+        payload.extend_from_slice(&r.encode());
+    }
+    payload
 }
 
 /// Finds the erasure objects, keeps the newest (the highest count; a reset
@@ -473,7 +484,9 @@ fn load_erasure(session: &Session) -> Result<Option<Erasure>, SeError> {
         let (count, cbor) = payload
             .split_first_chunk::<8>()
             .ok_or_else(|| malformed("open", "erasure object too short"))?;
-        let receipt = ErasureReceipt::decode(cbor)
+        let receipt = (!cbor.is_empty())
+            .then(|| ErasureReceipt::decode(cbor))
+            .transpose()
             .map_err(|e| malformed("open", &format!("erasure receipt: {e}")))?;
         let this = Erasure {
             object,
@@ -481,7 +494,9 @@ fn load_erasure(session: &Session) -> Result<Option<Erasure>, SeError> {
             receipt,
         };
         let older = match newest.take() {
-            Some(n) if n.resets >= this.resets => {
+            // The higher count wins; at an equal count (a spending cut
+            // short) the spent one.
+            Some(n) if (n.resets, n.receipt.is_none()) >= (this.resets, this.receipt.is_none()) => {
                 newest = Some(n);
                 this
             }
@@ -641,7 +656,7 @@ impl Pkcs11Se {
         // A reset cut between its receipt and the erasure: finish it.
         let unfinished = matches!(
             (&se.subscription, &se.erasure),
-            (Some(sub), Some(e)) if e.receipt.package_id == sub.public.package_id
+            (Some(sub), Some(Erasure { receipt: Some(r), .. })) if r.package_id == sub.public.package_id
         );
         if unfinished {
             se.try_erase_subscription()?;
@@ -895,6 +910,21 @@ impl SecureElement for Pkcs11Se {
                 return Err(e);
             }
         };
+        // The new package spends the receipt of the last reset: the object
+        // keeps the count only (if this fails, the stale receipt names a
+        // package the network no longer holds and is refused there).
+        if let Some(erasure) = self.erasure.as_mut().filter(|e| e.receipt.is_some())
+            && let Ok(object) = create_data(
+                &session,
+                ERASURE_LABEL,
+                &public.package_id,
+                &erasure_payload(erasure.resets, None),
+            )
+        {
+            let _ = session.destroy_object(erasure.object);
+            erasure.object = object;
+            erasure.receipt = None;
+        }
         drop(session);
         self.subscription = Some(Subscription {
             id,
@@ -957,8 +987,7 @@ impl SecureElement for Pkcs11Se {
                 Ok((out.ck, out.ik))
             },
         )?;
-        let mut payload = resets.to_be_bytes().to_vec();
-        payload.extend_from_slice(&receipt.encode());
+        let payload = erasure_payload(resets, Some(&receipt));
         let session = token.session();
         // The receipt first: a power cut after it leaves a reset that
         // `open` finishes; one before it leaves the subscription untouched.
@@ -971,7 +1000,7 @@ impl SecureElement for Pkcs11Se {
         self.erasure = Some(Erasure {
             object,
             resets,
-            receipt: receipt.clone(),
+            receipt: Some(receipt.clone()),
         });
         self.provisioning = None;
         self.try_erase_subscription()?;
@@ -980,7 +1009,7 @@ impl SecureElement for Pkcs11Se {
 
     fn erasure_receipt(&self) -> Option<ErasureReceipt> {
         match (&self.subscription, &self.erasure) {
-            (None, Some(e)) => Some(e.receipt.clone()),
+            (None, Some(e)) => e.receipt.clone(),
             _ => None,
         }
     }

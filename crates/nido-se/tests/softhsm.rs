@@ -692,29 +692,46 @@ fn a_reset_keeps_a_receipt_and_an_interrupted_one_is_finished(config: &Pkcs11Con
     drop(se);
 
     // The cut: the receipt for this package is in the token and the
-    // subscription too (installing the same package again makes exactly
-    // that state). Opening finishes the reset.
+    // subscription too. Installing the same package again (which spends
+    // the receipt: the object keeps the count only) and putting back a
+    // newer receipt object for it, as a reset writes it before it erases,
+    // makes exactly that state. Opening finishes the reset.
     let mut se = Pkcs11Se::open(config).unwrap();
     net.provision(&mut se);
     assert!(se.has_subscription());
-    assert_eq!(
-        se.erasure_receipt(),
-        None,
-        "spent while a package is installed"
-    );
+    assert_eq!(se.erasure_receipt(), None, "spent by the new package");
     drop(se);
+    let session = raw_session(config);
+    let spent = objects(&session, ObjectClass::DATA, ERASURE_LABEL);
+    assert_eq!(spent.len(), 1);
+    assert_eq!(value(&session, spent[0]).len(), 1 + 16 + 8);
+    drop(session);
+    let mut cut = vec![1u8];
+    cut.extend_from_slice(&net.package.package_id);
+    cut.extend_from_slice(&2u64.to_be_bytes());
+    cut.extend_from_slice(&receipt.encode());
+    raw_session(config)
+        .create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Label(ERASURE_LABEL.as_bytes().to_vec()),
+            Attribute::Application(b"nido-se".to_vec()),
+            Attribute::Value(cut),
+        ])
+        .unwrap();
     let se = Pkcs11Se::open(config).unwrap();
     assert!(!se.has_subscription(), "the interrupted reset was finished");
     assert_eq!(counts(&raw_session(config)), [0, 0, 0, 0]);
     assert_eq!(se.erasure_receipt(), Some(receipt));
     drop(se);
 
-    // A new package, a second reset: counted 2, one receipt object.
+    // A new package, a second reset: counted on, one receipt object.
     let mut se = Pkcs11Se::open(config).unwrap();
     let other = Network::new(108);
     other.provision(&mut se);
     let second = se.reset("ACME-1", 1_800_000_100).unwrap();
-    assert_eq!(second.counter, 2);
+    assert_eq!(second.counter, 3);
     second
         .verify(
             "ACME-1",

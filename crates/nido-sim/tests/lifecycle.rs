@@ -261,8 +261,9 @@ fn a_reset_device_gets_a_new_k_in_place_and_a_clone_still_gets_74() {
 /// are refused with #74, protected, and change nothing: a replay of the
 /// device's own receipt after the network re-provisioned, a forgery by a
 /// clone that holds the IDevID key but never had K, a receipt made with K
-/// but not signed by the device (an insider without the IDevID key), and
-/// another device's genuine receipt.
+/// but not signed by the device (an insider without the IDevID key),
+/// one that verifies while the device is registered and sending (a copy of
+/// its whole element), and another device's genuine receipt.
 #[test]
 fn replayed_forged_unsigned_and_foreign_receipts_get_74() {
     let world = world();
@@ -281,7 +282,9 @@ fn replayed_forged_unsigned_and_foreign_receipts_get_74() {
     fleet.power_on(1);
     assert!(settle(&mut fleet, &[0, 1]));
 
-    // A is reset and re-provisioned: its receipt is spent.
+    // A is reset (a minute after its last burst) and re-provisioned: its
+    // receipt is spent.
+    fleet.advance(Duration::from_secs(60));
     let now = fleet.now();
     let old_receipt = fleet.device_mut(0).factory_reset(now).unwrap();
     fleet.power_on(0);
@@ -295,6 +298,8 @@ fn replayed_forged_unsigned_and_foreign_receipts_get_74() {
     };
     let a_now = of(&fleet, &a.serial);
     let b_now = of(&fleet, &b.serial);
+    // Quiet for longer than the clone window: A is not "in use" (case 5).
+    fleet.advance(Duration::from_secs(60));
 
     // 1. The replay: A's spent receipt, presented again by a copy of A.
     // 2. The forgery: for A's current package, signed with A's IDevID key,
@@ -314,6 +319,17 @@ fn replayed_forged_unsigned_and_foreign_receipts_get_74() {
         Amf::FIVE_G,
     );
     unsigned.proof = unsigned.proof_from(&out.f3_ck, &out.f4_ik);
+    // 5. A receipt that verifies (a copy of the whole element: K and the
+    //    IDevID key) while A is registered and sending: a clone.
+    let mut whole = unsigned.clone();
+    whole.counter = 4;
+    let out = Milenage::new(&a_now.k, &a_now.opc).outputs(
+        &whole.proof_rand(),
+        Sqn::from_octets([0; 6]),
+        Amf::FIVE_G,
+    );
+    whole.proof = whole.proof_from(&out.f3_ck, &out.f4_ik);
+    let whole = signed_by(&a, whole);
     let unsigned = signed_by(&b, unsigned);
     // 4. Another device's receipt: a device with B's identity (whose
     //    subscription is active) presenting A's genuine receipt.
@@ -345,6 +361,26 @@ fn replayed_forged_unsigned_and_foreign_receipts_get_74() {
         );
         fleet.power_off(i);
     }
+    // 5: A sends a burst (in use), the copy of its element presents a
+    // receipt that would verify.
+    fleet.send_data(0, b"t=21.5C").unwrap();
+    fleet.advance(Duration::from_millis(200));
+    let copy = fleet.add_device(presenting(&world, &a, whole));
+    fleet.power_on(copy);
+    rejected(&mut fleet, copy, 1);
+    assert!(
+        refusals(&fleet, copy)
+            .iter()
+            .any(|(_, reason)| reason.contains("registered and in use")),
+        "{:?}",
+        refusals(&fleet, copy)
+    );
+    assert!(fleet.network_events().iter().any(|e| matches!(
+        e,
+        NetworkEvent::CloneSuspected { device, .. } if device.serial() == a.serial
+    )));
+    fleet.power_off(copy);
+
     let foreign = fleet.add_device(presenting(&world, &b, old_receipt));
     fleet.power_on(foreign);
     rejected(&mut fleet, foreign, 1);
@@ -362,5 +398,11 @@ fn replayed_forged_unsigned_and_foreign_receipts_get_74() {
     assert!(a_end.k == a_now.k && a_end.package_id == a_now.package_id);
     assert!(b_end.k == b_now.k && b_end.package_id == b_now.package_id);
     assert_eq!(subscriptions(&fleet).len(), 2);
-    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    assert_eq!(
+        fleet.device(0).state(),
+        DeviceState::Active,
+        "{:?}\n{:?}",
+        rejections(&fleet, 0),
+        refusals(&fleet, 0)
+    );
 }

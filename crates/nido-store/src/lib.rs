@@ -59,7 +59,7 @@ pub use outbox::{
 pub use query::{AuditFilter, DeviceFilter, DeviceView, Funnel, PAGE_MAX, SubscriptionView};
 pub use records::{
     AuditEntry, BlockedRecord, CrlRecord, DeviceRecord, ManufacturerRecord, ProvisioningRecord,
-    iso8601,
+    iso8601, iso8601_unix,
 };
 pub use sql::{CrashGroup, CrashPoint, CrashWhen, SqlStore};
 pub use tokens::TokenRecord;

@@ -92,10 +92,7 @@ impl AuditEntry {
                         "re-provisioned with a new K after a factory reset: erasure receipt \
                          verified (reset #{} of its element, erased {}{})",
                         reset.resets,
-                        iso8601(
-                            std::time::UNIX_EPOCH
-                                + std::time::Duration::from_secs(reset.erased_at_unix)
-                        ),
+                        iso8601_unix(reset.erased_at_unix),
                         if reset.signed {
                             ", signed by its IDevID key"
                         } else {
@@ -234,6 +231,16 @@ pub struct ProvisioningRecord {
     pub at: u64,
     /// Whether an existing subscription got a new K.
     pub reprovisioned: bool,
+}
+
+/// `secs` after the Unix epoch as [`iso8601`], for a number that came from
+/// outside (a device's clock): one the platform's time cannot hold is
+/// shown as the number, never a panic.
+pub fn iso8601_unix(secs: u64) -> String {
+    match std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs)) {
+        Some(t) => iso8601(t),
+        None => format!("{secs} s after 1970-01-01T00:00:00Z"),
+    }
 }
 
 /// `t` as an ISO 8601 UTC time to the millisecond (`2026-12-06T04:46:16.123Z`),

@@ -110,7 +110,18 @@ fn reset_and_onboard_again(tag: &str, token: bool) {
     assert_eq!(before[0]["state"], "active");
 
     // Nothing to reset twice; the first reset prints its receipt.
-    let out = device(d, &["reset", "--bundle", BUNDLE, "--json"], token);
+    let out = device(
+        d,
+        &[
+            "reset",
+            "--bundle",
+            BUNDLE,
+            "--json",
+            "--receipt-out",
+            "receipt.cbor",
+        ],
+        token,
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -119,7 +130,13 @@ fn reset_and_onboard_again(tag: &str, token: bool) {
     let receipt: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(receipt["serial"], "ACMESENS-0000000001");
     assert_eq!(receipt["reset"], 1);
-    openssl_verifies(d, &receipt);
+    let cbor = std::fs::read(d.join("receipt.cbor")).unwrap();
+    assert_eq!(
+        receipt["receipt_sha256"],
+        hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &cbor).as_ref())
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&hex::encode(&cbor)));
+    openssl_verifies(d, &cbor);
     let again = device(d, &["reset", "--bundle", BUNDLE], token);
     assert!(again.status.success());
     assert!(
@@ -165,13 +182,12 @@ fn reset_and_onboard_again(tag: &str, token: bool) {
 /// An independent check of the receipt's signature: OpenSSL verifies it
 /// (ECDSA P-256 SHA-256, DER) over the signed octets with the public key
 /// of the device certificate in the factory bundle.
-fn openssl_verifies(d: &Path, receipt: &Value) {
+fn openssl_verifies(d: &Path, cbor: &[u8]) {
     let Some(openssl) = nido_testkit::tool("receipt signature checked by openssl", "openssl")
     else {
         return;
     };
-    let cbor = hex::decode(receipt["receipt"].as_str().unwrap()).unwrap();
-    let receipt = nido_prov::ErasureReceipt::decode(&cbor).unwrap();
+    let receipt = nido_prov::ErasureReceipt::decode(cbor).unwrap();
     let dir = d.join("receipt-check");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("signed.bin"), receipt.signed_octets()).unwrap();

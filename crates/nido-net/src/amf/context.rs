@@ -165,6 +165,10 @@ pub(crate) struct UeContext {
     /// UE uses its T3346 (TS 24.501 §5.5.1.2.5) instead of drawing 15-30
     /// min for a reject anyone could have sent.
     pub(crate) congested: Option<String>,
+    /// Onboarding of an identity that holds a provisioned or active
+    /// subscription: only a provisioning request with an erasure receipt
+    /// that verifies may follow (anything else ends the registration, #74).
+    pub(crate) receipt_pending: bool,
     /// The used flag of the 5G-AKA challenge this context sent, shared
     /// with every context the same unanswered challenge went to (see
     /// `Outstanding`): a RES* is accepted for one of them only.
@@ -195,6 +199,7 @@ impl UeContext {
             counted: false,
             secured: false,
             congested: None,
+            receipt_pending: false,
             aka_used: None,
         }
     }

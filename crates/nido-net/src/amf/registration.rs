@@ -507,8 +507,34 @@ impl Network {
             conn,
             device: device.clone(),
         });
+        // Admission first. A store that cannot be reached refuses the
+        // registration with #22 after security mode control, protected (see
+        // `UeContext::congested`); any other refusal at once, but for an
+        // identity that holds a subscription: that device may have been
+        // factory reset, and its erasure receipt travels in the protected
+        // provisioning exchange, where the PVS decides (#74 without one).
+        let mut congested = None;
+        let mut receipt_pending = false;
+        match self.pvs.admits(self.store.as_ref(), &device) {
+            Ok(()) => {}
+            Err(crate::pvs::PvsRefusal::AlreadyProvisioned(..)) => receipt_pending = true,
+            Err(refusal) if refusal.gmm_cause() != Cause::CONGESTION => {
+                return self.reject(
+                    conn,
+                    refusal.gmm_cause(),
+                    Some(device),
+                    refusal.to_string(),
+                    None,
+                );
+            }
+            Err(refusal) => congested = Some(refusal.to_string()),
+        }
         // Clone detection: one onboarding per device identity at a time.
-        if let Some(&other) = self.onboarding_index.get(&device)
+        // Not for an identity waiting for its receipt: such onboardings are
+        // not indexed, and the PVS's receipt check picks the one that holds
+        // it, so a clone holding the index cannot keep a reset device out.
+        if !receipt_pending
+            && let Some(&other) = self.onboarding_index.get(&device)
             && other != conn
         {
             let active = self.ues.get(&other).is_some_and(|c| {
@@ -543,26 +569,6 @@ impl Network {
                 return self.reject_protocol_error(conn, Some(device), e.to_string());
             }
         };
-        // A store that cannot be reached refuses the registration
-        // with #22 after security mode control, protected (see
-        // `UeContext::congested`); any other refusal at once, but for an
-        // identity that holds a subscription: that device may have been
-        // factory reset, and its erasure receipt travels in the protected
-        // provisioning exchange, where the PVS decides (#74 without one).
-        let mut congested = None;
-        match self.pvs.admits(self.store.as_ref(), &device) {
-            Ok(()) | Err(crate::pvs::PvsRefusal::AlreadyProvisioned(..)) => {}
-            Err(refusal) if refusal.gmm_cause() != Cause::CONGESTION => {
-                return self.reject(
-                    conn,
-                    refusal.gmm_cause(),
-                    Some(device),
-                    refusal.to_string(),
-                    None,
-                );
-            }
-            Err(refusal) => congested = Some(refusal.to_string()),
-        }
         let owner = match congested {
             Some(_) => None,
             None => match self.store.owner_of_device(&device) {
@@ -589,8 +595,9 @@ impl Network {
             ctx.k_prov = Some(k_prov);
             ctx.state = MmState::SecurityMode;
             ctx.congested = congested;
+            ctx.receipt_pending = receipt_pending;
         }
-        if !refused {
+        if !refused && !receipt_pending {
             self.onboarding_index.insert(device, conn);
         }
         match build::authentication_result(KeySetIdentifier::Native(NGKSI_ONBOARDING), success) {

@@ -14,6 +14,7 @@ use nido_nas::security::Protection;
 use nido_nas::view::Transport;
 use nido_prov::coap::{self, ErrorCode, Path, ResponseBody};
 use nido_prov::{Confirmation, ConfirmationAck, ProvisioningRequest, ProvisioningResponse};
+use nido_sec::Cause;
 
 use super::context::{CoapCache, MmState, PduSession, TimerKind};
 use super::{ConnectionId, DownlinkError, Network};
@@ -180,10 +181,33 @@ impl Network {
             return self.discard(conn, "PVS request without an onboarding K_PROV".into());
         };
         let device_key = ctx.device_key.clone();
+        let receipt_pending = ctx.receipt_pending;
         let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let body = match request.path {
             Path::Request => match ProvisioningRequest::decode(&request.payload) {
                 Ok(req) => {
+                    if receipt_pending
+                        && req.erasure_receipt.is_some()
+                        && let Some(reason) = self.registered_elsewhere(now, &device)
+                    {
+                        // A receipt while the subscription is in use: made by
+                        // a copy of the whole element (K and the IDevID key),
+                        // not by a device that erased its only copy.
+                        self.events.push_back(NetworkEvent::CloneSuspected {
+                            device: device.clone(),
+                            active: reason,
+                            refused: conn,
+                        });
+                        return self.deregister_refused(
+                            now,
+                            conn,
+                            device,
+                            Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
+                            format!(
+                                "erasure receipt refused: the subscription is registered and in use on {reason}"
+                            ),
+                        );
+                    }
                     match self.pvs.provision(
                         self.store.as_mut(),
                         &device,
@@ -193,6 +217,18 @@ impl Network {
                         now_unix,
                     ) {
                         Ok(done) => {
+                            if let Some(ctx) = self.ues.get_mut(&conn) {
+                                ctx.receipt_pending = false;
+                            }
+                            // A context still registered with the erased K
+                            // (abandoned, or it would have been refused
+                            // above) has nothing left to do.
+                            if done.after_reset.is_some()
+                                && let Some(&old) = self.registered_index.get(&done.supi)
+                                && old != conn
+                            {
+                                self.remove(old);
+                            }
                             self.events.push_back(done.event());
                             ResponseBody::Changed(
                                 ProvisioningResponse::Provisioned(done.sealed).encode(),
@@ -238,6 +274,20 @@ impl Network {
                     diagnostic: e.to_string(),
                 },
             },
+            Path::Confirm if receipt_pending => {
+                // No package was delivered on this registration: the
+                // identity holds a subscription and only a verified receipt
+                // opens provisioning.
+                return self.deregister_refused(
+                    now,
+                    conn,
+                    device,
+                    Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
+                    "a confirmation before a provisioning request with an erasure receipt \
+                     (the identity holds a subscription)"
+                        .into(),
+                );
+            }
             Path::Confirm => match Confirmation::decode(&request.payload) {
                 Ok(confirmation) => {
                     match self
@@ -287,6 +337,23 @@ impl Network {
             });
         }
         self.send_ciot(conn, psi, &response);
+    }
+
+    /// The connection on which `device`'s subscription is registered and
+    /// in use (uplink within the clone window), if any.
+    fn registered_elsewhere(
+        &self,
+        now: SystemTime,
+        device: &crate::DeviceId,
+    ) -> Option<ConnectionId> {
+        let sub = self.store.cached_subscription_by_device(device).ok()??;
+        let &conn = self.registered_index.get(&sub.supi)?;
+        let ctx = self.ues.get(&conn)?;
+        let live = !matches!(ctx.state, MmState::Deregistered | MmState::Deregistering);
+        let recent = now
+            .duration_since(ctx.last_uplink)
+            .map_or(true, |quiet| quiet < self.config.clone_window);
+        (live && recent).then_some(conn)
     }
 
     fn send_ciot(&mut self, conn: ConnectionId, psi: u8, data: &[u8]) {

@@ -68,9 +68,28 @@ pub(crate) struct ResetArgs {
     bundle: PathBuf,
     #[command(flatten)]
     element: ElementArgs,
-    /// Print the receipt as one JSON object.
+    /// Print what was erased as one JSON object (the receipt's SHA-256,
+    /// never the receipt).
     #[arg(long)]
     json: bool,
+    /// Also write the receipt (CBOR, mode 0600) to this file, for an audit
+    /// or an independent check of its signature; keep it as secret as the
+    /// device's key.
+    #[arg(long, value_name = "FILE")]
+    receipt_out: Option<PathBuf>,
+}
+
+/// Writes `bytes` to a new file at `path`, mode 0600, and syncs it.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 #[derive(Args)]
@@ -328,11 +347,18 @@ fn reset(a: &ResetArgs) -> Result<()> {
         "serial": receipt.serial,
         "package_id": hex::encode(receipt.package_id),
         "reset": receipt.counter,
-        "erased_at": nido_store::iso8601(
-            std::time::UNIX_EPOCH + Duration::from_secs(receipt.erased_at_unix)
-        ),
-        "receipt": hex::encode(receipt.encode()),
+        "erased_at": nido_store::iso8601_unix(receipt.erased_at_unix),
+        // Its digest only: with a copy of the IDevID key the receipt itself
+        // would re-provision the subscription (it is kept in the element).
+        "receipt_sha256": hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            &receipt.encode()
+        )),
     });
+    if let Some(path) = &a.receipt_out {
+        write_private(path, &receipt.encode())
+            .with_context(|| format!("--receipt-out {}", path.display()))?;
+    }
     if a.json {
         outln!("{summary}");
     } else {

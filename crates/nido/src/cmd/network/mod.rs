@@ -78,9 +78,11 @@ pub(crate) enum Network {
     /// keeps its owner: its rows are refused (reported, not imported).
     ImportClaims(ClaimsArgs),
     /// Lets a device that holds a provisioned or active subscription be
-    /// provisioned again (it lost its credentials: a factory reset, a
-    /// replaced secure element). Until then its onboarding is refused with
-    /// #74, since the network cannot tell it from a clone.
+    /// provisioned again (it lost its credentials without an erasure
+    /// receipt: a replaced secure element, a storage failure). Until then
+    /// its onboarding is refused with #74, since the network cannot tell it
+    /// from a clone. A device reset with `nido device reset` needs no
+    /// release: its receipt proves the erasure.
     Release(release::ReleaseArgs),
     /// Lists the devices the network knows (seen on the access link, or
     /// claimed), with filters; the same listing as the API's

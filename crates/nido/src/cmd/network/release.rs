@@ -1,7 +1,9 @@
 //! `nido network release`: lets a device identity that holds a provisioned
 //! or active subscription be provisioned again (a device that lost its
-//! credentials). Until then the network refuses its onboarding with #74:
-//! it cannot tell the device after a factory reset from a clone.
+//! credentials without an erasure receipt: a replaced secure element, a
+//! storage failure). Until then the network refuses its onboarding with
+//! #74: it cannot tell such a device from a clone. (A device reset with
+//! `nido device reset` needs no release: its receipt proves the erasure.)
 
 use anyhow::Result;
 use clap::Args;
