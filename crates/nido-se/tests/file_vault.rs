@@ -10,7 +10,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
-use common::{Network, SNN, TempDir, contains, idevid_key, idevid_point, idevid_scalar};
+use common::{
+    Network, SNN, TempDir, assert_receipt_for, contains, idevid_key, idevid_point, idevid_scalar,
+};
 use nido_prov::PublicPart;
 use nido_se::file::{KEY_FILE, VAULT_FILE, VAULT_TMP_FILE};
 use nido_se::{FileSe, SeAkaError, SeError, SecureElement};
@@ -127,15 +129,7 @@ fn a_reset_erases_and_keeps_a_receipt_across_restarts() {
     );
     assert!(!se.has_subscription());
     assert_eq!(se.installed(), None);
-    receipt
-        .verify(
-            "ACME-1",
-            &net.package.package_id,
-            &net.package.k,
-            &net.package.opc,
-            Some(&idevid_point(&key)),
-        )
-        .unwrap();
+    assert_receipt_for(&receipt, &net, &key);
     let vault = fs::read(dir.path().join(VAULT_FILE)).unwrap();
     assert!(!contains(&vault, net.package.k.expose()));
     drop(se);
@@ -158,15 +152,7 @@ fn a_reset_erases_and_keeps_a_receipt_across_restarts() {
     assert_eq!(se.erasure_receipt(), None);
     let second = se.reset("ACME-1", 1_800_000_100).unwrap();
     assert_eq!(second.counter, 2);
-    second
-        .verify(
-            "ACME-1",
-            &other.package.package_id,
-            &other.package.k,
-            &other.package.opc,
-            Some(&idevid_point(&key)),
-        )
-        .unwrap();
+    assert_receipt_for(&second, &other, &key);
 }
 
 #[test]

@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
-use common::{Network, SNN, TempDir, idevid_key, idevid_point};
+use common::{Network, SNN, TempDir, assert_receipt_for, idevid_key, idevid_point};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
@@ -674,15 +674,7 @@ fn a_reset_keeps_a_receipt_and_an_interrupted_one_is_finished(config: &Pkcs11Con
     net.provision(&mut se);
     let receipt = se.reset("ACME-1", 1_800_000_000).unwrap();
     assert_eq!(receipt.counter, 1);
-    receipt
-        .verify(
-            "ACME-1",
-            &net.package.package_id,
-            &net.package.k,
-            &net.package.opc,
-            Some(&idevid_point(&key)),
-        )
-        .unwrap();
+    assert_receipt_for(&receipt, &net, &key);
     assert!(!se.has_subscription());
     assert_eq!(counts(&raw_session(config)), [0, 0, 0, 0]);
     assert_eq!(se.erasure_receipt(), Some(receipt.clone()));
@@ -732,15 +724,7 @@ fn a_reset_keeps_a_receipt_and_an_interrupted_one_is_finished(config: &Pkcs11Con
     other.provision(&mut se);
     let second = se.reset("ACME-1", 1_800_000_100).unwrap();
     assert_eq!(second.counter, 3);
-    second
-        .verify(
-            "ACME-1",
-            &other.package.package_id,
-            &other.package.k,
-            &other.package.opc,
-            Some(&idevid_point(&key)),
-        )
-        .unwrap();
+    assert_receipt_for(&second, &other, &key);
     assert_eq!(
         objects(&raw_session(config), ObjectClass::DATA, ERASURE_LABEL).len(),
         1

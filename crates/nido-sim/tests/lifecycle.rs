@@ -19,12 +19,12 @@ use nido_prov::package::{Binding, PublicPart, SealedPackage};
 use nido_se::{Installed, MemorySe, SeAkaError, SeError, SecureElement};
 use nido_sec::aka::UeAka;
 use nido_sec::{Amf, Cause, KProv, Milenage, Sqn, SqnWindow};
+use nido_sim::Faults;
 use nido_sim::Fleet;
 use nido_sim::scenario::{self, NetworkOptions};
-use nido_sim::{Faults, connection_id};
-use nido_ue::{DeviceEvent, DeviceState, RejectMessage};
+use nido_ue::{DeviceState, RejectMessage};
 
-use common::{device_with_se, fleet, settle, world};
+use common::{device_with_se, fleet, refusals, rejections, settle, world};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -88,37 +88,6 @@ fn presenting(
     device_with_se(world, id, |inner| {
         Box::new(Presenting { inner, receipt }) as Box<dyn SecureElement>
     })
-}
-
-fn rejections(fleet: &Fleet, i: usize) -> Vec<(RejectMessage, Cause)> {
-    fleet
-        .device_events(i)
-        .iter()
-        .filter_map(|e| match e {
-            DeviceEvent::Rejected { message, cause } => Some((*message, *cause)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Why the network refused device `i`, on every connection it used.
-fn refusals(fleet: &Fleet, i: usize) -> Vec<(Cause, String)> {
-    let conns: Vec<_> = (0..=fleet.device(i).connection())
-        .map(|g| nido_net::ConnectionId(connection_id(i, g)))
-        .collect();
-    fleet
-        .network_events()
-        .iter()
-        .filter_map(|e| match e {
-            NetworkEvent::Refused {
-                conn,
-                cause,
-                reason,
-                ..
-            } if conns.contains(conn) => Some((*cause, reason.clone())),
-            _ => None,
-        })
-        .collect()
 }
 
 fn subscriptions(fleet: &Fleet) -> Vec<Subscription> {
@@ -353,7 +322,7 @@ fn replayed_forged_unsigned_and_foreign_receipts_get_74() {
         );
         let refused = refusals(&fleet, i);
         assert!(
-            refused.iter().any(|(cause, reason)| *cause
+            refused.iter().any(|(_, cause, reason)| *cause
                 == Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN
                 && reason.contains("erasure receipt refused")
                 && reason.contains(why)),
@@ -371,7 +340,7 @@ fn replayed_forged_unsigned_and_foreign_receipts_get_74() {
     assert!(
         refusals(&fleet, copy)
             .iter()
-            .any(|(_, reason)| reason.contains("registered and in use")),
+            .any(|(_, _, reason)| reason.contains("registered and in use")),
         "{:?}",
         refusals(&fleet, copy)
     );
@@ -387,7 +356,7 @@ fn replayed_forged_unsigned_and_foreign_receipts_get_74() {
     assert!(
         refusals(&fleet, foreign)
             .iter()
-            .any(|(_, reason)| reason.contains("names device serial")),
+            .any(|(_, _, reason)| reason.contains("names device serial")),
         "{:?}",
         refusals(&fleet, foreign)
     );

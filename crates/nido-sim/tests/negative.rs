@@ -39,7 +39,9 @@ use nido_sim::scenario::{self, NetworkOptions};
 use nido_sim::{Direction, Faults, Fleet, connection_id};
 use nido_ue::{DeviceEvent, DeviceState, RejectMessage};
 
-use common::{device_with_se, fleet, one_device, record, settle, world};
+use common::{
+    connections, device_with_se, fleet, one_device, record, refusals, rejections, settle, world,
+};
 
 const PAYLOAD: &[u8] = b"t=21.5C;h=40%;batt=3.61V";
 const HOUR: Duration = Duration::from_secs(3600);
@@ -52,31 +54,6 @@ type Captured = Rc<RefCell<Vec<(ConnectionId, Vec<u8>)>>>;
 // ---------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------
-
-/// Every link connection device `i` has used so far.
-fn connections(fleet: &Fleet, i: usize) -> Vec<ConnectionId> {
-    (0..=fleet.device(i).connection())
-        .map(|g| ConnectionId(connection_id(i, g)))
-        .collect()
-}
-
-/// The network's refusals of device `i`: (connection, 5GMM cause, reason).
-fn refusals(fleet: &Fleet, i: usize) -> Vec<(ConnectionId, Cause, String)> {
-    let conns = connections(fleet, i);
-    fleet
-        .network_events()
-        .iter()
-        .filter_map(|e| match e {
-            NetworkEvent::Refused {
-                conn,
-                cause,
-                reason,
-                ..
-            } if conns.contains(conn) => Some((*conn, *cause, reason.clone())),
-            _ => None,
-        })
-        .collect()
-}
 
 /// The identities the network's refusals of device `i` named: (the
 /// authenticated one, the one a refused certificate presented).
@@ -95,18 +72,6 @@ fn refused_identities(
                 presented,
                 ..
             } if conns.contains(conn) => Some((device.clone(), presented.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The causes device `i` received, with the message that carried each.
-fn rejections(fleet: &Fleet, i: usize) -> Vec<(RejectMessage, Cause)> {
-    fleet
-        .device_events(i)
-        .iter()
-        .filter_map(|e| match e {
-            DeviceEvent::Rejected { message, cause } => Some((*message, *cause)),
             _ => None,
         })
         .collect()

@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Reaper, Scratch, json_lines, manufacturer_and_network, ok, spawn};
+use common::{Reaper, Scratch, json_lines, manufacturer_and_network, ok, softhsm_token, spawn};
 
 #[test]
 fn a_device_with_its_keys_in_softhsm2_onboards_to_active() {
@@ -27,35 +27,7 @@ fn a_device_with_its_keys_in_softhsm2_onboards_to_active() {
     ));
     std::thread::sleep(Duration::from_millis(300));
 
-    std::fs::create_dir_all(d.join("tokens")).unwrap();
-    let conf = d.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            d.join("tokens").display()
-        ),
-    )
-    .unwrap();
-    let init = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "device-1",
-            "--pin",
-            "1234",
-            "--so-pin",
-            "5678",
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .expect("softhsm2-util runs");
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    let conf = softhsm_token(d, "device-1");
 
     let out = Command::new(env!("CARGO_BIN_EXE_nido"))
         .env("NIDO_API", "127.0.0.1:0")

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Reaper, Scratch, json_lines, manufacturer_and_network, ok, spawn};
+use common::{Reaper, Scratch, json_lines, manufacturer_and_network, ok, softhsm_token, spawn};
 use serde_json::Value;
 
 const BUNDLE: &str = "factory/ACMESENS-0000000001";
@@ -75,26 +75,8 @@ fn reset_and_onboard_again(tag: &str, token: bool) {
         &d.join("network.log"),
     ));
     std::thread::sleep(Duration::from_millis(300));
-    let conf = d.join("softhsm2.conf");
-    if token {
-        std::fs::create_dir_all(d.join("tokens")).unwrap();
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                d.join("tokens").display()
-            ),
-        )
-        .unwrap();
-        let init = Command::new("softhsm2-util")
-            .args(["--init-token", "--free", "--label", "device-1"])
-            .args(["--pin", "1234", "--so-pin", "5678"])
-            .env("SOFTHSM2_CONF", &conf)
-            .output()
-            .expect("softhsm2-util runs");
-        assert!(init.status.success());
-    }
-    let token = token.then_some(conf.as_path());
+    let conf = token.then(|| softhsm_token(d, "device-1"));
+    let token = conf.as_deref();
 
     let first = run_until_active(d, &listen, token);
     let provisioned = |lines: &[Value]| -> Vec<String> {

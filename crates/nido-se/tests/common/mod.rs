@@ -158,3 +158,21 @@ impl Drop for TempDir {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Checks that `receipt` (from a reset as device "ACME-1") proves the
+/// erasure of `net`'s package and carries the signature of `key`.
+pub fn assert_receipt_for(
+    receipt: &nido_prov::ErasureReceipt,
+    net: &Network,
+    key: &PrivateKeyDer<'_>,
+) {
+    receipt
+        .verify(
+            "ACME-1",
+            &net.package.package_id,
+            &net.package.k,
+            &net.package.opc,
+            Some(&idevid_point(key)),
+        )
+        .unwrap();
+}

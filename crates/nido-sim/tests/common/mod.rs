@@ -141,3 +141,46 @@ pub(crate) fn device_with_se(
     };
     nido_ue::Device::new(config, wrap(se), None)
 }
+
+/// Every link connection device `i` has used so far.
+pub(crate) fn connections(fleet: &Fleet, i: usize) -> Vec<nido_net::ConnectionId> {
+    (0..=fleet.device(i).connection())
+        .map(|g| nido_net::ConnectionId(nido_sim::connection_id(i, g)))
+        .collect()
+}
+
+/// The network's refusals of device `i`: (connection, 5GMM cause, reason).
+pub(crate) fn refusals(
+    fleet: &Fleet,
+    i: usize,
+) -> Vec<(nido_net::ConnectionId, nido_sec::Cause, String)> {
+    let conns = connections(fleet, i);
+    fleet
+        .network_events()
+        .iter()
+        .filter_map(|e| match e {
+            nido_net::NetworkEvent::Refused {
+                conn,
+                cause,
+                reason,
+                ..
+            } if conns.contains(conn) => Some((*conn, *cause, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The causes device `i` received, with the message that carried each.
+pub(crate) fn rejections(
+    fleet: &Fleet,
+    i: usize,
+) -> Vec<(nido_ue::RejectMessage, nido_sec::Cause)> {
+    fleet
+        .device_events(i)
+        .iter()
+        .filter_map(|e| match e {
+            nido_ue::DeviceEvent::Rejected { message, cause } => Some((*message, *cause)),
+            _ => None,
+        })
+        .collect()
+}

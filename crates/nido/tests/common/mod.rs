@@ -333,3 +333,31 @@ impl Drop for PgDb {
         );
     }
 }
+
+/// A SoftHSM2 token store in `d/tokens` with one token `label` (user PIN
+/// 1234, SO PIN 5678) initialised; returns the `SOFTHSM2_CONF` file to run
+/// with.
+pub(crate) fn softhsm_token(d: &Path, label: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(d.join("tokens")).unwrap();
+    let conf = d.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            d.join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let init = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", label])
+        .args(["--pin", "1234", "--so-pin", "5678"])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .expect("softhsm2-util runs");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    conf
+}
