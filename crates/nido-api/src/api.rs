@@ -299,19 +299,22 @@ pub async fn manufacturers(
 
 #[utoipa::path(post, path = "/api/v1/manufacturers/{name}/crl", tag = "manufacturers",
     params(("name" = String, Path)), request_body = service::CrlRequest,
-    responses((status = 200, body = ManufacturerView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses((status = 200, body = service::CrlImported), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 /// Imports a manufacturer's CRL (operator); verified before it is kept.
+/// Devices with a subscription whose certificate it revokes are suspended
+/// as `active` says (at once by default, or at their next registration).
 pub async fn crl(
     State(s): State<AppState>,
     Auth(caller): Auth,
     p: Result<Path<String>, PathRejection>,
     b: Result<Json<service::CrlRequest>, JsonRejection>,
-) -> Result<Json<ManufacturerView>, ApiError> {
+) -> Result<Json<service::CrlImported>, ApiError> {
     let name = path(p)?;
     let req = body(b)?;
     let (crl, issuer) = req.der()?;
-    s.call(move |st| service::import_crl(st, &caller, &name, &crl, &issuer))
+    let active = req.active;
+    s.call(move |st| service::import_crl(st, &caller, &name, &crl, &issuer, active))
         .await
 }
 

@@ -432,6 +432,7 @@ mod tests {
             &NetworkEvent::DeviceAuthenticated {
                 conn,
                 device: device.clone(),
+                cert_serial: None,
             },
             t,
         );

@@ -928,6 +928,38 @@ pub struct CrlRequest {
     /// The certificate of the CA that signed it (PEM).
     #[schema(min_length = 1)]
     pub issuer_pem: String,
+    /// What it does to devices that hold a subscription and whose
+    /// certificate it revokes (default: suspend them at once).
+    #[serde(default)]
+    pub active: RevokedActive,
+}
+
+/// What a CRL does to devices that already hold a subscription and whose
+/// certificate (the one they last onboarded with) it revokes: the
+/// operator's policy (issue #16). Either way their onboarding is refused
+/// (#3: the certificate is revoked), and `unblock` resumes them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RevokedActive {
+    /// Blocked at once: a registered device is deregistered (#3) within
+    /// a trust poll, and its registrations are refused (#3).
+    #[default]
+    Suspend,
+    /// Blocked from its next registration on: a registration under way
+    /// (and its bursts) goes on until the device registers again.
+    NextRegistration,
+}
+
+/// A CRL imported, and the devices it suspended.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct CrlImported {
+    /// The manufacturer, with its CRLs.
+    pub manufacturer: ManufacturerView,
+    /// The policy applied.
+    pub active: RevokedActive,
+    /// The devices (`MANUFACTURER/SERIAL`) with a subscription that it
+    /// newly blocked (a device blocked already keeps its block).
+    pub suspended: Vec<String>,
 }
 
 impl CrlRequest {
@@ -943,14 +975,18 @@ impl CrlRequest {
 /// Imports a manufacturer's CRL (operator only). It is checked first
 /// (signature, issuer, manufacturer) against the trust store as stored;
 /// a CRL that does not verify is refused and nothing is written. Serving
-/// networks load it at their next trust poll.
+/// networks load it at their next trust poll. Devices of the
+/// manufacturer that hold a subscription and last onboarded with a
+/// certificate it revokes are then blocked as `active` says, each with
+/// its `blocked` audit entry.
 pub fn import_crl(
     store: &SqlStore,
     caller: &Caller,
     manufacturer: &str,
     crl_der: &[u8],
     issuer_der: &[u8],
-) -> Result<ManufacturerView, ServiceError> {
+    active: RevokedActive,
+) -> Result<CrlImported, ServiceError> {
     use nido_pki::{CertificateDer, CertificateRevocationListDer};
     operator_only(caller)?;
     if !store
@@ -971,10 +1007,28 @@ pub fn import_crl(
         )
         .map_err(|e| ServiceError::Invalid(e.to_string()))?;
     store.add_crl(manufacturer, crl_der, issuer_der, now())?;
-    manufacturers(store, caller)?
+    let revoked = nido_pki::revoked_serials(&CertificateRevocationListDer::from(crl_der.to_vec()))
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    let (deferred, when) = match active {
+        RevokedActive::Suspend => (false, "suspended at once"),
+        RevokedActive::NextRegistration => (true, "suspended from its next registration"),
+    };
+    let reason = format!("certificate revoked by the CRL of {manufacturer}; {when}");
+    let mut suspended = Vec::new();
+    for device in store.subscribed_devices_with_certs(manufacturer, &revoked)? {
+        if store.block_with(&device, &reason, deferred)? {
+            suspended.push(device.to_string());
+        }
+    }
+    let manufacturer = manufacturers(store, caller)?
         .into_iter()
         .find(|m| m.name == manufacturer)
-        .ok_or_else(|| ServiceError::NotFound(format!("manufacturer {manufacturer}")))
+        .ok_or_else(|| ServiceError::NotFound(format!("manufacturer {manufacturer}")))?;
+    Ok(CrlImported {
+        manufacturer,
+        active,
+        suspended,
+    })
 }
 
 fn pem_block(text: &str, label: &str) -> Result<Vec<u8>, ServiceError> {

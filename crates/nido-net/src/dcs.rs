@@ -78,6 +78,14 @@ impl Dcs {
         self.trust.as_ref().is_some_and(|t| t.is_blocked(device))
     }
 
+    /// Whether the block list names `device` with a block that ends a
+    /// registration under way ([`TrustStore::is_blocked_now`]).
+    pub fn is_blocked_now(&self, device: &nido_pki::DeviceId) -> bool {
+        self.trust
+            .as_ref()
+            .is_some_and(|t| t.is_blocked_now(device))
+    }
+
     /// Whether it serves `realm`.
     pub fn serves(&self, realm: &str) -> bool {
         self.realms.contains_key(&realm.to_ascii_lowercase())

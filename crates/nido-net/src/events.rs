@@ -31,6 +31,11 @@ pub enum NetworkEvent {
         conn: ConnectionId,
         /// The device identity (manufacturer and IDevID serial).
         device: DeviceId,
+        /// Its certificate's serialNumber (big-endian), where the built-in
+        /// DCS saw the certificate (a relayed realm's DCS does not show
+        /// it): the store remembers it, so a CRL that revokes it later
+        /// reaches the device's subscription too (issue #16).
+        cert_serial: Option<Vec<u8>>,
     },
     /// A device was refused, with the 5GMM cause sent.
     Refused {

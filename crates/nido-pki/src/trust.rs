@@ -585,6 +585,9 @@ impl Enrolled {
 pub struct TrustStore {
     manufacturers: Vec<Enrolled>,
     blocked: BTreeSet<DeviceId>,
+    /// Blocks that take effect at the device's next registration, not on
+    /// a registration under way (a subset of `blocked`).
+    deferred: BTreeSet<DeviceId>,
 }
 
 impl fmt::Debug for TrustStore {
@@ -969,14 +972,35 @@ impl TrustStore {
         self.blocked.insert(device.clone())
     }
 
+    /// Blocks a device identity from its next registration on: refused
+    /// like a blocked one ([`TrustStore::is_blocked`]), but a registration
+    /// under way is not ended ([`TrustStore::is_blocked_now`] is `false`).
+    /// The operator's policy for a CRL that revokes the certificate of an
+    /// active device. `false` if it was already blocked.
+    pub fn block_at_next_registration(&mut self, device: &DeviceId) -> bool {
+        let new = self.blocked.insert(device.clone());
+        if new {
+            self.deferred.insert(device.clone());
+        }
+        new
+    }
+
     /// Lifts a block. `false` if the device was not blocked.
     pub fn unblock(&mut self, device: &DeviceId) -> bool {
+        self.deferred.remove(device);
         self.blocked.remove(device)
     }
 
-    /// Whether a device identity is blocked.
+    /// Whether a device identity is blocked: its onboarding and its
+    /// registrations are refused.
     pub fn is_blocked(&self, device: &DeviceId) -> bool {
         self.blocked.contains(device)
+    }
+
+    /// Whether a device identity is blocked at once: a registration under
+    /// way is ended too (a block not deferred to the next registration).
+    pub fn is_blocked_now(&self, device: &DeviceId) -> bool {
+        self.blocked.contains(device) && !self.deferred.contains(device)
     }
 
     /// Validates a device's chain as presented in TLS (`end_entity` and the
@@ -1183,6 +1207,18 @@ impl TrustStore {
             public_key: ee.public_key().subject_public_key.data.to_vec(),
         })
     }
+}
+
+/// The certificate serial numbers (big-endian, as
+/// [`DeviceInfo::cert_serial`]) a CRL lists as revoked (RFC 5280 §5.1.2.6).
+/// Parse only: check the CRL with [`TrustStore::add_crl`] first.
+pub fn revoked_serials(crl: &CertificateRevocationListDer<'_>) -> Result<Vec<Vec<u8>>, PkiError> {
+    let (_, parsed) =
+        parse_x509_crl(crl).map_err(|e| PkiError::Trust(format!("CRL does not parse: {e}")))?;
+    Ok(parsed
+        .iter_revoked_certificates()
+        .map(|r| r.raw_serial().to_vec())
+        .collect())
 }
 
 #[cfg(test)]

@@ -93,6 +93,9 @@ pub(crate) struct DeviceSeen {
     state: &'static str,
     first: i64,
     last: i64,
+    /// The certificate it authenticated with, if this batch saw one (the
+    /// row keeps the one it has otherwise).
+    cert_serial: Option<Vec<u8>>,
 }
 
 /// Audit entries and the devices they name, to write in a transaction.
@@ -117,12 +120,27 @@ impl AuditBatch {
         state: &'static str,
         at: u64,
     ) -> Result<(), SqlStoreError> {
+        self.seen_with(serial, state, at, None)
+    }
+
+    /// [`AuditBatch::seen`], with the serial of the certificate the device
+    /// authenticated with, when the event names one.
+    fn seen_with(
+        &mut self,
+        serial: String,
+        state: &'static str,
+        at: u64,
+        cert_serial: Option<Vec<u8>>,
+    ) -> Result<(), SqlStoreError> {
         let at = to_i64(at, "time")?;
         match self.index.get(&serial) {
             Some(&i) => {
                 let d = &mut self.devices[i];
                 d.state = state;
                 d.last = at;
+                if cert_serial.is_some() {
+                    d.cert_serial = cert_serial;
+                }
             }
             None => {
                 self.index.insert(serial.clone(), self.devices.len());
@@ -131,6 +149,7 @@ impl AuditBatch {
                     state,
                     first: at,
                     last: at,
+                    cert_serial,
                 });
             }
         }
@@ -147,8 +166,14 @@ impl AuditBatch {
     ) -> Result<(), SqlStoreError> {
         for event in events {
             self.entry(AuditEntry::from_event(at, event));
+            let cert_serial = match event {
+                NetworkEvent::DeviceAuthenticated { cert_serial, .. } => cert_serial.clone(),
+                _ => None,
+            };
             match seen(event) {
-                Some(Seen::Device(device, state)) => self.seen(device, state, at)?,
+                Some(Seen::Device(device, state)) => {
+                    self.seen_with(device, state, at, cert_serial)?;
+                }
                 Some(Seen::Supi(supi)) => {
                     if let Some(device) = holder(&supi) {
                         self.seen(device, "active", at)?;
@@ -468,10 +493,11 @@ const INSERT_AUDIT: &str = "INSERT INTO audit (at, kind, device, supi, cause, de
                             VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// The one-row upsert of a device seen.
-const TOUCH_DEVICE: &str = "INSERT INTO devices (serial, state, first_seen, last_seen) \
-                            VALUES ($1, $2, $3, $4) \
+const TOUCH_DEVICE: &str = "INSERT INTO devices (serial, state, first_seen, last_seen, cert_serial) \
+                            VALUES ($1, $2, $3, $4, $5) \
                             ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
-                            last_seen = excluded.last_seen";
+                            last_seen = excluded.last_seen, \
+                            cert_serial = COALESCE(excluded.cert_serial, devices.cert_serial)";
 
 /// The methods of [`Conn`] whose SQL both backends take as it is.
 macro_rules! shared_ops {
@@ -738,6 +764,7 @@ impl Conn for SqliteConnection {
                 .bind(d.state)
                 .bind(d.first)
                 .bind(d.last)
+                .bind(d.cert_serial.as_deref())
                 .execute(&mut *self)
                 .await?;
         }
@@ -897,16 +924,19 @@ impl Conn for PgConnection {
         let states: Vec<&str> = sorted.iter().map(|d| d.state).collect();
         let firsts: Vec<i64> = sorted.iter().map(|d| d.first).collect();
         let lasts: Vec<i64> = sorted.iter().map(|d| d.last).collect();
+        let certs: Vec<Option<&[u8]>> = sorted.iter().map(|d| d.cert_serial.as_deref()).collect();
         sqlx::query(
-            "INSERT INTO devices (serial, state, first_seen, last_seen) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
+            "INSERT INTO devices (serial, state, first_seen, last_seen, cert_serial) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bytea[]) \
              ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
-             last_seen = excluded.last_seen",
+             last_seen = excluded.last_seen, \
+             cert_serial = COALESCE(excluded.cert_serial, devices.cert_serial)",
         )
         .bind(serials)
         .bind(states)
         .bind(firsts)
         .bind(lasts)
+        .bind(certs)
         .execute(&mut *self)
         .await?;
         Ok(())

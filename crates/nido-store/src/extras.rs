@@ -345,6 +345,17 @@ impl SqlStore {
     /// already blocked (its first reason stays). A block and its `blocked`
     /// audit entry commit together.
     pub fn block(&self, device: &nido_net::DeviceId, reason: &str) -> Result<bool, SqlStoreError> {
+        self.block_with(device, reason, false)
+    }
+
+    /// [`SqlStore::block`], `deferred` to the device's next registration
+    /// when set ([`nido_pki::TrustStore::block_at_next_registration`]).
+    pub fn block_with(
+        &self,
+        device: &nido_net::DeviceId,
+        reason: &str,
+        deferred: bool,
+    ) -> Result<bool, SqlStoreError> {
         let serial = device.to_string();
         let at = now_unix();
         let now = to_i64(at, "time")?;
@@ -354,12 +365,13 @@ impl SqlStore {
             on_pool!(self, |p, begin| {
                 let mut tx = p.begin_with(begin).await?;
                 let n = sqlx::query(
-                    "INSERT INTO blocked (serial, reason, at) VALUES ($1, $2, $3) \
+                    "INSERT INTO blocked (serial, reason, at, deferred) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (serial) DO NOTHING",
                 )
                 .bind(&serial)
                 .bind(reason)
                 .bind(now)
+                .bind(deferred)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -397,23 +409,61 @@ impl SqlStore {
 
     /// The blocked devices, by identity.
     pub fn blocked(&self) -> Result<Vec<BlockedRecord>, SqlStoreError> {
-        let rows: Vec<(String, String, i64)> = self.run(async {
+        let rows: Vec<(String, String, i64, bool)> = self.run(async {
             on_pool!(self, |p, _begin| {
-                Ok(
-                    sqlx::query_as("SELECT serial, reason, at FROM blocked ORDER BY serial")
-                        .fetch_all(p)
-                        .await?,
+                Ok(sqlx::query_as(
+                    "SELECT serial, reason, at, deferred FROM blocked ORDER BY serial",
                 )
+                .fetch_all(p)
+                .await?)
             })
         })?;
         rows.into_iter()
-            .map(|(serial, reason, at)| {
+            .map(|(serial, reason, at, deferred)| {
                 Ok(BlockedRecord {
                     serial,
                     reason,
                     at: to_u64(at, "time")?,
+                    deferred,
                 })
             })
+            .collect()
+    }
+
+    /// The devices of `manufacturer` that hold a subscription and last
+    /// authenticated with a certificate whose serialNumber is in `serials`
+    /// (a CRL's revoked list): what a CRL import suspends.
+    pub fn subscribed_devices_with_certs(
+        &self,
+        manufacturer: &str,
+        serials: &[Vec<u8>],
+    ) -> Result<Vec<nido_net::DeviceId>, SqlStoreError> {
+        if serials.is_empty() {
+            return Ok(Vec::new());
+        }
+        // An exact, case-sensitive prefix on both backends (substr counts
+        // characters), as the device listing's manufacturer filter.
+        let prefix = format!("{manufacturer}/");
+        let sql = format!(
+            "SELECT d.serial, d.cert_serial FROM devices d \
+             JOIN subscriptions s ON s.device = d.serial \
+             WHERE d.cert_serial IS NOT NULL AND substr(d.serial, 1, {}) = $1 \
+             ORDER BY d.serial",
+            prefix.chars().count()
+        );
+        let rows: Vec<(String, Vec<u8>)> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                // Only a number of ours is spliced in; the name is bound.
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&prefix)
+                    .fetch_all(p)
+                    .await?)
+            })
+        })?;
+        let wanted: std::collections::HashSet<&[u8]> = serials.iter().map(Vec::as_slice).collect();
+        rows.into_iter()
+            .filter(|(_, cert)| wanted.contains(cert.as_slice()))
+            .map(|(serial, _)| crate::sql::device_id(&serial))
             .collect()
     }
 
@@ -473,7 +523,12 @@ impl SqlStore {
         }
         for b in self.blocked()? {
             if b.serial.contains('/') {
-                trust.block(&crate::sql::device_id(&b.serial)?);
+                let id = crate::sql::device_id(&b.serial)?;
+                if b.deferred {
+                    trust.block_at_next_registration(&id);
+                } else {
+                    trust.block(&id);
+                }
             } else {
                 // A serial blocked before schema 4 while no manufacturer was
                 // enrolled (the migration qualifies the others): it blocks

@@ -56,10 +56,16 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_api.sql"),
         include_str!("../migrations/postgres/0006_api.sql"),
     ),
+    (
+        7,
+        "revocation",
+        include_str!("../migrations/sqlite/0007_revocation.sql"),
+        include_str!("../migrations/postgres/0007_revocation.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The table that records applied migrations.
 pub(crate) const MIGRATIONS_TABLE: &str = "schema_migrations";

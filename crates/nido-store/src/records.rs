@@ -38,7 +38,7 @@ impl AuditEntry {
     pub fn from_event(at: u64, event: &NetworkEvent) -> Self {
         let mut e = Self::new(at, event.kind(), "");
         match event {
-            NetworkEvent::DeviceAuthenticated { conn, device } => {
+            NetworkEvent::DeviceAuthenticated { conn, device, .. } => {
                 e.device = Some(device.to_string());
                 e.detail = conn.to_string();
             }
@@ -216,6 +216,9 @@ pub struct BlockedRecord {
     pub reason: String,
     /// Unix seconds.
     pub at: u64,
+    /// Whether the block waits for the device's next registration (a
+    /// registration under way is not ended).
+    pub deferred: bool,
 }
 
 /// One credential package delivered, as `put_subscription` logs it.

@@ -536,7 +536,7 @@ fn postgres_persists_across_reopen() {
     check_filled(&s);
     assert_eq!(
         db.query_text("SELECT version::text FROM schema_migrations ORDER BY version"),
-        vec!["1", "2", "3", "4", "5", "6"]
+        vec!["1", "2", "3", "4", "5", "6", "7"]
     );
 }
 
@@ -1383,6 +1383,7 @@ fn a_batch_commits_every_kind_of_write(s: &mut SqlStore) {
                 NetworkEvent::DeviceAuthenticated {
                     conn: ConnectionId(8),
                     device: id("DEV-2"),
+                    cert_serial: None,
                 },
             ],
         },
@@ -2011,6 +2012,7 @@ fn read_side_and_tokens(s: &mut SqlStore) {
             nido_net::NetworkEvent::DeviceAuthenticated {
                 conn,
                 device: id("D1"),
+                cert_serial: None,
             },
             nido_net::NetworkEvent::Refused {
                 presented: None,
@@ -2205,4 +2207,85 @@ fn read_side_on_postgres() {
     };
     let mut s = open_sql(&db.url());
     read_side_and_tokens(&mut s);
+}
+
+/// Issue #16: the certificate a device onboarded with is kept (a later
+/// sighting without one keeps it); a CRL's serials find the devices of
+/// that manufacturer that hold a subscription; a block deferred to the
+/// next registration is kept and loaded as one.
+fn revocation(s: &mut SqlStore) {
+    s.put_subscription(sub("D1", 1, 1)).unwrap();
+    s.put_subscription(sub("D2", 2, 2)).unwrap();
+    let conn = nido_net::ConnectionId(1);
+    let authenticated = |serial: &str, cert: &[u8]| nido_net::NetworkEvent::DeviceAuthenticated {
+        conn,
+        device: id(serial),
+        cert_serial: Some(cert.to_vec()),
+    };
+    s.append_audit_batch(
+        1_000,
+        &[
+            authenticated("D1", &[1, 2]),
+            authenticated("D2", &[3]),
+            authenticated("D3", &[4]),
+        ],
+    )
+    .unwrap();
+    s.append_audit_batch(
+        1_001,
+        &[nido_net::NetworkEvent::Refused {
+            presented: None,
+            conn,
+            device: Some(id("D1")),
+            cause: Cause(74),
+            reason: "clone".into(),
+        }],
+    )
+    .unwrap();
+    // D3 holds no subscription; serial 9 is nobody's.
+    assert_eq!(
+        s.subscribed_devices_with_certs("Acme", &[vec![1, 2], vec![4], vec![9]])
+            .unwrap(),
+        [id("D1")]
+    );
+    assert!(
+        s.subscribed_devices_with_certs("Acm", &[vec![1, 2]])
+            .unwrap()
+            .is_empty(),
+        "the manufacturer is matched exactly"
+    );
+    assert!(
+        s.subscribed_devices_with_certs("Acme", &[])
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.block_with(&id("D1"), "revoked", true).unwrap());
+    assert!(s.block(&id("D2"), "stolen").unwrap());
+    let blocked = s.blocked().unwrap();
+    assert_eq!(
+        blocked
+            .iter()
+            .map(|b| (b.serial.as_str(), b.deferred))
+            .collect::<Vec<_>>(),
+        [("Acme/D1", true), ("Acme/D2", false)]
+    );
+    let trust = s.trust_store().unwrap();
+    assert!(trust.is_blocked(&id("D1")) && !trust.is_blocked_now(&id("D1")));
+    assert!(trust.is_blocked(&id("D2")) && trust.is_blocked_now(&id("D2")));
+}
+
+#[test]
+fn revocation_on_sqlite() {
+    let dir = TempDir::new();
+    let mut s = open_sql(&dir.db());
+    revocation(&mut s);
+}
+
+#[test]
+fn revocation_on_postgres() {
+    let Some(db) = PgDb::new("revocation_on_postgres") else {
+        return;
+    };
+    let mut s = open_sql(&db.url());
+    revocation(&mut s);
 }

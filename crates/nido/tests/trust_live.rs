@@ -249,3 +249,175 @@ fn a_device_blocked_while_active_is_deregistered_until_it_is_unblocked() {
     ));
     assert_eq!(subs.len(), 1, "{subs:?}");
 }
+
+/// A running `nido device run` of `bundle` that sends a burst every second.
+fn sending(d: &Path, bundle: &str, listen: &str, log: &Path) -> Reaper {
+    let device = Reaper(spawn(
+        &[
+            "device",
+            "run",
+            "--bundle",
+            bundle,
+            "--network",
+            listen,
+            "--burst-every",
+            "1",
+            "--bursts",
+            "600",
+            "--timeout",
+            "120",
+        ],
+        d,
+        log,
+    ));
+    wait_for_text(log, " burst ", 60);
+    device
+}
+
+/// The manufacturer revokes `serial`'s certificate and the operator
+/// imports the new CRL with `--active policy`; returns the import's JSON.
+fn revoke_and_import(d: &Path, serial: &str, policy: &str) -> Value {
+    ok(&["mfr", "revoke", "--dir", "mfr", serial], d);
+    std::fs::remove_file(d.join("mfr.crl.pem")).unwrap();
+    ok(&["mfr", "crl", "--dir", "mfr", "--out", "mfr.crl.pem"], d);
+    let out = ok(
+        &[
+            "network",
+            "crl-import",
+            "--dir",
+            "net",
+            "--manufacturer",
+            "Acme Sensors",
+            "--issuer",
+            "mfr/issuing.pem",
+            "--active",
+            policy,
+            "--json",
+            "mfr.crl.pem",
+        ],
+        d,
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Issue #16: a CRL that revokes the certificate of devices that already
+/// hold a subscription suspends them by the operator's policy: at their
+/// next registration (one that is registered goes on sending until it
+/// registers again, then #3), or at once (deregistered, #3, within a trust
+/// poll). `unblock` resumes such a device like any block.
+#[test]
+fn a_crl_revoking_active_devices_suspends_them_at_once_or_at_their_next_registration() {
+    let s = Scratch::new("trust-live-crl");
+    let d = &s.0;
+    let (listen, _) = manufacturer_and_network(d, 2);
+    let _network = Reaper(spawn(
+        &["network", "serve", "--dir", "net", "--trust-poll-ms", "50"],
+        d,
+        &d.join("network.log"),
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let (first, second) = ("ACMESENS-0000000001", "ACMESENS-0000000002");
+    let bundle = |serial: &str| format!("factory/{serial}");
+
+    // At the next registration: the registered device goes on sending.
+    let log1 = d.join("device-1.log");
+    let mut device = sending(d, &bundle(first), &listen, &log1);
+    let imported = revoke_and_import(d, first, "next-registration");
+    assert_eq!(imported["active"], "next-registration");
+    assert_eq!(
+        imported["suspended"],
+        serde_json::json!([format!("Acme Sensors/{first}")])
+    );
+    let bursts = |log: &Path| {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .matches(" burst ")
+            .count()
+    };
+    let before = bursts(&log1);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        device.0.try_wait().unwrap().is_none() && bursts(&log1) > before,
+        "{}",
+        std::fs::read_to_string(&log1).unwrap()
+    );
+    drop(device);
+    // Its next registration: refused (#3).
+    let out = nido(
+        &[
+            "device",
+            "run",
+            "--bundle",
+            &bundle(first),
+            "--network",
+            &listen,
+            "--until",
+            "active",
+            "--timeout",
+            "20",
+        ],
+        d,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(r#""message":"RegistrationReject""#) && stdout.contains(r#""cause":3"#),
+        "{stdout}"
+    );
+
+    // At once: the registered device is deregistered (#3) and gives up.
+    let log2 = d.join("device-2.log");
+    let mut device = sending(d, &bundle(second), &listen, &log2);
+    let imported = revoke_and_import(d, second, "suspend");
+    assert_eq!(
+        imported["suspended"],
+        serde_json::json!([format!("Acme Sensors/{second}")]),
+        "the first device was blocked already"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = device.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked device still runs:\n{}",
+            std::fs::read_to_string(&log2).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&log2).unwrap();
+    assert!(!status.success(), "{text}");
+    assert!(
+        text.contains(r#""message":"DeregistrationRequestUeTerminated""#)
+            && text.contains("refused the device (#3 illegal UE)"),
+        "{text}"
+    );
+    let audit = json_lines(&ok(
+        &[
+            "network", "audit", "--dir", "net", "--json", "--kind", "blocked",
+        ],
+        d,
+    ));
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert!(audit.iter().all(|e| {
+        e["detail"]
+            .as_str()
+            .is_some_and(|t| t.contains("certificate revoked by the CRL"))
+    }));
+
+    // Unblocked: the subscription works again for 5G-AKA (the certificate
+    // stays revoked: a new onboarding would be refused).
+    ok(
+        &[
+            "network",
+            "unblock",
+            "--dir",
+            "net",
+            &format!("Acme Sensors/{second}"),
+        ],
+        d,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(onboards(d, &bundle(second), &listen, 60));
+}

@@ -145,6 +145,8 @@ pub(crate) struct UeContext {
     /// certificate (a relayed realm's DCS sends none): an erasure receipt's
     /// signature is checked with it.
     pub(crate) device_key: Option<Vec<u8>>,
+    /// Its certificate's serialNumber, likewise.
+    pub(crate) cert_serial: Option<Vec<u8>>,
     /// The onboarding SUPI (NAI) or the subscription's SUPI.
     pub(crate) supi: Option<Supi>,
     /// The owner of the subscription, for the application sink.
@@ -191,6 +193,7 @@ impl UeContext {
             last_uplink: now,
             device: None,
             device_key: None,
+            cert_serial: None,
             supi: None,
             owner: None,
             guti: None,

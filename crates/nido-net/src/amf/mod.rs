@@ -535,7 +535,9 @@ impl Network {
     /// Network-initiated deregistration (TS 24.501 §5.5.2.3) of every UE
     /// context with NAS security (registered, onboarding, or accepted and
     /// not yet complete) whose device is now on the operator's block list,
-    /// in connection order. A context not yet secured is refused at its
+    /// in connection order; a block deferred to the next registration
+    /// ([`nido_pki::TrustStore::block_at_next_registration`]) leaves a
+    /// registration under way alone. A context not yet secured is refused at its
     /// SECURITY MODE COMPLETE instead.
     fn deregister_blocked(&mut self, now: SystemTime) {
         let mut blocked: Vec<(ConnectionId, crate::DeviceId)> = self
@@ -547,7 +549,8 @@ impl Network {
                 // deregistration under way has nothing left to end.
                 let live = !matches!(ctx.state, MmState::Deregistered | MmState::Deregistering);
                 let secured = ctx.secured && ctx.sec.is_some();
-                (live && secured && self.dcs.is_blocked(device)).then(|| (*conn, device.clone()))
+                (live && secured && self.dcs.is_blocked_now(device))
+                    .then(|| (*conn, device.clone()))
             })
             .collect();
         blocked.sort_by_key(|(conn, _)| *conn);

@@ -469,6 +469,7 @@ impl Network {
                 let device = auth.device.id.clone();
                 if let Some(ctx) = self.ues.get_mut(&conn) {
                     ctx.device_key = Some(auth.device.public_key.clone());
+                    ctx.cert_serial = Some(auth.device.cert_serial.clone());
                 }
                 match ausf::kausf_from_eap(&auth.keys) {
                     Ok(kausf) => self.onboarding_authenticated(now, conn, device, &kausf, &last),
@@ -503,9 +504,11 @@ impl Network {
         kausf: &KAusf,
         success: &[u8],
     ) {
+        let cert_serial = self.ues.get(&conn).and_then(|c| c.cert_serial.clone());
         self.events.push_back(NetworkEvent::DeviceAuthenticated {
             conn,
             device: device.clone(),
+            cert_serial,
         });
         // Admission first. A store that cannot be reached refuses the
         // registration with #22 after security mode control, protected (see

@@ -341,8 +341,26 @@ pub(crate) struct CrlArgs {
     /// The CA certificate that signed the CRL (the manufacturer's issuing CA).
     #[arg(long)]
     issuer: PathBuf,
+    /// What the CRL does to devices that hold a subscription and whose
+    /// certificate it revokes: `suspend` blocks them at once (a registered
+    /// one is deregistered, #3), `next-registration` when they next
+    /// register. `unblock` resumes a device either way.
+    #[arg(long, value_enum, default_value_t = Active::Suspend)]
+    active: Active,
+    /// Print the result as JSON (the API's object).
+    #[arg(long)]
+    json: bool,
     /// The CRL (PEM or DER).
     file: PathBuf,
+}
+
+/// `--active` of `crl-import`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Active {
+    /// Suspend at once.
+    Suspend,
+    /// Suspend from the next registration on.
+    NextRegistration,
 }
 
 #[derive(Args)]
@@ -828,15 +846,32 @@ fn crl(a: &CrlArgs) -> Result<()> {
         .first()
         .ok_or_else(|| anyhow::anyhow!("{}: no certificate", a.issuer.display()))?;
     // Checked (signature, issuer) before it is kept: the API's import.
-    service::import_crl(
+    let imported = service::import_crl(
         &store,
         &Caller::Operator,
         &a.manufacturer,
         crl.as_ref(),
         issuer.as_ref(),
+        match a.active {
+            Active::Suspend => service::RevokedActive::Suspend,
+            Active::NextRegistration => service::RevokedActive::NextRegistration,
+        },
     )
     .map_err(cli_error)?;
+    if a.json {
+        outln!("{}", serde_json::to_string(&imported)?);
+        return Ok(());
+    }
     outln!("CRL of {} imported", a.manufacturer);
+    let when = match a.active {
+        Active::Suspend => "at once",
+        Active::NextRegistration => "from its next registration",
+    };
+    for device in &imported.suspended {
+        outln!(
+            "{device}: certificate revoked, subscription suspended {when} (nido network unblock resumes it)"
+        );
+    }
     Ok(())
 }
 
