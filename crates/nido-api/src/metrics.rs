@@ -432,7 +432,6 @@ mod tests {
             &NetworkEvent::DeviceAuthenticated {
                 conn,
                 device: device.clone(),
-                cert_serial: None,
             },
             t,
         );

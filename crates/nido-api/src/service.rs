@@ -976,9 +976,10 @@ impl CrlRequest {
 /// (signature, issuer, manufacturer) against the trust store as stored;
 /// a CRL that does not verify is refused and nothing is written. Serving
 /// networks load it at their next trust poll. Devices of the
-/// manufacturer that hold a subscription and last onboarded with a
-/// certificate it revokes are then blocked as `active` says, each with
-/// its `blocked` audit entry.
+/// manufacturer whose subscription got its last package on a certificate
+/// this CRL newly revokes (its issuer and serial; listed by the CRL it
+/// replaces: not again) are blocked as `active` says, each with its
+/// `blocked` audit entry.
 pub fn import_crl(
     store: &SqlStore,
     caller: &Caller,
@@ -1006,20 +1007,39 @@ pub fn import_crl(
             &CertificateDer::from(issuer_der.to_vec()),
         )
         .map_err(|e| ServiceError::Invalid(e.to_string()))?;
-    store.add_crl(manufacturer, crl_der, issuer_der, now())?;
-    let revoked = nido_pki::revoked_serials(&CertificateRevocationListDer::from(crl_der.to_vec()))
-        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    // The devices this CRL newly revokes: serials it lists that the one it
+    // replaces (same issuing CA) did not, so a device the operator
+    // unblocked is not blocked again by the next, cumulative, CRL. They
+    // are blocked before the CRL is kept: an import cut short is retried
+    // whole (blocking is idempotent).
+    let (crl_issuer, revoked) =
+        nido_pki::crl_revocations(&CertificateRevocationListDer::from(crl_der.to_vec()))
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    let mut before = std::collections::HashSet::new();
+    for old in store.crls()? {
+        if old.manufacturer == manufacturer && old.issuer_der == issuer_der {
+            let (_, serials) =
+                nido_pki::crl_revocations(&CertificateRevocationListDer::from(old.crl_der))
+                    .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            before.extend(serials);
+        }
+    }
+    let new: Vec<Vec<u8>> = revoked
+        .into_iter()
+        .filter(|s| !before.contains(s))
+        .collect();
     let (deferred, when) = match active {
         RevokedActive::Suspend => (false, "suspended at once"),
         RevokedActive::NextRegistration => (true, "suspended from its next registration"),
     };
     let reason = format!("certificate revoked by the CRL of {manufacturer}; {when}");
     let mut suspended = Vec::new();
-    for device in store.subscribed_devices_with_certs(manufacturer, &revoked)? {
+    for device in store.subscribed_devices_with_certs(manufacturer, &crl_issuer, &new)? {
         if store.block_with(&device, &reason, deferred)? {
             suspended.push(device.to_string());
         }
     }
+    store.add_crl(manufacturer, crl_der, issuer_der, now())?;
     let manufacturer = manufacturers(store, caller)?
         .into_iter()
         .find(|m| m.name == manufacturer)

@@ -155,7 +155,6 @@ fn fixture(name: &str) -> Fixture {
         events.push(NetworkEvent::DeviceAuthenticated {
             conn,
             device: id(serial),
-            cert_serial: None,
         });
     }
     events.push(NetworkEvent::Refused {

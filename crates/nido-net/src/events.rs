@@ -21,6 +21,16 @@ pub struct ResetSeen {
     pub signed: bool,
 }
 
+/// The certificate a device onboarded with, as a CRL names it (RFC 5280
+/// §5.1.2.3, §5.1.2.6): its issuer's name and its serialNumber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSeen {
+    /// The issuer name, DER (as in the certificate).
+    pub issuer: Vec<u8>,
+    /// The serialNumber, big-endian.
+    pub serial: Vec<u8>,
+}
+
 /// Something that happened in the network, for logs, audit and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -31,11 +41,6 @@ pub enum NetworkEvent {
         conn: ConnectionId,
         /// The device identity (manufacturer and IDevID serial).
         device: DeviceId,
-        /// Its certificate's serialNumber (big-endian), where the built-in
-        /// DCS saw the certificate (a relayed realm's DCS does not show
-        /// it): the store remembers it, so a CRL that revokes it later
-        /// reaches the device's subscription too (issue #16).
-        cert_serial: Option<Vec<u8>>,
     },
     /// A device was refused, with the 5GMM cause sent.
     Refused {
@@ -96,6 +101,11 @@ pub enum NetworkEvent {
         /// The verified erasure receipt that allowed it, for a subscription
         /// its device had confirmed or validated (a factory reset).
         after_reset: Option<ResetSeen>,
+        /// The certificate the device that got the package onboarded with,
+        /// where the built-in DCS saw it (`None` for a relayed realm's):
+        /// the store keeps it, so a CRL imported later reaches the
+        /// subscription (issue #16).
+        certificate: Option<CertificateSeen>,
     },
     /// The device confirmed its package: the subscription is provisioned.
     Provisioned {

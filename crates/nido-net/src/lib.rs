@@ -50,7 +50,7 @@ pub mod store;
 pub mod udm;
 
 pub use amf::{AaaAnswer, AaaRequest, ConnectionId, Network, NetworkConfig, Transmit};
-pub use events::{NetworkEvent, ResetSeen};
+pub use events::{CertificateSeen, NetworkEvent, ResetSeen};
 pub use nido_pki::DeviceId;
 pub use sink::{ApplicationSink, CountingSink, Downlink, DownlinkQueue, MemorySink, Uplink};
 pub use stage::Stage;

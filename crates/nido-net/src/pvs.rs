@@ -64,6 +64,8 @@ pub struct Provisioned {
     /// device had confirmed or validated (a factory reset): the element's
     /// count of resets and when it erased the package.
     pub after_reset: Option<crate::events::ResetSeen>,
+    /// The certificate the device onboarded with, where the network saw it.
+    pub certificate: Option<crate::events::CertificateSeen>,
     /// The device identity.
     pub device: DeviceId,
 }
@@ -77,6 +79,7 @@ impl Provisioned {
             supi: self.supi.clone(),
             reprovisioned: self.reprovisioned,
             after_reset: self.after_reset,
+            certificate: self.certificate.clone(),
         }
     }
 }
@@ -312,8 +315,8 @@ impl Pvs {
     /// `request` at `now_unix`: re-provisions its subscription with a fresh K
     /// if it has one that may be ([`SubscriptionState::reprovisionable`], or
     /// one the device confirmed or validated when the request carries an
-    /// erasure receipt that verifies for it, with `device_key`, the public
-    /// key of the certificate that authenticated this onboarding, where the
+    /// erasure receipt that verifies for it, with the key of `certificate`,
+    /// the certificate that authenticated this onboarding, where the
     /// network saw it: [`nido_prov::ErasureReceipt::verify`]; never a second
     /// subscription; otherwise a provisioned or active one is refused,
     /// #74), else creates one,
@@ -328,7 +331,7 @@ impl Pvs {
         &self,
         store: &mut dyn Store,
         device: &DeviceId,
-        device_key: Option<&[u8]>,
+        certificate: Option<&nido_pki::DeviceInfo>,
         request: &ProvisioningRequest,
         k_prov: &KProv,
         now_unix: u64,
@@ -336,6 +339,7 @@ impl Pvs {
         let owner = store.owner_of_device(device)?;
         let existing = store.subscription_by_device(device)?;
         let mut after_reset = None;
+        let device_key = certificate.map(|c| c.public_key.as_slice());
         if let Some(sub) = &existing {
             match (check_reprovisionable(sub), &request.erasure_receipt) {
                 (Ok(()), _) => {}
@@ -401,6 +405,10 @@ impl Pvs {
             owner: owner.as_ref().map(|o| o.id.clone()),
             reprovisioned,
             after_reset,
+            certificate: certificate.map(|c| crate::events::CertificateSeen {
+                issuer: c.issuer.clone(),
+                serial: c.cert_serial.clone(),
+            }),
             device: device.clone(),
         };
         store.put_subscription_audited(

@@ -60,7 +60,7 @@ pub use device_id::{DeviceId, check_manufacturer_name};
 pub use error::PkiError;
 pub use signed::verify_detached;
 pub use store::{IssuedRecord, ManufacturerLock};
-pub use trust::{DeviceInfo, Policy, Refusal, RefusalReason, TrustStore, revoked_serials};
+pub use trust::{DeviceInfo, Policy, Refusal, RefusalReason, TrustStore, crl_revocations};
 
 /// The certificate and key types of the API, re-exported so callers need
 /// not name `rustls-pki-types` themselves.

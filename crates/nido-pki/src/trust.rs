@@ -347,6 +347,9 @@ pub struct DeviceInfo {
     /// which verifies what the device signs outside TLS (an erasure
     /// receipt, issue #16).
     pub public_key: Vec<u8>,
+    /// The leaf's issuer name (DER, as in the certificate): with
+    /// `cert_serial`, what a CRL of that issuer names it by.
+    pub issuer: Vec<u8>,
 }
 
 /// What a manufacturer's devices must satisfy beyond a valid chain. The
@@ -969,6 +972,8 @@ impl TrustStore {
     /// Blocks a device identity (that manufacturer's device only). `false`
     /// if it was already blocked.
     pub fn block(&mut self, device: &DeviceId) -> bool {
+        // A block at once replaces one deferred to the next registration.
+        self.deferred.remove(device);
         self.blocked.insert(device.clone())
     }
 
@@ -1205,20 +1210,27 @@ impl TrustStore {
             )),
             cert_serial: ee.raw_serial().to_vec(),
             public_key: ee.public_key().subject_public_key.data.to_vec(),
+            issuer: ee.issuer().as_raw().to_vec(),
         })
     }
 }
 
-/// The certificate serial numbers (big-endian, as
-/// [`DeviceInfo::cert_serial`]) a CRL lists as revoked (RFC 5280 §5.1.2.6).
-/// Parse only: check the CRL with [`TrustStore::add_crl`] first.
-pub fn revoked_serials(crl: &CertificateRevocationListDer<'_>) -> Result<Vec<Vec<u8>>, PkiError> {
+/// A CRL's issuer name (DER, as [`DeviceInfo::issuer`]) and the
+/// certificate serial numbers (big-endian, as [`DeviceInfo::cert_serial`])
+/// it lists as revoked (RFC 5280 §5.1.2.3, §5.1.2.6). Parse only: check
+/// the CRL with [`TrustStore::add_crl`] first.
+pub fn crl_revocations(
+    crl: &CertificateRevocationListDer<'_>,
+) -> Result<(Vec<u8>, Vec<Vec<u8>>), PkiError> {
     let (_, parsed) =
         parse_x509_crl(crl).map_err(|e| PkiError::Trust(format!("CRL does not parse: {e}")))?;
-    Ok(parsed
-        .iter_revoked_certificates()
-        .map(|r| r.raw_serial().to_vec())
-        .collect())
+    Ok((
+        parsed.issuer().as_raw().to_vec(),
+        parsed
+            .iter_revoked_certificates()
+            .map(|r| r.raw_serial().to_vec())
+            .collect(),
+    ))
 }
 
 #[cfg(test)]

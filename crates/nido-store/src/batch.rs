@@ -93,9 +93,10 @@ pub(crate) struct DeviceSeen {
     state: &'static str,
     first: i64,
     last: i64,
-    /// The certificate it authenticated with, if this batch saw one (the
-    /// row keeps the one it has otherwise).
-    cert_serial: Option<Vec<u8>>,
+    /// The certificate it onboarded with, if this batch delivered it a
+    /// package (`Some(None)`: through a relayed realm, none known); the
+    /// row keeps the one it has otherwise.
+    cert: Option<Option<nido_net::CertificateSeen>>,
 }
 
 /// Audit entries and the devices they name, to write in a transaction.
@@ -123,14 +124,14 @@ impl AuditBatch {
         self.seen_with(serial, state, at, None)
     }
 
-    /// [`AuditBatch::seen`], with the serial of the certificate the device
-    /// authenticated with, when the event names one.
+    /// [`AuditBatch::seen`], with the certificate of a device that got a
+    /// package.
     fn seen_with(
         &mut self,
         serial: String,
         state: &'static str,
         at: u64,
-        cert_serial: Option<Vec<u8>>,
+        cert: Option<Option<nido_net::CertificateSeen>>,
     ) -> Result<(), SqlStoreError> {
         let at = to_i64(at, "time")?;
         match self.index.get(&serial) {
@@ -138,8 +139,8 @@ impl AuditBatch {
                 let d = &mut self.devices[i];
                 d.state = state;
                 d.last = at;
-                if cert_serial.is_some() {
-                    d.cert_serial = cert_serial;
+                if cert.is_some() {
+                    d.cert = cert;
                 }
             }
             None => {
@@ -149,7 +150,7 @@ impl AuditBatch {
                     state,
                     first: at,
                     last: at,
-                    cert_serial,
+                    cert,
                 });
             }
         }
@@ -166,13 +167,13 @@ impl AuditBatch {
     ) -> Result<(), SqlStoreError> {
         for event in events {
             self.entry(AuditEntry::from_event(at, event));
-            let cert_serial = match event {
-                NetworkEvent::DeviceAuthenticated { cert_serial, .. } => cert_serial.clone(),
+            let cert = match event {
+                NetworkEvent::PackageDelivered { certificate, .. } => Some(certificate.clone()),
                 _ => None,
             };
             match seen(event) {
                 Some(Seen::Device(device, state)) => {
-                    self.seen_with(device, state, at, cert_serial)?;
+                    self.seen_with(device, state, at, cert)?;
                 }
                 Some(Seen::Supi(supi)) => {
                     if let Some(device) = holder(&supi) {
@@ -188,7 +189,15 @@ impl AuditBatch {
     /// Writes the entries and the devices.
     pub(crate) async fn write<C: Conn>(&self, c: &mut C) -> Result<(), SqlStoreError> {
         c.append_audit(&self.entries).await?;
-        c.touch_devices(&self.devices).await
+        c.touch_devices(&self.devices).await?;
+        // The certificate of each device that got a package (rare: one
+        // statement each, in the same transaction).
+        for d in &self.devices {
+            if let Some(cert) = &d.cert {
+                c.set_certificate(&d.serial, cert.as_ref()).await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -466,6 +475,12 @@ pub(crate) trait Conn {
     async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError>;
     /// Inserts or updates `devices` rows (one per serial).
     async fn touch_devices(&mut self, devices: &[DeviceSeen]) -> Result<(), SqlStoreError>;
+    /// The certificate device `serial` onboarded with (`None`: unknown).
+    async fn set_certificate(
+        &mut self,
+        serial: &str,
+        cert: Option<&nido_net::CertificateSeen>,
+    ) -> Result<(), SqlStoreError>;
     /// Takes up to `n` MSINs: (allocated before, allocated after), or
     /// `None` when the range is used up. Inside a write transaction.
     async fn lease(&mut self, n: i64) -> Result<Option<(i64, i64)>, SqlStoreError>;
@@ -493,15 +508,28 @@ const INSERT_AUDIT: &str = "INSERT INTO audit (at, kind, device, supi, cause, de
                             VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// The one-row upsert of a device seen.
-const TOUCH_DEVICE: &str = "INSERT INTO devices (serial, state, first_seen, last_seen, cert_serial) \
-                            VALUES ($1, $2, $3, $4, $5) \
+const TOUCH_DEVICE: &str = "INSERT INTO devices (serial, state, first_seen, last_seen) \
+                            VALUES ($1, $2, $3, $4) \
                             ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
-                            last_seen = excluded.last_seen, \
-                            cert_serial = COALESCE(excluded.cert_serial, devices.cert_serial)";
+                            last_seen = excluded.last_seen";
 
 /// The methods of [`Conn`] whose SQL both backends take as it is.
 macro_rules! shared_ops {
     ($lock_counter:literal) => {
+        async fn set_certificate(
+            &mut self,
+            serial: &str,
+            cert: Option<&nido_net::CertificateSeen>,
+        ) -> Result<(), SqlStoreError> {
+            sqlx::query("UPDATE devices SET cert_serial = $2, cert_issuer = $3 WHERE serial = $1")
+                .bind(serial)
+                .bind(cert.map(|c| c.serial.as_slice()))
+                .bind(cert.map(|c| c.issuer.as_slice()))
+                .execute(&mut *self)
+                .await?;
+            Ok(())
+        }
+
         async fn append_uplink(
             &mut self,
             row: &crate::outbox::UplinkRow<'_>,
@@ -764,7 +792,6 @@ impl Conn for SqliteConnection {
                 .bind(d.state)
                 .bind(d.first)
                 .bind(d.last)
-                .bind(d.cert_serial.as_deref())
                 .execute(&mut *self)
                 .await?;
         }
@@ -924,19 +951,16 @@ impl Conn for PgConnection {
         let states: Vec<&str> = sorted.iter().map(|d| d.state).collect();
         let firsts: Vec<i64> = sorted.iter().map(|d| d.first).collect();
         let lasts: Vec<i64> = sorted.iter().map(|d| d.last).collect();
-        let certs: Vec<Option<&[u8]>> = sorted.iter().map(|d| d.cert_serial.as_deref()).collect();
         sqlx::query(
-            "INSERT INTO devices (serial, state, first_seen, last_seen, cert_serial) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bytea[]) \
+            "INSERT INTO devices (serial, state, first_seen, last_seen) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
              ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
-             last_seen = excluded.last_seen, \
-             cert_serial = COALESCE(excluded.cert_serial, devices.cert_serial)",
+             last_seen = excluded.last_seen",
         )
         .bind(serials)
         .bind(states)
         .bind(firsts)
         .bind(lasts)
-        .bind(certs)
         .execute(&mut *self)
         .await?;
         Ok(())

@@ -349,7 +349,9 @@ impl SqlStore {
     }
 
     /// [`SqlStore::block`], `deferred` to the device's next registration
-    /// when set ([`nido_pki::TrustStore::block_at_next_registration`]).
+    /// when set ([`nido_pki::TrustStore::block_at_next_registration`]). A
+    /// block at once replaces a deferred one (`true`, with its audit
+    /// entry); nothing else changes a block that exists.
     pub fn block_with(
         &self,
         device: &nido_net::DeviceId,
@@ -366,7 +368,9 @@ impl SqlStore {
                 let mut tx = p.begin_with(begin).await?;
                 let n = sqlx::query(
                     "INSERT INTO blocked (serial, reason, at, deferred) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (serial) DO NOTHING",
+                     ON CONFLICT (serial) DO UPDATE SET deferred = excluded.deferred, \
+                     reason = excluded.reason, at = excluded.at \
+                     WHERE blocked.deferred AND NOT excluded.deferred",
                 )
                 .bind(&serial)
                 .bind(reason)
@@ -430,12 +434,14 @@ impl SqlStore {
             .collect()
     }
 
-    /// The devices of `manufacturer` that hold a subscription and last
-    /// authenticated with a certificate whose serialNumber is in `serials`
-    /// (a CRL's revoked list): what a CRL import suspends.
+    /// The devices of `manufacturer` whose subscription (not released)
+    /// got its last package on a certificate of `issuer` (name, DER) whose
+    /// serialNumber is in `serials` (a CRL's revoked list): what a CRL
+    /// import suspends.
     pub fn subscribed_devices_with_certs(
         &self,
         manufacturer: &str,
+        issuer: &[u8],
         serials: &[Vec<u8>],
     ) -> Result<Vec<nido_net::DeviceId>, SqlStoreError> {
         if serials.is_empty() {
@@ -447,7 +453,8 @@ impl SqlStore {
         let sql = format!(
             "SELECT d.serial, d.cert_serial FROM devices d \
              JOIN subscriptions s ON s.device = d.serial \
-             WHERE d.cert_serial IS NOT NULL AND substr(d.serial, 1, {}) = $1 \
+             WHERE d.cert_serial IS NOT NULL AND d.cert_issuer = $2 \
+             AND s.state <> 'released' AND substr(d.serial, 1, {}) = $1 \
              ORDER BY d.serial",
             prefix.chars().count()
         );
@@ -456,6 +463,7 @@ impl SqlStore {
                 // Only a number of ours is spliced in; the name is bound.
                 Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(&prefix)
+                    .bind(issuer)
                     .fetch_all(p)
                     .await?)
             })

@@ -84,6 +84,7 @@ impl AuditEntry {
                 supi,
                 reprovisioned,
                 after_reset,
+                ..
             } => {
                 e.device = Some(device.to_string());
                 e.supi = Some(supi.to_string());

@@ -743,6 +743,7 @@ fn audit_devices_and_trust_data() {
             supi: supi(9),
             reprovisioned: true,
             after_reset: None,
+            certificate: None,
         },
     );
     assert_eq!(s.take_error(), None);
@@ -1171,6 +1172,7 @@ fn a_change_and_its_audit_entry_commit_together(s: &mut SqlStore) {
         supi: supi(n),
         reprovisioned: false,
         after_reset: None,
+        certificate: None,
     };
     assert!(delivered("DEV-1", 1).recorded_with_change());
     s.put_subscription_audited(sub("DEV-1", 1, 1), 2000, &[delivered("DEV-1", 1)])
@@ -1314,6 +1316,7 @@ fn delivered(device: &str, n: u64) -> nido_net::NetworkEvent {
         supi: supi(n),
         reprovisioned: false,
         after_reset: None,
+        certificate: None,
     }
 }
 
@@ -1383,7 +1386,6 @@ fn a_batch_commits_every_kind_of_write(s: &mut SqlStore) {
                 NetworkEvent::DeviceAuthenticated {
                     conn: ConnectionId(8),
                     device: id("DEV-2"),
-                    cert_serial: None,
                 },
             ],
         },
@@ -2012,7 +2014,6 @@ fn read_side_and_tokens(s: &mut SqlStore) {
             nido_net::NetworkEvent::DeviceAuthenticated {
                 conn,
                 device: id("D1"),
-                cert_serial: None,
             },
             nido_net::NetworkEvent::Refused {
                 presented: None,
@@ -2209,57 +2210,78 @@ fn read_side_on_postgres() {
     read_side_and_tokens(&mut s);
 }
 
-/// Issue #16: the certificate a device onboarded with is kept (a later
-/// sighting without one keeps it); a CRL's serials find the devices of
-/// that manufacturer that hold a subscription; a block deferred to the
-/// next registration is kept and loaded as one.
+/// Issue #16: the certificate of the device that got a package is kept
+/// (other sightings keep it; a package through a relayed realm clears it);
+/// a CRL's issuer and serials find the devices of that manufacturer whose
+/// subscription is not released; a block deferred to the next
+/// registration is kept, loaded as one, and a block at once replaces it.
 fn revocation(s: &mut SqlStore) {
-    s.put_subscription(sub("D1", 1, 1)).unwrap();
-    s.put_subscription(sub("D2", 2, 2)).unwrap();
+    for (n, serial) in ["D1", "D2", "D3", "D4"].into_iter().enumerate() {
+        s.put_subscription(sub(serial, n as u64 + 1, n as u8 + 1))
+            .unwrap();
+    }
+    let mut released = sub("D4", 4, 4);
+    released.state = SubscriptionState::Released;
+    s.put_subscription(released).unwrap();
     let conn = nido_net::ConnectionId(1);
-    let authenticated = |serial: &str, cert: &[u8]| nido_net::NetworkEvent::DeviceAuthenticated {
-        conn,
+    let ca = b"issuing CA".to_vec();
+    let delivered = |serial: &str, cert: Option<&[u8]>| nido_net::NetworkEvent::PackageDelivered {
         device: id(serial),
-        cert_serial: Some(cert.to_vec()),
+        supi: supi(1),
+        reprovisioned: false,
+        after_reset: None,
+        certificate: cert.map(|c| nido_net::CertificateSeen {
+            issuer: ca.clone(),
+            serial: c.to_vec(),
+        }),
     };
     s.append_audit_batch(
         1_000,
         &[
-            authenticated("D1", &[1, 2]),
-            authenticated("D2", &[3]),
-            authenticated("D3", &[4]),
+            delivered("D1", Some(&[1, 2])),
+            delivered("D2", Some(&[3])),
+            delivered("D3", Some(&[5])),
+            delivered("D4", Some(&[6])),
+            delivered("D5", Some(&[4])),
         ],
     )
     .unwrap();
+    // Another sighting keeps the certificate; a relayed-realm package clears it.
     s.append_audit_batch(
         1_001,
-        &[nido_net::NetworkEvent::Refused {
-            presented: None,
-            conn,
-            device: Some(id("D1")),
-            cause: Cause(74),
-            reason: "clone".into(),
-        }],
+        &[
+            nido_net::NetworkEvent::DeviceAuthenticated {
+                conn,
+                device: id("D1"),
+            },
+            delivered("D3", None),
+        ],
     )
     .unwrap();
-    // D3 holds no subscription; serial 9 is nobody's.
+    // D3: no certificate known; D4: released; D5: no subscription; 9: nobody's.
     assert_eq!(
-        s.subscribed_devices_with_certs("Acme", &[vec![1, 2], vec![4], vec![9]])
-            .unwrap(),
+        s.subscribed_devices_with_certs(
+            "Acme",
+            &ca,
+            &[vec![1, 2], vec![4], vec![5], vec![6], vec![9]]
+        )
+        .unwrap(),
         [id("D1")]
     );
     assert!(
-        s.subscribed_devices_with_certs("Acm", &[vec![1, 2]])
+        s.subscribed_devices_with_certs("Acme", b"another CA", &[vec![1, 2]])
+            .unwrap()
+            .is_empty(),
+        "the CRL's issuer must be the certificate's"
+    );
+    assert!(
+        s.subscribed_devices_with_certs("Acm", &ca, &[vec![1, 2]])
             .unwrap()
             .is_empty(),
         "the manufacturer is matched exactly"
     );
-    assert!(
-        s.subscribed_devices_with_certs("Acme", &[])
-            .unwrap()
-            .is_empty()
-    );
     assert!(s.block_with(&id("D1"), "revoked", true).unwrap());
+    assert!(!s.block_with(&id("D1"), "revoked again", true).unwrap());
     assert!(s.block(&id("D2"), "stolen").unwrap());
     let blocked = s.blocked().unwrap();
     assert_eq!(
@@ -2272,6 +2294,10 @@ fn revocation(s: &mut SqlStore) {
     let trust = s.trust_store().unwrap();
     assert!(trust.is_blocked(&id("D1")) && !trust.is_blocked_now(&id("D1")));
     assert!(trust.is_blocked(&id("D2")) && trust.is_blocked_now(&id("D2")));
+    // A block at once replaces the deferred one.
+    assert!(s.block(&id("D1"), "stolen").unwrap());
+    assert!(!s.block(&id("D1"), "stolen").unwrap());
+    assert!(s.trust_store().unwrap().is_blocked_now(&id("D1")));
 }
 
 #[test]

@@ -420,4 +420,10 @@ fn a_crl_revoking_active_devices_suspends_them_at_once_or_at_their_next_registra
     );
     std::thread::sleep(Duration::from_millis(300));
     assert!(onboards(d, &bundle(second), &listen, 60));
+    // The manufacturer's next CRL still lists it (CRLs are cumulative): an
+    // import suspends only what it newly revokes, so the unblock stands.
+    let again = revoke_and_import(d, second, "suspend");
+    assert_eq!(again["suspended"], serde_json::json!([]));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(onboards(d, &bundle(second), &listen, 60));
 }

@@ -141,12 +141,11 @@ pub(crate) struct UeContext {
     pub(crate) last_uplink: SystemTime,
     /// The device identity the DCS authenticated (onboarding).
     pub(crate) device: Option<crate::DeviceId>,
-    /// Its certificate's public key, where the built-in DCS saw the
+    /// What its certificate says, where the built-in DCS saw the
     /// certificate (a relayed realm's DCS sends none): an erasure receipt's
-    /// signature is checked with it.
-    pub(crate) device_key: Option<Vec<u8>>,
-    /// Its certificate's serialNumber, likewise.
-    pub(crate) cert_serial: Option<Vec<u8>>,
+    /// signature is checked with its key, and the package's audit records
+    /// its issuer and serial (for a later CRL).
+    pub(crate) device_cert: Option<Box<nido_pki::DeviceInfo>>,
     /// The onboarding SUPI (NAI) or the subscription's SUPI.
     pub(crate) supi: Option<Supi>,
     /// The owner of the subscription, for the application sink.
@@ -192,8 +191,7 @@ impl UeContext {
             timer: None,
             last_uplink: now,
             device: None,
-            device_key: None,
-            cert_serial: None,
+            device_cert: None,
             supi: None,
             owner: None,
             guti: None,

@@ -468,8 +468,7 @@ impl Network {
             ServerStep::Done(last, ServerOutcome::Success(auth)) => {
                 let device = auth.device.id.clone();
                 if let Some(ctx) = self.ues.get_mut(&conn) {
-                    ctx.device_key = Some(auth.device.public_key.clone());
-                    ctx.cert_serial = Some(auth.device.cert_serial.clone());
+                    ctx.device_cert = Some(Box::new(auth.device.clone()));
                 }
                 match ausf::kausf_from_eap(&auth.keys) {
                     Ok(kausf) => self.onboarding_authenticated(now, conn, device, &kausf, &last),
@@ -504,11 +503,9 @@ impl Network {
         kausf: &KAusf,
         success: &[u8],
     ) {
-        let cert_serial = self.ues.get(&conn).and_then(|c| c.cert_serial.clone());
         self.events.push_back(NetworkEvent::DeviceAuthenticated {
             conn,
             device: device.clone(),
-            cert_serial,
         });
         // Admission first. A store that cannot be reached refuses the
         // registration with #22 after security mode control, protected (see
@@ -872,8 +869,8 @@ impl Network {
             ctx.pending.clear();
             ctx.state = MmState::Onboarding;
             if let Some(device) = ctx.device.clone() {
-                // Blocked between its SECURITY MODE COMPLETE and now.
-                if self.dcs.is_blocked(&device) {
+                // Blocked (at once) between its SECURITY MODE COMPLETE and now.
+                if self.dcs.is_blocked_now(&device) {
                     return self.deregister_as_blocked(now, conn, device);
                 }
                 self.events
@@ -902,9 +899,10 @@ impl Network {
                 ctx.device = Some(sub.device);
                 ctx.owner = sub.owner;
             }
-            // Blocked between its SECURITY MODE COMPLETE and now.
+            // Blocked (at once) between its SECURITY MODE COMPLETE and now;
+            // a block deferred to the next registration lets this one finish.
             if let Some(device) = ctx.device.as_ref()
-                && self.dcs.is_blocked(device)
+                && self.dcs.is_blocked_now(device)
             {
                 let device = device.clone();
                 return self.deregister_as_blocked(now, conn, device);

@@ -180,7 +180,7 @@ impl Network {
         let Some(k_prov) = ctx.k_prov.clone() else {
             return self.discard(conn, "PVS request without an onboarding K_PROV".into());
         };
-        let device_key = ctx.device_key.clone();
+        let device_cert = ctx.device_cert.clone();
         let receipt_pending = ctx.receipt_pending;
         let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let body = match request.path {
@@ -211,7 +211,7 @@ impl Network {
                     match self.pvs.provision(
                         self.store.as_mut(),
                         &device,
-                        device_key.as_deref(),
+                        device_cert.as_deref(),
                         &req,
                         &k_prov,
                         now_unix,

@@ -79,6 +79,7 @@ impl EventLog {
                 supi,
                 reprovisioned,
                 after_reset,
+                ..
             } => tracing::info!(
                 device = %device,
                 supi = %supi,
