@@ -163,48 +163,12 @@ fn a_device_blocked_while_active_is_deregistered_until_it_is_unblocked() {
 
     // Active, a burst every second.
     let log = d.join("device.log");
-    let mut device = Reaper(spawn(
-        &[
-            "device",
-            "run",
-            "--bundle",
-            bundle,
-            "--network",
-            &listen,
-            "--burst-every",
-            "1",
-            "--bursts",
-            "600",
-            "--timeout",
-            "120",
-        ],
-        d,
-        &log,
-    ));
-    wait_for_text(&log, " burst ", 60);
+    let device = sending(d, bundle, &listen, &log);
 
     // Blocked while it runs: the network deregisters it (#3, protected)
     // at its next trust poll, and the device gives up.
     ok(&["network", "block", "--dir", "net", id], d);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = device.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the blocked device still runs:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(!status.success(), "{text}");
-    assert!(
-        text.contains(r#""message":"DeregistrationRequestUeTerminated""#)
-            && text.contains("refused the device (#3 illegal UE)"),
-        "{text}"
-    );
+    gives_up_deregistered_with_3(device, &log);
     let audit = json_lines(&ok(&["network", "audit", "--dir", "net", "--json"], d));
     assert!(
         audit.iter().any(|e| e["kind"] == "refused"
@@ -217,6 +181,45 @@ fn a_device_blocked_while_active_is_deregistered_until_it_is_unblocked() {
     );
 
     // Registering again with its subscription: refused (#3) while blocked.
+    refused_with_3(d, bundle, &listen);
+
+    // Unblocked: the same subscription is active again.
+    ok(&["network", "unblock", "--dir", "net", id], d);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(onboards(d, bundle, &listen, 60));
+    let subs = json_lines(&ok(
+        &["network", "subscriptions", "--dir", "net", "--json"],
+        d,
+    ));
+    assert_eq!(subs.len(), 1, "{subs:?}");
+}
+
+/// Waits (20 s at most) for `device`, running with its output in `log`,
+/// to give up after a protected DEREGISTRATION REQUEST #3.
+fn gives_up_deregistered_with_3(mut device: Reaper, log: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = device.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the device still runs:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(!status.success(), "{text}");
+    assert!(
+        text.contains(r#""message":"DeregistrationRequestUeTerminated""#)
+            && text.contains("refused the device (#3 illegal UE)"),
+        "{text}"
+    );
+}
+
+/// A registration of `bundle` with its subscription is refused (#3).
+fn refused_with_3(d: &Path, bundle: &str, listen: &str) {
     let out = nido(
         &[
             "device",
@@ -224,7 +227,7 @@ fn a_device_blocked_while_active_is_deregistered_until_it_is_unblocked() {
             "--bundle",
             bundle,
             "--network",
-            &listen,
+            listen,
             "--until",
             "active",
             "--timeout",
@@ -238,16 +241,6 @@ fn a_device_blocked_while_active_is_deregistered_until_it_is_unblocked() {
         stdout.contains(r#""message":"RegistrationReject""#) && stdout.contains(r#""cause":3"#),
         "{stdout}"
     );
-
-    // Unblocked: the same subscription is active again.
-    ok(&["network", "unblock", "--dir", "net", id], d);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(onboards(d, bundle, &listen, 60));
-    let subs = json_lines(&ok(
-        &["network", "subscriptions", "--dir", "net", "--json"],
-        d,
-    ));
-    assert_eq!(subs.len(), 1, "{subs:?}");
 }
 
 /// A running `nido device run` of `bundle` that sends a burst every second.
@@ -343,56 +336,18 @@ fn a_crl_revoking_active_devices_suspends_them_at_once_or_at_their_next_registra
     );
     drop(device);
     // Its next registration: refused (#3).
-    let out = nido(
-        &[
-            "device",
-            "run",
-            "--bundle",
-            &bundle(first),
-            "--network",
-            &listen,
-            "--until",
-            "active",
-            "--timeout",
-            "20",
-        ],
-        d,
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{stdout}");
-    assert!(
-        stdout.contains(r#""message":"RegistrationReject""#) && stdout.contains(r#""cause":3"#),
-        "{stdout}"
-    );
+    refused_with_3(d, &bundle(first), &listen);
 
     // At once: the registered device is deregistered (#3) and gives up.
     let log2 = d.join("device-2.log");
-    let mut device = sending(d, &bundle(second), &listen, &log2);
+    let device = sending(d, &bundle(second), &listen, &log2);
     let imported = revoke_and_import(d, second, "suspend");
     assert_eq!(
         imported["suspended"],
         serde_json::json!([format!("Acme Sensors/{second}")]),
         "the first device was blocked already"
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = device.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the revoked device still runs:\n{}",
-            std::fs::read_to_string(&log2).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let text = std::fs::read_to_string(&log2).unwrap();
-    assert!(!status.success(), "{text}");
-    assert!(
-        text.contains(r#""message":"DeregistrationRequestUeTerminated""#)
-            && text.contains("refused the device (#3 illegal UE)"),
-        "{text}"
-    );
+    gives_up_deregistered_with_3(device, &log2);
     let audit = json_lines(&ok(
         &[
             "network", "audit", "--dir", "net", "--json", "--kind", "blocked",
