@@ -1012,16 +1012,15 @@ pub fn import_crl(
     // unblocked is not blocked again by the next, cumulative, CRL. They
     // are blocked before the CRL is kept: an import cut short is retried
     // whole (blocking is idempotent).
-    let (crl_issuer, revoked) =
-        nido_pki::crl_revocations(&CertificateRevocationListDer::from(crl_der.to_vec()))
-            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    let revocations = |der: Vec<u8>| {
+        nido_pki::crl_revocations(&CertificateRevocationListDer::from(der))
+            .map_err(|e| ServiceError::Invalid(e.to_string()))
+    };
+    let (crl_issuer, revoked) = revocations(crl_der.to_vec())?;
     let mut before = std::collections::HashSet::new();
     for old in store.crls()? {
         if old.manufacturer == manufacturer && old.issuer_der == issuer_der {
-            let (_, serials) =
-                nido_pki::crl_revocations(&CertificateRevocationListDer::from(old.crl_der))
-                    .map_err(|e| ServiceError::Invalid(e.to_string()))?;
-            before.extend(serials);
+            before.extend(revocations(old.crl_der)?.1);
         }
     }
     let new: Vec<Vec<u8>> = revoked

@@ -159,6 +159,15 @@ impl ErasureReceipt {
         out
     }
 
+    /// The proof with a software MILENAGE of the subscription (the network,
+    /// and elements that hold K in memory): f3 and f4 of
+    /// [`ErasureReceipt::proof_rand`], then [`ErasureReceipt::proof_from`].
+    pub fn proof_with(&self, milenage: &Milenage) -> [u8; 32] {
+        // SQN and AMF enter f1 only; f3 and f4 depend on RAND alone.
+        let out = milenage.outputs(&self.proof_rand(), Sqn::from_octets([0; 6]), Amf::FIVE_G);
+        self.proof_from(&out.f3_ck, &out.f4_ik)
+    }
+
     /// Verifies the receipt for the device `serial` whose subscription holds
     /// `package_id` under `k` and `opc`, and, when the network has it, the
     /// device certificate's public key `device_key` (the uncompressed P-256
@@ -184,20 +193,9 @@ impl ErasureReceipt {
                 current: hex::encode(package_id),
             });
         }
-        let outputs = Milenage::new(k, opc).outputs(
-            &self.proof_rand(),
-            Sqn::from_octets([0; 6]),
-            Amf::FIVE_G,
-        );
-        let mut key = zeroize::Zeroizing::new([0u8; 32]);
-        key[..16].copy_from_slice(outputs.f3_ck.expose());
-        key[16..].copy_from_slice(outputs.f4_ik.expose());
-        hmac::verify(
-            &hmac::Key::new(hmac::HMAC_SHA256, key.as_ref()),
-            &self.body(),
-            &self.proof,
-        )
-        .map_err(|_| ReceiptRefusal::Proof)?;
+        let expected = self.proof_with(&Milenage::new(k, opc));
+        aws_lc_rs::constant_time::verify_slices_are_equal(&expected, &self.proof)
+            .map_err(|_| ReceiptRefusal::Proof)?;
         if let Some(point) = device_key {
             UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point)
                 .verify(&self.signed_octets(), &self.signature)

@@ -487,7 +487,7 @@ impl SecureElement for FileSe {
             sub.public.package_id,
             resets,
             erased_at_unix,
-            |rand| Ok(crate::soft_f3f4(&sub.milenage, rand)),
+            |receipt| Ok(receipt.proof_with(&sub.milenage)),
         )?;
         let cbor = receipt.encode();
         // One atomic write: the erasure and its receipt together.

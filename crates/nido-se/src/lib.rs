@@ -193,17 +193,17 @@ pub(crate) fn open_package(
     Ok(opened)
 }
 
-/// Builds the receipt of a reset ([`SecureElement::reset`]): `f3f4` runs
-/// MILENAGE f3 and f4 under the erased K for the receipt's RAND (inside the
-/// element), `idevid` signs (ECDSA P-256 SHA-256, the IDevID key type nido
-/// issues).
+/// Builds the receipt of a reset ([`SecureElement::reset`]): `prove` makes
+/// its proof under the erased K, inside the element
+/// ([`ErasureReceipt::proof_with`] where K is in memory), `idevid` signs
+/// (ECDSA P-256 SHA-256, the IDevID key type nido issues).
 pub(crate) fn make_receipt(
     idevid: &dyn rustls::sign::SigningKey,
     serial: &str,
     package_id: [u8; 16],
     counter: u64,
     erased_at_unix: u64,
-    f3f4: impl FnOnce(&[u8; 16]) -> Result<(nido_sec::Ck, nido_sec::Ik), SeError>,
+    prove: impl FnOnce(&ErasureReceipt) -> Result<[u8; 32], SeError>,
 ) -> Result<ErasureReceipt, SeError> {
     if serial.is_empty() || serial.len() > nido_prov::receipt::MAX_SERIAL_LEN {
         return Err(SeError::Crypto(format!(
@@ -219,8 +219,7 @@ pub(crate) fn make_receipt(
         proof: [0; 32],
         signature: Vec::new(),
     };
-    let (ck, ik) = f3f4(&receipt.proof_rand())?;
-    receipt.proof = receipt.proof_from(&ck, &ik);
+    receipt.proof = prove(&receipt)?;
     let signer = idevid
         .choose_scheme(&[rustls::SignatureScheme::ECDSA_NISTP256_SHA256])
         .ok_or_else(|| {
@@ -230,20 +229,6 @@ pub(crate) fn make_receipt(
         .sign(&receipt.signed_octets())
         .map_err(|e| SeError::Crypto(format!("signing the erasure receipt: {e}")))?;
     Ok(receipt)
-}
-
-/// CK and IK of `rand` from a software MILENAGE (the memory and file
-/// backends).
-pub(crate) fn soft_f3f4(
-    milenage: &nido_sec::Milenage,
-    rand: &[u8; 16],
-) -> (nido_sec::Ck, nido_sec::Ik) {
-    let out = milenage.outputs(
-        rand,
-        nido_sec::Sqn::from_octets([0; 6]),
-        nido_sec::Amf::FIVE_G,
-    );
-    (out.f3_ck.clone(), out.f4_ik.clone())
 }
 
 /// What installing a package yields outside the element.

@@ -103,7 +103,7 @@ impl SecureElement for MemorySe {
             sub.public.package_id,
             self.resets + 1,
             erased_at_unix,
-            |rand| Ok(crate::soft_f3f4(&sub.milenage, rand)),
+            |receipt| Ok(receipt.proof_with(&sub.milenage)),
         )?;
         self.subscription = None;
         self.provisioning = None;

@@ -448,6 +448,19 @@ struct Subscription {
     public: PublicPart,
 }
 
+impl Subscription {
+    /// OPc, read from its data object (which must be this installation's).
+    fn read_opc(&self, session: &Session) -> Result<Zeroizing<[u8; 16]>, SeError> {
+        let (id, opc) = read_data(session, self.opc)?;
+        if id != self.id || opc.len() != 16 {
+            return Err(malformed("read OPc", "not this subscription's OPc"));
+        }
+        let mut block = Zeroizing::new([0u8; 16]);
+        block.copy_from_slice(&opc);
+        Ok(block)
+    }
+}
+
 /// A secure element in a PKCS#11 token (see the [module documentation](self)).
 pub struct Pkcs11Se {
     token: Arc<Token>,
@@ -968,23 +981,18 @@ impl SecureElement for Pkcs11Se {
             sub.public.package_id,
             resets,
             erased_at_unix,
-            |rand| {
+            |receipt| {
                 // MILENAGE f3 and f4 with every E_K in the token, as for a
                 // challenge. The session is released before the IDevID key
                 // signs (the signer locks it too).
                 let session = token.session();
-                let (id, opc) = read_data(&session, sub.opc)?;
-                if id != sub.id || opc.len() != 16 {
-                    return Err(malformed("read OPc", "not this subscription's OPc"));
-                }
-                let mut opc_block = Zeroizing::new([0u8; 16]);
-                opc_block.copy_from_slice(&opc);
+                let opc = sub.read_opc(&session)?;
                 let aes = TokenAes {
                     session: &session,
                     k: sub.k,
                 };
-                let out = Milenage::new(&aes, &opc_block).f2345(rand)?;
-                Ok((out.ck, out.ik))
+                let out = Milenage::new(&aes, &opc).f2345(&receipt.proof_rand())?;
+                Ok(receipt.proof_from(&out.ck, &out.ik))
             },
         )?;
         let payload = erasure_payload(resets, Some(&receipt));
@@ -1023,13 +1031,7 @@ impl SecureElement for Pkcs11Se {
         let token = self.token.clone();
         let sub = self.subscription.as_mut().ok_or(SeError::NoSubscription)?;
         let session = token.session();
-        let (id, opc) = read_data(&session, sub.opc)?;
-        if id != sub.id || opc.len() != 16 {
-            return Err(malformed("read OPc", "not this subscription's OPc").into());
-        }
-        let mut opc_block = Zeroizing::new([0u8; 16]);
-        opc_block.copy_from_slice(&opc);
-        drop(opc);
+        let opc_block = sub.read_opc(&session)?;
         let aes = TokenAes {
             session: &session,
             k: sub.k,

@@ -18,7 +18,7 @@ use nido_prov::ErasureReceipt;
 use nido_prov::package::{Binding, PublicPart, SealedPackage};
 use nido_se::{Installed, MemorySe, SeAkaError, SeError, SecureElement};
 use nido_sec::aka::UeAka;
-use nido_sec::{Amf, Cause, KProv, Milenage, Sqn, SqnWindow};
+use nido_sec::{Cause, KProv, Milenage, SqnWindow};
 use nido_sim::Faults;
 use nido_sim::Fleet;
 use nido_sim::scenario::{self, NetworkOptions};
@@ -282,22 +282,12 @@ fn replayed_forged_unsigned_and_foreign_receipts_get_74() {
     let mut unsigned = old_receipt.clone();
     unsigned.package_id = a_now.package_id;
     unsigned.counter = 3;
-    let out = Milenage::new(&a_now.k, &a_now.opc).outputs(
-        &unsigned.proof_rand(),
-        Sqn::from_octets([0; 6]),
-        Amf::FIVE_G,
-    );
-    unsigned.proof = unsigned.proof_from(&out.f3_ck, &out.f4_ik);
+    unsigned.proof = unsigned.proof_with(&Milenage::new(&a_now.k, &a_now.opc));
     // 5. A receipt that verifies (a copy of the whole element: K and the
     //    IDevID key) while A is registered and sending: a clone.
     let mut whole = unsigned.clone();
     whole.counter = 4;
-    let out = Milenage::new(&a_now.k, &a_now.opc).outputs(
-        &whole.proof_rand(),
-        Sqn::from_octets([0; 6]),
-        Amf::FIVE_G,
-    );
-    whole.proof = whole.proof_from(&out.f3_ck, &out.f4_ik);
+    whole.proof = whole.proof_with(&Milenage::new(&a_now.k, &a_now.opc));
     let whole = signed_by(&a, whole);
     let unsigned = signed_by(&b, unsigned);
     // 4. Another device's receipt: a device with B's identity (whose

@@ -8,9 +8,8 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
-use common::{Reaper, Scratch, json_lines, manufacturer_and_network, ok, softhsm_token, spawn};
+use common::{Scratch, json_lines, manufacturer_and_network, ok, serve, softhsm_token};
 
 #[test]
 fn a_device_with_its_keys_in_softhsm2_onboards_to_active() {
@@ -20,12 +19,7 @@ fn a_device_with_its_keys_in_softhsm2_onboards_to_active() {
     let s = Scratch::new("pkcs11");
     let d = &s.0;
     let (listen, _) = manufacturer_and_network(d, 1);
-    let _network = Reaper(spawn(
-        &["network", "serve", "--dir", "net"],
-        d,
-        &d.join("network.log"),
-    ));
-    std::thread::sleep(Duration::from_millis(300));
+    let _network = serve(d, &[]);
 
     let conf = softhsm_token(d, "device-1");
 

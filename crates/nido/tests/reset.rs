@@ -10,9 +10,8 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use common::{Reaper, Scratch, json_lines, manufacturer_and_network, ok, softhsm_token, spawn};
+use common::{Scratch, json_lines, manufacturer_and_network, ok, serve, softhsm_token};
 use serde_json::Value;
 
 const BUNDLE: &str = "factory/ACMESENS-0000000001";
@@ -69,12 +68,7 @@ fn reset_and_onboard_again(tag: &str, token: bool) {
     let s = Scratch::new(tag);
     let d = &s.0;
     let (listen, _) = manufacturer_and_network(d, 1);
-    let _network = Reaper(spawn(
-        &["network", "serve", "--dir", "net"],
-        d,
-        &d.join("network.log"),
-    ));
-    std::thread::sleep(Duration::from_millis(300));
+    let _network = serve(d, &[]);
     let conf = token.then(|| softhsm_token(d, "device-1"));
     let token = conf.as_deref();
 

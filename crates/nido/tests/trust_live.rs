@@ -13,7 +13,9 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Reaper, Scratch, json_lines, manufacturer_and_network, nido, ok, spawn};
+use common::{
+    Reaper, Scratch, import_crl, json_lines, manufacturer_and_network, nido, ok, serve, spawn,
+};
 use serde_json::Value;
 
 /// `nido device run` of `bundle` until active, `timeout` seconds at most;
@@ -42,12 +44,7 @@ fn a_block_and_a_new_manufacturer_made_while_serving_take_effect() {
     let s = Scratch::new("trust-live");
     let d = &s.0;
     let (listen, _) = manufacturer_and_network(d, 2);
-    let _network = Reaper(spawn(
-        &["network", "serve", "--dir", "net", "--trust-poll-ms", "50"],
-        d,
-        &d.join("network.log"),
-    ));
-    std::thread::sleep(Duration::from_millis(300));
+    let _network = serve(d, &["--trust-poll-ms", "50"]);
     assert!(onboards(d, "factory/ACMESENS-0000000001", &listen, 60));
 
     // Blocked while serving: refused (#3), the network never restarted.
@@ -152,12 +149,7 @@ fn a_device_blocked_while_active_is_deregistered_until_it_is_unblocked() {
     let s = Scratch::new("trust-live-active");
     let d = &s.0;
     let (listen, _) = manufacturer_and_network(d, 1);
-    let _network = Reaper(spawn(
-        &["network", "serve", "--dir", "net", "--trust-poll-ms", "50"],
-        d,
-        &d.join("network.log"),
-    ));
-    std::thread::sleep(Duration::from_millis(300));
+    let _network = serve(d, &["--trust-poll-ms", "50"]);
     let id = "Acme Sensors/ACMESENS-0000000001";
     let bundle = "factory/ACMESENS-0000000001";
 
@@ -273,23 +265,7 @@ fn revoke_and_import(d: &Path, serial: &str, policy: &str) -> Value {
     ok(&["mfr", "revoke", "--dir", "mfr", serial], d);
     std::fs::remove_file(d.join("mfr.crl.pem")).unwrap();
     ok(&["mfr", "crl", "--dir", "mfr", "--out", "mfr.crl.pem"], d);
-    let out = ok(
-        &[
-            "network",
-            "crl-import",
-            "--dir",
-            "net",
-            "--manufacturer",
-            "Acme Sensors",
-            "--issuer",
-            "mfr/issuing.pem",
-            "--active",
-            policy,
-            "--json",
-            "mfr.crl.pem",
-        ],
-        d,
-    );
+    let out = import_crl(d, &["--active", policy, "--json"]);
     serde_json::from_str(&out).unwrap()
 }
 
@@ -303,12 +279,7 @@ fn a_crl_revoking_active_devices_suspends_them_at_once_or_at_their_next_registra
     let s = Scratch::new("trust-live-crl");
     let d = &s.0;
     let (listen, _) = manufacturer_and_network(d, 2);
-    let _network = Reaper(spawn(
-        &["network", "serve", "--dir", "net", "--trust-poll-ms", "50"],
-        d,
-        &d.join("network.log"),
-    ));
-    std::thread::sleep(Duration::from_millis(300));
+    let _network = serve(d, &["--trust-poll-ms", "50"]);
     let (first, second) = ("ACMESENS-0000000001", "ACMESENS-0000000002");
     let bundle = |serial: &str| format!("factory/{serial}");
 

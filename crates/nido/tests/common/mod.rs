@@ -227,20 +227,7 @@ pub(crate) fn manufacturer_and_snpn(
     // The manufacturer's CRL: without one the network refuses its devices
     // (revocation status unknown, #74).
     ok(&["mfr", "crl", "--dir", "mfr", "--out", "mfr.crl.pem"], d);
-    ok(
-        &[
-            "network",
-            "crl-import",
-            "--dir",
-            "net",
-            "--manufacturer",
-            "Acme Sensors",
-            "--issuer",
-            "mfr/issuing.pem",
-            "mfr.crl.pem",
-        ],
-        d,
-    );
+    import_crl(d, &[]);
     (listen, realm)
 }
 
@@ -360,4 +347,32 @@ pub(crate) fn softhsm_token(d: &Path, label: &str) -> std::path::PathBuf {
         String::from_utf8_lossy(&init.stderr)
     );
     conf
+}
+
+/// `nido network crl-import` of the manufacturer's `mfr.crl.pem` into `net`
+/// with the `extra` options; its output.
+pub(crate) fn import_crl(d: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "network",
+        "crl-import",
+        "--dir",
+        "net",
+        "--manufacturer",
+        "Acme Sensors",
+        "--issuer",
+        "mfr/issuing.pem",
+    ];
+    args.extend_from_slice(extra);
+    args.push("mfr.crl.pem");
+    ok(&args, d)
+}
+
+/// `nido network serve --dir net` with the `extra` options, logging to
+/// `d/network.log`, given 300 ms to bind its sockets.
+pub(crate) fn serve(d: &Path, extra: &[&str]) -> Reaper {
+    let mut args = vec!["network", "serve", "--dir", "net"];
+    args.extend_from_slice(extra);
+    let network = Reaper(spawn(&args, d, &d.join("network.log")));
+    std::thread::sleep(Duration::from_millis(300));
+    network
 }
