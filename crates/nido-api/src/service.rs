@@ -353,6 +353,10 @@ pub struct Subscription {
     pub package_id: String,
     /// Its last change (ISO 8601).
     pub updated_at: String,
+    /// When its credential package's validity ends (ISO 8601): the device
+    /// renews before, and is refused (#7) after. Absent for a package
+    /// delivered before the network recorded it.
+    pub not_after: Option<String>,
 }
 
 /// Paging of `GET /api/v1/subscriptions`.
@@ -389,6 +393,7 @@ pub fn subscriptions(
                 state: s.state,
                 owner: s.owner,
                 package_id: s.package_id,
+                not_after: s.not_after.map(time),
             })
             .collect(),
         next,

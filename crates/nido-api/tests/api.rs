@@ -146,6 +146,7 @@ fn fixture(name: &str) -> Fixture {
             device: id(serial),
             owner: (!owner.is_empty()).then(|| owner.to_owned()),
             package_id: [seed; 16],
+            not_after_unix: None,
         })
         .unwrap();
     }

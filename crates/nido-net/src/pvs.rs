@@ -374,6 +374,7 @@ impl Pvs {
         let k = K::new(random()?);
         let opc = opc_from_op(&k, &self.config.op);
         let package_id = random()?;
+        let not_after_unix = now_unix.saturating_add(self.config.validity.as_secs());
         let package = CredentialPackage {
             package_id,
             supi: supi.clone(),
@@ -387,7 +388,7 @@ impl Pvs {
                 .as_ref()
                 .map(|o| o.credentials.clone())
                 .unwrap_or_default(),
-            not_after_unix: now_unix.saturating_add(self.config.validity.as_secs()),
+            not_after_unix,
             owner: owner.as_ref().map(|o| o.id.clone()),
         };
         // The device knows its serial, not the name the operator enrolled
@@ -424,6 +425,7 @@ impl Pvs {
                 device: device.clone(),
                 owner: owner.map(|o| o.id),
                 package_id,
+                not_after_unix: Some(not_after_unix),
             },
             now_unix,
             &[done.event()],

@@ -452,7 +452,8 @@ fn changes(
         && before.k == after.k
         && before.opc == after.opc
         && before.amf == after.amf
-        && before.owner == after.owner;
+        && before.owner == after.owner
+        && before.not_after_unix == after.not_after_unix;
     if !same_row {
         return vec![whole()];
     }
@@ -666,6 +667,7 @@ mod tests {
             device: id(device),
             owner: None,
             package_id: [msin as u8; 16],
+            not_after_unix: None,
         }
     }
 

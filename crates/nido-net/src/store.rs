@@ -63,6 +63,13 @@ pub struct Subscription {
     pub owner: Option<String>,
     /// The id of the last package delivered.
     pub package_id: [u8; 16],
+    /// When that package's validity ends (its `not_after_unix`, seconds
+    /// since the Unix epoch; issue #16 item 5): from then on the AMF
+    /// refuses a registration with it (#7, integrity protected), and the
+    /// device renews by onboarding again with its erasure receipt. `None`
+    /// for a package delivered before the store kept it (schema 8): never
+    /// refused for expiry.
+    pub not_after_unix: Option<u64>,
 }
 
 impl core::fmt::Debug for Subscription {
@@ -72,7 +79,18 @@ impl core::fmt::Debug for Subscription {
             .field("state", &self.state)
             .field("device", &self.device)
             .field("owner", &self.owner)
+            .field("not_after_unix", &self.not_after_unix)
             .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// Whether its package's validity has ended at `now_unix` (TS 33.501
+    /// leaves credential lifetimes to the credentials holder; nido's PVS
+    /// sets one per package). A package without a recorded end never
+    /// expires.
+    pub fn expired(&self, now_unix: u64) -> bool {
+        self.not_after_unix.is_some_and(|end| now_unix > end)
     }
 }
 
@@ -727,6 +745,7 @@ mod shared_tests {
             device: id(device),
             owner: None,
             package_id: [0; 16],
+            not_after_unix: None,
         }
     }
 

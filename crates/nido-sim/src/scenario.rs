@@ -47,6 +47,8 @@ pub struct NetworkOptions {
     pub trace: bool,
     /// Adjusts the AMF configuration.
     pub onboarding_timer: Duration,
+    /// How long a credential package is valid (the PVS's validity). A year.
+    pub validity: Duration,
 }
 
 impl Default for NetworkOptions {
@@ -57,6 +59,7 @@ impl Default for NetworkOptions {
             msins: 10_000_000,
             trace: false,
             onboarding_timer: Duration::from_secs(600),
+            validity: Duration::from_secs(365 * 86_400),
         }
     }
 }
@@ -127,7 +130,7 @@ fn assemble(
         home_network_key: hn.public_key(),
         routing_indicator: "0000".into(),
         policy: options.policy,
-        validity: Duration::from_secs(365 * 86_400),
+        validity: options.validity,
     });
     let mut udm = Udm::default();
     udm.sidf.insert(hn);

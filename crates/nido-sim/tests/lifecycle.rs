@@ -24,7 +24,7 @@ use nido_sim::Fleet;
 use nido_sim::scenario::{self, NetworkOptions};
 use nido_ue::{DeviceState, RejectMessage};
 
-use common::{device_with_se, fleet, refusals, rejections, settle, world};
+use common::{device_with, device_with_se, fleet, refusals, rejections, settle, world};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -76,6 +76,65 @@ impl SecureElement for Presenting {
     }
     fn sqn_window(&self) -> Option<SqnWindow> {
         self.inner.sqn_window()
+    }
+}
+
+/// A memory element that reports its packages as valid a day longer than
+/// they are: the view of a device whose clock runs a day behind, which
+/// never renews in time, so the network's refusal is what renews it.
+struct DayBehind(MemorySe);
+
+impl DayBehind {
+    fn later(mut public: PublicPart) -> PublicPart {
+        public.not_after_unix += 86_400;
+        public
+    }
+}
+
+impl SecureElement for DayBehind {
+    fn idevid_signer(&self) -> Arc<dyn rustls::sign::SigningKey> {
+        self.0.idevid_signer()
+    }
+    fn new_provisioning_key(&mut self) -> Result<[u8; 32], SeError> {
+        self.0.new_provisioning_key()
+    }
+    fn install_package(
+        &mut self,
+        sealed: &SealedPackage,
+        binding: &Binding,
+        k_prov: &KProv,
+    ) -> Result<Installed, SeError> {
+        let installed = self.0.install_package(sealed, binding, k_prov)?;
+        Ok(Installed {
+            public: Self::later(installed.public),
+            ..installed
+        })
+    }
+    fn has_subscription(&self) -> bool {
+        self.0.has_subscription()
+    }
+    fn installed(&self) -> Option<PublicPart> {
+        self.0.installed().map(Self::later)
+    }
+    fn erase_subscription(&mut self) {
+        self.0.erase_subscription();
+    }
+    fn reset(&mut self, serial: &str, erased_at_unix: u64) -> Result<ErasureReceipt, SeError> {
+        self.0.reset(serial, erased_at_unix)
+    }
+    fn erasure_receipt(&self) -> Option<ErasureReceipt> {
+        self.0.erasure_receipt()
+    }
+    fn authenticate(
+        &mut self,
+        rand: &[u8; 16],
+        autn: &[u8; 16],
+        snn: &[u8],
+    ) -> Result<UeAka, SeAkaError> {
+        self.0.authenticate(rand, autn, snn)
+    }
+    fn sqn_window(&self) -> Option<SqnWindow> {
+        self.0.sqn_window()
     }
 }
 
@@ -364,4 +423,186 @@ fn replayed_forged_unsigned_and_foreign_receipts_get_74() {
         rejections(&fleet, 0),
         refusals(&fleet, 0)
     );
+}
+
+/// A fleet on a network whose packages are valid for `validity`, with one
+/// device (`timers`, its element `wrap`ped); the device is active once this
+/// returns.
+fn renewing_fleet(
+    world: &nido_eap::fixtures::Onboarding,
+    validity: Duration,
+    timers: nido_ue::Timers,
+    wrap: impl FnOnce(MemorySe) -> Box<dyn SecureElement>,
+    seed: u64,
+) -> Fleet {
+    let options = NetworkOptions {
+        validity,
+        ..NetworkOptions::default()
+    };
+    let (mut fleet, _sink) = fleet(world, &options, &[], Faults::NONE, seed);
+    let m = &world.manufacturer;
+    let id = m
+        .issue_device(&m.device_serial(1), &DeviceProfile::standard(world.now))
+        .unwrap();
+    fleet.add_device(device_with(world, &id, timers, wrap));
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    fleet
+}
+
+fn unix(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The device's `Renewing` events: (package erased, ended then, refused).
+fn renewals(fleet: &Fleet, i: usize) -> Vec<([u8; 16], u64, bool)> {
+    fleet
+        .device_events(i)
+        .iter()
+        .filter_map(|e| match e {
+            nido_ue::DeviceEvent::Renewing {
+                package_id,
+                not_after_unix,
+                refused,
+            } => Some((*package_id, *not_after_unix, *refused)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The renewed subscription is the old one in place: one subscription, same
+/// SUPI, a new K and package, valid for `validity` from the renewal, active,
+/// and its delivery reported as after a reset (the receipt); the device
+/// sees the new end `skew` seconds later.
+fn assert_renewed(
+    fleet: &Fleet,
+    before: &Subscription,
+    validity: Duration,
+    renewed_at: u64,
+    skew: u64,
+) {
+    let after = subscriptions(fleet);
+    assert_eq!(after.len(), 1, "never a second subscription");
+    let after = &after[0];
+    assert_eq!(after.supi, before.supi, "renewed in place");
+    assert!(after.k != before.k, "a new K");
+    assert_ne!(after.package_id, before.package_id);
+    assert_eq!(after.state, SubscriptionState::Active);
+    let end = after.not_after_unix.unwrap();
+    assert!(
+        (renewed_at + validity.as_secs()..renewed_at + validity.as_secs() + 60).contains(&end),
+        "valid for {validity:?} from the renewal at {renewed_at}: {end}"
+    );
+    assert_eq!(
+        fleet.device(0).subscription().unwrap().not_after_unix,
+        end + skew,
+        "the device holds the new package"
+    );
+    let last = fleet
+        .network_events()
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            NetworkEvent::PackageDelivered {
+                reprovisioned,
+                after_reset,
+                ..
+            } => Some((*reprovisioned, after_reset.is_some())),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(last, (true, true), "re-provisioned on the erasure receipt");
+}
+
+/// Issue #16 item 5, before the end: a device whose package ends within
+/// `renew_before` renews it at its next registration (erasure receipt, new
+/// K, same SUPI, a new validity) and is never refused.
+#[test]
+fn a_device_renews_its_package_before_it_ends() {
+    let world = world();
+    let validity = 2 * HOUR;
+    let timers = nido_ue::Timers {
+        renew_before: HOUR / 2,
+        ..nido_ue::Timers::default()
+    };
+    let mut fleet = renewing_fleet(&world, validity, timers, |se| Box::new(se), 41);
+    let before = subscriptions(&fleet).pop().unwrap();
+    let start = unix(world.now);
+    let end = before
+        .not_after_unix
+        .expect("the store keeps the package's end");
+    assert!((start + 7200..start + 7260).contains(&end), "{end}");
+    assert_eq!(fleet.device(0).subscription().unwrap().not_after_unix, end);
+
+    // Outside the window, a registration changes nothing.
+    fleet.power_off(0);
+    fleet.advance(HOUR);
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    assert!(renewals(&fleet, 0).is_empty());
+    assert_eq!(subscriptions(&fleet)[0].package_id, before.package_id);
+
+    // Inside it (20 minutes before the end), the device renews.
+    fleet.power_off(0);
+    fleet.advance(HOUR / 3 + HOUR / 6 + Duration::from_secs(300));
+    let renewed_at = unix(fleet.now());
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    assert_eq!(renewals(&fleet, 0), [(before.package_id, end, false)]);
+    assert!(
+        rejections(&fleet, 0).is_empty(),
+        "{:?}",
+        rejections(&fleet, 0)
+    );
+    assert_renewed(&fleet, &before, validity, renewed_at, 0);
+}
+
+/// Issue #16 item 5, after the end: a device that missed its window (here
+/// one whose clock runs a day behind) is refused with an integrity-protected #7
+/// when it registers with the ended package, erases it and renews; the
+/// network never accepts the ended package.
+#[test]
+fn an_ended_package_is_refused_with_7_and_the_device_renews() {
+    let world = world();
+    let validity = 2 * HOUR;
+    let timers = nido_ue::Timers {
+        renew_before: HOUR / 2,
+        ..nido_ue::Timers::default()
+    };
+    let mut fleet = renewing_fleet(&world, validity, timers, |se| Box::new(DayBehind(se)), 43);
+    let before = subscriptions(&fleet).pop().unwrap();
+    let end = before.not_after_unix.unwrap();
+
+    fleet.power_off(0);
+    fleet.advance(2 * HOUR + Duration::from_secs(120));
+    let refused_at = unix(fleet.now());
+    assert!(refused_at > end);
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    assert_eq!(
+        rejections(&fleet, 0),
+        [(
+            RejectMessage::RegistrationReject,
+            Cause::SERVICES_NOT_ALLOWED
+        )],
+        "refused once, protected (believed at once)"
+    );
+    let refused = refusals(&fleet, 0);
+    assert!(
+        refused
+            .iter()
+            .any(|(_, cause, reason)| *cause == Cause::SERVICES_NOT_ALLOWED
+                && reason.contains("ended")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        renewals(&fleet, 0),
+        [(before.package_id, end + 86_400, true)],
+        "the end as the device saw it"
+    );
+    assert_renewed(&fleet, &before, validity, refused_at, 86_400);
 }

@@ -38,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             device: nido_net::DeviceId::new("Bench", &format!("BENCH-{i:06}"))?,
             owner: None,
             package_id: [i as u8; 16],
+            not_after_unix: None,
         })?;
     }
     let put = start.elapsed();

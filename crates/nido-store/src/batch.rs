@@ -60,6 +60,7 @@ pub(crate) struct SealedSub {
     state: &'static str,
     owner: Option<String>,
     package_id: [u8; 16],
+    not_after: Option<i64>,
 }
 
 /// One write, ready for the database (secrets sealed, numbers checked).
@@ -599,13 +600,14 @@ macro_rules! shared_ops {
         ) -> Result<(), SqlStoreError> {
             sqlx::query(
                 "INSERT INTO subscriptions (supi, device, k_enc, opc_enc, amf, sqn_seq, \
-                 sqn_ind, state, owner, package_id, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 sqn_ind, state, owner, package_id, updated_at, not_after) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                  ON CONFLICT (device) DO UPDATE SET supi = excluded.supi, \
                  k_enc = excluded.k_enc, opc_enc = excluded.opc_enc, amf = excluded.amf, \
                  sqn_seq = excluded.sqn_seq, sqn_ind = excluded.sqn_ind, \
                  state = excluded.state, owner = excluded.owner, \
-                 package_id = excluded.package_id, updated_at = excluded.updated_at",
+                 package_id = excluded.package_id, updated_at = excluded.updated_at, \
+                 not_after = excluded.not_after",
             )
             .bind(&row.supi)
             .bind(&row.device)
@@ -618,6 +620,7 @@ macro_rules! shared_ops {
             .bind(row.owner.as_deref())
             .bind(row.package_id.as_slice())
             .bind(now)
+            .bind(row.not_after)
             .execute(&mut *self)
             .await?;
             Ok(())
@@ -982,6 +985,10 @@ impl SqlStore {
             state: state_text(sub.state),
             owner: sub.owner.clone(),
             package_id: sub.package_id,
+            not_after: sub
+                .not_after_unix
+                .map(|t| to_i64(t, "package end"))
+                .transpose()?,
         })
     }
 
@@ -1110,6 +1117,7 @@ mod tests {
             state: "created",
             owner: None,
             package_id: [package; 16],
+            not_after: None,
         }
     }
 

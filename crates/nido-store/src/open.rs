@@ -62,10 +62,16 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0007_revocation.sql"),
         include_str!("../migrations/postgres/0007_revocation.sql"),
     ),
+    (
+        8,
+        "expiry",
+        include_str!("../migrations/sqlite/0008_expiry.sql"),
+        include_str!("../migrations/postgres/0008_expiry.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The table that records applied migrations.
 pub(crate) const MIGRATIONS_TABLE: &str = "schema_migrations";

@@ -78,6 +78,9 @@ pub struct SubscriptionView {
     pub package_id: String,
     /// Unix seconds of its last change.
     pub updated_at: u64,
+    /// Unix seconds when its package's validity ends (none recorded for a
+    /// package delivered before schema 8).
+    pub not_after: Option<u64>,
 }
 
 /// Which audit entries ([`SqlStore::audit_page`]).
@@ -450,23 +453,35 @@ impl SqlStore {
             "limit",
         )?));
         let sql = format!(
-            "SELECT sub.supi, sub.device, sub.state, {owner_sql}, sub.package_id, sub.updated_at \
+            "SELECT sub.supi, sub.device, sub.state, {owner_sql}, sub.package_id, sub.updated_at, \
+             sub.not_after \
              FROM subscriptions sub {} ORDER BY sub.device LIMIT {limit}",
             w.sql()
         );
-        type Row = (String, String, String, Option<String>, Vec<u8>, i64);
+        type Row = (
+            String,
+            String,
+            String,
+            Option<String>,
+            Vec<u8>,
+            i64,
+            Option<i64>,
+        );
         let rows: Vec<Row> = query!(self, sql, w.params, fetch_all)?;
         rows.into_iter()
-            .map(|(supi, device, state, owner, package_id, updated_at)| {
-                Ok(SubscriptionView {
-                    supi,
-                    device,
-                    state,
-                    owner,
-                    package_id: hex::encode(package_id),
-                    updated_at: to_u64(updated_at, "time")?,
-                })
-            })
+            .map(
+                |(supi, device, state, owner, package_id, updated_at, not_after)| {
+                    Ok(SubscriptionView {
+                        supi,
+                        device,
+                        state,
+                        owner,
+                        package_id: hex::encode(package_id),
+                        updated_at: to_u64(updated_at, "time")?,
+                        not_after: not_after.map(|t| to_u64(t, "time")).transpose()?,
+                    })
+                },
+            )
             .collect()
     }
 

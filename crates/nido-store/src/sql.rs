@@ -232,8 +232,20 @@ fn state_of(text: &str) -> Result<SubscriptionState, SqlStoreError> {
     }
 }
 
+/// The statement that reads [`SubRow`]s, followed by `$rest` (a WHERE or
+/// ORDER BY clause): the one place that lists their columns.
+macro_rules! select_sub_rows {
+    ($rest:literal) => {
+        concat!(
+            "SELECT supi, device, k_enc, opc_enc, amf, sqn_seq, sqn_ind, state, owner, \
+             package_id, not_after FROM subscriptions ",
+            $rest
+        )
+    };
+}
+
 /// A `subscriptions` row: supi, device, k_enc, opc_enc, amf, sqn_seq,
-/// sqn_ind, state, owner, package_id.
+/// sqn_ind, state, owner, package_id, not_after.
 type SubRow = (
     String,
     String,
@@ -245,6 +257,7 @@ type SubRow = (
     String,
     Option<String>,
     Vec<u8>,
+    Option<i64>,
 );
 
 /// An `owners` row: id, name, sealed credentials.
@@ -368,7 +381,8 @@ impl SqlStore {
     }
 
     fn subscription_of(&self, row: SubRow) -> Result<Subscription, SqlStoreError> {
-        let (supi_text, device, k_enc, opc_enc, amf, seq, ind, state, owner, package_id) = row;
+        let (supi_text, device, k_enc, opc_enc, amf, seq, ind, state, owner, package_id, not_after) =
+            row;
         let supi = Supi::parse(&supi_text)
             .map_err(|e| SqlStoreError::Corrupt(format!("SUPI {supi_text:?}: {e}")))?;
         let k = K::from_slice(&self.sealer.open("k", &supi_text, &k_enc)?)
@@ -398,6 +412,7 @@ impl SqlStore {
             device,
             owner,
             package_id,
+            not_after_unix: not_after.map(|t| to_u64(t, "package end")).transpose()?,
         })
     }
 
@@ -419,11 +434,9 @@ impl SqlStore {
         key: &str,
     ) -> Result<Option<Subscription>, SqlStoreError> {
         let sql = if by_supi {
-            "SELECT supi, device, k_enc, opc_enc, amf, sqn_seq, sqn_ind, state, owner, package_id \
-             FROM subscriptions WHERE supi = $1"
+            select_sub_rows!("WHERE supi = $1")
         } else {
-            "SELECT supi, device, k_enc, opc_enc, amf, sqn_seq, sqn_ind, state, owner, package_id \
-             FROM subscriptions WHERE device = $1"
+            select_sub_rows!("WHERE device = $1")
         };
         let row: Option<SubRow> = self.run(async {
             on_pool!(self, |p, _begin| {
@@ -436,12 +449,9 @@ impl SqlStore {
     fn try_subscriptions(&self) -> Result<Vec<Subscription>, SqlStoreError> {
         let rows: Vec<SubRow> = self.run(async {
             on_pool!(self, |p, _begin| {
-                Ok(sqlx::query_as(
-                    "SELECT supi, device, k_enc, opc_enc, amf, sqn_seq, sqn_ind, state, owner, \
-                     package_id FROM subscriptions ORDER BY device",
-                )
-                .fetch_all(p)
-                .await?)
+                Ok(sqlx::query_as(select_sub_rows!("ORDER BY device"))
+                    .fetch_all(p)
+                    .await?)
             })
         })?;
         // A row that does not open fails the listing: a partial list would

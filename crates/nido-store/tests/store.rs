@@ -57,6 +57,9 @@ fn sub(device: &str, n: u64, seed: u8) -> Subscription {
         device: id(device),
         owner: None,
         package_id: [seed; 16],
+        // Half with a package end (schema 8), half without (a package
+        // delivered before the store kept it).
+        not_after_unix: (seed % 2 == 1).then_some(1_900_000_000 + u64::from(seed)),
     }
 }
 
@@ -91,6 +94,7 @@ fn assert_same(a: &Subscription, b: &Subscription) {
     assert_eq!(a.device, b.device);
     assert_eq!(a.owner, b.owner);
     assert_eq!(a.package_id, b.package_id);
+    assert_eq!(a.not_after_unix, b.not_after_unix);
 }
 
 // ---------------------------------------------------------------------------
@@ -536,7 +540,7 @@ fn postgres_persists_across_reopen() {
     check_filled(&s);
     assert_eq!(
         db.query_text("SELECT version::text FROM schema_migrations ORDER BY version"),
-        vec!["1", "2", "3", "4", "5", "6", "7"]
+        vec!["1", "2", "3", "4", "5", "6", "7", "8"]
     );
 }
 

@@ -62,6 +62,16 @@ pub struct Timers {
     /// until it is powered on again; credentials are never erased on an
     /// unprotected message. 5.
     pub max_unprotected_rejects: u32,
+    /// How long before its credential package's validity ends
+    /// (`not_after_unix`) the device renews it (issue #16 item 5): a
+    /// registration that would start within this window erases the package
+    /// instead, keeping an erasure receipt, and onboards again; the PVS
+    /// renews the subscription in place on the receipt (new K, new end). A
+    /// device that missed the window (off, or zero here) is refused by the
+    /// network once the package ended (#7, integrity protected) and renews
+    /// then. Keep it well below the network's validity (`validity_days`),
+    /// or every registration renews. 7 days.
+    pub renew_before: Duration,
 }
 
 impl Default for Timers {
@@ -81,6 +91,7 @@ impl Default for Timers {
             t3247: (Duration::from_secs(30 * 60), Duration::from_secs(60 * 60)),
             max_unprotected_rejects: 5,
             t3346_default: (Duration::from_secs(15 * 60), Duration::from_secs(30 * 60)),
+            renew_before: Duration::from_secs(7 * 86_400),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! dispatch of received PDUs to the procedure they belong to.
 
 use std::collections::VecDeque;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use nido_eap::EapTlsPeer;
 use nido_nas::build::{self, KeySetIdentifier, Nas5gsMessage, NasFGsMobileIdentity};
@@ -520,10 +520,49 @@ impl Device {
     /// registration with one.
     pub(crate) fn start(&mut self, now: SystemTime) {
         if self.se.has_subscription() && self.public.is_some() && !self.reonboarding {
+            let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let window = self.config.timers.renew_before.as_secs();
+            if self
+                .public
+                .as_ref()
+                .is_some_and(|p| now_unix.saturating_add(window) >= p.not_after_unix)
+            {
+                return self.renew(now, false);
+            }
             self.start_registration(now);
         } else {
             self.start_onboarding(now);
         }
+    }
+
+    /// Renews the credential package (issue #16 item 5): the secure
+    /// element erases it and keeps an erasure receipt, as a factory reset
+    /// does, and the device onboards again; its provisioning request
+    /// carries the receipt, so the PVS re-provisions the subscription in
+    /// place (same SUPI, new K, a new validity). `refused`: the network
+    /// refused the package as ended (#7, integrity protected). Bursts not
+    /// yet sent wait for the new package.
+    fn renew(&mut self, now: SystemTime, refused: bool) {
+        let at = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let not_after_unix = self.public.as_ref().map_or(0, |p| p.not_after_unix);
+        match self.se.reset(&self.config.serial, at) {
+            Ok(receipt) => self.events.push_back(DeviceEvent::Renewing {
+                package_id: receipt.package_id,
+                not_after_unix,
+                refused,
+            }),
+            Err(e) => {
+                self.events.push_back(DeviceEvent::PackageRefused {
+                    reason: format!("cannot erase the package to renew it: {e}"),
+                });
+                return self.fail();
+            }
+        }
+        self.guti = None;
+        self.public = None;
+        self.reonboarding = false;
+        self.phase = Phase::Idle;
+        self.start_onboarding(now);
     }
 
     pub(crate) fn set_state(&mut self, to: DeviceState) {
@@ -694,6 +733,13 @@ impl Device {
             self.unprotected_rejects = 0;
         }
         match cause {
+            // 5GS services not allowed, integrity protected: the network
+            // holding the subscription says its subscriber data is invalid
+            // here (TS 24.501 §5.5.1.2.5; for nido's network, the package
+            // ended): renew it.
+            Cause::SERVICES_NOT_ALLOWED if protected && self.se.has_subscription() => {
+                self.renew(now, true)
+            }
             // Illegal UE, illegal ME, permanently not authorized for this
             // SNPN: give up until powered on again (credentials kept).
             Cause::ILLEGAL_UE | Cause::ILLEGAL_ME | Cause::PERMANENTLY_NOT_AUTHORIZED_FOR_SNPN => {

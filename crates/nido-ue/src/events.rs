@@ -101,6 +101,19 @@ pub enum DeviceEvent {
         /// How many third-party credentials came with it.
         third_party: usize,
     },
+    /// The device erased its credential package (keeping an erasure
+    /// receipt) to renew it by onboarding again (issue #16 item 5):
+    /// because it ends within `Timers::renew_before`, or because the
+    /// network refused it as ended (#7, integrity protected).
+    Renewing {
+        /// The id of the package erased.
+        package_id: [u8; 16],
+        /// When its validity ends (or ended), seconds since the Unix epoch.
+        not_after_unix: u64,
+        /// Whether the network refused it as ended (`false`: the device
+        /// renewed it before).
+        refused: bool,
+    },
     /// 5G-AKA with the new subscription succeeded and the device is registered.
     Active {
         /// The SUPI.

@@ -797,15 +797,13 @@ impl Network {
         // would be believed only after several, TS 24.501 §5.3.20.2). A
         // subscription is read fresh with its vector.
         let (onboarding, supi) = (ctx.onboarding, ctx.supi.clone());
-        let device = match (onboarding, &supi) {
-            (true, _) => ctx.device.clone(),
-            (false, Some(supi)) => self
-                .store
-                .cached_subscription_by_supi(supi)
-                .ok()
-                .flatten()
-                .map(|sub| sub.device),
-            (false, None) => None,
+        let sub = match (onboarding, &supi) {
+            (false, Some(supi)) => self.store.cached_subscription_by_supi(supi).ok().flatten(),
+            _ => None,
+        };
+        let device = match onboarding {
+            true => ctx.device.clone(),
+            false => sub.as_ref().map(|sub| sub.device.clone()),
         };
         if let Some(device) = device
             && self.dcs.is_blocked(&device)
@@ -820,6 +818,28 @@ impl Network {
                 "device {device}: on the operator block list; {what} until it is unblocked"
             );
             return self.reject(conn, Cause::ILLEGAL_UE, Some(device), reason, None);
+        }
+        // A package whose validity ended (issue #16 item 5) no longer
+        // registers: #7 "5GS services not allowed", integrity protected,
+        // which TS 24.501 §5.5.1.2.5 makes the UE hold its subscriber data
+        // for this SNPN invalid. A nido device then erases the package,
+        // keeping an erasure receipt, and onboards again; the PVS renews
+        // the subscription in place on that receipt.
+        let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if let Some(sub) = sub.filter(|sub| sub.expired(now_unix)) {
+            let reason = format!(
+                "device {}: the credential package of {} ended at {} (Unix time); it renews by onboarding again with its erasure receipt",
+                sub.device,
+                sub.supi,
+                sub.not_after_unix.unwrap_or_default()
+            );
+            return self.reject(
+                conn,
+                Cause::SERVICES_NOT_ALLOWED,
+                Some(sub.device),
+                reason,
+                None,
+            );
         }
         let (mcc, mnc) = (
             self.config.serving_network.mcc.clone(),

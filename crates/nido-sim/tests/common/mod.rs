@@ -119,6 +119,16 @@ pub(crate) fn device_with_se(
     id: &nido_pki::DeviceIdentity,
     wrap: impl FnOnce(nido_se::MemorySe) -> Box<dyn nido_se::SecureElement>,
 ) -> nido_ue::Device {
+    device_with(world, id, nido_ue::Timers::default(), wrap)
+}
+
+/// [`device_with_se`] with `timers`.
+pub(crate) fn device_with(
+    world: &Onboarding,
+    id: &nido_pki::DeviceIdentity,
+    timers: nido_ue::Timers,
+    wrap: impl FnOnce(nido_se::MemorySe) -> Box<dyn nido_se::SecureElement>,
+) -> nido_ue::Device {
     use rustls::pki_types::PrivateKeyDer;
     let se = nido_se::MemorySe::new(&PrivateKeyDer::Pkcs8(id.key.clone_key())).unwrap();
     let credentials = nido_eap::DeviceCredentials::new(
@@ -135,7 +145,7 @@ pub(crate) fn device_with_se(
         onboarding_network: scenario::serving_network(),
         eap: nido_eap::Settings::default(),
         kausf_from: world.manufacturer.kausf_from(),
-        timers: nido_ue::Timers::default(),
+        timers,
         claim_hint: None,
         trace: false,
     };

@@ -502,6 +502,18 @@ fn run_device(a: &RunArgs) -> Result<()> {
                     "provisioned",
                     serde_json::json!({"supi": supi.to_string(), "owner": owner, "third_party": third_party}),
                 ),
+                DeviceEvent::Renewing {
+                    package_id,
+                    not_after_unix,
+                    refused,
+                } => print(
+                    "renewing",
+                    serde_json::json!({
+                        "package_id": hex::encode(package_id),
+                        "not_after": nido_store::iso8601_unix(*not_after_unix),
+                        "refused_as_ended": refused,
+                    }),
+                ),
                 DeviceEvent::BurstSent { bytes, path } => print(
                     "burst",
                     serde_json::json!({"bytes": bytes, "path": format!("{path:?}")}),

@@ -88,7 +88,8 @@ pub(crate) enum Network {
     /// claimed), with filters; the same listing as the API's
     /// `GET /api/v1/devices`.
     Devices(DevicesArgs),
-    /// Lists the subscriptions (never K or OPc).
+    /// Lists the subscriptions (never K or OPc): SUPI, device, state, the end
+    /// of its credential package's validity (ISO 8601) and owner.
     Subscriptions(ListArgs),
     /// Prints the audit trail (newest last).
     Audit(AuditArgs),
@@ -981,10 +982,11 @@ fn subscriptions(a: &ListArgs) -> Result<()> {
                 outln!("{}", serde_json::to_string(s)?);
             } else {
                 outln!(
-                    "{:<22} {:<28} {:<12} {}",
+                    "{:<22} {:<28} {:<12} {:<20} {}",
                     s.supi,
                     s.device,
                     s.state,
+                    s.not_after.as_deref().unwrap_or("-"),
                     s.owner.as_deref().unwrap_or("-")
                 );
             }
