@@ -156,6 +156,29 @@ pub async fn release(
         .await
 }
 
+#[utoipa::path(post, path = "/api/v1/devices/{manufacturer}/{serial}/rekey", tag = "devices",
+    params(("manufacturer" = String, Path), ("serial" = String, Path)), request_body = Reason,
+    responses((status = 200, body = Outcome), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+/// Re-keys a device (operator): its package ends now, so its next
+/// registration is refused (#7) and it renews with a new K.
+pub async fn rekey(
+    State(s): State<AppState>,
+    Auth(caller): Auth,
+    p: Result<Path<(String, String)>, PathRejection>,
+    b: Result<Json<Reason>, JsonRejection>,
+) -> Result<Json<Outcome>, ApiError> {
+    let id = device_in(p)?;
+    let r = body(b)?;
+    s.call(move |st| {
+        let mut done = service::rekey(st, &caller, nido_store::Packages::Of(&id), &r.reason)?;
+        done.pop().ok_or_else(|| {
+            service::ServiceError::NotFound(format!("{id}: no subscription to re-key"))
+        })
+    })
+    .await
+}
+
 #[utoipa::path(post, path = "/api/v1/devices/{manufacturer}/{serial}/downlink", tag = "devices",
     params(("manufacturer" = String, Path), ("serial" = String, Path)), request_body = service::DownlinkRequest,
     responses((status = 202, body = service::DownlinkView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
@@ -357,7 +380,7 @@ impl Modify for Bearer {
         version = "1"
     ),
     paths(
-        me, overview, devices, device, block, unblock, release, downlink, subscriptions, audit,
+        me, overview, devices, device, block, unblock, release, rekey, downlink, subscriptions, audit,
         owners, put_owner, credentials, set_credentials, claim, manufacturers, crl, delivery
     ),
     modifiers(&Bearer)

@@ -305,6 +305,7 @@ pub fn router(state: AppState) -> Router {
             "/devices/{manufacturer}/{serial}/release",
             post(api::release),
         )
+        .route("/devices/{manufacturer}/{serial}/rekey", post(api::rekey))
         .route(
             "/devices/{manufacturer}/{serial}/downlink",
             post(api::downlink),

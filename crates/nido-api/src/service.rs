@@ -572,6 +572,87 @@ pub fn release(
     })
 }
 
+/// Re-keys the `which` subscriptions (operator only; issue #16 item 4):
+/// each package ends now, so its next registration is refused (#7,
+/// protected) and the device renews with its erasure receipt: a new K, the
+/// SUCI key the PVS hands out now, the same SUPI. One outcome per
+/// subscription changed.
+pub fn rekey(
+    store: &SqlStore,
+    caller: &Caller,
+    which: nido_store::Packages<'_>,
+    why: &str,
+) -> Result<Vec<Outcome>, ServiceError> {
+    operator_only(caller)?;
+    let why = reason(why)?;
+    let ended = store.end_packages(which, now(), why)?;
+    if let nido_store::Packages::Of(id) = which
+        && ended.is_empty()
+    {
+        return Err(ServiceError::NotFound(format!(
+            "{id}: no subscription whose package has not ended (a device without one gets its first K at its first onboarding; an ended package is renewed at the device's next registration)"
+        )));
+    }
+    Ok(ended
+        .into_iter()
+        .map(|e| Outcome {
+            result: format!(
+                "{}: package ended; a new K at its next registration (a registration under way goes on until then)",
+                e.supi
+            ),
+            device: e.device,
+            changed: true,
+        })
+        .collect())
+}
+
+/// A device released from its owner for a transfer ([`release_owner`]).
+#[derive(Debug)]
+pub struct Transfer {
+    /// The device.
+    pub device: String,
+    /// The owner it was released from.
+    pub from: String,
+    /// The device's only claim code from now on: the next owner claims it
+    /// with this (`nido owner claim`). A secret for the caller to hand
+    /// over; `Debug` redacts it.
+    pub claim_code: nido_pki::bundle::ClaimCode,
+}
+
+/// Releases a device from its owner for a transfer (issue #16 item 3): the
+/// owner itself (an owner caller, only its own device) or the operator.
+/// Every claim code the device had stops working, a fresh one is issued
+/// (returned, never stored but as its hash), the subscription loses its
+/// owner at once (the old owner sees nothing of the device from then on)
+/// and its package ends: at its next registration the device erases the
+/// old owner's credentials (its erasure receipt proves it) and gets those
+/// of whoever has claimed it by then.
+pub fn release_owner(
+    store: &SqlStore,
+    caller: &Caller,
+    id: &DeviceId,
+    why: &str,
+) -> Result<Transfer, ServiceError> {
+    let why = reason(why)?;
+    let by = match caller {
+        Caller::Owner(me) => Some(me.as_str()),
+        Caller::Operator => None,
+    };
+    let code = nido_pki::bundle::ClaimCode::generate()
+        .map_err(|e| ServiceError::Invalid(format!("claim code: {e}")))?;
+    let from = store
+        .release_owner(id, by, &code.hash(), now(), why)
+        .map_err(|e| match e {
+            SqlStoreError::Store(nido_net::StoreError::NotFound(m)) => ServiceError::NotFound(m),
+            other => ServiceError::Store(other),
+        })?;
+    Ok(Transfer {
+        device: id.to_string(),
+        from,
+        claim_code: code,
+    })
+}
+
 /// An owner account.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct OwnerView {

@@ -147,6 +147,7 @@ fn fixture(name: &str) -> Fixture {
             owner: (!owner.is_empty()).then(|| owner.to_owned()),
             package_id: [seed; 16],
             not_after_unix: None,
+            suci_key_id: None,
         })
         .unwrap();
     }
@@ -277,6 +278,7 @@ fn every_endpoint_wants_a_live_token() {
             ("POST", "/api/v1/devices/Acme%20Sensors/S1/block"),
             ("POST", "/api/v1/devices/Acme%20Sensors/S1/unblock"),
             ("POST", "/api/v1/devices/Acme%20Sensors/S1/release"),
+            ("POST", "/api/v1/devices/Acme%20Sensors/S1/rekey"),
             ("POST", "/api/v1/devices/Acme%20Sensors/S1/downlink"),
             ("GET", "/api/v1/subscriptions"),
             ("GET", "/api/v1/audit"),
@@ -439,6 +441,11 @@ fn operator_only_operations_refuse_owners() {
                 "/api/v1/devices/Acme%20Sensors/S1/release",
                 reason.clone(),
             ),
+            (
+                "POST",
+                "/api/v1/devices/Acme%20Sensors/S1/rekey",
+                reason.clone(),
+            ),
             ("GET", "/api/v1/owners", None),
             (
                 "PUT",
@@ -514,6 +521,32 @@ fn operator_only_operations_refuse_owners() {
         )
         .await;
         assert_eq!(u.status, StatusCode::OK);
+        // The operator re-keys S1: its package ends now (listed), once.
+        let rekey = |f| {
+            send(
+                f,
+                "POST",
+                "/api/v1/devices/Acme%20Sensors/S1/rekey",
+                Some(&f.operator),
+                Some(serde_json::json!({"reason": "key audit"})),
+            )
+        };
+        let r = rekey(&f).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["changed"], true);
+        let subs = send(&f, "GET", "/api/v1/subscriptions", Some(&f.operator), None)
+            .await
+            .json();
+        let s1 = subs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["serial"] == "S1")
+            .unwrap()
+            .clone();
+        assert!(s1["not_after"].is_string(), "{s1}");
+        let again = rekey(&f).await;
+        assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.body);
         for (uri, body) in [
             (
                 "/api/v1/devices/Acme%20Sensors/S1/block",

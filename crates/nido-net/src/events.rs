@@ -125,6 +125,18 @@ pub enum NetworkEvent {
         /// Why, as the operator said.
         reason: String,
     },
+    /// The operator ended a subscription's package before its validity
+    /// (`nido network rekey`, issue #16 item 4): its next registration is
+    /// refused (#7, protected) and the device renews it with its erasure
+    /// receipt, getting a new K (and the current SUCI home network key).
+    PackageEnded {
+        /// The device identity.
+        device: DeviceId,
+        /// The subscription.
+        supi: Supi,
+        /// Why, as the operator said.
+        reason: String,
+    },
     /// 5G-AKA succeeded with a subscription (the first time: it is now active).
     Authenticated {
         /// The connection.
@@ -214,6 +226,7 @@ impl NetworkEvent {
             Self::PackageDelivered { .. } => "package_delivered",
             Self::Provisioned { .. } => "provisioned",
             Self::Released { .. } => "released",
+            Self::PackageEnded { .. } => "package_ended",
             Self::Authenticated { .. } => "authenticated",
             Self::Resynchronised { .. } => "resynchronised",
             Self::Registered { .. } => "registered",
@@ -238,6 +251,7 @@ impl NetworkEvent {
             Self::PackageDelivered { .. }
                 | Self::Provisioned { .. }
                 | Self::Released { .. }
+                | Self::PackageEnded { .. }
                 | Self::Authenticated {
                     activated: true,
                     ..

@@ -232,6 +232,12 @@ pub struct Pvs {
 }
 
 impl Pvs {
+    /// Hands `key` to devices in every package from now on (a SUCI key
+    /// rotation, [`crate::Network::set_home_network_keys`]).
+    pub fn set_home_network_key(&mut self, key: nido_sec::suci::HomeNetworkPublicKey) {
+        self.config.home_network_key = key;
+    }
+
     /// A PVS with `config`, without quotas ([`Pvs::set_quotas`]).
     pub fn new(config: PvsConfig) -> Self {
         Self {
@@ -426,6 +432,7 @@ impl Pvs {
                 owner: owner.map(|o| o.id),
                 package_id,
                 not_after_unix: Some(not_after_unix),
+                suci_key_id: Some(self.config.home_network_key.key_id),
             },
             now_unix,
             &[done.event()],

@@ -453,7 +453,8 @@ fn changes(
         && before.opc == after.opc
         && before.amf == after.amf
         && before.owner == after.owner
-        && before.not_after_unix == after.not_after_unix;
+        && before.not_after_unix == after.not_after_unix
+        && before.suci_key_id == after.suci_key_id;
     if !same_row {
         return vec![whole()];
     }
@@ -668,6 +669,7 @@ mod tests {
             owner: None,
             package_id: [msin as u8; 16],
             not_after_unix: None,
+            suci_key_id: None,
         }
     }
 

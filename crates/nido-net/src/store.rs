@@ -70,6 +70,10 @@ pub struct Subscription {
     /// for a package delivered before the store kept it (schema 8): never
     /// refused for expiry.
     pub not_after_unix: Option<u64>,
+    /// The id of the SUCI home network key that package carried (the key
+    /// the device conceals its SUPI with; issue #16 item 4). `None` for a
+    /// package delivered before the store kept it (schema 8).
+    pub suci_key_id: Option<u8>,
 }
 
 impl core::fmt::Debug for Subscription {
@@ -80,6 +84,7 @@ impl core::fmt::Debug for Subscription {
             .field("device", &self.device)
             .field("owner", &self.owner)
             .field("not_after_unix", &self.not_after_unix)
+            .field("suci_key_id", &self.suci_key_id)
             .finish_non_exhaustive()
     }
 }
@@ -746,6 +751,7 @@ mod shared_tests {
             owner: None,
             package_id: [0; 16],
             not_after_unix: None,
+            suci_key_id: None,
         }
     }
 

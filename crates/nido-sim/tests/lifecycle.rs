@@ -28,15 +28,25 @@ use common::{device_with, device_with_se, fleet, refusals, rejections, settle, w
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// A memory element whose device presents `receipt` in its provisioning
-/// requests (while it holds no subscription), whatever its own history:
-/// what a clone or a forger would send.
-struct Presenting {
+/// A memory element that misbehaves as a test asks: its device presents
+/// `receipt` in its provisioning requests (while it holds no subscription),
+/// whatever its own history (what a clone or a forger would send), and it
+/// reports its packages as valid `skew` seconds longer than they are (the
+/// view of a device whose clock runs behind, which never renews in time).
+struct Tweaked {
     inner: MemorySe,
-    receipt: ErasureReceipt,
+    receipt: Option<ErasureReceipt>,
+    skew: u64,
 }
 
-impl SecureElement for Presenting {
+impl Tweaked {
+    fn later(&self, mut public: PublicPart) -> PublicPart {
+        public.not_after_unix += self.skew;
+        public
+    }
+}
+
+impl SecureElement for Tweaked {
     fn idevid_signer(&self) -> Arc<dyn rustls::sign::SigningKey> {
         self.inner.idevid_signer()
     }
@@ -49,13 +59,17 @@ impl SecureElement for Presenting {
         binding: &Binding,
         k_prov: &KProv,
     ) -> Result<Installed, SeError> {
-        self.inner.install_package(sealed, binding, k_prov)
+        let installed = self.inner.install_package(sealed, binding, k_prov)?;
+        Ok(Installed {
+            public: self.later(installed.public),
+            ..installed
+        })
     }
     fn has_subscription(&self) -> bool {
         self.inner.has_subscription()
     }
     fn installed(&self) -> Option<PublicPart> {
-        self.inner.installed()
+        self.inner.installed().map(|p| self.later(p))
     }
     fn erase_subscription(&mut self) {
         self.inner.erase_subscription();
@@ -64,7 +78,10 @@ impl SecureElement for Presenting {
         self.inner.reset(serial, erased_at_unix)
     }
     fn erasure_receipt(&self) -> Option<ErasureReceipt> {
-        (!self.inner.has_subscription()).then(|| self.receipt.clone())
+        match &self.receipt {
+            Some(r) => (!self.inner.has_subscription()).then(|| r.clone()),
+            None => self.inner.erasure_receipt(),
+        }
     }
     fn authenticate(
         &mut self,
@@ -79,65 +96,6 @@ impl SecureElement for Presenting {
     }
 }
 
-/// A memory element that reports its packages as valid a day longer than
-/// they are: the view of a device whose clock runs a day behind, which
-/// never renews in time, so the network's refusal is what renews it.
-struct DayBehind(MemorySe);
-
-impl DayBehind {
-    fn later(mut public: PublicPart) -> PublicPart {
-        public.not_after_unix += 86_400;
-        public
-    }
-}
-
-impl SecureElement for DayBehind {
-    fn idevid_signer(&self) -> Arc<dyn rustls::sign::SigningKey> {
-        self.0.idevid_signer()
-    }
-    fn new_provisioning_key(&mut self) -> Result<[u8; 32], SeError> {
-        self.0.new_provisioning_key()
-    }
-    fn install_package(
-        &mut self,
-        sealed: &SealedPackage,
-        binding: &Binding,
-        k_prov: &KProv,
-    ) -> Result<Installed, SeError> {
-        let installed = self.0.install_package(sealed, binding, k_prov)?;
-        Ok(Installed {
-            public: Self::later(installed.public),
-            ..installed
-        })
-    }
-    fn has_subscription(&self) -> bool {
-        self.0.has_subscription()
-    }
-    fn installed(&self) -> Option<PublicPart> {
-        self.0.installed().map(Self::later)
-    }
-    fn erase_subscription(&mut self) {
-        self.0.erase_subscription();
-    }
-    fn reset(&mut self, serial: &str, erased_at_unix: u64) -> Result<ErasureReceipt, SeError> {
-        self.0.reset(serial, erased_at_unix)
-    }
-    fn erasure_receipt(&self) -> Option<ErasureReceipt> {
-        self.0.erasure_receipt()
-    }
-    fn authenticate(
-        &mut self,
-        rand: &[u8; 16],
-        autn: &[u8; 16],
-        snn: &[u8],
-    ) -> Result<UeAka, SeAkaError> {
-        self.0.authenticate(rand, autn, snn)
-    }
-    fn sqn_window(&self) -> Option<SqnWindow> {
-        self.0.sqn_window()
-    }
-}
-
 /// A device holding `id` (a copy of its IDevID) that presents `receipt`.
 fn presenting(
     world: &nido_eap::fixtures::Onboarding,
@@ -145,7 +103,11 @@ fn presenting(
     receipt: ErasureReceipt,
 ) -> nido_ue::Device {
     device_with_se(world, id, |inner| {
-        Box::new(Presenting { inner, receipt }) as Box<dyn SecureElement>
+        Box::new(Tweaked {
+            inner,
+            receipt: Some(receipt),
+            skew: 0,
+        }) as Box<dyn SecureElement>
     })
 }
 
@@ -572,7 +534,19 @@ fn an_ended_package_is_refused_with_7_and_the_device_renews() {
         renew_before: HOUR / 2,
         ..nido_ue::Timers::default()
     };
-    let mut fleet = renewing_fleet(&world, validity, timers, |se| Box::new(DayBehind(se)), 43);
+    let mut fleet = renewing_fleet(
+        &world,
+        validity,
+        timers,
+        |inner| {
+            Box::new(Tweaked {
+                inner,
+                receipt: None,
+                skew: 86_400,
+            })
+        },
+        43,
+    );
     let before = subscriptions(&fleet).pop().unwrap();
     let end = before.not_after_unix.unwrap();
 
@@ -605,4 +579,88 @@ fn an_ended_package_is_refused_with_7_and_the_device_renews() {
         "the end as the device saw it"
     );
     assert_renewed(&fleet, &before, validity, refused_at, 86_400);
+}
+
+/// Issue #16 item 4, SUCI key rotation in simulated time: the operator adds
+/// key 2 (handed to devices from then on; key 1 still de-conceals) and ends
+/// the packages carrying key 1; the device renews at its next registration
+/// and gets key 2; key 1 is retired and the device registers again, which
+/// it can only do by concealing with key 2.
+#[test]
+fn a_suci_key_rotation_moves_a_device_to_the_new_key() {
+    use nido_sec::suci::{HomeNetworkKey, Profile};
+    let world = world();
+    let key = |profile, id| {
+        let k = HomeNetworkKey::generate(profile, id).unwrap();
+        let private = k.private_octets().unwrap();
+        move || HomeNetworkKey::from_private(profile, id, &private).unwrap()
+    };
+    let (old, new) = (key(Profile::A, 1), key(Profile::B, 2));
+    let network = scenario::network_with_store_and_key(
+        &world,
+        &NetworkOptions::default(),
+        Box::new(nido_net::MemorySink::new()),
+        Box::new(nido_net::MemoryStore::new(1_000)),
+        old(),
+    )
+    .unwrap();
+    let link = nido_sim::Link::new(Faults::NONE, Faults::NONE, 47).unwrap();
+    let mut fleet = Fleet::new(network, link, world.now, true);
+    let m = &world.manufacturer;
+    let id = m
+        .issue_device(&m.device_serial(1), &DeviceProfile::standard(world.now))
+        .unwrap();
+    fleet.add_device(scenario::device(&world, &id, false).unwrap());
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    let before = subscriptions(&fleet).pop().unwrap();
+    assert_eq!(before.suci_key_id, Some(1));
+    assert_eq!(
+        fleet
+            .device(0)
+            .subscription()
+            .unwrap()
+            .home_network_key
+            .key_id,
+        1
+    );
+
+    // Key 2 first, key 1 kept; the package carrying key 1 ends now.
+    fleet.power_off(0);
+    fleet
+        .network_mut()
+        .set_home_network_keys(vec![new(), old()]);
+    let now = unix(fleet.now());
+    let mut ended = before.clone();
+    ended.not_after_unix = Some(now - 1);
+    fleet
+        .network_mut()
+        .store_mut()
+        .put_subscription(ended)
+        .unwrap();
+    fleet.advance(HOUR);
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    assert_eq!(renewals(&fleet, 0).len(), 1);
+    let renewed = subscriptions(&fleet).pop().unwrap();
+    assert_eq!(renewed.supi, before.supi);
+    assert_eq!(
+        renewed.suci_key_id,
+        Some(2),
+        "the new package carries key 2"
+    );
+    let public = &fleet.device(0).subscription().unwrap().home_network_key;
+    assert_eq!((public.key_id, public.profile), (2, Profile::B));
+
+    // Key 1 retired: the device still registers (its SUCI names key 2).
+    fleet.power_off(0);
+    fleet.network_mut().set_home_network_keys(vec![new()]);
+    fleet.advance(HOUR);
+    let rejected_before = rejections(&fleet, 0).len();
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    assert_eq!(rejections(&fleet, 0).len(), rejected_before);
+    assert_eq!(renewals(&fleet, 0).len(), 1, "no second renewal");
 }

@@ -39,6 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             owner: None,
             package_id: [i as u8; 16],
             not_after_unix: None,
+            suci_key_id: None,
         })?;
     }
     let put = start.elapsed();

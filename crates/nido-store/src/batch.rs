@@ -61,6 +61,7 @@ pub(crate) struct SealedSub {
     owner: Option<String>,
     package_id: [u8; 16],
     not_after: Option<i64>,
+    suci_key_id: Option<i64>,
 }
 
 /// One write, ready for the database (secrets sealed, numbers checked).
@@ -486,11 +487,14 @@ pub(crate) trait Conn {
     /// `None` when the range is used up. Inside a write transaction.
     async fn lease(&mut self, n: i64) -> Result<Option<(i64, i64)>, SqlStoreError>;
     /// Appends one burst to the outbox with the device's next sequence
-    /// number; returns that number.
+    /// number, for the device's owner at this commit (the read side's
+    /// definition, [`crate::query::owner_of`]: an owner released by a
+    /// transfer gets nothing more, whatever the serving network last saw;
+    /// `""`: none); returns that number and that owner.
     async fn append_uplink(
         &mut self,
         row: &crate::outbox::UplinkRow<'_>,
-    ) -> Result<i64, SqlStoreError>;
+    ) -> Result<(i64, String), SqlStoreError>;
     /// How many bursts of `owner` are pending.
     async fn pending_of(&mut self, owner: &str) -> Result<i64, SqlStoreError>;
     /// Whether owner account `owner` exists.
@@ -534,7 +538,7 @@ macro_rules! shared_ops {
         async fn append_uplink(
             &mut self,
             row: &crate::outbox::UplinkRow<'_>,
-        ) -> Result<i64, SqlStoreError> {
+        ) -> Result<(i64, String), SqlStoreError> {
             let (seq,): (i64,) = sqlx::query_as(
                 "INSERT INTO uplink_seq (device, last) VALUES ($1, 1) \
                  ON CONFLICT (device) DO UPDATE SET last = uplink_seq.last + 1 \
@@ -543,20 +547,21 @@ macro_rules! shared_ops {
             .bind(row.device)
             .fetch_one(&mut *self)
             .await?;
-            sqlx::query(
+            let sql = format!(
                 "INSERT INTO outbox (device, owner, supi, psi, seq, data, at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(row.device)
-            .bind(row.owner)
-            .bind(&row.supi)
-            .bind(row.psi)
-            .bind(seq)
-            .bind(row.data)
-            .bind(row.at_ms)
-            .execute(&mut *self)
-            .await?;
-            Ok(seq)
+                 VALUES ($1, COALESCE({}, ''), $2, $3, $4, $5, $6) RETURNING owner",
+                crate::query::owner_of("$1")
+            );
+            let owner: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(row.device)
+                .bind(&row.supi)
+                .bind(row.psi)
+                .bind(seq)
+                .bind(row.data)
+                .bind(row.at_ms)
+                .fetch_one(&mut *self)
+                .await?;
+            Ok((seq, owner))
         }
 
         async fn owner_exists(&mut self, owner: &str) -> Result<bool, SqlStoreError> {
@@ -600,14 +605,14 @@ macro_rules! shared_ops {
         ) -> Result<(), SqlStoreError> {
             sqlx::query(
                 "INSERT INTO subscriptions (supi, device, k_enc, opc_enc, amf, sqn_seq, \
-                 sqn_ind, state, owner, package_id, updated_at, not_after) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 sqn_ind, state, owner, package_id, updated_at, not_after, suci_key_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                  ON CONFLICT (device) DO UPDATE SET supi = excluded.supi, \
                  k_enc = excluded.k_enc, opc_enc = excluded.opc_enc, amf = excluded.amf, \
                  sqn_seq = excluded.sqn_seq, sqn_ind = excluded.sqn_ind, \
                  state = excluded.state, owner = excluded.owner, \
                  package_id = excluded.package_id, updated_at = excluded.updated_at, \
-                 not_after = excluded.not_after",
+                 not_after = excluded.not_after, suci_key_id = excluded.suci_key_id",
             )
             .bind(&row.supi)
             .bind(&row.device)
@@ -621,6 +626,7 @@ macro_rules! shared_ops {
             .bind(row.package_id.as_slice())
             .bind(now)
             .bind(row.not_after)
+            .bind(row.suci_key_id)
             .execute(&mut *self)
             .await?;
             Ok(())
@@ -989,6 +995,7 @@ impl SqlStore {
                 .not_after_unix
                 .map(|t| to_i64(t, "package end"))
                 .transpose()?,
+            suci_key_id: sub.suci_key_id.map(i64::from),
         })
     }
 
@@ -1118,6 +1125,7 @@ mod tests {
             owner: None,
             package_id: [package; 16],
             not_after: None,
+            suci_key_id: None,
         }
     }
 

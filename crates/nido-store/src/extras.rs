@@ -41,7 +41,86 @@ pub enum Release {
     },
 }
 
+/// Which subscriptions [`SqlStore::end_packages`] ends the package of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packages<'a> {
+    /// The subscription of one device.
+    Of(&'a nido_net::DeviceId),
+    /// Every subscription whose package may carry SUCI key `id`: it does,
+    /// or it was delivered before the store kept the key id.
+    MayCarrySuciKey(u8),
+    /// Every subscription.
+    All,
+}
+
+/// What [`SqlStore::end_packages`] did to one subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageEnd {
+    /// The device.
+    pub device: String,
+    /// Its subscription.
+    pub supi: String,
+}
+
 impl SqlStore {
+    /// Ends the packages of `which` subscriptions at `at` (`nido network
+    /// rekey`, issue #16 item 4): sets each one's end (`not_after`) to the second before `at`
+    /// (a package is valid through its `not_after` second) where it ended
+    /// later or had none, with an audit entry each, in one transaction.
+    /// The AMF then refuses the device's next registration (#7, integrity
+    /// protected) and the device renews with its erasure receipt, getting
+    /// a new K. Only that column changes: a network serving at the same
+    /// time never sees an SQN or a state go back. Returns the subscriptions
+    /// changed (none when there is no such subscription, or its package
+    /// had already ended).
+    pub fn end_packages(
+        &self,
+        which: Packages<'_>,
+        at: u64,
+        reason: &str,
+    ) -> Result<Vec<PackageEnd>, SqlStoreError> {
+        let at_i = to_i64(at, "time")?;
+        let end = at_i.saturating_sub(1);
+        let (device, key) = match which {
+            Packages::Of(d) => (Some(d.to_string()), None),
+            Packages::MayCarrySuciKey(k) => (None, Some(i64::from(k))),
+            Packages::All => (None, None),
+        };
+        self.run(async {
+            on_pool!(self, |p, begin| {
+                let mut tx = p.begin_with(begin).await?;
+                let rows: Vec<(String, String)> = sqlx::query_as(
+                    "UPDATE subscriptions SET not_after = $1, updated_at = $2 \
+                     WHERE ($3 IS NULL OR device = $3) \
+                     AND ($4 IS NULL OR suci_key_id = $4 OR suci_key_id IS NULL) \
+                     AND (not_after IS NULL OR not_after > $1) \
+                     RETURNING device, supi",
+                )
+                .bind(end)
+                .bind(at_i)
+                .bind(device.as_deref())
+                .bind(key)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut audit = AuditBatch::default();
+                let mut ended = Vec::with_capacity(rows.len());
+                for (device, supi) in rows {
+                    let event = nido_net::NetworkEvent::PackageEnded {
+                        device: crate::sql::device_id(&device)?,
+                        supi: nido_sec::Supi::parse(&supi)
+                            .map_err(|e| SqlStoreError::Corrupt(format!("SUPI {supi}: {e}")))?,
+                        reason: reason.to_owned(),
+                    };
+                    audit.entry(AuditEntry::from_event(at, &event));
+                    ended.push(PackageEnd { device, supi });
+                }
+                audit.write(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(ended)
+            })
+        })
+    }
+
     /// Sets the size of the IMSI range: [`nido_net::Store::allocate_msin`]
     /// hands out 1..=`size` and then refuses (`Exhausted`). A store starts
     /// with an empty range. Refuses (`Conflict`) a size below the number
@@ -388,6 +467,80 @@ impl SqlStore {
         })
     }
 
+    /// Releases `device` from its owner for a transfer (issue #16 item 3):
+    /// `by` is the owner asking (refused unless it is the device's owner)
+    /// or `None` for the operator. In one transaction: every claim code of
+    /// the device is forgotten (the old owner's code, and any unused one,
+    /// no longer claims it), `new_code_hash` (the SHA-256 of a fresh claim
+    /// code, [`nido_pki::bundle::claim_code_hash`]) becomes its only one,
+    /// its subscription loses its owner and its package ends at `at` (the
+    /// device renews at its next registration, erasing the old owner's
+    /// third-party credentials, proved by its receipt, and gets the next
+    /// owner's), with an `owner_released` audit entry. From the commit on
+    /// the old owner sees nothing of the device. Returns the old owner.
+    pub fn release_owner(
+        &self,
+        device: &nido_net::DeviceId,
+        by: Option<&str>,
+        new_code_hash: &str,
+        at: u64,
+        reason: &str,
+    ) -> Result<String, SqlStoreError> {
+        let id = device.to_string();
+        let at_i = to_i64(at, "time")?;
+        let mac = self.sealer.claim_mac(new_code_hash);
+        self.run(async {
+            on_pool!(self, |p, begin| {
+                let mut tx = p.begin_with(begin).await?;
+                // The read side's one definition of a device's owner, with
+                // the device as parameter $1 (no text of ours in the SQL).
+                let sql = format!("SELECT {}", crate::query::owner_of("$1"));
+                let owner: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(&id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let owner = match (owner, by) {
+                    (Some(o), Some(b)) if o == b => o,
+                    (Some(o), None) => o,
+                    // Another owner's device looks like no device.
+                    _ => {
+                        return Err(StoreError::NotFound(format!("{id} has no owner to release it"))
+                            .into());
+                    }
+                };
+                sqlx::query("DELETE FROM claims WHERE device = $1")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO claims (claim_code_hash, device, keyed) VALUES ($1, $2, TRUE)")
+                    .bind(&mac)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE subscriptions SET owner = NULL, updated_at = $2, \
+                     not_after = CASE WHEN not_after IS NULL OR not_after > $3 THEN $3 \
+                     ELSE not_after END WHERE device = $1",
+                )
+                .bind(&id)
+                .bind(at_i)
+                .bind(at_i.saturating_sub(1))
+                .execute(&mut *tx)
+                .await?;
+                let who = by.map_or_else(|| "the operator".to_owned(), |b| format!("owner {b}"));
+                let mut entry = AuditEntry::new(
+                    at,
+                    "owner_released",
+                    format!("from owner {owner} by {who} for a transfer: {reason}; a new claim code was issued"),
+                );
+                entry.device = Some(id.clone());
+                (*tx).append_audit(core::slice::from_ref(&entry)).await?;
+                tx.commit().await?;
+                Ok(owner)
+            })
+        })
+    }
+
     /// Lifts a block; `false` if the device was not blocked. The change and
     /// its `unblocked` audit entry commit together.
     pub fn unblock(&self, device: &nido_net::DeviceId) -> Result<bool, SqlStoreError> {
@@ -550,6 +703,47 @@ impl SqlStore {
             }
         }
         Ok(trust)
+    }
+
+    /// Moves the trust generation without a trust change: the network's
+    /// configuration changed (a SUCI home network key added or retired,
+    /// `nido network suci-key`), and every serving network reloads it at
+    /// its next poll, as after a trust change.
+    pub fn bump_trust_generation(&self) -> Result<(), SqlStoreError> {
+        self.run(async {
+            on_pool!(self, |p, _begin| {
+                sqlx::query("UPDATE trust_generation SET generation = generation + 1 WHERE id = 1")
+                    .execute(p)
+                    .await?;
+                Ok(())
+            })
+        })
+    }
+
+    /// How many subscriptions' packages carry each SUCI home network key
+    /// id (`None`: packages delivered before the store kept it), by id.
+    pub fn suci_key_use(&self) -> Result<Vec<(Option<u8>, u64)>, SqlStoreError> {
+        let rows: Vec<(Option<i64>, i64)> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_as(
+                    "SELECT suci_key_id, COUNT(*) FROM subscriptions GROUP BY suci_key_id \
+                     ORDER BY suci_key_id",
+                )
+                .fetch_all(p)
+                .await?)
+            })
+        })?;
+        rows.into_iter()
+            .map(|(id, n)| {
+                let id = id
+                    .map(|id| {
+                        u8::try_from(id)
+                            .map_err(|_| SqlStoreError::Corrupt(format!("SUCI key id {id}")))
+                    })
+                    .transpose()?;
+                Ok((id, to_u64(n, "count")?))
+            })
+            .collect()
     }
 
     /// The trust generation: advanced by the database (triggers of schema

@@ -49,7 +49,7 @@ mod sql;
 mod tokens;
 
 pub use error::{SqlStoreError, StoreOpenError};
-pub use extras::Release;
+pub use extras::{PackageEnd, Packages, Release};
 pub use kek::{Kek, KekError};
 pub use open::{Backend, SCHEMA_VERSION};
 pub use outbox::{

@@ -34,8 +34,6 @@ pub const DELIVERED_KEPT_S: u64 = 86_400;
 /// One burst as the outbox stores it.
 pub(crate) struct UplinkRow<'a> {
     pub(crate) device: &'a str,
-    /// `""`: no owner (the operator's default delivery).
-    pub(crate) owner: &'a str,
     pub(crate) supi: String,
     pub(crate) psi: i64,
     pub(crate) data: &'a [u8],
@@ -49,21 +47,23 @@ pub(crate) async fn append<C: Conn>(
     uplinks: &[&nido_net::Uplink],
     limit: u64,
 ) -> Result<Vec<AuditEntry>, SqlStoreError> {
-    let mut owners: BTreeMap<&str, ()> = BTreeMap::new();
+    // The owner each burst is kept for is the device's at this commit,
+    // not the one the serving network saw at registration (`u.owner`): a
+    // transfer ends the old owner's data at once.
+    let mut owners: BTreeMap<String, ()> = BTreeMap::new();
     for u in uplinks {
         let at_ms =
             u.at.duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let owner = u.owner.as_deref().unwrap_or("");
-        c.append_uplink(&UplinkRow {
-            device: &u.device,
-            owner,
-            supi: u.supi.to_string(),
-            psi: i64::from(u.psi),
-            data: &u.data,
-            at_ms: to_i64(at_ms, "time")?,
-        })
-        .await?;
+        let (_, owner) = c
+            .append_uplink(&UplinkRow {
+                device: &u.device,
+                supi: u.supi.to_string(),
+                psi: i64::from(u.psi),
+                data: &u.data,
+                at_ms: to_i64(at_ms, "time")?,
+            })
+            .await?;
         owners.insert(owner, ());
     }
     let limit = to_i64(limit, "outbox limit")?;

@@ -117,6 +117,15 @@ impl AuditEntry {
                 e.supi = Some(supi.to_string());
                 e.detail.clone_from(reason);
             }
+            NetworkEvent::PackageEnded {
+                device,
+                supi,
+                reason,
+            } => {
+                e.device = Some(device.to_string());
+                e.supi = Some(supi.to_string());
+                e.detail = format!("{reason} (a new K at its next registration)");
+            }
             NetworkEvent::Authenticated {
                 conn,
                 supi,

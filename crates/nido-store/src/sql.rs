@@ -238,14 +238,14 @@ macro_rules! select_sub_rows {
     ($rest:literal) => {
         concat!(
             "SELECT supi, device, k_enc, opc_enc, amf, sqn_seq, sqn_ind, state, owner, \
-             package_id, not_after FROM subscriptions ",
+             package_id, not_after, suci_key_id FROM subscriptions ",
             $rest
         )
     };
 }
 
 /// A `subscriptions` row: supi, device, k_enc, opc_enc, amf, sqn_seq,
-/// sqn_ind, state, owner, package_id, not_after.
+/// sqn_ind, state, owner, package_id, not_after, suci_key_id.
 type SubRow = (
     String,
     String,
@@ -257,6 +257,7 @@ type SubRow = (
     String,
     Option<String>,
     Vec<u8>,
+    Option<i64>,
     Option<i64>,
 );
 
@@ -381,8 +382,20 @@ impl SqlStore {
     }
 
     fn subscription_of(&self, row: SubRow) -> Result<Subscription, SqlStoreError> {
-        let (supi_text, device, k_enc, opc_enc, amf, seq, ind, state, owner, package_id, not_after) =
-            row;
+        let (
+            supi_text,
+            device,
+            k_enc,
+            opc_enc,
+            amf,
+            seq,
+            ind,
+            state,
+            owner,
+            package_id,
+            not_after,
+            suci_key_id,
+        ) = row;
         let supi = Supi::parse(&supi_text)
             .map_err(|e| SqlStoreError::Corrupt(format!("SUPI {supi_text:?}: {e}")))?;
         let k = K::from_slice(&self.sealer.open("k", &supi_text, &k_enc)?)
@@ -413,6 +426,12 @@ impl SqlStore {
             owner,
             package_id,
             not_after_unix: not_after.map(|t| to_u64(t, "package end")).transpose()?,
+            suci_key_id: suci_key_id
+                .map(|id| {
+                    u8::try_from(id)
+                        .map_err(|_| SqlStoreError::Corrupt(format!("SUCI key id {id}")))
+                })
+                .transpose()?,
         })
     }
 
@@ -683,8 +702,29 @@ impl SqlStore {
                         StoreError::NotFound("no unused claim code with this hash".into()).into(),
                     );
                 };
-                let mut entry =
-                    crate::AuditEntry::new(now_unix(), "claimed", format!("by owner {owner}"));
+                // A device that already holds a subscription without this
+                // owner (onboarded unclaimed, or released for a transfer)
+                // gets the owner's credentials in a new package: its
+                // package ends now and it renews at its next registration.
+                let renews = sqlx::query(
+                    "UPDATE subscriptions SET not_after = $2, updated_at = $3 \
+                     WHERE device = $1 AND (owner IS NULL OR owner <> $4) \
+                     AND (not_after IS NULL OR not_after > $2)",
+                )
+                .bind(&device)
+                .bind(now.saturating_sub(1))
+                .bind(now)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0;
+                let detail = if renews {
+                    format!("by owner {owner}; its package ends: the owner's credentials at its next registration")
+                } else {
+                    format!("by owner {owner}")
+                };
+                let mut entry = crate::AuditEntry::new(now_unix(), "claimed", detail);
                 entry.device = Some(device.clone());
                 (*tx).append_audit(core::slice::from_ref(&entry)).await?;
                 let device = device_id(&device)?;

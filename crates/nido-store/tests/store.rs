@@ -60,6 +60,7 @@ fn sub(device: &str, n: u64, seed: u8) -> Subscription {
         // Half with a package end (schema 8), half without (a package
         // delivered before the store kept it).
         not_after_unix: (seed % 2 == 1).then_some(1_900_000_000 + u64::from(seed)),
+        suci_key_id: (seed % 2 == 1).then_some(seed),
     }
 }
 
@@ -95,6 +96,7 @@ fn assert_same(a: &Subscription, b: &Subscription) {
     assert_eq!(a.owner, b.owner);
     assert_eq!(a.package_id, b.package_id);
     assert_eq!(a.not_after_unix, b.not_after_unix);
+    assert_eq!(a.suci_key_id, b.suci_key_id);
 }
 
 // ---------------------------------------------------------------------------
@@ -1833,6 +1835,17 @@ fn uplink(device: &str, owner: Option<&str>, n: u8) -> nido_net::Uplink {
 /// audit entry each), delivery marks entries and the status counts them.
 fn outbox_numbers_bounds_and_delivers(s: &mut SqlStore) {
     s.set_outbox_limit(3);
+    // The owners the store knows (a burst is kept for the device's owner
+    // at its commit, whatever the serving network saw).
+    for (serial, n, owner) in [
+        ("A", 11, Some("acme")),
+        ("B", 12, Some("acme")),
+        ("C", 13, None),
+    ] {
+        let mut row = sub(serial, n, n as u8);
+        row.owner = owner.map(Into::into);
+        s.put_subscription(row).unwrap();
+    }
     // One group: two devices of acme, one unclaimed device.
     s.apply(&[
         Write::Uplink(uplink("A", Some("acme"), 1)),
@@ -1882,6 +1895,24 @@ fn outbox_numbers_bounds_and_delivers(s: &mut SqlStore) {
     s.enqueue_uplink(&uplink("A", Some("acme"), 6)).unwrap();
     let last = s.pending_uplinks(Some("acme"), 10).unwrap();
     assert_eq!(last.last().map(|e| e.seq), Some(3));
+    // A released for a transfer: its next burst, though the serving
+    // network still names acme (its registration predates the release),
+    // is no longer acme's.
+    s.release_owner(
+        &id("A"),
+        Some("acme"),
+        &"ab".repeat(32),
+        1_800_000_000,
+        "sold",
+    )
+    .unwrap();
+    s.enqueue_uplink(&uplink("A", Some("acme"), 7)).unwrap();
+    assert_eq!(s.pending_uplinks(Some("acme"), 10).unwrap(), last);
+    let unowned = s.pending_uplinks(None, 10).unwrap();
+    assert_eq!(
+        unowned.last().map(|e| (e.device.as_str(), e.seq)),
+        Some(("Acme/A", 4))
+    );
 }
 
 /// Where owners' data goes: set, replaced, the password sealed and never
@@ -2318,4 +2349,89 @@ fn revocation_on_postgres() {
     };
     let mut s = open_sql(&db.url());
     revocation(&mut s);
+}
+
+/// `end_packages` (`nido network rekey`): one device, then every other
+/// one; only the end column changes, a package that already ended is left
+/// alone, each change has its audit entry.
+fn rekey(s: &mut SqlStore) {
+    // seed 1 and 3: an end in 2030; seed 2: no end recorded.
+    for (n, serial) in ["D1", "D2", "D3"].into_iter().enumerate() {
+        let mut row = sub(serial, n as u64 + 1, n as u8 + 1);
+        row.state = SubscriptionState::Active;
+        row.sqn = HeSqn { seq: 40, ind: 2 };
+        s.put_subscription(row).unwrap();
+    }
+    let at = 1_800_000_000;
+    let one = s
+        .end_packages(nido_store::Packages::Of(&id("D1")), at, "key audit")
+        .unwrap();
+    assert_eq!(
+        one,
+        [nido_store::PackageEnd {
+            device: "Acme/D1".into(),
+            supi: supi(1).to_string()
+        }]
+    );
+    let d1 = s.subscription_by_device(&id("D1")).unwrap().unwrap();
+    assert_eq!(d1.not_after_unix, Some(at - 1));
+    assert!(d1.expired(at) && !d1.expired(at - 1));
+    assert_eq!(d1.state, SubscriptionState::Active, "the state is kept");
+    assert_eq!(d1.sqn, HeSqn { seq: 40, ind: 2 }, "the SQN is kept");
+    assert!(d1.k == k(1), "K is kept until the device renews");
+    assert!(
+        s.end_packages(nido_store::Packages::Of(&id("D1")), at + 5, "again")
+            .unwrap()
+            .is_empty(),
+        "already ended"
+    );
+    assert!(
+        s.end_packages(nido_store::Packages::Of(&id("NONE")), at, "x")
+            .unwrap()
+            .is_empty()
+    );
+    let mut all: Vec<String> = s
+        .end_packages(nido_store::Packages::All, at + 10, "SUCI key rotation")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.device)
+        .collect();
+    all.sort();
+    assert_eq!(all, ["Acme/D2", "Acme/D3"], "D1 had ended already");
+    assert_eq!(
+        s.subscription_by_device(&id("D2"))
+            .unwrap()
+            .unwrap()
+            .not_after_unix,
+        Some(at + 9)
+    );
+    let audit = s
+        .audit_page(&nido_store::AuditFilter {
+            kind: Some("package_ended".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(audit.len(), 3);
+    assert!(
+        audit
+            .iter()
+            .any(|(_, e)| e.detail.contains("key audit") && e.device.as_deref() == Some("Acme/D1"))
+    );
+}
+
+#[test]
+fn rekey_on_sqlite() {
+    let dir = TempDir::new();
+    let mut s = open_sql(&dir.db());
+    rekey(&mut s);
+}
+
+#[test]
+fn rekey_on_postgres() {
+    let Some(db) = PgDb::new("rekey_on_postgres") else {
+        return;
+    };
+    let mut s = open_sql(&db.url());
+    rekey(&mut s);
 }

@@ -80,10 +80,7 @@ fn device_path(n: usize) -> String {
 }
 
 fn claim_code(d: &Path, n: usize) -> String {
-    nido_pki::bundle::read_label_code(&d.join(format!("factory/labels/{}.txt", serial(n))))
-        .unwrap()
-        .as_str()
-        .to_owned()
+    common::claim_code_in(&d.join(format!("factory/labels/{}.txt", serial(n))))
 }
 
 /// A TCP port nothing listens on (now).
@@ -283,19 +280,7 @@ fn the_console_and_the_api_serve_an_onboarding_fleet() {
     }
     for (owner, devices) in [("acme", 1..=5), ("globex", 6..=8)] {
         for n in devices {
-            ok(
-                &[
-                    "owner",
-                    "claim",
-                    "--dir",
-                    "net",
-                    "--owner",
-                    owner,
-                    "--claim-code",
-                    &claim_code(d, n),
-                ],
-                d,
-            );
+            common::claim(d, owner, &claim_code(d, n));
         }
     }
     ok(

@@ -285,25 +285,8 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
         d,
     );
     for n in 1..=CLAIMED {
-        let label =
-            std::fs::read_to_string(d.join(format!("factory/labels/{}.txt", serial(n)))).unwrap();
-        let code = label
-            .lines()
-            .find_map(|l| l.strip_prefix("claim code: "))
-            .unwrap();
-        ok(
-            &[
-                "owner",
-                "claim",
-                "--dir",
-                "net",
-                "--owner",
-                "acme",
-                "--claim-code",
-                code,
-            ],
-            d,
-        );
+        let code = common::claim_code_in(&d.join(format!("factory/labels/{}.txt", serial(n))));
+        common::claim(d, "acme", &code);
     }
     ok(
         &[

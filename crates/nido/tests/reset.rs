@@ -2,7 +2,9 @@
 //! processes: a device onboarded to active is factory reset (file vault,
 //! and PKCS#11 token in SoftHSM2), its next run onboards again and gets a
 //! new K in the same subscription without the operator releasing it; the
-//! audit trail says the erasure receipt was verified.
+//! audit trail says the erasure receipt was verified. `nido network rekey`
+//! (issue #16 item 4): the device's next registration is refused (#7) and
+//! it renews its package the same way.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
 
@@ -11,7 +13,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Scratch, json_lines, manufacturer_and_network, ok, serve, softhsm_token};
+use common::{
+    Scratch, claim, claim_code_in, json_lines, manufacturer_and_network, nido, ok, serve,
+    softhsm_token,
+};
 use serde_json::Value;
 
 const BUNDLE: &str = "factory/ACMESENS-0000000001";
@@ -208,4 +213,369 @@ fn a_token_device_reset_onboards_again_with_a_new_k() {
         return;
     }
     reset_and_onboard_again("reset-token", true);
+}
+
+/// `nido network rekey`: the package of an active device ends at once; the
+/// device's next run is refused with #7, erases its package (receipt) and
+/// onboards again: the same SUPI, a new package with a new validity, one
+/// subscription, the change in the audit trail. A device without a
+/// subscription, or one re-keyed twice before renewing, is refused.
+#[test]
+fn a_rekeyed_device_gets_a_new_k_at_its_next_registration() {
+    let s = Scratch::new("rekey");
+    let d = &s.0;
+    let (listen, _) = manufacturer_and_network(d, 2);
+    let _network = serve(d, &[]);
+    let first = run_until_active(d, &listen, None);
+    assert!(first.iter().all(|l| l["event"] != "renewing"), "{first:?}");
+    let before = subscriptions(d);
+    assert_eq!(before.len(), 1);
+    let end = before[0]["not_after"]
+        .as_str()
+        .expect("a package end")
+        .to_owned();
+
+    let device = "Acme Sensors/ACMESENS-0000000001";
+    let out = nido(
+        &[
+            "network",
+            "rekey",
+            "--dir",
+            "net",
+            "Acme Sensors/ACMESENS-0000000002",
+        ],
+        d,
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no subscription"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = json_lines(&ok(
+        &[
+            "network",
+            "rekey",
+            "--dir",
+            "net",
+            "--json",
+            "--reason",
+            "key audit",
+            device,
+        ],
+        d,
+    ));
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["device"], device);
+    assert_eq!(done[0]["changed"], true);
+    let ended = subscriptions(d);
+    assert!(
+        ended[0]["not_after"].as_str().unwrap() < end.as_str(),
+        "{ended:?}"
+    );
+    // Twice: the package has already ended.
+    assert!(
+        !nido(&["network", "rekey", "--dir", "net", device], d)
+            .status
+            .success()
+    );
+
+    let second = run_until_active(d, &listen, None);
+    assert!(
+        second
+            .iter()
+            .any(|l| l["event"] == "rejected" && l["detail"]["cause"] == 7),
+        "{second:?}"
+    );
+    let renewing: Vec<_> = second.iter().filter(|l| l["event"] == "renewing").collect();
+    assert_eq!(renewing.len(), 1, "{second:?}");
+    assert_eq!(renewing[0]["detail"]["package_id"], before[0]["package_id"]);
+    assert_eq!(renewing[0]["detail"]["refused_as_ended"], true);
+    let after = subscriptions(d);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["supi"], before[0]["supi"]);
+    assert_eq!(after[0]["state"], "active");
+    assert_ne!(after[0]["package_id"], before[0]["package_id"]);
+    assert!(
+        after[0]["not_after"].as_str().unwrap() >= end.as_str(),
+        "{after:?}"
+    );
+    let audit = json_lines(&ok(
+        &[
+            "network",
+            "audit",
+            "--dir",
+            "net",
+            "--json",
+            "--kind",
+            "package_ended",
+        ],
+        d,
+    ));
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert!(
+        audit[0]["detail"].as_str().unwrap().contains("key audit"),
+        "{audit:?}"
+    );
+}
+
+/// `nido network suci-key` while `serve` runs (issue #16 item 4): a key
+/// added is handed to devices in the next package; the old key cannot be
+/// retired while a package carries it; `rekey --suci-key 1` renews the
+/// device onto key 2; then key 1 is retired (entry and file gone) and the
+/// device still registers, on key 2, with the serving network reloaded.
+#[test]
+fn a_suci_key_rotation_leaves_no_device_behind() {
+    let s = Scratch::new("suci-rotation");
+    let d = &s.0;
+    let (listen, _) = manufacturer_and_network(d, 1);
+    let _network = serve(d, &["--trust-poll-ms", "100"]);
+    run_until_active(d, &listen, None);
+    let keys = |d: &Path| {
+        json_lines(&ok(
+            &["network", "suci-key", "list", "--dir", "net", "--json"],
+            d,
+        ))
+    };
+    let k = keys(d);
+    assert_eq!(k.len(), 1, "{k:?}");
+    assert_eq!(
+        (k[0]["id"].as_u64(), k[0]["packages"].as_u64()),
+        (Some(1), Some(1))
+    );
+
+    let added = ok(
+        &[
+            "network",
+            "suci-key",
+            "add",
+            "--dir",
+            "net",
+            "--profile",
+            "b",
+        ],
+        d,
+    );
+    assert!(added.contains("SUCI key 2 (profile B) added"), "{added}");
+    let k = keys(d);
+    assert_eq!(k.len(), 2, "{k:?}");
+    assert_eq!(
+        (k[0]["id"].as_u64(), k[0]["current"].as_bool()),
+        (Some(2), Some(true))
+    );
+    assert_eq!(k[1]["packages"], 1);
+    let refused = nido(&["network", "suci-key", "retire", "--dir", "net", "1"], d);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("still carried by 1 packages"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        !nido(&["network", "suci-key", "retire", "--dir", "net", "2"], d)
+            .status
+            .success(),
+        "the current key is never retired"
+    );
+
+    let done = json_lines(&ok(
+        &[
+            "network",
+            "rekey",
+            "--dir",
+            "net",
+            "--json",
+            "--suci-key",
+            "1",
+        ],
+        d,
+    ));
+    assert_eq!(done.len(), 1, "{done:?}");
+    std::thread::sleep(std::time::Duration::from_millis(500)); // serve's poll (100 ms)
+    let renewed = run_until_active(d, &listen, None);
+    assert!(
+        renewed.iter().any(|l| l["event"] == "renewing"),
+        "{renewed:?}"
+    );
+    let k = keys(d);
+    assert_eq!(
+        (k[0]["packages"].as_u64(), k[1]["packages"].as_u64()),
+        (Some(1), Some(0))
+    );
+
+    let retired = ok(&["network", "suci-key", "retire", "--dir", "net", "1"], d);
+    assert!(retired.contains("SUCI key 1 retired"), "{retired}");
+    assert!(!d.join("net/keys/suci-a-1.hex").exists());
+    let config = std::fs::read_to_string(d.join("net/nido.toml")).unwrap();
+    assert!(
+        !config.contains("suci-a-1.hex") && config.contains("suci-b-2.hex"),
+        "{config}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let again = run_until_active(d, &listen, None);
+    assert!(
+        again
+            .iter()
+            .all(|l| l["event"] != "renewing" && l["event"] != "rejected"),
+        "{again:?}"
+    );
+    let log = std::fs::read_to_string(d.join("network.log")).unwrap();
+    assert!(log.contains("trust store reloaded"), "{log}");
+}
+
+/// An owner `id` with LwM2M credentials whose PSK identity is `id`.
+fn owner_with_credentials(d: &Path, id: &str) {
+    ok(
+        &["owner", "create", "--dir", "net", "--id", id, "--name", id],
+        d,
+    );
+    std::fs::write(d.join(format!("{id}.psk")), "00112233\n").unwrap();
+    let psk = format!("{id}.psk");
+    ok(
+        &[
+            "owner",
+            "credentials",
+            "--dir",
+            "net",
+            "--owner",
+            id,
+            "--lwm2m",
+            "coaps://lwm2m.example:5684",
+            "--psk-identity",
+            id,
+            "--psk-file",
+            &psk,
+        ],
+        d,
+    );
+}
+
+/// Transfer to a new owner (issue #16 item 3), real processes: owner A's
+/// device is released by A (never by B) with a new claim code; A's old
+/// code no longer claims it, A no longer sees it, B claims it with the new
+/// code, and at its next registration the device erases A's credentials
+/// (its erasure receipt) and gets B's, in its one subscription.
+#[test]
+fn a_device_transferred_from_owner_a_to_b_ends_with_bs_credentials_only() {
+    let s = Scratch::new("transfer");
+    let d = &s.0;
+    let (listen, _) = manufacturer_and_network(d, 1);
+    common::import_claims(d);
+    owner_with_credentials(d, "owner-a");
+    owner_with_credentials(d, "owner-b");
+    let label = claim_code_in(&d.join("factory/labels/ACMESENS-0000000001.txt"));
+    claim(d, "owner-a", &label);
+    let _network = serve(d, &[]);
+    let first = run_until_active(d, &listen, None);
+    let owner_of = |lines: &[Value]| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["event"] == "provisioned")
+            .map(|l| l["detail"]["owner"].as_str().unwrap_or("-").to_owned())
+            .collect()
+    };
+    assert_eq!(owner_of(&first), ["owner-a"], "{first:?}");
+    let devices_of = |owner: &str| {
+        json_lines(&ok(
+            &[
+                "network", "devices", "--dir", "net", "--owner", owner, "--json",
+            ],
+            d,
+        ))
+    };
+    assert_eq!(devices_of("owner-a").len(), 1);
+
+    let device = "Acme Sensors/ACMESENS-0000000001";
+    let not_theirs = nido(
+        &[
+            "owner",
+            "release",
+            "--dir",
+            "net",
+            "--owner",
+            "owner-b",
+            "--code-out",
+            "b.txt",
+            device,
+        ],
+        d,
+    );
+    assert!(!not_theirs.status.success(), "B cannot release A's device");
+    assert!(!d.join("b.txt").exists());
+    let released = ok(
+        &[
+            "owner",
+            "release",
+            "--dir",
+            "net",
+            "--owner",
+            "owner-a",
+            "--code-out",
+            "transfer.txt",
+            device,
+        ],
+        d,
+    );
+    assert!(
+        released.contains("released from owner owner-a"),
+        "{released}"
+    );
+    assert!(
+        !released.contains(&claim_code_in(&d.join("transfer.txt"))),
+        "the code only in the file"
+    );
+    assert!(
+        devices_of("owner-a").is_empty(),
+        "A's access ended at the transfer"
+    );
+    // A cannot take it back with the code from the box.
+    assert!(
+        !nido(
+            &[
+                "owner",
+                "claim",
+                "--dir",
+                "net",
+                "--owner",
+                "owner-a",
+                "--claim-code",
+                &label
+            ],
+            d
+        )
+        .status
+        .success()
+    );
+    let code = claim_code_in(&d.join("transfer.txt"));
+    claim(d, "owner-b", &code);
+    assert_eq!(devices_of("owner-b").len(), 1);
+    assert!(devices_of("owner-a").is_empty());
+
+    let second = run_until_active(d, &listen, None);
+    assert!(
+        second.iter().any(|l| l["event"] == "renewing"),
+        "the device renews: {second:?}"
+    );
+    assert_eq!(owner_of(&second), ["owner-b"], "{second:?}");
+    let provisioned = second.iter().find(|l| l["event"] == "provisioned").unwrap();
+    assert_eq!(
+        provisioned["detail"]["third_party"], 1,
+        "B's credentials only (A's were erased with the old package)"
+    );
+    let subs = subscriptions(d);
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    assert_eq!(subs[0]["owner"], "owner-b");
+    let audit = json_lines(&ok(
+        &[
+            "network",
+            "audit",
+            "--dir",
+            "net",
+            "--json",
+            "--kind",
+            "owner_released",
+        ],
+        d,
+    ));
+    assert_eq!(audit.len(), 1, "{audit:?}");
 }

@@ -507,6 +507,23 @@ impl Network {
         self.dcs.serve(realm, credentials);
     }
 
+    /// Replaces the SUCI home network keys (a key added or retired while
+    /// serving, issue #16 item 4): the SIDF de-conceals with each of
+    /// `keys` and no other; the PVS hands the first one's public key to
+    /// devices in every package from now on. Empty `keys`: nothing changes
+    /// (a network always has a key).
+    pub fn set_home_network_keys(&mut self, keys: Vec<nido_sec::suci::HomeNetworkKey>) {
+        let Some(current) = keys.first().map(|k| k.public_key()) else {
+            return;
+        };
+        let mut sidf = nido_sec::suci::Sidf::new();
+        for key in keys {
+            sidf.insert(key);
+        }
+        self.udm.sidf = sidf;
+        self.pvs.set_home_network_key(current);
+    }
+
     /// Makes the PVS enforce subscription quotas per manufacturer (`None`:
     /// none, the library's default); [`Network::set_trust_store`] then
     /// keeps them in step with the manufacturers' policies.

@@ -1,8 +1,14 @@
--- Issue #16 item 5: a credential package's validity is enforced.
+-- Issue #16 items 4 and 5: a credential package's validity is enforced,
+-- and SUCI home network keys rotate.
 --
 -- subscriptions.not_after: when the last package delivered ends (its
 -- not_after_unix, seconds since the Unix epoch). From then on the AMF
 -- refuses a registration with it (#7, integrity protected) and the device
 -- renews by onboarding again with its erasure receipt. NULL for a package
 -- delivered before this schema: never refused for expiry.
+-- subscriptions.suci_key_id: the id of the SUCI home network key the last
+-- package carried, which the device conceals its SUPI with: a key is
+-- retired only once no subscription's package carries it. NULL for a
+-- package delivered before this schema.
 ALTER TABLE subscriptions ADD COLUMN not_after BIGINT;
+ALTER TABLE subscriptions ADD COLUMN suci_key_id INTEGER;

@@ -18,6 +18,8 @@ its subscription, sealed to the device.
 
   nido owner create --dir net --id acme-farms --name \"Acme Farms\"
   nido owner claim --dir net --owner acme-farms --claim-code ABCD-EFGH-JKLM-NPQR
+  nido owner release --dir net --owner acme-farms --code-out transfer.txt \
+      \"Acme Sensors/ACMESENS-0000000001\"   # for a transfer: a new code
   nido owner credentials --dir net --owner acme-farms \\
       --lwm2m coaps://lwm2m.acme.example:5684 --psk-identity acme --psk-file acme.psk
   nido owner delivery --dir net --owner acme-farms --mqtt mqtt://127.0.0.1:1883 \\
@@ -35,6 +37,13 @@ pub(crate) enum OwnerCmd {
     Create(CreateArgs),
     /// Claims a device for an owner with its one-time claim code.
     Claim(ClaimArgs),
+    /// Releases a device from its owner for a transfer to a new one: its
+    /// old claim codes stop working, a new one is written to --code-out
+    /// for the next owner (`nido owner claim`), the owner's access ends at
+    /// once, and at its next registration the device erases the owner's
+    /// credentials (proved by its erasure receipt) and gets the next
+    /// owner's. With --owner, only that owner's device.
+    Release(ReleaseArgs),
     /// Sets the third-party device configuration credentials of an owner
     /// (replacing the previous ones): LwM2M server with PSK, MQTT broker
     /// with a client certificate.
@@ -70,6 +79,25 @@ pub(crate) struct ClaimArgs {
     /// another owner claimed first stays with that owner.
     #[arg(long)]
     claim_code: String,
+}
+
+#[derive(Args)]
+pub(crate) struct ReleaseArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// The owner releasing its device (omitted: the operator does).
+    #[arg(long)]
+    owner: Option<String>,
+    /// The device.
+    #[command(flatten)]
+    device: super::network::DeviceArg,
+    /// Where the new claim code goes (created, mode 0600): hand it to the
+    /// next owner; it is shown nowhere else.
+    #[arg(long, value_name = "FILE")]
+    code_out: std::path::PathBuf,
+    /// Why (kept in the audit trail).
+    #[arg(long, default_value = "transfer to a new owner")]
+    reason: String,
 }
 
 #[derive(Args)]
@@ -143,6 +171,31 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
                 other => cli_error(other),
             })?;
             outln!("device {} claimed by {}", d.device, a.owner);
+            Ok(())
+        }
+        OwnerCmd::Release(a) => {
+            let (_, store) = open(&a.dir.dir, None)?;
+            let device = a.device.id()?;
+            let caller = a
+                .owner
+                .as_ref()
+                .map_or(Caller::Operator, |o| Caller::Owner(o.clone()));
+            if a.code_out.exists() {
+                bail!("--code-out {}: exists already", a.code_out.display());
+            }
+            let t =
+                service::release_owner(&store, &caller, &device, &a.reason).map_err(cli_error)?;
+            nido_pki::files::write_atomic(
+                &a.code_out,
+                format!("claim code: {}\n", t.claim_code.as_str()).as_bytes(),
+                nido_pki::files::MODE_SECRET,
+            )?;
+            outln!(
+                "device {} released from owner {}: the new owner claims it with the code in {} (nido owner claim); it gets their credentials at its next registration",
+                t.device,
+                t.from,
+                a.code_out.display()
+            );
             Ok(())
         }
         OwnerCmd::Credentials(a) => {

@@ -151,6 +151,32 @@ pub(crate) fn import_claims(d: &Path) {
     );
 }
 
+/// The claim code in a file with a `claim code: ...` line: a device's
+/// label (`nido mfr issue`) or a transfer's code (`nido owner release`).
+pub(crate) fn claim_code_in(path: &Path) -> String {
+    nido_pki::bundle::read_label_code(path)
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
+/// `nido owner claim` by `owner` with `code`.
+pub(crate) fn claim(d: &Path, owner: &str, code: &str) {
+    ok(
+        &[
+            "owner",
+            "claim",
+            "--dir",
+            "net",
+            "--owner",
+            owner,
+            "--claim-code",
+            code,
+        ],
+        d,
+    );
+}
+
 /// A manufacturer with `devices` bundles and a network (SQLite) that trusts
 /// it, listening on a free port; returns (listen address, DCS realm).
 pub(crate) fn manufacturer_and_network(d: &Path, devices: usize) -> (String, String) {

@@ -402,21 +402,38 @@ pub(crate) fn database_url(dir: &Path, config: &Config) -> String {
     db.clone()
 }
 
+/// The profile a `[[keys.suci]]` entry names.
+pub(crate) fn suci_profile(name: &str) -> Result<Profile> {
+    match name {
+        "A" | "a" => Ok(Profile::A),
+        "B" | "b" => Ok(Profile::B),
+        other => bail!("[[keys.suci]] profile: {other:?}, expected \"A\" or \"B\""),
+    }
+}
+
+/// The SUCI home network keys of the configuration, in its order: the
+/// first is the one the PVS hands to devices, every one de-conceals.
+pub(crate) fn suci_keys(dir: &Path, config: &Config) -> Result<Vec<HomeNetworkKey>> {
+    config
+        .keys
+        .suci
+        .iter()
+        .map(|k| {
+            let profile = suci_profile(&k.profile)?;
+            let octets = read_hex(dir, &k.private_key, "SUCI home network key")?;
+            let private = PrivateKey32::from_slice(&octets)
+                .map_err(|e| anyhow::anyhow!("SUCI key {}: {e}", k.private_key.display()))?;
+            HomeNetworkKey::from_private(profile, k.id, &private)
+                .map_err(|e| anyhow::anyhow!("SUCI key {}: {e}", k.private_key.display()))
+        })
+        .collect()
+}
+
 /// The UDM (SIDF keys) and PVS of the configuration.
 pub(crate) fn functions(dir: &Path, config: &Config) -> Result<(Udm, Pvs, NetworkConfig)> {
     let mut udm = Udm::default();
     let mut first = None;
-    for k in &config.keys.suci {
-        let profile = match k.profile.as_str() {
-            "A" | "a" => Profile::A,
-            "B" | "b" => Profile::B,
-            other => bail!("[[keys.suci]] profile: {other:?}, expected \"A\" or \"B\""),
-        };
-        let octets = read_hex(dir, &k.private_key, "SUCI home network key")?;
-        let private = PrivateKey32::from_slice(&octets)
-            .map_err(|e| anyhow::anyhow!("SUCI key {}: {e}", k.private_key.display()))?;
-        let key = HomeNetworkKey::from_private(profile, k.id, &private)
-            .map_err(|e| anyhow::anyhow!("SUCI key {}: {e}", k.private_key.display()))?;
+    for key in suci_keys(dir, config)? {
         first.get_or_insert_with(|| key.public_key());
         udm.sidf.insert(key);
     }

@@ -3,8 +3,10 @@
 
 mod capacity;
 pub(crate) mod config;
+mod rekey;
 mod release;
 mod serve;
+mod suci_key;
 mod token;
 
 use std::path::{Path, PathBuf};
@@ -84,6 +86,14 @@ pub(crate) enum Network {
     /// from a clone. A device reset with `nido device reset` needs no
     /// release: its receipt proves the erasure.
     Release(release::ReleaseArgs),
+    /// A new K for a device (or --all): its package ends now, so its next
+    /// registration is refused (#7, protected) and the device renews it
+    /// with its erasure receipt (same SUPI, new K, the current SUCI key).
+    Rekey(rekey::RekeyArgs),
+    /// SUCI home network keys: list, add (handed to devices from then on),
+    /// retire (once no package carries it); a running serve follows.
+    #[command(subcommand)]
+    SuciKey(suci_key::SuciKeyCmd),
     /// Lists the devices the network knows (seen on the access link, or
     /// claimed), with filters; the same listing as the API's
     /// `GET /api/v1/devices`.
@@ -389,11 +399,11 @@ pub(crate) struct UnblockArgs {
 pub(crate) struct DeviceArg {
     /// The enrolled manufacturer of DEVICE, when DEVICE is a bare serial.
     #[arg(long)]
-    manufacturer: Option<String>,
+    pub(crate) manufacturer: Option<String>,
     /// The device: MANUFACTURER/SERIAL (as `nido network devices` lists
     /// it), or SERIAL with --manufacturer.
     #[arg(value_name = "DEVICE")]
-    device: String,
+    pub(crate) device: String,
 }
 
 impl DeviceArg {
@@ -509,6 +519,8 @@ pub(crate) fn run(command: Network) -> Result<()> {
         }
         Network::ImportClaims(a) => claims(&a),
         Network::Release(a) => release::run(&a),
+        Network::Rekey(a) => rekey::run(&a),
+        Network::SuciKey(c) => suci_key::run(&c),
         Network::Devices(a) => devices(&a),
         Network::Subscriptions(a) => subscriptions(&a),
         Network::Audit(a) => audit(&a),

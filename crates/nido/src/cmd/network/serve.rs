@@ -95,6 +95,11 @@ impl EventLog {
                 supi,
                 reason,
             } => tracing::info!(device = %device, supi = %supi, reason = %reason, "released"),
+            E::PackageEnded {
+                device,
+                supi,
+                reason,
+            } => tracing::info!(device = %device, supi = %supi, reason = %reason, "package ended"),
             E::Authenticated {
                 supi, activated, ..
             } => tracing::info!(supi = %supi, activated, "authenticated"),
@@ -135,7 +140,8 @@ fn dcs_credentials(
         .with_context(|| format!("DCS credentials of {}", d.realm))
 }
 
-/// After a trust reload: serves the realms `nido.toml` gained since start
+/// After a trust reload: takes the SUCI home network keys `nido.toml` has
+/// now, and serves the realms it gained since start
 /// (`trust-manufacturer` writes the DCS files and the [[dcs]] entry before
 /// it enrolls the manufacturer, so they are there when the generation
 /// moves).
@@ -151,6 +157,9 @@ fn serve_new_realms(
             tracing::info!(realm = %d.realm, "DCS realm added");
         }
     }
+    // `nido network suci-key add|retire` edits [[keys.suci]], then moves
+    // the generation: the keys are read again, whole.
+    network.set_home_network_keys(config::suci_keys(dir, &config)?);
     Ok(())
 }
 
@@ -355,7 +364,7 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
                                 "trust store reloaded (manufacturers, CRLs, block list changed)"
                             );
                             if let Err(e) = serve_new_realms(dir, network, &reloaded.trust) {
-                                tracing::warn!(error = %e, "DCS realms of manufacturers enrolled since start not loaded");
+                                tracing::warn!(error = %e, "nido.toml not reloaded (DCS realms of manufacturers enrolled since start, SUCI keys): the current ones stay");
                             }
                         }
                         Ok(None) => {}
