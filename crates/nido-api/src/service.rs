@@ -611,26 +611,26 @@ pub fn rekey(
 pub struct Transfer {
     /// The device.
     pub device: String,
-    /// The owner it was released from.
-    pub from: String,
-    /// The device's only claim code from now on: the next owner claims it
-    /// with this (`nido owner claim`). A secret for the caller to hand
-    /// over; `Debug` redacts it.
-    pub claim_code: nido_pki::bundle::ClaimCode,
+    /// The owner it was released from (`None`: it had none; the operator
+    /// replaced its claim codes).
+    pub from: Option<String>,
 }
 
 /// Releases a device from its owner for a transfer (issue #16 item 3): the
 /// owner itself (an owner caller, only its own device) or the operator.
-/// Every claim code the device had stops working, a fresh one is issued
-/// (returned, never stored but as its hash), the subscription loses its
-/// owner at once (the old owner sees nothing of the device from then on)
-/// and its package ends: at its next registration the device erases the
-/// old owner's credentials (its erasure receipt proves it) and gets those
-/// of whoever has claimed it by then.
+/// Every claim code the device had stops working for good, `code` (a
+/// fresh one the caller made and keeps, [`nido_pki::bundle::ClaimCode`];
+/// only its hash is stored) becomes its only one, the subscription loses
+/// its owner at once (the old owner sees nothing of the device from then
+/// on, its pending downlinks are cancelled) and its package ends: at its
+/// next registration the device erases the old owner's credentials (its
+/// erasure receipt proves it) and gets those of whoever has claimed it by
+/// then. The operator may release a device without an owner (a lost code).
 pub fn release_owner(
     store: &SqlStore,
     caller: &Caller,
     id: &DeviceId,
+    code: &nido_pki::bundle::ClaimCode,
     why: &str,
 ) -> Result<Transfer, ServiceError> {
     let why = reason(why)?;
@@ -638,8 +638,6 @@ pub fn release_owner(
         Caller::Owner(me) => Some(me.as_str()),
         Caller::Operator => None,
     };
-    let code = nido_pki::bundle::ClaimCode::generate()
-        .map_err(|e| ServiceError::Invalid(format!("claim code: {e}")))?;
     let from = store
         .release_owner(id, by, &code.hash(), now(), why)
         .map_err(|e| match e {
@@ -649,7 +647,6 @@ pub fn release_owner(
     Ok(Transfer {
         device: id.to_string(),
         from,
-        claim_code: code,
     })
 }
 

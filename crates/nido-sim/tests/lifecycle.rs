@@ -664,3 +664,35 @@ fn a_suci_key_rotation_moves_a_device_to_the_new_key() {
     assert_eq!(rejections(&fleet, 0).len(), rejected_before);
     assert_eq!(renewals(&fleet, 0).len(), 1, "no second renewal");
 }
+
+/// A network whose packages are valid for less than the devices' renewal
+/// window: a device does not renew its fresh package at every
+/// registration (it has held it for less than the window), and renews it
+/// when the network refuses it as ended.
+#[test]
+fn a_package_shorter_than_the_window_is_not_renewed_at_every_registration() {
+    let world = world();
+    let timers = nido_ue::Timers {
+        renew_before: HOUR / 2,
+        ..nido_ue::Timers::default()
+    };
+    let mut fleet = renewing_fleet(&world, HOUR / 3, timers, |se| Box::new(se), 53);
+    for _ in 0..2 {
+        fleet.power_off(0);
+        fleet.advance(Duration::from_secs(300));
+        fleet.power_on(0);
+        assert!(settle(&mut fleet, &[0]));
+        assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    }
+    assert!(renewals(&fleet, 0).is_empty(), "{:?}", renewals(&fleet, 0));
+    // Past its end (20 minutes after delivery), held for less than the
+    // window (25 minutes): not renewed early, so refused, then renewed.
+    fleet.power_off(0);
+    fleet.advance(HOUR / 4);
+    fleet.power_on(0);
+    assert!(settle(&mut fleet, &[0]));
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    let renewed = renewals(&fleet, 0);
+    assert_eq!(renewed.len(), 1, "{renewed:?}");
+    assert!(renewed[0].2, "refused as ended");
+}

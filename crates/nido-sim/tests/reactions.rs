@@ -339,3 +339,40 @@ fn unknown_identity_never_erases_the_subscription() {
     assert!(after.k == k_before, "the same subscription, not a new one");
     assert_eq!(fleet.device(0).subscription().unwrap().supi, supi);
 }
+
+/// #7 "5GS services not allowed" without integrity protection (anyone on
+/// the link can send one): the device keeps its package and waits T3247;
+/// only a #7 protected by the subscription's own 5G-AKA context makes it
+/// erase the package and renew (tests/lifecycle.rs).
+#[test]
+fn an_unprotected_7_never_erases_the_package() {
+    let world = world();
+    let (mut fleet, _) = one_device(&world, &NetworkOptions::default(), 11);
+    fleet.power_on(0);
+    let deadline = fleet.now() + Duration::from_secs(600);
+    assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Active));
+    let package = fleet.device(0).subscription().unwrap().package_id;
+    let reject_7 = build::registration_reject(GmmCause::FiveGsServicesNotAllowed, None)
+        .unwrap()
+        .encode()
+        .unwrap();
+    fleet.power_on(0);
+    assert_eq!(fleet.device(0).state(), DeviceState::Registering);
+    let now = fleet.now();
+    fleet.device_mut(0).handle_pdu(now, &reject_7);
+    fleet.pump_devices();
+    assert!(fleet.device(0).secure_element().has_subscription());
+    assert_eq!(
+        fleet.device(0).subscription().map(|p| p.package_id),
+        Some(package)
+    );
+    assert_eq!(fleet.device(0).state(), DeviceState::BackingOff);
+    assert!(
+        !fleet
+            .device_events(0)
+            .iter()
+            .any(|e| matches!(e, DeviceEvent::Renewing { .. })),
+        "{:?}",
+        fleet.device_events(0)
+    );
+}

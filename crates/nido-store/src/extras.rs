@@ -476,8 +476,11 @@ impl SqlStore {
     /// its subscription loses its owner and its package ends at `at` (the
     /// device renews at its next registration, erasing the old owner's
     /// third-party credentials, proved by its receipt, and gets the next
-    /// owner's), with an `owner_released` audit entry. From the commit on
-    /// the old owner sees nothing of the device. Returns the old owner.
+    /// owner's), with an `owner_released` audit entry; the old owner's
+    /// pending downlinks are cancelled. From the commit on the old owner
+    /// sees nothing of the device. The operator may also release a device
+    /// without an owner: its claim codes are replaced (a lost code).
+    /// Returns the old owner, if any.
     pub fn release_owner(
         &self,
         device: &nido_net::DeviceId,
@@ -485,7 +488,7 @@ impl SqlStore {
         new_code_hash: &str,
         at: u64,
         reason: &str,
-    ) -> Result<String, SqlStoreError> {
+    ) -> Result<Option<String>, SqlStoreError> {
         let id = device.to_string();
         let at_i = to_i64(at, "time")?;
         let mac = self.sealer.claim_mac(new_code_hash);
@@ -500,18 +503,37 @@ impl SqlStore {
                 .fetch_one(&mut *tx)
                 .await?;
                 let owner = match (owner, by) {
-                    (Some(o), Some(b)) if o == b => o,
-                    (Some(o), None) => o,
+                    (Some(o), Some(b)) if o == b => Some(o),
+                    (owner, None) => owner,
                     // Another owner's device looks like no device.
                     _ => {
                         return Err(StoreError::NotFound(format!("{id} has no owner to release it"))
                             .into());
                     }
                 };
+                // Revoked, not only deleted: an import of the claims file
+                // again must not bring the code from the box back.
+                sqlx::query(
+                    "INSERT INTO revoked_claims (claim_code_hash, device, at) \
+                     SELECT claim_code_hash, device, $2 FROM claims WHERE device = $1 \
+                     ON CONFLICT (claim_code_hash) DO NOTHING",
+                )
+                .bind(&id)
+                .bind(at_i)
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query("DELETE FROM claims WHERE device = $1")
                     .bind(&id)
                     .execute(&mut *tx)
                     .await?;
+                // What the old owner's application left for the device
+                // is not sent to it once it is someone else's.
+                sqlx::query(
+                    "UPDATE downlink SET status = 'cancelled' WHERE device = $1 AND status = 'pending'",
+                )
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query("INSERT INTO claims (claim_code_hash, device, keyed) VALUES ($1, $2, TRUE)")
                     .bind(&mac)
                     .bind(&id)
@@ -528,10 +550,13 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await?;
                 let who = by.map_or_else(|| "the operator".to_owned(), |b| format!("owner {b}"));
+                let from = owner
+                    .as_deref()
+                    .map_or_else(|| "no owner".to_owned(), |o| format!("owner {o}"));
                 let mut entry = AuditEntry::new(
                     at,
                     "owner_released",
-                    format!("from owner {owner} by {who} for a transfer: {reason}; a new claim code was issued"),
+                    format!("from {from} by {who}: {reason}; its claim codes revoked, a new one issued"),
                 );
                 entry.device = Some(id.clone());
                 (*tx).append_audit(core::slice::from_ref(&entry)).await?;

@@ -631,6 +631,18 @@ impl SqlStore {
                 if let Some(owner) = first {
                     return Err(nido_net::store::already_claimed(device, &owner).into());
                 }
+                // A code revoked by a transfer stays revoked: the old
+                // owner, who knows it from the box, never claims with it.
+                let revoked: Option<String> = sqlx::query_scalar(
+                    "SELECT device FROM revoked_claims WHERE claim_code_hash = $1",
+                )
+                .bind(&mac)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if revoked.is_some() {
+                    tx.commit().await?;
+                    return Ok(());
+                }
                 // A used code stays used, and a code stays with its device:
                 // re-importing the same row changes nothing, the same code for
                 // another device is refused.

@@ -130,6 +130,12 @@ pub struct Device {
     /// or repeated #9): the subscription stays in use until a new package
     /// replaces it, and a refused onboarding returns to it.
     pub(crate) reonboarding: bool,
+    /// The package installed since this device was made and when (Unix
+    /// seconds; in memory, not in the element): renewed early only once
+    /// held for `renew_before`, so a network whose validity is shorter
+    /// than that window cannot have it renew at every registration (it
+    /// renews when the network refuses the ended package).
+    pub(crate) fresh_package: Option<([u8; 16], u64)>,
     /// The cause of the last reject that took the credentials out of use
     /// (believed, or suspected and waiting T3247), until a registration is
     /// accepted or the device is powered on again.
@@ -187,6 +193,7 @@ impl Device {
             unknown_identity: 0,
             unprotected_rejects: 0,
             reonboarding: false,
+            fresh_package: None,
             refused_with: None,
             mac_failures: 0,
             backoff_rng,
@@ -522,11 +529,13 @@ impl Device {
         if self.se.has_subscription() && self.public.is_some() && !self.reonboarding {
             let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
             let window = self.config.timers.renew_before.as_secs();
-            if self
-                .public
-                .as_ref()
-                .is_some_and(|p| now_unix.saturating_add(window) >= p.not_after_unix)
-            {
+            let held_long_enough = |p: &PublicPart| match self.fresh_package {
+                Some((id, at)) if id == p.package_id => now_unix >= at.saturating_add(window),
+                _ => true,
+            };
+            if self.public.as_ref().is_some_and(|p| {
+                now_unix.saturating_add(window) >= p.not_after_unix && held_long_enough(p)
+            }) {
                 return self.renew(now, false);
             }
             self.start_registration(now);
@@ -733,11 +742,19 @@ impl Device {
             self.unprotected_rejects = 0;
         }
         match cause {
-            // 5GS services not allowed, integrity protected: the network
-            // holding the subscription says its subscriber data is invalid
-            // here (TS 24.501 §5.5.1.2.5; for nido's network, the package
-            // ended): renew it.
-            Cause::SERVICES_NOT_ALLOWED if protected && self.se.has_subscription() => {
+            // 5GS services not allowed, integrity protected with the
+            // subscription's own 5G-AKA context (a registration with it, or
+            // registered): the network holding K says its subscriber data
+            // is invalid here (TS 24.501 §5.5.1.2.5; for nido's network,
+            // the package ended): renew it. A #7 protected only by an
+            // onboarding context comes from whichever network ran EAP-TLS
+            // with the manufacturer's DCS, which does not hold the
+            // subscription: it erases nothing (the arm below).
+            Cause::SERVICES_NOT_ALLOWED
+                if protected
+                    && self.se.has_subscription()
+                    && matches!(self.phase, Phase::Registering { .. } | Phase::Registered(_)) =>
+            {
                 self.renew(now, true)
             }
             // Illegal UE, illegal ME, permanently not authorized for this

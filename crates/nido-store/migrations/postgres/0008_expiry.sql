@@ -1,5 +1,5 @@
--- Issue #16 items 4 and 5: a credential package's validity is enforced,
--- and SUCI home network keys rotate.
+-- Issue #16 items 3, 4 and 5: a credential package's validity is
+-- enforced, SUCI home network keys rotate, devices change owners.
 --
 -- subscriptions.not_after: when the last package delivered ends (its
 -- not_after_unix, seconds since the Unix epoch). From then on the AMF
@@ -12,3 +12,12 @@
 -- package delivered before this schema.
 ALTER TABLE subscriptions ADD COLUMN not_after BIGINT;
 ALTER TABLE subscriptions ADD COLUMN suci_key_id BIGINT;
+
+-- revoked_claims: the claim codes (keyed hashes) of a device released for
+-- a transfer (`nido owner release`). They never claim it again, even when
+-- the manufacturer's claims file is imported again (its import skips them).
+CREATE TABLE revoked_claims (
+    claim_code_hash TEXT PRIMARY KEY,
+    device          TEXT NOT NULL,
+    at              BIGINT NOT NULL
+);

@@ -183,17 +183,28 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
             if a.code_out.exists() {
                 bail!("--code-out {}: exists already", a.code_out.display());
             }
-            let t =
-                service::release_owner(&store, &caller, &device, &a.reason).map_err(cli_error)?;
+            // The code is durable in its file before the network forgets
+            // the old ones: a failed write loses nothing.
+            let code = nido_pki::bundle::ClaimCode::generate()
+                .map_err(|e| anyhow::anyhow!("claim code: {e}"))?;
             nido_pki::files::write_atomic(
                 &a.code_out,
-                format!("claim code: {}\n", t.claim_code.as_str()).as_bytes(),
+                format!("claim code: {}\n", code.as_str()).as_bytes(),
                 nido_pki::files::MODE_SECRET,
             )?;
+            let t = match service::release_owner(&store, &caller, &device, &code, &a.reason) {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&a.code_out);
+                    return Err(cli_error(e));
+                }
+            };
             outln!(
-                "device {} released from owner {}: the new owner claims it with the code in {} (nido owner claim); it gets their credentials at its next registration",
+                "device {} released from {}: the new owner claims it with the code in {} (nido owner claim); it gets their credentials at its next registration",
                 t.device,
-                t.from,
+                t.from
+                    .as_deref()
+                    .map_or_else(|| "no owner".to_owned(), |o| format!("owner {o}")),
                 a.code_out.display()
             );
             Ok(())

@@ -271,7 +271,14 @@ impl Config {
                 path.display()
             )
         })?;
-        let config: Self = toml::from_str(&text).map_err(|e| {
+        Self::parse(&text, &path)
+    }
+
+    /// The configuration in `text` (the contents of `path`, named in
+    /// errors), checked: what `load` reads, and what an edit is checked
+    /// against before it is written.
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Self> {
+        let config: Self = toml::from_str(text).map_err(|e| {
             // One line: where and what, without the parser's source snippet.
             let place = e.span().map(|span| {
                 let before = &text[..span.start.min(text.len())];
@@ -303,6 +310,15 @@ impl Config {
         }
         if self.keys.suci.is_empty() {
             bail!("[keys] needs at least one [[keys.suci]] home network key");
+        }
+        // Devices renew within 7 days of a package's end (their
+        // `renew_before`): a shorter validity would have them renew at
+        // nearly every registration.
+        if self.subscriptions.validity_days < 14 {
+            bail!(
+                "[subscriptions] validity_days = {}: at least 14 (devices renew their package within 7 days of its end)",
+                self.subscriptions.validity_days
+            );
         }
         self.claim_policy()?;
         Ok(())

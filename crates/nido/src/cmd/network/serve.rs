@@ -151,15 +151,16 @@ fn serve_new_realms(
     trust: &Arc<nido_pki::TrustStore>,
 ) -> Result<()> {
     let config = config::Config::load(dir)?;
+    // `nido network suci-key add|retire` edits [[keys.suci]], then moves
+    // the generation: the keys are read again, whole, first (a realm whose
+    // files do not load must not keep an old key in use).
+    network.set_home_network_keys(config::suci_keys(dir, &config)?);
     for d in &config.dcs {
         if !network.serves_realm(&d.realm) {
             network.serve_realm(&d.realm, dcs_credentials(dir, d, trust)?);
             tracing::info!(realm = %d.realm, "DCS realm added");
         }
     }
-    // `nido network suci-key add|retire` edits [[keys.suci]], then moves
-    // the generation: the keys are read again, whole.
-    network.set_home_network_keys(config::suci_keys(dir, &config)?);
     Ok(())
 }
 

@@ -161,9 +161,13 @@ fn add(a: &AddArgs) -> Result<()> {
         }
         None => format!("{text}\n{entry}"),
     };
-    replace_config(dir, &text, &edited, |c| {
+    if let Err(e) = replace_config(dir, &edited, |c| {
         c.keys.suci.first().is_some_and(|k| k.id == id)
-    })?;
+    }) {
+        // Nothing names the new key: it goes, so a retry starts clean.
+        let _ = std::fs::remove_file(dir.join(&file));
+        return Err(e);
+    }
     store.bump_trust_generation()?;
     outln!(
         "SUCI key {id} (profile {letter}) added and handed to devices in every package from now on ({file}); a running serve takes it within its poll interval"
@@ -210,9 +214,7 @@ fn retire(a: &RetireArgs) -> Result<()> {
         )
     })?;
     let id = a.id;
-    replace_config(dir, &text, &edited, |c| {
-        c.keys.suci.iter().all(|k| k.id != id)
-    })?;
+    replace_config(dir, &edited, |c| c.keys.suci.iter().all(|k| k.id != id))?;
     store.bump_trust_generation()?;
     // The configuration no longer names it: nothing reads it again.
     let key_path = dir.join(&file);
@@ -254,17 +256,17 @@ fn without_entry(text: &str, id: u8) -> Option<String> {
     None
 }
 
-/// Writes `edited` over `nido.toml` if it loads, its keys load and
-/// `expect` holds; otherwise puts `original` back and says why.
+/// Writes `edited` over `nido.toml` (one atomic write) if it parses, its
+/// keys load and `expect` holds; otherwise leaves the file as it was and
+/// says why. (Two edits at the same moment, by two operators, may still
+/// lose one: the file has no lock.)
 fn replace_config(
     dir: &std::path::Path,
-    original: &str,
     edited: &str,
     expect: impl Fn(&config::Config) -> bool,
 ) -> Result<()> {
     let path = dir.join(config::FILE);
-    write_atomic(&path, edited.as_bytes(), MODE_PUBLIC)?;
-    let checked = config::Config::load(dir).and_then(|c| {
+    let checked = config::Config::parse(edited, &path).and_then(|c| {
         config::suci_keys(dir, &c)?;
         if expect(&c) {
             Ok(())
@@ -272,10 +274,8 @@ fn replace_config(
             bail!("the edited [[keys.suci]] entries are not as expected")
         }
     });
-    if let Err(e) = checked {
-        write_atomic(&path, original.as_bytes(), MODE_PUBLIC)?;
-        return Err(e.context(format!("{}: left as it was", path.display())));
-    }
+    checked.map_err(|e| e.context(format!("{}: left as it was", path.display())))?;
+    write_atomic(&path, edited.as_bytes(), MODE_PUBLIC)?;
     Ok(())
 }
 
