@@ -206,3 +206,91 @@ fn a_blocked_device_is_deregistered_and_refused_until_it_is_unblocked() {
         sink.received().iter().any(|u| u.data == b"welcome back")
     }));
 }
+
+/// A block that races an onboarding (issue #16): handed to the running
+/// network while the device is in EAP-TLS, while it is provisioning, or
+/// once it has its package and is registering with it for the first time,
+/// it ends that procedure with #3 (unprotected during EAP-TLS, when no
+/// security context exists yet, so the device waits T3247; protected after,
+/// a REGISTRATION REJECT or a DEREGISTRATION REQUEST on the onboarding
+/// registration, so the device gives up) and the device never becomes
+/// active; unblocked, it completes with one subscription.
+#[test]
+fn a_block_that_races_an_onboarding_wins_at_every_stage() {
+    let world = world();
+    let m = &world.manufacturer;
+    let id = DeviceId::new(m.name(), &m.device_serial(1)).unwrap();
+    let policy = || Policy::for_manufacturer(m);
+    for (n, stage) in [
+        DeviceState::Onboarding,
+        DeviceState::Provisioning,
+        DeviceState::Registering,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (mut fleet, _sink) = fleet(
+            &world,
+            &NetworkOptions::default(),
+            &[DeviceProfile::standard(world.now)],
+            Faults::NONE,
+            40 + n as u64,
+        );
+        fleet.power_on(0);
+        let deadline = fleet.now() + Duration::from_secs(60);
+        assert!(
+            fleet.run_until(deadline, |f| f.device(0).state() == stage),
+            "{stage:?}"
+        );
+        let blocked = trust_store(&world, policy(), |t| {
+            t.block(&id);
+        });
+        let now = fleet.now();
+        fleet.network_mut().set_trust_store(now, Arc::new(blocked));
+        assert!(settle(&mut fleet, &[0]));
+        // Before its EAP-TLS ends there is no security context: the DCS
+        // refuses the certificate and the reject goes unprotected, which
+        // the device suspects (T3247, TS 24.501 §5.3.20.2). Later, the #3
+        // is protected and believed.
+        let expected = match stage {
+            DeviceState::Onboarding => DeviceState::BackingOff,
+            _ => DeviceState::Failed,
+        };
+        assert_eq!(
+            fleet.device(0).state(),
+            expected,
+            "{stage:?}: {:?}",
+            fleet.device_events(0)
+        );
+        let told_3 = fleet.device_events(0).iter().any(
+            |e| matches!(e, DeviceEvent::Rejected { cause, .. } if *cause == Cause::ILLEGAL_UE),
+        );
+        assert!(told_3, "{stage:?}: {:?}", fleet.device_events(0));
+        assert!(
+            !fleet
+                .device_events(0)
+                .iter()
+                .any(|e| matches!(e, DeviceEvent::Active { .. })),
+            "{stage:?}: never active"
+        );
+        // Never registered with a subscription (a block is not a state:
+        // a subscription 5G-AKA validated stays as it is).
+        assert!(
+            !fleet
+                .network_events()
+                .iter()
+                .any(|e| matches!(e, NetworkEvent::Registered { .. })),
+            "{stage:?}: never registered"
+        );
+        // Unblocked: it completes, with one subscription.
+        let now = fleet.now();
+        fleet
+            .network_mut()
+            .set_trust_store(now, Arc::new(trust_store(&world, policy(), |_| {})));
+        fleet.power_off(0);
+        fleet.power_on(0);
+        assert!(settle(&mut fleet, &[0]));
+        assert_eq!(fleet.device(0).state(), DeviceState::Active, "{stage:?}");
+        assert_eq!(fleet.network().store().subscriptions().unwrap().len(), 1);
+    }
+}
