@@ -47,3 +47,11 @@ pub use package::{
     ThirdPartyCredential,
 };
 pub use receipt::{ErasureReceipt, ReceiptRefusal};
+
+/// `t` in whole seconds since the Unix epoch (0 before it): the time base
+/// of a package's `not_after_unix` and a receipt's `erased_at_unix`, which
+/// the device and the network compare `now` with.
+pub fn unix_seconds(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -41,6 +41,13 @@ pub enum Release {
     },
 }
 
+/// The `not_after` of a package ended at `at` (Unix seconds) by the
+/// operator, a release or a claim: the second before, as a package is
+/// valid through its `not_after` second ([`nido_net::Subscription::expired`]).
+pub(crate) fn ended_at(at: i64) -> i64 {
+    at.saturating_sub(1)
+}
+
 /// Which subscriptions [`SqlStore::end_packages`] ends the package of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Packages<'a> {
@@ -80,7 +87,7 @@ impl SqlStore {
         reason: &str,
     ) -> Result<Vec<PackageEnd>, SqlStoreError> {
         let at_i = to_i64(at, "time")?;
-        let end = at_i.saturating_sub(1);
+        let end = ended_at(at_i);
         let (device, key) = match which {
             Packages::Of(d) => (Some(d.to_string()), None),
             Packages::MayCarrySuciKey(k) => (None, Some(i64::from(k))),
@@ -546,7 +553,7 @@ impl SqlStore {
                 )
                 .bind(&id)
                 .bind(at_i)
-                .bind(at_i.saturating_sub(1))
+                .bind(ended_at(at_i))
                 .execute(&mut *tx)
                 .await?;
                 let who = by.map_or_else(|| "the operator".to_owned(), |b| format!("owner {b}"));

@@ -724,7 +724,7 @@ impl SqlStore {
                      AND (not_after IS NULL OR not_after > $2)",
                 )
                 .bind(&device)
-                .bind(now.saturating_sub(1))
+                .bind(crate::extras::ended_at(now))
                 .bind(now)
                 .bind(owner)
                 .execute(&mut *tx)

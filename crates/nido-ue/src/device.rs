@@ -2,7 +2,7 @@
 //! dispatch of received PDUs to the procedure they belong to.
 
 use std::collections::VecDeque;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use nido_eap::EapTlsPeer;
 use nido_nas::build::{self, KeySetIdentifier, Nas5gsMessage, NasFGsMobileIdentity};
@@ -237,10 +237,9 @@ impl Device {
         &mut self,
         now: SystemTime,
     ) -> Result<nido_prov::ErasureReceipt, crate::SeError> {
-        let at = now
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let receipt = self.se.reset(&self.config.serial, at)?;
+        let receipt = self
+            .se
+            .reset(&self.config.serial, nido_prov::unix_seconds(now))?;
         self.release_connection();
         self.set_state(DeviceState::Off);
         self.phase = Phase::Idle;
@@ -527,7 +526,7 @@ impl Device {
     /// registration with one.
     pub(crate) fn start(&mut self, now: SystemTime) {
         if self.se.has_subscription() && self.public.is_some() && !self.reonboarding {
-            let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let now_unix = nido_prov::unix_seconds(now);
             let window = self.config.timers.renew_before.as_secs();
             let held_long_enough = |p: &PublicPart| match self.fresh_package {
                 Some((id, at)) if id == p.package_id => now_unix >= at.saturating_add(window),
@@ -552,7 +551,7 @@ impl Device {
     /// refused the package as ended (#7, integrity protected). Bursts not
     /// yet sent wait for the new package.
     fn renew(&mut self, now: SystemTime, refused: bool) {
-        let at = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let at = nido_prov::unix_seconds(now);
         let not_after_unix = self.public.as_ref().map_or(0, |p| p.not_after_unix);
         match self.se.reset(&self.config.serial, at) {
             Ok(receipt) => self.events.push_back(DeviceEvent::Renewing {

@@ -269,10 +269,8 @@ impl Device {
                     package_id: installed.public.package_id,
                     mac: installed.confirmation_mac,
                 };
-                let at = now
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                self.fresh_package = Some((installed.public.package_id, at));
+                self.fresh_package =
+                    Some((installed.public.package_id, nido_prov::unix_seconds(now)));
                 self.public = Some(installed.public);
                 self.reonboarding = false;
                 if let Phase::Provisioning(p) = &mut self.phase {

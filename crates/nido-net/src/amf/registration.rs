@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use nido_eap::{ServerOutcome, ServerStep};
 use nido_nas::build::{
@@ -384,7 +384,7 @@ impl Network {
                 }
                 match (confirmed, supi) {
                     (Ok(kseaf), Some(supi)) => {
-                        let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                        let now_unix = nido_prov::unix_seconds(now);
                         let activation = NetworkEvent::Authenticated {
                             conn,
                             supi: supi.clone(),
@@ -825,7 +825,7 @@ impl Network {
         // for this SNPN invalid. A nido device then erases the package,
         // keeping an erasure receipt, and onboards again; the PVS renews
         // the subscription in place on that receipt.
-        let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now_unix = nido_prov::unix_seconds(now);
         if let Some(sub) = sub.filter(|sub| sub.expired(now_unix)) {
             let reason = format!(
                 "device {}: the credential package of {} ended at {} (Unix time); it renews by onboarding again with its erasure receipt",

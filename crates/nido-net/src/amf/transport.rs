@@ -4,7 +4,7 @@
 //! and deregistration (TS 24.501 §5.4.5, §5.6.1, §6.4.1; design doc steps
 //! 7-10, 13-14).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use nido_nas::build::{
     self, GmmCause, GsmCause, PduSessionEstablishmentAcceptParams, PduSessionTypeValue,
@@ -182,7 +182,7 @@ impl Network {
         };
         let device_cert = ctx.device_cert.clone();
         let receipt_pending = ctx.receipt_pending;
-        let now_unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now_unix = nido_prov::unix_seconds(now);
         let body = match request.path {
             Path::Request => match ProvisioningRequest::decode(&request.payload) {
                 Ok(req) => {

@@ -110,7 +110,10 @@ fn list(a: &ListArgs) -> Result<()> {
             );
         }
     }
-    let (_, unknown) = carried(&use_, 0);
+    let unknown = use_
+        .iter()
+        .find(|(id, _)| id.is_none())
+        .map_or(0, |(_, n)| *n);
     if unknown > 0 && !a.json {
         outln!("{unknown} packages were delivered before nido recorded their key");
     }
