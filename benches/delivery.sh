@@ -80,7 +80,7 @@ distinct = len({(d, s) for _, _, d, s in rows})
 pct = lambda p: delays[min(len(delays) - 1, int(p * len(delays)))]
 sim = json.load(open("sim.json"))
 print(json.dumps({
-    "bursts_sent": sim["bursts_sent"], "received": len(rows), "distinct": distinct, "wanted": want,
+    "bursts_sent": sim["burst"]["sent"], "received": len(rows), "distinct": distinct, "wanted": want,
     "delivered_per_s": round(len(rows) / (last - first), 1),
     "delay_ms": {"p50": round(pct(0.5), 1), "p99": round(pct(0.99), 1), "max": round(delays[-1], 1)},
     "span_s": round(last - first, 2),

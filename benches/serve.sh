@@ -385,7 +385,7 @@ sim_cpu_s = children_cpu_s(e["B_TIMES_AFTER"]) - children_cpu_s(e["B_TIMES_BEFOR
 
 devices = int(sim["devices"])
 active = int(sim["active"])
-failed = int(sim["failed"])
+failed = int(sim["refused"]["total"])
 rate = float(sim["onboardings_per_s"]) if active else 0.0
 overall = sim["latency_ms"]["overall"]
 server_cpu_s = int(e["B_TICKS"]) / int(e["B_CLK_TCK"])
@@ -406,7 +406,7 @@ out = {
     "failed": failed,
     "incomplete": devices - active - failed,
     "congestion_rejects": int(sim["congestion_rejects"]),
-    "elapsed_s": round(float(sim["elapsed_s"]), 3),
+    "elapsed_s": round(float(sim["wall_s"]), 3),
     "onboardings_per_s": round(rate, 1),
     "time_to_active_p50_ms": round(float(overall["p50"]), 1),
     "time_to_active_p99_ms": round(float(overall["p99"]), 1),

@@ -91,14 +91,7 @@ pub fn system_information(
     }
 }
 
-/// Bits of the connection id that carry the device's connection number;
-/// the rest is the device's random base.
-pub const GENERATION_BITS: u32 = 20;
-
-/// The link connection id of the device's NAS connection `generation`.
-pub fn connection_id(base: u64, generation: u32) -> u64 {
-    (base << GENERATION_BITS) | u64::from(generation & ((1 << GENERATION_BITS) - 1))
-}
+pub use nido_sim::connection::connection_id;
 
 /// What the loop does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

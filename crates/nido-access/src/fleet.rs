@@ -7,19 +7,23 @@
 //! database): device `i` always talks to instance `i mod n`, as a RAN keeps
 //! a UE with the AMF of a set that serves it, and a datagram from any other
 //! address is dropped.
+//!
+//! It measures with the harness's [`Metrics`] (on the wall clock) and
+//! reports in the one fleet [`Report`]: every figure means what it means
+//! in `nido demo`.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime};
 
-use nido_sec::Cause;
-use nido_sim::{Direction, Link};
-use nido_ue::{Device, DeviceEvent, DeviceState, RejectMessage};
+use nido_sim::metrics::Metrics;
+use nido_sim::report::{self, Report};
+use nido_sim::{Direction, Link, connection_id, device_of};
+use nido_ue::{Device, DeviceState};
 
 use crate::datagram::{Datagram, HEADER_LEN, Kind, MAX_PAYLOAD};
-use crate::device::{GENERATION_BITS, connection_id};
 
 /// How the fleet runs.
 #[derive(Debug, Clone)]
@@ -40,61 +44,14 @@ pub struct FleetOptions {
     pub timeout: Duration,
 }
 
-/// What happened.
-#[derive(Debug, Clone, Default)]
-pub struct FleetReport {
-    /// Devices.
-    pub devices: usize,
-    /// Devices active at the end.
-    pub active: usize,
-    /// Devices refused: given up, or waiting T3247 after an unprotected
-    /// refusal (`Device::refusal`).
-    pub failed: usize,
-    /// Bursts sent.
-    pub bursts_sent: u64,
-    /// Downlink data the devices received from their owners' applications
-    /// (DL NAS TRANSPORT after a burst).
-    pub downlinks_received: u64,
-    /// Wall time until every device was active or failed (or the timeout).
-    pub elapsed: Duration,
-    /// Per-device time from power-on to active, in arrival order.
-    pub time_to_active: Vec<Option<Duration>>,
-    /// Per device, how long each phase of the design doc took the first
-    /// time through: A (power-on to registered for onboarding), B
-    /// (provisioning and leaving the onboarding registration), C
-    /// (registration with 5G-AKA, to active), D (the data session, to the
-    /// first burst sent).
-    pub phases: Vec<[Option<Duration>; 4]>,
-    /// Uplink NAS messages and octets sent by all devices.
-    pub uplink: (u64, u64),
-    /// Downlink NAS messages and octets received by all devices.
-    pub downlink: (u64, u64),
-    /// REGISTRATION REJECTs with #22 (congestion) the devices received:
-    /// the network's admission control (or an unreachable store) sent
-    /// them away for T3346.
-    pub congestion_rejects: u64,
-    /// Devices not active at the end, by why ([`failure_reason`]): the last
-    /// failure each heard ([`DeviceEvent::failure`], e.g. `"reject #22"`,
-    /// `"security mode: MAC failure"`), else `"no answer"` if the network
-    /// never sent it anything, else `"incomplete (<state>)"`. The counts
-    /// add up to `devices - active`.
-    pub failures: BTreeMap<String, u64>,
-}
-
-/// Why a device that is not active at the end of a run did not get there:
-/// the `last` failure it heard, else `"no answer"` when nothing ever came
-/// from the network (`heard` false), else `"incomplete (<state>)"`.
-pub fn failure_reason(last: Option<&str>, heard: bool, state: DeviceState) -> String {
-    match (last, heard) {
-        (Some(reason), _) => reason.to_owned(),
-        (None, false) => "no answer".to_owned(),
-        (None, true) => format!("incomplete ({state:?})"),
-    }
-}
-
 /// Runs `devices` against `networks` (device `i` against instance
-/// `i mod networks.len()`) until every device is active (and has sent its
-/// bursts) or failed, or `options.timeout` passes.
+/// `i mod networks.len()`) until every device is settled
+/// ([`Metrics::settled`]) with its bursts sent, or `options.timeout`
+/// passes. The report's latencies are wall-clock (`clock: "wall"`); its
+/// `nas_per_onboarding` counts every PDU of the run, the bursts included,
+/// per active device; its `refused` devices are the settled ones that are
+/// not active (one entry per device: serial, the reason it reported,
+/// state).
 ///
 /// # Errors
 /// `networks` empty or mixing IPv4 and IPv6 (`InvalidInput`), and socket
@@ -105,7 +62,7 @@ pub fn run_fleet(
     mut link: Link,
     options: &FleetOptions,
     mut progress: impl FnMut(usize, usize),
-) -> io::Result<FleetReport> {
+) -> io::Result<Report> {
     let n = devices.len();
     let Some(first) = networks.first() else {
         return Err(io::Error::new(
@@ -139,13 +96,8 @@ pub fn run_fleet(
     };
     let mut timers: BinaryHeap<Reverse<(SystemTime, usize)>> = BinaryHeap::new();
     let mut powered = 0usize;
-    let mut powered_at = vec![None; n];
-    let mut report = FleetReport {
-        devices: n,
-        time_to_active: vec![None; n],
-        phases: vec![[None; 4]; n],
-        ..FleetReport::default()
-    };
+    let mut metrics = Metrics::new(SystemTime::now());
+    metrics.add_devices(n);
     let mut bursts_left = vec![options.bursts; n];
     // Bursts due, by time; a device is in it at most once.
     let mut bursts_due: BinaryHeap<Reverse<(SystemTime, usize)>> = BinaryHeap::new();
@@ -155,26 +107,19 @@ pub fn run_fleet(
     let mut touched: Vec<usize> = Vec::new();
     let mut settled_flag = vec![false; n];
     let mut settled = 0usize;
-    // When each phase ended, per device (the first time).
-    let mut phase_end: Vec<[Option<Instant>; 4]> = vec![[None; 4]; n];
-    // Per device, the last failure it reported and whether the network
-    // ever answered it.
-    let mut last_failure: Vec<Option<String>> = vec![None; n];
-    let mut heard = vec![false; n];
     let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
     let mut out = Vec::with_capacity(2048);
+    // Moves what device `i` wants sent into the link, its events into the
+    // metrics, and its timer into the heap.
     let pump = |i: usize,
                 device: &mut Device,
                 link: &mut Link,
                 timers: &mut BinaryHeap<Reverse<(SystemTime, usize)>>,
-                report: &mut FleetReport,
+                metrics: &mut Metrics,
                 touched: &mut Vec<usize>,
-                phase_end: &mut [[Option<Instant>; 4]],
-                last_failure: &mut [Option<String>],
                 now: SystemTime| {
         while let Some(t) = device.poll_transmit() {
-            report.uplink.0 += 1;
-            report.uplink.1 += t.pdu.len() as u64;
+            metrics.pdu(Direction::Uplink, i, t.pdu.len());
             link.send(
                 now,
                 Direction::Uplink,
@@ -183,39 +128,7 @@ pub fn run_fleet(
             );
         }
         while let Some(event) = device.poll_event() {
-            if let Some(reason) = event.failure() {
-                last_failure[i] = Some(reason);
-            }
-            let ended = match event {
-                DeviceEvent::State {
-                    to: DeviceState::Provisioning,
-                    ..
-                } => Some(0),
-                DeviceEvent::State {
-                    to: DeviceState::Registering,
-                    ..
-                } => Some(1),
-                DeviceEvent::State {
-                    to: DeviceState::Active,
-                    ..
-                } => Some(2),
-                DeviceEvent::BurstSent { .. } => Some(3),
-                DeviceEvent::Downlink { .. } => {
-                    report.downlinks_received += 1;
-                    None
-                }
-                DeviceEvent::Rejected {
-                    message: RejectMessage::RegistrationReject,
-                    cause: Cause::CONGESTION,
-                } => {
-                    report.congestion_rejects += 1;
-                    None
-                }
-                _ => None,
-            };
-            if let Some(p) = ended {
-                phase_end[i][p].get_or_insert_with(Instant::now);
-            }
+            metrics.device_event(now, i, &event);
         }
         if let Some(at) = device.poll_timeout() {
             timers.push(Reverse((at, i)));
@@ -228,23 +141,20 @@ pub fn run_fleet(
         // Arrivals.
         while powered < n && arrival(powered) <= elapsed {
             devices[powered].power_on(now);
-            powered_at[powered] = Some(Instant::now());
             pump(
                 powered,
                 &mut devices[powered],
                 &mut link,
                 &mut timers,
-                &mut report,
+                &mut metrics,
                 &mut touched,
-                &mut phase_end,
-                &mut last_failure,
                 now,
             );
             powered += 1;
         }
         // The link: uplink datagrams due go out, downlink ones reach devices.
         while let Some(d) = link.poll_delivery(now) {
-            let i = usize::try_from(d.conn >> GENERATION_BITS).unwrap_or(usize::MAX);
+            let i = device_of(d.conn);
             match d.direction {
                 Direction::Uplink => {
                     out.clear();
@@ -260,19 +170,14 @@ pub fn run_fleet(
                     if let Some(device) = devices.get_mut(i)
                         && connection_id(i as u64, device.connection()) == d.conn
                     {
-                        heard[i] = true;
-                        report.downlink.0 += 1;
-                        report.downlink.1 += d.pdu.len() as u64;
                         device.handle_pdu(now, &d.pdu);
                         pump(
                             i,
                             device,
                             &mut link,
                             &mut timers,
-                            &mut report,
+                            &mut metrics,
                             &mut touched,
-                            &mut phase_end,
-                            &mut last_failure,
                             now,
                         );
                     }
@@ -286,11 +191,15 @@ pub fn run_fleet(
                 match socket.recv_from(&mut buf) {
                     Ok((len, from)) => {
                         // Only the device's own instance speaks for it.
-                        if let Ok(d) = Datagram::read(&buf[..len])
-                            && d.kind == Kind::Nas
-                            && usize::try_from(d.conn >> GENERATION_BITS)
-                                .is_ok_and(|i| i < n && from == network_of(i))
+                        let i = Datagram::read(&buf[..len])
+                            .ok()
+                            .filter(|d| d.kind == Kind::Nas)
+                            .map(|d| (device_of(d.conn), d));
+                        if let Some((i, d)) = i
+                            && i < n
+                            && from == network_of(i)
                         {
+                            metrics.pdu(Direction::Downlink, i, d.payload.len());
                             link.send(now, Direction::Downlink, d.conn, d.payload.to_vec());
                             received += 1;
                         }
@@ -314,10 +223,8 @@ pub fn run_fleet(
                     &mut devices[i],
                     &mut link,
                     &mut timers,
-                    &mut report,
+                    &mut metrics,
                     &mut touched,
-                    &mut phase_end,
-                    &mut last_failure,
                     now,
                 );
             }
@@ -340,17 +247,14 @@ pub fn run_fleet(
                 && device.send_data(now, &payload).is_ok()
             {
                 bursts_left[i] -= 1;
-                report.bursts_sent += 1;
                 next_burst[i] = Some(now + options.burst_every);
                 pump(
                     i,
                     device,
                     &mut link,
                     &mut timers,
-                    &mut report,
+                    &mut metrics,
                     &mut touched,
-                    &mut phase_end,
-                    &mut last_failure,
                     now,
                 );
             }
@@ -360,23 +264,14 @@ pub fn run_fleet(
         touched.dedup();
         for i in touched.drain(..) {
             let state = devices[i].state();
-            if state == DeviceState::Active {
-                if report.time_to_active[i].is_none() {
-                    report.time_to_active[i] = powered_at[i].map(|t| t.elapsed());
-                }
-                if bursts_left[i] > 0 && !burst_scheduled[i] {
-                    let at = next_burst[i].map_or(now, |t| t.max(now));
-                    bursts_due.push(Reverse((at, i)));
-                    burst_scheduled[i] = true;
-                }
+            if state == DeviceState::Active && bursts_left[i] > 0 && !burst_scheduled[i] {
+                let at = next_burst[i].map_or(now, |t| t.max(now));
+                bursts_due.push(Reverse((at, i)));
+                burst_scheduled[i] = true;
             }
-            // Done once its last burst left and was answered (a CONTROL
-            // PLANE SERVICE REQUEST's SERVICE ACCEPT).
-            let is_settled = (state == DeviceState::Active
-                && bursts_left[i] == 0
-                && !devices[i].bursts_pending())
-                || state == DeviceState::Failed
-                || devices[i].refusal().is_some();
+            // Done once settled with its last burst sent and answered.
+            let is_settled = metrics.settled(i, &devices[i])
+                && (state != DeviceState::Active || bursts_left[i] == 0);
             if is_settled != settled_flag[i] {
                 settled_flag[i] = is_settled;
                 if is_settled {
@@ -398,30 +293,42 @@ pub fn run_fleet(
             std::thread::sleep(Duration::from_micros(500));
         }
     }
-    report.elapsed = start.elapsed();
-    for (i, ends) in phase_end.iter().enumerate() {
-        let mut from = powered_at[i];
-        for (p, end) in ends.iter().enumerate() {
-            report.phases[i][p] = match (from, *end) {
-                (Some(a), Some(b)) if b >= a => Some(b - a),
-                _ => None,
-            };
-            from = *end;
-        }
-    }
-    report.active = devices
-        .iter()
-        .filter(|d| d.state() == DeviceState::Active)
-        .count();
-    report.failed = devices
-        .iter()
-        .filter(|d| d.state() == DeviceState::Failed || d.refusal().is_some())
-        .count();
+    let wall = start.elapsed();
+    let mut r = Report {
+        devices: n as u64,
+        clock: "wall".to_owned(),
+        store: "remote".to_owned(),
+        wall_s: wall.as_secs_f64(),
+        threads: 1,
+        link: link.stats().into(),
+        failures: metrics.failures(devices.iter().map(Device::state).enumerate()),
+        ..Report::default()
+    };
     for (i, device) in devices.iter().enumerate() {
-        if device.state() != DeviceState::Active {
-            let reason = failure_reason(last_failure[i].as_deref(), heard[i], device.state());
-            *report.failures.entry(reason).or_default() += 1;
+        let state = device.state();
+        if state == DeviceState::Active {
+            r.active += 1;
+        } else if metrics.settled(i, device) {
+            let reason = metrics.failure(i, state);
+            r.refused.total += 1;
+            *r.refused.by_reason.entry("refused".to_owned()).or_default() += 1;
+            r.refused.devices.push(report::RefusedDevice {
+                device: device.serial().to_owned(),
+                reason: "refused".to_owned(),
+                cause: None,
+                expected_cause: None,
+                network_reason: reason,
+                state: format!("{state:?}"),
+            });
+        } else {
+            r.incomplete += 1;
         }
     }
-    Ok(report)
+    r.good_devices = r.active;
+    r.onboardings_per_s = r.active as f64 / wall.as_secs_f64().max(1e-9);
+    metrics.fill(&mut r);
+    r.nas_per_onboarding = metrics.meter().per(r.active);
+    r.burst.sent = metrics.bursts_sent;
+    r.burst.payload_bytes = options.payload.len() as u64;
+    Ok(r)
 }

@@ -12,7 +12,9 @@ use nido_net::{AaaAnswer, AaaRequest, ConnectionId, Network, NetworkEvent, Stage
 use nido_ue::{DataError, Device, DeviceEvent, DeviceState};
 
 use crate::adversary::{Adversary, Injection, Seen, Verdict};
+use crate::connection::{connection_id, device_of};
 use crate::link::{Direction, Link, LinkStats};
+use crate::metrics::{self, Metrics};
 
 /// One PDU as it entered the link, for traces.
 #[derive(Debug, Clone, Copy)]
@@ -39,16 +41,9 @@ type NetworkEventHook = Box<dyn FnMut(SystemTime, &NetworkEvent)>;
 type DownlinkFilter = Box<dyn FnMut(&nido_net::Transmit) -> bool>;
 type AaaHook = Box<dyn FnMut(SystemTime, &AaaRequest) -> Option<AaaAnswer>>;
 
-/// Bits of a link connection id that carry the device's connection number.
-const GENERATION_BITS: u32 = 20;
-
-/// The link connection of `device`'s NAS connection `generation`.
-pub fn connection_id(device: usize, generation: u32) -> u64 {
-    ((device as u64) << GENERATION_BITS) | u64::from(generation & ((1 << GENERATION_BITS) - 1))
-}
-
-fn device_of(conn: u64) -> usize {
-    usize::try_from(conn >> GENERATION_BITS).unwrap_or(usize::MAX)
+/// The link connection of device `i`'s NAS connection `generation`.
+fn conn_of(i: usize, generation: u32) -> u64 {
+    connection_id(i as u64, generation)
 }
 
 /// The number of [`DeviceState`]s.
@@ -89,6 +84,13 @@ pub struct Fleet {
     states: [usize; STATES],
     /// Devices switched off by [`Fleet::power_off`].
     off: Vec<bool>,
+    /// Per device, whether it is settled ([`Metrics::settled`]), and how
+    /// many are.
+    settled_flags: Vec<bool>,
+    settled: usize,
+    /// What the run measured: every device event, network event and PDU
+    /// entering the link goes through it.
+    metrics: Metrics,
     record: bool,
     device_events: Vec<Vec<DeviceEvent>>,
     network_events: Vec<NetworkEvent>,
@@ -137,6 +139,9 @@ impl Fleet {
             scheduled: Vec::new(),
             states: [0; STATES],
             off: Vec::new(),
+            settled_flags: Vec::new(),
+            settled: 0,
+            metrics: Metrics::new(now),
             record,
             device_events: Vec::new(),
             network_events: Vec::new(),
@@ -151,10 +156,13 @@ impl Fleet {
     }
 
     /// Commits the network's writes in groups: `stage` must be the
-    /// network's store. Every message the network produces after a write
-    /// waits until a commit made that write durable; commits happen
-    /// `window` of simulated time after the first message that waits
-    /// (whatever the network wrote meanwhile goes in the same group). A
+    /// network's store. Every message the network produces waits for the
+    /// next commit, which makes every write issued before it durable;
+    /// commits happen `window` of simulated time after the first message
+    /// that waits (whatever the network wrote meanwhile goes in the same
+    /// group). A message that depended on no pending write waits too: the
+    /// stage may be shared with fleets on other threads, and what waits
+    /// must not depend on their timing. A
     /// group the store refuses is abandoned ([`Stage::abandon`]): its
     /// messages are dropped and the network forgets its UE contexts, as
     /// after a crash.
@@ -208,10 +216,81 @@ impl Fleet {
         self.devices.push(device);
         self.scheduled.push(None);
         self.off.push(false);
+        self.settled_flags.push(false);
+        self.metrics.add_devices(1);
         if self.record {
             self.device_events.push(Vec::new());
         }
         self.devices.len() - 1
+    }
+
+    /// How many devices are settled ([`Metrics::settled`]: active with no
+    /// burst waiting, given up, or backing off after a refusal other than
+    /// #22), kept as the
+    /// devices change, so asking costs nothing.
+    pub fn settled(&self) -> usize {
+        self.settled
+    }
+
+    /// What the run measured so far ([`Metrics`]; times from the fleet's
+    /// start).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The measurements, to change what they count ([`Metrics::take_meter`]).
+    pub fn metrics_mut(&mut self) -> &mut Metrics {
+        &mut self.metrics
+    }
+
+    /// The run so far as the one fleet report ([`crate::report`]): the
+    /// counts, failures, latencies on the simulated clock and the NAS cost
+    /// per active device of everything on the link (a driver with stages
+    /// fills in the rest itself, as `nido demo` does).
+    pub fn report(&self) -> crate::Report {
+        let mut r = crate::Report {
+            devices: self.devices.len() as u64,
+            clock: "simulated".to_owned(),
+            store: "memory".to_owned(),
+            threads: 1,
+            simulated_s: self
+                .now
+                .duration_since(self.metrics.start())
+                .unwrap_or_default()
+                .as_secs_f64(),
+            ..crate::Report::default()
+        };
+        for (i, device) in self.devices.iter().enumerate() {
+            match device.state() {
+                DeviceState::Active => r.active += 1,
+                _ if self.settled_flags[i] => {
+                    r.refused.total += 1;
+                    *r.refused.by_reason.entry("refused".to_owned()).or_default() += 1;
+                    r.refused.devices.push(crate::report::RefusedDevice {
+                        device: device.serial().to_owned(),
+                        reason: "refused".to_owned(),
+                        cause: self.metrics.refusal(i).map(|x| x.cause.octet()),
+                        expected_cause: None,
+                        network_reason: self
+                            .metrics
+                            .refusal(i)
+                            .map(|x| x.reason.clone())
+                            .unwrap_or_default(),
+                        state: format!("{:?}", device.state()),
+                    });
+                }
+                _ => r.incomplete += 1,
+            }
+        }
+        r.good_devices = r.active;
+        r.failures = self
+            .metrics
+            .failures(self.devices.iter().map(Device::state).enumerate());
+        self.metrics.fill(&mut r);
+        r.nas_per_onboarding = self.metrics.meter().per(r.active);
+        r.link = self.link.stats().into();
+        r.memory.network_contexts = self.network.contexts() as u64;
+        r
     }
 
     /// How many devices are in `state` now (kept from the devices' state
@@ -285,7 +364,7 @@ impl Fleet {
                     return;
                 };
                 // A PDU for a connection the device released is lost.
-                if connection_id(i, device.connection()) != conn {
+                if conn_of(i, device.connection()) != conn {
                     return;
                 }
                 device.handle_pdu(now, pdu);
@@ -333,7 +412,7 @@ impl Fleet {
 
     /// The link connection device `i` is on now.
     pub fn connection(&self, i: usize) -> ConnectionId {
-        ConnectionId(connection_id(i, self.devices[i].connection()))
+        ConnectionId(conn_of(i, self.devices[i].connection()))
     }
 
     /// Device `i`'s recorded events (none unless the fleet records).
@@ -404,7 +483,7 @@ impl Fleet {
         let now = self.now;
         let device = &mut self.devices[i];
         while let Some(t) = device.poll_transmit() {
-            let conn = connection_id(i, t.connection);
+            let conn = conn_of(i, t.connection);
             if let Some(trace) = self.trace.as_mut() {
                 trace(&TraceRecord {
                     at: now,
@@ -416,6 +495,7 @@ impl Fleet {
                     plain: t.plain.as_deref(),
                 });
             }
+            self.metrics.pdu(Direction::Uplink, i, t.pdu.len());
             self.link.send(now, Direction::Uplink, conn, t.pdu);
         }
         while let Some(e) = device.poll_event() {
@@ -423,11 +503,21 @@ impl Fleet {
                 self.states[state_index(from)] -= 1;
                 self.states[state_index(to)] += 1;
             }
+            self.metrics.device_event(now, i, &e);
             if let Some(hook) = self.device_hook.as_mut() {
                 hook(now, i, &e);
             }
             if self.record {
                 self.device_events[i].push(e);
+            }
+        }
+        let settled = self.metrics.settled(i, device);
+        if settled != self.settled_flags[i] {
+            self.settled_flags[i] = settled;
+            if settled {
+                self.settled += 1;
+            } else {
+                self.settled -= 1;
             }
         }
         let timer = device.poll_timeout();
@@ -464,16 +554,21 @@ impl Fleet {
         }
         while let Some(t) = self.network.poll_transmit() {
             if let Some(c) = self.commit.as_mut() {
+                // Every message waits for this fleet's next group commit,
+                // whether or not a write it depends on is still pending:
+                // the stage may be shared with fleets on other threads,
+                // whose writes would otherwise decide (by the threads'
+                // timing) which messages wait, and a run would no longer
+                // be determined by its seed.
                 let tag = c.stage.tag(c.epoch);
-                if !c.held.is_empty() || c.stage.release(tag) != Some(true) {
-                    c.held.push((tag, t));
-                    c.due.get_or_insert(now + c.window);
-                    continue;
-                }
+                c.held.push((tag, t));
+                c.due.get_or_insert(now + c.window);
+                continue;
             }
             self.send_downlink(t);
         }
         while let Some(e) = self.network.poll_event() {
+            self.metrics.network_event(&e);
             if let Some(hook) = self.network_hook.as_mut() {
                 hook(now, &e);
             }
@@ -503,6 +598,8 @@ impl Fleet {
                     plain: t.plain.as_deref(),
                 });
             }
+            self.metrics
+                .pdu(Direction::Downlink, device_of(t.conn.0), t.pdu.len());
             self.link.send(now, Direction::Downlink, t.conn.0, t.pdu);
         }
     }
@@ -601,5 +698,70 @@ impl Fleet {
     pub fn advance(&mut self, duration: Duration) {
         let deadline = self.now + duration;
         while self.step(deadline) {}
+    }
+
+    /// Onboards the fleet: devices power on in index order, at most
+    /// `concurrency` unsettled at once (the next powers on when one
+    /// settles), until every device is settled or `deadline`; then one
+    /// more simulated second, in which the data sessions come up. `each`
+    /// runs after every instant (a driver's progress display, or its
+    /// reaction to what happened). Returns the most devices that were
+    /// onboarding at once. The NAS cost of onboarding is what
+    /// [`Metrics::take_meter`] gives right after.
+    pub fn onboard(
+        &mut self,
+        concurrency: usize,
+        deadline: SystemTime,
+        mut each: impl FnMut(&mut Self),
+    ) -> usize {
+        let total = self.devices.len();
+        let mut next = 0;
+        let mut peak = 0;
+        let in_flight = |f: &Self| (total - f.count(DeviceState::Off)).saturating_sub(f.settled());
+        loop {
+            let mut room = concurrency.max(1).saturating_sub(in_flight(self));
+            while room > 0 && next < total {
+                self.power_on(next);
+                next += 1;
+                room -= 1;
+            }
+            peak = peak.max(in_flight(self));
+            if next == total && self.settled() == total {
+                break;
+            }
+            if !self.step(deadline) {
+                break;
+            }
+            each(self);
+        }
+        self.advance(Duration::from_secs(1));
+        peak
+    }
+
+    /// Phase D for the whole fleet: after `idle` (every device back in
+    /// idle), every active device sends `payload` once, and the fleet runs
+    /// for `answer` more. Returns how many bursts left and the NAS traffic
+    /// of the devices that are active meanwhile (the bursts' cost; the
+    /// latency of each is in [`Fleet::metrics`]).
+    pub fn bursts_from_idle(
+        &mut self,
+        payload: &[u8],
+        idle: Duration,
+        answer: Duration,
+    ) -> (u64, metrics::Meter) {
+        self.advance(idle);
+        self.metrics.take_meter();
+        self.metrics.count_active_only(true);
+        let mut sent = 0;
+        for i in 0..self.devices.len() {
+            if self.devices[i].state() == DeviceState::Active && self.send_data(i, payload).is_ok()
+            {
+                sent += 1;
+            }
+        }
+        self.advance(answer);
+        let meter = self.metrics.take_meter();
+        self.metrics.count_active_only(false);
+        (sent, meter)
     }
 }

@@ -16,7 +16,7 @@ use nido_prov::package::ServingNetwork;
 use nido_se::{MemorySe, SecureElement};
 use nido_sec::Op;
 use nido_sec::suci::{HomeNetworkKey, Profile};
-use nido_ue::{Device, DeviceConfig, Timers};
+use nido_ue::{Device, DeviceConfig};
 use rustls::pki_types::PrivateKeyDer;
 
 /// Why a scenario could not be built.
@@ -171,15 +171,14 @@ pub fn device_of(
     )
     .map_err(err)?;
     let config = DeviceConfig {
-        serial: id.serial.clone(),
-        credentials,
-        dcs_realm: manufacturer.dcs_realm().to_owned(),
-        onboarding_network: serving_network(),
-        eap: Settings::default(),
-        kausf_from: manufacturer.kausf_from(),
-        timers: Timers::default(),
-        claim_hint: None,
         trace,
+        ..DeviceConfig::new(
+            id.serial.clone(),
+            credentials,
+            manufacturer.dcs_realm().to_owned(),
+            serving_network(),
+            manufacturer.kausf_from(),
+        )
     };
     let se: Box<dyn SecureElement> = Box::new(se);
     Ok(Device::new(config, se, None))

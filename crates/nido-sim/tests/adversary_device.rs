@@ -21,7 +21,7 @@ use nido_ue::{DeviceEvent, DeviceState, Timers};
 use common::{one_device, world};
 
 fn device_0(conn: u64) -> bool {
-    conn >> 20 == 0
+    nido_sim::device_of(conn) == 0
 }
 
 fn active(fleet: &mut Fleet) -> bool {

@@ -188,7 +188,7 @@ fn a_registered_device_bursts_while_the_network_is_at_its_limit() {
     assert_eq!(fleet.network().procedures(), 0);
 
     let stuck = 1..=LIMIT;
-    fleet.set_downlink_filter(move |t| !stuck.contains(&((t.conn.0 >> 20) as usize)));
+    fleet.set_downlink_filter(move |t| !stuck.contains(&(nido_sim::device_of(t.conn.0))));
     for i in 1..=LIMIT {
         fleet.power_on(i);
     }
@@ -256,7 +256,7 @@ fn a_tenth_of_the_limit_is_kept_for_devices_past_onboarding() {
     assert!(fleet.run_until(deadline, |f| f.device(0).state() == DeviceState::Active));
     fleet.advance(Duration::from_secs(30));
 
-    fleet.set_downlink_filter(|t| !(1..=9).contains(&((t.conn.0 >> 20) as usize)));
+    fleet.set_downlink_filter(|t| !(1..=9).contains(&(nido_sim::device_of(t.conn.0))));
     for i in 1..=9 {
         fleet.power_on(i);
     }

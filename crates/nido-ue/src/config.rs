@@ -124,3 +124,29 @@ pub struct DeviceConfig {
     /// messages (for traces; costs one extra encoding per message).
     pub trace: bool,
 }
+
+impl DeviceConfig {
+    /// A device's configuration as every driver builds it (the simulator,
+    /// `nido sim`, `nido device run`): default EAP-TLS settings and
+    /// timers, no claim hint, no trace; a driver changes the fields it
+    /// sets itself.
+    pub fn new(
+        serial: String,
+        credentials: DeviceCredentials,
+        dcs_realm: String,
+        onboarding_network: ServingNetwork,
+        kausf_from: KausfFrom,
+    ) -> Self {
+        Self {
+            serial,
+            credentials,
+            dcs_realm,
+            onboarding_network,
+            eap: Settings::default(),
+            kausf_from,
+            timers: Timers::default(),
+            claim_hint: None,
+            trace: false,
+        }
+    }
+}

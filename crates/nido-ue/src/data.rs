@@ -107,6 +107,7 @@ impl Device {
         session.unacknowledged = None;
         self.timer = None;
         self.last = None;
+        self.events.push_back(DeviceEvent::BurstAccepted);
         self.flush_bursts(now);
     }
 }

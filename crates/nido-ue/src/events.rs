@@ -126,6 +126,10 @@ pub enum DeviceEvent {
         /// How.
         path: BurstPath,
     },
+    /// SERVICE ACCEPT (TS 24.501 §5.6.1.4.1) answered the CONTROL PLANE
+    /// SERVICE REQUEST that carried a burst from idle: the network took
+    /// the data (the end of phase D).
+    BurstAccepted,
     /// Downlink CIoT user data arrived.
     Downlink {
         /// The PDU session.

@@ -230,7 +230,7 @@ fn two_operators_onboard_one_factory_through_one_manufacturer_dcs() {
     ] {
         let (success, report, stderr) = sim(d, listen, factory, snpn, "60");
         assert!(
-            success && report["active"] == 3 && report["failed"] == 0,
+            success && report["active"] == 3 && report["refused"]["total"] == 0,
             "{factory}: {report:#}\n{stderr}\n{}",
             logs(d, &["dcs.log", "net-a.log", "net-b.log"])
         );
@@ -305,7 +305,7 @@ fn freeradius_as_the_external_dcs_of_a_nido_network() {
     );
     let (success, report, stderr) = sim(d, &listen, "factory", "999-99-000000000AB", "60");
     assert!(
-        success && report["active"] == 3 && report["failed"] == 0,
+        success && report["active"] == 3 && report["refused"]["total"] == 0,
         "{report:#}\n{stderr}\n{}\n--- freeradius ---\n{}",
         logs(d, &["net.log"]),
         std::fs::read_to_string(d.join("freeradius/freeradius.log")).unwrap_or_default()

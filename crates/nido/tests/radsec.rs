@@ -205,7 +205,7 @@ fn devices_onboard_over_radsec_and_an_unpinned_network_is_refused() {
 
     let (report, stderr) = sim(d, &listen, "factory", "999-99-000000000AB", "40");
     assert!(
-        report["active"] == 3 && report["failed"] == 0,
+        report["active"] == 3 && report["refused"]["total"] == 0,
         "{report:#}\n{stderr}\n{}",
         logs(d, &["dcs.log", "net.log"])
     );

@@ -60,9 +60,9 @@ fn sim_without_snpn_onboards_on_the_network_it_hears() {
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["active"], DEVICES - 1, "{report:#}");
     assert_eq!(report["failures"], serde_json::json!({}), "{report:#}");
-    assert_eq!(report["network"]["source"], "announced", "{report:#}");
+    assert_eq!(report["networks"][0]["source"], "announced", "{report:#}");
     assert_eq!(
-        report["network"]["snn"],
+        report["networks"][0]["snn"],
         format!("5G:mnc099.mcc999.3gppnetwork.org:{NID}"),
         "{report:#}"
     );
@@ -146,7 +146,7 @@ fn a_wrong_snpn_override_fails_and_the_report_says_why() {
     );
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["active"], 0, "{report:#}");
-    assert_eq!(report["network"]["source"], "--snpn", "{report:#}");
+    assert_eq!(report["networks"][0]["source"], "--snpn", "{report:#}");
     assert_eq!(
         report["failures"],
         serde_json::json!({"security mode: MAC failure": DEVICES}),

@@ -139,15 +139,14 @@ pub(crate) fn device_with(
     )
     .unwrap();
     let config = nido_ue::DeviceConfig {
-        serial: id.serial.clone(),
-        credentials,
-        dcs_realm: world.manufacturer.dcs_realm().to_owned(),
-        onboarding_network: scenario::serving_network(),
-        eap: nido_eap::Settings::default(),
-        kausf_from: world.manufacturer.kausf_from(),
         timers,
-        claim_hint: None,
-        trace: false,
+        ..nido_ue::DeviceConfig::new(
+            id.serial.clone(),
+            credentials,
+            world.manufacturer.dcs_realm().to_owned(),
+            scenario::serving_network(),
+            world.manufacturer.kausf_from(),
+        )
     };
     nido_ue::Device::new(config, wrap(se), None)
 }
@@ -155,7 +154,7 @@ pub(crate) fn device_with(
 /// Every link connection device `i` has used so far.
 pub(crate) fn connections(fleet: &Fleet, i: usize) -> Vec<nido_net::ConnectionId> {
     (0..=fleet.device(i).connection())
-        .map(|g| nido_net::ConnectionId(nido_sim::connection_id(i, g)))
+        .map(|g| nido_net::ConnectionId(nido_sim::connection_id(i as u64, g)))
         .collect()
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use nido_access::device::{Backoff, Control, run, system_information};
-use nido_eap::{DeviceCredentials, Settings};
+use nido_eap::DeviceCredentials;
 use nido_pki::FactoryBundle;
 use nido_prov::package::ServingNetwork;
 use nido_se::{FileSe, Pkcs11Config, Pkcs11Se, SeError, SecureElement};
@@ -421,15 +421,14 @@ fn run_device(a: &RunArgs) -> Result<()> {
         );
     }
     let config = DeviceConfig {
-        serial: serial.clone(),
-        credentials,
-        dcs_realm: bundle.dcs_realm.clone(),
-        onboarding_network,
-        eap: Settings::default(),
-        kausf_from: bundle.kausf_from,
         timers: a.timers.timers()?,
-        claim_hint: None,
-        trace: false,
+        ..DeviceConfig::new(
+            serial.clone(),
+            credentials,
+            bundle.dcs_realm.clone(),
+            onboarding_network,
+            bundle.kausf_from,
+        )
     };
     let mut device = Device::new(config, se, public);
 

@@ -6,11 +6,11 @@ pub(crate) mod dcs;
 pub(crate) mod delivery;
 pub(crate) mod demo;
 pub(crate) mod device;
+pub(crate) mod measure;
 pub(crate) mod mfr;
 pub(crate) mod nas;
 pub(crate) mod network;
 pub(crate) mod owner;
-pub(crate) mod report;
 pub(crate) mod sim;
 
 /// The factory bundle directories under `factory` (those holding a

@@ -1,18 +1,14 @@
 //! `nido sim`: a fleet of simulated devices (their radio included) against
 //! a separately running `nido network serve`, over a few UDP sockets, with
-//! faults on the link; prints a report (`--json`: `devices`, `active`,
-//! `failed`, `elapsed_s`, `onboardings_per_s`, `latency_ms` per phase A–D
-//! and `overall` in wall-clock milliseconds, `nas_per_onboarding`,
-//! `bursts_sent`, `downlinks_received` (data owners' applications sent
-//! the devices), `congestion_rejects` (REGISTRATION REJECTs with #22 the
-//! devices got: the network's admission control turning them away for
-//! T3346, see `nido network serve --max-procedures`), `failures` (the
-//! devices not active at the end, by why: the last failure each reported,
-//! e.g. `"reject #22"`, `"security mode: MAC failure"`, `"EAP-TLS: ..."`,
-//! else `"no answer"`; they add up to `devices - active`), `network` (the
-//! onboarding network the devices were configured with: `snn` and
-//! `source`, `announced` or `--snpn`), `peak_rss_bytes`, the field names
-//! of `nido demo`'s report where they mean the same).
+//! faults on the link; prints the one fleet report of `nido demo` and the
+//! harness ([`nido_sim::report`], every figure defined once in
+//! [`nido_sim::metrics`]) with `clock: "wall"`: the latencies are real
+//! time as the devices saw it, `refused` the devices that settled without
+//! becoming active, `failures` why each device not active is not,
+//! `congestion_rejects` the #22 rejects of the network's admission control
+//! (`nido network serve --max-procedures`), `networks` the onboarding
+//! network the devices of each address were configured with (`snn`,
+//! `source`: `announced` or `--snpn`).
 //!
 //! Without `--snpn` the simulator first asks each network address for its
 //! system information (the cell's broadcast: PLMN identity and NID),
@@ -28,9 +24,10 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use nido_access::fleet::{FleetOptions, run_fleet};
-use nido_eap::{DeviceCredentials, Settings};
+use nido_eap::DeviceCredentials;
 use nido_pki::FactoryBundle;
 use nido_se::{MemorySe, SecureElement};
+use nido_sim::report::{OnboardingNetwork, Report, failures_line};
 use nido_sim::{Faults, Link};
 use nido_ue::{Device, DeviceConfig};
 use rustls::pki_types::PrivateKeyDer;
@@ -96,34 +93,17 @@ pub(crate) struct SimArgs {
     json: bool,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-/// `samples`, `p50`, `p95`, `p99`, `max` of sorted milliseconds.
-fn percentiles(sorted: &[f64]) -> serde_json::Value {
-    serde_json::json!({
-        "samples": sorted.len(),
-        "p50": percentile(sorted, 0.5),
-        "p95": percentile(sorted, 0.95),
-        "p99": percentile(sorted, 0.99),
-        "max": sorted.last().copied().unwrap_or(0.0),
-    })
-}
-
-/// The onboarding network(s) the devices were configured with: one object
-/// (`snn`, `source`) when every instance is the same network, else one per
-/// `--network`.
-fn network_json(snpns: &[(nido_prov::package::ServingNetwork, Source)]) -> serde_json::Value {
-    let one = |(sn, source): &(nido_prov::package::ServingNetwork, Source)| serde_json::json!({"snn": sn.snn, "source": source.name()});
-    match snpns {
-        [first, rest @ ..] if rest.iter().all(|s| s.0.snn == first.0.snn) => one(first),
-        all => all.iter().map(one).collect(),
-    }
+/// The onboarding network of each `--network`.
+fn onboarding_networks(
+    snpns: &[(nido_prov::package::ServingNetwork, Source)],
+) -> Vec<OnboardingNetwork> {
+    snpns
+        .iter()
+        .map(|(sn, source)| OnboardingNetwork {
+            snn: sn.snn.clone(),
+            source: source.name().to_owned(),
+        })
+        .collect()
 }
 
 pub(crate) fn run(a: &SimArgs) -> Result<()> {
@@ -156,25 +136,17 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
             Some(found) => snpns.push(found),
             None => {
                 // Nothing to configure the devices with: none can attach.
-                let json = serde_json::json!({
-                    "devices": dirs.len(),
-                    "active": 0,
-                    "failed": 0,
-                    "failures": {"no answer": dirs.len()},
-                    "elapsed_s": started.elapsed().as_secs_f64(),
-                });
-                if a.json {
-                    outln!("{json:#}");
-                } else {
-                    outln!(
-                        "0 of {} devices active; not active: {}",
-                        dirs.len(),
-                        super::report::failures_line(&BTreeMap::from([(
-                            "no answer".to_owned(),
-                            dirs.len() as u64
-                        )]))
-                    );
-                }
+                let report = Report {
+                    devices: dirs.len() as u64,
+                    incomplete: dirs.len() as u64,
+                    failures: BTreeMap::from([("no answer".to_owned(), dirs.len() as u64)]),
+                    wall_s: started.elapsed().as_secs_f64(),
+                    clock: "wall".to_owned(),
+                    store: "remote".to_owned(),
+                    networks: onboarding_networks(&snpns),
+                    ..Report::default()
+                };
+                print(&report, a.json)?;
                 bail!("timed out: no answer from {network} to the system-information request");
             }
         }
@@ -198,15 +170,14 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
             &bundle.dcs_realm,
         )?;
         let config = DeviceConfig {
-            serial: bundle.identity.serial.clone(),
-            credentials,
-            dcs_realm: bundle.dcs_realm.clone(),
-            onboarding_network: snpns[i % snpns.len()].0.clone(),
-            eap: Settings::default(),
-            kausf_from: bundle.kausf_from,
             timers,
-            claim_hint: None,
-            trace: false,
+            ..DeviceConfig::new(
+                bundle.identity.serial.clone(),
+                credentials,
+                bundle.dcs_realm.clone(),
+                snpns[i % snpns.len()].0.clone(),
+                bundle.kausf_from,
+            )
         };
         let mut device = Device::new(config, Box::new(se), None);
         device.seed_backoff(a.seed);
@@ -236,68 +207,41 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
         bar.set_position(done as u64)
     })?;
     bar.finish_and_clear();
-    let mut latencies: Vec<f64> = report
-        .time_to_active
-        .iter()
-        .flatten()
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    let phase = |p: usize| {
-        let mut ms: Vec<f64> = report
-            .phases
-            .iter()
-            .filter_map(|ph| ph[p])
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .collect();
-        ms.sort_by(f64::total_cmp);
-        percentiles(&ms)
-    };
-    let active = report.active.max(1) as u64;
-    let json = serde_json::json!({
-        "devices": report.devices,
-        "active": report.active,
-        "failed": report.failed,
-        "elapsed_s": report.elapsed.as_secs_f64(),
-        "onboardings_per_s": report.active as f64 / report.elapsed.as_secs_f64().max(1e-9),
-        "latency_ms": {"A": phase(0), "B": phase(1), "C": phase(2), "D": phase(3), "overall": percentiles(&latencies)},
-        "nas_per_onboarding": {"uplink_messages": report.uplink.0 / active, "uplink_bytes": report.uplink.1 / active,
-                               "downlink_messages": report.downlink.0 / active, "downlink_bytes": report.downlink.1 / active},
-        "bursts_sent": report.bursts_sent,
-        "downlinks_received": report.downlinks_received,
-        "congestion_rejects": report.congestion_rejects,
-        "failures": report.failures,
-        "network": network_json(&snpns),
-        "peak_rss_bytes": super::report::memory_now().1,
-    });
-    if a.json {
-        outln!("{json:#}");
-    } else {
-        outln!(
-            "{} of {} devices active, {} failed, in {:.1} s ({:.0}/s); time to active p50 {:.0} ms, p99 {:.0} ms; {} congestion rejects (#22)",
-            report.active,
-            report.devices,
-            report.failed,
-            report.elapsed.as_secs_f64(),
-            json["onboardings_per_s"].as_f64().unwrap_or(0.0),
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99),
-            report.congestion_rejects
-        );
-        if !report.failures.is_empty() {
-            outln!(
-                "not active: {}",
-                super::report::failures_line(&report.failures)
-            );
-        }
-    }
-    if report.active + report.failed < report.devices {
+    let mut report = report;
+    report.networks = onboarding_networks(&snpns);
+    report.peak_rss_bytes = super::measure::memory_now().1;
+    print(&report, a.json)?;
+    if report.active + report.refused.total < report.devices {
         bail!(
             "timed out: {} of {} devices active; not active: {}",
             report.active,
             report.devices,
-            super::report::failures_line(&report.failures)
+            failures_line(&report.failures)
         );
+    }
+    Ok(())
+}
+
+/// Prints `report`: one JSON object, or a few lines.
+fn print(report: &Report, json: bool) -> Result<()> {
+    if json {
+        outln!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    let overall = &report.latency_ms.overall;
+    outln!(
+        "{} of {} devices active, {} refused, in {:.1} s ({:.0}/s); time to active p50 {:.0} ms, p99 {:.0} ms (wall); {} congestion rejects (#22)",
+        report.active,
+        report.devices,
+        report.refused.total,
+        report.wall_s,
+        report.onboardings_per_s,
+        overall.p50,
+        overall.p99,
+        report.congestion_rejects
+    );
+    if !report.failures.is_empty() {
+        outln!("not active: {}", failures_line(&report.failures));
     }
     Ok(())
 }

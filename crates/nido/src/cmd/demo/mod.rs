@@ -10,13 +10,10 @@
 
 mod population;
 mod shard;
-mod stats;
 mod summary;
+mod trace;
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
@@ -25,13 +22,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nido_net::{CountingSink, MemoryStore, SharedStore, Store};
 use nido_sec::suci::{HomeNetworkKey, Profile};
 use nido_sim::Faults;
+use nido_sim::metrics::Meter;
 use nido_sim::scenario::NetworkOptions;
-use nido_trace::PcapWriter;
 
-use super::report;
+use super::measure;
 use population::{Kind, Population};
 use shard::{Shard, Stage};
-use stats::Trace;
 use summary::{Measured, build_report, check};
 
 /// Arguments of `nido demo`.
@@ -78,6 +74,11 @@ pub(crate) struct DemoArgs {
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Leave out the seven devices that must be refused: good devices
+    /// only (the owner still claims every fourth), as in the simulator's
+    /// own scenarios.
+    #[arg(long)]
+    good_only: bool,
 }
 
 /// The payload of every burst.
@@ -149,7 +150,7 @@ fn progress_bar(len: u64) -> Result<ProgressBar> {
 pub(crate) fn run(a: &DemoArgs) -> Result<()> {
     let setup = Instant::now();
     let now = SystemTime::now();
-    let (rss_start, _) = report::memory_now();
+    let (rss_start, _) = measure::memory_now();
     let bar = progress_bar(a.devices + 7)?;
     bar.set_message("manufacturing identities");
     let threads = a
@@ -159,7 +160,12 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
             |n| n as usize,
         )
         .max(1);
-    let population = Population::new(a.devices, now, threads, &|| bar.inc(1))?;
+    let mut population = Population::new(a.devices, now, threads, &|| bar.inc(1))?;
+    if a.good_only {
+        population
+            .plan
+            .retain(|(_, kind)| matches!(kind, Kind::Good { .. }));
+    }
     let total = population.plan.len();
 
     let faults = Faults {
@@ -196,16 +202,9 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
         plan,
         ..
     } = population;
-    let trace = match &a.pcap {
-        Some(path) => {
-            let file = File::create(path).with_context(|| path.display().to_string())?;
-            Some(Arc::new(Mutex::new(Trace {
-                writer: PcapWriter::new(BufWriter::new(file))?,
-                serials: plan.iter().map(|(id, _)| id.serial.clone()).collect(),
-                error: None,
-            })))
-        }
-        None => None,
+    let serials: Vec<String> = match &a.pcap {
+        Some(_) => plan.iter().map(|(id, _)| id.serial.clone()).collect(),
+        None => Vec::new(),
     };
     // The shards: contiguous runs of the plan, the clone with its twin.
     let clone = plan
@@ -238,7 +237,6 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
         seed: a.seed,
         concurrency: (a.concurrency.max(1) as usize).div_ceil(shards.len()),
         pcap: a.pcap.is_some(),
-        trace: trace.clone(),
         start,
         progress: &progress,
         bar: &bar,
@@ -247,7 +245,7 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
 
     bar.set_position(0);
     bar.set_message("building devices");
-    let (rss_before_devices, _) = report::memory_now();
+    let (rss_before_devices, _) = measure::memory_now();
     let shard_count = shards.len();
     let outcomes = std::thread::scope(|scope| {
         let handles: Vec<_> = shards
@@ -259,13 +257,13 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
             .collect();
         let idle = |_, _| {};
         progress.wait_for(Stage::Built, idle);
-        let (rss_devices, _) = report::memory_now();
+        let (rss_devices, _) = measure::memory_now();
         let setup_wall = setup.elapsed();
         // Onboarding: devices power on as earlier ones settle.
         bar.set_position(0);
         bar.set_length(total as u64);
         let started = Instant::now();
-        let cpu_before = report::cpu_time();
+        let cpu_before = measure::cpu_time();
         progress.release();
         progress.wait_for(Stage::Onboarded, |f, settled| {
             let rate = f.active as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -276,8 +274,8 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
             ));
         });
         let wall = started.elapsed();
-        let cpu = report::cpu_time().saturating_sub(cpu_before);
-        let (rss_onboarded, _) = report::memory_now();
+        let cpu = measure::cpu_time().saturating_sub(cpu_before);
+        let (rss_onboarded, _) = measure::memory_now();
         bar.set_message("bursts");
         progress.release();
         progress.wait_for(Stage::Bursts, idle);
@@ -316,20 +314,22 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
         setup_wall,
         simulated: Duration::ZERO,
         concurrency: 0,
+        funnel: Default::default(),
         phases: Default::default(),
-        onboarding: stats::Meter::default(),
-        burst: stats::Meter::default(),
-        baseline: stats::Meter::default(),
+        onboarding: Meter::default(),
+        burst: Meter::default(),
+        baseline: Meter::default(),
         bursts: 0,
         delivered,
         rss: (rss_start, rss_before_devices, rss_devices, rss_onboarded),
     };
+    let mut traces = Vec::new();
     for outcome in outcomes {
         let o = outcome?;
         tally.absorb(o.tally);
-        for (all, shard) in m.phases.iter_mut().zip(o.phases) {
-            all.extend(shard);
-        }
+        m.phases.absorb(&o.phases);
+        m.funnel.absorb(o.funnel);
+        traces.extend(o.trace);
         m.onboarding.absorb(o.onboarding);
         m.burst.absorb(o.burst);
         m.baseline.absorb(o.baseline);
@@ -339,20 +339,13 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
     }
     let report = build_report(tally, m);
     drop(common);
-    if let (Some(path), Some(t)) = (&a.pcap, trace) {
-        let t = Arc::try_unwrap(t)
-            .map_err(|_| anyhow::anyhow!("the trace is still in use"))?
-            .into_inner()
-            .map_err(|_| anyhow::anyhow!("the trace writer panicked"))?;
-        if let Some(e) = t.error {
-            return Err(e).with_context(|| path.display().to_string());
-        }
-        t.writer
-            .into_inner()?
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| path.display().to_string())?;
+    if let Some(path) = &a.pcap {
+        trace::write(path, traces, &serials)?;
     }
-    report.print(a.json)?;
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        out!("{}", report.table());
+    }
     check(&report)
 }

@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Result, bail};
@@ -19,14 +19,15 @@ use nido_net::{CountingSink, SharedStore};
 use nido_pki::DeviceIdentity;
 use nido_sec::PrivateKey32;
 use nido_sec::suci::{HomeNetworkKey, Profile};
+use nido_sim::metrics::{Funnel, Meter, Phases};
 use nido_sim::scenario::{self, NetworkOptions};
 use nido_sim::{Faults, Fleet, Link};
 use nido_ue::DeviceState;
 
 use super::PAYLOAD;
 use super::population::{self, Kind};
-use super::stats::{Funnel, Meter, Stats, Trace};
 use super::summary::{Tally, tally};
+use super::trace::ShardTrace;
 
 /// The stages every shard goes through, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +117,6 @@ pub(super) struct Common<'a> {
     /// Devices onboarding at once at most, per shard.
     pub concurrency: usize,
     pub pcap: bool,
-    pub trace: Option<Arc<Mutex<Trace>>>,
     pub start: SystemTime,
     pub progress: &'a Progress,
     pub bar: &'a ProgressBar,
@@ -136,13 +136,16 @@ pub(super) struct Shard {
 /// What one shard measured.
 pub(super) struct Outcome {
     pub tally: Tally,
-    pub phases: [Vec<u32>; 5],
+    pub phases: Phases,
     pub onboarding: Meter,
     pub burst: Meter,
     pub baseline: Meter,
     pub bursts: u64,
     pub simulated: Duration,
     pub concurrency: usize,
+    pub funnel: Funnel,
+    /// The shard's trace (with `--pcap`).
+    pub trace: Option<ShardTrace>,
 }
 
 /// A shard between stages.
@@ -151,7 +154,7 @@ struct Running {
     /// Whether this shard measures the re-registration baseline.
     baseline: bool,
     fleet: Fleet,
-    stats: Rc<RefCell<Stats>>,
+    trace: Option<Rc<RefCell<ShardTrace>>>,
     kinds: Vec<Kind>,
     onboarding: Meter,
     burst: Meter,
@@ -212,16 +215,22 @@ pub(super) fn run(common: &Common<'_>, shard: Shard) -> Result<Outcome> {
         return Err(e);
     }
     let r = running.ok_or_else(|| anyhow::anyhow!("shard never built"))?;
-    let stats = r.stats.borrow();
+    let metrics = r.fleet.metrics();
+    // The fleet's trace hook holds the other reference: take the records.
+    let trace = r
+        .trace
+        .map(|t| std::mem::replace(&mut *t.borrow_mut(), ShardTrace::new(common.start, 0)));
     Ok(Outcome {
-        tally: tally(&r.fleet, &stats, &r.kinds, common.credentials)?,
-        phases: stats.phases.clone(),
+        tally: tally(&r.fleet, &r.kinds, common.credentials)?,
+        phases: metrics.phases().clone(),
         onboarding: r.onboarding,
         burst: r.burst,
-        baseline: stats.baseline,
+        baseline: metrics.baseline(),
         bursts: r.bursts,
         simulated: r.simulated,
         concurrency: r.concurrency,
+        funnel: metrics.funnel(),
+        trace,
     })
 }
 
@@ -257,25 +266,17 @@ fn build(common: &Common<'_>, shard: Shard) -> Result<Running> {
         kinds.push(kind);
         common.bar.inc(1);
     }
-    let stats = Rc::new(RefCell::new(Stats::new(
-        common.start,
-        shard.offset,
-        kinds.len(),
-        common.trace.clone(),
-    )));
-    {
-        let s = stats.clone();
-        fleet.set_device_events(move |now, i, e| s.borrow_mut().device_event(now, i, e));
-        let s = stats.clone();
-        fleet.set_network_events(move |_, e| s.borrow_mut().network_event(e));
-        let s = stats.clone();
-        fleet.set_trace(move |r| s.borrow_mut().pdu(r));
-    }
+    let trace = common.pcap.then(|| {
+        let trace = Rc::new(RefCell::new(ShardTrace::new(common.start, shard.offset)));
+        let t = trace.clone();
+        fleet.set_trace(move |r| t.borrow_mut().record(r));
+        trace
+    });
     Ok(Running {
         index: shard.index,
         baseline: shard.baseline,
         fleet,
-        stats,
+        trace,
         kinds,
         onboarding: Meter::default(),
         burst: Meter::default(),
@@ -285,20 +286,13 @@ fn build(common: &Common<'_>, shard: Shard) -> Result<Running> {
     })
 }
 
-/// Stage 1: devices power on as earlier ones settle.
+/// Stage 1: devices power on as earlier ones settle ([`Fleet::onboard`]).
 fn onboard(common: &Common<'_>, r: &mut Running) -> Result<()> {
     let index = r.index;
     let fleet = &mut r.fleet;
-    let stats = &r.stats;
     let kinds = &mut r.kinds;
-    let total = kinds.len();
     let start = fleet.now();
     let deadline = start + Duration::from_secs(7 * 24 * 3600);
-    let settled = |f: &Fleet| {
-        f.count(DeviceState::Active)
-            + f.count(DeviceState::Failed)
-            + f.count(DeviceState::BackingOff)
-    };
     // The clone and its twin onboard at the same time; the network refuses
     // whichever completes EAP-TLS second while the first is onboarding, or
     // after the first confirmed its package (the PVS re-provisions only a
@@ -310,29 +304,12 @@ fn onboard(common: &Common<'_>, r: &mut Running) -> Result<()> {
         .iter()
         .position(|k| *k == Kind::Bad(population::CLONE))
         .and_then(|c| Some((c.checked_sub(1)?, c)));
-    let mut next = 0;
     let mut last_publish = Instant::now();
-    let mut concurrency = 0;
-    loop {
-        let in_flight = (total - fleet.count(DeviceState::Off)).saturating_sub(settled(fleet));
-        let mut room = common.concurrency.max(1).saturating_sub(in_flight);
-        while room > 0 && next < total {
-            fleet.power_on(next);
-            next += 1;
-            room -= 1;
-        }
-        concurrency =
-            concurrency.max((total - fleet.count(DeviceState::Off)).saturating_sub(settled(fleet)));
-        if next == total && settled(fleet) == total {
-            break;
-        }
-        if !fleet.step(deadline) {
-            break;
-        }
+    r.concurrency = fleet.onboard(common.concurrency, deadline, |fleet| {
         if let Some((twin, clone)) = twins {
-            let refused = stats.borrow().refused(twin) || stats.borrow().refused(clone);
-            if refused {
-                if stats.borrow().refused(twin) {
+            let m = fleet.metrics();
+            if m.refused(twin) || m.refused(clone) {
+                if m.refused(twin) {
                     kinds.swap(twin, clone);
                     fleet.power_off(twin);
                 } else {
@@ -345,36 +322,22 @@ fn onboard(common: &Common<'_>, r: &mut Running) -> Result<()> {
             last_publish = Instant::now();
             common
                 .progress
-                .publish(index, stats.borrow().funnel, settled(fleet));
+                .publish(index, fleet.metrics().funnel(), fleet.settled());
         }
-    }
+    });
     common
         .progress
-        .publish(index, stats.borrow().funnel, settled(fleet));
-    // The data sessions come up right after each registration.
-    fleet.advance(Duration::from_secs(1));
+        .publish(index, fleet.metrics().funnel(), fleet.settled());
     r.simulated = fleet.now().duration_since(start).unwrap_or_default();
-    r.onboarding = std::mem::take(&mut stats.borrow_mut().meter);
-    r.concurrency = concurrency;
+    r.onboarding = fleet.metrics_mut().take_meter();
     Ok(())
 }
 
 /// Stage 2: every active device, idle by now, sends one burst.
 fn bursts(r: &mut Running) -> Result<()> {
-    let fleet = &mut r.fleet;
-    fleet.advance(Duration::from_secs(30));
-    {
-        let mut s = r.stats.borrow_mut();
-        s.meter = Meter::default();
-        s.meter_active_only = true;
-    }
-    for i in 0..fleet.devices().len() {
-        if fleet.device(i).state() == DeviceState::Active && fleet.send_data(i, PAYLOAD).is_ok() {
-            r.bursts += 1;
-        }
-    }
-    fleet.advance(Duration::from_secs(60));
-    r.burst = std::mem::take(&mut r.stats.borrow_mut().meter);
+    (r.bursts, r.burst) =
+        r.fleet
+            .bursts_from_idle(PAYLOAD, Duration::from_secs(30), Duration::from_secs(60));
     Ok(())
 }
 
@@ -390,7 +353,7 @@ fn baseline(r: &mut Running) -> Result<()> {
     }) else {
         return Ok(());
     };
-    r.stats.borrow_mut().baseline_device = Some(b);
+    fleet.metrics_mut().set_baseline_device(Some(b));
     fleet.power_on(b);
     let until = fleet.now() + Duration::from_secs(600);
     while fleet.send_data(b, PAYLOAD).is_err() {
@@ -399,7 +362,7 @@ fn baseline(r: &mut Running) -> Result<()> {
         }
     }
     fleet.advance(Duration::from_secs(5));
-    r.stats.borrow_mut().baseline_device = None;
+    fleet.metrics_mut().set_baseline_device(None);
     Ok(())
 }
 

@@ -1,17 +1,19 @@
-//! The demo's report from what the fleet and [`Stats`] measured, and the
-//! verdict: every good device active with the right owner binding, every
+//! The demo's report from what the fleets measured (the one
+//! [`nido_sim::report`], each figure defined by [`nido_sim::metrics`]),
+//! and the verdict: every good device active with the right owner binding, every
 //! bad device refused with its cause.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use nido_sim::metrics::{Funnel, Meter, Phases};
+use nido_sim::report::{self, Report};
 use nido_sim::{Fleet, LinkStats};
 use nido_ue::DeviceState;
 
 use super::PAYLOAD;
 use super::population::{Kind, OWNER};
-use super::stats::{self, Stats};
-use crate::cmd::report::{self, Percentiles, Report};
 
 /// What one shard's devices ended as (summed over shards by
 /// [`Tally::absorb`]).
@@ -22,6 +24,9 @@ pub(super) struct Tally {
     pub(super) claimed_ok: u64,
     pub(super) incomplete: u64,
     pub(super) refused: Vec<report::RefusedDevice>,
+    pub(super) failures: BTreeMap<String, u64>,
+    pub(super) congestion_rejects: u64,
+    pub(super) downlinks_received: u64,
     pub(super) network_contexts: u64,
     pub(super) link: LinkStats,
 }
@@ -34,6 +39,11 @@ impl Tally {
         self.claimed_ok += other.claimed_ok;
         self.incomplete += other.incomplete;
         self.refused.extend(other.refused);
+        for (why, n) in other.failures {
+            *self.failures.entry(why).or_default() += n;
+        }
+        self.congestion_rejects += other.congestion_rejects;
+        self.downlinks_received += other.downlinks_received;
         self.network_contexts += other.network_contexts;
         let (l, o) = (&mut self.link, other.link);
         l.sent += o.sent;
@@ -48,13 +58,16 @@ impl Tally {
 /// Where each device of one shard ended, against what it must be.
 pub(super) fn tally(
     fleet: &Fleet,
-    stats: &Stats,
     kinds: &[Kind],
     credentials: &[nido_prov::ThirdPartyCredential],
 ) -> Result<Tally> {
+    let metrics = fleet.metrics();
     let mut t = Tally {
         network_contexts: fleet.network().contexts() as u64,
         link: fleet.link_stats(),
+        failures: metrics.failures(fleet.devices().iter().map(|d| d.state()).enumerate()),
+        congestion_rejects: metrics.congestion_rejects,
+        downlinks_received: metrics.downlinks_received,
         ..Tally::default()
     };
     for (i, kind) in kinds.iter().enumerate() {
@@ -73,7 +86,7 @@ pub(super) fn tally(
             }
             continue;
         }
-        let refusal = stats.refusals.get(&i);
+        let refusal = metrics.refusal(i);
         let refused =
             matches!(state, DeviceState::Failed | DeviceState::BackingOff) && refusal.is_some();
         if !refused {
@@ -87,7 +100,7 @@ pub(super) fn tally(
         t.refused.push(report::RefusedDevice {
             device: device.serial().to_owned(),
             reason: reason.to_owned(),
-            cause: refusal.map(|x| x.cause),
+            cause: refusal.map(|x| x.cause.octet()),
             expected_cause: expected,
             network_reason: refusal.map(|x| x.reason.clone()).unwrap_or_default(),
             state: format!("{state:?}"),
@@ -107,20 +120,16 @@ pub(super) struct Measured {
     pub(super) setup_wall: Duration,
     pub(super) simulated: Duration,
     pub(super) concurrency: u64,
-    /// Phase latencies of every shard, µs: A, B, C, D, overall.
-    pub(super) phases: [Vec<u32>; 5],
-    pub(super) onboarding: stats::Meter,
-    pub(super) burst: stats::Meter,
-    pub(super) baseline: stats::Meter,
+    pub(super) funnel: Funnel,
+    /// Phase latencies of every shard.
+    pub(super) phases: Phases,
+    pub(super) onboarding: Meter,
+    pub(super) burst: Meter,
+    pub(super) baseline: Meter,
     pub(super) bursts: u64,
     pub(super) delivered: u64,
     /// RSS at start, before the devices, after the devices, after onboarding.
     pub(super) rss: (u64, u64, u64, u64),
-}
-
-fn percentiles(samples: &[u32]) -> Percentiles {
-    let mut ms: Vec<f64> = samples.iter().map(|&us| f64::from(us) / 1000.0).collect();
-    Percentiles::of(&mut ms)
 }
 
 pub(super) fn build_report(t: Tally, m: Measured) -> Report {
@@ -138,6 +147,14 @@ pub(super) fn build_report(t: Tally, m: Measured) -> Report {
         concurrency: m.concurrency,
         threads: m.threads,
         cpu_s: m.cpu.as_secs_f64(),
+        clock: "simulated".to_owned(),
+        failures: t.failures,
+        congestion_rejects: t.congestion_rejects,
+        downlinks_received: t.downlinks_received,
+        latency_ms: m.phases.latency(),
+        funnel: m.funnel,
+        nas_per_onboarding: m.onboarding.per(t.active),
+        link: t.link.into(),
         ..Report::default()
     };
     for d in t.refused {
@@ -147,23 +164,6 @@ pub(super) fn build_report(t: Tally, m: Measured) -> Report {
     }
     r.onboardings_per_s = r.active as f64 / m.wall.as_secs_f64().max(1e-9);
     r.cpu_ms_per_onboarding = m.cpu.as_secs_f64() * 1000.0 / r.active.max(1) as f64;
-    r.latency_ms = report::Latency {
-        a: percentiles(&m.phases[0]),
-        b: percentiles(&m.phases[1]),
-        c: percentiles(&m.phases[2]),
-        d: percentiles(&m.phases[3]),
-        overall: percentiles(&m.phases[4]),
-    };
-    let per = r.active.max(1) as f64;
-    let o = m.onboarding;
-    r.nas_per_onboarding = report::NasCost {
-        messages: (o.ul_messages + o.dl_messages) as f64 / per,
-        bytes: (o.ul_bytes + o.dl_bytes) as f64 / per,
-        uplink_messages: o.ul_messages as f64 / per,
-        uplink_bytes: o.ul_bytes as f64 / per,
-        downlink_messages: o.dl_messages as f64 / per,
-        downlink_bytes: o.dl_bytes as f64 / per,
-    };
     let sent = m.bursts.max(1) as f64;
     let b = m.baseline;
     r.burst = report::Burst {
@@ -185,16 +185,7 @@ pub(super) fn build_report(t: Tally, m: Measured) -> Report {
         per_onboarded_device_bytes: onboarded.saturating_sub(devices) as f64 / n,
         network_contexts: t.network_contexts,
     };
-    r.peak_rss_bytes = report::memory_now().1;
-    let l = t.link;
-    r.link = report::LinkReport {
-        sent: l.sent,
-        dropped: l.dropped,
-        duplicated: l.duplicated,
-        reordered: l.reordered,
-        corrupted: l.corrupted,
-        delivered: l.delivered,
-    };
+    r.peak_rss_bytes = crate::cmd::measure::memory_now().1;
     r
 }
 

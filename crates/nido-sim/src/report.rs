@@ -1,14 +1,21 @@
-//! The fleet report of `nido demo` (and, later, `nido sim`): what happened
-//! to every device, how fast, at what cost in NAS messages and memory.
+//! The one fleet report: what `nido demo`, `nido sim` and the in-process
+//! harness ([`crate::Fleet::report`]) say about a run: what happened to
+//! every device, how fast, at what cost in NAS messages and memory.
 //!
 //! One [`Report`] prints either as one JSON object (`--json`) whose field
 //! names are stable and documented here field by field, or as a summary
-//! table with the same content. Counts add up:
-//! `active + refused.total + incomplete == devices`.
+//! table with the same content. Every figure is measured by
+//! [`crate::metrics::Metrics`] and defined there once. Counts add up:
+//! `active + refused.total + incomplete == devices`, and `failures` adds
+//! up to `devices - active`.
 //!
-//! Times: `latency_ms` is simulated time (the link model's delays: 10 ms
-//! each way on a perfect link, plus retransmission timers on a lossy one);
-//! `wall_s` and `onboardings_per_s` are real time on this machine.
+//! Times: `latency_ms` is on the run's `clock`: `simulated` in `nido demo`
+//! and the harness (the link model's delays: 10 ms each way on a perfect
+//! link, plus retransmission timers on a lossy one), `wall` in `nido sim`
+//! (real devices' view of a real server); `wall_s` and
+//! `onboardings_per_s` are real time on this machine. A driver leaves a
+//! figure it does not measure at zero (the harness measures no memory or
+//! CPU; `nido sim` has no owner's view).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,17 +24,41 @@ use serde::Serialize;
 
 /// The report of one fleet run.
 #[derive(Debug, Clone, Default, Serialize)]
-pub(crate) struct Report {
+pub struct Report {
     /// Devices in the fleet: the good ones and the ones that must be refused.
     pub devices: u64,
     /// Devices that ended active: provisioned, validated by 5G-AKA,
     /// registered with their own subscription.
     pub active: u64,
+    /// How many devices got how far: `attached`, `authenticated`
+    /// (EAP-TLS, phase A), `provisioned` (a package installed), `active`
+    /// (phase C; a device that became active once and lost it later still
+    /// counts), `refused` (a reject with a cause other than #22, at least
+    /// once). Each device counts once per step.
+    pub funnel: crate::metrics::Funnel,
     /// Devices the network refused (a REGISTRATION REJECT), by reason.
     pub refused: Refused,
     /// Devices neither active nor refused when the run ended (0 in a good
     /// run).
     pub incomplete: u64,
+    /// Devices not active at the end, by why
+    /// ([`crate::metrics::failure_reason`]): the last failure each
+    /// reported (`"reject #22"`, `"security mode: MAC failure"`,
+    /// `"EAP-TLS: ..."`), else `"no answer"` when the network never sent it
+    /// a PDU, else `"incomplete (<state>)"`. Adds up to `devices - active`.
+    pub failures: BTreeMap<String, u64>,
+    /// REGISTRATION REJECTs with #22 (congestion) the devices received: the
+    /// network's admission control sent them away for T3346.
+    pub congestion_rejects: u64,
+    /// Downlink data the devices received from their owners' applications
+    /// (DL NAS TRANSPORT or the downlink of a SERVICE ACCEPT).
+    pub downlinks_received: u64,
+    /// What `latency_ms` is measured on: `simulated` (the harness's clock)
+    /// or `wall` (real time, `nido sim` against a running server).
+    pub clock: String,
+    /// The onboarding network(s) the devices were configured with, one per
+    /// network address (`nido sim`; empty in-process).
+    pub networks: Vec<OnboardingNetwork>,
     /// Good devices (those expected to end active).
     pub good_devices: u64,
     /// Active devices whose subscription came from an owner's claim, and
@@ -59,7 +90,8 @@ pub(crate) struct Report {
     /// `cpu_s` per active device, milliseconds: what one full onboarding
     /// costs both sides together (devices and network).
     pub cpu_ms_per_onboarding: f64,
-    /// The network's store: `memory`, `sqlite` or `postgres`.
+    /// The network's store: `memory`, `sqlite` or `postgres` (`remote`:
+    /// a running server's, `nido sim`).
     pub store: String,
     /// Latency percentiles per phase of the design doc, milliseconds of
     /// simulated time.
@@ -78,9 +110,19 @@ pub(crate) struct Report {
     pub link: LinkReport,
 }
 
+/// An onboarding network the devices were configured with.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OnboardingNetwork {
+    /// Its serving network name (TS 24.501 §9.12.1).
+    pub snn: String,
+    /// Where it came from: `announced` (its system information) or
+    /// `--snpn`.
+    pub source: String,
+}
+
 /// Refused devices.
 #[derive(Debug, Clone, Default, Serialize)]
-pub(crate) struct Refused {
+pub struct Refused {
     /// How many.
     pub total: u64,
     /// Reason (the kind of bad device, e.g. `revoked`) to count.
@@ -91,7 +133,7 @@ pub(crate) struct Refused {
 
 /// One refused device.
 #[derive(Debug, Clone, Default, Serialize)]
-pub(crate) struct RefusedDevice {
+pub struct RefusedDevice {
     /// Its IDevID serial.
     pub device: String,
     /// Why it was made to be refused (`revoked`, `expired`,
@@ -110,7 +152,7 @@ pub(crate) struct RefusedDevice {
 
 /// Percentiles of one latency distribution, milliseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub(crate) struct Percentiles {
+pub struct Percentiles {
     /// How many samples.
     pub samples: u64,
     /// Median.
@@ -125,7 +167,7 @@ pub(crate) struct Percentiles {
 
 /// Latency per phase of the design doc (`../shared/design/onboarding.md`).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub(crate) struct Latency {
+pub struct Latency {
     /// Phase A, onboarding registration: power-on to registered for
     /// onboarding (EAP-TLS, security mode, accept).
     #[serde(rename = "A")]
@@ -140,16 +182,16 @@ pub(crate) struct Latency {
     #[serde(rename = "C")]
     pub c: Percentiles,
     /// Phase D, one burst from idle: CONTROL PLANE SERVICE REQUEST sent to
-    /// the data delivered to the owner's application (SERVICE ACCEPT sent).
+    /// its SERVICE ACCEPT received (the network took the data).
     #[serde(rename = "D")]
     pub d: Percentiles,
     /// Power-on to active (phases A to C).
     pub overall: Percentiles,
 }
 
-/// NAS messages and octets (of the PDUs on the link).
+/// NAS messages and octets (of the PDUs entering the link, both ways).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub(crate) struct NasCost {
+pub struct NasCost {
     /// Messages, both ways.
     pub messages: f64,
     /// Octets, both ways.
@@ -166,7 +208,7 @@ pub(crate) struct NasCost {
 
 /// One burst of `payload_bytes` from idle against the baseline.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub(crate) struct Burst {
+pub struct Burst {
     /// The application payload of a burst, octets.
     pub payload_bytes: u64,
     /// Bursts sent (one per active device).
@@ -193,7 +235,7 @@ pub(crate) struct Burst {
 
 /// Memory, measured from the resident set (`VmRSS`).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub(crate) struct Memory {
+pub struct Memory {
     /// Resident set growth while the simulated devices were made, divided
     /// by the devices: one simulated device in factory state (certificate
     /// chain, IDevID key, secure element), octets.
@@ -209,7 +251,7 @@ pub(crate) struct Memory {
 
 /// What the simulated link did.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub(crate) struct LinkReport {
+pub struct LinkReport {
     /// Datagrams sent into the link.
     pub sent: u64,
     /// Datagrams it dropped.
@@ -224,9 +266,22 @@ pub(crate) struct LinkReport {
     pub delivered: u64,
 }
 
+impl From<crate::LinkStats> for LinkReport {
+    fn from(l: crate::LinkStats) -> Self {
+        Self {
+            sent: l.sent,
+            dropped: l.dropped,
+            duplicated: l.duplicated,
+            reordered: l.reordered,
+            corrupted: l.corrupted,
+            delivered: l.delivered,
+        }
+    }
+}
+
 /// Failures by reason as one line, the most frequent first:
 /// `security mode: MAC failure 3, reject #22 1`; `none` when empty.
-pub(crate) fn failures_line(failures: &BTreeMap<String, u64>) -> String {
+pub fn failures_line(failures: &BTreeMap<String, u64>) -> String {
     if failures.is_empty() {
         return "none".to_owned();
     }
@@ -241,7 +296,7 @@ pub(crate) fn failures_line(failures: &BTreeMap<String, u64>) -> String {
 
 /// The `p`-th percentile (0..=100) of `samples` (nearest rank), sorting
 /// them; 0 for none.
-pub(crate) fn percentile(samples: &mut [f64], p: f64) -> f64 {
+pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
     if samples.is_empty() {
         return 0.0;
     }
@@ -252,7 +307,7 @@ pub(crate) fn percentile(samples: &mut [f64], p: f64) -> f64 {
 
 impl Percentiles {
     /// p50, p95, p99 and the maximum of `samples` (sorted in place).
-    pub(crate) fn of(samples: &mut [f64]) -> Self {
+    pub fn of(samples: &mut [f64]) -> Self {
         Self {
             samples: samples.len() as u64,
             p50: percentile(samples, 50.0),
@@ -263,63 +318,16 @@ impl Percentiles {
     }
 }
 
-/// The resident memory lines of `/proc/self/status`: (`VmRSS`, `VmHWM`),
-/// octets; zeros where unavailable.
-pub(crate) fn memory_now() -> (u64, u64) {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return (0, 0);
-    };
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// CPU time this process has used so far (user + system, all threads),
-/// from `/proc/self/stat` (clock ticks of `USER_HZ`, 100 per second on
-/// Linux); zero where unavailable.
-pub(crate) fn cpu_time() -> std::time::Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return std::time::Duration::ZERO;
-    };
-    // The command name (field 2) may hold spaces: count from its ')'.
-    let ticks = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| {
-            rest.split_whitespace()
-                .skip(11) // fields 3..=13; utime and stime are 14 and 15
-                .take(2)
-                .filter_map(|f| f.parse::<u64>().ok())
-                .sum::<u64>()
-        })
-        .unwrap_or(0);
-    std::time::Duration::from_millis(ticks * 10)
-}
-
 impl Report {
     /// Whether the counts add up.
-    pub(crate) fn consistent(&self) -> bool {
+    pub fn consistent(&self) -> bool {
         self.active + self.refused.total + self.incomplete == self.devices
             && self.refused.by_reason.values().sum::<u64>() == self.refused.total
             && self.refused.devices.len() as u64 == self.refused.total
     }
 
-    /// Prints the report: one JSON object, or the summary table.
-    pub(crate) fn print(&self, json: bool) -> anyhow::Result<()> {
-        if json {
-            outln!("{}", serde_json::to_string_pretty(self)?);
-        } else {
-            out!("{}", self.table());
-        }
-        Ok(())
-    }
-
     /// The summary table.
-    pub(crate) fn table(&self) -> String {
+    pub fn table(&self) -> String {
         let mut t = String::new();
         let mib = |b: f64| b / (1024.0 * 1024.0);
         let _ = writeln!(t, "devices                 {:>12}", self.devices);
@@ -424,24 +432,6 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpu_time_grows_with_work() {
-        // Spin until the counter moves (it has a 10 ms resolution); a
-        // reading that never moves fails after a generous wall deadline.
-        let before = cpu_time();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let mut x = 0u64;
-        while cpu_time() < before + std::time::Duration::from_millis(50) {
-            for _ in 0..100_000 {
-                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "cpu_time() did not move"
-            );
-        }
-    }
 
     #[test]
     fn failures_line_puts_the_most_frequent_first() {
