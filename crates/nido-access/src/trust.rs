@@ -10,9 +10,18 @@
 //! change made between the two reads is loaded again at the next poll,
 //! never missed. A source that cannot answer leaves the current store in
 //! place (the caller logs it) and is asked again at the next period.
+//!
+//! At the same pace it asks which credential packages ended since it last
+//! asked ([`TrustSource::packages_ended`], from one second before its last
+//! question, so a package ended in the second of a question is not missed:
+//! the operator's `rekey` or owner release ends a package at the second
+//! before the change) and hands them to [`Network::end_registrations`]: a
+//! device registered with a package that ended is deregistered (#7) and
+//! renews it. The first question covers from the watch's first poll on:
+//! a package that ended before holds no registration of this network.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nido_net::Network;
 use nido_net::dcs::TrustSource;
@@ -38,6 +47,8 @@ pub struct TrustWatch<S> {
     every: Duration,
     next: Option<Instant>,
     generation: Option<u64>,
+    /// Up to when (Unix seconds) ended packages were asked for.
+    ended_asked: Option<u64>,
 }
 
 impl<S: TrustSource> TrustWatch<S> {
@@ -50,6 +61,7 @@ impl<S: TrustSource> TrustWatch<S> {
             every,
             next: None,
             generation: loaded,
+            ended_asked: None,
         }
     }
 
@@ -58,10 +70,12 @@ impl<S: TrustSource> TrustWatch<S> {
         self.generation
     }
 
-    /// At `now`: if a period has passed since the last question, asks the
-    /// generation and, when it moved, loads the trust store and gives it
-    /// to `network`. Returns what was loaded when the store was replaced.
-    /// On an error the network keeps its store.
+    /// At `now`: if a period has passed since the last question, ends the
+    /// registrations of the packages that ended since the last question
+    /// (see the module doc), then asks the generation and, when it moved,
+    /// loads the trust store and gives it to `network`. Returns what was
+    /// loaded when the store was replaced. On an error the network keeps
+    /// its store (and the ended packages are asked for again next time).
     pub fn poll(
         &mut self,
         now: Instant,
@@ -71,6 +85,14 @@ impl<S: TrustSource> TrustWatch<S> {
             return Ok(None);
         }
         self.next = Some(now + self.every);
+        let wall = SystemTime::now();
+        let to = nido_prov::unix_seconds(wall);
+        let from = self.ended_asked.unwrap_or(to).saturating_sub(1);
+        let ended = self.source.packages_ended(from, to)?;
+        self.ended_asked = Some(to);
+        if !ended.is_empty() {
+            network.end_registrations(wall, &ended);
+        }
         let generation = self.source.trust_generation()?;
         if self.generation == Some(generation) {
             return Ok(None);

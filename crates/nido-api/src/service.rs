@@ -308,7 +308,8 @@ pub struct AuditQuery {
     pub limit: Option<usize>,
 }
 
-/// The audit trail, newest first (an owner's: entries of its devices).
+/// The audit trail, newest first (an owner's: entries of its devices, each
+/// from its last release for a transfer on: never a previous owner's).
 pub fn audit(
     store: &SqlStore,
     caller: &Caller,

@@ -15,6 +15,9 @@ use nido_pki::TrustStore;
 /// current: it asks [`TrustSource::trust_generation`], cheap, every so
 /// often, and loads [`TrustSource::trust_store`] only when the generation
 /// moved; then hands the store to [`crate::Network::set_trust_store`].
+/// At the same pace it asks which credential packages ended since it last
+/// asked ([`TrustSource::packages_ended`]) and hands them to
+/// [`crate::Network::end_registrations`].
 pub trait TrustSource {
     /// Why the source could not answer.
     type Error: core::fmt::Display;
@@ -23,6 +26,11 @@ pub trait TrustSource {
     fn trust_generation(&self) -> Result<u64, Self::Error>;
     /// The trust store as the data stands now.
     fn trust_store(&self) -> Result<TrustStore, Self::Error>;
+    /// The SUPIs of the subscriptions whose credential package ended
+    /// within `from..=to` (Unix seconds): by the operator (a rekey, an
+    /// owner release) or by its validity. A serving network ends their
+    /// registrations ([`crate::Network::end_registrations`]).
+    fn packages_ended(&self, from: u64, to: u64) -> Result<Vec<nido_sec::Supi>, Self::Error>;
 }
 
 /// The built-in DCS.

@@ -581,6 +581,71 @@ fn an_ended_package_is_refused_with_7_and_the_device_renews() {
     assert_renewed(&fleet, &before, validity, refused_at, 86_400);
 }
 
+/// A device registered when its package ends (the operator's rekey or
+/// owner release, or its validity) does not wait for its next
+/// registration: the driver hands the network the ended SUPIs
+/// ([`nido_net::Network::end_registrations`]) and the network deregisters
+/// it, protected, with #7; the device erases the package with its receipt
+/// and renews it at once. A SUPI registered nowhere is left alone.
+#[test]
+fn a_registered_device_whose_package_ends_is_deregistered_and_renews() {
+    let world = world();
+    let validity = Duration::from_secs(365 * 86_400);
+    let mut fleet = renewing_fleet(
+        &world,
+        validity,
+        nido_ue::Timers::default(),
+        |inner| Box::new(inner),
+        44,
+    );
+    // The data session comes up right after the registration.
+    fleet.advance(Duration::from_secs(5));
+    let before = subscriptions(&fleet).pop().unwrap();
+    let now = fleet.now();
+    // Nobody registered with this one: nothing is sent.
+    let stranger = nido_sec::Supi::parse("imsi-999990000099999").unwrap();
+    let sent = fleet.link_stats().sent;
+    fleet.network_mut().end_registrations(now, &[stranger]);
+    fleet.advance(Duration::from_secs(1));
+    assert_eq!(fleet.link_stats().sent, sent);
+    assert!(rejections(&fleet, 0).is_empty());
+
+    let mut ended = before.clone();
+    ended.not_after_unix = Some(unix(fleet.now()) - 1);
+    fleet
+        .network_mut()
+        .store_mut()
+        .put_subscription(ended)
+        .unwrap();
+    let now = fleet.now();
+    fleet
+        .network_mut()
+        .end_registrations(now, std::slice::from_ref(&before.supi));
+    fleet.pump();
+    fleet.advance(Duration::from_secs(5));
+    assert!(settle(&mut fleet, &[0]));
+    assert_eq!(fleet.device(0).state(), DeviceState::Active);
+    assert_eq!(
+        rejections(&fleet, 0),
+        [(
+            RejectMessage::DeregistrationRequest,
+            Cause::SERVICES_NOT_ALLOWED
+        )],
+        "deregistered once, protected (believed at once)"
+    );
+    let refused = refusals(&fleet, 0);
+    assert!(
+        refused
+            .iter()
+            .any(|(_, cause, reason)| *cause == Cause::SERVICES_NOT_ALLOWED
+                && reason.contains("ended")),
+        "{refused:?}"
+    );
+    assert_eq!(renewals(&fleet, 0).len(), 1);
+    assert!(renewals(&fleet, 0)[0].2, "renewed as refused");
+    assert_renewed(&fleet, &before, validity, unix(now), 0);
+}
+
 /// Issue #16 item 4, SUCI key rotation in simulated time: the operator adds
 /// key 2 (handed to devices from then on; key 1 still de-conceals) and ends
 /// the packages carrying key 1; the device renews at its next registration

@@ -393,10 +393,27 @@ async fn apply_ops<C: Conn>(
                     pending.flush(c, now).await?;
                 }
                 c.upsert_subscription(row, now).await?;
-                if old.as_ref().map(|(_, p)| p) != Some(&row.package_id) {
+                let delivered = old.as_ref().map(|(_, p)| p) != Some(&row.package_id);
+                if delivered {
                     packages.push((row, old.is_some()));
                 }
                 audit.events(*at, events, |s| holders.holder(s))?;
+                if delivered && c.settle_owner(&row.device, now - 1).await? {
+                    let event = nido_net::NetworkEvent::PackageEnded {
+                        device: crate::sql::device_id(&row.device)?,
+                        supi: nido_sec::Supi::parse(&row.supi).map_err(|e| {
+                            SqlStoreError::Corrupt(format!("SUPI {}: {e}", row.supi))
+                        })?,
+                        reason: "delivered for an owner the device no longer has (a release \
+                                 or a claim came first): its owner's access ends and the \
+                                 device renews it"
+                            .to_owned(),
+                    };
+                    audit.entry(AuditEntry::from_event(
+                        u64::try_from(now).unwrap_or(0),
+                        &event,
+                    ));
+                }
             }
             Op::Sqn { supi, seq, ind } => {
                 pending.note(supi);
@@ -454,6 +471,16 @@ pub(crate) trait Conn {
     /// Inserts or replaces the row of `row.device`.
     async fn upsert_subscription(&mut self, row: &SealedSub, now: i64)
     -> Result<(), SqlStoreError>;
+    /// After a package of `device` was written: when the device has claim
+    /// codes (a release leaves one, unused) and the owner the package names
+    /// is not its owner by them at this commit (the first claim with an
+    /// owner; none after a release), the owner column takes
+    /// the claims' owner and the package ends at `ended` (Unix seconds):
+    /// the package was built for an owner the device no longer has (a
+    /// release or a claim raced the delivery), so its owner's access ends
+    /// now and the device renews it with the right credentials. Returns
+    /// whether it did.
+    async fn settle_owner(&mut self, device: &str, ended: i64) -> Result<bool, SqlStoreError>;
     /// Logs packages delivered (row, re-provisioned), in order.
     async fn log_packages(
         &mut self,
@@ -596,6 +623,25 @@ macro_rules! shared_ops {
             .bind(n)
             .fetch_all(&mut *self)
             .await?)
+        }
+
+        async fn settle_owner(&mut self, device: &str, ended: i64) -> Result<bool, SqlStoreError> {
+            // The claims' owner of the device: its first claim with one.
+            let done = sqlx::query(
+                "UPDATE subscriptions SET owner = (SELECT c.owner FROM claims c \
+                 WHERE c.device = $1 AND c.owner IS NOT NULL ORDER BY c.claim_seq LIMIT 1), \
+                 not_after = CASE WHEN not_after IS NULL OR not_after > $2 THEN $2 \
+                 ELSE not_after END \
+                 WHERE device = $1 AND COALESCE(owner, '') <> COALESCE((SELECT c.owner \
+                 FROM claims c WHERE c.device = $1 AND c.owner IS NOT NULL \
+                 ORDER BY c.claim_seq LIMIT 1), '') \
+                 AND EXISTS (SELECT 1 FROM claims c2 WHERE c2.device = $1)",
+            )
+            .bind(device)
+            .bind(ended)
+            .execute(&mut *self)
+            .await?;
+            Ok(done.rows_affected() > 0)
         }
 
         async fn upsert_subscription(

@@ -778,6 +778,34 @@ impl SqlStore {
             .collect()
     }
 
+    /// The SUPIs of the subscriptions whose credential package ended within
+    /// `from..=to` (Unix seconds, its `not_after` second): ended by the
+    /// operator (`nido network rekey`, an owner release: the second before
+    /// the change) or by its validity. One indexed range read (schema 9),
+    /// for a serving network to poll and end the registrations of those
+    /// packages ([`nido_net::Network::end_registrations`]).
+    pub fn packages_ended(&self, from: u64, to: u64) -> Result<Vec<nido_sec::Supi>, SqlStoreError> {
+        let (from, to) = (to_i64(from, "time")?, to_i64(to, "time")?);
+        let rows: Vec<String> = self.run(async {
+            on_pool!(self, |p, _begin| {
+                Ok(sqlx::query_scalar(
+                    "SELECT supi FROM subscriptions WHERE not_after >= $1 AND not_after <= $2 \
+                     ORDER BY supi",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch_all(p)
+                .await?)
+            })
+        })?;
+        rows.iter()
+            .map(|supi| {
+                nido_sec::Supi::parse(supi)
+                    .map_err(|e| SqlStoreError::Corrupt(format!("SUPI {supi}: {e}")))
+            })
+            .collect()
+    }
+
     /// The trust generation: advanced by the database (triggers of schema
     /// 3) in the transaction of every change of manufacturers, CRLs or the
     /// block list, whoever makes it. One indexed read, for a serving
@@ -801,6 +829,10 @@ impl nido_net::dcs::TrustSource for SqlStore {
 
     fn trust_generation(&self) -> Result<u64, SqlStoreError> {
         SqlStore::trust_generation(self)
+    }
+
+    fn packages_ended(&self, from: u64, to: u64) -> Result<Vec<nido_sec::Supi>, SqlStoreError> {
+        SqlStore::packages_ended(self, from, to)
     }
 
     fn trust_store(&self) -> Result<TrustStore, SqlStoreError> {

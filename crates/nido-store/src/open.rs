@@ -68,10 +68,16 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_expiry.sql"),
         include_str!("../migrations/postgres/0008_expiry.sql"),
     ),
+    (
+        9,
+        "package end index",
+        include_str!("../migrations/sqlite/0009_package_end_index.sql"),
+        include_str!("../migrations/postgres/0009_package_end_index.sql"),
+    ),
 ];
 
 /// The latest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The table that records applied migrations.
 pub(crate) const MIGRATIONS_TABLE: &str = "schema_migrations";

@@ -515,6 +515,17 @@ impl SqlStore {
             let p = w.bind(Param::Text(o.clone()));
             w.clauses
                 .push(format!("{} = {p}", owner_of("audit.device")));
+            // A device changes owners (`nido owner release`, then a
+            // claim): an owner sees its device's trail from the last
+            // release on (the audit ids order it, whatever the clocks),
+            // not what happened under the owner before; a device never
+            // released shows its whole trail (its refusals before the
+            // claim included). One indexed read (`audit_device`).
+            w.clauses.push(
+                "audit.id > COALESCE((SELECT MAX(a3.id) FROM audit a3 \
+                 WHERE a3.device = audit.device AND a3.kind = 'owner_released'), 0)"
+                    .to_owned(),
+            );
         }
         let limit = w.bind(Param::Int(to_i64(
             limit.min(i64::MAX as usize) as u64,

@@ -542,7 +542,7 @@ fn postgres_persists_across_reopen() {
     check_filled(&s);
     assert_eq!(
         db.query_text("SELECT version::text FROM schema_migrations ORDER BY version"),
-        vec!["1", "2", "3", "4", "5", "6", "7", "8"]
+        vec!["1", "2", "3", "4", "5", "6", "7", "8", "9"]
     );
 }
 
@@ -2418,6 +2418,22 @@ fn rekey(s: &mut SqlStore) {
             .iter()
             .any(|(_, e)| e.detail.contains("key audit") && e.device.as_deref() == Some("Acme/D1"))
     );
+    // What a serving network polls: the packages that ended in a range of
+    // seconds, both ends included (D1 at at-1, D2 and D3 at at+9).
+    let ended = |from, to| -> Vec<String> {
+        s.packages_ended(from, to)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(ended(at - 1, at - 1), [supi(1).to_string()]);
+    assert!(ended(at, at + 8).is_empty());
+    assert_eq!(
+        ended(at - 1, at + 9),
+        [supi(1), supi(2), supi(3)].map(|s| s.to_string())
+    );
+    assert!(ended(0, at - 2).is_empty());
 }
 
 #[test]
@@ -2434,4 +2450,141 @@ fn rekey_on_postgres() {
     };
     let mut s = open_sql(&db.url());
     rekey(&mut s);
+}
+
+/// An owner reads its device's whole audit trail, but after a transfer
+/// (release, then a claim by the next owner) the next owner sees it from
+/// the release on, not what happened under the one before, and the one
+/// before sees nothing of the device any more.
+fn audit_of_a_transferred_device(s: &mut SqlStore) {
+    s.put_owner(owner("acme")).unwrap();
+    s.put_owner(owner("globex")).unwrap();
+    s.add_claimable(&id("DEV-7"), "hash-7").unwrap();
+    s.claim("acme", "hash-7").unwrap();
+    let now = unix_now();
+    let entry = |at: u64, detail: &str| AuditEntry {
+        device: Some("Acme/DEV-7".into()),
+        ..AuditEntry::new(at, "data_delivered", detail)
+    };
+    s.append_audit(entry(now - 200, "acme's data")).unwrap();
+    let trail = |s: &SqlStore, o: &str| -> Vec<String> {
+        s.audit_page(&nido_store::AuditFilter {
+            owner: Some(o.into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|(_, e)| format!("{} {}", e.kind, e.detail))
+        .filter(|e| !e.starts_with("claimed"))
+        .collect()
+    };
+    assert_eq!(trail(s, "acme"), ["data_delivered acme's data"]);
+    s.release_owner(&id("DEV-7"), Some("acme"), "hash-7b", now - 100, "sold")
+        .unwrap();
+    assert!(trail(s, "acme").is_empty(), "acme's access ended");
+    s.claim("globex", "hash-7b").unwrap();
+    s.append_audit(entry(now + 200, "globex's data")).unwrap();
+    assert_eq!(trail(s, "globex"), ["data_delivered globex's data"]);
+    assert!(trail(s, "acme").is_empty());
+    // The operator still reads the whole trail.
+    let all: Vec<String> = s
+        .audit(100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "data_delivered")
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(all.len(), 2, "{all:?}");
+}
+
+#[test]
+fn audit_of_a_transferred_device_on_sqlite() {
+    let dir = TempDir::new();
+    let mut s = open_sql(&dir.db());
+    audit_of_a_transferred_device(&mut s);
+}
+
+#[test]
+fn audit_of_a_transferred_device_on_postgres() {
+    let Some(db) = PgDb::new("audit_of_a_transferred_device_on_postgres") else {
+        return;
+    };
+    let mut s = open_sql(&db.url());
+    audit_of_a_transferred_device(&mut s);
+}
+
+/// A package delivered while its device changed owners (the PVS read the
+/// owner, then a release committed before the package did) does not undo
+/// the release: at its commit the owner column takes the claims' owner and
+/// the package ends, audited, so the device renews with the right
+/// credentials. A delivery for the device's owner stands.
+fn a_delivery_racing_a_release_ends_at_its_commit(s: &mut SqlStore) {
+    s.put_owner(owner("acme")).unwrap();
+    s.put_owner(owner("globex")).unwrap();
+    s.add_claimable(&id("DEV-8"), "hash-8").unwrap();
+    s.claim("acme", "hash-8").unwrap();
+    let far = 4_000_000_000;
+    let delivery = |owner: &str, package: u8| {
+        let mut row = sub("DEV-8", 8, 8);
+        row.owner = Some(owner.into());
+        row.package_id = [package; 16];
+        row.not_after_unix = Some(far);
+        row
+    };
+    s.put_subscription(delivery("acme", 1)).unwrap();
+    let now = unix_now;
+    let got = s.subscription_by_device(&id("DEV-8")).unwrap().unwrap();
+    assert_eq!(
+        (got.owner.as_deref(), got.not_after_unix),
+        (Some("acme"), Some(far))
+    );
+    s.release_owner(&id("DEV-8"), Some("acme"), "hash-8b", now(), "sold")
+        .unwrap();
+    // The stale delivery, built for acme before the release.
+    s.put_subscription(delivery("acme", 2)).unwrap();
+    let got = s.subscription_by_device(&id("DEV-8")).unwrap().unwrap();
+    assert_eq!(got.owner, None, "the release stands");
+    assert_eq!(got.package_id, [2; 16]);
+    assert!(got.expired(now()), "{:?}", got.not_after_unix);
+    let ended: Vec<AuditEntry> = s
+        .audit(100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "package_ended" && e.detail.contains("no longer has"))
+        .collect();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    // The next owner's delivery stands.
+    s.claim("globex", "hash-8b").unwrap();
+    s.put_subscription(delivery("globex", 3)).unwrap();
+    let got = s.subscription_by_device(&id("DEV-8")).unwrap().unwrap();
+    assert_eq!(
+        (got.owner.as_deref(), got.not_after_unix),
+        (Some("globex"), Some(far))
+    );
+}
+
+/// The wall clock, Unix seconds.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn a_delivery_racing_a_release_ends_at_its_commit_on_sqlite() {
+    let dir = TempDir::new();
+    let mut s = open_sql(&dir.db());
+    a_delivery_racing_a_release_ends_at_its_commit(&mut s);
+}
+
+#[test]
+fn a_delivery_racing_a_release_ends_at_its_commit_on_postgres() {
+    let Some(db) = PgDb::new("a_delivery_racing_a_release_ends_at_its_commit_on_postgres") else {
+        return;
+    };
+    let mut s = open_sql(&db.url());
+    a_delivery_racing_a_release_ends_at_its_commit(&mut s);
 }

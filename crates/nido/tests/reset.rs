@@ -4,7 +4,8 @@
 //! new K in the same subscription without the operator releasing it; the
 //! audit trail says the erasure receipt was verified. `nido network rekey`
 //! (issue #16 item 4): the device's next registration is refused (#7) and
-//! it renews its package the same way.
+//! it renews its package the same way; a device registered when its
+//! package ends is deregistered (#7) and renews at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on bad fixtures
 
@@ -14,8 +15,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{
-    Scratch, claim, claim_code_in, json_lines, manufacturer_and_network, nido, ok, serve,
-    softhsm_token,
+    Reaper, Scratch, claim, claim_code_in, eventually, json_lines, manufacturer_and_network, nido,
+    ok, serve, softhsm_token, spawn, wait_for_log,
 };
 use serde_json::Value;
 
@@ -317,6 +318,69 @@ fn a_rekeyed_device_gets_a_new_k_at_its_next_registration() {
         audit[0]["detail"].as_str().unwrap().contains("key audit"),
         "{audit:?}"
     );
+}
+
+/// A device registered (a running `nido device run`) when the operator
+/// ends its package is deregistered at the network's next poll, without a
+/// registration of its own: a protected DEREGISTRATION REQUEST #7, on
+/// which it erases the package with its receipt and renews it at once
+/// (the same SUPI, a new package, still one subscription).
+#[test]
+fn a_registered_device_is_deregistered_when_its_package_ends_and_renews() {
+    let s = Scratch::new("rekey-live");
+    let d = &s.0;
+    let (listen, _) = manufacturer_and_network(d, 1);
+    let _network = serve(d, &["--trust-poll-ms", "100"]);
+    let log = d.join("device.log");
+    let _device = Reaper(spawn(
+        &[
+            "device",
+            "run",
+            "--bundle",
+            BUNDLE,
+            "--network",
+            &listen,
+            "--json",
+            "--timeout",
+            "300",
+        ],
+        d,
+        &log,
+    ));
+    wait_for_log(&log, "\"active\"", std::time::Duration::from_secs(120));
+    let before = subscriptions(d);
+    assert_eq!(before.len(), 1, "{before:?}");
+    ok(
+        &[
+            "network",
+            "rekey",
+            "--dir",
+            "net",
+            "Acme Sensors/ACMESENS-0000000001",
+        ],
+        d,
+    );
+    wait_for_log(&log, "\"renewing\"", std::time::Duration::from_secs(60));
+    let after = eventually(std::time::Duration::from_secs(120), || {
+        let after = subscriptions(d);
+        match after.as_slice() {
+            [one] if one["package_id"] != before[0]["package_id"] && one["state"] == "active" => {
+                Ok(after)
+            }
+            _ => Err(format!("{after:?}")),
+        }
+    });
+    assert_eq!(after[0]["supi"], before[0]["supi"]);
+    let lines = json_lines(&std::fs::read_to_string(&log).unwrap());
+    let rejected: Vec<_> = lines.iter().filter(|l| l["event"] == "rejected").collect();
+    assert_eq!(rejected.len(), 1, "{lines:?}");
+    assert_eq!(rejected[0]["detail"]["cause"], 7, "{lines:?}");
+    assert_eq!(
+        rejected[0]["detail"]["message"], "DeregistrationRequestUeTerminated",
+        "{lines:?}"
+    );
+    let renewing: Vec<_> = lines.iter().filter(|l| l["event"] == "renewing").collect();
+    assert_eq!(renewing[0]["detail"]["refused_as_ended"], true, "{lines:?}");
 }
 
 /// `nido network suci-key` while `serve` runs (issue #16 item 4): a key

@@ -576,6 +576,60 @@ impl Network {
         }
     }
 
+    /// Ends the registration of every UE registered with one of `supis`,
+    /// whose credential package ended (an operator's rekey or owner
+    /// release, or the end of its validity; the driver learns them from
+    /// [`crate::dcs::TrustSource::packages_ended`]): a network-initiated
+    /// DEREGISTRATION REQUEST (TS 24.501 §5.5.2.3), integrity protected
+    /// and ciphered under the subscription's own 5G-AKA context, with #7
+    /// "5GS services not allowed", on which a nido device erases the
+    /// package with an erasure receipt and onboards again to renew it (its
+    /// next registration with the package would be refused with the same
+    /// cause). A SUPI with no registered UE here, or one whose
+    /// deregistration is under way, is left alone; the order of `supis`
+    /// does not matter (connections are ended in connection order).
+    pub fn end_registrations(&mut self, now: SystemTime, supis: &[Supi]) {
+        let mut ended: Vec<(ConnectionId, Supi, Option<crate::DeviceId>)> = supis
+            .iter()
+            .filter_map(|supi| {
+                let conn = *self.registered_index.get(supi)?;
+                let ctx = self.ues.get(&conn)?;
+                let live = !matches!(ctx.state, MmState::Deregistered | MmState::Deregistering);
+                let secured = ctx.secured && ctx.sec.is_some() && !ctx.onboarding;
+                (live && secured).then(|| (conn, supi.clone(), ctx.device.clone()))
+            })
+            .collect();
+        ended.sort_by_key(|(conn, ..)| *conn);
+        for (conn, supi, device) in ended {
+            let device = device.or_else(|| {
+                self.store
+                    .cached_subscription_by_supi(&supi)
+                    .ok()
+                    .flatten()
+                    .map(|sub| sub.device)
+            });
+            let reason = format!(
+                "the credential package of {supi} ended (rekey, owner release or validity); \
+                 deregistered (#7): the device renews it by onboarding again with its erasure receipt"
+            );
+            match device {
+                Some(device) => {
+                    self.deregister_refused(now, conn, device, Cause::SERVICES_NOT_ALLOWED, reason)
+                }
+                None => {
+                    let gmm = gmm_cause(Cause::SERVICES_NOT_ALLOWED);
+                    if let Ok(request) = nido_nas::build::deregistration_request_ue_terminated(
+                        false,
+                        Some(gmm),
+                        None,
+                    ) {
+                        self.network_deregistration(now, conn, request);
+                    }
+                }
+            }
+        }
+    }
+
     /// Ends `conn`'s registration because its device is blocked: a
     /// DEREGISTRATION REQUEST (UE terminated, no re-registration) with #3
     /// illegal UE ([`Network::network_deregistration`]). Its subscription

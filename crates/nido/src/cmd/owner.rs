@@ -40,9 +40,10 @@ pub(crate) enum OwnerCmd {
     /// Releases a device from its owner for a transfer to a new one: its
     /// old claim codes stop working, a new one is written to --code-out
     /// for the next owner (`nido owner claim`), the owner's access ends at
-    /// once, and at its next registration the device erases the owner's
-    /// credentials (proved by its erasure receipt) and gets the next
-    /// owner's. With --owner, only that owner's device.
+    /// once, and the device (deregistered at once if registered, else at
+    /// its next registration) erases the owner's credentials (proved by
+    /// its erasure receipt) and gets the next owner's. With --owner, only
+    /// that owner's device.
     Release(ReleaseArgs),
     /// Sets the third-party device configuration credentials of an owner
     /// (replacing the previous ones): LwM2M server with PSK, MQTT broker

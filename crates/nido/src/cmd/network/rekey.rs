@@ -1,7 +1,9 @@
 //! `nido network rekey`: a new K for one device, or for every device
-//! (issue #16 item 4). The subscription's package ends now: the device's
-//! next registration is refused with #7 (integrity protected, so only the
-//! holder of K believes it), and the device renews its package as after a
+//! (issue #16 item 4). The subscription's package ends now: a device
+//! registered with it is deregistered at `serve`'s next poll (a protected
+//! DEREGISTRATION REQUEST #7), any other device's next registration is
+//! refused with #7 (integrity protected, so only the holder of K believes
+//! it), and the device renews its package as after a
 //! factory reset, with its erasure receipt: the same SUPI, a new K, the
 //! SUCI home network key the PVS hands out now (the first `[[keys.suci]]`),
 //! a new validity. With `--all` or `--suci-key ID` it moves a fleet to a
@@ -76,7 +78,7 @@ pub(crate) fn run(a: &RekeyArgs) -> Result<()> {
     }
     if !a.json && a.device.is_none() {
         outln!(
-            "{changed} subscriptions re-keyed: each device gets a new K at its next registration"
+            "{changed} subscriptions re-keyed: each device gets a new K now if registered, else at its next registration"
         );
     }
     Ok(())

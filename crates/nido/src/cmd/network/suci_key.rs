@@ -120,8 +120,30 @@ fn list(a: &ListArgs) -> Result<()> {
     Ok(())
 }
 
+/// The lock file of `nido.toml` edits (`nido.toml.lock` beside it).
+const LOCK_FILE: &str = "nido.toml.lock";
+
+/// Takes the exclusive lock of `nido.toml` edits (an advisory lock on
+/// `nido.toml.lock`, waiting for another `suci-key add` or `retire` to
+/// finish), held until the returned file is dropped: two edits at the same
+/// moment both land, one after the other, each reading what the other
+/// wrote.
+fn lock_config(dir: &std::path::Path) -> Result<std::fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| path.display().to_string())?;
+    file.lock()
+        .with_context(|| format!("{}: lock", path.display()))?;
+    Ok(file)
+}
+
 fn add(a: &AddArgs) -> Result<()> {
     let dir = &a.dir.dir;
+    let _lock = lock_config(dir)?;
     let (config, store) = super::open(dir, None)?;
     let used: Vec<u8> = config.keys.suci.iter().map(|k| k.id).collect();
     let id = match a.id {
@@ -187,6 +209,7 @@ fn add(a: &AddArgs) -> Result<()> {
 
 fn retire(a: &RetireArgs) -> Result<()> {
     let dir = &a.dir.dir;
+    let _lock = lock_config(dir)?;
     let (config, store) = super::open(dir, None)?;
     let Some(pos) = config.keys.suci.iter().position(|k| k.id == a.id) else {
         bail!("no SUCI key {} (`nido network suci-key list`)", a.id);
@@ -261,8 +284,8 @@ fn without_entry(text: &str, id: u8) -> Option<String> {
 
 /// Writes `edited` over `nido.toml` (one atomic write) if it parses, its
 /// keys load and `expect` holds; otherwise leaves the file as it was and
-/// says why. (Two edits at the same moment, by two operators, may still
-/// lose one: the file has no lock.)
+/// says why. The caller holds [`lock_config`] from its read of the file
+/// on.
 fn replace_config(
     dir: &std::path::Path,
     edited: &str,
@@ -284,7 +307,23 @@ fn replace_config(
 
 #[cfg(test)]
 mod tests {
-    use super::without_entry;
+    use super::{lock_config, without_entry};
+
+    #[test]
+    fn a_second_edit_waits_for_the_lock_of_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_config(dir.path()).unwrap();
+        let other = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join(super::LOCK_FILE))
+            .unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(held);
+        other.try_lock().unwrap();
+    }
 
     #[test]
     fn an_entry_is_removed_by_its_id_and_nothing_else() {
