@@ -48,10 +48,8 @@ pub struct FleetOptions {
 /// `i mod networks.len()`) until every device is settled
 /// ([`Metrics::settled`]) with its bursts sent, or `options.timeout`
 /// passes. The report's latencies are wall-clock (`clock: "wall"`); its
-/// `nas_per_onboarding` counts every PDU of the run, the bursts included,
-/// per active device; its `refused` devices are the settled ones that are
-/// not active (one entry per device: serial, the reason it reported,
-/// state).
+/// `refused` devices are the settled ones that are not active (one entry
+/// per device: serial, the reason it reported, state).
 ///
 /// # Errors
 /// `networks` empty or mixing IPv4 and IPv6 (`InvalidInput`), and socket
@@ -118,6 +116,11 @@ pub fn run_fleet(
                 metrics: &mut Metrics,
                 touched: &mut Vec<usize>,
                 now: SystemTime| {
+        // Events first: what they say (a burst left) decides how the PDUs
+        // that went with them count.
+        while let Some(event) = device.poll_event() {
+            metrics.device_event(now, i, &event);
+        }
         while let Some(t) = device.poll_transmit() {
             metrics.pdu(Direction::Uplink, i, t.pdu.len());
             link.send(
@@ -126,9 +129,6 @@ pub fn run_fleet(
                 connection_id(i as u64, t.connection),
                 t.pdu,
             );
-        }
-        while let Some(event) = device.poll_event() {
-            metrics.device_event(now, i, &event);
         }
         if let Some(at) = device.poll_timeout() {
             timers.push(Reverse((at, i)));
@@ -327,7 +327,6 @@ pub fn run_fleet(
     r.good_devices = r.active;
     r.onboardings_per_s = r.active as f64 / wall.as_secs_f64().max(1e-9);
     metrics.fill(&mut r);
-    r.nas_per_onboarding = metrics.meter().per(r.active);
     r.burst.sent = metrics.bursts_sent;
     r.burst.payload_bytes = options.payload.len() as u64;
     Ok(r)

@@ -12,13 +12,17 @@
 //! place (the caller logs it) and is asked again at the next period.
 //!
 //! At the same pace it asks which credential packages ended since it last
-//! asked ([`TrustSource::packages_ended`], from one second before its last
-//! question, so a package ended in the second of a question is not missed:
-//! the operator's `rekey` or owner release ends a package at the second
-//! before the change) and hands them to [`Network::end_registrations`]: a
-//! device registered with a package that ended is deregistered (#7) and
-//! renews it. The first question covers from the watch's first poll on:
-//! a package that ended before holds no registration of this network.
+//! asked ([`TrustSource::packages_ended`]) and hands them to
+//! [`Network::end_registrations`]: a device registered with a package that
+//! ended is deregistered (#7) and renews it. A package ends by its
+//! validity (its end passes on the clock: the window starts one second
+//! before the last question's end) or by the operator (a rekey, a release,
+//! a claim: the end is the second before the change began, and the
+//! transaction moves the trust generation; when the generation moved the
+//! window starts [`ENDED_LOOKBACK`] before the last question, so a long
+//! transaction or a clock a little off is not missed). The first question
+//! covers from the watch's first poll on: a package that ended before
+//! holds no registration of this network.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -36,6 +40,13 @@ pub struct Reloaded {
     /// from it (the DCS credentials of a realm enrolled since).
     pub trust: Arc<TrustStore>,
 }
+
+/// How far back the watch looks for ended packages when the trust
+/// generation moved: the operator's rekey, release or claim moves it in
+/// the transaction that ends packages, at the second before that
+/// transaction began, which may be long before it commits (a rekey of a
+/// whole fleet) or on a clock a little off this one.
+pub const ENDED_LOOKBACK: Duration = Duration::from_secs(300);
 
 /// How often `nido network serve` asks for the trust generation by default.
 pub const DEFAULT_TRUST_POLL: Duration = Duration::from_millis(500);
@@ -85,15 +96,20 @@ impl<S: TrustSource> TrustWatch<S> {
             return Ok(None);
         }
         self.next = Some(now + self.every);
+        let generation = self.source.trust_generation()?;
         let wall = SystemTime::now();
         let to = nido_prov::unix_seconds(wall);
-        let from = self.ended_asked.unwrap_or(to).saturating_sub(1);
+        let back = if self.generation == Some(generation) {
+            1
+        } else {
+            ENDED_LOOKBACK.as_secs()
+        };
+        let from = self.ended_asked.unwrap_or(to).saturating_sub(back);
         let ended = self.source.packages_ended(from, to)?;
         self.ended_asked = Some(to);
         if !ended.is_empty() {
             network.end_registrations(wall, &ended);
         }
-        let generation = self.source.trust_generation()?;
         if self.generation == Some(generation) {
             return Ok(None);
         }

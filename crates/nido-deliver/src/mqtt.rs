@@ -168,7 +168,7 @@ impl Link {
         for e in entries {
             let payload = body(e).to_string().into_bytes();
             if let Err(err) = self.client.try_publish(
-                topic(topic_prefix, &e.device),
+                topic(topic_prefix, &e.device, e.kind),
                 QoS::AtLeastOnce,
                 false,
                 payload,

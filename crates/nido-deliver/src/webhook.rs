@@ -38,7 +38,9 @@ pub fn check_webhook_url(url: &str) -> Result<(), DeliverError> {
     Ok(())
 }
 
-/// The notification for `e`, `transaction` naming the owner's endpoint.
+/// The notification for `e`, `transaction` naming the owner's endpoint: a
+/// burst's `data`, or for an event about the device (blocked, unblocked,
+/// released) no `data` and the event in `nido.event` and `nido.reason`.
 pub fn notification(e: &OutboxEntry, transaction: &str) -> serde_json::Value {
     let b = body(e);
     let (manufacturer, serial) = e.device.split_once('/').unwrap_or(("", &e.device));
@@ -147,6 +149,7 @@ mod tests {
     #[test]
     fn the_notification_carries_the_data_and_names_the_device() {
         let e = OutboxEntry {
+            kind: nido_store::EntryKind::Uplink,
             id: 1,
             device: "Acme Sensors/ACMESENS-1".into(),
             owner: Some("acme".into()),

@@ -244,8 +244,8 @@ impl Fleet {
     }
 
     /// The run so far as the one fleet report ([`crate::report`]): the
-    /// counts, failures, latencies on the simulated clock and the NAS cost
-    /// per active device of everything on the link (a driver with stages
+    /// counts, failures, funnel, latencies on the simulated clock and the
+    /// NAS cost of onboarding per active device (a driver with stages
     /// fills in the rest itself, as `nido demo` does).
     pub fn report(&self) -> crate::Report {
         let mut r = crate::Report {
@@ -287,7 +287,6 @@ impl Fleet {
             .metrics
             .failures(self.devices.iter().map(Device::state).enumerate());
         self.metrics.fill(&mut r);
-        r.nas_per_onboarding = self.metrics.meter().per(r.active);
         r.link = self.link.stats().into();
         r.memory.network_contexts = self.network.contexts() as u64;
         r
@@ -482,6 +481,21 @@ impl Fleet {
     fn pump_device(&mut self, i: usize) {
         let now = self.now;
         let device = &mut self.devices[i];
+        // Events first: what they say (a burst left) decides how the
+        // PDUs that went with them count.
+        while let Some(e) = device.poll_event() {
+            if let DeviceEvent::State { from, to } = e {
+                self.states[state_index(from)] -= 1;
+                self.states[state_index(to)] += 1;
+            }
+            self.metrics.device_event(now, i, &e);
+            if let Some(hook) = self.device_hook.as_mut() {
+                hook(now, i, &e);
+            }
+            if self.record {
+                self.device_events[i].push(e);
+            }
+        }
         while let Some(t) = device.poll_transmit() {
             let conn = conn_of(i, t.connection);
             if let Some(trace) = self.trace.as_mut() {
@@ -497,19 +511,6 @@ impl Fleet {
             }
             self.metrics.pdu(Direction::Uplink, i, t.pdu.len());
             self.link.send(now, Direction::Uplink, conn, t.pdu);
-        }
-        while let Some(e) = device.poll_event() {
-            if let DeviceEvent::State { from, to } = e {
-                self.states[state_index(from)] -= 1;
-                self.states[state_index(to)] += 1;
-            }
-            self.metrics.device_event(now, i, &e);
-            if let Some(hook) = self.device_hook.as_mut() {
-                hook(now, i, &e);
-            }
-            if self.record {
-                self.device_events[i].push(e);
-            }
         }
         let settled = self.metrics.settled(i, device);
         if settled != self.settled_flags[i] {

@@ -7,9 +7,12 @@
 //! reordering, corruption, jitter), the devices' back-off draws
 //! (`Device::seed_backoff`) and the AMF's T3346 spread and first 5G-TMSI
 //! (`Admission::seed`) come from seeded streams; with the same seed and
-//! settings a run has the same messages in the same order at the same
-//! simulated times, the same funnel, latencies and NAS message counts, on
-//! any number of `nido demo` threads (`crates/nido/tests/demo_seed.rs`).
+//! settings (`nido demo`'s `--threads` included) a run has the same
+//! messages in the same order at the same simulated times, the same
+//! funnel, latencies and NAS message counts; on a perfect link with every
+//! device onboarding at once the thread count does not matter either
+//! (`crates/nido/tests/demo_seed.rs`), while on a lossy one it does (each
+//! shard draws its own link's faults from the seed and its index).
 //! Cryptographic randomness stays with the crypto library and is not
 //! seeded: keys, RAND, nonces, the ECDSA signatures whose lengths vary,
 //! so octet counts differ from run to run by a few octets; so do the

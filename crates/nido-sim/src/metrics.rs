@@ -20,11 +20,18 @@
 //! | D burst | a burst from idle leaves (CONTROL PLANE SERVICE REQUEST) | its SERVICE ACCEPT arrives ([`DeviceEvent::BurstAccepted`]); every such burst is one sample |
 //!
 //! A device is *settled* ([`Metrics::settled`]) when it is active with no
-//! burst waiting, has given up (`Failed`), or backs off after the network
-//! refused it with a cause other than #22 (T3247 after an unprotected
-//! reject, the back-off after #74): a device backing off after #22
-//! (congestion) or after attempts that went unanswered is not settled, it
-//! comes back.
+//! burst waiting, has given up (`Failed`), or backs off right after the
+//! network refused it (a REGISTRATION REJECT or a DEREGISTRATION REQUEST
+//! with a cause other than #22: T3247 after an unprotected reject, the
+//! back-off after #74): a device backing off after #22 (congestion) or
+//! after attempts that went unanswered is not settled, it comes back.
+//!
+//! *NAS cost of onboarding* ([`Metrics::onboarding`]): every PDU of a
+//! device, both ways, until its first burst leaves (phases A to C and the
+//! data session's set-up), over the devices that became active; a device
+//! that never gets there (refused, retrying) counts all its PDUs. *Refused*
+//! in the funnel: refused at least once as above (a 5GMM STATUS or a
+//! transport error is no refusal).
 //!
 //! Cost: a few octets per device and one sample per phase passage;
 //! nothing walks the fleet.
@@ -56,8 +63,12 @@ const REFUSED: u16 = 32;
 const BURST: u16 = 64;
 /// The network sent the device at least one PDU.
 const HEARD: u16 = 128;
-/// The device's last reject was #22: it comes back after T3346.
-const CONGESTED: u16 = 256;
+/// The device's last reject refused it (a cause other than #22) and it
+/// has not moved on since (cleared by any state change but into
+/// `BackingOff`).
+const REFUSED_NOW: u16 = 256;
+/// The device sent a burst: its PDUs no longer count as onboarding.
+const BURSTING: u16 = 512;
 
 /// Why a device that is not active at the end of a run did not get there:
 /// the `last` failure it reported ([`DeviceEvent::failure`]), else
@@ -160,7 +171,7 @@ pub struct Refusal {
 #[derive(Debug, Clone, Default)]
 pub struct Phases {
     /// A, B, C, D and overall, in that order.
-    pub samples: [Vec<u32>; 5],
+    pub samples: [Vec<u64>; 5],
 }
 
 impl Phases {
@@ -173,8 +184,8 @@ impl Phases {
 
     /// The percentiles of each phase, milliseconds.
     pub fn latency(&self) -> Latency {
-        let p = |samples: &[u32]| {
-            let mut ms: Vec<f64> = samples.iter().map(|&us| f64::from(us) / 1000.0).collect();
+        let p = |samples: &[u64]| {
+            let mut ms: Vec<f64> = samples.iter().map(|&us| us as f64 / 1000.0).collect();
             Percentiles::of(&mut ms)
         };
         let [a, b, c, d, overall] = &self.samples;
@@ -202,6 +213,7 @@ pub struct Metrics {
     phases: Phases,
     funnel: Funnel,
     meter: Meter,
+    onboarding: Meter,
     meter_active_only: bool,
     baseline_device: Option<usize>,
     baseline: Meter,
@@ -219,8 +231,8 @@ fn micros(start: SystemTime, at: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-fn span(from: u64, to: u64) -> u32 {
-    u32::try_from(to.saturating_sub(from)).unwrap_or(u32::MAX)
+fn span(from: u64, to: u64) -> u64 {
+    to.saturating_sub(from)
 }
 
 impl Metrics {
@@ -235,6 +247,7 @@ impl Metrics {
             phases: Phases::default(),
             funnel: Funnel::default(),
             meter: Meter::default(),
+            onboarding: Meter::default(),
             meter_active_only: false,
             baseline_device: None,
             baseline: Meter::default(),
@@ -276,6 +289,11 @@ impl Metrics {
         if let Some(reason) = e.failure() {
             self.last_failure[i] = Some(reason.into_boxed_str());
         }
+        if let DeviceEvent::State { to, .. } = e
+            && *to != DeviceState::BackingOff
+        {
+            self.flags[i] &= !REFUSED_NOW;
+        }
         match e {
             DeviceEvent::State { from, to } => match (from, to) {
                 (DeviceState::Off, DeviceState::Onboarding) if self.first(i, ATTACHED) => {
@@ -308,18 +326,25 @@ impl Metrics {
             DeviceEvent::Provisioned { .. } if self.first(i, PROVISIONED) => {
                 self.funnel.provisioned += 1;
             }
-            DeviceEvent::Rejected { message, cause } => {
-                if *message == RejectMessage::RegistrationReject && *cause == Cause::CONGESTION {
-                    self.congestion_rejects += 1;
-                    self.flags[i] |= CONGESTED;
-                } else {
-                    self.flags[i] &= !CONGESTED;
+            DeviceEvent::Rejected { message, cause } => match message {
+                RejectMessage::RegistrationReject | RejectMessage::DeregistrationRequest
+                    if *cause == Cause::CONGESTION =>
+                {
+                    if *message == RejectMessage::RegistrationReject {
+                        self.congestion_rejects += 1;
+                    }
+                    self.flags[i] &= !REFUSED_NOW;
+                }
+                RejectMessage::RegistrationReject | RejectMessage::DeregistrationRequest => {
+                    self.flags[i] |= REFUSED_NOW;
                     if self.first(i, REFUSED) {
                         self.funnel.refused += 1;
                     }
                 }
-            }
+                _ => {}
+            },
             DeviceEvent::BurstSent { path, .. } => {
+                self.flags[i] |= BURSTING;
                 self.bursts_sent += 1;
                 if *path == BurstPath::ControlPlaneServiceRequest {
                     self.flags[i] |= BURST;
@@ -344,12 +369,17 @@ impl Metrics {
             ..
         } = e
         {
+            // The last refusal that was one (#22 sends a device away for
+            // a while, it refuses nothing).
             let i = device_of(conn.0);
-            if self.known(i) {
-                self.refusals.entry(i).or_insert_with(|| Refusal {
-                    cause: *cause,
-                    reason: reason.clone(),
-                });
+            if self.known(i) && *cause != Cause::CONGESTION {
+                self.refusals.insert(
+                    i,
+                    Refusal {
+                        cause: *cause,
+                        reason: reason.clone(),
+                    },
+                );
             }
         }
     }
@@ -363,6 +393,9 @@ impl Metrics {
         if !self.meter_active_only || flags & ACTIVE != 0 {
             self.meter.add(direction, len);
         }
+        if flags & BURSTING == 0 {
+            self.onboarding.add(direction, len);
+        }
         if self.baseline_device == Some(i) {
             self.baseline.add(direction, len);
         }
@@ -374,9 +407,11 @@ impl Metrics {
     }
 
     /// Puts what is measured the same way in every driver into `report`:
-    /// the latencies and the device-side counters.
+    /// the funnel, the latencies, the NAS cost of onboarding per active
+    /// device and the device-side counters (`report.active` first).
     pub fn fill(&self, report: &mut Report) {
         report.funnel = self.funnel;
+        report.nas_per_onboarding = self.onboarding.per(report.active);
         report.latency_ms = self.phases.latency();
         report.congestion_rejects = self.congestion_rejects;
         report.downlinks_received = self.downlinks_received;
@@ -390,6 +425,12 @@ impl Metrics {
     /// The phase samples.
     pub fn phases(&self) -> &Phases {
         &self.phases
+    }
+
+    /// The NAS cost of onboarding (see the module doc): every PDU of a
+    /// device until its first burst leaves.
+    pub fn onboarding(&self) -> Meter {
+        self.onboarding
     }
 
     /// The NAS traffic counted since the last [`Metrics::take_meter`].
@@ -431,10 +472,7 @@ impl Metrics {
             DeviceState::Failed => true,
             DeviceState::BackingOff => {
                 device.refusal().is_some()
-                    || self
-                        .flags
-                        .get(i)
-                        .is_some_and(|f| f & REFUSED != 0 && f & CONGESTED == 0)
+                    || self.flags.get(i).is_some_and(|f| f & REFUSED_NOW != 0)
             }
             _ => false,
         }
@@ -445,7 +483,8 @@ impl Metrics {
         self.flags.get(i).is_some_and(|f| f & REFUSED != 0)
     }
 
-    /// The network's first refusal of device `i` (in-process only).
+    /// The network's last refusal of device `i` other than #22
+    /// (in-process only).
     pub fn refusal(&self, i: usize) -> Option<&Refusal> {
         self.refusals.get(&i)
     }
@@ -574,10 +613,21 @@ mod tests {
             ])
         );
         assert_eq!(m.meter().per(1).messages, 2.0);
+        assert_eq!(m.onboarding().per(1).messages, 2.0);
         // An attacker's connection id names no device: counted, no room made.
         m.pdu(Direction::Downlink, usize::MAX, 40);
         m.device_event(t0, 1 << 40, &reject(Cause::ILLEGAL_UE));
         assert_eq!(m.meter().per(1).messages, 3.0);
         assert_eq!(m.funnel().refused, 1);
+        // A 5GMM STATUS refuses nothing.
+        m.device_event(
+            t0,
+            2,
+            &DeviceEvent::Rejected {
+                message: RejectMessage::Status,
+                cause: Cause::PAYLOAD_NOT_FORWARDED,
+            },
+        );
+        assert!(!m.refused(2));
     }
 }

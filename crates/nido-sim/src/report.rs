@@ -96,8 +96,9 @@ pub struct Report {
     /// Latency percentiles per phase of the design doc, milliseconds of
     /// simulated time.
     pub latency_ms: Latency,
-    /// NAS traffic of the onboarding phase (A to C, and the data session
-    /// set-up of D) divided by the active devices.
+    /// NAS cost of onboarding ([`crate::metrics::Metrics::onboarding`]):
+    /// every PDU of a device until its first burst (A to C, and the data
+    /// session set-up of D), divided by the active devices.
     pub nas_per_onboarding: NasCost,
     /// One burst from idle against the re-registration baseline.
     pub burst: Burst,

@@ -392,8 +392,11 @@ async fn apply_ops<C: Conn>(
                 {
                     pending.flush(c, now).await?;
                 }
-                c.upsert_subscription(row, now).await?;
                 let delivered = old.as_ref().map(|(_, p)| p) != Some(&row.package_id);
+                if delivered {
+                    c.lock_claims(&row.device).await?;
+                }
+                c.upsert_subscription(row, now).await?;
                 if delivered {
                     packages.push((row, old.is_some()));
                 }
@@ -481,6 +484,13 @@ pub(crate) trait Conn {
     /// now and the device renews it with the right credentials. Returns
     /// whether it did.
     async fn settle_owner(&mut self, device: &str, ended: i64) -> Result<bool, SqlStoreError>;
+    /// Locks the claim rows of `device` until the commit (PostgreSQL:
+    /// `FOR UPDATE`; SQLite's write transactions are serialised already),
+    /// taken before a package of the device is written: a release or a
+    /// claim of the device (which lock its claims, then its subscription,
+    /// in that order too) then waits for this commit and sees the row, or
+    /// commits first and [`Conn::settle_owner`] sees its change.
+    async fn lock_claims(&mut self, device: &str) -> Result<(), SqlStoreError>;
     /// Logs packages delivered (row, re-provisioned), in order.
     async fn log_packages(
         &mut self,
@@ -522,6 +532,19 @@ pub(crate) trait Conn {
         &mut self,
         row: &crate::outbox::UplinkRow<'_>,
     ) -> Result<(i64, String), SqlStoreError>;
+    /// Appends an event about `device` for its owner at this point of the
+    /// transaction (the read side's [`crate::query::owner_of`]; `""`:
+    /// none, the operator's default destination), delivered like a burst
+    /// and numbered with the device's bursts: `data` is the JSON object
+    /// `{"event": event, "reason": reason}` (issue #16 item 1: the owner is
+    /// told of a block, an unblock, a release).
+    async fn append_event(
+        &mut self,
+        device: &str,
+        event: &str,
+        reason: &str,
+        at_ms: i64,
+    ) -> Result<(), SqlStoreError>;
     /// How many bursts of `owner` are pending.
     async fn pending_of(&mut self, owner: &str) -> Result<i64, SqlStoreError>;
     /// Whether owner account `owner` exists.
@@ -547,7 +570,7 @@ const TOUCH_DEVICE: &str = "INSERT INTO devices (serial, state, first_seen, last
 
 /// The methods of [`Conn`] whose SQL both backends take as it is.
 macro_rules! shared_ops {
-    ($lock_counter:literal) => {
+    ($lock_counter:literal, $lock_claims:literal) => {
         async fn set_certificate(
             &mut self,
             serial: &str,
@@ -591,6 +614,40 @@ macro_rules! shared_ops {
             Ok((seq, owner))
         }
 
+        async fn append_event(
+            &mut self,
+            device: &str,
+            event: &str,
+            reason: &str,
+            at_ms: i64,
+        ) -> Result<(), SqlStoreError> {
+            let (seq,): (i64,) = sqlx::query_as(
+                "INSERT INTO uplink_seq (device, last) VALUES ($1, 1) \
+                 ON CONFLICT (device) DO UPDATE SET last = uplink_seq.last + 1 \
+                 RETURNING last",
+            )
+            .bind(device)
+            .fetch_one(&mut *self)
+            .await?;
+            let data = serde_json::to_vec(&serde_json::json!({"event": event, "reason": reason}))
+                .map_err(|e| SqlStoreError::Invalid(format!("event {event}: {e}")))?;
+            let sql = format!(
+                "INSERT INTO outbox (device, owner, supi, psi, seq, data, at_ms, kind) \
+                 VALUES ($1, COALESCE({}, ''), \
+                 COALESCE((SELECT s.supi FROM subscriptions s WHERE s.device = $1), ''), \
+                 0, $2, $3, $4, 'event')",
+                crate::query::owner_of("$1")
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(device)
+                .bind(seq)
+                .bind(data)
+                .bind(at_ms)
+                .execute(&mut *self)
+                .await?;
+            Ok(())
+        }
+
         async fn owner_exists(&mut self, owner: &str) -> Result<bool, SqlStoreError> {
             let id: Option<String> = sqlx::query_scalar("SELECT id FROM owners WHERE id = $1")
                 .bind(owner)
@@ -625,6 +682,14 @@ macro_rules! shared_ops {
             .await?)
         }
 
+        async fn lock_claims(&mut self, device: &str) -> Result<(), SqlStoreError> {
+            sqlx::query($lock_claims)
+                .bind(device)
+                .execute(&mut *self)
+                .await?;
+            Ok(())
+        }
+
         async fn settle_owner(&mut self, device: &str, ended: i64) -> Result<bool, SqlStoreError> {
             // The claims' owner of the device: its first claim with one.
             let done = sqlx::query(
@@ -641,7 +706,13 @@ macro_rules! shared_ops {
             .bind(ended)
             .execute(&mut *self)
             .await?;
-            Ok(done.rows_affected() > 0)
+            let ended = done.rows_affected() > 0;
+            if ended {
+                sqlx::query(crate::extras::BUMP_TRUST_GENERATION)
+                    .execute(&mut *self)
+                    .await?;
+            }
+            Ok(ended)
         }
 
         async fn upsert_subscription(
@@ -729,7 +800,10 @@ macro_rules! shared_ops {
 }
 
 impl Conn for SqliteConnection {
-    shared_ops!("SELECT allocated, range_size FROM msin_counter WHERE id = 1");
+    shared_ops!(
+        "SELECT allocated, range_size FROM msin_counter WHERE id = 1",
+        "SELECT 1 FROM claims WHERE device = $1"
+    );
 
     async fn rows_of(
         &mut self,
@@ -855,7 +929,10 @@ impl Conn for SqliteConnection {
 }
 
 impl Conn for PgConnection {
-    shared_ops!("SELECT allocated, range_size FROM msin_counter WHERE id = 1 FOR UPDATE");
+    shared_ops!(
+        "SELECT allocated, range_size FROM msin_counter WHERE id = 1 FOR UPDATE",
+        "SELECT 1 FROM claims WHERE device = $1 FOR UPDATE"
+    );
 
     async fn rows_of(
         &mut self,

@@ -69,6 +69,15 @@ pub struct PackageEnd {
     pub supi: String,
 }
 
+/// Moves the trust generation, in the transaction of a change the serving
+/// networks must take: a change of their configuration (a SUCI key), or
+/// packages ended by the operator (a rekey, a release, a claim), after
+/// which they look further back for ended packages
+/// ([`nido_net::dcs::TrustSource::packages_ended`]), whatever the clocks
+/// and however long the transaction took.
+pub(crate) const BUMP_TRUST_GENERATION: &str =
+    "UPDATE trust_generation SET generation = generation + 1 WHERE id = 1";
+
 impl SqlStore {
     /// Ends the packages of `which` subscriptions at `at` (`nido network
     /// rekey`, issue #16 item 4): sets each one's end (`not_after`) to the second before `at`
@@ -122,6 +131,9 @@ impl SqlStore {
                     ended.push(PackageEnd { device, supi });
                 }
                 audit.write(&mut *tx).await?;
+                if !ended.is_empty() {
+                    sqlx::query(BUMP_TRUST_GENERATION).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
                 Ok(ended)
             })
@@ -437,7 +449,10 @@ impl SqlStore {
     /// [`SqlStore::block`], `deferred` to the device's next registration
     /// when set ([`nido_pki::TrustStore::block_at_next_registration`]). A
     /// block at once replaces a deferred one (`true`, with its audit
-    /// entry); nothing else changes a block that exists.
+    /// entry); nothing else changes a block that exists. The device's
+    /// owner is told in the same transaction: a `blocked` event in the
+    /// outbox (`reason`: the operator's, and whether at once or from the
+    /// next registration), delivered like its data.
     pub fn block_with(
         &self,
         device: &nido_net::DeviceId,
@@ -467,6 +482,19 @@ impl SqlStore {
                 .rows_affected();
                 if n == 1 {
                     (*tx).append_audit(core::slice::from_ref(&entry)).await?;
+                    let when = if deferred {
+                        "from its next registration"
+                    } else {
+                        "at once"
+                    };
+                    (*tx)
+                        .append_event(
+                            &serial,
+                            "blocked",
+                            &format!("{reason} ({when})"),
+                            now * 1000,
+                        )
+                        .await?;
                 }
                 tx.commit().await?;
                 Ok(n == 1)
@@ -485,8 +513,9 @@ impl SqlStore {
     /// third-party credentials, proved by its receipt, and gets the next
     /// owner's), with an `owner_released` audit entry; the old owner's
     /// pending downlinks are cancelled. From the commit on the old owner
-    /// sees nothing of the device. The operator may also release a device
-    /// without an owner: its claim codes are replaced (a lost code).
+    /// sees nothing of the device: its last word about the device is a
+    /// `released` event in the outbox. The operator may also release a
+    /// device without an owner: its claim codes are replaced (a lost code).
     /// Returns the old owner, if any.
     pub fn release_owner(
         &self,
@@ -518,6 +547,11 @@ impl SqlStore {
                             .into());
                     }
                 };
+                // The old owner's last word about the device, while it is
+                // still theirs (the outbox resolves the owner now).
+                (*tx)
+                    .append_event(&id, "released", reason, at_i * 1000)
+                    .await?;
                 // Revoked, not only deleted: an import of the claims file
                 // again must not bring the code from the box back.
                 sqlx::query(
@@ -567,17 +601,21 @@ impl SqlStore {
                 );
                 entry.device = Some(id.clone());
                 (*tx).append_audit(core::slice::from_ref(&entry)).await?;
+                sqlx::query(BUMP_TRUST_GENERATION).execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(owner)
             })
         })
     }
 
-    /// Lifts a block; `false` if the device was not blocked. The change and
-    /// its `unblocked` audit entry commit together.
+    /// Lifts a block; `false` if the device was not blocked. The change,
+    /// its `unblocked` audit entry and an `unblocked` event for its owner
+    /// commit together.
     pub fn unblock(&self, device: &nido_net::DeviceId) -> Result<bool, SqlStoreError> {
         let serial = device.to_string();
-        let mut entry = AuditEntry::new(now_unix(), "unblocked", "");
+        let at = now_unix();
+        let at_ms = to_i64(at, "time")?.saturating_mul(1000);
+        let mut entry = AuditEntry::new(at, "unblocked", "");
         entry.device = Some(serial.clone());
         self.run(async {
             on_pool!(self, |p, begin| {
@@ -589,6 +627,9 @@ impl SqlStore {
                     .rows_affected();
                 if n == 1 {
                     (*tx).append_audit(core::slice::from_ref(&entry)).await?;
+                    (*tx)
+                        .append_event(&serial, "unblocked", "the operator lifted the block", at_ms)
+                        .await?;
                 }
                 tx.commit().await?;
                 Ok(n == 1)
@@ -744,9 +785,7 @@ impl SqlStore {
     pub fn bump_trust_generation(&self) -> Result<(), SqlStoreError> {
         self.run(async {
             on_pool!(self, |p, _begin| {
-                sqlx::query("UPDATE trust_generation SET generation = generation + 1 WHERE id = 1")
-                    .execute(p)
-                    .await?;
+                sqlx::query(BUMP_TRUST_GENERATION).execute(p).await?;
                 Ok(())
             })
         })

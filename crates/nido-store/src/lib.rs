@@ -53,8 +53,8 @@ pub use extras::{PackageEnd, Packages, Release};
 pub use kek::{Kek, KekError};
 pub use open::{Backend, SCHEMA_VERSION};
 pub use outbox::{
-    DELIVERED_KEPT_S, DeliveryConfig, DeliveryStatus, DeliveryTarget, MAX_DOWNLINK, OUTBOX_LIMIT,
-    OutboxEntry, PendingDownlink,
+    DELIVERED_KEPT_S, DeliveryConfig, DeliveryStatus, DeliveryTarget, EntryKind, MAX_DOWNLINK,
+    OUTBOX_LIMIT, OutboxEntry, PendingDownlink,
 };
 pub use query::{AuditFilter, DeviceFilter, DeviceView, Funnel, PAGE_MAX, SubscriptionView};
 pub use records::{

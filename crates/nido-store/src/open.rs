@@ -70,9 +70,9 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     ),
     (
         9,
-        "package end index",
-        include_str!("../migrations/sqlite/0009_package_end_index.sql"),
-        include_str!("../migrations/postgres/0009_package_end_index.sql"),
+        "lifecycle",
+        include_str!("../migrations/sqlite/0009_lifecycle.sql"),
+        include_str!("../migrations/postgres/0009_lifecycle.sql"),
     ),
 ];
 

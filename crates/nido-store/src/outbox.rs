@@ -99,9 +99,12 @@ fn owner_text(owner: &str) -> String {
     }
 }
 
-/// One pending burst, for a delivery worker.
+/// One pending entry (a burst, or an event about the device), for a
+/// delivery worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
+    /// What it carries.
+    pub kind: EntryKind,
     /// The outbox row (increasing in the order bursts were committed).
     pub id: i64,
     /// The device identity, `MANUFACTURER/SERIAL`.
@@ -112,7 +115,8 @@ pub struct OutboxEntry {
     pub supi: String,
     /// The PDU session.
     pub psi: u8,
-    /// The device's burst number, from 1.
+    /// The device's number of the entry (its bursts and events together),
+    /// from 1.
     pub seq: u64,
     /// The data.
     pub data: Vec<u8>,
@@ -120,6 +124,19 @@ pub struct OutboxEntry {
     pub at_ms: u64,
     /// Delivery attempts that failed so far.
     pub attempts: u64,
+}
+
+/// What an outbox entry carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A burst of the device's data (`data`: the payload; `psi`: its PDU
+    /// session).
+    Uplink,
+    /// An event about the device for its owner (`data`: the JSON object
+    /// `{"event": ..., "reason": ...}`, `event` one of `blocked`,
+    /// `unblocked`, `released`; `psi` 0; `supi` empty for a device
+    /// without a subscription).
+    Event,
 }
 
 /// Where an owner's devices' data goes (`owner` `None`: the operator's
@@ -367,13 +384,24 @@ impl SqlStore {
         owner: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, SqlStoreError> {
-        type Row = (i64, String, String, String, i64, i64, Vec<u8>, i64, i64);
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            Vec<u8>,
+            i64,
+            i64,
+            String,
+        );
         let key = owner_key(owner);
         let limit = to_i64(limit as u64, "limit")?;
         let rows: Vec<Row> = self.run(async {
             on_pool!(self, |p, _begin| {
                 Ok(sqlx::query_as(
-                    "SELECT id, device, owner, supi, psi, seq, data, at_ms, attempts FROM outbox \
+                    "SELECT id, device, owner, supi, psi, seq, data, at_ms, attempts, kind FROM outbox \
                      WHERE owner = $1 AND status = 'pending' ORDER BY id LIMIT $2",
                 )
                 .bind(key)
@@ -384,8 +412,17 @@ impl SqlStore {
         })?;
         rows.into_iter()
             .map(
-                |(id, device, owner, supi, psi, seq, data, at_ms, attempts)| {
+                |(id, device, owner, supi, psi, seq, data, at_ms, attempts, kind)| {
                     Ok(OutboxEntry {
+                        kind: match kind.as_str() {
+                            "uplink" => EntryKind::Uplink,
+                            "event" => EntryKind::Event,
+                            other => {
+                                return Err(SqlStoreError::Corrupt(format!(
+                                    "outbox {id}: kind {other}"
+                                )));
+                            }
+                        },
                         id,
                         device,
                         owner: owner_of(owner),

@@ -731,6 +731,11 @@ impl SqlStore {
                 .await?
                 .rows_affected()
                     > 0;
+                if renews {
+                    sqlx::query(crate::extras::BUMP_TRUST_GENERATION)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let detail = if renews {
                     format!("by owner {owner}; its package ends: the owner's credentials at its next registration")
                 } else {

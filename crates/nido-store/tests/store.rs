@@ -1907,11 +1907,17 @@ fn outbox_numbers_bounds_and_delivers(s: &mut SqlStore) {
     )
     .unwrap();
     s.enqueue_uplink(&uplink("A", Some("acme"), 7)).unwrap();
-    assert_eq!(s.pending_uplinks(Some("acme"), 10).unwrap(), last);
+    // acme's last word about A is the release event, no burst after it.
+    let acme = s.pending_uplinks(Some("acme"), 10).unwrap();
+    assert_eq!(acme[..last.len()], last[..]);
+    assert_eq!(acme.len(), last.len() + 1);
+    let released = &acme[last.len()];
+    assert_eq!(released.kind, nido_store::EntryKind::Event);
+    assert_eq!((released.device.as_str(), released.seq), ("Acme/A", 4));
     let unowned = s.pending_uplinks(None, 10).unwrap();
     assert_eq!(
         unowned.last().map(|e| (e.device.as_str(), e.seq)),
-        Some(("Acme/A", 4))
+        Some(("Acme/A", 5))
     );
 }
 
@@ -2587,4 +2593,85 @@ fn a_delivery_racing_a_release_ends_at_its_commit_on_postgres() {
     };
     let mut s = open_sql(&db.url());
     a_delivery_racing_a_release_ends_at_its_commit(&mut s);
+}
+
+/// Issue #16 item 1: a block, an unblock and a release each leave an event
+/// for the device's owner in the outbox (the operator's default for a
+/// device without one), in the transaction of the change, numbered with
+/// the device's bursts; a release's goes to the owner it releases.
+fn owners_hear_of_blocks_and_releases(s: &mut SqlStore) {
+    use nido_store::EntryKind;
+    s.put_owner(owner("acme")).unwrap();
+    s.add_claimable(&id("DEV-9"), "hash-9").unwrap();
+    s.claim("acme", "hash-9").unwrap();
+    let mut row = sub("DEV-9", 9, 9);
+    row.owner = Some("acme".into());
+    s.put_subscription(row).unwrap();
+    let events = |s: &SqlStore, owner: Option<&str>| -> Vec<(String, String, u64)> {
+        s.pending_uplinks(owner, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::Event)
+            .map(|e| {
+                let v: serde_json::Value = serde_json::from_slice(&e.data).unwrap();
+                (
+                    v["event"].as_str().unwrap().to_owned(),
+                    v["reason"].as_str().unwrap().to_owned(),
+                    e.seq,
+                )
+            })
+            .collect()
+    };
+    assert!(s.block(&id("DEV-9"), "stolen").unwrap());
+    assert!(
+        !s.block(&id("DEV-9"), "again").unwrap(),
+        "no change, no event"
+    );
+    assert!(s.unblock(&id("DEV-9")).unwrap());
+    s.release_owner(&id("DEV-9"), Some("acme"), "hash-9b", unix_now(), "sold")
+        .unwrap();
+    assert_eq!(
+        events(s, Some("acme")),
+        [
+            ("blocked".to_owned(), "stolen (at once)".to_owned(), 1),
+            (
+                "unblocked".to_owned(),
+                "the operator lifted the block".to_owned(),
+                2
+            ),
+            ("released".to_owned(), "sold".to_owned(), 3),
+        ]
+    );
+    let pending = s.pending_uplinks(Some("acme"), 100).unwrap();
+    assert!(
+        pending
+            .iter()
+            .all(|e| e.psi == 0 && e.supi == supi(9).to_string())
+    );
+    // Without an owner now: the next event goes to the operator's default.
+    assert!(s.block_with(&id("DEV-9"), "audit", true).unwrap());
+    assert_eq!(
+        events(s, None),
+        [(
+            "blocked".to_owned(),
+            "audit (from its next registration)".to_owned(),
+            4
+        )]
+    );
+}
+
+#[test]
+fn owners_hear_of_blocks_and_releases_on_sqlite() {
+    let dir = TempDir::new();
+    let mut s = open_sql(&dir.db());
+    owners_hear_of_blocks_and_releases(&mut s);
+}
+
+#[test]
+fn owners_hear_of_blocks_and_releases_on_postgres() {
+    let Some(db) = PgDb::new("owners_hear_of_blocks_and_releases_on_postgres") else {
+        return;
+    };
+    let mut s = open_sql(&db.url());
+    owners_hear_of_blocks_and_releases(&mut s);
 }

@@ -246,6 +246,7 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
             .args(["-t", "fleet/+/up", "-t", "fleet/+/down/ack"])
             .args(["-t", "acme/+/up", "-t", "acme/+/down/ack", "-q", "1"])
+            .args(["-t", "acme/+/events"])
             .args(["-c", "-i", "nido-test-owner", "-v"])
             .stdout(Stdio::from(std::fs::File::create(&sub_out).unwrap()))
             .stderr(Stdio::from(
@@ -486,6 +487,43 @@ fn bursts_reach_the_owners_broker_through_a_broker_outage_and_a_killed_serve() {
     let status = wait_for_nothing_pending(d);
     assert_eq!(status.len(), 2, "{status:?}");
     assert!(status.iter().all(|s| s["dropped"] == 0), "{status:?}");
+
+    // Issue #16 item 1: the owner hears of a block of its device on its
+    // events topic, numbered after the device's bursts.
+    let blocked = serial(1);
+    ok(
+        &[
+            "network",
+            "block",
+            "--dir",
+            "net",
+            &format!("Acme Sensors/{blocked}"),
+            "--reason",
+            "stolen",
+        ],
+        d,
+    );
+    let event = common::eventually(Duration::from_secs(60), || {
+        lines(&sub_out)
+            .into_iter()
+            .find(|(prefix, serial, rest, _)| {
+                prefix == "acme" && *serial == blocked && rest == "events"
+            })
+            .map(|(.., body)| body)
+            .ok_or_else(|| "no event yet".to_owned())
+    });
+    assert_eq!(event["event"], "blocked", "{event}");
+    assert!(
+        event["reason"].as_str().unwrap().contains("stolen"),
+        "{event}"
+    );
+    assert_eq!(event["owner"], "acme", "{event}");
+    let last_burst = by_device[&blocked]
+        .iter()
+        .map(|&(seq, _)| seq)
+        .max()
+        .unwrap();
+    assert!(event["seq"].as_u64().unwrap() > last_burst, "{event}");
     drop(serve);
     drop(mosquitto);
 }

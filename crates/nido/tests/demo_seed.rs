@@ -186,7 +186,9 @@ fn two_demo_runs_with_one_seed_agree_whatever_the_threads() {
             panic!("{what}: record {k} differs: {a:?} and {b:?}");
         }
     }
-    // Another seed is another run: the link's faults follow it.
+    // On a lossy link the seed decides the faults: the same seed and
+    // threads give the same run, another seed another one. (Across thread
+    // counts a lossy run differs: each shard draws its own link's faults.)
     let lossy = |seed: &str| {
         seeded(&demo(
             &d.0,
@@ -196,13 +198,16 @@ fn two_demo_runs_with_one_seed_agree_whatever_the_threads() {
                 "--seed",
                 seed,
                 "--threads",
-                "1",
+                "2",
                 "--loss",
                 "0.05",
             ],
         ))
     };
-    assert_ne!(lossy("1")["link"], lossy("2")["link"]);
+    let one = lossy("1");
+    assert!(one["link"]["dropped"].as_u64().unwrap() > 0, "{one:#}");
+    assert_eq!(lossy("1"), one);
+    assert_ne!(lossy("2")["link"], one["link"]);
 }
 
 #[test]
@@ -252,7 +257,6 @@ fn the_harness_and_the_demo_measure_a_seeded_fleet_alike() {
         fleet.add_device(scenario::device(&world, &id, false).unwrap());
     }
     fleet.onboard(2000, now + Duration::from_secs(3600), |_| {});
-    let onboarding = fleet.metrics_mut().take_meter();
     let (sent, burst) = fleet.bursts_from_idle(
         b"t=21.5C;h=40%;batt=3.61V;seq=000017",
         Duration::from_secs(30),
@@ -265,11 +269,11 @@ fn the_harness_and_the_demo_measure_a_seeded_fleet_alike() {
     assert_eq!(h["active"], DEVICES, "{h:#}");
     assert_eq!(demo["funnel"], h["funnel"]);
     assert_eq!(demo["latency_ms"], h["latency_ms"]);
-    let cost = onboarding.per(DEVICES);
-    let n = &demo["nas_per_onboarding"];
-    assert_eq!(n["messages"], cost.messages, "{n}");
-    assert_eq!(n["uplink_messages"], cost.uplink_messages, "{n}");
-    assert_eq!(n["downlink_messages"], cost.downlink_messages, "{n}");
+    let (n, m) = (&demo["nas_per_onboarding"], &h["nas_per_onboarding"]);
+    for k in ["messages", "uplink_messages", "downlink_messages"] {
+        assert_eq!(n[k], m[k], "{k}: {n} {m}");
+    }
+    assert!(m["messages"].as_f64().unwrap() > 20.0, "{m}");
     let b = &demo["burst"];
     assert_eq!(b["sent"], sent);
     assert_eq!(b["uplink_messages"], burst.ul_messages as f64 / sent as f64);

@@ -616,15 +616,29 @@ impl Network {
                 Some(device) => {
                     self.deregister_refused(now, conn, device, Cause::SERVICES_NOT_ALLOWED, reason)
                 }
+                // No device identity known for the subscription (a store
+                // that cannot answer now): deregistered all the same, and
+                // reported without one.
                 None => {
                     let gmm = gmm_cause(Cause::SERVICES_NOT_ALLOWED);
-                    if let Ok(request) = nido_nas::build::deregistration_request_ue_terminated(
+                    match nido_nas::build::deregistration_request_ue_terminated(
                         false,
                         Some(gmm),
                         None,
                     ) {
-                        self.network_deregistration(now, conn, request);
+                        Ok(request) => self.network_deregistration(now, conn, request),
+                        Err(e) => {
+                            self.discard(conn, format!("DEREGISTRATION REQUEST: {e}"));
+                            self.remove(conn);
+                        }
                     }
+                    self.events.push_back(NetworkEvent::Refused {
+                        presented: None,
+                        conn,
+                        reason,
+                        device: None,
+                        cause: Cause::SERVICES_NOT_ALLOWED,
+                    });
                 }
             }
         }

@@ -68,7 +68,8 @@ pub(crate) struct DemoArgs {
     seed: u64,
     /// Write the NAS trace (Wireshark-readable; each protected PDU is
     /// followed by its plain inner message, marked as such; every record
-    /// names its device).
+    /// names its device), in simulated-time order from 2026-01-01T00:00:00Z.
+    /// It is kept in memory until the run ends: about the file's size.
     #[arg(long)]
     pcap: Option<PathBuf>,
     /// Print the report as one JSON object instead of a table.

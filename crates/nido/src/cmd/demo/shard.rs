@@ -329,7 +329,7 @@ fn onboard(common: &Common<'_>, r: &mut Running) -> Result<()> {
         .progress
         .publish(index, fleet.metrics().funnel(), fleet.settled());
     r.simulated = fleet.now().duration_since(start).unwrap_or_default();
-    r.onboarding = fleet.metrics_mut().take_meter();
+    r.onboarding = fleet.metrics().onboarding();
     Ok(())
 }
 

@@ -87,8 +87,7 @@ pub(super) fn tally(
             continue;
         }
         let refusal = metrics.refusal(i);
-        let refused =
-            matches!(state, DeviceState::Failed | DeviceState::BackingOff) && refusal.is_some();
+        let refused = metrics.settled(i, device) && refusal.is_some();
         if !refused {
             t.incomplete += 1;
             continue;

@@ -4,9 +4,11 @@
 //! their order at one instant, each shard's records in the order they
 //! happened), with times counted from a fixed epoch ([`EPOCH`]). Two runs
 //! with the same seed and settings thus write records with the same times
-//! and message types in the same order, whatever the number of threads
-//! (what cryptographic randomness changes, such as signature lengths,
-//! aside).
+//! and message types in the same order (what cryptographic randomness
+//! changes, such as signature lengths, aside). The records stay in memory
+//! until the run ends (each PDU, and the plain copy of a protected one):
+//! a trace costs about its file's size in memory, and a run that fails
+//! writes none.
 
 use std::fs::File;
 use std::io::BufWriter;
