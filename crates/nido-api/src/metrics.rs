@@ -148,7 +148,7 @@ impl Metrics {
         let phases = Family::<Phase, Counter>::default();
         registry.register(
             "onboarding_phase",
-            "Devices that reached an onboarding phase",
+            "Devices that reached an onboarding phase (a device renewing its package counts again)",
             phases.clone(),
         );
         let durations =

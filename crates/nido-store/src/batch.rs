@@ -558,6 +558,11 @@ pub(crate) trait Conn {
     ) -> Result<Vec<(String, i64)>, SqlStoreError>;
 }
 
+/// The device's next outbox number (its bursts and events together).
+const NEXT_SEQ: &str = "INSERT INTO uplink_seq (device, last) VALUES ($1, 1) \
+                        ON CONFLICT (device) DO UPDATE SET last = uplink_seq.last + 1 \
+                        RETURNING last";
+
 /// The one-row insert of an audit entry.
 const INSERT_AUDIT: &str = "INSERT INTO audit (at, kind, device, supi, cause, detail) \
                             VALUES ($1, $2, $3, $4, $5, $6)";
@@ -589,11 +594,7 @@ macro_rules! shared_ops {
             &mut self,
             row: &crate::outbox::UplinkRow<'_>,
         ) -> Result<(i64, String), SqlStoreError> {
-            let (seq,): (i64,) = sqlx::query_as(
-                "INSERT INTO uplink_seq (device, last) VALUES ($1, 1) \
-                 ON CONFLICT (device) DO UPDATE SET last = uplink_seq.last + 1 \
-                 RETURNING last",
-            )
+            let (seq,): (i64,) = sqlx::query_as(NEXT_SEQ)
             .bind(row.device)
             .fetch_one(&mut *self)
             .await?;
@@ -621,11 +622,7 @@ macro_rules! shared_ops {
             reason: &str,
             at_ms: i64,
         ) -> Result<(), SqlStoreError> {
-            let (seq,): (i64,) = sqlx::query_as(
-                "INSERT INTO uplink_seq (device, last) VALUES ($1, 1) \
-                 ON CONFLICT (device) DO UPDATE SET last = uplink_seq.last + 1 \
-                 RETURNING last",
-            )
+            let (seq,): (i64,) = sqlx::query_as(NEXT_SEQ)
             .bind(device)
             .fetch_one(&mut *self)
             .await?;

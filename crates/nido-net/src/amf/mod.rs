@@ -612,35 +612,9 @@ impl Network {
                 "the credential package of {supi} ended (rekey, owner release or validity); \
                  deregistered (#7): the device renews it by onboarding again with its erasure receipt"
             );
-            match device {
-                Some(device) => {
-                    self.deregister_refused(now, conn, device, Cause::SERVICES_NOT_ALLOWED, reason)
-                }
-                // No device identity known for the subscription (a store
-                // that cannot answer now): deregistered all the same, and
-                // reported without one.
-                None => {
-                    let gmm = gmm_cause(Cause::SERVICES_NOT_ALLOWED);
-                    match nido_nas::build::deregistration_request_ue_terminated(
-                        false,
-                        Some(gmm),
-                        None,
-                    ) {
-                        Ok(request) => self.network_deregistration(now, conn, request),
-                        Err(e) => {
-                            self.discard(conn, format!("DEREGISTRATION REQUEST: {e}"));
-                            self.remove(conn);
-                        }
-                    }
-                    self.events.push_back(NetworkEvent::Refused {
-                        presented: None,
-                        conn,
-                        reason,
-                        device: None,
-                        cause: Cause::SERVICES_NOT_ALLOWED,
-                    });
-                }
-            }
+            // Without a device identity (a store that cannot answer now)
+            // it is deregistered all the same, and reported without one.
+            self.deregister_refused(now, conn, device, Cause::SERVICES_NOT_ALLOWED, reason);
         }
     }
 
@@ -658,7 +632,7 @@ impl Network {
         self.deregister_refused(
             now,
             conn,
-            device.clone(),
+            Some(device.clone()),
             Cause::ILLEGAL_UE,
             format!(
                 "device {device}: on the operator block list; deregistered \
@@ -670,12 +644,12 @@ impl Network {
     /// Ends the registration on `conn` with a network-initiated
     /// DEREGISTRATION REQUEST carrying `cause` (integrity protected and
     /// ciphered, [`Network::network_deregistration`]), reported as a
-    /// refusal of `device` for `reason`.
+    /// refusal of `device` (when known) for `reason`.
     pub(crate) fn deregister_refused(
         &mut self,
         now: SystemTime,
         conn: ConnectionId,
-        device: crate::DeviceId,
+        device: Option<crate::DeviceId>,
         cause: Cause,
         reason: String,
     ) {
@@ -691,7 +665,7 @@ impl Network {
             presented: None,
             conn,
             reason,
-            device: Some(device),
+            device,
             cause,
         });
     }

@@ -201,7 +201,7 @@ impl Network {
                         return self.deregister_refused(
                             now,
                             conn,
-                            device,
+                            Some(device),
                             Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
                             format!(
                                 "erasure receipt refused: the subscription is registered and in use on {reason}"
@@ -243,7 +243,7 @@ impl Network {
                             return self.deregister_refused(
                                 now,
                                 conn,
-                                device,
+                                Some(device),
                                 refusal.gmm_cause(),
                                 refusal.to_string(),
                             );
@@ -281,7 +281,7 @@ impl Network {
                 return self.deregister_refused(
                     now,
                     conn,
-                    device,
+                    Some(device),
                     Cause::TEMPORARILY_NOT_AUTHORIZED_FOR_SNPN,
                     "a confirmation before a provisioning request with an erasure receipt \
                      (the identity holds a subscription)"
