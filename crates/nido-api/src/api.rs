@@ -112,7 +112,8 @@ pub async fn device(
     params(("manufacturer" = String, Path), ("serial" = String, Path)), request_body = Reason,
     responses((status = 200, body = Outcome), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-/// Blocks a device (operator): refused at onboarding (#3).
+/// Blocks a device (operator): deregistered if registered, refused (#3)
+/// until unblocked; its owner gets a `blocked` event.
 pub async fn block(
     State(s): State<AppState>,
     Auth(caller): Auth,
@@ -160,8 +161,9 @@ pub async fn release(
     params(("manufacturer" = String, Path), ("serial" = String, Path)), request_body = Reason,
     responses((status = 200, body = Outcome), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
-/// Re-keys a device (operator): its package ends now, so its next
-/// registration is refused (#7) and it renews with a new K.
+/// Re-keys a device (operator): its package ends now, so it is
+/// deregistered if registered, else refused at its next registration
+/// (#7), and it renews with a new K.
 pub async fn rekey(
     State(s): State<AppState>,
     Auth(caller): Auth,

@@ -574,8 +574,10 @@ pub fn release(
 }
 
 /// Re-keys the `which` subscriptions (operator only; issue #16 item 4):
-/// each package ends now, so its next registration is refused (#7,
-/// protected) and the device renews with its erasure receipt: a new K, the
+/// each package ends now, so a device registered with it is deregistered
+/// at each serving network's next poll and any other is refused at its
+/// next registration (#7, protected both), and the device renews with its
+/// erasure receipt: a new K, the
 /// SUCI key the PVS hands out now, the same SUPI. One outcome per
 /// subscription changed.
 pub fn rekey(
@@ -598,7 +600,7 @@ pub fn rekey(
         .into_iter()
         .map(|e| Outcome {
             result: format!(
-                "{}: package ended; a new K at its next registration (a registration under way goes on until then)",
+                "{}: package ended; a new K now if registered (deregistered, #7, at the network's next poll), else at its next registration",
                 e.supi
             ),
             device: e.device,
@@ -623,8 +625,10 @@ pub struct Transfer {
 /// fresh one the caller made and keeps, [`nido_pki::bundle::ClaimCode`];
 /// only its hash is stored) becomes its only one, the subscription loses
 /// its owner at once (the old owner sees nothing of the device from then
-/// on, its pending downlinks are cancelled) and its package ends: at its
-/// next registration the device erases the old owner's credentials (its
+/// on, its pending downlinks are cancelled, a `released` event is its last
+/// word about the device) and its package ends: deregistered at once if
+/// registered, else at its next registration, the device erases the old
+/// owner's credentials (its
 /// erasure receipt proves it) and gets those of whoever has claimed it by
 /// then. The operator may release a device without an owner (a lost code).
 pub fn release_owner(

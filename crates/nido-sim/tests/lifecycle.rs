@@ -111,6 +111,24 @@ fn presenting(
     })
 }
 
+/// Device 0 was told once, in `message` with #7 protected (so believed at
+/// once), and the network said why: its package ended.
+fn told_once_that_its_package_ended(fleet: &Fleet, message: RejectMessage) {
+    assert_eq!(
+        rejections(fleet, 0),
+        [(message, Cause::SERVICES_NOT_ALLOWED)],
+        "told once, protected (believed at once)"
+    );
+    let refused = refusals(fleet, 0);
+    assert!(
+        refused
+            .iter()
+            .any(|(_, cause, reason)| *cause == Cause::SERVICES_NOT_ALLOWED
+                && reason.contains("ended")),
+        "{refused:?}"
+    );
+}
+
 fn subscriptions(fleet: &Fleet) -> Vec<Subscription> {
     fleet.network().store().subscriptions().unwrap()
 }
@@ -557,22 +575,7 @@ fn an_ended_package_is_refused_with_7_and_the_device_renews() {
     fleet.power_on(0);
     assert!(settle(&mut fleet, &[0]));
     assert_eq!(fleet.device(0).state(), DeviceState::Active);
-    assert_eq!(
-        rejections(&fleet, 0),
-        [(
-            RejectMessage::RegistrationReject,
-            Cause::SERVICES_NOT_ALLOWED
-        )],
-        "refused once, protected (believed at once)"
-    );
-    let refused = refusals(&fleet, 0);
-    assert!(
-        refused
-            .iter()
-            .any(|(_, cause, reason)| *cause == Cause::SERVICES_NOT_ALLOWED
-                && reason.contains("ended")),
-        "{refused:?}"
-    );
+    told_once_that_its_package_ended(&fleet, RejectMessage::RegistrationReject);
     assert_eq!(
         renewals(&fleet, 0),
         [(before.package_id, end + 86_400, true)],
@@ -625,22 +628,7 @@ fn a_registered_device_whose_package_ends_is_deregistered_and_renews() {
     fleet.advance(Duration::from_secs(5));
     assert!(settle(&mut fleet, &[0]));
     assert_eq!(fleet.device(0).state(), DeviceState::Active);
-    assert_eq!(
-        rejections(&fleet, 0),
-        [(
-            RejectMessage::DeregistrationRequest,
-            Cause::SERVICES_NOT_ALLOWED
-        )],
-        "deregistered once, protected (believed at once)"
-    );
-    let refused = refusals(&fleet, 0);
-    assert!(
-        refused
-            .iter()
-            .any(|(_, cause, reason)| *cause == Cause::SERVICES_NOT_ALLOWED
-                && reason.contains("ended")),
-        "{refused:?}"
-    );
+    told_once_that_its_package_ended(&fleet, RejectMessage::DeregistrationRequest);
     assert_eq!(renewals(&fleet, 0).len(), 1);
     assert!(renewals(&fleet, 0)[0].2, "renewed as refused");
     assert_renewed(&fleet, &before, validity, unix(now), 0);

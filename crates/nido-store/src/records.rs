@@ -124,7 +124,9 @@ impl AuditEntry {
             } => {
                 e.device = Some(device.to_string());
                 e.supi = Some(supi.to_string());
-                e.detail = format!("{reason} (a new K at its next registration)");
+                e.detail = format!(
+                    "{reason} (a new K: deregistered at once if registered, else at its next registration)"
+                );
             }
             NetworkEvent::Authenticated {
                 conn,

@@ -63,6 +63,14 @@ fn run_until_active(d: &Path, listen: &str, token: Option<&Path>) -> Vec<Value> 
     json_lines(&stdout)
 }
 
+/// The network's audit entries of `kind`.
+fn audit(d: &Path, kind: &str) -> Vec<Value> {
+    json_lines(&ok(
+        &["network", "audit", "--dir", "net", "--json", "--kind", kind],
+        d,
+    ))
+}
+
 fn subscriptions(d: &Path) -> Vec<Value> {
     json_lines(&ok(
         &["network", "subscriptions", "--dir", "net", "--json"],
@@ -139,18 +147,7 @@ fn reset_and_onboard_again(tag: &str, token: bool) {
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(after[0]["supi"], supi);
     assert_eq!(after[0]["state"], "active");
-    let audit = json_lines(&ok(
-        &[
-            "network",
-            "audit",
-            "--dir",
-            "net",
-            "--json",
-            "--kind",
-            "package_delivered",
-        ],
-        d,
-    ));
+    let audit = audit(d, "package_delivered");
     assert!(
         audit.iter().any(|e| e["detail"]
             .as_str()
@@ -301,18 +298,7 @@ fn a_rekeyed_device_gets_a_new_k_at_its_next_registration() {
         after[0]["not_after"].as_str().unwrap() >= end.as_str(),
         "{after:?}"
     );
-    let audit = json_lines(&ok(
-        &[
-            "network",
-            "audit",
-            "--dir",
-            "net",
-            "--json",
-            "--kind",
-            "package_ended",
-        ],
-        d,
-    ));
+    let audit = audit(d, "package_ended");
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert!(
         audit[0]["detail"].as_str().unwrap().contains("key audit"),
@@ -631,17 +617,6 @@ fn a_device_transferred_from_owner_a_to_b_ends_with_bs_credentials_only() {
     let subs = subscriptions(d);
     assert_eq!(subs.len(), 1, "{subs:?}");
     assert_eq!(subs[0]["owner"], "owner-b");
-    let audit = json_lines(&ok(
-        &[
-            "network",
-            "audit",
-            "--dir",
-            "net",
-            "--json",
-            "--kind",
-            "owner_released",
-        ],
-        d,
-    ));
+    let audit = audit(d, "owner_released");
     assert_eq!(audit.len(), 1, "{audit:?}");
 }

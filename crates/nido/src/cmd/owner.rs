@@ -201,7 +201,7 @@ pub(crate) fn run(command: OwnerCmd) -> Result<()> {
                 }
             };
             outln!(
-                "device {} released from {}: the new owner claims it with the code in {} (nido owner claim); it gets their credentials at its next registration",
+                "device {} released from {}: the new owner claims it with the code in {} (nido owner claim); it gets their credentials at once if registered (deregistered, #7), else at its next registration",
                 t.device,
                 t.from
                     .as_deref()
