@@ -1,12 +1,10 @@
-//! A device's driver: its socket to the network, the clock, and a
-//! [`Device`] fed from it; and [`system_information`], which a driver
-//! calls first to learn which network it reaches.
+//! What a device asks before it runs: [`system_information`], which
+//! network it reaches. The device itself runs in the one fleet driver,
+//! [`crate::fleet`], as a fleet of one.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant, SystemTime};
-
-use nido_ue::{Device, DeviceEvent};
+use std::time::{Duration, Instant};
 
 use crate::datagram::{Datagram, HEADER_LEN, Kind, MAX_PAYLOAD};
 use crate::sysinfo::SystemInformation;
@@ -88,79 +86,5 @@ pub fn system_information(
             return Ok(None);
         }
         wait = (wait * 2).min(backoff.max.max(backoff.first));
-    }
-}
-
-pub use nido_sim::connection::connection_id;
-
-/// What the loop does next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// Keep running.
-    Continue,
-    /// Return.
-    Stop,
-}
-
-/// Runs `device` against the network at `network` over `socket`. `base`
-/// (random per device process) makes its connection ids unique on a shared
-/// network. `tick` is called at least every 100 ms with the device and the
-/// time (to send bursts, to decide to stop); events go to `on_event`.
-pub fn run(
-    device: &mut Device,
-    socket: &UdpSocket,
-    network: SocketAddr,
-    base: u64,
-    mut tick: impl FnMut(&mut Device, SystemTime) -> Control,
-    mut on_event: impl FnMut(&DeviceEvent),
-) -> io::Result<()> {
-    let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
-    let mut out = Vec::with_capacity(2048);
-    loop {
-        while let Some(t) = device.poll_transmit() {
-            out.clear();
-            Datagram::nas(connection_id(base, t.connection), &t.pdu).encode(&mut out);
-            match socket.send_to(&out, network) {
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        while let Some(event) = device.poll_event() {
-            on_event(&event);
-        }
-        let now = SystemTime::now();
-        if tick(device, now) == Control::Stop {
-            return Ok(());
-        }
-        let wait = device
-            .poll_timeout()
-            .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO))
-            .unwrap_or(Duration::from_millis(100))
-            .clamp(Duration::from_millis(1), Duration::from_millis(100));
-        socket.set_read_timeout(Some(wait))?;
-        match socket.recv_from(&mut buf) {
-            Ok((len, from)) if from == network => {
-                if let Ok(d) = Datagram::read(&buf[..len])
-                    && d.kind == Kind::Nas
-                    && d.conn == connection_id(base, device.connection())
-                {
-                    device.handle_pdu(SystemTime::now(), d.payload);
-                }
-            }
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return Err(e),
-        }
-        let now = SystemTime::now();
-        if device.poll_timeout().is_some_and(|at| at <= now) {
-            device.handle_timeout(now);
-        }
     }
 }

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use nido_access::Datagram;
-use nido_access::device::{self, Control, connection_id};
+use nido_access::fleet::{Control, FleetOptions, run_fleet};
 use nido_access::network::{ServeOptions, ServeStats, serve};
 use nido_eap::fixtures::Onboarding;
 use nido_net::amf::RateLimit;
@@ -21,6 +21,7 @@ use nido_net::{MemorySink, Network, Store};
 use nido_pki::DeviceProfile;
 use nido_sim::injector::Injector;
 use nido_sim::scenario::{self, NetworkOptions};
+use nido_sim::{Devices, Faults, Link};
 use nido_store::{Kek, SqlStore};
 use nido_ue::DeviceState;
 
@@ -144,7 +145,7 @@ fn another_address_cannot_release_take_over_or_tear_down_a_connection() {
             &DeviceProfile::standard(world.now),
         )
         .unwrap();
-    let mut device = scenario::device(&world, &id, false).unwrap();
+    let device = scenario::device(&world, &id, false).unwrap();
     let conn = Arc::new(AtomicU64::new(0));
     let go = Arc::new(AtomicBool::new(false));
     const BURSTS: usize = 6;
@@ -152,40 +153,38 @@ fn another_address_cannot_release_take_over_or_tear_down_a_connection() {
         let (conn, go) = (conn.clone(), go.clone());
         std::thread::spawn(move || {
             let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-            let base = 0x5eed;
-            device.power_on(SystemTime::now());
-            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut fleet = Devices::new(SystemTime::now(), 0x5eed, false);
+            fleet.add(device);
             let mut sent = 0;
             let mut last = Instant::now();
-            device::run(
-                &mut device,
-                &socket,
-                addr,
-                base,
-                |d, now| {
-                    if Instant::now() > deadline {
-                        return Control::Stop;
-                    }
-                    if d.state() == DeviceState::Active && conn.load(Ordering::Relaxed) == 0 {
-                        conn.store(connection_id(base, d.connection()), Ordering::Relaxed);
-                    }
-                    if go.load(Ordering::Relaxed)
-                        && sent < BURSTS
-                        && last.elapsed() > Duration::from_millis(50)
-                        && d.send_data(now, &[sent as u8; 16]).is_ok()
-                    {
-                        sent += 1;
-                        last = Instant::now();
-                    }
-                    if sent == BURSTS && last.elapsed() > Duration::from_millis(500) {
-                        return Control::Stop;
-                    }
-                    Control::Continue
-                },
-                |_| {},
-            )
+            let options = FleetOptions {
+                rate: None,
+                timeout: Some(Duration::from_secs(60)),
+                until_settled: false,
+            };
+            let link = Link::new(Faults::NONE, Faults::NONE, 0).unwrap();
+            run_fleet(&mut fleet, &[addr], &[socket], link, &options, |round| {
+                if round.device(0).state() == DeviceState::Active
+                    && conn.load(Ordering::Relaxed) == 0
+                {
+                    conn.store(round.devices().connection(0), Ordering::Relaxed);
+                }
+                // Once the attack is over, BURSTS bursts 50 ms apart.
+                if go.load(Ordering::Relaxed)
+                    && sent < BURSTS
+                    && last.elapsed() > Duration::from_millis(50)
+                    && round.send_data(0, &[sent as u8; 16]).is_ok()
+                {
+                    sent += 1;
+                    last = Instant::now();
+                }
+                if sent == BURSTS && last.elapsed() > Duration::from_millis(500) {
+                    return Control::Stop;
+                }
+                Control::Continue
+            })
             .unwrap();
-            device.state()
+            fleet.get(0).state()
         })
     };
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use nido_access::device::{self, Control};
+use nido_access::fleet::{Control, FleetOptions, run_fleet};
 use nido_access::network::{ServeOptions, serve_with};
 use nido_access::trust::TrustWatch;
 use nido_eap::fixtures::Onboarding;
@@ -19,6 +19,7 @@ use nido_net::{MemorySink, NetworkEvent};
 use nido_pki::{DeviceId, DeviceIdentity, DeviceProfile, Policy, Revoked};
 use nido_sec::Cause;
 use nido_sim::scenario::{self, NetworkOptions};
+use nido_sim::{Devices, Faults, Link};
 use nido_store::{Kek, SqlStore};
 use nido_ue::DeviceState;
 
@@ -49,24 +50,16 @@ impl Drop for TempDir {
 /// Runs one device until it is active, refused (it backs off: an
 /// unprotected #3 starts T3247, TS 24.501 §5.3.20) or gave up, 20 s at most.
 fn onboard(world: &Onboarding, id: &DeviceIdentity, network: SocketAddr, base: u64) -> DeviceState {
-    let mut device = scenario::device(world, id, false).unwrap();
+    let mut fleet = Devices::new(SystemTime::now(), base, false);
+    fleet.add(scenario::device(world, id, false).unwrap());
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    device.power_on(SystemTime::now());
-    let deadline = SystemTime::now() + Duration::from_secs(20);
-    device::run(
-        &mut device,
-        &socket,
-        network,
-        base,
-        |d, now| match d.state() {
-            DeviceState::Active | DeviceState::Failed | DeviceState::BackingOff => Control::Stop,
-            _ if now > deadline => Control::Stop,
-            _ => Control::Continue,
-        },
-        |_| {},
-    )
-    .unwrap();
-    device.state()
+    run_until(&mut fleet, &socket, network, |s| {
+        matches!(
+            s,
+            DeviceState::Active | DeviceState::Failed | DeviceState::BackingOff
+        )
+    });
+    fleet.get(0).state()
 }
 
 /// The operator's database in `dir`: `world`'s manufacturer and a current
@@ -170,33 +163,39 @@ impl Served {
     }
 }
 
-/// Runs `device` on `socket` until `done` says so or 20 s passed; returns
-/// the events it reported.
+/// Runs the device of `fleet` (a fleet of one) on `socket` until `done`
+/// says so of its state or 20 s passed; returns the events it reported.
 fn run_until(
-    device: &mut nido_ue::Device,
+    fleet: &mut Devices,
     socket: &UdpSocket,
     network: SocketAddr,
-    base: u64,
     done: impl Fn(DeviceState) -> bool,
 ) -> Vec<nido_ue::DeviceEvent> {
-    let deadline = SystemTime::now() + Duration::from_secs(20);
-    let mut events = Vec::new();
-    device::run(
-        device,
-        socket,
-        network,
-        base,
-        |d, now| {
-            if done(d.state()) || now > deadline {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    fleet.set_events(move |_, _, e| seen.lock().unwrap().push(e.clone()));
+    let options = FleetOptions {
+        rate: None,
+        timeout: Some(Duration::from_secs(20)),
+        until_settled: false,
+    };
+    let link = Link::new(Faults::NONE, Faults::NONE, 0).unwrap();
+    run_fleet(
+        fleet,
+        &[network],
+        std::slice::from_ref(socket),
+        link,
+        &options,
+        |round| {
+            if done(round.device(0).state()) {
                 Control::Stop
             } else {
                 Control::Continue
             }
         },
-        |e| events.push(e.clone()),
     )
     .unwrap();
-    events
+    events.lock().unwrap().clone()
 }
 
 #[test]
@@ -265,26 +264,23 @@ fn a_block_made_while_serving_deregisters_an_active_device_until_it_is_unblocked
     let served = Served::start(&world, &url, kek);
     served.wait_for(operator.trust_generation().unwrap());
 
-    let mut device = scenario::device(&world, &id, false).unwrap();
+    let mut fleet = Devices::new(SystemTime::now(), 1, false);
+    fleet.add(scenario::device(&world, &id, false).unwrap());
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(20)))
-        .unwrap();
-    device.power_on(SystemTime::now());
-    run_until(&mut device, &socket, served.addr, 1, |s| {
+    run_until(&mut fleet, &socket, served.addr, |s| {
         s == DeviceState::Active
     });
-    assert_eq!(device.state(), DeviceState::Active);
-    let supi = device.subscription().unwrap().supi.clone();
+    assert_eq!(fleet.get(0).state(), DeviceState::Active);
+    let supi = fleet.get(0).subscription().unwrap().supi.clone();
 
     // `nido network block` while the device is registered: the network
     // deregisters it (#3, protected) at its next trust poll.
     let device_id = DeviceId::new(m.name(), &id.serial).unwrap();
     assert!(operator.block(&device_id, "stolen").unwrap());
-    let events = run_until(&mut device, &socket, served.addr, 1, |s| {
+    let events = run_until(&mut fleet, &socket, served.addr, |s| {
         s == DeviceState::Failed
     });
-    assert_eq!(device.state(), DeviceState::Failed, "{events:?}");
+    assert_eq!(fleet.get(0).state(), DeviceState::Failed, "{events:?}");
     assert!(
         events.iter().any(|e| matches!(
             e,
@@ -297,14 +293,14 @@ fn a_block_made_while_serving_deregisters_an_active_device_until_it_is_unblocked
     );
 
     // Registering again with its subscription: refused, protected (#3).
-    device.power_on(SystemTime::now());
-    let events = run_until(&mut device, &socket, served.addr, 1, |s| {
+    fleet.get_mut(0).power_on(SystemTime::now());
+    let events = run_until(&mut fleet, &socket, served.addr, |s| {
         matches!(
             s,
             DeviceState::Failed | DeviceState::Active | DeviceState::BackingOff
         )
     });
-    assert_eq!(device.state(), DeviceState::Failed, "{events:?}");
+    assert_eq!(fleet.get(0).state(), DeviceState::Failed, "{events:?}");
     assert!(
         events.iter().any(|e| matches!(
             e,
@@ -320,14 +316,14 @@ fn a_block_made_while_serving_deregisters_an_active_device_until_it_is_unblocked
     // Unblocked: the same subscription is active again.
     assert!(operator.unblock(&device_id).unwrap());
     served.wait_for(operator.trust_generation().unwrap());
-    device.power_on(SystemTime::now());
-    run_until(&mut device, &socket, served.addr, 1, |s| {
+    fleet.get_mut(0).power_on(SystemTime::now());
+    run_until(&mut fleet, &socket, served.addr, |s| {
         matches!(
             s,
             DeviceState::Failed | DeviceState::Active | DeviceState::BackingOff
         )
     });
-    assert_eq!(device.state(), DeviceState::Active);
-    assert_eq!(device.subscription().unwrap().supi, supi);
+    assert_eq!(fleet.get(0).state(), DeviceState::Active);
+    assert_eq!(fleet.get(0).subscription().unwrap().supi, supi);
     served.stop();
 }

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use nido_access::device::{self, Control};
+use nido_access::fleet::{Control, FleetOptions, run_fleet};
 use nido_access::network::{ServeOptions, serve};
 use nido_eap::fixtures::Onboarding;
 use nido_net::MemorySink;
 use nido_pki::DeviceProfile;
 use nido_sim::scenario::{self, NetworkOptions};
+use nido_sim::{Bursts, Devices, Faults, Link};
 use nido_ue::DeviceState;
 
 #[test]
@@ -54,43 +55,31 @@ fn devices_onboard_over_udp_and_their_bursts_arrive() {
     let threads: Vec<_> = devices
         .into_iter()
         .enumerate()
-        .map(|(n, mut device)| {
+        .map(|(n, device)| {
             std::thread::spawn(move || {
+                // A fleet of one, as `nido device run` drives it: one
+                // burst once active, done when it is accepted.
                 let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-                device.power_on(SystemTime::now());
-                let deadline = SystemTime::now() + Duration::from_secs(60);
-                let mut sent = false;
-                let mut settled_at = None;
-                device::run(
-                    &mut device,
-                    &socket,
-                    addr,
-                    n as u64 + 1,
-                    |d, now| {
-                        if now > deadline {
-                            return Control::Stop;
-                        }
-                        if d.state() == DeviceState::Active
-                            && !sent
-                            && d.send_data(now, b"hello over udp").is_ok()
-                        {
-                            sent = true;
-                            settled_at = Some(now);
-                        }
-                        match settled_at {
-                            Some(at)
-                                if now.duration_since(at).unwrap_or_default()
-                                    > Duration::from_millis(500) =>
-                            {
-                                Control::Stop
-                            }
-                            _ => Control::Continue,
-                        }
-                    },
-                    |_| {},
-                )
+                let mut fleet = Devices::new(SystemTime::now(), n as u64 + 1, false);
+                fleet.add(device);
+                fleet.set_bursts(Bursts {
+                    count: Some(1),
+                    every: Duration::from_secs(1),
+                    payload: b"hello over udp".to_vec(),
+                    numbered: false,
+                });
+                let options = FleetOptions {
+                    rate: None,
+                    timeout: Some(Duration::from_secs(60)),
+                    until_settled: true,
+                };
+                let link = Link::new(Faults::NONE, Faults::NONE, 0).unwrap();
+                let report = run_fleet(&mut fleet, &[addr], &[socket], link, &options, |_| {
+                    Control::Continue
+                })
                 .unwrap();
-                device.state()
+                assert_eq!(report.burst.sent, 1, "{report:?}");
+                fleet.get(0).state()
             })
         })
         .collect();

@@ -240,6 +240,167 @@ impl NetworkEvent {
         }
     }
 
+    /// What the event says, in the one shape every reader takes it in: the
+    /// audit trail's row (`nido-store`'s `AuditEntry::from_event`), the
+    /// server's log line (at [`EventRecord::loudness`]), the metrics label
+    /// ([`NetworkEvent::kind`]). A new event is written here once; the
+    /// match is exhaustive, so the compiler points here.
+    pub fn record(&self) -> EventRecord {
+        let mut r = EventRecord {
+            kind: self.kind(),
+            device: None,
+            supi: None,
+            cause: None,
+            conn: None,
+            detail: String::new(),
+            loudness: Loudness::Info,
+        };
+        match self {
+            Self::DeviceAuthenticated { conn, device, .. }
+            | Self::RegisteredForOnboarding { conn, device } => {
+                r.conn = Some(*conn);
+                r.device = Some(device.to_string());
+            }
+            Self::Refused {
+                conn,
+                device,
+                cause,
+                reason,
+                presented,
+            } => {
+                r.conn = Some(*conn);
+                r.device = device
+                    .as_ref()
+                    .or(presented.as_ref())
+                    .map(ToString::to_string);
+                r.cause = Some(*cause);
+                r.detail.clone_from(reason);
+                r.loudness = Loudness::Warn;
+            }
+            Self::Congested {
+                conn,
+                procedures,
+                t3346,
+            } => {
+                r.conn = Some(*conn);
+                r.cause = Some(Cause::CONGESTION);
+                r.detail = format!(
+                    "{procedures} registrations in progress; T3346 {} s",
+                    t3346.as_secs()
+                );
+                // Counted (metrics, the fleet report), never a line each:
+                // an overload must not also flood the log.
+                r.loudness = Loudness::Debug;
+            }
+            Self::CloneSuspected {
+                device,
+                active,
+                refused,
+            } => {
+                r.device = Some(device.to_string());
+                r.detail = format!("active {active}, refused {refused}");
+                r.loudness = Loudness::Warn;
+            }
+            Self::PackageDelivered {
+                device,
+                supi,
+                reprovisioned,
+                after_reset,
+                ..
+            } => {
+                r.device = Some(device.to_string());
+                r.supi = Some(supi.to_string());
+                r.detail = match (reprovisioned, after_reset) {
+                    (_, Some(reset)) => format!(
+                        "re-provisioned with a new K after a factory reset: erasure receipt \
+                         verified (reset #{} of its element, erased {}{})",
+                        reset.resets,
+                        crate::iso8601::iso8601_unix(reset.erased_at_unix),
+                        if reset.signed {
+                            ", signed by its IDevID key"
+                        } else {
+                            "; relayed realm, K proof only"
+                        }
+                    ),
+                    (true, None) => "re-provisioned with a new K".into(),
+                    (false, None) => "new subscription".into(),
+                };
+            }
+            Self::Provisioned { device, supi } => {
+                r.device = Some(device.to_string());
+                r.supi = Some(supi.to_string());
+            }
+            Self::Released {
+                device,
+                supi,
+                reason,
+            } => {
+                r.device = Some(device.to_string());
+                r.supi = Some(supi.to_string());
+                r.detail.clone_from(reason);
+            }
+            Self::PackageEnded {
+                device,
+                supi,
+                reason,
+            } => {
+                r.device = Some(device.to_string());
+                r.supi = Some(supi.to_string());
+                r.detail = format!(
+                    "{reason} (a new K: deregistered at once if registered, else at its next registration)"
+                );
+            }
+            Self::Authenticated {
+                conn,
+                supi,
+                activated,
+            } => {
+                r.conn = Some(*conn);
+                r.supi = Some(supi.to_string());
+                if *activated {
+                    r.detail = "activated".into();
+                }
+            }
+            Self::Resynchronised { supi } => r.supi = Some(supi.to_string()),
+            Self::Registered { conn, supi } => {
+                r.conn = Some(*conn);
+                r.supi = Some(supi.to_string());
+            }
+            Self::DataDelivered { supi, bytes } => {
+                r.supi = Some(supi.to_string());
+                r.detail = format!("{bytes} octets");
+            }
+            Self::DownlinkSent {
+                supi,
+                device,
+                id,
+                bytes,
+            } => {
+                r.supi = Some(supi.to_string());
+                r.device = Some(device.clone());
+                r.detail = format!("downlink {id}: {bytes} octets");
+            }
+            Self::RestrictedTrafficRefused { conn, what } => {
+                r.conn = Some(*conn);
+                r.detail.clone_from(what);
+            }
+            Self::OnboardingTimerExpired { conn } | Self::Deregistered { conn } => {
+                r.conn = Some(*conn);
+            }
+            Self::ProcedureAbandoned { conn, timer } => {
+                r.conn = Some(*conn);
+                r.detail = (*timer).to_owned();
+            }
+            Self::Discarded { conn, reason } => {
+                r.conn = Some(*conn);
+                r.detail.clone_from(reason);
+                // What anyone can send: counted, and summed in the log.
+                r.loudness = Loudness::Debug;
+            }
+        }
+        r
+    }
+
     /// Whether this event reports a change of a subscription that the
     /// network wrote together with its audit entry
     /// ([`crate::Store::put_subscription_audited`]): a package delivered, a
@@ -257,5 +418,54 @@ impl NetworkEvent {
                     ..
                 }
         )
+    }
+}
+
+/// How loud an event is in a server's log: what an operator must see
+/// ([`Loudness::Warn`]), what tells the story of a device
+/// ([`Loudness::Info`]), and what anyone on the access link can cause at
+/// will ([`Loudness::Debug`]: counted, never a line each at the default
+/// level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loudness {
+    /// A refusal or a suspected clone.
+    Warn,
+    /// A step of a device's life.
+    Info,
+    /// Discarded PDUs, congestion rejects.
+    Debug,
+}
+
+/// A [`NetworkEvent`] as every reader takes it ([`NetworkEvent::record`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// [`NetworkEvent::kind`].
+    pub kind: &'static str,
+    /// The device identity (`MANUFACTURER/SERIAL`), when known.
+    pub device: Option<String>,
+    /// The SUPI (`imsi-…`), when known.
+    pub supi: Option<String>,
+    /// The 5GMM cause sent, for refusals and congestion.
+    pub cause: Option<Cause>,
+    /// The access link connection, when the event happened on one. Logs
+    /// show it at debug level only: it is what an off-path attacker would
+    /// need to aim at a device.
+    pub conn: Option<ConnectionId>,
+    /// What else there is to say (a reason, counts), without the
+    /// connection.
+    pub detail: String,
+    /// How loud it is in a log.
+    pub loudness: Loudness,
+}
+
+impl EventRecord {
+    /// The audit trail's detail: the connection, then the detail
+    /// (`conn: detail`), either alone when the other is missing.
+    pub fn audit_detail(&self) -> String {
+        match (self.conn, self.detail.is_empty()) {
+            (Some(conn), true) => conn.to_string(),
+            (Some(conn), false) => format!("{conn}: {}", self.detail),
+            (None, _) => self.detail.clone(),
+        }
     }
 }

@@ -43,6 +43,7 @@ pub mod amf;
 pub mod ausf;
 pub mod dcs;
 pub mod events;
+pub mod iso8601;
 pub mod pvs;
 pub mod sink;
 pub mod stage;
@@ -50,7 +51,7 @@ pub mod store;
 pub mod udm;
 
 pub use amf::{AaaAnswer, AaaRequest, ConnectionId, Network, NetworkConfig, Transmit};
-pub use events::{CertificateSeen, NetworkEvent, ResetSeen};
+pub use events::{CertificateSeen, EventRecord, Loudness, NetworkEvent, ResetSeen};
 pub use nido_pki::DeviceId;
 pub use sink::{ApplicationSink, CountingSink, Downlink, DownlinkQueue, MemorySink, Uplink};
 pub use stage::Stage;

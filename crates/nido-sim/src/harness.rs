@@ -1,10 +1,10 @@
 //! The in-memory harness (quinn-style pair, many-to-one): N devices and
 //! one network over a [`Link`], with a clock the harness owns. Every PDU
 //! either side sends goes through the link (and its faults) and the trace
-//! hook; time jumps straight to the next delivery or timer.
+//! hook; time jumps straight to the next delivery or timer. The device
+//! side is the one fleet core, [`Devices`]: this is its configuration
+//! with a simulated clock and an in-process network.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::time::{Duration, SystemTime};
 
 use nido_net::stage::Tag;
@@ -12,7 +12,8 @@ use nido_net::{AaaAnswer, AaaRequest, ConnectionId, Network, NetworkEvent, Stage
 use nido_ue::{DataError, Device, DeviceEvent, DeviceState};
 
 use crate::adversary::{Adversary, Injection, Seen, Verdict};
-use crate::connection::{connection_id, device_of};
+use crate::connection::device_of;
+use crate::devices::Devices;
 use crate::link::{Direction, Link, LinkStats};
 use crate::metrics::{self, Metrics};
 
@@ -36,32 +37,9 @@ pub struct TraceRecord<'a> {
 }
 
 type TraceHook = Box<dyn FnMut(&TraceRecord<'_>)>;
-type DeviceEventHook = Box<dyn FnMut(SystemTime, usize, &DeviceEvent)>;
 type NetworkEventHook = Box<dyn FnMut(SystemTime, &NetworkEvent)>;
 type DownlinkFilter = Box<dyn FnMut(&nido_net::Transmit) -> bool>;
 type AaaHook = Box<dyn FnMut(SystemTime, &AaaRequest) -> Option<AaaAnswer>>;
-
-/// The link connection of device `i`'s NAS connection `generation`.
-fn conn_of(i: usize, generation: u32) -> u64 {
-    connection_id(i as u64, generation)
-}
-
-/// The number of [`DeviceState`]s.
-const STATES: usize = 8;
-
-/// A dense index for `state`, for the per-state counters.
-fn state_index(state: DeviceState) -> usize {
-    match state {
-        DeviceState::Off => 0,
-        DeviceState::Onboarding => 1,
-        DeviceState::Provisioning => 2,
-        DeviceState::Deregistering => 3,
-        DeviceState::Registering => 4,
-        DeviceState::Active => 5,
-        DeviceState::BackingOff => 6,
-        DeviceState::Failed => 7,
-    }
-}
 
 /// N devices, one network, one link, one clock.
 ///
@@ -71,31 +49,15 @@ fn state_index(state: DeviceState) -> usize {
 /// incrementally from the devices' state events ([`Fleet::count`]).
 pub struct Fleet {
     network: Network,
-    devices: Vec<Device>,
+    /// The device side: devices, their timers, counts and the metrics
+    /// (every device event, network event and PDU entering the link goes
+    /// through them).
+    devices: Devices,
     link: Link,
     now: SystemTime,
-    /// Device timers (lazy deletion: an entry that no longer matches its
-    /// device's timer is dropped when it surfaces).
-    device_timers: BinaryHeap<Reverse<(SystemTime, usize)>>,
-    /// The timer last pushed for each device, so an unchanged timer is not
-    /// pushed again on every PDU.
-    scheduled: Vec<Option<SystemTime>>,
-    /// Devices per state, indexed by [`state_index`].
-    states: [usize; STATES],
-    /// Devices switched off by [`Fleet::power_off`].
-    off: Vec<bool>,
-    /// Per device, whether it is settled ([`Metrics::settled`]), and how
-    /// many are.
-    settled_flags: Vec<bool>,
-    settled: usize,
-    /// What the run measured: every device event, network event and PDU
-    /// entering the link goes through it.
-    metrics: Metrics,
     record: bool,
-    device_events: Vec<Vec<DeviceEvent>>,
     network_events: Vec<NetworkEvent>,
     trace: Option<TraceHook>,
-    device_hook: Option<DeviceEventHook>,
     network_hook: Option<NetworkEventHook>,
     downlink_filter: Option<DownlinkFilter>,
     adversary: Option<Box<dyn Adversary>>,
@@ -132,21 +94,12 @@ impl Fleet {
     pub fn new(network: Network, link: Link, now: SystemTime, record: bool) -> Self {
         Self {
             network,
-            devices: Vec::new(),
+            devices: Devices::new(now, 0, record),
             link,
             now,
-            device_timers: BinaryHeap::new(),
-            scheduled: Vec::new(),
-            states: [0; STATES],
-            off: Vec::new(),
-            settled_flags: Vec::new(),
-            settled: 0,
-            metrics: Metrics::new(now),
             record,
-            device_events: Vec::new(),
             network_events: Vec::new(),
             trace: None,
-            device_hook: None,
             network_hook: None,
             downlink_filter: None,
             adversary: None,
@@ -212,16 +165,7 @@ impl Fleet {
 
     /// Adds a device (powered off); returns its index.
     pub fn add_device(&mut self, device: Device) -> usize {
-        self.states[state_index(device.state())] += 1;
-        self.devices.push(device);
-        self.scheduled.push(None);
-        self.off.push(false);
-        self.settled_flags.push(false);
-        self.metrics.add_devices(1);
-        if self.record {
-            self.device_events.push(Vec::new());
-        }
-        self.devices.len() - 1
+        self.devices.add(device)
     }
 
     /// How many devices are settled ([`Metrics::settled`]: active with no
@@ -229,18 +173,18 @@ impl Fleet {
     /// #22), kept as the
     /// devices change, so asking costs nothing.
     pub fn settled(&self) -> usize {
-        self.settled
+        self.devices.settled()
     }
 
     /// What the run measured so far ([`Metrics`]; times from the fleet's
     /// start).
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        self.devices.metrics()
     }
 
     /// The measurements, to change what they count ([`Metrics::take_meter`]).
     pub fn metrics_mut(&mut self) -> &mut Metrics {
-        &mut self.metrics
+        self.devices.metrics_mut()
     }
 
     /// The run so far as the one fleet report ([`crate::report`]): the
@@ -249,44 +193,17 @@ impl Fleet {
     /// fills in the rest itself, as `nido demo` does).
     pub fn report(&self) -> crate::Report {
         let mut r = crate::Report {
-            devices: self.devices.len() as u64,
             clock: "simulated".to_owned(),
             store: "memory".to_owned(),
             threads: 1,
             simulated_s: self
                 .now
-                .duration_since(self.metrics.start())
+                .duration_since(self.metrics().start())
                 .unwrap_or_default()
                 .as_secs_f64(),
             ..crate::Report::default()
         };
-        for (i, device) in self.devices.iter().enumerate() {
-            match device.state() {
-                DeviceState::Active => r.active += 1,
-                _ if self.settled_flags[i] => {
-                    r.refused.total += 1;
-                    *r.refused.by_reason.entry("refused".to_owned()).or_default() += 1;
-                    r.refused.devices.push(crate::report::RefusedDevice {
-                        device: device.serial().to_owned(),
-                        reason: "refused".to_owned(),
-                        cause: self.metrics.refusal(i).map(|x| x.cause.octet()),
-                        expected_cause: None,
-                        network_reason: self
-                            .metrics
-                            .refusal(i)
-                            .map(|x| x.reason.clone())
-                            .unwrap_or_default(),
-                        state: format!("{:?}", device.state()),
-                    });
-                }
-                _ => r.incomplete += 1,
-            }
-        }
-        r.good_devices = r.active;
-        r.failures = self
-            .metrics
-            .failures(self.devices.iter().map(Device::state).enumerate());
-        self.metrics.fill(&mut r);
+        self.devices.fill_report(&mut r);
         r.link = self.link.stats().into();
         r.memory.network_contexts = self.network.contexts() as u64;
         r
@@ -295,7 +212,7 @@ impl Fleet {
     /// How many devices are in `state` now (kept from the devices' state
     /// events, so asking costs nothing).
     pub fn count(&self, state: DeviceState) -> usize {
-        self.states[state_index(state)]
+        self.devices.count(state)
     }
 
     /// Calls `hook` with every device event as it is polled (with the
@@ -305,7 +222,7 @@ impl Fleet {
         &mut self,
         hook: impl FnMut(SystemTime, usize, &DeviceEvent) + 'static,
     ) {
-        self.device_hook = Some(Box::new(hook));
+        self.devices.set_events(hook);
     }
 
     /// Calls `hook` with every network event as it is polled.
@@ -355,19 +272,14 @@ impl Fleet {
                 self.pump();
             }
             Direction::Downlink => {
-                let i = device_of(conn);
-                if self.off.get(i).copied().unwrap_or(true) {
-                    return;
-                }
-                let Some(device) = self.devices.get_mut(i) else {
-                    return;
-                };
-                // A PDU for a connection the device released is lost.
-                if conn_of(i, device.connection()) != conn {
-                    return;
-                }
-                device.handle_pdu(now, pdu);
-                self.pump_device(i);
+                // Lost if the device is off or left that connection.
+                let Self {
+                    devices,
+                    link,
+                    trace,
+                    ..
+                } = self;
+                devices.deliver(conn, now, pdu, uplink(now, link, trace));
             }
         }
     }
@@ -401,22 +313,22 @@ impl Fleet {
 
     /// Device `i`.
     pub fn device(&self, i: usize) -> &Device {
-        &self.devices[i]
+        self.devices.get(i)
     }
 
     /// All devices.
     pub fn devices(&self) -> &[Device] {
-        &self.devices
+        self.devices.as_slice()
     }
 
     /// The link connection device `i` is on now.
     pub fn connection(&self, i: usize) -> ConnectionId {
-        ConnectionId(conn_of(i, self.devices[i].connection()))
+        ConnectionId(self.devices.connection(i))
     }
 
     /// Device `i`'s recorded events (none unless the fleet records).
     pub fn device_events(&self, i: usize) -> &[DeviceEvent] {
-        self.device_events.get(i).map_or(&[], Vec::as_slice)
+        self.devices.events(i)
     }
 
     /// The network's recorded events.
@@ -432,42 +344,49 @@ impl Fleet {
     /// Powers device `i` on.
     pub fn power_on(&mut self, i: usize) {
         let now = self.now;
-        self.off[i] = false;
-        self.devices[i].power_on(now);
-        self.pump_device(i);
+        let Self {
+            devices,
+            link,
+            trace,
+            ..
+        } = self;
+        devices.power_on(i, now, uplink(now, link, trace));
     }
 
     /// Switches device `i` off where it stands: its timers no longer fire
     /// and PDUs for it are lost, until [`Fleet::power_on`]. Its state stays
     /// what it was (a device that gave up after a reject, say).
     pub fn power_off(&mut self, i: usize) {
-        self.off[i] = true;
-        self.scheduled[i] = None;
+        self.devices.power_off(i);
     }
 
     /// Whether device `i` was switched off by [`Fleet::power_off`].
     pub fn is_off(&self, i: usize) -> bool {
-        self.off[i]
+        self.devices.is_off(i)
     }
 
     /// Device `i` sends a burst.
     pub fn send_data(&mut self, i: usize, data: &[u8]) -> Result<(), DataError> {
         let now = self.now;
-        self.devices[i].send_data(now, data)?;
-        self.pump_device(i);
-        Ok(())
+        let Self {
+            devices,
+            link,
+            trace,
+            ..
+        } = self;
+        devices.send_data(i, now, data, uplink(now, link, trace))
     }
 
     /// Device `i` sends `message` outside its procedures ([`Device::send_raw`]).
     pub fn send_raw(&mut self, i: usize, message: &nido_nas::build::Nas5gsMessage) {
         let now = self.now;
-        self.devices[i].send_raw(now, message);
+        self.devices.get_mut(i).send_raw(now, message);
         self.pump_device(i);
     }
 
     /// Device `i`, to drive directly (call [`Fleet::pump_devices`] after).
     pub fn device_mut(&mut self, i: usize) -> &mut Device {
-        &mut self.devices[i]
+        self.devices.get_mut(i)
     }
 
     /// Collects what every device wants sent (after driving one directly).
@@ -480,54 +399,13 @@ impl Fleet {
     /// Moves what device `i` wants sent into the link, and its events out.
     fn pump_device(&mut self, i: usize) {
         let now = self.now;
-        let device = &mut self.devices[i];
-        // Events first: what they say (a burst left) decides how the
-        // PDUs that went with them count.
-        while let Some(e) = device.poll_event() {
-            if let DeviceEvent::State { from, to } = e {
-                self.states[state_index(from)] -= 1;
-                self.states[state_index(to)] += 1;
-            }
-            self.metrics.device_event(now, i, &e);
-            if let Some(hook) = self.device_hook.as_mut() {
-                hook(now, i, &e);
-            }
-            if self.record {
-                self.device_events[i].push(e);
-            }
-        }
-        while let Some(t) = device.poll_transmit() {
-            let conn = conn_of(i, t.connection);
-            if let Some(trace) = self.trace.as_mut() {
-                trace(&TraceRecord {
-                    at: now,
-                    direction: Direction::Uplink,
-                    device: i,
-                    conn,
-                    pdu: &t.pdu,
-                    message: t.message,
-                    plain: t.plain.as_deref(),
-                });
-            }
-            self.metrics.pdu(Direction::Uplink, i, t.pdu.len());
-            self.link.send(now, Direction::Uplink, conn, t.pdu);
-        }
-        let settled = self.metrics.settled(i, device);
-        if settled != self.settled_flags[i] {
-            self.settled_flags[i] = settled;
-            if settled {
-                self.settled += 1;
-            } else {
-                self.settled -= 1;
-            }
-        }
-        let timer = device.poll_timeout();
-        if timer != self.scheduled[i] {
-            self.scheduled[i] = timer;
-            if let Some(at) = timer {
-                self.device_timers.push(Reverse((at, i)));
-            }
-        }
+        let Self {
+            devices,
+            link,
+            trace,
+            ..
+        } = self;
+        devices.pump(i, now, uplink(now, link, trace));
     }
 
     /// Answers the network's [`AaaRequest`]s (onboarding EAP for a relayed
@@ -569,7 +447,7 @@ impl Fleet {
             self.send_downlink(t);
         }
         while let Some(e) = self.network.poll_event() {
-            self.metrics.network_event(&e);
+            self.devices.metrics_mut().network_event(&e);
             if let Some(hook) = self.network_hook.as_mut() {
                 hook(now, &e);
             }
@@ -599,7 +477,8 @@ impl Fleet {
                     plain: t.plain.as_deref(),
                 });
             }
-            self.metrics
+            self.devices
+                .metrics_mut()
                 .pdu(Direction::Downlink, device_of(t.conn.0), t.pdu.len());
             self.link.send(now, Direction::Downlink, t.conn.0, t.pdu);
         }
@@ -607,17 +486,10 @@ impl Fleet {
 
     /// When something next happens.
     fn next_time(&mut self) -> Option<SystemTime> {
-        // Drop device timer entries that no longer match the device's timer.
-        while let Some(Reverse((at, i))) = self.device_timers.peek().copied() {
-            if !self.off[i] && self.devices[i].poll_timeout() == Some(at) {
-                break;
-            }
-            self.device_timers.pop();
-        }
         [
             self.link.next_delivery(),
             self.network.poll_timeout(),
-            self.device_timers.peek().map(|Reverse((at, _))| *at),
+            self.devices.next_due(),
             self.commit.as_ref().and_then(|c| c.due),
         ]
         .into_iter()
@@ -666,19 +538,13 @@ impl Fleet {
         {
             self.commit_now();
         }
-        while let Some(Reverse((at, i))) = self.device_timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.device_timers.pop();
-            if !self.off[i] && self.devices[i].poll_timeout() == Some(at) {
-                if self.scheduled[i] == Some(at) {
-                    self.scheduled[i] = None;
-                }
-                self.devices[i].handle_timeout(now);
-                self.pump_device(i);
-            }
-        }
+        let Self {
+            devices,
+            link,
+            trace,
+            ..
+        } = self;
+        devices.fire_due(now, uplink(now, link, trace));
         true
     }
 
@@ -751,18 +617,41 @@ impl Fleet {
         answer: Duration,
     ) -> (u64, metrics::Meter) {
         self.advance(idle);
-        self.metrics.take_meter();
-        self.metrics.count_active_only(true);
+        self.metrics_mut().take_meter();
+        self.metrics_mut().count_active_only(true);
         let mut sent = 0;
         for i in 0..self.devices.len() {
-            if self.devices[i].state() == DeviceState::Active && self.send_data(i, payload).is_ok()
+            if self.devices.get(i).state() == DeviceState::Active
+                && self.send_data(i, payload).is_ok()
             {
                 sent += 1;
             }
         }
         self.advance(answer);
-        let meter = self.metrics.take_meter();
-        self.metrics.count_active_only(false);
+        let meter = self.metrics_mut().take_meter();
+        self.metrics_mut().count_active_only(false);
         (sent, meter)
+    }
+}
+
+/// Where the harness's devices send: the trace, then the link.
+fn uplink<'a>(
+    now: SystemTime,
+    link: &'a mut Link,
+    trace: &'a mut Option<TraceHook>,
+) -> impl FnMut(u64, nido_ue::Transmit) + 'a {
+    move |conn, t| {
+        if let Some(trace) = trace.as_mut() {
+            trace(&TraceRecord {
+                at: now,
+                direction: Direction::Uplink,
+                device: device_of(conn),
+                conn,
+                pdu: &t.pdu,
+                message: t.message,
+                plain: t.plain.as_deref(),
+            });
+        }
+        link.send(now, Direction::Uplink, conn, t.pdu);
     }
 }

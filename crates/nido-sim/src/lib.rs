@@ -22,10 +22,16 @@
 //! - [`link`]: an unreliable radio/access link between many devices and one network, with
 //!   seeded loss, duplication, reordering, corruption, delay and jitter.
 
-//! - [`harness`]: [`Fleet`], N devices and one network over a link, the
-//!   clock, a trace hook, device and network event hooks and per-state
-//!   device counts; a step costs what is due at that instant, never a walk
-//!   over all devices, so a fleet of a million devices runs;
+//! - [`devices`]: [`Devices`], the one fleet core every driver is a
+//!   configuration of: the devices, their connection ids, one timer heap,
+//!   the arrival and burst schedules, per-state and settled counts and the
+//!   one [`Metrics`]; what a driver adds is a clock and a transport;
+//! - [`harness`]: [`Fleet`], that core with a simulated clock and one
+//!   in-process network over a link, a trace hook and network event hooks;
+//!   a step costs what is due at that instant, never a walk over all
+//!   devices, so a fleet of a million devices runs (`nido demo`'s shards
+//!   are fleets; `nido_access::fleet` is the same core on the wall clock
+//!   over UDP, for `nido sim` and `nido device run`);
 //! - [`connection`]: the one connection-id scheme of every fleet driver;
 //! - [`metrics`]: every figure a fleet run reports, defined once, and
 //!   [`report`]: the one report they go into (`nido demo`, `nido sim`, the
@@ -36,6 +42,7 @@
 
 pub mod adversary;
 pub mod connection;
+pub mod devices;
 pub mod harness;
 pub mod injector;
 pub mod link;
@@ -44,6 +51,7 @@ pub mod report;
 pub mod scenario;
 
 pub use connection::{connection_id, device_of};
+pub use devices::{Bursts, Devices};
 pub use harness::{Fleet, TraceRecord};
 pub use link::{Delivery, Direction, Faults, Link, LinkError, LinkStats};
 pub use metrics::Metrics;

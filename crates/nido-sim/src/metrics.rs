@@ -132,7 +132,10 @@ impl Meter {
     }
 }
 
-/// How many devices got how far (each counted once, at its first passage).
+/// How many devices got how far in one fleet run (each counted once, at
+/// its first passage; `refused`: refused at least once during the run).
+/// Not the store's funnel (`nido_store::Funnel`, the fleet as the
+/// database holds it now, which the console and the API show).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Funnel {
     /// Powered on and sent a REGISTRATION REQUEST.

@@ -98,8 +98,12 @@ pub struct AuditFilter {
     pub limit: usize,
 }
 
-/// The onboarding funnel: how many devices reached each step (a device in
-/// a later state has passed the earlier ones).
+/// The onboarding funnel of the fleet as the database holds it now: how
+/// many devices stand at or beyond each step (a device in a later state
+/// has passed the earlier ones; `refused`: refused at its last attempt).
+/// Not a run's funnel (`nido_sim::metrics::Funnel`, every passage during
+/// one fleet run, a device refused once counted even if it is active
+/// since): the console and the API show this one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Funnel {
     /// Every device seen on the access link (its identity known).

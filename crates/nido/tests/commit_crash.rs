@@ -228,8 +228,8 @@ fn crash_and_restart(name: &str, point: &str, db: Option<&str>) {
         "{name}: {point} at {:.1} s; made before: {} package deliveries, {} confirmations, {} activations; durable: {} subscriptions, audit {at_crash:?}",
         crashed_at.as_secs_f64(),
         made("package delivered"),
-        made(": provisioned device="),
-        made("activated=true"),
+        made(" provisioned device="),
+        made("detail=\"activated\""),
         subs_at_crash.len()
     );
     assert!(

@@ -108,7 +108,7 @@ fn two_serve_instances_on_one_postgres_database_onboard_one_fleet() {
     for (n, text) in said.iter().enumerate() {
         let activated = text
             .lines()
-            .filter(|l| l.contains("activated=true"))
+            .filter(|l| l.contains("detail=\"activated\""))
             .count();
         assert!(
             activated > 0,

@@ -6,11 +6,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use nido_access::device::{Backoff, Control, run, system_information};
+use nido_access::device::{Backoff, system_information};
+use nido_access::fleet::{Control, FleetOptions, run_fleet};
 use nido_eap::DeviceCredentials;
 use nido_pki::FactoryBundle;
 use nido_prov::package::ServingNetwork;
 use nido_se::{FileSe, Pkcs11Config, Pkcs11Se, SeError, SecureElement};
+use nido_sim::{Bursts, Devices, Faults, Link};
 use nido_ue::{Device, DeviceConfig, DeviceEvent, DeviceState};
 use rustls::pki_types::PrivateKeyDer;
 
@@ -105,9 +107,13 @@ pub(crate) struct StatusArgs {
 /// When `run` returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Until {
-    /// When the subscription is active (phase C done).
+    /// When the subscription is active (phase C done), or the device is
+    /// refused or gives up.
     Active,
-    /// After --bursts bursts (or never without --bursts).
+    /// Once the last of --bursts bursts has left (a CONTROL PLANE SERVICE
+    /// REQUEST's burst once the network accepted it), or the device is
+    /// refused or gives up; without --bursts or --burst-every, never (the
+    /// device stays registered until --timeout or Ctrl-C).
     Bursts,
 }
 
@@ -134,9 +140,9 @@ pub(crate) struct RunArgs {
     /// The burst payload (UTF-8).
     #[arg(long, default_value = "hello from nido")]
     payload: String,
-    /// Stop after this many bursts.
+    /// Send this many bursts, then stop (with --until bursts).
     #[arg(long)]
-    bursts: Option<u64>,
+    bursts: Option<u32>,
     /// When to stop.
     #[arg(long, value_enum, default_value_t = Until::Bursts)]
     until: Until,
@@ -430,141 +436,69 @@ fn run_device(a: &RunArgs) -> Result<()> {
             bundle.kausf_from,
         )
     };
-    let mut device = Device::new(config, se, public);
-
-    device.power_on(started);
-    let mut sent = 0u64;
-    let mut next_burst: Option<SystemTime> = None;
-    let mut last_sent = started;
-    let mut timed_out = false;
-    let mut last_failure: Option<String> = None;
-    let json = a.json;
-    let print = |what: &str, detail: serde_json::Value| {
-        if json {
-            outln!(
-                "{}",
-                serde_json::json!({"serial": serial, "event": what, "detail": detail})
-            );
-        } else {
-            outln!("{serial} {what} {detail}");
-        }
+    let device = Device::new(config, se, public);
+    // A fleet of one on the wall clock over a perfect link (the real one
+    // is the socket): its bursts on a schedule, its events printed.
+    let mut fleet = Devices::new(started, base, false);
+    fleet.add(device);
+    let bursts = match (a.until, a.burst_every) {
+        (Until::Active, _) | (_, None) => None,
+        (Until::Bursts, Some(every)) => Some(Bursts {
+            count: a.bursts,
+            every: Duration::from_secs(every),
+            payload: a.payload.clone().into_bytes(),
+            numbered: false,
+        }),
     };
-    run(
-        &mut device,
-        &socket,
-        network,
-        base,
-        |d, now| {
-            if let Some(limit) = a.timeout
-                && now.duration_since(started).unwrap_or_default() > Duration::from_secs(limit)
-            {
-                timed_out = true;
-                return Control::Stop;
-            }
-            match (d.state(), a.until) {
-                (DeviceState::Failed, _) => return Control::Stop,
-                (DeviceState::Active, Until::Active) => return Control::Stop,
-                // Refused, waiting T3247: a real device would try again in
-                // 30-60 min; waiting for "active" that long helps no one.
-                (_, Until::Active) if d.refusal().is_some() => return Control::Stop,
-                _ => {}
-            }
-            if d.state() == DeviceState::Active
-                && let Some(every) = a.burst_every
-                && next_burst.is_none_or(|t| now >= t)
-                && a.bursts.is_none_or(|n| sent < n)
-                && d.send_data(now, a.payload.as_bytes()).is_ok()
-            {
-                sent += 1;
-                last_sent = now;
-                next_burst = Some(now + Duration::from_secs(every));
-            }
-            // After the last burst, a moment for its acknowledgement.
-            if a.bursts.is_some_and(|n| sent >= n)
-                && now.duration_since(last_sent).unwrap_or_default() > Duration::from_secs(2)
-            {
-                return Control::Stop;
-            }
-            Control::Continue
-        },
-        |e| {
-            if let Some(reason) = e.failure() {
-                last_failure = Some(reason);
-            }
-            match e {
-                DeviceEvent::State { to, .. } => print("state", serde_json::json!(state_name(*to))),
-                DeviceEvent::Provisioned {
-                    supi,
-                    owner,
-                    third_party,
-                } => print(
-                    "provisioned",
-                    serde_json::json!({"supi": supi.to_string(), "owner": owner, "third_party": third_party}),
-                ),
-                DeviceEvent::Renewing {
-                    package_id,
-                    not_after_unix,
-                    refused,
-                } => print(
-                    "renewing",
-                    serde_json::json!({
-                        "package_id": hex::encode(package_id),
-                        "not_after": nido_store::iso8601_unix(*not_after_unix),
-                        "refused_as_ended": refused,
-                    }),
-                ),
-                DeviceEvent::BurstSent { bytes, path } => print(
-                    "burst",
-                    serde_json::json!({"bytes": bytes, "path": format!("{path:?}")}),
-                ),
-                // What the owner's application sent the device.
-                DeviceEvent::Downlink { psi, data } => print(
-                    "downlink",
-                    serde_json::json!({
-                        "psi": psi,
-                        "bytes": data.len(),
-                        "text": String::from_utf8_lossy(data),
-                        "hex": hex::encode(data),
-                    }),
-                ),
-                DeviceEvent::Rejected { message, cause } => print(
-                    "rejected",
-                    serde_json::json!({"message": message.name(), "cause": cause.octet()}),
-                ),
-                DeviceEvent::UnprotectedReject { cause, wait } => print(
-                    "unprotected-reject",
-                    serde_json::json!({
-                        "cause": cause.octet(),
-                        "credentials": "kept",
-                        "retry_in_s": wait.as_secs(),
-                    }),
-                ),
-                DeviceEvent::Congestion {
-                    t3346,
-                    protected,
-                    wait,
-                } => print(
-                    "congestion",
-                    serde_json::json!({
-                        "t3346_s": t3346.as_secs(),
-                        "protected": protected,
-                        "retry_in_s": wait.as_secs(),
-                    }),
-                ),
-                DeviceEvent::SecurityModeRejected { cause, reason } => print(
-                    "security-mode-rejected",
-                    serde_json::json!({"cause": cause.octet(), "reason": reason}),
-                ),
-                // Failures not printed above (a security mode command that does
-                // not verify, EAP-TLS refused by the device, ...).
-                other => {
-                    if let Some(reason) = other.failure() {
-                        print("failure", serde_json::json!(reason));
-                    }
-                }
+    let counted = bursts.as_ref().is_some_and(|b| b.count.is_some());
+    if let Some(b) = bursts {
+        fleet.set_bursts(b);
+    }
+    let json = a.json;
+    let who = serial.clone();
+    fleet.set_events(move |_, _, e| print_event(&who, json, e));
+    // A device's own stop rule, not a fleet's "settled": a device refused
+    // with integrity protection (#74 while its clone window runs, say)
+    // backs off and tries again, as a real one does.
+    let options = FleetOptions {
+        rate: None,
+        timeout: a.timeout.map(Duration::from_secs),
+        until_settled: false,
+    };
+    let until = a.until;
+    let mut done = false;
+    let link = Link::new(Faults::NONE, Faults::NONE, 0).map_err(|e| anyhow::anyhow!("{e}"))?;
+    run_fleet(
+        &mut fleet,
+        &[network],
+        std::slice::from_ref(&socket),
+        link,
+        &options,
+        |round| {
+            let d = round.device(0);
+            done = match (d.state(), until) {
+                // Given up: nothing more will happen.
+                (DeviceState::Failed, _) => true,
+                (DeviceState::Active, Until::Active) => true,
+                // Refused without protection, waiting T3247: a real device
+                // would try again in 30-60 min; waiting for "active" that
+                // long helps no one.
+                (_, Until::Active) => d.refusal().is_some(),
+                // Its last burst left (and was accepted, from idle).
+                (DeviceState::Active, Until::Bursts) => counted && round.devices().is_settled(0),
+                (_, Until::Bursts) => false,
+            };
+            if done {
+                Control::Stop
+            } else {
+                Control::Continue
             }
         },
     )?;
+    let device = fleet.get(0);
+    // Not done: the run ended at --timeout.
+    let timed_out = !done;
+    let last_failure = fleet.metrics().failure(0, device.state());
     let refusal = device
         .refusal()
         .map_or_else(|| "no cause".to_owned(), |c| c.to_string());
@@ -582,8 +516,95 @@ fn run_device(a: &RunArgs) -> Result<()> {
             "{}: timed out in state {} (failure: {})",
             device.serial(),
             state_name(device.state()),
-            last_failure.as_deref().unwrap_or("no answer")
+            last_failure
         ),
         _ => Ok(()),
+    }
+}
+
+/// Prints one of a running device's events: a line `SERIAL EVENT DETAIL`,
+/// or with `json` one JSON object.
+fn print_event(serial: &str, json: bool, e: &DeviceEvent) {
+    let print = |what: &str, detail: serde_json::Value| {
+        if json {
+            outln!(
+                "{}",
+                serde_json::json!({"serial": serial, "event": what, "detail": detail})
+            );
+        } else {
+            outln!("{serial} {what} {detail}");
+        }
+    };
+    match e {
+        DeviceEvent::State { to, .. } => print("state", serde_json::json!(state_name(*to))),
+        DeviceEvent::Provisioned {
+            supi,
+            owner,
+            third_party,
+        } => print(
+            "provisioned",
+            serde_json::json!({"supi": supi.to_string(), "owner": owner, "third_party": third_party}),
+        ),
+        DeviceEvent::Renewing {
+            package_id,
+            not_after_unix,
+            refused,
+        } => print(
+            "renewing",
+            serde_json::json!({
+                "package_id": hex::encode(package_id),
+                "not_after": nido_store::iso8601_unix(*not_after_unix),
+                "refused_as_ended": refused,
+            }),
+        ),
+        DeviceEvent::BurstSent { bytes, path } => print(
+            "burst",
+            serde_json::json!({"bytes": bytes, "path": format!("{path:?}")}),
+        ),
+        // What the owner's application sent the device.
+        DeviceEvent::Downlink { psi, data } => print(
+            "downlink",
+            serde_json::json!({
+                "psi": psi,
+                "bytes": data.len(),
+                "text": String::from_utf8_lossy(data),
+                "hex": hex::encode(data),
+            }),
+        ),
+        DeviceEvent::Rejected { message, cause } => print(
+            "rejected",
+            serde_json::json!({"message": message.name(), "cause": cause.octet()}),
+        ),
+        DeviceEvent::UnprotectedReject { cause, wait } => print(
+            "unprotected-reject",
+            serde_json::json!({
+                "cause": cause.octet(),
+                "credentials": "kept",
+                "retry_in_s": wait.as_secs(),
+            }),
+        ),
+        DeviceEvent::Congestion {
+            t3346,
+            protected,
+            wait,
+        } => print(
+            "congestion",
+            serde_json::json!({
+                "t3346_s": t3346.as_secs(),
+                "protected": protected,
+                "retry_in_s": wait.as_secs(),
+            }),
+        ),
+        DeviceEvent::SecurityModeRejected { cause, reason } => print(
+            "security-mode-rejected",
+            serde_json::json!({"cause": cause.octet(), "reason": reason}),
+        ),
+        // Failures not printed above (a security mode command that does
+        // not verify, EAP-TLS refused by the device, ...).
+        other => {
+            if let Some(reason) = other.failure() {
+                print("failure", serde_json::json!(reason));
+            }
+        }
     }
 }

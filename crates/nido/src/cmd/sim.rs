@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use nido_access::fleet::{FleetOptions, run_fleet};
+use nido_access::fleet::{Control, FleetOptions, fleet_sockets, run_fleet};
 use nido_eap::DeviceCredentials;
 use nido_pki::FactoryBundle;
 use nido_se::{MemorySe, SecureElement};
 use nido_sim::report::{OnboardingNetwork, Report, failures_line};
-use nido_sim::{Faults, Link};
+use nido_sim::{Bursts, Devices, Faults, Link};
 use nido_ue::{Device, DeviceConfig};
 use rustls::pki_types::PrivateKeyDer;
 
@@ -193,21 +193,35 @@ pub(crate) fn run(a: &SimArgs) -> Result<()> {
     };
     let link = Link::new(faults, faults, a.seed)
         .map_err(|e| anyhow::anyhow!("--loss/--dup/--reorder: {e}"))?;
+    let first = networks
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("no --network"))?;
+    let sockets = fleet_sockets(first, a.sockets)?;
     let options = FleetOptions {
-        sockets: a.sockets,
         rate: a.rate,
-        bursts: a.bursts,
-        burst_every: Duration::from_secs(a.burst_every),
-        payload: b"t=21.5C;h=40%".to_vec(),
-        timeout: deadline.saturating_duration_since(Instant::now()),
+        timeout: Some(deadline.saturating_duration_since(Instant::now())),
+        until_settled: true,
     };
+    let payload = b"t=21.5C;h=40%".to_vec();
+    let mut fleet = Devices::new(std::time::SystemTime::now(), 0, false);
+    fleet.set_bursts(Bursts {
+        count: Some(a.bursts),
+        every: Duration::from_secs(a.burst_every),
+        payload: payload.clone(),
+        numbered: true,
+    });
+    for device in devices {
+        fleet.add(device);
+    }
     bar.set_position(0);
     bar.set_message("onboarding");
-    let report = run_fleet(devices, &networks, link, &options, |done, _| {
-        bar.set_position(done as u64)
+    let mut report = run_fleet(&mut fleet, &networks, &sockets, link, &options, |round| {
+        bar.set_position(round.devices().settled() as u64);
+        Control::Continue
     })?;
     bar.finish_and_clear();
-    let mut report = report;
+    report.burst.payload_bytes = payload.len() as u64;
     report.networks = onboarding_networks(&snpns);
     report.peak_rss_bytes = super::measure::memory_now().1;
     print(&report, a.json)?;

@@ -17,7 +17,7 @@ use nido_eap::{DcsCredentials, Settings};
 use nido_net::amf::Admission;
 use nido_net::dcs::Dcs;
 use nido_net::pvs::Quotas;
-use nido_net::{DownlinkQueue, Network, NetworkEvent, Stage};
+use nido_net::{DownlinkQueue, Loudness, Network, NetworkEvent, Stage};
 use nido_pki::files::{read_certs, read_key};
 use rustls::pki_types::PrivateKeyDer;
 
@@ -41,87 +41,33 @@ impl EventLog {
         }
     }
 
+    /// Logs `event` as its one record says ([`NetworkEvent::record`]):
+    /// the kind as the message, the device, SUPI, cause and detail as
+    /// fields, at its loudness; the connection only in the debug line.
     fn event(&mut self, event: &NetworkEvent) {
-        use NetworkEvent as E;
         tracing::debug!(event = ?event, "network");
-        match event {
-            E::Refused {
-                device,
-                cause,
-                reason,
-                ..
-            } => {
-                tracing::warn!(device = device.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string), cause = cause.octet(), reason = %reason, "refused")
+        let r = event.record();
+        if matches!(event, NetworkEvent::Discarded { .. }) {
+            self.discarded += 1;
+            if self.since.elapsed() >= Duration::from_secs(60) {
+                tracing::info!(
+                    discarded = self.discarded,
+                    "PDUs discarded in the last minute (undecodable, unknown connection, failed integrity, not allowed)"
+                );
+                self.discarded = 0;
+                self.since = std::time::Instant::now();
             }
-            E::CloneSuspected { device, .. } => {
-                tracing::warn!(device = %device, "clone suspected")
-            }
-            E::Congested { .. } => {}
-            E::Discarded { .. } => {
-                self.discarded += 1;
-                if self.since.elapsed() >= Duration::from_secs(60) {
-                    tracing::info!(
-                        discarded = self.discarded,
-                        "PDUs discarded in the last minute (undecodable, unknown connection, failed integrity, not allowed)"
-                    );
-                    self.discarded = 0;
-                    self.since = std::time::Instant::now();
-                }
-            }
-            E::DeviceAuthenticated { device, .. } => {
-                tracing::info!(device = %device, "device authenticated")
-            }
-            E::RegisteredForOnboarding { device, .. } => {
-                tracing::info!(device = %device, "registered for onboarding")
-            }
-            E::PackageDelivered {
-                device,
-                supi,
-                reprovisioned,
-                after_reset,
-                ..
-            } => tracing::info!(
-                device = %device,
-                supi = %supi,
-                reprovisioned,
-                after_reset = after_reset.is_some(),
-                "package delivered"
-            ),
-            E::Provisioned { device, supi } => {
-                tracing::info!(device = %device, supi = %supi, "provisioned")
-            }
-            E::Released {
-                device,
-                supi,
-                reason,
-            } => tracing::info!(device = %device, supi = %supi, reason = %reason, "released"),
-            E::PackageEnded {
-                device,
-                supi,
-                reason,
-            } => tracing::info!(device = %device, supi = %supi, reason = %reason, "package ended"),
-            E::Authenticated {
-                supi, activated, ..
-            } => tracing::info!(supi = %supi, activated, "authenticated"),
-            E::Resynchronised { supi } => tracing::info!(supi = %supi, "resynchronised"),
-            E::Registered { supi, .. } => tracing::info!(supi = %supi, "registered"),
-            E::DataDelivered { supi, bytes } => {
-                tracing::info!(supi = %supi, bytes, "data delivered")
-            }
-            E::DownlinkSent {
-                supi, id, bytes, ..
-            } => {
-                tracing::info!(supi = %supi, id, bytes, "downlink sent")
-            }
-            E::RestrictedTrafficRefused { what, .. } => {
-                tracing::info!(what = %what, "restricted traffic refused")
-            }
-            E::OnboardingTimerExpired { .. } => tracing::info!("onboarding timer expired"),
-            E::Deregistered { .. } => tracing::info!("deregistered"),
-            E::ProcedureAbandoned { timer, .. } => {
-                tracing::info!(timer = %timer, "procedure abandoned")
-            }
-            other => tracing::info!(kind = other.kind(), "network event"),
+        }
+        // A field the event does not have is left out of the line.
+        let message = r.kind.replace('_', " ");
+        let device = r.device.as_deref();
+        let supi = r.supi.as_deref();
+        let cause = r.cause.map(|c| c.octet());
+        let detail = (!r.detail.is_empty()).then_some(r.detail.as_str());
+        match r.loudness {
+            Loudness::Warn => tracing::warn!(device, supi, cause, detail, "{message}"),
+            Loudness::Info => tracing::info!(device, supi, detail, "{message}"),
+            Loudness::Debug => {}
         }
     }
 }
