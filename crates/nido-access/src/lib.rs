@@ -3,9 +3,11 @@
 //! nido's simulator plays the radio and the gNB; between it (or a real
 //! device process) and the AMF, NAS PDUs travel in UDP datagrams with a
 //! small header ([`datagram`], design doc "nido's own definitions"). The
-//! drivers ([`network`], [`device`]) are the thin, blocking loops that own a
-//! socket and the clock and feed a sans-IO [`nido_net::Network`] or
-//! [`nido_ue::Device`]: no protocol logic lives here. [`relay`] carries
+//! drivers ([`network`]; [`fleet`], the one fleet core on the wall clock,
+//! for a fleet of devices or one, after [`device`]'s system-information
+//! request) are the thin, blocking loops that own sockets and the clock
+//! and feed a sans-IO [`nido_net::Network`] or [`nido_ue::Device`]s: no
+//! protocol logic lives here. [`relay`] carries
 //! the network's onboarding EAP to a manufacturer's own DCS over RADIUS.
 //! [`sysinfo`] is what the network announces of itself (its PLMN identity
 //! and NID), which a device asks for before anything else.

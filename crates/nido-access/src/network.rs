@@ -23,8 +23,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime};
 
 use nido_net::amf::{PduVerdict, RateLimit, TokenBucket};
@@ -334,8 +334,9 @@ pub fn serve_sharded(
         for (i, shard) in shards.into_iter().enumerate() {
             // Datagrams travel in bundles: one hand-off (and at most one
             // wake-up of the shard) per socket drain, not per datagram.
-            let (tx, rx) = mpsc::sync_channel::<Bundle>(SHARD_QUEUE_BUNDLES);
-            senders.push(tx);
+            let (tx, rx) = mpsc::channel::<Bundle>();
+            let queued = Arc::new(AtomicUsize::new(0));
+            senders.push((tx, queued.clone()));
             let handle = std::thread::Builder::new()
                 .name(format!("nido-amf-{i}"))
                 .spawn_scoped(scope, move || {
@@ -346,7 +347,7 @@ pub fn serve_sharded(
                     } = shard;
                     run(
                         &mut network,
-                        Source::Channel(&rx, VecDeque::new()),
+                        Source::Channel(&rx, &queued, VecDeque::new()),
                         Replies {
                             socket,
                             gate: Some(gate),
@@ -411,10 +412,23 @@ pub fn serve_sharded(
                 if bundle.is_empty() {
                     continue;
                 }
-                let count = bundle.len() as u64;
-                if senders[shard].try_send(std::mem::take(bundle)).is_err() {
-                    reader.received += count;
-                    reader.over_capacity += count;
+                let count = bundle.len();
+                let (tx, queued) = &senders[shard];
+                // Bounded in datagrams, not hand-offs: a burst of arrivals
+                // queues (the shard catches up; admission control refuses
+                // with #22 what it cannot finish in time), a flood beyond
+                // SHARD_QUEUE_DATAGRAMS is dropped.
+                if queued.load(Ordering::Relaxed) + count > SHARD_QUEUE_DATAGRAMS {
+                    bundle.clear();
+                    reader.received += count as u64;
+                    reader.over_capacity += count as u64;
+                    continue;
+                }
+                queued.fetch_add(count, Ordering::Relaxed);
+                if tx.send(std::mem::take(bundle)).is_err() {
+                    queued.fetch_sub(count, Ordering::Relaxed);
+                    reader.received += count as u64;
+                    reader.over_capacity += count as u64;
                 }
             }
             if failed.is_some() {
@@ -442,16 +456,22 @@ pub fn serve_sharded(
 /// hands to one shard at once.
 type Bundle = Vec<(SocketAddr, Vec<u8>)>;
 
-/// Bundles a shard's queue holds before the reader drops what arrives for
-/// it (counted as `over_capacity`).
-const SHARD_QUEUE_BUNDLES: usize = 1024;
+/// Datagrams a shard's queue holds before the reader drops what arrives
+/// for it (counted as `over_capacity`): a few seconds of a shard's work
+/// (tens of MB at most), so a fleet arriving at once waits instead of
+/// losing datagrams to retransmission timers, and a flood stays bounded.
+const SHARD_QUEUE_DATAGRAMS: usize = 16_384;
 
 /// Where a round's datagrams come from: the socket itself, or (for a shard
 /// of [`serve_sharded`]) the channel its reader thread fills, with the rest
 /// of the bundle last taken from it.
 enum Source<'a> {
     Socket(&'a UdpSocket),
-    Channel(&'a mpsc::Receiver<Bundle>, VecDeque<(SocketAddr, Vec<u8>)>),
+    Channel(
+        &'a mpsc::Receiver<Bundle>,
+        &'a AtomicUsize,
+        VecDeque<(SocketAddr, Vec<u8>)>,
+    ),
 }
 
 impl Source<'_> {
@@ -477,14 +497,17 @@ impl Source<'_> {
                     Err(e) => Err(e),
                 }
             }
-            Self::Channel(rx, rest) => {
+            Self::Channel(rx, queued, rest) => {
                 if rest.is_empty() {
                     let bundle = if first {
                         rx.recv_timeout(wait).ok()
                     } else {
                         rx.try_recv().ok()
                     };
-                    rest.extend(bundle.into_iter().flatten());
+                    if let Some(bundle) = bundle {
+                        queued.fetch_sub(bundle.len(), Ordering::Relaxed);
+                        rest.extend(bundle);
+                    }
                 }
                 Ok(rest.pop_front().map(|(from, datagram)| {
                     let len = datagram.len().min(buf.len());

@@ -21,7 +21,7 @@ use nido_net::{MemorySink, Network, Store};
 use nido_pki::DeviceProfile;
 use nido_sim::injector::Injector;
 use nido_sim::scenario::{self, NetworkOptions};
-use nido_sim::{Devices, Faults, Link};
+use nido_sim::{Devices, Link};
 use nido_store::{Kek, SqlStore};
 use nido_ue::DeviceState;
 
@@ -162,7 +162,7 @@ fn another_address_cannot_release_take_over_or_tear_down_a_connection() {
                 timeout: Some(Duration::from_secs(60)),
                 until_settled: false,
             };
-            let link = Link::new(Faults::NONE, Faults::NONE, 0).unwrap();
+            let link = Link::direct();
             run_fleet(&mut fleet, &[addr], &[socket], link, &options, |round| {
                 if round.device(0).state() == DeviceState::Active
                     && conn.load(Ordering::Relaxed) == 0

@@ -19,7 +19,7 @@ use nido_net::{MemorySink, NetworkEvent};
 use nido_pki::{DeviceId, DeviceIdentity, DeviceProfile, Policy, Revoked};
 use nido_sec::Cause;
 use nido_sim::scenario::{self, NetworkOptions};
-use nido_sim::{Devices, Faults, Link};
+use nido_sim::{Devices, Link};
 use nido_store::{Kek, SqlStore};
 use nido_ue::DeviceState;
 
@@ -179,7 +179,7 @@ fn run_until(
         timeout: Some(Duration::from_secs(20)),
         until_settled: false,
     };
-    let link = Link::new(Faults::NONE, Faults::NONE, 0).unwrap();
+    let link = Link::direct();
     run_fleet(
         fleet,
         &[network],

@@ -14,7 +14,7 @@ use nido_eap::fixtures::Onboarding;
 use nido_net::MemorySink;
 use nido_pki::DeviceProfile;
 use nido_sim::scenario::{self, NetworkOptions};
-use nido_sim::{Bursts, Devices, Faults, Link};
+use nido_sim::{Bursts, Devices, Link};
 use nido_ue::DeviceState;
 
 #[test]
@@ -73,7 +73,7 @@ fn devices_onboard_over_udp_and_their_bursts_arrive() {
                     timeout: Some(Duration::from_secs(60)),
                     until_settled: true,
                 };
-                let link = Link::new(Faults::NONE, Faults::NONE, 0).unwrap();
+                let link = Link::direct();
                 let report = run_fleet(&mut fleet, &[addr], &[socket], link, &options, |_| {
                     Control::Continue
                 })
@@ -92,4 +92,81 @@ fn devices_onboard_over_udp_and_their_bursts_arrive() {
     let received = sink.received();
     assert_eq!(received.len(), 3, "{received:?}");
     assert!(received.iter().all(|u| u.data == b"hello over udp"));
+}
+
+/// The UDP driver with a fleet: numbered bursts on the core's schedule
+/// (back to back: a zero interval still sends one burst per device and
+/// round, never a loop), over two sockets; the run ends when every device
+/// sent its bursts and the link sent them on, and each arrives once.
+#[test]
+fn a_fleet_sends_its_numbered_bursts_and_stops_once_they_left() {
+    let world = Onboarding::new("Acme Sensors", SystemTime::now()).unwrap();
+    let sink = MemorySink::new();
+    let mut network =
+        scenario::network(&world, &NetworkOptions::default(), Box::new(sink.clone())).unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            serve(
+                &mut network,
+                &socket,
+                &ServeOptions::default(),
+                &stop,
+                |_| {},
+            )
+            .unwrap()
+        })
+    };
+    let mut fleet = Devices::new(SystemTime::now(), 0, false);
+    for n in 1..=3u64 {
+        let id = world
+            .manufacturer
+            .issue_device(
+                &world.manufacturer.device_serial(n),
+                &DeviceProfile::standard(world.now),
+            )
+            .unwrap();
+        fleet.add(scenario::device(&world, &id, false).unwrap());
+    }
+    fleet.set_bursts(Bursts {
+        count: Some(3),
+        every: Duration::ZERO,
+        payload: b"x".to_vec(),
+        numbered: true,
+    });
+    let sockets = nido_access::fleet::fleet_sockets(addr, 2).unwrap();
+    let options = FleetOptions {
+        rate: None,
+        timeout: Some(Duration::from_secs(60)),
+        until_settled: true,
+    };
+    let report = run_fleet(
+        &mut fleet,
+        &[addr],
+        &sockets,
+        Link::direct(),
+        &options,
+        |_| Control::Continue,
+    )
+    .unwrap();
+    assert_eq!(report.active, 3, "{report:?}");
+    assert_eq!(report.burst.sent, 9, "{report:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+    let mut received: Vec<(String, Vec<u8>)> = sink
+        .received()
+        .into_iter()
+        .map(|u| (u.supi.to_string(), u.data))
+        .collect();
+    received.sort();
+    assert_eq!(received.len(), 9, "{received:?}");
+    for chunk in received.chunks(3) {
+        let data: Vec<&[u8]> = chunk.iter().map(|(_, d)| d.as_slice()).collect();
+        assert_eq!(data, [&b"x;n=1"[..], b"x;n=2", b"x;n=3"], "{received:?}");
+        assert!(chunk.iter().all(|(supi, _)| *supi == chunk[0].0));
+    }
 }

@@ -332,6 +332,16 @@ impl Stage {
         Ok(())
     }
 
+    /// Wakes a committer waiting in [`Stage::wait_for_writes`] when a write
+    /// made the pending list non-empty (`wake`): it waits only while the
+    /// list is empty, so a write joining others wakes no one (a futex wake
+    /// per write would cost each write a system call).
+    fn wake_committer(&self, wake: bool) {
+        if wake {
+            self.shared.moved.notify_all();
+        }
+    }
+
     /// Blocks until writes are pending (or `timeout` passed); for a
     /// committer thread.
     pub fn wait_for_writes(&self, timeout: std::time::Duration) {
@@ -418,13 +428,14 @@ impl Stage {
             }
         };
         let writes = changes(before.as_ref(), &sub, at_unix, audit);
+        let wake = image.pending.is_empty();
         let mut last = image.issued;
         for w in writes {
             last = image.push(w);
         }
         image.insert(sub, last);
         drop(image);
-        self.shared.moved.notify_all();
+        self.wake_committer(wake);
         Ok(())
     }
 }
@@ -618,19 +629,21 @@ impl Store for Stage {
             return;
         }
         let mut image = lock(&self.shared.image);
+        let wake = image.pending.is_empty();
         image.push(Write::Audit {
             at_unix,
             events: events.to_vec(),
         });
         drop(image);
-        self.shared.moved.notify_all();
+        self.wake_committer(wake);
     }
 
     fn enqueue_uplink(&mut self, uplink: &crate::sink::Uplink) -> Result<(), StoreError> {
         let mut image = lock(&self.shared.image);
+        let wake = image.pending.is_empty();
         image.push(Write::Uplink(uplink.clone()));
         drop(image);
-        self.shared.moved.notify_all();
+        self.wake_committer(wake);
         Ok(())
     }
 

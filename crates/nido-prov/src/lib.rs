@@ -36,6 +36,7 @@
 mod cbor;
 pub mod coap;
 mod error;
+mod hpke;
 pub mod messages;
 pub mod package;
 pub mod receipt;

@@ -55,11 +55,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::hpke::{self, HpkeError};
 use aws_lc_rs::hmac;
-use hpke::aead::AesGcm128;
-use hpke::kdf::HkdfSha256;
-use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, HpkeError, Kem as _, OpModeR, OpModeS, PskBundle, Serializable};
 use nido_sec::suci::{HomeNetworkPublicKey, Profile};
 use nido_sec::{K, KProv, Opc, PrivateKey32, Supi};
 use zeroize::Zeroizing;
@@ -716,8 +713,8 @@ impl SealedPackage {
 /// network's K_PROV from the K_AUSF of the EAP-TLS session that
 /// authenticated this device ([`nido_sec::kdf::kprov`]).
 ///
-/// Uses the operating system's random number generator for the ephemeral
-/// key (as the `hpke` crate does, it panics only if that generator fails).
+/// The ephemeral key comes from aws-lc's generator ([`ProvError::Random`]
+/// if it fails).
 pub fn seal(
     package: &CredentialPackage,
     device_public_key: &[u8; 32],
@@ -725,27 +722,20 @@ pub fn seal(
     k_prov: &KProv,
 ) -> Result<SealedPackage, ProvError> {
     let info = binding.info()?;
-    let psk =
-        PskBundle::new(k_prov.expose(), PSK_ID).map_err(|e| ProvError::Seal(e.to_string()))?;
-    let pk = <X25519HkdfSha256 as hpke::Kem>::PublicKey::from_bytes(device_public_key)
-        .map_err(|_| ProvError::DevicePublicKey)?;
-    let plaintext = package.to_cbor()?;
-    let (enc, ciphertext) = hpke::single_shot_seal::<AesGcm128, HkdfSha256, X25519HkdfSha256>(
-        &OpModeS::Psk(psk),
-        &pk,
+    let plaintext = Zeroizing::new(package.to_cbor()?);
+    let (enc, ciphertext) = hpke::seal_psk(
+        device_public_key,
         &info,
-        &plaintext,
         b"",
+        &plaintext,
+        k_prov.expose(),
+        PSK_ID,
     )
     .map_err(|e| match e {
-        HpkeError::EncapError | HpkeError::ValidationError => ProvError::DevicePublicKey,
-        other => ProvError::Seal(other.to_string()),
+        HpkeError::PublicKey => ProvError::DevicePublicKey,
+        HpkeError::Random => ProvError::Random,
+        HpkeError::Psk | HpkeError::Open => ProvError::Seal("an empty K_PROV".into()),
     })?;
-    let enc: [u8; ENC_LEN] = enc
-        .to_bytes()
-        .as_slice()
-        .try_into()
-        .map_err(|_| ProvError::Seal("encapsulated key length".into()))?;
     Ok(SealedPackage { enc, ciphertext })
 }
 
@@ -765,46 +755,30 @@ pub fn open(
     k_prov: &KProv,
 ) -> Result<CredentialPackage, ProvError> {
     let info = binding.info()?;
-    let psk = PskBundle::new(k_prov.expose(), PSK_ID).map_err(|_| ProvError::Open)?;
-    let sk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey::from_bytes(device_private_key.expose())
-        .map_err(|_| ProvError::Open)?;
-    let enc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey::from_bytes(&sealed.enc)
-        .map_err(|_| ProvError::Open)?;
-    let plaintext = Zeroizing::new(
-        hpke::single_shot_open::<AesGcm128, HkdfSha256, X25519HkdfSha256>(
-            &OpModeR::Psk(psk),
-            &sk,
-            &enc,
-            &info,
-            &sealed.ciphertext,
-            b"",
-        )
-        .map_err(|_| ProvError::Open)?,
-    );
+    let plaintext = hpke::open_psk(
+        &sealed.enc,
+        device_private_key.expose(),
+        &info,
+        b"",
+        &sealed.ciphertext,
+        k_prov.expose(),
+        PSK_ID,
+    )
+    .map_err(|_| ProvError::Open)?;
     CredentialPackage::from_cbor(&plaintext)
 }
 
 /// Generates a device key pair (what a secure element does internally):
 /// the private scalar and the X25519 public key to send in the request.
 pub fn generate_device_key() -> Result<(PrivateKey32, [u8; 32]), ProvError> {
-    let mut ikm = Zeroizing::new([0u8; 32]);
-    aws_lc_rs::rand::fill(ikm.as_mut()).map_err(|_| ProvError::Random)?;
-    let (sk, _) = X25519HkdfSha256::derive_keypair(ikm.as_ref());
-    let private =
-        PrivateKey32::from_slice(&Zeroizing::new(sk.to_bytes())).map_err(|_| ProvError::Random)?;
-    let public = device_public_key(&private)?;
+    let (private, public) = hpke::generate().map_err(|_| ProvError::Random)?;
+    let private = PrivateKey32::from_slice(private.as_ref()).map_err(|_| ProvError::Random)?;
     Ok((private, public))
 }
 
 /// The X25519 public key of a device private key.
 pub fn device_public_key(private: &PrivateKey32) -> Result<[u8; 32], ProvError> {
-    let sk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey::from_bytes(private.expose())
-        .map_err(|_| ProvError::DevicePublicKey)?;
-    X25519HkdfSha256::sk_to_pk(&sk)
-        .to_bytes()
-        .as_slice()
-        .try_into()
-        .map_err(|_| ProvError::DevicePublicKey)
+    hpke::public_key(private.expose()).ok_or(ProvError::DevicePublicKey)
 }
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {

@@ -244,6 +244,45 @@ fn package_not_sealed_under_the_sessions_k_prov_does_not_open() {
     );
 }
 
+/// nido seals with its own HPKE on aws-lc (RFC 9180, PSK mode); the
+/// `hpke` crate, an independent implementation (RustCrypto, dalek's
+/// X25519), opens it to the same plaintext, and refuses it under another
+/// PSK id, info or key. (The other way round, it seals and nido opens:
+/// `package_not_sealed_under_the_sessions_k_prov_does_not_open`.)
+#[test]
+fn the_hpke_crate_opens_what_nido_seals() {
+    use hpke::{Kem as _, OpModeR};
+    let (sk, pk) = package::generate_device_key().unwrap();
+    let info = binding().info().unwrap();
+    let sealed = package::seal(&sample(), &pk, &binding(), &k_prov()).unwrap();
+    let their_sk = <X25519HkdfSha256 as hpke::Kem>::PrivateKey::from_bytes(sk.expose()).unwrap();
+    let enc = <X25519HkdfSha256 as hpke::Kem>::EncappedKey::from_bytes(&sealed.enc).unwrap();
+    let open = |info: &[u8], id: &[u8], sk: &<X25519HkdfSha256 as hpke::Kem>::PrivateKey| {
+        let k = k_prov();
+        let psk = PskBundle::new(k.expose(), id).unwrap();
+        hpke::single_shot_open::<AesGcm128, HkdfSha256, X25519HkdfSha256>(
+            &OpModeR::Psk(psk),
+            sk,
+            &enc,
+            info,
+            &sealed.ciphertext,
+            b"",
+        )
+    };
+    let plaintext = open(&info, package::PSK_ID, &their_sk).unwrap();
+    assert_eq!(plaintext, *sample().to_cbor().unwrap());
+    assert!(open(&info, b"another derivation", &their_sk).is_err());
+    assert!(open(b"other info", package::PSK_ID, &their_sk).is_err());
+    let (other, _) = package::generate_device_key().unwrap();
+    let other = <X25519HkdfSha256 as hpke::Kem>::PrivateKey::from_bytes(other.expose()).unwrap();
+    assert!(open(&info, package::PSK_ID, &other).is_err());
+    // Both compute the same public key from a private key.
+    assert_eq!(
+        X25519HkdfSha256::sk_to_pk(&their_sk).to_bytes().as_slice(),
+        pk.as_slice()
+    );
+}
+
 #[test]
 fn other_format_versions_are_refused_typed() {
     // A sealed map of format version 1 has no `version` field.

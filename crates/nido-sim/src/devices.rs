@@ -257,11 +257,6 @@ impl Devices {
         self.settled_flags[i]
     }
 
-    /// How many bursts device `i` sent on the schedule.
-    pub fn bursts_sent(&self, i: usize) -> u32 {
-        self.plan.as_ref().map_or(0, |p| p.sent[i])
-    }
-
     /// Powers device `i` on at `now`; what it sends goes to `send`.
     pub fn power_on(&mut self, i: usize, now: SystemTime, send: impl FnMut(u64, Transmit)) {
         self.off[i] = false;
@@ -402,18 +397,25 @@ impl Devices {
                 self.pump(i, now, &mut send);
             }
         }
-        loop {
-            let Some(p) = self.plan.as_mut() else {
-                return;
-            };
-            let Some(Reverse((at, i))) = p.due.peek().copied() else {
-                return;
-            };
+        // The bursts due now; one a device sends here is due again at
+        // `now + every` at the earliest, and waits for the next call even
+        // when `every` is zero.
+        let Some(p) = self.plan.as_mut() else {
+            return;
+        };
+        let mut due = Vec::new();
+        while let Some(Reverse((at, i))) = p.due.peek().copied() {
             if at > now {
-                return;
+                break;
             }
             p.due.pop();
             p.queued[i] = false;
+            due.push(i);
+        }
+        for i in due {
+            let Some(p) = self.plan.as_mut() else {
+                return;
+            };
             if self.off[i] || self.devices[i].state() != DeviceState::Active || p.done(i) {
                 continue;
             }

@@ -216,6 +216,23 @@ impl Link {
         })
     }
 
+    /// A link that only carries: no fault and no delay either way (for a
+    /// driver whose real link is a socket).
+    pub fn direct() -> Self {
+        let direct = Faults {
+            delay: Duration::ZERO,
+            ..Faults::NONE
+        };
+        Self {
+            uplink: direct,
+            downlink: direct,
+            rng: Xoshiro256PlusPlus::seed_from_u64(0),
+            pending: BinaryHeap::new(),
+            next_seq: 0,
+            stats: LinkStats::default(),
+        }
+    }
+
     /// Sends `pdu` on connection `conn` in `direction` at `now`.
     ///
     /// The datagram may be lost, duplicated, delayed, held back or corrupted according to the

@@ -145,7 +145,9 @@ pub struct RefusedDevice {
     pub cause: Option<u8>,
     /// The cause this kind of device must get.
     pub expected_cause: Option<u8>,
-    /// The network's own words for the refusal (the audit reason).
+    /// The network's own words for the refusal (the audit reason) where
+    /// the driver heard them (in-process); else why the device itself says
+    /// it stopped (`nido_sim::Metrics::failure`).
     pub network_reason: String,
     /// The device's state at the end (`Failed` or `BackingOff`).
     pub state: String,

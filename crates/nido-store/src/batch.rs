@@ -16,8 +16,9 @@
 //!   its own writes change);
 //! - `Sqn` and `State` writes wait in a buffer, one entry per SUPI and
 //!   column (a later write of the same SUPI replaces an earlier one: the
-//!   last one wins), and are written as one statement per column on
-//!   PostgreSQL (`UPDATE … FROM UNNEST`), one per row on SQLite. The
+//!   last one wins), and are written as one statement per column
+//!   (`UPDATE … FROM UNNEST` on PostgreSQL, `UPDATE … FROM json_each` on
+//!   SQLite, whose batch goes as one JSON parameter). The
 //!   buffer is written before a `Subscription` write that names one of its
 //!   SUPIs (as its SUPI or as the SUPI its device leaves), so a state after
 //!   a subscription applies after it and one before it applies before it;
@@ -27,7 +28,7 @@
 //!   summed per manufacturer) and the audit trail (entries in write order,
 //!   so their ids follow it; one `devices` row per device, its first and
 //!   last sighting) are order-free and written at the end, one statement
-//!   each on PostgreSQL.
+//!   each.
 //!
 //! A `Registered` event names a SUPI, not a device: its `devices` row goes
 //! to the device that holds the SUPI at that point of the batch (a
@@ -567,15 +568,9 @@ const NEXT_SEQ: &str = "INSERT INTO uplink_seq (device, last) VALUES ($1, 1) \
 const INSERT_AUDIT: &str = "INSERT INTO audit (at, kind, device, supi, cause, detail) \
                             VALUES ($1, $2, $3, $4, $5, $6)";
 
-/// The one-row upsert of a device seen.
-const TOUCH_DEVICE: &str = "INSERT INTO devices (serial, state, first_seen, last_seen) \
-                            VALUES ($1, $2, $3, $4) \
-                            ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
-                            last_seen = excluded.last_seen";
-
 /// The methods of [`Conn`] whose SQL both backends take as it is.
 macro_rules! shared_ops {
-    ($lock_counter:literal, $lock_claims:literal) => {
+    ($lock_counter:literal) => {
         async fn set_certificate(
             &mut self,
             serial: &str,
@@ -677,14 +672,6 @@ macro_rules! shared_ops {
             .bind(n)
             .fetch_all(&mut *self)
             .await?)
-        }
-
-        async fn lock_claims(&mut self, device: &str) -> Result<(), SqlStoreError> {
-            sqlx::query($lock_claims)
-                .bind(device)
-                .execute(&mut *self)
-                .await?;
-            Ok(())
         }
 
         async fn settle_owner(&mut self, device: &str, ended: i64) -> Result<bool, SqlStoreError> {
@@ -797,36 +784,28 @@ macro_rules! shared_ops {
 }
 
 impl Conn for SqliteConnection {
-    shared_ops!(
-        "SELECT allocated, range_size FROM msin_counter WHERE id = 1",
-        "SELECT 1 FROM claims WHERE device = $1"
-    );
+    shared_ops!("SELECT allocated, range_size FROM msin_counter WHERE id = 1");
+
+    async fn lock_claims(&mut self, _device: &str) -> Result<(), SqlStoreError> {
+        // The transaction began IMMEDIATE: it holds SQLite's one write
+        // lock, and no release or claim runs until it ends.
+        Ok(())
+    }
 
     async fn rows_of(
         &mut self,
         supis: &[&str],
         devices: &[&str],
     ) -> Result<Vec<(String, String, Vec<u8>)>, SqlStoreError> {
-        let mut rows = Vec::new();
-        for supi in supis {
-            let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
-                "SELECT supi, device, package_id FROM subscriptions WHERE supi = $1",
-            )
-            .bind(*supi)
-            .fetch_optional(&mut *self)
-            .await?;
-            rows.extend(row);
-        }
-        for device in devices {
-            let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
-                "SELECT supi, device, package_id FROM subscriptions WHERE device = $1",
-            )
-            .bind(*device)
-            .fetch_optional(&mut *self)
-            .await?;
-            rows.extend(row);
-        }
-        Ok(rows)
+        Ok(sqlx::query_as(
+            "SELECT supi, device, package_id FROM subscriptions \
+             WHERE supi IN (SELECT value FROM json_each($1)) \
+             OR device IN (SELECT value FROM json_each($2))",
+        )
+        .bind(json(serde_json::to_string(supis))?)
+        .bind(json(serde_json::to_string(devices))?)
+        .fetch_all(&mut *self)
+        .await?)
     }
 
     async fn log_packages(
@@ -834,19 +813,29 @@ impl Conn for SqliteConnection {
         rows: &[(&SealedSub, bool)],
         now: i64,
     ) -> Result<(), SqlStoreError> {
-        for (row, reprovisioned) in rows {
-            sqlx::query(
-                "INSERT INTO provisioning (package_id, device, supi, at, reprovisioned) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(row.package_id.as_slice())
-            .bind(&row.device)
-            .bind(&row.supi)
-            .bind(now)
-            .bind(*reprovisioned)
-            .execute(&mut *self)
-            .await?;
+        if rows.is_empty() {
+            return Ok(());
         }
+        let rows: Vec<(String, &str, &str, bool)> = rows
+            .iter()
+            .map(|(r, again)| {
+                (
+                    hex::encode(r.package_id),
+                    r.device.as_str(),
+                    r.supi.as_str(),
+                    *again,
+                )
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO provisioning (package_id, device, supi, at, reprovisioned) \
+             SELECT unhex(value ->> 0), value ->> 1, value ->> 2, $2, value ->> 3 \
+             FROM json_each($1) ORDER BY key",
+        )
+        .bind(json(serde_json::to_string(&rows))?)
+        .bind(now)
+        .execute(&mut *self)
+        .await?;
         Ok(())
     }
 
@@ -855,81 +844,110 @@ impl Conn for SqliteConnection {
         rows: &[(&str, i64, i64)],
         now: i64,
     ) -> Result<HashSet<String>, SqlStoreError> {
-        let mut found = HashSet::new();
-        for (supi, seq, ind) in rows {
-            let n = sqlx::query(
-                "UPDATE subscriptions SET sqn_seq = $1, sqn_ind = $2, updated_at = $3 \
-                 WHERE supi = $4",
-            )
-            .bind(*seq)
-            .bind(*ind)
-            .bind(now)
-            .bind(*supi)
-            .execute(&mut *self)
-            .await?
-            .rows_affected();
-            if n > 0 {
-                found.insert((*supi).to_owned());
-            }
+        if rows.is_empty() {
+            return Ok(HashSet::new());
         }
-        Ok(found)
+        let found: Vec<String> = sqlx::query_scalar(
+            "UPDATE subscriptions SET sqn_seq = u.value ->> 1, sqn_ind = u.value ->> 2, \
+             updated_at = $2 FROM json_each($1) AS u \
+             WHERE subscriptions.supi = u.value ->> 0 RETURNING supi",
+        )
+        .bind(json(serde_json::to_string(rows))?)
+        .bind(now)
+        .fetch_all(&mut *self)
+        .await?;
+        Ok(found.into_iter().collect())
     }
 
     async fn set_state(
         &mut self,
         rows: &[(&str, &'static str, i64)],
     ) -> Result<HashSet<String>, SqlStoreError> {
-        let mut found = HashSet::new();
-        for (supi, state, at) in rows {
-            let n =
-                sqlx::query("UPDATE subscriptions SET state = $1, updated_at = $2 WHERE supi = $3")
-                    .bind(*state)
-                    .bind(*at)
-                    .bind(*supi)
-                    .execute(&mut *self)
-                    .await?
-                    .rows_affected();
-            if n > 0 {
-                found.insert((*supi).to_owned());
-            }
+        if rows.is_empty() {
+            return Ok(HashSet::new());
         }
-        Ok(found)
+        let found: Vec<String> = sqlx::query_scalar(
+            "UPDATE subscriptions SET state = u.value ->> 1, updated_at = u.value ->> 2 \
+             FROM json_each($1) AS u \
+             WHERE subscriptions.supi = u.value ->> 0 RETURNING supi",
+        )
+        .bind(json(serde_json::to_string(rows))?)
+        .fetch_all(&mut *self)
+        .await?;
+        Ok(found.into_iter().collect())
     }
 
     async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError> {
-        for entry in entries {
-            sqlx::query(INSERT_AUDIT)
-                .bind(to_i64(entry.at, "time")?)
-                .bind(&entry.kind)
-                .bind(entry.device.as_deref())
-                .bind(entry.supi.as_deref())
-                .bind(entry.cause.map(i64::from))
-                .bind(&entry.detail)
-                .execute(&mut *self)
-                .await?;
+        if entries.is_empty() {
+            return Ok(());
         }
+        let rows = entries
+            .iter()
+            .map(|e| {
+                Ok((
+                    to_i64(e.at, "time")?,
+                    e.kind.as_str(),
+                    e.device.as_deref(),
+                    e.supi.as_deref(),
+                    e.cause,
+                    e.detail.as_str(),
+                ))
+            })
+            .collect::<Result<Vec<_>, SqlStoreError>>()?;
+        // In array order (`key`): the ids follow the batch's order.
+        sqlx::query(
+            "INSERT INTO audit (at, kind, device, supi, cause, detail) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
+             FROM json_each($1) ORDER BY key",
+        )
+        .bind(json(serde_json::to_string(&rows))?)
+        .execute(&mut *self)
+        .await?;
         Ok(())
     }
 
     async fn touch_devices(&mut self, devices: &[DeviceSeen]) -> Result<(), SqlStoreError> {
-        for d in devices {
-            sqlx::query(TOUCH_DEVICE)
-                .bind(&d.serial)
-                .bind(d.state)
-                .bind(d.first)
-                .bind(d.last)
-                .execute(&mut *self)
-                .await?;
+        if devices.is_empty() {
+            return Ok(());
         }
+        // One row per serial (the batch merged them). `WHERE true`: SQLite
+        // reads an ON CONFLICT after a SELECT only past a WHERE.
+        let rows: Vec<(&str, &str, i64, i64)> = devices
+            .iter()
+            .map(|d| (d.serial.as_str(), d.state, d.first, d.last))
+            .collect();
+        sqlx::query(
+            "INSERT INTO devices (serial, state, first_seen, last_seen) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 \
+             FROM json_each($1) WHERE true \
+             ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
+             last_seen = excluded.last_seen",
+        )
+        .bind(json(serde_json::to_string(&rows))?)
+        .execute(&mut *self)
+        .await?;
         Ok(())
     }
 }
 
+/// `rows` (serialized) as one JSON array, the parameter SQLite's `json_each` turns
+/// back into rows: a batch is one statement on SQLite too (each statement
+/// is a round trip to sqlx's SQLite thread), as `UNNEST` makes it one on
+/// PostgreSQL.
+fn json(rows: serde_json::Result<String>) -> Result<String, SqlStoreError> {
+    rows.map_err(|e| SqlStoreError::Corrupt(format!("batch as JSON: {e}")))
+}
+
 impl Conn for PgConnection {
-    shared_ops!(
-        "SELECT allocated, range_size FROM msin_counter WHERE id = 1 FOR UPDATE",
-        "SELECT 1 FROM claims WHERE device = $1 FOR UPDATE"
-    );
+    shared_ops!("SELECT allocated, range_size FROM msin_counter WHERE id = 1 FOR UPDATE");
+
+    async fn lock_claims(&mut self, device: &str) -> Result<(), SqlStoreError> {
+        sqlx::query("SELECT 1 FROM claims WHERE device = $1 FOR UPDATE")
+            .bind(device)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
 
     async fn rows_of(
         &mut self,

@@ -12,7 +12,7 @@ use nido_eap::DeviceCredentials;
 use nido_pki::FactoryBundle;
 use nido_prov::package::ServingNetwork;
 use nido_se::{FileSe, Pkcs11Config, Pkcs11Se, SeError, SecureElement};
-use nido_sim::{Bursts, Devices, Faults, Link};
+use nido_sim::{Bursts, Devices, Link};
 use nido_ue::{Device, DeviceConfig, DeviceEvent, DeviceState};
 use rustls::pki_types::PrivateKeyDer;
 
@@ -111,9 +111,10 @@ pub(crate) enum Until {
     /// refused or gives up.
     Active,
     /// Once the last of --bursts bursts has left (a CONTROL PLANE SERVICE
-    /// REQUEST's burst once the network accepted it), or the device is
-    /// refused or gives up; without --bursts or --burst-every, never (the
-    /// device stays registered until --timeout or Ctrl-C).
+    /// REQUEST's burst once the network accepted it), or the device gives
+    /// up; without --bursts or --burst-every, never (the device stays
+    /// registered until --timeout or Ctrl-C). A refused device backs off
+    /// and tries again meanwhile.
     Bursts,
 }
 
@@ -134,8 +135,8 @@ pub(crate) struct RunArgs {
     /// the device's keys: the wrong one only makes the attach fail.
     #[arg(long, value_name = "MCC-MNC[-NID]")]
     snpn: Option<String>,
-    /// Seconds between bursts once active.
-    #[arg(long)]
+    /// Seconds between bursts once active (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     burst_every: Option<u64>,
     /// The burst payload (UTF-8).
     #[arg(long, default_value = "hello from nido")]
@@ -462,12 +463,13 @@ fn run_device(a: &RunArgs) -> Result<()> {
     // backs off and tries again, as a real one does.
     let options = FleetOptions {
         rate: None,
-        timeout: a.timeout.map(Duration::from_secs),
+        // What the system-information exchange took counts.
+        timeout: deadline.map(|d| d.saturating_duration_since(Instant::now())),
         until_settled: false,
     };
     let until = a.until;
     let mut done = false;
-    let link = Link::new(Faults::NONE, Faults::NONE, 0).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let link = Link::direct();
     run_fleet(
         &mut fleet,
         &[network],

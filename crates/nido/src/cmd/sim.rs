@@ -67,8 +67,8 @@ pub(crate) struct SimArgs {
     /// Bursts per device once active.
     #[arg(long, default_value_t = 1)]
     bursts: u32,
-    /// Seconds between a device's bursts.
-    #[arg(long, default_value_t = 1)]
+    /// Seconds between a device's bursts (at least 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     burst_every: u64,
     /// UDP sockets the devices share.
     #[arg(long, default_value_t = 4)]

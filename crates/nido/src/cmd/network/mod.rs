@@ -204,6 +204,13 @@ pub(crate) struct ServeArgs {
     /// applies from the next onboarding on, without a restart.
     #[arg(long, default_value_t = 500, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub(crate) trust_poll_ms: u64,
+    /// How long the store's writes gather before they are committed
+    /// together, in microseconds, once the first is pending (0: commit at
+    /// once). A group is one transaction and one durable sync: larger ones
+    /// cost less CPU per write under load, and every reply that waits for
+    /// a write waits up to this much longer.
+    #[arg(long, default_value_t = 4_000, value_name = "US", value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub(crate) commit_gather_us: u64,
     /// The clone window, in seconds: a device identity onboarding while
     /// another connection of it was active this recently is refused with
     /// #74 (it may be a clone; a device restarted after a crash gets

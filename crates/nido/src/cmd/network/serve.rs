@@ -326,7 +326,13 @@ pub(crate) fn run(a: &ServeArgs) -> Result<()> {
         let m = metrics.clone();
         gate.observe_commits(Arc::new(move |took, writes| m.commit(took, writes)));
     }
-    let committer = Committer::start(gate.clone(), CommitOptions::default())?;
+    let committer = Committer::start(
+        gate.clone(),
+        CommitOptions {
+            gather: Duration::from_micros(a.commit_gather_us),
+            ..CommitOptions::default()
+        },
+    )?;
     // With an external DCS, rounds come often enough that a RADIUS reply
     // waits at most a few milliseconds for the shard to take it.
     let options = if routes.is_empty() {
