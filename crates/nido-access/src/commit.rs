@@ -264,7 +264,12 @@ impl Committer {
             .spawn(move || {
                 while !flag.load(Ordering::Acquire) {
                     gate.stage().wait_for_writes(Duration::from_millis(20));
-                    if !options.gather.is_zero() && gate.stage().pending() > 0 {
+                    // Gather, unless a full group already waits.
+                    let pending = gate.stage().pending();
+                    if !options.gather.is_zero()
+                        && pending > 0
+                        && pending < nido_net::stage::MAX_GROUP
+                    {
                         std::thread::sleep(options.gather);
                     }
                     let _ = gate.commit_once(&options);

@@ -457,9 +457,11 @@ pub fn serve_sharded(
 type Bundle = Vec<(SocketAddr, Vec<u8>)>;
 
 /// Datagrams a shard's queue holds before the reader drops what arrives
-/// for it (counted as `over_capacity`): a few seconds of a shard's work
-/// (tens of MB at most), so a fleet arriving at once waits instead of
-/// losing datagrams to retransmission timers, and a flood stays bounded.
+/// for it (counted as `over_capacity`): a few seconds of a shard's work,
+/// so a fleet arriving at once waits instead of losing datagrams to
+/// retransmission timers, and a flood stays bounded (NAS PDUs of a few
+/// hundred octets: a few MB; datagrams of the largest size, 9 KB: 148 MB
+/// per shard at most).
 const SHARD_QUEUE_DATAGRAMS: usize = 16_384;
 
 /// Where a round's datagrams come from: the socket itself, or (for a shard

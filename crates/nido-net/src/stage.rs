@@ -579,10 +579,13 @@ impl Store for Stage {
         }
         let n = self.allocate_msin()?;
         let mut image = lock(&self.shared.image);
+        let wake = image.pending.is_empty();
         *image.counts.entry(manufacturer.to_owned()).or_insert(used) += 1;
         image.push(Write::Counted {
             manufacturer: manufacturer.to_owned(),
         });
+        drop(image);
+        self.wake_committer(wake);
         Ok(n)
     }
 
@@ -650,9 +653,12 @@ impl Store for Stage {
     /// A stage is not a database: what it applies is staged like any write.
     fn apply(&mut self, writes: &[Write]) -> Result<(), StoreError> {
         let mut image = lock(&self.shared.image);
+        let wake = image.pending.is_empty() && !writes.is_empty();
         for w in writes {
             image.push(w.clone());
         }
+        drop(image);
+        self.wake_committer(wake);
         Ok(())
     }
 }
