@@ -72,13 +72,7 @@ pub fn system_information(
                     }
                 }
                 Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if crate::network::would_block(&e) => {}
                 Err(e) => return Err(e),
             }
         }

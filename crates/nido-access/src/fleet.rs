@@ -249,15 +249,8 @@ pub fn run_fleet(
             let peeked = socket.peek_from(&mut buf);
             socket.set_nonblocking(true)?;
             match peeked {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => return Err(e),
+                Err(e) if !crate::network::would_block(&e) => return Err(e),
+                _ => {}
             }
         } else {
             std::thread::sleep(wait.min(Duration::from_micros(500)));

@@ -196,7 +196,9 @@ impl Beacon {
     }
 }
 
-fn would_block(e: &io::Error) -> bool {
+/// Whether a socket call only found nothing to do (no datagram before the
+/// timeout, or a signal): every driver loops on.
+pub(crate) fn would_block(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted

@@ -17,12 +17,18 @@ use nido_sim::scenario::{self, NetworkOptions};
 use nido_sim::{Bursts, Devices, Link};
 use nido_ue::DeviceState;
 
-#[test]
-fn devices_onboard_over_udp_and_their_bursts_arrive() {
-    let world = Onboarding::new("Acme Sensors", SystemTime::now()).unwrap();
-    let sink = MemorySink::new();
+/// A network of `world` serving on 127.0.0.1 in a thread until the flag
+/// is set, its uplink data into `sink`.
+fn serve_in_thread(
+    world: &Onboarding,
+    sink: &MemorySink,
+) -> (
+    std::net::SocketAddr,
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<nido_access::network::ServeStats>,
+) {
     let mut network =
-        scenario::network(&world, &NetworkOptions::default(), Box::new(sink.clone())).unwrap();
+        scenario::network(world, &NetworkOptions::default(), Box::new(sink.clone())).unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -39,6 +45,22 @@ fn devices_onboard_over_udp_and_their_bursts_arrive() {
             .unwrap()
         })
     };
+    (addr, stop, server)
+}
+
+/// Waits (10 s at most) until `sink` holds `n` bursts.
+fn wait_for_uplinks(sink: &MemorySink, n: usize) {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while sink.received().len() < n && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn devices_onboard_over_udp_and_their_bursts_arrive() {
+    let world = Onboarding::new("Acme Sensors", SystemTime::now()).unwrap();
+    let sink = MemorySink::new();
+    let (addr, stop, server) = serve_in_thread(&world, &sink);
 
     let devices: Vec<_> = (1..=3u64)
         .map(|n| {
@@ -86,6 +108,9 @@ fn devices_onboard_over_udp_and_their_bursts_arrive() {
     for t in threads {
         assert_eq!(t.join().unwrap(), DeviceState::Active);
     }
+    // The last bursts left (UL NAS TRANSPORT, unanswered): the server
+    // takes them on its own time.
+    wait_for_uplinks(&sink, 3);
     stop.store(true, Ordering::Relaxed);
     let stats = server.join().unwrap();
     assert!(stats.received > 0 && stats.malformed == 0);
@@ -102,24 +127,7 @@ fn devices_onboard_over_udp_and_their_bursts_arrive() {
 fn a_fleet_sends_its_numbered_bursts_and_stops_once_they_left() {
     let world = Onboarding::new("Acme Sensors", SystemTime::now()).unwrap();
     let sink = MemorySink::new();
-    let mut network =
-        scenario::network(&world, &NetworkOptions::default(), Box::new(sink.clone())).unwrap();
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = socket.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let server = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            serve(
-                &mut network,
-                &socket,
-                &ServeOptions::default(),
-                &stop,
-                |_| {},
-            )
-            .unwrap()
-        })
-    };
+    let (addr, stop, server) = serve_in_thread(&world, &sink);
     let mut fleet = Devices::new(SystemTime::now(), 0, false);
     for n in 1..=3u64 {
         let id = world
@@ -154,7 +162,7 @@ fn a_fleet_sends_its_numbered_bursts_and_stops_once_they_left() {
     .unwrap();
     assert_eq!(report.active, 3, "{report:?}");
     assert_eq!(report.burst.sent, 9, "{report:?}");
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_uplinks(&sink, 9);
     stop.store(true, Ordering::Relaxed);
     server.join().unwrap();
     let mut received: Vec<(String, Vec<u8>)> = sink
