@@ -95,12 +95,19 @@ pub fn fleet_sockets(network: SocketAddr, n: usize) -> io::Result<Vec<UdpSocket>
     (0..n.max(1)).map(|_| crate::bind_udp(bind)).collect()
 }
 
-/// Sends one NAS PDU on link connection `conn` to `to` (a full socket
-/// buffer drops it, as a radio would).
-fn send_nas(socket: &UdpSocket, to: SocketAddr, conn: u64, pdu: &[u8]) -> io::Result<()> {
-    let mut out = Vec::with_capacity(HEADER_LEN + pdu.len());
-    Datagram::nas(conn, pdu).encode(&mut out);
-    match socket.send_to(&out, to) {
+/// Sends one NAS PDU on link connection `conn` to `to`, encoded into
+/// `out` (the driver's one buffer; a full socket buffer drops the
+/// datagram, as a radio would).
+fn send_nas(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    conn: u64,
+    pdu: &[u8],
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    out.clear();
+    Datagram::nas(conn, pdu).encode(out);
+    match socket.send_to(out, to) {
         Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
         _ => Ok(()),
     }
@@ -160,6 +167,7 @@ pub fn run_fleet(
     let wall_start = SystemTime::now();
     let mut powered = 0usize;
     let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
+    let mut out = Vec::with_capacity(HEADER_LEN + MAX_PAYLOAD);
     loop {
         let now = SystemTime::now();
         let elapsed = start.elapsed();
@@ -177,7 +185,13 @@ pub fn run_fleet(
             match d.direction {
                 Direction::Uplink => {
                     if let Some(i) = devices.index_of(d.conn) {
-                        send_nas(&sockets[i % sockets.len()], network_of(i), d.conn, &d.pdu)?;
+                        send_nas(
+                            &sockets[i % sockets.len()],
+                            network_of(i),
+                            d.conn,
+                            &d.pdu,
+                            &mut out,
+                        )?;
                     }
                 }
                 Direction::Downlink => {
@@ -263,7 +277,13 @@ pub fn run_fleet(
         if d.direction == Direction::Uplink
             && let Some(i) = devices.index_of(d.conn)
         {
-            send_nas(&sockets[i % sockets.len()], network_of(i), d.conn, &d.pdu)?;
+            send_nas(
+                &sockets[i % sockets.len()],
+                network_of(i),
+                d.conn,
+                &d.pdu,
+                &mut out,
+            )?;
         }
     }
     let wall = start.elapsed();

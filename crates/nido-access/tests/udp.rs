@@ -48,6 +48,18 @@ fn serve_in_thread(
     (addr, stop, server)
 }
 
+/// Device `n` of `world`'s manufacturer, with a standard identity.
+fn standard_device(world: &Onboarding, n: u64) -> nido_ue::Device {
+    let id = world
+        .manufacturer
+        .issue_device(
+            &world.manufacturer.device_serial(n),
+            &DeviceProfile::standard(world.now),
+        )
+        .unwrap();
+    scenario::device(world, &id, false).unwrap()
+}
+
 /// Waits (10 s at most) until `sink` holds `n` bursts.
 fn wait_for_uplinks(sink: &MemorySink, n: usize) {
     let until = std::time::Instant::now() + Duration::from_secs(10);
@@ -62,18 +74,7 @@ fn devices_onboard_over_udp_and_their_bursts_arrive() {
     let sink = MemorySink::new();
     let (addr, stop, server) = serve_in_thread(&world, &sink);
 
-    let devices: Vec<_> = (1..=3u64)
-        .map(|n| {
-            let id = world
-                .manufacturer
-                .issue_device(
-                    &world.manufacturer.device_serial(n),
-                    &DeviceProfile::standard(world.now),
-                )
-                .unwrap();
-            scenario::device(&world, &id, false).unwrap()
-        })
-        .collect();
+    let devices: Vec<_> = (1..=3u64).map(|n| standard_device(&world, n)).collect();
     let threads: Vec<_> = devices
         .into_iter()
         .enumerate()
@@ -130,14 +131,7 @@ fn a_fleet_sends_its_numbered_bursts_and_stops_once_they_left() {
     let (addr, stop, server) = serve_in_thread(&world, &sink);
     let mut fleet = Devices::new(SystemTime::now(), 0, false);
     for n in 1..=3u64 {
-        let id = world
-            .manufacturer
-            .issue_device(
-                &world.manufacturer.device_serial(n),
-                &DeviceProfile::standard(world.now),
-            )
-            .unwrap();
-        fleet.add(scenario::device(&world, &id, false).unwrap());
+        fleet.add(standard_device(&world, n));
     }
     fleet.set_bursts(Bursts {
         count: Some(3),

@@ -240,6 +240,19 @@ impl NetworkEvent {
         }
     }
 
+    /// How loud the event is in a log ([`Loudness`]), without building its
+    /// record: a driver skips the record of what anyone can send at will.
+    pub fn loudness(&self) -> Loudness {
+        match self {
+            Self::Refused { .. } | Self::CloneSuspected { .. } => Loudness::Warn,
+            // Counted (metrics, the fleet report, a summed log line),
+            // never a line each: an overload or a flood must not also
+            // flood the log.
+            Self::Congested { .. } | Self::Discarded { .. } => Loudness::Debug,
+            _ => Loudness::Info,
+        }
+    }
+
     /// What the event says, in the one shape every reader takes it in: the
     /// audit trail's row (`nido-store`'s `AuditEntry::from_event`), the
     /// server's log line (at [`EventRecord::loudness`]), the metrics label
@@ -253,7 +266,7 @@ impl NetworkEvent {
             cause: None,
             conn: None,
             detail: String::new(),
-            loudness: Loudness::Info,
+            loudness: self.loudness(),
         };
         match self {
             Self::DeviceAuthenticated { conn, device, .. }
@@ -275,7 +288,6 @@ impl NetworkEvent {
                     .map(ToString::to_string);
                 r.cause = Some(*cause);
                 r.detail.clone_from(reason);
-                r.loudness = Loudness::Warn;
             }
             Self::Congested {
                 conn,
@@ -288,9 +300,6 @@ impl NetworkEvent {
                     "{procedures} registrations in progress; T3346 {} s",
                     t3346.as_secs()
                 );
-                // Counted (metrics, the fleet report), never a line each:
-                // an overload must not also flood the log.
-                r.loudness = Loudness::Debug;
             }
             Self::CloneSuspected {
                 device,
@@ -299,7 +308,6 @@ impl NetworkEvent {
             } => {
                 r.device = Some(device.to_string());
                 r.detail = format!("active {active}, refused {refused}");
-                r.loudness = Loudness::Warn;
             }
             Self::PackageDelivered {
                 device,
@@ -394,8 +402,6 @@ impl NetworkEvent {
             Self::Discarded { conn, reason } => {
                 r.conn = Some(*conn);
                 r.detail.clone_from(reason);
-                // What anyone can send: counted, and summed in the log.
-                r.loudness = Loudness::Debug;
             }
         }
         r

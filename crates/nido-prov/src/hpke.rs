@@ -130,9 +130,12 @@ fn key_schedule(
 
 /// The X25519 public key of `private` (§7.1.1 `SerializePublicKey`).
 pub(crate) fn public_key(private: &[u8; 32]) -> Option<[u8; 32]> {
-    let private = PrivateKey::from_private_key(&X25519, private).ok()?;
-    let public = private.compute_public_key().ok()?;
-    public.as_ref().try_into().ok()
+    public_of(&PrivateKey::from_private_key(&X25519, private).ok()?)
+}
+
+/// The public key of an X25519 private key, as its 32 octets.
+fn public_of(private: &PrivateKey) -> Option<[u8; 32]> {
+    private.compute_public_key().ok()?.as_ref().try_into().ok()
 }
 
 /// A fresh X25519 key pair from the system's generator: the private key
@@ -142,10 +145,7 @@ pub(crate) fn generate() -> Result<(Zeroizing<[u8; 32]>, [u8; 32]), HpkeError> {
     let seed: Curve25519SeedBin<'_> = private.as_be_bytes().map_err(|_| HpkeError::Random)?;
     let mut bytes = Zeroizing::new([0u8; 32]);
     bytes.copy_from_slice(seed.as_ref());
-    let public = private
-        .compute_public_key()
-        .map_err(|_| HpkeError::Random)?;
-    let public = public.as_ref().try_into().map_err(|_| HpkeError::Random)?;
+    let public = public_of(&private).ok_or(HpkeError::Random)?;
     Ok((bytes, public))
 }
 
@@ -160,12 +160,7 @@ pub(crate) fn seal_psk(
     psk_id: &[u8],
 ) -> Result<([u8; 32], Vec<u8>), HpkeError> {
     let sk_e = PrivateKey::generate(&X25519).map_err(|_| HpkeError::Random)?;
-    let enc: [u8; 32] = sk_e
-        .compute_public_key()
-        .map_err(|_| HpkeError::Random)?
-        .as_ref()
-        .try_into()
-        .map_err(|_| HpkeError::Random)?;
+    let enc = public_of(&sk_e).ok_or(HpkeError::Random)?;
     let dh = dh(&sk_e, pk_r).ok_or(HpkeError::PublicKey)?;
     let shared = shared_secret(&dh, &enc, pk_r);
     let (key, nonce) = key_schedule(&shared, info, psk, psk_id)?;
@@ -191,12 +186,7 @@ pub(crate) fn open_psk(
     psk_id: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, HpkeError> {
     let private = PrivateKey::from_private_key(&X25519, sk_r).map_err(|_| HpkeError::Open)?;
-    let pk_r: [u8; 32] = private
-        .compute_public_key()
-        .map_err(|_| HpkeError::Open)?
-        .as_ref()
-        .try_into()
-        .map_err(|_| HpkeError::Open)?;
+    let pk_r = public_of(&private).ok_or(HpkeError::Open)?;
     let dh = dh(&private, enc).ok_or(HpkeError::Open)?;
     let shared = shared_secret(&dh, enc, &pk_r);
     let (key, nonce) = key_schedule(&shared, info, psk, psk_id).map_err(|_| HpkeError::Open)?;

@@ -273,13 +273,7 @@ impl Fleet {
             }
             Direction::Downlink => {
                 // Lost if the device is off or left that connection.
-                let Self {
-                    devices,
-                    link,
-                    trace,
-                    ..
-                } = self;
-                devices.deliver(conn, now, pdu, uplink(now, link, trace));
+                self.with_uplink(|devices, now, send| devices.deliver(conn, now, pdu, send));
             }
         }
     }
@@ -343,14 +337,7 @@ impl Fleet {
 
     /// Powers device `i` on.
     pub fn power_on(&mut self, i: usize) {
-        let now = self.now;
-        let Self {
-            devices,
-            link,
-            trace,
-            ..
-        } = self;
-        devices.power_on(i, now, uplink(now, link, trace));
+        self.with_uplink(|devices, now, send| devices.power_on(i, now, send));
     }
 
     /// Switches device `i` off where it stands: its timers no longer fire
@@ -367,14 +354,7 @@ impl Fleet {
 
     /// Device `i` sends a burst.
     pub fn send_data(&mut self, i: usize, data: &[u8]) -> Result<(), DataError> {
-        let now = self.now;
-        let Self {
-            devices,
-            link,
-            trace,
-            ..
-        } = self;
-        devices.send_data(i, now, data, uplink(now, link, trace))
+        self.with_uplink(|devices, now, send| devices.send_data(i, now, data, send))
     }
 
     /// Device `i` sends `message` outside its procedures ([`Device::send_raw`]).
@@ -398,14 +378,7 @@ impl Fleet {
 
     /// Moves what device `i` wants sent into the link, and its events out.
     fn pump_device(&mut self, i: usize) {
-        let now = self.now;
-        let Self {
-            devices,
-            link,
-            trace,
-            ..
-        } = self;
-        devices.pump(i, now, uplink(now, link, trace));
+        self.with_uplink(|devices, now, send| devices.pump(i, now, send));
     }
 
     /// Answers the network's [`AaaRequest`]s (onboarding EAP for a relayed
@@ -538,13 +511,7 @@ impl Fleet {
         {
             self.commit_now();
         }
-        let Self {
-            devices,
-            link,
-            trace,
-            ..
-        } = self;
-        devices.fire_due(now, uplink(now, link, trace));
+        self.with_uplink(|devices, now, send| devices.fire_due(now, send));
         true
     }
 
@@ -631,6 +598,24 @@ impl Fleet {
         let meter = self.metrics_mut().take_meter();
         self.metrics_mut().count_active_only(false);
         (sent, meter)
+    }
+}
+
+impl Fleet {
+    /// Lends the devices the clock and the place they send to (the trace,
+    /// then the link), for one operation of the core.
+    fn with_uplink<R>(
+        &mut self,
+        f: impl FnOnce(&mut Devices, SystemTime, &mut dyn FnMut(u64, nido_ue::Transmit)) -> R,
+    ) -> R {
+        let now = self.now;
+        let Self {
+            devices,
+            link,
+            trace,
+            ..
+        } = self;
+        f(devices, now, &mut uplink(now, link, trace))
     }
 }
 

@@ -46,7 +46,6 @@ impl EventLog {
     /// fields, at its loudness; the connection only in the debug line.
     fn event(&mut self, event: &NetworkEvent) {
         tracing::debug!(event = ?event, "network");
-        let r = event.record();
         if matches!(event, NetworkEvent::Discarded { .. }) {
             self.discarded += 1;
             if self.since.elapsed() >= Duration::from_secs(60) {
@@ -58,16 +57,22 @@ impl EventLog {
                 self.since = std::time::Instant::now();
             }
         }
+        // What anyone can cause at will costs no record and no line.
+        let loudness = event.loudness();
+        if loudness == Loudness::Debug {
+            return;
+        }
+        let r = event.record();
         // A field the event does not have is left out of the line.
         let message = r.kind.replace('_', " ");
         let device = r.device.as_deref();
         let supi = r.supi.as_deref();
         let cause = r.cause.map(|c| c.octet());
         let detail = (!r.detail.is_empty()).then_some(r.detail.as_str());
-        match r.loudness {
-            Loudness::Warn => tracing::warn!(device, supi, cause, detail, "{message}"),
-            Loudness::Info => tracing::info!(device, supi, detail, "{message}"),
-            Loudness::Debug => {}
+        if loudness == Loudness::Warn {
+            tracing::warn!(device, supi, cause, detail, "{message}");
+        } else {
+            tracing::info!(device, supi, detail, "{message}");
         }
     }
 }
