@@ -100,7 +100,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Gate {
     stage: Stage,
     held: Arc<Mutex<Held>>,
-    socket: Arc<UdpSocket>,
+    /// Where replies go; `None` for a [`Gate::detached`] gate.
+    socket: Option<Arc<UdpSocket>>,
     stats: Arc<CommitStats>,
     observer: Arc<std::sync::OnceLock<CommitObserver>>,
 }
@@ -117,12 +118,33 @@ impl core::fmt::Debug for Gate {
 impl Gate {
     /// A gate for replies sent on `socket` once `stage` made them durable.
     pub fn new(stage: Stage, socket: Arc<UdpSocket>) -> Self {
+        Self::with_socket(stage, Some(socket))
+    }
+
+    /// A gate that holds no replies of its own, for a [`Committer`] that
+    /// commits a stage whose drivers release their messages themselves
+    /// ([`Stage::release`], [`Stage::flush`]: the simulator's fleets in
+    /// `nido demo`), so the database works while they do. Replies handed
+    /// to it ([`Gate::send`]) are dropped once durable.
+    pub fn detached(stage: Stage) -> Self {
+        Self::with_socket(stage, None)
+    }
+
+    fn with_socket(stage: Stage, socket: Option<Arc<UdpSocket>>) -> Self {
         Self {
             stage,
             held: Arc::new(Mutex::new(Held::default())),
             socket,
             stats: Arc::new(CommitStats::default()),
             observer: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    /// Puts `datagram` on the wire (lost datagrams are the link's
+    /// business: timers recover).
+    fn transmit(&self, to: SocketAddr, datagram: &[u8]) {
+        if let Some(socket) = &self.socket {
+            let _ = socket.send_to(datagram, to);
         }
     }
 
@@ -158,8 +180,7 @@ impl Gate {
                 false
             }
             Some(true) if held.queue.is_empty() => {
-                // Lost datagrams are the link's business: timers recover.
-                let _ = self.socket.send_to(&datagram, to);
+                self.transmit(to, &datagram);
                 true
             }
             Some(_) => {
@@ -179,7 +200,7 @@ impl Gate {
             match self.stage.release(*tag) {
                 Some(true) => {
                     if let Some((_, to, datagram)) = held.queue.pop_front() {
-                        let _ = self.socket.send_to(&datagram, to);
+                        self.transmit(to, &datagram);
                         sent += 1;
                     }
                 }

@@ -66,17 +66,42 @@ pub struct Fleet {
 }
 
 /// The network's store as a [`Stage`] committed in groups: the network's
-/// messages wait in `held` for the commit that makes their writes durable,
-/// which happens `window` of simulated time after the first of them
-/// (issue #11: the simulator follows the server's durability rule, and its
-/// group commits are what make a real database keep up).
+/// messages gather in `held` for `window` of simulated time after the
+/// first of them; the group then closes (its writes are those issued so
+/// far) and takes another `window` to become durable, while the fleet goes
+/// on (issue #11: the simulator follows the server's durability rule, and
+/// its group commits are what make a real database keep up). Simulated
+/// time decides when a group's messages leave; real time only whether the
+/// fleet must wait for the database at that instant, so a run is still
+/// determined by its seed.
 struct GroupCommit {
     stage: Stage,
     window: Duration,
     epoch: u64,
     held: Vec<(Tag, nido_net::Transmit)>,
+    /// When the gathering group closes.
     due: Option<SystemTime>,
+    /// Closed groups, oldest first: when their messages leave, and the
+    /// writes that must be durable by then.
+    closed: std::collections::VecDeque<Closed>,
     groups: u64,
+}
+
+/// A closed group ([`GroupCommit`]).
+struct Closed {
+    at: SystemTime,
+    upto: u64,
+    held: Vec<(Tag, nido_net::Transmit)>,
+}
+
+impl GroupCommit {
+    /// When the fleet next has a group to close or to release.
+    fn next(&self) -> Option<SystemTime> {
+        [self.due, self.closed.front().map(|c| c.at)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
 }
 
 impl core::fmt::Debug for Fleet {
@@ -110,10 +135,14 @@ impl Fleet {
 
     /// Commits the network's writes in groups: `stage` must be the
     /// network's store. Every message the network produces waits for the
-    /// next commit, which makes every write issued before it durable;
-    /// commits happen `window` of simulated time after the first message
-    /// that waits (whatever the network wrote meanwhile goes in the same
-    /// group). A message that depended on no pending write waits too: the
+    /// next group, which makes every write issued before it durable; a
+    /// group closes `window` of simulated time after the first message that
+    /// waits (whatever the network wrote meanwhile goes in it) and its
+    /// messages leave `window` later, once its writes are durable: the
+    /// fleet commits them then itself if nobody else did (a committer
+    /// thread on the same stage, as `nido demo` runs, commits meanwhile, so
+    /// the database's time overlaps the fleet's work). A message that
+    /// depended on no pending write waits too: the
     /// stage may be shared with fleets on other threads, and what waits
     /// must not depend on their timing. A
     /// group the store refuses is abandoned ([`Stage::abandon`]): its
@@ -127,6 +156,7 @@ impl Fleet {
             epoch,
             held: Vec::new(),
             due: None,
+            closed: std::collections::VecDeque::new(),
             groups: 0,
         });
     }
@@ -136,19 +166,35 @@ impl Fleet {
         self.commit.as_ref().map_or(0, |c| c.groups)
     }
 
-    /// Makes the held messages' writes durable and sends them (a commit
-    /// that fails drops them and resets the network).
-    fn commit_now(&mut self) {
+    /// Closes the gathering group at `now`: its writes are those issued so
+    /// far, its messages leave one window later.
+    fn close_group(&mut self, now: SystemTime) {
         let Some(c) = self.commit.as_mut() else {
             return;
         };
         c.due = None;
         let upto = c.stage.issued();
+        let held = core::mem::take(&mut c.held);
+        c.closed.push_back(Closed {
+            at: now + c.window,
+            upto,
+            held,
+        });
+    }
+
+    /// Makes the oldest closed group's writes durable and sends its
+    /// messages (a commit that fails drops them and resets the network).
+    fn release_group(&mut self) {
+        let Some(c) = self.commit.as_mut() else {
+            return;
+        };
+        let Some(Closed { upto, held, .. }) = c.closed.pop_front() else {
+            return;
+        };
         if c.stage.flush(upto).is_err() {
             c.stage.abandon();
         }
         c.groups += 1;
-        let held = core::mem::take(&mut c.held);
         let stage = c.stage.clone();
         let now_epoch = stage.failures();
         if now_epoch != c.epoch {
@@ -463,7 +509,7 @@ impl Fleet {
             self.link.next_delivery(),
             self.network.poll_timeout(),
             self.devices.next_due(),
-            self.commit.as_ref().and_then(|c| c.due),
+            self.commit.as_ref().and_then(GroupCommit::next),
         ]
         .into_iter()
         .flatten()
@@ -509,7 +555,15 @@ impl Fleet {
             .and_then(|c| c.due)
             .is_some_and(|due| due <= now)
         {
-            self.commit_now();
+            self.close_group(now);
+        }
+        while self
+            .commit
+            .as_ref()
+            .and_then(|c| c.closed.front())
+            .is_some_and(|c| c.at <= now)
+        {
+            self.release_group();
         }
         self.with_uplink(|devices, now, send| devices.fire_due(now, send));
         true

@@ -107,7 +107,7 @@ const PG_UNAVAILABLE_CODES: [&str; 5] = [
 /// SQLite primary result codes that mean the file cannot be used now:
 /// PERM, BUSY, LOCKED, NOMEM, READONLY, INTERRUPT, IOERR, CORRUPT, FULL,
 /// CANTOPEN, PROTOCOL, NOTADB.
-const SQLITE_UNAVAILABLE: [i32; 12] = [3, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 26];
+pub(crate) const SQLITE_UNAVAILABLE: [i32; 12] = [3, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 26];
 
 /// Whether a database error means "cannot be reached or failed, try again
 /// later" rather than a statement the database refuses.

@@ -33,10 +33,14 @@
 //! ## Threads
 //! The trait is synchronous: a [`SqlStore`] owns a tokio current-thread
 //! runtime and blocks on it. Use it from a plain thread, never from inside a
-//! tokio runtime.
+//! tokio runtime. On SQLite, the protocol core's per-datagram reads (a
+//! subscription by device or SUPI, a device's owner) skip sqlx's worker
+//! thread: they run on the caller's thread on read-only connections of the
+//! same file (`direct`), still seeing only committed state.
 
 mod batch;
 mod credentials;
+mod direct;
 mod error;
 mod extras;
 mod kek;

@@ -12,6 +12,7 @@ use tokio::runtime::{Builder, Handle, Runtime};
 
 use crate::batch::{Conn, Op};
 use crate::credentials;
+use crate::direct::DirectReads;
 use crate::error::{SqlStoreError, StoreOpenError};
 use crate::kek::{Kek, Sealer};
 use crate::open::{self, Backend, Pool, Target};
@@ -79,6 +80,8 @@ pub struct SqlStore {
     pub(crate) deliveries: std::sync::atomic::AtomicU64,
     /// How many pending bursts an owner's outbox holds.
     pub(crate) outbox_limit: u64,
+    /// On SQLite, the core's reads on the caller's thread ([`DirectReads`]).
+    direct: Option<DirectReads>,
     rt: Runtime,
 }
 
@@ -295,6 +298,7 @@ impl SqlStore {
             applies: std::sync::atomic::AtomicU64::new(0),
             deliveries: std::sync::atomic::AtomicU64::new(0),
             outbox_limit: crate::outbox::OUTBOX_LIMIT,
+            direct: None,
             rt,
         };
         store.rt.block_on(open::migrate(&store.pool))?;
@@ -304,6 +308,16 @@ impl SqlStore {
         store
             .rekey_claims()
             .map_err(|e| StoreOpenError::Other(format!("re-keying claim code hashes: {e}")))?;
+        let mut store = store;
+        if let Target::Sqlite(path) = &target {
+            store.direct =
+                Some(
+                    DirectReads::open(path).map_err(|e| StoreOpenError::Unreachable {
+                        target: target.describe(),
+                        reason: e.to_string(),
+                    })?,
+                );
+        }
         Ok(store)
     }
 
@@ -457,11 +471,29 @@ impl SqlStore {
         } else {
             select_sub_rows!("WHERE device = $1")
         };
-        let row: Option<SubRow> = self.run(async {
-            on_pool!(self, |p, _begin| {
-                Ok(sqlx::query_as(sql).bind(key).fetch_optional(p).await?)
-            })
-        })?;
+        let row: Option<SubRow> = match &self.direct {
+            Some(direct) => direct.optional(sql, key, |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get(11)?,
+                ))
+            })?,
+            None => self.run(async {
+                on_pool!(self, |p, _begin| {
+                    Ok(sqlx::query_as(sql).bind(key).fetch_optional(p).await?)
+                })
+            })?,
+        };
         row.map(|r| self.subscription_of(r)).transpose()
     }
 
@@ -594,22 +626,23 @@ impl SqlStore {
     }
 
     fn try_owner_of_device(&self, device: &DeviceId) -> Result<Option<Owner>, SqlStoreError> {
+        // The first claim stands (a database written before schema 4 may
+        // hold later ones: they never took the device).
+        const SQL: &str = "SELECT o.id, o.name, o.credentials_enc FROM claims c \
+                           JOIN owners o ON o.id = c.owner \
+                           WHERE c.device = $1 AND c.owner IS NOT NULL \
+                           ORDER BY c.claim_seq ASC LIMIT 1";
         let device = device.to_string();
-        let row: Option<OwnerRow> = self.run(async {
-            on_pool!(self, |p, _begin| {
-                // The first claim stands (a database written before schema 4
-                // may hold later ones: they never took the device).
-                Ok(sqlx::query_as(
-                    "SELECT o.id, o.name, o.credentials_enc FROM claims c \
-                     JOIN owners o ON o.id = c.owner \
-                     WHERE c.device = $1 AND c.owner IS NOT NULL \
-                     ORDER BY c.claim_seq ASC LIMIT 1",
-                )
-                .bind(&device)
-                .fetch_optional(p)
-                .await?)
-            })
-        })?;
+        let row: Option<OwnerRow> = match &self.direct {
+            Some(direct) => {
+                direct.optional(SQL, &device, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            }
+            None => self.run(async {
+                on_pool!(self, |p, _begin| {
+                    Ok(sqlx::query_as(SQL).bind(&device).fetch_optional(p).await?)
+                })
+            })?,
+        };
         row.map(|r| self.owner_of(r)).transpose()
     }
 

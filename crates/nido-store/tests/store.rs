@@ -616,6 +616,92 @@ fn two_sqlite_stores_on_one_file_never_share_an_msin() {
     assert_eq!(unique.len(), 2 * PER_THREAD);
 }
 
+/// On SQLite the core's reads run on the caller's thread, on read-only
+/// connections of their own (issue #11): they must still see every commit
+/// of another handle (another process) at once, only committed state, and
+/// never wait for a writer.
+#[test]
+fn sqlite_reads_see_other_handles_commits_and_never_wait_for_a_writer() {
+    let dir = TempDir::new();
+    let url = dir.db();
+    let mut writer = open_sql(&url);
+    let reader = SqlStore::open(&url, kek()).unwrap();
+    assert!(
+        reader
+            .subscription_by_device(&id("DEV-1"))
+            .unwrap()
+            .is_none()
+    );
+    writer.put_subscription(sub("DEV-1", 1, 1)).unwrap();
+    assert_same(
+        &reader
+            .subscription_by_device(&id("DEV-1"))
+            .unwrap()
+            .unwrap(),
+        &sub("DEV-1", 1, 1),
+    );
+    // A new K for the same device and SUPI: seen by SUPI at once.
+    writer.put_subscription(sub("DEV-1", 1, 2)).unwrap();
+    assert_same(
+        &reader.subscription_by_supi(&supi(1)).unwrap().unwrap(),
+        &sub("DEV-1", 1, 2),
+    );
+    // A claim made through another handle counts at the next read.
+    assert!(reader.owner_of_device(&id("DEV-1")).unwrap().is_none());
+    writer.put_owner(owner("acme")).unwrap();
+    writer.add_claimable(&id("DEV-1"), "hash-1").unwrap();
+    writer.claim("acme", "hash-1").unwrap();
+    assert_eq!(
+        reader.owner_of_device(&id("DEV-1")).unwrap().map(|o| o.id),
+        Some("acme".to_owned())
+    );
+    // A writer holding its transaction open (another process releasing the
+    // subscription): reads answer at once with the committed state, then
+    // see the release as soon as it commits.
+    let path = url.strip_prefix("sqlite://").unwrap_or(&url);
+    let other = rusqlite::Connection::open(path).unwrap();
+    other.busy_timeout(Duration::from_secs(10)).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let changed = other
+        .execute(
+            "UPDATE subscriptions SET state = 'released' WHERE device = ?1",
+            [id("DEV-1").to_string()],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    // (Were the file not in WAL mode, the read would wait out the busy
+    // timeout and fail as unavailable.)
+    let seen = reader
+        .subscription_by_device(&id("DEV-1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        seen.state,
+        sub("DEV-1", 1, 2).state,
+        "uncommitted state was read"
+    );
+    other.execute_batch("COMMIT").unwrap();
+    assert_eq!(
+        reader
+            .subscription_by_device(&id("DEV-1"))
+            .unwrap()
+            .unwrap()
+            .state,
+        SubscriptionState::Released
+    );
+    // Many threads reading at once each get an answer.
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                for _ in 0..50 {
+                    assert!(reader.subscription_by_supi(&supi(1)).unwrap().is_some());
+                }
+            });
+        }
+    });
+    assert_eq!(reader.take_error(), None);
+}
+
 /// The secrets `fill` stored, in the forms they could leak in.
 fn secret_patterns() -> Vec<Vec<u8>> {
     let mut out = Vec::new();

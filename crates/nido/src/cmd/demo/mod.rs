@@ -94,10 +94,15 @@ type OpenedStore = (
     Option<Box<dyn Store + Send>>,
 );
 
-/// How long (simulated) the network's messages wait for the group commit
-/// that makes their writes durable, at most: the first message that waits
-/// starts the window, everything written until it closes commits together.
+/// How long (simulated) a group of the network's messages gathers, and
+/// then how long its commit takes: the first message that waits starts
+/// the window, everything written until it closes commits together, and
+/// its messages leave one window later ([`nido_sim::Fleet::set_group_commit`]).
 pub(super) const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(2);
+
+/// How long (real time) the demo's committer lets writes gather before it
+/// commits them.
+const COMMIT_GATHER: Duration = Duration::from_millis(0);
 
 fn open_store(db: Option<&str>, msins: u64) -> Result<OpenedStore> {
     if db == Some("memory") {
@@ -192,6 +197,23 @@ pub(crate) fn run(a: &DemoArgs) -> Result<()> {
     // On a database, the networks write through one stage, committed in
     // groups (the server's commit path); in memory, straight to the store.
     let stage = writer.map(|w| nido_net::Stage::new(Box::new(store.clone()), w));
+    // Its committer commits while the shards simulate, so the database's
+    // time overlaps theirs: a shard waits only when a group it releases is
+    // not durable yet (stopped, after what is pending, when dropped).
+    let _committer = stage
+        .as_ref()
+        .map(|s| {
+            let options = nido_access::commit::CommitOptions {
+                gather: COMMIT_GATHER,
+                ..Default::default()
+            };
+            nido_access::commit::Committer::start(
+                nido_access::commit::Gate::detached(s.clone()),
+                options,
+            )
+        })
+        .transpose()
+        .context("the committer thread")?;
     let home_network_key = HomeNetworkKey::generate(Profile::A, 1)
         .and_then(|k| k.private_octets())
         .map_err(|e| anyhow::anyhow!("home network key: {e}"))?;
