@@ -148,7 +148,10 @@ pub(crate) struct UeContext {
     pub(crate) device_cert: Option<Box<nido_pki::DeviceInfo>>,
     /// The onboarding SUPI (NAI) or the subscription's SUPI.
     pub(crate) supi: Option<Supi>,
-    /// The owner of the subscription, for the application sink.
+    /// The owner of the subscription, for the application sink: set when a
+    /// registration with the subscription completes (an onboarding
+    /// registration carries no data; the PVS reads the owner itself when
+    /// it provisions).
     pub(crate) owner: Option<String>,
     pub(crate) guti: Option<Guti5g>,
     pub(crate) session: Option<PduSession>,

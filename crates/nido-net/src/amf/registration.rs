@@ -20,22 +20,12 @@ use super::context::{Authentication, MmState, TimerKind, UeContext};
 use super::{ConnectionId, Network, Outstanding};
 use crate::ausf::{self, AkaSession};
 use crate::events::NetworkEvent;
-use crate::store::StoreError;
 use crate::udm::UdmError;
 use nido_sec::aka::HeAv;
 
 /// The ngKSI of the onboarding context and of the 5G-AKA context.
 pub(super) const NGKSI_ONBOARDING: u8 = 0;
 const NGKSI_AKA: u8 = 1;
-
-/// The 5GMM cause of a registration the store failed: #22 (congestion,
-/// with T3346) when it cannot be reached, #111 otherwise.
-fn store_cause(e: &StoreError) -> Cause {
-    match e {
-        StoreError::Unavailable(_) => Cause::CONGESTION,
-        _ => Cause::PROTOCOL_ERROR_UNSPECIFIED,
-    }
-}
 
 /// A copy of a vector (its secrets are zeroizing types that clone).
 fn copy(av: &HeAv) -> HeAv {
@@ -569,29 +559,9 @@ impl Network {
                 return self.reject_protocol_error(conn, Some(device), e.to_string());
             }
         };
-        let owner = match congested {
-            Some(_) => None,
-            None => match self.store.owner_of_device(&device) {
-                Ok(owner) => owner.map(|o| o.id),
-                Err(e) if store_cause(&e) == Cause::CONGESTION => {
-                    congested = Some(format!("owner of the device: {e}"));
-                    None
-                }
-                Err(e) => {
-                    return self.reject(
-                        conn,
-                        store_cause(&e),
-                        Some(device),
-                        format!("owner of the device: {e}"),
-                        None,
-                    );
-                }
-            },
-        };
         let refused = congested.is_some();
         if let Some(ctx) = self.ues.get_mut(&conn) {
             ctx.device = Some(device.clone());
-            ctx.owner = owner;
             ctx.k_prov = Some(k_prov);
             ctx.state = MmState::SecurityMode;
             ctx.congested = congested;
