@@ -9,11 +9,17 @@
 //! # Order
 //! A batch has the effect of its writes applied one after the other, in
 //! order (what the trait's default `apply` does), with fewer statements:
-//! - a `Subscription` write is one upsert, in its place. Who holds its SUPI
-//!   and what its device held before (the conflict check, the
-//!   `provisioning` log) are read once for the whole batch at its start and
-//!   followed write by write in memory (the rows a batch reads are the ones
-//!   its own writes change);
+//! - `Subscription` writes (whole rows) wait in a buffer and go out as one
+//!   upsert while they commute: a row naming a device or SUPI a waiting
+//!   row names (as its own, or as the SUPI its device leaves) writes the
+//!   waiting rows first, and the rows are written before any buffered
+//!   column write (below), which came after them. With each upsert, the
+//!   claims of the devices whose package it delivers are locked before it
+//!   and their owners settled after it, one statement each. Who holds a
+//!   SUPI and what a device held before (the conflict check, the
+//!   `provisioning` log) are read once for the whole batch at its start
+//!   and followed write by write in memory (the rows a batch reads are the
+//!   ones its own writes change);
 //! - `Sqn` and `State` writes wait in a buffer, one entry per SUPI and
 //!   column (a later write of the same SUPI replaces an earlier one: the
 //!   last one wins), and are written as one statement per column
@@ -327,6 +333,85 @@ impl Pending {
     }
 }
 
+/// Whole-row writes (`Subscription`) waiting to be written together, in
+/// one upsert: rows that name distinct devices and SUPIs commute, so a row
+/// that names a device or SUPI one of them names (as its own or as the
+/// SUPI its device leaves) first writes the rows waiting.
+#[derive(Default)]
+struct Rows<'a> {
+    rows: Vec<&'a SealedSub>,
+    /// The devices whose package these rows deliver (a new package id).
+    delivered: Vec<&'a str>,
+    /// Every device and SUPI the waiting rows name.
+    keys: HashSet<String>,
+}
+
+impl<'a> Rows<'a> {
+    /// Whether `row` (whose device held `old_supi`) names a key of a
+    /// waiting row.
+    fn names(&self, row: &SealedSub, old_supi: Option<&str>) -> bool {
+        self.keys.contains(row.device.as_str())
+            || self.keys.contains(row.supi.as_str())
+            || old_supi.is_some_and(|s| self.keys.contains(s))
+    }
+
+    fn push(&mut self, row: &'a SealedSub, old_supi: Option<&str>, delivered: bool) {
+        self.keys.insert(row.device.clone());
+        self.keys.insert(row.supi.clone());
+        if let Some(s) = old_supi {
+            self.keys.insert(s.to_owned());
+        }
+        if delivered {
+            self.delivered.push(&row.device);
+        }
+        self.rows.push(row);
+    }
+
+    /// Writes the waiting rows: the delivered devices' claims locked, the
+    /// rows upserted, the owners settled (each device whose package's
+    /// owner is no longer its owner gets a `PackageEnded` audit entry).
+    async fn flush<C: Conn>(
+        &mut self,
+        c: &mut C,
+        now: i64,
+        audit: &mut AuditBatch,
+    ) -> Result<(), SqlStoreError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        // In SUPI order, as every other write: two processes lock rows in
+        // the same order.
+        self.rows.sort_unstable_by(|a, b| a.supi.cmp(&b.supi));
+        self.delivered.sort_unstable();
+        c.lock_claims(&self.delivered).await?;
+        c.upsert_subscriptions(&self.rows, now).await?;
+        let mut settled = c.settle_owners(&self.delivered, now - 1).await?;
+        settled.sort_unstable();
+        for device in settled {
+            let Some(row) = self.rows.iter().find(|r| r.device == device) else {
+                continue;
+            };
+            let event = nido_net::NetworkEvent::PackageEnded {
+                device: crate::sql::device_id(&row.device)?,
+                supi: nido_sec::Supi::parse(&row.supi)
+                    .map_err(|e| SqlStoreError::Corrupt(format!("SUPI {}: {e}", row.supi)))?,
+                reason: "delivered for an owner the device no longer has (a release \
+                         or a claim came first): its owner's access ends and the \
+                         device renews it"
+                    .to_owned(),
+            };
+            audit.entry(AuditEntry::from_event(
+                u64::try_from(now).unwrap_or(0),
+                &event,
+            ));
+        }
+        self.rows.clear();
+        self.delivered.clear();
+        self.keys.clear();
+        Ok(())
+    }
+}
+
 /// Applies `ops` with `c`, inside the caller's transaction (see the module
 /// documentation for the order).
 async fn apply_ops<C: Conn>(
@@ -376,6 +461,7 @@ async fn apply_ops<C: Conn>(
     }
 
     let mut pending = Pending::default();
+    let mut rows = Rows::default();
     let mut audit = AuditBatch::default();
     let mut packages: Vec<(&SealedSub, bool)> = Vec::new();
     let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
@@ -388,36 +474,23 @@ async fn apply_ops<C: Conn>(
                 audit: events,
             } => {
                 let old = holders.put(row)?;
-                if pending.touches(&row.supi)
-                    || old.as_ref().is_some_and(|(s, _)| pending.touches(s))
-                {
+                let old_supi = old.as_ref().map(|(s, _)| s.as_str());
+                // The waiting rows go first if this row does not commute
+                // with them, and always before the buffered column writes
+                // (which may follow rows of their SUPIs).
+                if rows.names(row, old_supi) {
+                    rows.flush(c, now, &mut audit).await?;
+                }
+                if pending.touches(&row.supi) || old_supi.is_some_and(|s| pending.touches(s)) {
+                    rows.flush(c, now, &mut audit).await?;
                     pending.flush(c, now).await?;
                 }
                 let delivered = old.as_ref().map(|(_, p)| p) != Some(&row.package_id);
                 if delivered {
-                    c.lock_claims(&row.device).await?;
-                }
-                c.upsert_subscription(row, now).await?;
-                if delivered {
                     packages.push((row, old.is_some()));
                 }
                 audit.events(*at, events, |s| holders.holder(s))?;
-                if delivered && c.settle_owner(&row.device, now - 1).await? {
-                    let event = nido_net::NetworkEvent::PackageEnded {
-                        device: crate::sql::device_id(&row.device)?,
-                        supi: nido_sec::Supi::parse(&row.supi).map_err(|e| {
-                            SqlStoreError::Corrupt(format!("SUPI {}: {e}", row.supi))
-                        })?,
-                        reason: "delivered for an owner the device no longer has (a release \
-                                 or a claim came first): its owner's access ends and the \
-                                 device renews it"
-                            .to_owned(),
-                    };
-                    audit.entry(AuditEntry::from_event(
-                        u64::try_from(now).unwrap_or(0),
-                        &event,
-                    ));
-                }
+                rows.push(row, old_supi, delivered);
             }
             Op::Sqn { supi, seq, ind } => {
                 pending.note(supi);
@@ -440,6 +513,7 @@ async fn apply_ops<C: Conn>(
             Op::Uplink(uplink) => uplinks.push(uplink),
         }
     }
+    rows.flush(c, now, &mut audit).await?;
     pending.flush(c, now).await?;
     c.log_packages(&packages, now).await?;
     c.add_allocations(&counts).await?;
@@ -461,9 +535,11 @@ fn collect_registered(events: &[NetworkEvent], out: &mut Vec<String>) {
 }
 
 /// The statements of a batch on one backend: the same SQL where the
-/// backends agree (written once, [`shared_ops`]), multi-row statements on
-/// PostgreSQL where each statement is a network round trip, one statement
-/// per row on SQLite (in process; sqlx caches the prepared statements).
+/// backends agree (written once, [`shared_ops`]), and each kind of
+/// multi-row write one statement on either (`UNNEST` of array parameters
+/// on PostgreSQL, where a statement is a network round trip; `json_each`
+/// of one JSON parameter on SQLite, where it is a round trip to sqlx's
+/// worker thread).
 pub(crate) trait Conn {
     /// The rows (SUPI, device, package id) holding one of `supis` or
     /// belonging to one of `devices`.
@@ -472,26 +548,36 @@ pub(crate) trait Conn {
         supis: &[&str],
         devices: &[&str],
     ) -> Result<Vec<(String, String, Vec<u8>)>, SqlStoreError>;
-    /// Inserts or replaces the row of `row.device`.
-    async fn upsert_subscription(&mut self, row: &SealedSub, now: i64)
-    -> Result<(), SqlStoreError>;
-    /// After a package of `device` was written: when the device has claim
-    /// codes (a release leaves one, unused) and the owner the package names
-    /// is not its owner by them at this commit (the first claim with an
-    /// owner; none after a release), the owner column takes
+    /// Inserts or replaces the row of each `rows[i].device`, in one
+    /// statement (the rows name distinct devices and SUPIs: [`Rows`]).
+    async fn upsert_subscriptions(
+        &mut self,
+        rows: &[&SealedSub],
+        now: i64,
+    ) -> Result<(), SqlStoreError>;
+    /// After packages of `devices` were written: for each device that has
+    /// claim codes (a release leaves one, unused) and whose package names
+    /// an owner that is not its owner by them at this commit (the first
+    /// claim with an owner; none after a release), the owner column takes
     /// the claims' owner and the package ends at `ended` (Unix seconds):
     /// the package was built for an owner the device no longer has (a
     /// release or a claim raced the delivery), so its owner's access ends
     /// now and the device renews it with the right credentials. Returns
-    /// whether it did.
-    async fn settle_owner(&mut self, device: &str, ended: i64) -> Result<bool, SqlStoreError>;
-    /// Locks the claim rows of `device` until the commit (PostgreSQL:
-    /// `FOR UPDATE`; SQLite's write transactions are serialised already),
-    /// taken before a package of the device is written: a release or a
-    /// claim of the device (which lock its claims, then its subscription,
-    /// in that order too) then waits for this commit and sees the row, or
-    /// commits first and [`Conn::settle_owner`] sees its change.
-    async fn lock_claims(&mut self, device: &str) -> Result<(), SqlStoreError>;
+    /// the devices it did that to (and advances the trust generation once
+    /// if any), in one statement.
+    async fn settle_owners(
+        &mut self,
+        devices: &[&str],
+        ended: i64,
+    ) -> Result<Vec<String>, SqlStoreError>;
+    /// Locks the claim rows of `devices` until the commit (PostgreSQL:
+    /// `FOR UPDATE`, in device order; SQLite's write transactions are
+    /// serialised already), taken before packages of the devices are
+    /// written: a release or a claim of a device (which lock its claims,
+    /// then its subscription, in that order too) then waits for this
+    /// commit and sees the row, or commits first and
+    /// [`Conn::settle_owners`] sees its change.
+    async fn lock_claims(&mut self, devices: &[&str]) -> Result<(), SqlStoreError>;
     /// Logs packages delivered (row, re-provisioned), in order.
     async fn log_packages(
         &mut self,
@@ -567,6 +653,36 @@ const NEXT_SEQ: &str = "INSERT INTO uplink_seq (device, last) VALUES ($1, 1) \
 /// The one-row insert of an audit entry.
 const INSERT_AUDIT: &str = "INSERT INTO audit (at, kind, device, supi, cause, detail) \
                             VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// The settling of owners ([`Conn::settle_owners`]) for the devices that
+/// `$in` selects (the backend's list parameter `$1`); `$2` is the end.
+macro_rules! settle_owners_sql {
+    ($in:literal) => {
+        concat!(
+            "UPDATE subscriptions SET owner = (SELECT c.owner FROM claims c \
+             WHERE c.device = subscriptions.device AND c.owner IS NOT NULL \
+             ORDER BY c.claim_seq LIMIT 1), \
+             not_after = CASE WHEN not_after IS NULL OR not_after > $2 THEN $2 \
+             ELSE not_after END \
+             WHERE device ",
+            $in,
+            " AND COALESCE(owner, '') <> COALESCE((SELECT c.owner \
+             FROM claims c WHERE c.device = subscriptions.device AND c.owner IS NOT NULL \
+             ORDER BY c.claim_seq LIMIT 1), '') \
+             AND EXISTS (SELECT 1 FROM claims c2 WHERE c2.device = subscriptions.device) \
+             RETURNING device"
+        )
+    };
+}
+
+/// What an upsert of whole subscription rows sets when the device has a
+/// row already (every column but the device).
+const UPSERT_SET: &str = "ON CONFLICT (device) DO UPDATE SET supi = excluded.supi, \
+     k_enc = excluded.k_enc, opc_enc = excluded.opc_enc, amf = excluded.amf, \
+     sqn_seq = excluded.sqn_seq, sqn_ind = excluded.sqn_ind, \
+     state = excluded.state, owner = excluded.owner, \
+     package_id = excluded.package_id, updated_at = excluded.updated_at, \
+     not_after = excluded.not_after, suci_key_id = excluded.suci_key_id";
 
 /// The methods of [`Conn`] whose SQL both backends take as it is.
 macro_rules! shared_ops {
@@ -674,65 +790,6 @@ macro_rules! shared_ops {
             .await?)
         }
 
-        async fn settle_owner(&mut self, device: &str, ended: i64) -> Result<bool, SqlStoreError> {
-            // The claims' owner of the device: its first claim with one.
-            let done = sqlx::query(
-                "UPDATE subscriptions SET owner = (SELECT c.owner FROM claims c \
-                 WHERE c.device = $1 AND c.owner IS NOT NULL ORDER BY c.claim_seq LIMIT 1), \
-                 not_after = CASE WHEN not_after IS NULL OR not_after > $2 THEN $2 \
-                 ELSE not_after END \
-                 WHERE device = $1 AND COALESCE(owner, '') <> COALESCE((SELECT c.owner \
-                 FROM claims c WHERE c.device = $1 AND c.owner IS NOT NULL \
-                 ORDER BY c.claim_seq LIMIT 1), '') \
-                 AND EXISTS (SELECT 1 FROM claims c2 WHERE c2.device = $1)",
-            )
-            .bind(device)
-            .bind(ended)
-            .execute(&mut *self)
-            .await?;
-            let ended = done.rows_affected() > 0;
-            if ended {
-                sqlx::query(crate::extras::BUMP_TRUST_GENERATION)
-                    .execute(&mut *self)
-                    .await?;
-            }
-            Ok(ended)
-        }
-
-        async fn upsert_subscription(
-            &mut self,
-            row: &SealedSub,
-            now: i64,
-        ) -> Result<(), SqlStoreError> {
-            sqlx::query(
-                "INSERT INTO subscriptions (supi, device, k_enc, opc_enc, amf, sqn_seq, \
-                 sqn_ind, state, owner, package_id, updated_at, not_after, suci_key_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                 ON CONFLICT (device) DO UPDATE SET supi = excluded.supi, \
-                 k_enc = excluded.k_enc, opc_enc = excluded.opc_enc, amf = excluded.amf, \
-                 sqn_seq = excluded.sqn_seq, sqn_ind = excluded.sqn_ind, \
-                 state = excluded.state, owner = excluded.owner, \
-                 package_id = excluded.package_id, updated_at = excluded.updated_at, \
-                 not_after = excluded.not_after, suci_key_id = excluded.suci_key_id",
-            )
-            .bind(&row.supi)
-            .bind(&row.device)
-            .bind(&row.k_enc)
-            .bind(&row.opc_enc)
-            .bind(row.amf.as_slice())
-            .bind(row.seq)
-            .bind(row.ind)
-            .bind(row.state)
-            .bind(row.owner.as_deref())
-            .bind(row.package_id.as_slice())
-            .bind(now)
-            .bind(row.not_after)
-            .bind(row.suci_key_id)
-            .execute(&mut *self)
-            .await?;
-            Ok(())
-        }
-
         async fn add_allocations(
             &mut self,
             counts: &BTreeMap<&str, i64>,
@@ -786,10 +843,76 @@ macro_rules! shared_ops {
 impl Conn for SqliteConnection {
     shared_ops!("SELECT allocated, range_size FROM msin_counter WHERE id = 1");
 
-    async fn lock_claims(&mut self, _device: &str) -> Result<(), SqlStoreError> {
+    async fn lock_claims(&mut self, _devices: &[&str]) -> Result<(), SqlStoreError> {
         // The transaction began IMMEDIATE: it holds SQLite's one write
         // lock, and no release or claim runs until it ends.
         Ok(())
+    }
+
+    async fn upsert_subscriptions(
+        &mut self,
+        rows: &[&SealedSub],
+        now: i64,
+    ) -> Result<(), SqlStoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // Octets as hex (`unhex` back), so the batch is plain JSON.
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.supi.as_str(),
+                    r.device.as_str(),
+                    hex::encode(&r.k_enc),
+                    hex::encode(&r.opc_enc),
+                    hex::encode(r.amf),
+                    r.seq,
+                    r.ind,
+                    r.state,
+                    r.owner.as_deref(),
+                    hex::encode(r.package_id),
+                    r.not_after,
+                    r.suci_key_id,
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO subscriptions (supi, device, k_enc, opc_enc, amf, sqn_seq, \
+             sqn_ind, state, owner, package_id, updated_at, not_after, suci_key_id) \
+             SELECT value ->> 0, value ->> 1, unhex(value ->> 2), unhex(value ->> 3), \
+             unhex(value ->> 4), value ->> 5, value ->> 6, value ->> 7, value ->> 8, \
+             unhex(value ->> 9), $2, value ->> 10, value ->> 11 \
+             FROM json_each($1) WHERE true ORDER BY key {UPSERT_SET}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(json(serde_json::to_string(&rows))?)
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
+    async fn settle_owners(
+        &mut self,
+        devices: &[&str],
+        ended: i64,
+    ) -> Result<Vec<String>, SqlStoreError> {
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let settled: Vec<String> =
+            sqlx::query_scalar(settle_owners_sql!("IN (SELECT value FROM json_each($1))"))
+                .bind(json(serde_json::to_string(devices))?)
+                .bind(ended)
+                .fetch_all(&mut *self)
+                .await?;
+        if !settled.is_empty() {
+            sqlx::query(crate::extras::BUMP_TRUST_GENERATION)
+                .execute(&mut *self)
+                .await?;
+        }
+        Ok(settled)
     }
 
     async fn rows_of(
@@ -941,12 +1064,84 @@ fn json(rows: serde_json::Result<String>) -> Result<String, SqlStoreError> {
 impl Conn for PgConnection {
     shared_ops!("SELECT allocated, range_size FROM msin_counter WHERE id = 1 FOR UPDATE");
 
-    async fn lock_claims(&mut self, device: &str) -> Result<(), SqlStoreError> {
-        sqlx::query("SELECT 1 FROM claims WHERE device = $1 FOR UPDATE")
-            .bind(device)
+    async fn lock_claims(&mut self, devices: &[&str]) -> Result<(), SqlStoreError> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("SELECT 1 FROM claims WHERE device = ANY($1) ORDER BY device FOR UPDATE")
+            .bind(devices)
             .execute(&mut *self)
             .await?;
         Ok(())
+    }
+
+    async fn upsert_subscriptions(
+        &mut self,
+        rows: &[&SealedSub],
+        now: i64,
+    ) -> Result<(), SqlStoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let supis: Vec<&str> = rows.iter().map(|r| r.supi.as_str()).collect();
+        let devices: Vec<&str> = rows.iter().map(|r| r.device.as_str()).collect();
+        let ks: Vec<&[u8]> = rows.iter().map(|r| r.k_enc.as_slice()).collect();
+        let opcs: Vec<&[u8]> = rows.iter().map(|r| r.opc_enc.as_slice()).collect();
+        let amfs: Vec<&[u8]> = rows.iter().map(|r| r.amf.as_slice()).collect();
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        let inds: Vec<i64> = rows.iter().map(|r| r.ind).collect();
+        let states: Vec<&str> = rows.iter().map(|r| r.state).collect();
+        let owners: Vec<Option<&str>> = rows.iter().map(|r| r.owner.as_deref()).collect();
+        let packages: Vec<&[u8]> = rows.iter().map(|r| r.package_id.as_slice()).collect();
+        let ends: Vec<Option<i64>> = rows.iter().map(|r| r.not_after).collect();
+        let keys: Vec<Option<i64>> = rows.iter().map(|r| r.suci_key_id).collect();
+        let sql = format!(
+            "INSERT INTO subscriptions (supi, device, k_enc, opc_enc, amf, sqn_seq, \
+             sqn_ind, state, owner, package_id, updated_at, not_after, suci_key_id) \
+             SELECT s, d, k, o, a, q, i, st, ow, p, $13, e, sk FROM UNNEST($1::text[], \
+             $2::text[], $3::bytea[], $4::bytea[], $5::bytea[], $6::int8[], $7::int8[], \
+             $8::text[], $9::text[], $10::bytea[], $11::int8[], $12::int8[]) \
+             WITH ORDINALITY AS u(s, d, k, o, a, q, i, st, ow, p, e, sk, n) ORDER BY n \
+             {UPSERT_SET}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(supis)
+            .bind(devices)
+            .bind(ks)
+            .bind(opcs)
+            .bind(amfs)
+            .bind(seqs)
+            .bind(inds)
+            .bind(states)
+            .bind(owners)
+            .bind(packages)
+            .bind(ends)
+            .bind(keys)
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
+    async fn settle_owners(
+        &mut self,
+        devices: &[&str],
+        ended: i64,
+    ) -> Result<Vec<String>, SqlStoreError> {
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let settled: Vec<String> = sqlx::query_scalar(settle_owners_sql!("= ANY($1)"))
+            .bind(devices)
+            .bind(ended)
+            .fetch_all(&mut *self)
+            .await?;
+        if !settled.is_empty() {
+            sqlx::query(crate::extras::BUMP_TRUST_GENERATION)
+                .execute(&mut *self)
+                .await?;
+        }
+        Ok(settled)
     }
 
     async fn rows_of(

@@ -1814,6 +1814,74 @@ fn the_last_write_of_a_supi_in_a_batch_wins(s: &mut SqlStore) {
     assert_eq!(s.take_error(), None);
 }
 
+/// Whole rows of one batch go to the database together (one upsert for
+/// rows that commute); a batch whose rows and column writes interleave on
+/// shared devices and SUPIs (a device moving to another SUPI, another
+/// device taking the one it left, SQN and state writes before and after
+/// rows of their SUPI) ends as the same writes applied one by one: the
+/// reference, `MemoryStore`'s `apply`.
+fn interleaved_rows_end_as_written_one_by_one(s: &mut SqlStore) {
+    let mut reference = nido_net::MemoryStore::new(MSINS * 10);
+    let seeded = [sub("DEV-1", 1, 1), sub("DEV-2", 2, 2)];
+    for sub in &seeded {
+        s.put_subscription(sub.clone()).unwrap();
+        reference.put_subscription(sub.clone()).unwrap();
+    }
+    let mut moved = sub("DEV-1", 5, 11);
+    moved.package_id = [0x51; 16];
+    let mut taken = sub("DEV-4", 1, 14);
+    taken.package_id = [0x41; 16];
+    let mut third = sub("DEV-3", 3, 13);
+    third.package_id = [0x33; 16];
+    let batch = vec![
+        sqn_write(2, 7),
+        sub_write(third.clone(), 10, vec![]),
+        sub_write(sub("DEV-6", 6, 16), 10, vec![]),
+        sub_write(sub("DEV-7", 7, 17), 10, vec![]),
+        sqn_write(1, 8),
+        state_write(3, SubscriptionState::Provisioned, 11),
+        sub_write(moved, 12, vec![]),
+        sub_write(taken, 13, vec![]),
+        sqn_write(1, 9),
+        state_write(2, SubscriptionState::Active, 14),
+        sub_write(sub("DEV-2", 2, 22), 15, vec![]),
+        sqn_write(3, 10),
+        sub_write(sub("DEV-8", 8, 18), 16, vec![]),
+        sqn_write(5, 12),
+        sqn_write(6, 13),
+        sub_write(sub("DEV-9", 9, 19), 17, vec![]),
+        state_write(9, SubscriptionState::Provisioned, 18),
+    ];
+    s.apply(&batch).unwrap();
+    reference.apply(&batch).unwrap();
+    let mut ours = s.subscriptions().unwrap();
+    let mut theirs = reference.subscriptions().unwrap();
+    ours.sort_by_key(|x| x.device.to_string());
+    theirs.sort_by_key(|x| x.device.to_string());
+    assert_eq!(ours.len(), theirs.len());
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert_same(a, b);
+    }
+    // Every new package logged once, in the batch's order.
+    assert_eq!(s.provisioning_log(&id("DEV-1")).unwrap().len(), 2);
+    assert_eq!(s.provisioning_log(&id("DEV-4")).unwrap().len(), 1);
+    assert_eq!(s.take_error(), None);
+}
+
+#[test]
+fn interleaved_rows_end_as_written_one_by_one_sqlite() {
+    let dir = TempDir::new();
+    interleaved_rows_end_as_written_one_by_one(&mut open_sql(&dir.db()));
+}
+
+#[test]
+fn interleaved_rows_end_as_written_one_by_one_postgres() {
+    let Some(db) = PgDb::new("interleaved_rows_end_as_written_one_by_one_postgres") else {
+        return;
+    };
+    interleaved_rows_end_as_written_one_by_one(&mut open_sql(&db.url()));
+}
+
 #[test]
 fn the_last_write_of_a_supi_in_a_batch_wins_sqlite() {
     let dir = TempDir::new();

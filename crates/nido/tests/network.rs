@@ -130,6 +130,24 @@ fn kill_and_restart(name: &str, db: Option<&str>) {
     // worker appends it to uplink.jsonl (no delivery set) right after.
     let data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"t=21.5C");
     wait_for_log(&d.join("net/uplink.jsonl"), &data, Duration::from_secs(30));
+    // The worker marks the entry delivered after appending it: killed in
+    // between, it would deliver it again at the next start (at least
+    // once), and the status below would still count it pending.
+    let started = Instant::now();
+    loop {
+        let status = json_lines(&ok(
+            &["network", "delivery", "status", "--dir", "net", "--json"],
+            d,
+        ));
+        if status.first().is_some_and(|s| s["delivered"] == 1) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the burst was never marked delivered: {status:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     network.kill().unwrap();
     network.wait().unwrap();
 
