@@ -13,7 +13,8 @@
 //!   upsert while they commute: a row naming a device or SUPI a waiting
 //!   row names (as its own, or as the SUPI its device leaves) writes the
 //!   waiting rows first, and the rows are written before any buffered
-//!   column write (below), which came after them. With each upsert, the
+//!   column write (below: those of a row's SUPI came after it, the others
+//!   commute with it). With each upsert, the
 //!   claims of the devices whose package it delivers are locked before it
 //!   and their owners settled after it, one statement each. Who holds a
 //!   SUPI and what a device held before (the conflict check, the
@@ -120,6 +121,24 @@ impl AuditBatch {
     /// Appends an entry (entries keep their order).
     pub(crate) fn entry(&mut self, entry: AuditEntry) {
         self.entries.push(entry);
+    }
+
+    /// Where the next entry goes: a place [`AuditBatch::entries_at`] puts
+    /// entries known only later (a settled owner, once its row is written).
+    fn mark(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Puts each `(mark, entry)` where its mark was taken, before what was
+    /// appended since (marks in any order).
+    fn entries_at(&mut self, mut placed: Vec<(usize, AuditEntry)>) {
+        // From the last place to the first: an insertion moves only what
+        // follows it, so earlier marks stay valid; equal marks keep their
+        // order.
+        placed.sort_by_key(|(at, _)| *at);
+        for (at, entry) in placed.into_iter().rev() {
+            self.entries.insert(at.min(self.entries.len()), entry);
+        }
     }
 
     /// Device `serial` seen at `at` in `state`: its first sighting in the
@@ -340,8 +359,10 @@ impl Pending {
 #[derive(Default)]
 struct Rows<'a> {
     rows: Vec<&'a SealedSub>,
-    /// The devices whose package these rows deliver (a new package id).
-    delivered: Vec<&'a str>,
+    /// The devices whose package these rows deliver (a new package id),
+    /// with where the audit trail stood after the row's own entries
+    /// ([`AuditBatch::mark`]): a `PackageEnded` goes there.
+    delivered: Vec<(&'a str, usize)>,
     /// Every device and SUPI the waiting rows name.
     keys: HashSet<String>,
 }
@@ -355,21 +376,22 @@ impl<'a> Rows<'a> {
             || old_supi.is_some_and(|s| self.keys.contains(s))
     }
 
-    fn push(&mut self, row: &'a SealedSub, old_supi: Option<&str>, delivered: bool) {
+    fn push(&mut self, row: &'a SealedSub, old_supi: Option<&str>, delivered: Option<usize>) {
         self.keys.insert(row.device.clone());
         self.keys.insert(row.supi.clone());
         if let Some(s) = old_supi {
             self.keys.insert(s.to_owned());
         }
-        if delivered {
-            self.delivered.push(&row.device);
+        if let Some(mark) = delivered {
+            self.delivered.push((&row.device, mark));
         }
         self.rows.push(row);
     }
 
     /// Writes the waiting rows: the delivered devices' claims locked, the
     /// rows upserted, the owners settled (each device whose package's
-    /// owner is no longer its owner gets a `PackageEnded` audit entry).
+    /// owner is no longer its owner gets a `PackageEnded` audit entry,
+    /// right after its row's own entries, as if settled in its place).
     async fn flush<C: Conn>(
         &mut self,
         c: &mut C,
@@ -382,13 +404,17 @@ impl<'a> Rows<'a> {
         // In SUPI order, as every other write: two processes lock rows in
         // the same order.
         self.rows.sort_unstable_by(|a, b| a.supi.cmp(&b.supi));
-        self.delivered.sort_unstable();
-        c.lock_claims(&self.delivered).await?;
+        let mut devices: Vec<&str> = self.delivered.iter().map(|(d, _)| *d).collect();
+        devices.sort_unstable();
+        c.lock_claims(&devices).await?;
         c.upsert_subscriptions(&self.rows, now).await?;
-        let mut settled = c.settle_owners(&self.delivered, now - 1).await?;
-        settled.sort_unstable();
+        let settled = c.settle_owners(&devices, now - 1).await?;
+        let mut placed = Vec::with_capacity(settled.len());
         for device in settled {
-            let Some(row) = self.rows.iter().find(|r| r.device == device) else {
+            let (Some(row), Some(&(_, mark))) = (
+                self.rows.iter().find(|r| r.device == device),
+                self.delivered.iter().find(|(d, _)| *d == device),
+            ) else {
                 continue;
             };
             let event = nido_net::NetworkEvent::PackageEnded {
@@ -400,11 +426,12 @@ impl<'a> Rows<'a> {
                          device renews it"
                     .to_owned(),
             };
-            audit.entry(AuditEntry::from_event(
-                u64::try_from(now).unwrap_or(0),
-                &event,
+            placed.push((
+                mark,
+                AuditEntry::from_event(u64::try_from(now).unwrap_or(0), &event),
             ));
         }
+        audit.entries_at(placed);
         self.rows.clear();
         self.delivered.clear();
         self.keys.clear();
@@ -477,7 +504,8 @@ async fn apply_ops<C: Conn>(
                 let old_supi = old.as_ref().map(|(s, _)| s.as_str());
                 // The waiting rows go first if this row does not commute
                 // with them, and always before the buffered column writes
-                // (which may follow rows of their SUPIs).
+                // (some may follow rows of their SUPIs; the others commute
+                // with the rows).
                 if rows.names(row, old_supi) {
                     rows.flush(c, now, &mut audit).await?;
                 }
@@ -490,7 +518,7 @@ async fn apply_ops<C: Conn>(
                     packages.push((row, old.is_some()));
                 }
                 audit.events(*at, events, |s| holders.holder(s))?;
-                rows.push(row, old_supi, delivered);
+                rows.push(row, old_supi, delivered.then(|| audit.mark()));
             }
             Op::Sqn { supi, seq, ind } => {
                 pending.note(supi);

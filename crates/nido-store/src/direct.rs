@@ -20,9 +20,11 @@
 //!   (`SQLITE_OPEN_READ_ONLY`): nothing written here can bypass the
 //!   store's transactions, its sealing or its group commit.
 //! - **One connection per concurrent reader.** A read takes an idle
-//!   connection (or opens one) and gives it back, so threads reading at
+//!   connection (or opens one) and gives it back (a connection whose read
+//!   failed is closed instead), so threads reading through one store at
 //!   once never wait for each other; statements are prepared once per
-//!   connection.
+//!   connection. (The network reads through a `Stage`, which takes one
+//!   read at a time: there the pool holds one connection.)
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -113,9 +115,13 @@ impl DirectReads {
             None => self.connect()?,
         };
         let out = read(&conn);
-        let mut idle = lock(&self.idle);
-        if idle.len() < IDLE_MAX {
-            idle.push(conn);
+        // A connection that failed (busy, I/O, a file gone bad) is closed,
+        // not lent again: the next read opens a fresh one.
+        if out.is_ok() {
+            let mut idle = lock(&self.idle);
+            if idle.len() < IDLE_MAX {
+                idle.push(conn);
+            }
         }
         out
     }

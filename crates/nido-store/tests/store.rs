@@ -2702,19 +2702,37 @@ fn a_delivery_racing_a_release_ends_at_its_commit(s: &mut SqlStore) {
     );
     s.release_owner(&id("DEV-8"), Some("acme"), "hash-8b", now(), "sold")
         .unwrap();
-    // The stale delivery, built for acme before the release.
-    s.put_subscription(delivery("acme", 2)).unwrap();
+    // The stale delivery, built for acme before the release, in a group
+    // commit with another device's write and an entry after it.
+    s.apply(&[
+        sub_write(delivery("acme", 2), now(), vec![delivered("DEV-8", 8)]),
+        sub_write(sub("DEV-9", 9, 9), now(), vec![]),
+        Write::Audit {
+            at_unix: now(),
+            events: vec![nido_net::NetworkEvent::Deregistered {
+                conn: nido_net::ConnectionId(9),
+            }],
+        },
+    ])
+    .unwrap();
     let got = s.subscription_by_device(&id("DEV-8")).unwrap().unwrap();
     assert_eq!(got.owner, None, "the release stands");
     assert_eq!(got.package_id, [2; 16]);
     assert!(got.expired(now()), "{:?}", got.not_after_unix);
-    let ended: Vec<AuditEntry> = s
-        .audit(100)
-        .unwrap()
-        .into_iter()
+    let trail = s.audit(100).unwrap();
+    let ended: Vec<&AuditEntry> = trail
+        .iter()
         .filter(|e| e.kind == "package_ended" && e.detail.contains("no longer has"))
         .collect();
     assert_eq!(ended.len(), 1, "{ended:?}");
+    // In the batch's order: the package's own entry, its end, then what
+    // the batch wrote after it.
+    let kinds: Vec<&str> = trail.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds[kinds.len() - 3..],
+        ["package_delivered", "package_ended", "deregistered"],
+        "{kinds:?}"
+    );
     // The next owner's delivery stands.
     s.claim("globex", "hash-8b").unwrap();
     s.put_subscription(delivery("globex", 3)).unwrap();

@@ -16,7 +16,7 @@
 //! most significant bits of the MSK** ([`crate::ausf::kausf_from_relayed_msk`];
 //! the built-in DCS takes them from the EMSK, TS 33.501 B.2.1.1). From
 //! there on the registration is the built-in path's: clone detection, the
-//! operator's block list, PVS admission, the owner, AUTHENTICATION RESULT
+//! operator's block list, PVS admission, AUTHENTICATION RESULT
 //! with the EAP-Success, security mode control with K_AMF, and K_PROV for
 //! the PVS. The device must know in advance which rule applies: its factory
 //! bundle says `"kausf_from": "msk"`; a device that derives from the EMSK

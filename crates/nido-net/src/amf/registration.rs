@@ -483,7 +483,7 @@ impl Network {
     /// A device authenticated in onboarding, by the built-in DCS (K_AUSF
     /// from the EMSK) or by an external one over AAA (from the MSK): the
     /// rest is the same. Clone detection, K_AMF and K_PROV from `kausf`,
-    /// PVS admission and the owner, then AUTHENTICATION RESULT with the
+    /// PVS admission, then AUTHENTICATION RESULT with the
     /// DCS's EAP-Success (`success`) and security mode control.
     pub(crate) fn onboarding_authenticated(
         &mut self,
