@@ -712,9 +712,33 @@ const UPSERT_SET: &str = "ON CONFLICT (device) DO UPDATE SET supi = excluded.sup
      package_id = excluded.package_id, updated_at = excluded.updated_at, \
      not_after = excluded.not_after, suci_key_id = excluded.suci_key_id";
 
-/// The methods of [`Conn`] whose SQL both backends take as it is.
+/// The methods of [`Conn`] whose SQL both backends take as it is, but for
+/// the statement that reads the MSIN counter locked (`$lock_counter`) and
+/// how a list of devices is a parameter (`$devices_in`, a predicate on
+/// `$1`, with `$devices`, which makes the parameter of a `&[&str]`).
 macro_rules! shared_ops {
-    ($lock_counter:literal) => {
+    ($lock_counter:literal, $devices_in:literal, $devices:expr) => {
+        async fn settle_owners(
+            &mut self,
+            devices: &[&str],
+            ended: i64,
+        ) -> Result<Vec<String>, SqlStoreError> {
+            if devices.is_empty() {
+                return Ok(Vec::new());
+            }
+            let settled: Vec<String> = sqlx::query_scalar(settle_owners_sql!($devices_in))
+                .bind($devices(devices)?)
+                .bind(ended)
+                .fetch_all(&mut *self)
+                .await?;
+            if !settled.is_empty() {
+                sqlx::query(crate::extras::BUMP_TRUST_GENERATION)
+                    .execute(&mut *self)
+                    .await?;
+            }
+            Ok(settled)
+        }
+
         async fn set_certificate(
             &mut self,
             serial: &str,
@@ -869,7 +893,11 @@ macro_rules! shared_ops {
 }
 
 impl Conn for SqliteConnection {
-    shared_ops!("SELECT allocated, range_size FROM msin_counter WHERE id = 1");
+    shared_ops!(
+        "SELECT allocated, range_size FROM msin_counter WHERE id = 1",
+        "IN (SELECT value FROM json_each($1))",
+        |d: &[&str]| json(serde_json::to_string(d))
+    );
 
     async fn lock_claims(&mut self, _devices: &[&str]) -> Result<(), SqlStoreError> {
         // The transaction began IMMEDIATE: it holds SQLite's one write
@@ -919,28 +947,6 @@ impl Conn for SqliteConnection {
             .execute(&mut *self)
             .await?;
         Ok(())
-    }
-
-    async fn settle_owners(
-        &mut self,
-        devices: &[&str],
-        ended: i64,
-    ) -> Result<Vec<String>, SqlStoreError> {
-        if devices.is_empty() {
-            return Ok(Vec::new());
-        }
-        let settled: Vec<String> =
-            sqlx::query_scalar(settle_owners_sql!("IN (SELECT value FROM json_each($1))"))
-                .bind(json(serde_json::to_string(devices))?)
-                .bind(ended)
-                .fetch_all(&mut *self)
-                .await?;
-        if !settled.is_empty() {
-            sqlx::query(crate::extras::BUMP_TRUST_GENERATION)
-                .execute(&mut *self)
-                .await?;
-        }
-        Ok(settled)
     }
 
     async fn rows_of(
@@ -1090,7 +1096,11 @@ fn json(rows: serde_json::Result<String>) -> Result<String, SqlStoreError> {
 }
 
 impl Conn for PgConnection {
-    shared_ops!("SELECT allocated, range_size FROM msin_counter WHERE id = 1 FOR UPDATE");
+    shared_ops!(
+        "SELECT allocated, range_size FROM msin_counter WHERE id = 1 FOR UPDATE",
+        "= ANY($1)",
+        |d: &[&str]| Ok::<Vec<String>, SqlStoreError>(d.iter().map(|x| (*x).to_owned()).collect())
+    );
 
     async fn lock_claims(&mut self, devices: &[&str]) -> Result<(), SqlStoreError> {
         if devices.is_empty() {
@@ -1149,27 +1159,6 @@ impl Conn for PgConnection {
             .execute(&mut *self)
             .await?;
         Ok(())
-    }
-
-    async fn settle_owners(
-        &mut self,
-        devices: &[&str],
-        ended: i64,
-    ) -> Result<Vec<String>, SqlStoreError> {
-        if devices.is_empty() {
-            return Ok(Vec::new());
-        }
-        let settled: Vec<String> = sqlx::query_scalar(settle_owners_sql!("= ANY($1)"))
-            .bind(devices)
-            .bind(ended)
-            .fetch_all(&mut *self)
-            .await?;
-        if !settled.is_empty() {
-            sqlx::query(crate::extras::BUMP_TRUST_GENERATION)
-                .execute(&mut *self)
-                .await?;
-        }
-        Ok(settled)
     }
 
     async fn rows_of(
