@@ -168,6 +168,16 @@ pub fn run_fleet(
     let mut powered = 0usize;
     let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
     let mut out = Vec::with_capacity(HEADER_LEN + MAX_PAYLOAD);
+    // Device `i`'s uplink PDU leaves on its socket for its network.
+    let mut send_uplink = |i: usize, conn: u64, pdu: &[u8]| {
+        send_nas(
+            &sockets[i % sockets.len()],
+            network_of(i),
+            conn,
+            pdu,
+            &mut out,
+        )
+    };
     loop {
         let now = SystemTime::now();
         let elapsed = start.elapsed();
@@ -185,13 +195,7 @@ pub fn run_fleet(
             match d.direction {
                 Direction::Uplink => {
                     if let Some(i) = devices.index_of(d.conn) {
-                        send_nas(
-                            &sockets[i % sockets.len()],
-                            network_of(i),
-                            d.conn,
-                            &d.pdu,
-                            &mut out,
-                        )?;
+                        send_uplink(i, d.conn, &d.pdu)?;
                     }
                 }
                 Direction::Downlink => {
@@ -277,13 +281,7 @@ pub fn run_fleet(
         if d.direction == Direction::Uplink
             && let Some(i) = devices.index_of(d.conn)
         {
-            send_nas(
-                &sockets[i % sockets.len()],
-                network_of(i),
-                d.conn,
-                &d.pdu,
-                &mut out,
-            )?;
+            send_uplink(i, d.conn, &d.pdu)?;
         }
     }
     let wall = start.elapsed();

@@ -703,6 +703,11 @@ macro_rules! settle_owners_sql {
     };
 }
 
+/// The columns an upsert of whole subscription rows writes, in the order
+/// of its values (both backends).
+const UPSERT_INTO: &str = "INSERT INTO subscriptions (supi, device, k_enc, opc_enc, amf, \
+     sqn_seq, sqn_ind, state, owner, package_id, updated_at, not_after, suci_key_id)";
+
 /// What an upsert of whole subscription rows sets when the device has a
 /// row already (every column but the device).
 const UPSERT_SET: &str = "ON CONFLICT (device) DO UPDATE SET supi = excluded.supi, \
@@ -934,9 +939,7 @@ impl Conn for SqliteConnection {
             })
             .collect();
         let sql = format!(
-            "INSERT INTO subscriptions (supi, device, k_enc, opc_enc, amf, sqn_seq, \
-             sqn_ind, state, owner, package_id, updated_at, not_after, suci_key_id) \
-             SELECT value ->> 0, value ->> 1, unhex(value ->> 2), unhex(value ->> 3), \
+            "{UPSERT_INTO} SELECT value ->> 0, value ->> 1, unhex(value ->> 2), unhex(value ->> 3), \
              unhex(value ->> 4), value ->> 5, value ->> 6, value ->> 7, value ->> 8, \
              unhex(value ->> 9), $2, value ->> 10, value ->> 11 \
              FROM json_each($1) WHERE true ORDER BY key {UPSERT_SET}"
@@ -1134,9 +1137,7 @@ impl Conn for PgConnection {
         let ends: Vec<Option<i64>> = rows.iter().map(|r| r.not_after).collect();
         let keys: Vec<Option<i64>> = rows.iter().map(|r| r.suci_key_id).collect();
         let sql = format!(
-            "INSERT INTO subscriptions (supi, device, k_enc, opc_enc, amf, sqn_seq, \
-             sqn_ind, state, owner, package_id, updated_at, not_after, suci_key_id) \
-             SELECT s, d, k, o, a, q, i, st, ow, p, $13, e, sk FROM UNNEST($1::text[], \
+            "{UPSERT_INTO} SELECT s, d, k, o, a, q, i, st, ow, p, $13, e, sk FROM UNNEST($1::text[], \
              $2::text[], $3::bytea[], $4::bytea[], $5::bytea[], $6::int8[], $7::int8[], \
              $8::text[], $9::text[], $10::bytea[], $11::int8[], $12::int8[]) \
              WITH ORDINALITY AS u(s, d, k, o, a, q, i, st, ow, p, e, sk, n) ORDER BY n \

@@ -290,7 +290,7 @@ impl SqlStore {
             .build()
             .map_err(|e| StoreOpenError::Other(format!("tokio runtime: {e}")))?;
         let pool = rt.block_on(open::connect(&target))?;
-        let store = Self {
+        let mut store = Self {
             pool,
             sealer,
             last_error: Mutex::new(None),
@@ -308,7 +308,6 @@ impl SqlStore {
         store
             .rekey_claims()
             .map_err(|e| StoreOpenError::Other(format!("re-keying claim code hashes: {e}")))?;
-        let mut store = store;
         if let Target::Sqlite(path) = &target {
             store.direct =
                 Some(

@@ -101,8 +101,10 @@ type OpenedStore = (
 pub(super) const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(2);
 
 /// How long (real time) the demo's committer lets writes gather before it
-/// commits them.
-const COMMIT_GATHER: Duration = Duration::from_millis(0);
+/// commits them: not at all, since the fleets gather their groups
+/// themselves (`GROUP_COMMIT_WINDOW`) and wait for them only one window
+/// later.
+const COMMIT_GATHER: Duration = Duration::ZERO;
 
 fn open_store(db: Option<&str>, msins: u64) -> Result<OpenedStore> {
     if db == Some("memory") {
