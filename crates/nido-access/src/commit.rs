@@ -140,11 +140,13 @@ impl Gate {
         }
     }
 
-    /// Puts `datagram` on the wire (lost datagrams are the link's
-    /// business: timers recover).
-    fn transmit(&self, to: SocketAddr, datagram: &[u8]) {
-        if let Some(socket) = &self.socket {
-            let _ = socket.send_to(datagram, to);
+    /// Puts `datagrams` on the wire, together (lost datagrams are the
+    /// link's business: timers recover).
+    fn transmit(&self, datagrams: &[(SocketAddr, Vec<u8>)]) {
+        if let Some(socket) = &self.socket
+            && !datagrams.is_empty()
+        {
+            let _ = crate::batch_io::send_all(socket, datagrams);
         }
     }
 
@@ -173,35 +175,51 @@ impl Gate {
     /// if they are and nothing older waits; else after the commit that
     /// makes them so. Returns whether it was sent now.
     pub fn send(&self, tag: Tag, to: SocketAddr, datagram: Vec<u8>) -> bool {
+        self.send_all(tag, vec![(to, datagram)])
+    }
+
+    /// [`Gate::send`] for replies produced together (a driver's round),
+    /// which leave together: now, in one batch, if the writes of `tag` are
+    /// durable and nothing older waits; else after the commit that makes
+    /// them so. Returns whether they were sent now.
+    pub fn send_all(&self, tag: Tag, datagrams: Vec<(SocketAddr, Vec<u8>)>) -> bool {
         let mut held = lock(&self.held);
         match self.stage.release(tag) {
             None => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .dropped
+                    .fetch_add(datagrams.len() as u64, Ordering::Relaxed);
                 false
             }
             Some(true) if held.queue.is_empty() => {
-                self.transmit(to, &datagram);
+                // Nothing older waits: these need no lock to keep their
+                // order (a driver's next replies come after this call).
+                drop(held);
+                self.transmit(&datagrams);
                 true
             }
             Some(_) => {
-                self.stats.held.fetch_add(1, Ordering::Relaxed);
-                held.queue.push_back((tag, to, datagram));
+                self.stats
+                    .held
+                    .fetch_add(datagrams.len() as u64, Ordering::Relaxed);
+                held.queue
+                    .extend(datagrams.into_iter().map(|(to, d)| (tag, to, d)));
                 false
             }
         }
     }
 
-    /// Sends every waiting reply whose writes are durable, in order; drops
-    /// those whose group was abandoned. Returns how many were sent.
+    /// Sends every waiting reply whose writes are durable, in order (in
+    /// batches); drops those whose group was abandoned. Returns how many
+    /// were sent.
     pub fn open(&self) -> usize {
         let mut held = lock(&self.held);
-        let mut sent = 0;
+        let mut ready = Vec::new();
         while let Some((tag, _, _)) = held.queue.front() {
             match self.stage.release(*tag) {
                 Some(true) => {
                     if let Some((_, to, datagram)) = held.queue.pop_front() {
-                        self.transmit(to, &datagram);
-                        sent += 1;
+                        ready.push((to, datagram));
                     }
                 }
                 Some(false) => break,
@@ -211,7 +229,10 @@ impl Gate {
                 }
             }
         }
-        sent
+        // Sent under the lock: a reply produced meanwhile, whose writes are
+        // durable, must not overtake these.
+        self.transmit(&ready);
+        ready.len()
     }
 
     /// Replies waiting for a commit.

@@ -10,7 +10,8 @@
 //! protocol logic lives here. [`relay`] carries
 //! the network's onboarding EAP to a manufacturer's own DCS over RADIUS.
 //! [`sysinfo`] is what the network announces of itself (its PLMN identity
-//! and NID), which a device asks for before anything else.
+//! and NID), which a device asks for before anything else. [`batch_io`]
+//! moves the network's datagrams many to a system call.
 //!
 //! ## Invariants
 //! - A datagram is decoded completely or refused with the field that failed;
@@ -23,6 +24,7 @@
 //!   but never starves timers, and memory stays bounded (the socket's
 //!   receive buffer is the queue; beyond it the kernel drops, as a radio would).
 
+pub mod batch_io;
 pub mod commit;
 pub mod datagram;
 pub mod device;

@@ -188,11 +188,7 @@ impl Beacon {
         self.reply[2..HEADER_LEN].copy_from_slice(&conn.to_be_bytes());
         stats.system_information += 1;
         stats.sent += 1;
-        match socket.send_to(&self.reply, from) {
-            Ok(_) => Ok(()),
-            Err(e) if would_block(&e) => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::batch_io::send_all(socket, &[(from, &self.reply)]).map(|_| ())
     }
 }
 
@@ -233,7 +229,7 @@ pub fn serve_with(
 ) -> io::Result<ServeStats> {
     run(
         network,
-        Source::Socket(socket),
+        Source::Socket(socket, crate::batch_io::Receiver::new(), 0),
         Replies { socket, gate: None },
         options,
         stop,
@@ -259,7 +255,7 @@ pub fn serve_staged(
 ) -> io::Result<ServeStats> {
     run(
         network,
-        Source::Socket(socket),
+        Source::Socket(socket, crate::batch_io::Receiver::new(), 0),
         Replies {
             socket,
             gate: Some(gate),
@@ -366,49 +362,58 @@ pub fn serve_sharded(
         // The shards are instances of one network: the reader answers
         // system information itself, so a request never crosses threads.
         let mut beacon = beacon;
-        let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
+        let mut receiver = crate::batch_io::Receiver::new();
         let mut bundles: Vec<Bundle> = (0..n).map(|_| Vec::new()).collect();
         let mut failed = None;
         let mut published = (0, 0);
+        // Blocking, with the tick as timeout: the first call of a round
+        // waits for a datagram (`MSG_WAITFORONE`), the others take what is
+        // queued (`MSG_DONTWAIT`); the socket's flags never change.
+        socket.set_nonblocking(false)?;
         socket.set_read_timeout(Some(options.tick))?;
         while !stop.load(Ordering::Relaxed) {
             publish(gate, &reader, &mut published);
-            // Wait for the first datagram, then take what else is queued
-            // (up to a round's worth) without waiting.
-            socket.set_nonblocking(false)?;
             let mut taken = 0;
             while taken < options.batch {
-                let (len, from) = match socket.recv_from(&mut buf) {
-                    Ok(r) => r,
-                    Err(e) if would_block(&e) => break,
+                let max = (options.batch - taken).min(crate::batch_io::PER_CALL);
+                let got = match receiver.recv(socket, taken == 0, max) {
+                    Ok(got) => got,
                     Err(e) => {
                         failed = Some(e);
                         break;
                     }
                 };
-                if taken == 0 {
-                    socket.set_nonblocking(true)?;
+                if got == 0 {
+                    break;
                 }
-                taken += 1;
-                let Ok(datagram) = Datagram::read(&buf[..len]) else {
-                    reader.received += 1;
-                    reader.malformed += 1;
-                    continue;
-                };
-                if datagram.kind == Kind::SystemInformationRequest {
-                    reader.received += 1;
-                    match beacon.as_mut() {
-                        Some(b) => {
-                            if let Err(e) = b.answer(socket, from, datagram.conn, &mut reader) {
-                                failed = Some(e);
-                                break;
+                taken += got;
+                for i in 0..got {
+                    let Some((datagram_bytes, from)) = receiver.get(i) else {
+                        continue;
+                    };
+                    let Ok(datagram) = Datagram::read(datagram_bytes) else {
+                        reader.received += 1;
+                        reader.malformed += 1;
+                        continue;
+                    };
+                    if datagram.kind == Kind::SystemInformationRequest {
+                        reader.received += 1;
+                        match beacon.as_mut() {
+                            Some(b) => {
+                                if let Err(e) = b.answer(socket, from, datagram.conn, &mut reader) {
+                                    failed = Some(e);
+                                    break;
+                                }
                             }
+                            None => reader.malformed += 1,
                         }
-                        None => reader.malformed += 1,
+                        continue;
                     }
-                    continue;
+                    bundles[shard_of(datagram.conn, n)].push((from, datagram_bytes.to_vec()));
                 }
-                bundles[shard_of(datagram.conn, n)].push((from, buf[..len].to_vec()));
+                if failed.is_some() || got < max {
+                    break;
+                }
             }
             for (shard, bundle) in bundles.iter_mut().enumerate() {
                 if bundle.is_empty() {
@@ -470,7 +475,9 @@ const SHARD_QUEUE_DATAGRAMS: usize = 16_384;
 /// of [`serve_sharded`]) the channel its reader thread fills, with the rest
 /// of the bundle last taken from it.
 enum Source<'a> {
-    Socket(&'a UdpSocket),
+    /// The socket, with the datagrams of its last `recvmmsg` and the next
+    /// one to hand over.
+    Socket(&'a UdpSocket, crate::batch_io::Receiver, usize),
     Channel(
         &'a mpsc::Receiver<Bundle>,
         &'a AtomicUsize,
@@ -488,18 +495,26 @@ impl Source<'_> {
         buf: &mut [u8],
     ) -> io::Result<Option<(usize, SocketAddr)>> {
         match self {
-            Self::Socket(socket) => {
-                if first {
-                    socket.set_nonblocking(false)?;
-                    socket.set_read_timeout(Some(wait))?;
-                } else {
-                    socket.set_nonblocking(true)?;
+            Self::Socket(socket, receiver, next) => {
+                // What the last call received, then another call: the
+                // first of a round waits up to `wait`.
+                if receiver.get(*next).is_none() {
+                    if first {
+                        socket.set_nonblocking(false)?;
+                        socket.set_read_timeout(Some(wait))?;
+                    }
+                    *next = 0;
+                    if receiver.recv(socket, first, crate::batch_io::PER_CALL)? == 0 {
+                        return Ok(None);
+                    }
                 }
-                match socket.recv_from(buf) {
-                    Ok(r) => Ok(Some(r)),
-                    Err(e) if would_block(&e) => Ok(None),
-                    Err(e) => Err(e),
-                }
+                let datagram = receiver.get(*next).map(|(datagram, from)| {
+                    let len = datagram.len().min(buf.len());
+                    buf[..len].copy_from_slice(&datagram[..len]);
+                    (len, from)
+                });
+                *next += 1;
+                Ok(datagram)
             }
             Self::Channel(rx, queued, rest) => {
                 if rest.is_empty() {
@@ -552,7 +567,7 @@ fn run(
     let mut audit = TokenBucket::new(options.refusal_audit);
     let mut beacon = Beacon::new(network, options.system_information);
     let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD + 1];
-    let mut out = Vec::with_capacity(2048);
+    let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
     let mut deferred = Vec::new();
     let mut epoch = gate.map_or(0, |g| g.stage().failures());
     let mut published = (0, 0);
@@ -662,21 +677,27 @@ fn run(
             &mut stats,
             true,
         );
-        // Every reply of the round waits for the writes issued before it.
-        let tag = gate.map(|g| g.stage().tag(epoch));
+        // Every reply of the round waits for the writes issued before it;
+        // the round's replies leave together (one system call per
+        // `batch_io::PER_CALL`).
         while let Some(t) = network.poll_transmit() {
             if let Some(addr) = peers.get(&t.conn) {
-                out.clear();
-                Datagram::nas(t.conn.0, &t.pdu).encode(&mut out);
+                let mut datagram = Vec::with_capacity(HEADER_LEN + t.pdu.len());
+                Datagram::nas(t.conn.0, &t.pdu).encode(&mut datagram);
                 stats.sent += 1;
-                if let (Some(g), Some(tag)) = (gate, tag) {
-                    g.send(tag, *addr, out.clone());
-                    continue;
+                out.push((*addr, datagram));
+            }
+        }
+        if !out.is_empty() {
+            match gate {
+                Some(g) => {
+                    g.send_all(g.stage().tag(epoch), std::mem::take(&mut out));
                 }
-                match socket.send_to(&out, addr) {
-                    Ok(_) => {}
-                    Err(e) if would_block(&e) => {} // the link drops it; timers recover
-                    Err(e) => return Err(e),
+                // What the socket cannot take now the link drops; timers
+                // recover.
+                None => {
+                    crate::batch_io::send_all(socket, &out)?;
+                    out.clear();
                 }
             }
         }

@@ -566,8 +566,10 @@ fn collect_registered(events: &[NetworkEvent], out: &mut Vec<String>) {
 /// backends agree (written once, [`shared_ops`]), and each kind of
 /// multi-row write one statement on either (`UNNEST` of array parameters
 /// on PostgreSQL, where a statement is a network round trip; `json_each`
-/// of one JSON parameter on SQLite, where it is a round trip to sqlx's
-/// worker thread).
+/// of one JSON parameter on SQLite, where each statement costs its parse
+/// and, on sqlx's connection, a round trip to sqlx's worker thread).
+/// Implemented by PostgreSQL's and SQLite's sqlx connections, and by
+/// [`crate::direct::WriteTx`] for SQLite's group commits.
 pub(crate) trait Conn {
     /// The rows (SUPI, device, package id) holding one of `supis` or
     /// belonging to one of `devices`.
@@ -682,6 +684,55 @@ const NEXT_SEQ: &str = "INSERT INTO uplink_seq (device, last) VALUES ($1, 1) \
 const INSERT_AUDIT: &str = "INSERT INTO audit (at, kind, device, supi, cause, detail) \
                             VALUES ($1, $2, $3, $4, $5, $6)";
 
+/// [`Conn::set_certificate`].
+const SET_CERTIFICATE: &str =
+    "UPDATE devices SET cert_serial = $2, cert_issuer = $3 WHERE serial = $1";
+
+/// [`Conn::append_uplink`]'s row, for the device's owner at this commit.
+static INSERT_UPLINK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO outbox (device, owner, supi, psi, seq, data, at_ms) \
+         VALUES ($1, COALESCE({}, ''), $2, $3, $4, $5, $6) RETURNING owner",
+        crate::query::owner_of("$1")
+    )
+});
+
+/// [`Conn::append_event`]'s row, for the device's owner at this point.
+static INSERT_EVENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO outbox (device, owner, supi, psi, seq, data, at_ms, kind) \
+         VALUES ($1, COALESCE({}, ''), \
+         COALESCE((SELECT s.supi FROM subscriptions s WHERE s.device = $1), ''), \
+         0, $2, $3, $4, 'event')",
+        crate::query::owner_of("$1")
+    )
+});
+
+/// [`Conn::append_event`]'s data: `{"event": event, "reason": reason}`.
+fn event_data(event: &str, reason: &str) -> Result<Vec<u8>, SqlStoreError> {
+    serde_json::to_vec(&serde_json::json!({"event": event, "reason": reason}))
+        .map_err(|e| SqlStoreError::Invalid(format!("event {event}: {e}")))
+}
+
+/// [`Conn::owner_exists`].
+const OWNER_EXISTS: &str = "SELECT id FROM owners WHERE id = $1";
+
+/// [`Conn::pending_of`].
+const PENDING_OF: &str = "SELECT COUNT(*) FROM outbox WHERE owner = $1 AND status = 'pending'";
+
+/// [`Conn::drop_oldest`].
+const DROP_OLDEST: &str = "UPDATE outbox SET status = 'dropped' WHERE id IN \
+     (SELECT id FROM outbox WHERE owner = $1 AND status = 'pending' \
+     ORDER BY id LIMIT $2) RETURNING device, seq";
+
+/// One manufacturer's count in [`Conn::add_allocations`].
+const ADD_ALLOCATIONS: &str = "INSERT INTO manufacturer_allocations (manufacturer, allocated) \
+     VALUES ($1, $2) ON CONFLICT (manufacturer) DO UPDATE \
+     SET allocated = manufacturer_allocations.allocated + excluded.allocated";
+
+/// [`Conn::lease`]'s move of the MSIN counter, guarded on what was read.
+const MOVE_COUNTER: &str = "UPDATE msin_counter SET allocated = $1 WHERE id = 1 AND allocated = $2";
+
 /// The settling of owners ([`Conn::settle_owners`]) for the devices that
 /// `$in` selects (the backend's list parameter `$1`); `$2` is the end.
 macro_rules! settle_owners_sql {
@@ -719,10 +770,11 @@ const UPSERT_SET: &str = "ON CONFLICT (device) DO UPDATE SET supi = excluded.sup
 
 /// The methods of [`Conn`] whose SQL both backends take as it is, but for
 /// the statement that reads the MSIN counter locked (`$lock_counter`) and
-/// how a list of devices is a parameter (`$devices_in`, a predicate on
-/// `$1`, with `$devices`, which makes the parameter of a `&[&str]`).
+/// the settling of owners (`$settle`, [`settle_owners_sql`]: how a list of
+/// devices is a parameter, with `$devices`, which makes the parameter of a
+/// `&[&str]`).
 macro_rules! shared_ops {
-    ($lock_counter:literal, $devices_in:literal, $devices:expr) => {
+    ($lock_counter:expr, $settle:expr, $devices:expr) => {
         async fn settle_owners(
             &mut self,
             devices: &[&str],
@@ -731,7 +783,7 @@ macro_rules! shared_ops {
             if devices.is_empty() {
                 return Ok(Vec::new());
             }
-            let settled: Vec<String> = sqlx::query_scalar(settle_owners_sql!($devices_in))
+            let settled: Vec<String> = sqlx::query_scalar($settle)
                 .bind($devices(devices)?)
                 .bind(ended)
                 .fetch_all(&mut *self)
@@ -749,7 +801,7 @@ macro_rules! shared_ops {
             serial: &str,
             cert: Option<&nido_net::CertificateSeen>,
         ) -> Result<(), SqlStoreError> {
-            sqlx::query("UPDATE devices SET cert_serial = $2, cert_issuer = $3 WHERE serial = $1")
+            sqlx::query(SET_CERTIFICATE)
                 .bind(serial)
                 .bind(cert.map(|c| c.serial.as_slice()))
                 .bind(cert.map(|c| c.issuer.as_slice()))
@@ -763,15 +815,10 @@ macro_rules! shared_ops {
             row: &crate::outbox::UplinkRow<'_>,
         ) -> Result<(i64, String), SqlStoreError> {
             let (seq,): (i64,) = sqlx::query_as(NEXT_SEQ)
-            .bind(row.device)
-            .fetch_one(&mut *self)
-            .await?;
-            let sql = format!(
-                "INSERT INTO outbox (device, owner, supi, psi, seq, data, at_ms) \
-                 VALUES ($1, COALESCE({}, ''), $2, $3, $4, $5, $6) RETURNING owner",
-                crate::query::owner_of("$1")
-            );
-            let owner: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(row.device)
+                .fetch_one(&mut *self)
+                .await?;
+            let owner: String = sqlx::query_scalar(sqlx::AssertSqlSafe(INSERT_UPLINK.as_str()))
                 .bind(row.device)
                 .bind(&row.supi)
                 .bind(row.psi)
@@ -791,19 +838,11 @@ macro_rules! shared_ops {
             at_ms: i64,
         ) -> Result<(), SqlStoreError> {
             let (seq,): (i64,) = sqlx::query_as(NEXT_SEQ)
-            .bind(device)
-            .fetch_one(&mut *self)
-            .await?;
-            let data = serde_json::to_vec(&serde_json::json!({"event": event, "reason": reason}))
-                .map_err(|e| SqlStoreError::Invalid(format!("event {event}: {e}")))?;
-            let sql = format!(
-                "INSERT INTO outbox (device, owner, supi, psi, seq, data, at_ms, kind) \
-                 VALUES ($1, COALESCE({}, ''), \
-                 COALESCE((SELECT s.supi FROM subscriptions s WHERE s.device = $1), ''), \
-                 0, $2, $3, $4, 'event')",
-                crate::query::owner_of("$1")
-            );
-            sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(device)
+                .fetch_one(&mut *self)
+                .await?;
+            let data = event_data(event, reason)?;
+            sqlx::query(sqlx::AssertSqlSafe(INSERT_EVENT.as_str()))
                 .bind(device)
                 .bind(seq)
                 .bind(data)
@@ -814,7 +853,7 @@ macro_rules! shared_ops {
         }
 
         async fn owner_exists(&mut self, owner: &str) -> Result<bool, SqlStoreError> {
-            let id: Option<String> = sqlx::query_scalar("SELECT id FROM owners WHERE id = $1")
+            let id: Option<String> = sqlx::query_scalar(OWNER_EXISTS)
                 .bind(owner)
                 .fetch_optional(&mut *self)
                 .await?;
@@ -822,12 +861,10 @@ macro_rules! shared_ops {
         }
 
         async fn pending_of(&mut self, owner: &str) -> Result<i64, SqlStoreError> {
-            let (n,): (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM outbox WHERE owner = $1 AND status = 'pending'",
-            )
-            .bind(owner)
-            .fetch_one(&mut *self)
-            .await?;
+            let (n,): (i64,) = sqlx::query_as(PENDING_OF)
+                .bind(owner)
+                .fetch_one(&mut *self)
+                .await?;
             Ok(n)
         }
 
@@ -836,15 +873,11 @@ macro_rules! shared_ops {
             owner: &str,
             n: i64,
         ) -> Result<Vec<(String, i64)>, SqlStoreError> {
-            Ok(sqlx::query_as(
-                "UPDATE outbox SET status = 'dropped' WHERE id IN \
-                 (SELECT id FROM outbox WHERE owner = $1 AND status = 'pending' \
-                 ORDER BY id LIMIT $2) RETURNING device, seq",
-            )
-            .bind(owner)
-            .bind(n)
-            .fetch_all(&mut *self)
-            .await?)
+            Ok(sqlx::query_as(DROP_OLDEST)
+                .bind(owner)
+                .bind(n)
+                .fetch_all(&mut *self)
+                .await?)
         }
 
         async fn add_allocations(
@@ -853,15 +886,11 @@ macro_rules! shared_ops {
         ) -> Result<(), SqlStoreError> {
             // A handful of manufacturers: one statement each.
             for (manufacturer, n) in counts {
-                sqlx::query(
-                    "INSERT INTO manufacturer_allocations (manufacturer, allocated) \
-                     VALUES ($1, $2) ON CONFLICT (manufacturer) DO UPDATE \
-                     SET allocated = manufacturer_allocations.allocated + excluded.allocated",
-                )
-                .bind(*manufacturer)
-                .bind(*n)
-                .execute(&mut *self)
-                .await?;
+                sqlx::query(ADD_ALLOCATIONS)
+                    .bind(*manufacturer)
+                    .bind(*n)
+                    .execute(&mut *self)
+                    .await?;
             }
             Ok(())
         }
@@ -871,21 +900,18 @@ macro_rules! shared_ops {
             // the value a row had before the update: read it (locked: the
             // write transaction on SQLite, FOR UPDATE on PostgreSQL), then
             // move it, guarded on what was read.
-            let (allocated, size): (i64, i64) = sqlx::query_as($lock_counter)
-                .fetch_one(&mut *self)
-                .await?;
+            let (allocated, size): (i64, i64) =
+                sqlx::query_as($lock_counter).fetch_one(&mut *self).await?;
             if allocated >= size {
                 return Ok(None);
             }
             let upto = allocated.saturating_add(n).min(size);
-            let moved = sqlx::query(
-                "UPDATE msin_counter SET allocated = $1 WHERE id = 1 AND allocated = $2",
-            )
-            .bind(upto)
-            .bind(allocated)
-            .execute(&mut *self)
-            .await?
-            .rows_affected();
+            let moved = sqlx::query(MOVE_COUNTER)
+                .bind(upto)
+                .bind(allocated)
+                .execute(&mut *self)
+                .await?
+                .rows_affected();
             if moved != 1 {
                 return Err(StoreError::Unavailable(
                     "the MSIN counter moved under its lock; try again".into(),
@@ -898,11 +924,9 @@ macro_rules! shared_ops {
 }
 
 impl Conn for SqliteConnection {
-    shared_ops!(
-        "SELECT allocated, range_size FROM msin_counter WHERE id = 1",
-        "IN (SELECT value FROM json_each($1))",
-        |d: &[&str]| json(serde_json::to_string(d))
-    );
+    shared_ops!(lite::LOCK_COUNTER, lite::SETTLE_OWNERS, |d: &[&str]| json(
+        serde_json::to_string(d)
+    ));
 
     async fn lock_claims(&mut self, _devices: &[&str]) -> Result<(), SqlStoreError> {
         // The transaction began IMMEDIATE: it holds SQLite's one write
@@ -918,7 +942,123 @@ impl Conn for SqliteConnection {
         if rows.is_empty() {
             return Ok(());
         }
-        // Octets as hex (`unhex` back), so the batch is plain JSON.
+        sqlx::query(sqlx::AssertSqlSafe(lite::UPSERT.as_str()))
+            .bind(lite::upsert_rows(rows)?)
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
+    async fn rows_of(
+        &mut self,
+        supis: &[&str],
+        devices: &[&str],
+    ) -> Result<Vec<(String, String, Vec<u8>)>, SqlStoreError> {
+        Ok(sqlx::query_as(lite::ROWS_OF)
+            .bind(json(serde_json::to_string(supis))?)
+            .bind(json(serde_json::to_string(devices))?)
+            .fetch_all(&mut *self)
+            .await?)
+    }
+
+    async fn log_packages(
+        &mut self,
+        rows: &[(&SealedSub, bool)],
+        now: i64,
+    ) -> Result<(), SqlStoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(lite::LOG_PACKAGES)
+            .bind(lite::packages(rows)?)
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_sqn(
+        &mut self,
+        rows: &[(&str, i64, i64)],
+        now: i64,
+    ) -> Result<HashSet<String>, SqlStoreError> {
+        if rows.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let found: Vec<String> = sqlx::query_scalar(lite::SET_SQN)
+            .bind(json(serde_json::to_string(rows))?)
+            .bind(now)
+            .fetch_all(&mut *self)
+            .await?;
+        Ok(found.into_iter().collect())
+    }
+
+    async fn set_state(
+        &mut self,
+        rows: &[(&str, &'static str, i64)],
+    ) -> Result<HashSet<String>, SqlStoreError> {
+        if rows.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let found: Vec<String> = sqlx::query_scalar(lite::SET_STATE)
+            .bind(json(serde_json::to_string(rows))?)
+            .fetch_all(&mut *self)
+            .await?;
+        Ok(found.into_iter().collect())
+    }
+
+    async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(lite::APPEND_AUDIT)
+            .bind(lite::audit(entries)?)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
+    async fn touch_devices(&mut self, devices: &[DeviceSeen]) -> Result<(), SqlStoreError> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(lite::TOUCH_DEVICES)
+            .bind(lite::devices(devices)?)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+}
+
+/// `rows` (serialized) as one JSON array, the parameter SQLite's `json_each` turns
+/// back into rows: a batch is one statement on SQLite too, as `UNNEST`
+/// makes it one on PostgreSQL.
+fn json(rows: serde_json::Result<String>) -> Result<String, SqlStoreError> {
+    rows.map_err(|e| SqlStoreError::Corrupt(format!("batch as JSON: {e}")))
+}
+
+/// SQLite's batch statements and their one JSON parameter, for both of its
+/// connections ([`SqliteConnection`] in sqlx's transactions, and
+/// [`crate::direct::WriteTx`] in group commits).
+mod lite {
+    use super::{AuditEntry, DeviceSeen, SealedSub, SqlStoreError, UPSERT_INTO, UPSERT_SET, json};
+    use crate::sql::to_i64;
+
+    /// [`super::Conn::upsert_subscriptions`]: `$1` the rows
+    /// ([`upsert_rows`]), `$2` the time.
+    pub(super) static UPSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "{UPSERT_INTO} SELECT value ->> 0, value ->> 1, unhex(value ->> 2), \
+             unhex(value ->> 3), unhex(value ->> 4), value ->> 5, value ->> 6, value ->> 7, \
+             value ->> 8, unhex(value ->> 9), $2, value ->> 10, value ->> 11 \
+             FROM json_each($1) WHERE true ORDER BY key {UPSERT_SET}"
+        )
+    });
+
+    /// The rows of an upsert, octets as hex (`unhex` back), so the batch
+    /// is plain JSON.
+    pub(super) fn upsert_rows(rows: &[&SealedSub]) -> Result<String, SqlStoreError> {
         let rows: Vec<_> = rows
             .iter()
             .map(|r| {
@@ -938,44 +1078,22 @@ impl Conn for SqliteConnection {
                 )
             })
             .collect();
-        let sql = format!(
-            "{UPSERT_INTO} SELECT value ->> 0, value ->> 1, unhex(value ->> 2), unhex(value ->> 3), \
-             unhex(value ->> 4), value ->> 5, value ->> 6, value ->> 7, value ->> 8, \
-             unhex(value ->> 9), $2, value ->> 10, value ->> 11 \
-             FROM json_each($1) WHERE true ORDER BY key {UPSERT_SET}"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(json(serde_json::to_string(&rows))?)
-            .bind(now)
-            .execute(&mut *self)
-            .await?;
-        Ok(())
+        json(serde_json::to_string(&rows))
     }
 
-    async fn rows_of(
-        &mut self,
-        supis: &[&str],
-        devices: &[&str],
-    ) -> Result<Vec<(String, String, Vec<u8>)>, SqlStoreError> {
-        Ok(sqlx::query_as(
-            "SELECT supi, device, package_id FROM subscriptions \
-             WHERE supi IN (SELECT value FROM json_each($1)) \
-             OR device IN (SELECT value FROM json_each($2))",
-        )
-        .bind(json(serde_json::to_string(supis))?)
-        .bind(json(serde_json::to_string(devices))?)
-        .fetch_all(&mut *self)
-        .await?)
-    }
+    /// [`super::Conn::rows_of`]: `$1` the SUPIs, `$2` the devices (JSON
+    /// arrays).
+    pub(super) const ROWS_OF: &str = "SELECT supi, device, package_id FROM subscriptions \
+         WHERE supi IN (SELECT value FROM json_each($1)) \
+         OR device IN (SELECT value FROM json_each($2))";
 
-    async fn log_packages(
-        &mut self,
-        rows: &[(&SealedSub, bool)],
-        now: i64,
-    ) -> Result<(), SqlStoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
+    /// [`super::Conn::log_packages`]: `$1` the rows ([`packages`]), `$2`
+    /// the time.
+    pub(super) const LOG_PACKAGES: &str = "INSERT INTO provisioning (package_id, device, supi, at, reprovisioned) \
+         SELECT unhex(value ->> 0), value ->> 1, value ->> 2, $2, value ->> 3 \
+         FROM json_each($1) ORDER BY key";
+
+    pub(super) fn packages(rows: &[(&SealedSub, bool)]) -> Result<String, SqlStoreError> {
         let rows: Vec<(String, &str, &str, bool)> = rows
             .iter()
             .map(|(r, again)| {
@@ -987,60 +1105,28 @@ impl Conn for SqliteConnection {
                 )
             })
             .collect();
-        sqlx::query(
-            "INSERT INTO provisioning (package_id, device, supi, at, reprovisioned) \
-             SELECT unhex(value ->> 0), value ->> 1, value ->> 2, $2, value ->> 3 \
-             FROM json_each($1) ORDER BY key",
-        )
-        .bind(json(serde_json::to_string(&rows))?)
-        .bind(now)
-        .execute(&mut *self)
-        .await?;
-        Ok(())
+        json(serde_json::to_string(&rows))
     }
 
-    async fn set_sqn(
-        &mut self,
-        rows: &[(&str, i64, i64)],
-        now: i64,
-    ) -> Result<HashSet<String>, SqlStoreError> {
-        if rows.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let found: Vec<String> = sqlx::query_scalar(
-            "UPDATE subscriptions SET sqn_seq = u.value ->> 1, sqn_ind = u.value ->> 2, \
-             updated_at = $2 FROM json_each($1) AS u \
-             WHERE subscriptions.supi = u.value ->> 0 RETURNING supi",
-        )
-        .bind(json(serde_json::to_string(rows))?)
-        .bind(now)
-        .fetch_all(&mut *self)
-        .await?;
-        Ok(found.into_iter().collect())
-    }
+    /// [`super::Conn::set_sqn`]: `$1` the (SUPI, SEQ, IND) rows, `$2` the
+    /// time; returns the SUPIs found.
+    pub(super) const SET_SQN: &str = "UPDATE subscriptions SET sqn_seq = u.value ->> 1, sqn_ind = u.value ->> 2, \
+         updated_at = $2 FROM json_each($1) AS u \
+         WHERE subscriptions.supi = u.value ->> 0 RETURNING supi";
 
-    async fn set_state(
-        &mut self,
-        rows: &[(&str, &'static str, i64)],
-    ) -> Result<HashSet<String>, SqlStoreError> {
-        if rows.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let found: Vec<String> = sqlx::query_scalar(
-            "UPDATE subscriptions SET state = u.value ->> 1, updated_at = u.value ->> 2 \
-             FROM json_each($1) AS u \
-             WHERE subscriptions.supi = u.value ->> 0 RETURNING supi",
-        )
-        .bind(json(serde_json::to_string(rows))?)
-        .fetch_all(&mut *self)
-        .await?;
-        Ok(found.into_iter().collect())
-    }
+    /// [`super::Conn::set_state`]: `$1` the (SUPI, state, at) rows;
+    /// returns the SUPIs found.
+    pub(super) const SET_STATE: &str = "UPDATE subscriptions SET state = u.value ->> 1, updated_at = u.value ->> 2 \
+         FROM json_each($1) AS u \
+         WHERE subscriptions.supi = u.value ->> 0 RETURNING supi";
 
-    async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
+    /// [`super::Conn::append_audit`]: `$1` the entries ([`audit`]), in
+    /// array order (`key`): the ids follow the batch's order.
+    pub(super) const APPEND_AUDIT: &str = "INSERT INTO audit (at, kind, device, supi, cause, detail) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
+         FROM json_each($1) ORDER BY key";
+
+    pub(super) fn audit(entries: &[AuditEntry]) -> Result<String, SqlStoreError> {
         let rows = entries
             .iter()
             .map(|e| {
@@ -1054,15 +1140,163 @@ impl Conn for SqliteConnection {
                 ))
             })
             .collect::<Result<Vec<_>, SqlStoreError>>()?;
-        // In array order (`key`): the ids follow the batch's order.
-        sqlx::query(
-            "INSERT INTO audit (at, kind, device, supi, cause, detail) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
-             FROM json_each($1) ORDER BY key",
+        json(serde_json::to_string(&rows))
+    }
+
+    /// [`super::Conn::touch_devices`]: `$1` the rows ([`devices`]), one per
+    /// serial (the batch merged them). `WHERE true`: SQLite reads an ON
+    /// CONFLICT after a SELECT only past a WHERE.
+    pub(super) const TOUCH_DEVICES: &str = "INSERT INTO devices (serial, state, first_seen, last_seen) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 \
+         FROM json_each($1) WHERE true \
+         ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
+         last_seen = excluded.last_seen";
+
+    pub(super) fn devices(devices: &[DeviceSeen]) -> Result<String, SqlStoreError> {
+        let rows: Vec<(&str, &str, i64, i64)> = devices
+            .iter()
+            .map(|d| (d.serial.as_str(), d.state, d.first, d.last))
+            .collect();
+        json(serde_json::to_string(&rows))
+    }
+
+    /// The MSIN counter, read inside the write transaction (which holds
+    /// SQLite's one write lock).
+    pub(super) const LOCK_COUNTER: &str =
+        "SELECT allocated, range_size FROM msin_counter WHERE id = 1";
+
+    /// [`super::Conn::settle_owners`]: `$1` the devices (a JSON array),
+    /// `$2` the end.
+    pub(super) const SETTLE_OWNERS: &str =
+        settle_owners_sql!("IN (SELECT value FROM json_each($1))");
+}
+
+/// SQLite's group commits on [`crate::direct::DirectWriter`]'s connection:
+/// the statements (and parameters) of the sqlx connection's methods, run
+/// in place ([`lite`] and the constants above).
+impl Conn for crate::direct::WriteTx<'_> {
+    async fn rows_of(
+        &mut self,
+        supis: &[&str],
+        devices: &[&str],
+    ) -> Result<Vec<(String, String, Vec<u8>)>, SqlStoreError> {
+        self.rows(
+            lite::ROWS_OF,
+            rusqlite::named_params! {
+                "$1": json(serde_json::to_string(supis))?,
+                "$2": json(serde_json::to_string(devices))?,
+            },
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
-        .bind(json(serde_json::to_string(&rows))?)
-        .execute(&mut *self)
-        .await?;
+    }
+
+    async fn upsert_subscriptions(
+        &mut self,
+        rows: &[&SealedSub],
+        now: i64,
+    ) -> Result<(), SqlStoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.execute(
+            lite::UPSERT.as_str(),
+            rusqlite::named_params! { "$1": lite::upsert_rows(rows)?, "$2": now },
+        )?;
+        Ok(())
+    }
+
+    async fn settle_owners(
+        &mut self,
+        devices: &[&str],
+        ended: i64,
+    ) -> Result<Vec<String>, SqlStoreError> {
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let settled: Vec<String> = self.rows(
+            lite::SETTLE_OWNERS,
+            rusqlite::named_params! {
+                "$1": json(serde_json::to_string(devices))?,
+                "$2": ended,
+            },
+            |r| r.get(0),
+        )?;
+        if !settled.is_empty() {
+            self.execute(crate::extras::BUMP_TRUST_GENERATION, &[])?;
+        }
+        Ok(settled)
+    }
+
+    async fn lock_claims(&mut self, _devices: &[&str]) -> Result<(), SqlStoreError> {
+        // The transaction began IMMEDIATE: it holds SQLite's one write
+        // lock, and no release or claim runs until it ends.
+        Ok(())
+    }
+
+    async fn log_packages(
+        &mut self,
+        rows: &[(&SealedSub, bool)],
+        now: i64,
+    ) -> Result<(), SqlStoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.execute(
+            lite::LOG_PACKAGES,
+            rusqlite::named_params! { "$1": lite::packages(rows)?, "$2": now },
+        )?;
+        Ok(())
+    }
+
+    async fn set_sqn(
+        &mut self,
+        rows: &[(&str, i64, i64)],
+        now: i64,
+    ) -> Result<HashSet<String>, SqlStoreError> {
+        if rows.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let found: Vec<String> = self.rows(
+            lite::SET_SQN,
+            rusqlite::named_params! { "$1": json(serde_json::to_string(rows))?, "$2": now },
+            |r| r.get(0),
+        )?;
+        Ok(found.into_iter().collect())
+    }
+
+    async fn set_state(
+        &mut self,
+        rows: &[(&str, &'static str, i64)],
+    ) -> Result<HashSet<String>, SqlStoreError> {
+        if rows.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let found: Vec<String> = self.rows(
+            lite::SET_STATE,
+            rusqlite::named_params! { "$1": json(serde_json::to_string(rows))? },
+            |r| r.get(0),
+        )?;
+        Ok(found.into_iter().collect())
+    }
+
+    async fn add_allocations(&mut self, counts: &BTreeMap<&str, i64>) -> Result<(), SqlStoreError> {
+        for (manufacturer, n) in counts {
+            self.execute(
+                ADD_ALLOCATIONS,
+                rusqlite::named_params! { "$1": manufacturer, "$2": n },
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.execute(
+            lite::APPEND_AUDIT,
+            rusqlite::named_params! { "$1": lite::audit(entries)? },
+        )?;
         Ok(())
     }
 
@@ -1070,38 +1304,136 @@ impl Conn for SqliteConnection {
         if devices.is_empty() {
             return Ok(());
         }
-        // One row per serial (the batch merged them). `WHERE true`: SQLite
-        // reads an ON CONFLICT after a SELECT only past a WHERE.
-        let rows: Vec<(&str, &str, i64, i64)> = devices
-            .iter()
-            .map(|d| (d.serial.as_str(), d.state, d.first, d.last))
-            .collect();
-        sqlx::query(
-            "INSERT INTO devices (serial, state, first_seen, last_seen) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 \
-             FROM json_each($1) WHERE true \
-             ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
-             last_seen = excluded.last_seen",
-        )
-        .bind(json(serde_json::to_string(&rows))?)
-        .execute(&mut *self)
-        .await?;
+        self.execute(
+            lite::TOUCH_DEVICES,
+            rusqlite::named_params! { "$1": lite::devices(devices)? },
+        )?;
         Ok(())
+    }
+
+    async fn set_certificate(
+        &mut self,
+        serial: &str,
+        cert: Option<&nido_net::CertificateSeen>,
+    ) -> Result<(), SqlStoreError> {
+        self.execute(
+            SET_CERTIFICATE,
+            rusqlite::named_params! {
+                "$1": serial,
+                "$2": cert.map(|c| c.serial.as_slice()),
+                "$3": cert.map(|c| c.issuer.as_slice()),
+            },
+        )?;
+        Ok(())
+    }
+
+    async fn lease(&mut self, n: i64) -> Result<Option<(i64, i64)>, SqlStoreError> {
+        // As the sqlx connections do (`shared_ops`): read, then move guarded.
+        let (allocated, size): (i64, i64) = self
+            .row(lite::LOCK_COUNTER, &[], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .ok_or_else(|| SqlStoreError::Corrupt("no MSIN counter".into()))?;
+        if allocated >= size {
+            return Ok(None);
+        }
+        let upto = allocated.saturating_add(n).min(size);
+        let moved = self.execute(
+            MOVE_COUNTER,
+            rusqlite::named_params! { "$1": upto, "$2": allocated },
+        )?;
+        if moved != 1 {
+            return Err(StoreError::Unavailable(
+                "the MSIN counter moved under its lock; try again".into(),
+            )
+            .into());
+        }
+        Ok(Some((allocated, upto)))
+    }
+
+    async fn append_uplink(
+        &mut self,
+        row: &crate::outbox::UplinkRow<'_>,
+    ) -> Result<(i64, String), SqlStoreError> {
+        let seq = self.next_seq(row.device)?;
+        let owner: String = self
+            .row(
+                INSERT_UPLINK.as_str(),
+                rusqlite::named_params! {
+                    "$1": row.device,
+                    "$2": row.supi,
+                    "$3": row.psi,
+                    "$4": seq,
+                    "$5": row.data,
+                    "$6": row.at_ms,
+                },
+                |r| r.get(0),
+            )?
+            .ok_or_else(|| SqlStoreError::Database("an outbox insert returned no row".into()))?;
+        Ok((seq, owner))
+    }
+
+    async fn append_event(
+        &mut self,
+        device: &str,
+        event: &str,
+        reason: &str,
+        at_ms: i64,
+    ) -> Result<(), SqlStoreError> {
+        let seq = self.next_seq(device)?;
+        self.execute(
+            INSERT_EVENT.as_str(),
+            rusqlite::named_params! {
+                "$1": device,
+                "$2": seq,
+                "$3": event_data(event, reason)?,
+                "$4": at_ms,
+            },
+        )?;
+        Ok(())
+    }
+
+    async fn pending_of(&mut self, owner: &str) -> Result<i64, SqlStoreError> {
+        Ok(self
+            .row(PENDING_OF, rusqlite::named_params! { "$1": owner }, |r| {
+                r.get(0)
+            })?
+            .unwrap_or(0))
+    }
+
+    async fn owner_exists(&mut self, owner: &str) -> Result<bool, SqlStoreError> {
+        Ok(self
+            .row(OWNER_EXISTS, rusqlite::named_params! { "$1": owner }, |r| {
+                r.get::<_, String>(0)
+            })?
+            .is_some())
+    }
+
+    async fn drop_oldest(
+        &mut self,
+        owner: &str,
+        n: i64,
+    ) -> Result<Vec<(String, i64)>, SqlStoreError> {
+        self.rows(
+            DROP_OLDEST,
+            rusqlite::named_params! { "$1": owner, "$2": n },
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 }
 
-/// `rows` (serialized) as one JSON array, the parameter SQLite's `json_each` turns
-/// back into rows: a batch is one statement on SQLite too (each statement
-/// is a round trip to sqlx's SQLite thread), as `UNNEST` makes it one on
-/// PostgreSQL.
-fn json(rows: serde_json::Result<String>) -> Result<String, SqlStoreError> {
-    rows.map_err(|e| SqlStoreError::Corrupt(format!("batch as JSON: {e}")))
+impl crate::direct::WriteTx<'_> {
+    /// The device's next outbox number ([`NEXT_SEQ`]).
+    fn next_seq(&self, device: &str) -> Result<i64, SqlStoreError> {
+        self.row(NEXT_SEQ, rusqlite::named_params! { "$1": device }, |r| {
+            r.get(0)
+        })?
+        .ok_or_else(|| SqlStoreError::Database("the outbox sequence returned no row".into()))
+    }
 }
 
 impl Conn for PgConnection {
     shared_ops!(
         "SELECT allocated, range_size FROM msin_counter WHERE id = 1 FOR UPDATE",
-        "= ANY($1)",
+        settle_owners_sql!("= ANY($1)"),
         |d: &[&str]| Ok::<Vec<String>, SqlStoreError>(d.iter().map(|x| (*x).to_owned()).collect())
     );
 
@@ -1421,6 +1753,18 @@ impl SqlStore {
                 std::process::abort();
             }
         };
+        // SQLite: on this thread, through the store's writing connection
+        // (refused at once inside a runtime, before any lock is taken).
+        if let Some(writer) = &self.writer {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                return Err(SqlStoreError::InsideRuntime);
+            }
+            return writer.transaction(
+                |tx| self.run(apply_ops(tx, ops, now, self.outbox_limit)),
+                || abort_if(crate::sql::CrashWhen::BeforeCommit),
+                || abort_if(crate::sql::CrashWhen::AfterCommit),
+            );
+        }
         self.run(async {
             on_pool!(self, |p, begin| {
                 let mut tx = p.begin_with(begin).await?;

@@ -1,5 +1,6 @@
-//! The protocol core's reads on SQLite, on the caller's own thread
-//! (issue #11).
+//! The protocol core's reads on SQLite, on the caller's own thread, and
+//! the writing connection of its group commits ([`DirectWriter`], also on
+//! the caller's thread: the committer's), issue #11.
 //!
 //! sqlx runs each SQLite connection on a worker thread of its own: every
 //! statement is a command sent to it and an answer sent back, two thread
@@ -16,9 +17,11 @@
 //!   transaction committed before it began, by this process or another
 //!   (an operator's `nido network release`), exactly as the sqlx
 //!   connection would, and never waits for a writer.
-//! - **Read-only.** The connections are opened read-only
-//!   (`SQLITE_OPEN_READ_ONLY`): nothing written here can bypass the
-//!   store's transactions, its sealing or its group commit.
+//! - **Read-only reads.** [`DirectReads`]' connections are opened
+//!   read-only (`SQLITE_OPEN_READ_ONLY`): nothing written through them can
+//!   bypass the store's transactions, its sealing or its group commit.
+//!   [`DirectWriter`] writes only what `batch.rs` hands it (sealed rows, in
+//!   one transaction per group).
 //! - **One connection per concurrent reader.** A read takes an idle
 //!   connection (or opens one) and gives it back (a connection whose read
 //!   failed is closed instead), so threads reading through one store at
@@ -60,12 +63,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl From<rusqlite::Error> for SqlStoreError {
-    /// A busy, locked or failing file is [`nido_net::StoreError::Unavailable`]
-    /// (as for sqlx's SQLite errors); a value of the wrong type a
-    /// [`SqlStoreError::Corrupt`]; anything else [`SqlStoreError::Database`].
+    /// As for sqlx's SQLite errors: a uniqueness violation is
+    /// [`nido_net::StoreError::Conflict`], a foreign key
+    /// [`nido_net::StoreError::NotFound`], a busy, locked or failing file
+    /// [`nido_net::StoreError::Unavailable`]; a value of the wrong type is
+    /// a [`SqlStoreError::Corrupt`]; anything else [`SqlStoreError::Database`].
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::Error as E;
         match &e {
+            // SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY.
+            E::SqliteFailure(f, _) if matches!(f.extended_code, 2067 | 1555) => {
+                Self::Store(nido_net::StoreError::Conflict(e.to_string()))
+            }
+            // SQLITE_CONSTRAINT_FOREIGNKEY.
+            E::SqliteFailure(f, _) if f.extended_code == 787 => {
+                Self::Store(nido_net::StoreError::NotFound(e.to_string()))
+            }
             E::SqliteFailure(f, _)
                 if crate::error::SQLITE_UNAVAILABLE.contains(&(f.extended_code & 0xff)) =>
             {
@@ -138,5 +151,138 @@ impl DirectReads {
             let mut statement = conn.prepare_cached(sql)?;
             Ok(statement.query_row([key], map).optional()?)
         })
+    }
+}
+
+/// The connection of [`nido_net::Store::apply`] on SQLite (issue #11):
+/// group commits, and the single writes of the trait, which are groups of
+/// one. One read-write connection of the same file, used on the caller's
+/// thread (the committer's, in `serve`), so a group's statements run where
+/// it runs instead of a round trip each to sqlx's SQLite thread.
+///
+/// # Invariants
+/// - **The same durability as sqlx's connection.** WAL, `synchronous =
+///   FULL`, foreign keys on, the same busy timeout; each group is one
+///   `BEGIN IMMEDIATE` transaction, committed once or rolled back whole.
+/// - **One writer at a time.** The connection is behind a lock; a second
+///   caller waits for the first's transaction to end. Other connections
+///   (this store's sqlx pool, other processes) wait on SQLite's write lock
+///   as they would for any writer.
+/// - **A failed connection is not reused.** A transaction that failed
+///   (busy past the timeout, I/O) closes the connection; the next group
+///   opens a fresh one.
+pub(crate) struct DirectWriter {
+    path: PathBuf,
+    conn: Mutex<Option<Connection>>,
+}
+
+impl core::fmt::Debug for DirectWriter {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DirectWriter")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DirectWriter {
+    /// Writes to the SQLite file at `path` (opened by the store already:
+    /// it exists, in WAL mode, with its schema); connects at the first
+    /// transaction.
+    pub(crate) fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            conn: Mutex::new(None),
+        }
+    }
+
+    fn connect(&self) -> Result<Connection, SqlStoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
+        // What sqlx's connection sets (`open::connect`); journal_mode is the
+        // file's (WAL since the store created it), asked again all the same.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Every statement a group can run stays prepared.
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(conn)
+    }
+
+    /// Runs `body` in one `BEGIN IMMEDIATE` transaction; `before_commit`
+    /// and `after_commit` run around the commit (the durability tests'
+    /// hooks). Any failure rolls back and is returned; nothing is written.
+    pub(crate) fn transaction<T>(
+        &self,
+        body: impl FnOnce(&mut WriteTx<'_>) -> Result<T, SqlStoreError>,
+        before_commit: impl FnOnce(),
+        after_commit: impl FnOnce(),
+    ) -> Result<T, SqlStoreError> {
+        let mut slot = lock(&self.conn);
+        if slot.is_none() {
+            *slot = Some(self.connect()?);
+        }
+        let Some(conn) = slot.as_mut() else {
+            return Err(SqlStoreError::Database("no SQLite connection".into()));
+        };
+        let outcome = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let out = body(&mut WriteTx(&tx))?;
+            before_commit();
+            tx.commit()?;
+            Ok(out)
+        })();
+        // Rolled back on the way out if it failed (the transaction's drop);
+        // the connection is not lent again.
+        if outcome.is_err() {
+            *slot = None;
+        } else {
+            after_commit();
+        }
+        outcome
+    }
+}
+
+/// A statement runner inside [`DirectWriter::transaction`], for
+/// [`crate::batch::Conn`].
+pub(crate) struct WriteTx<'a>(&'a Connection);
+
+impl WriteTx<'_> {
+    /// Runs `sql` (prepared once per connection) with named parameters
+    /// (`$1`, `$2`, … as the statements have them); returns the rows
+    /// changed.
+    pub(crate) fn execute(
+        &self,
+        sql: &str,
+        params: &[(&str, &dyn rusqlite::ToSql)],
+    ) -> Result<usize, SqlStoreError> {
+        Ok(self.0.prepare_cached(sql)?.execute(params)?)
+    }
+
+    /// Every row `sql` returns, mapped by `map`.
+    pub(crate) fn rows<T>(
+        &self,
+        sql: &str,
+        params: &[(&str, &dyn rusqlite::ToSql)],
+        map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, SqlStoreError> {
+        let mut statement = self.0.prepare_cached(sql)?;
+        let rows = statement.query_map(params, map)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<T>>>()?)
+    }
+
+    /// The first row `sql` returns, mapped by `map`, if any.
+    pub(crate) fn row<T>(
+        &self,
+        sql: &str,
+        params: &[(&str, &dyn rusqlite::ToSql)],
+        map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, SqlStoreError> {
+        let mut statement = self.0.prepare_cached(sql)?;
+        Ok(statement.query_row(params, map).optional()?)
     }
 }

@@ -36,7 +36,11 @@
 //! tokio runtime. On SQLite, the protocol core's per-datagram reads (a
 //! subscription by device or SUPI, a device's owner) skip sqlx's worker
 //! thread: they run on the caller's thread on read-only connections of the
-//! same file (`direct`), still seeing only committed state.
+//! same file (`direct`), still seeing only committed state; and
+//! [`nido_net::Store::apply`] (group commits, and the trait's single
+//! writes, groups of one) runs on the caller's thread on one writing
+//! connection of the file (same durability settings as sqlx's, one
+//! transaction per group).
 
 mod batch;
 mod credentials;

@@ -12,7 +12,7 @@ use tokio::runtime::{Builder, Handle, Runtime};
 
 use crate::batch::{Conn, Op};
 use crate::credentials;
-use crate::direct::DirectReads;
+use crate::direct::{DirectReads, DirectWriter};
 use crate::error::{SqlStoreError, StoreOpenError};
 use crate::kek::{Kek, Sealer};
 use crate::open::{self, Backend, Pool, Target};
@@ -82,6 +82,10 @@ pub struct SqlStore {
     pub(crate) outbox_limit: u64,
     /// On SQLite, the core's reads on the caller's thread ([`DirectReads`]).
     direct: Option<DirectReads>,
+    /// On SQLite, the connection of [`Store::apply`] (group commits and the
+    /// single writes that go through it), on the caller's thread
+    /// ([`DirectWriter`]).
+    pub(crate) writer: Option<DirectWriter>,
     rt: Runtime,
 }
 
@@ -299,6 +303,7 @@ impl SqlStore {
             deliveries: std::sync::atomic::AtomicU64::new(0),
             outbox_limit: crate::outbox::OUTBOX_LIMIT,
             direct: None,
+            writer: None,
             rt,
         };
         store.rt.block_on(open::migrate(&store.pool))?;
@@ -316,6 +321,7 @@ impl SqlStore {
                         reason: e.to_string(),
                     })?,
                 );
+            store.writer = Some(DirectWriter::new(path));
         }
         Ok(store)
     }
