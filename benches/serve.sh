@@ -412,6 +412,10 @@ out = {
     "time_to_active_p99_ms": round(float(overall["p99"]), 1),
     "server_cpu_ms_per_onboarding": round(server_cpu_s * 1000 / active, 3) if active else None,
     "sim_cpu_ms_per_onboarding": round(sim_cpu_s * 1000 / active, 3) if active else None,
+    # NAS messages the devices sent and received per onboarding: more than
+    # a clean run's means retransmissions (datagrams lost on the way).
+    "nas_uplink_per_onboarding": round(float(sim["nas_per_onboarding"]["uplink_messages"]), 2),
+    "nas_downlink_per_onboarding": round(float(sim["nas_per_onboarding"]["downlink_messages"]), 2),
     "cores": cores,
     "p256_sign_per_s": sign,
     "p256_verify_per_s": verify,
@@ -438,6 +442,7 @@ else:
   time to active p99    {out['time_to_active_p99_ms']:.1f} ms
   server CPU            {ms(out['server_cpu_ms_per_onboarding'])} per onboarding (all instances)
   nido sim CPU          {ms(out['sim_cpu_ms_per_onboarding'])} per onboarding (on the same cores)
+  NAS per onboarding    {out['nas_uplink_per_onboarding']:.2f} up, {out['nas_downlink_per_onboarding']:.2f} down (more than a clean run's: retransmissions)
 public-key bound (openssl speed)
   P-256 sign/s          {sign:.1f}
   P-256 verify/s        {verify:.1f}
