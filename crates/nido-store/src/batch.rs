@@ -54,7 +54,7 @@ use sqlx::{PgConnection, SqliteConnection};
 
 use crate::error::SqlStoreError;
 use crate::records::AuditEntry;
-use crate::sql::{SqlStore, now_unix, on_pool, state_text, to_i64, to_u64};
+use crate::sql::{SqlStore, now_unix, state_text, to_i64, to_u64};
 
 /// A subscription row as stored: K and OPc sealed under the KEK.
 pub(crate) struct SealedSub {
@@ -215,7 +215,7 @@ impl AuditBatch {
     }
 
     /// Writes the entries and the devices.
-    pub(crate) async fn write<C: Conn>(&self, c: &mut C) -> Result<(), SqlStoreError> {
+    pub(crate) async fn write<C: AuditConn>(&self, c: &mut C) -> Result<(), SqlStoreError> {
         c.append_audit(&self.entries).await?;
         c.touch_devices(&self.devices).await?;
         // The certificate of each device that got a package (rare: one
@@ -563,14 +563,46 @@ fn collect_registered(events: &[NetworkEvent], out: &mut Vec<String>) {
 }
 
 /// The statements of a batch on one backend: the same SQL where the
-/// backends agree (written once, [`shared_ops`]), and each kind of
-/// multi-row write one statement on either (`UNNEST` of array parameters
-/// on PostgreSQL, where a statement is a network round trip; `json_each`
-/// of one JSON parameter on SQLite, where each statement costs its parse
-/// and, on sqlx's connection, a round trip to sqlx's worker thread).
-/// Implemented by PostgreSQL's and SQLite's sqlx connections, and by
-/// [`crate::direct::WriteTx`] for SQLite's group commits.
-pub(crate) trait Conn {
+/// backends agree (written once, [`shared_audit_ops`] and [`shared_ops`]),
+/// and each kind of multi-row write one statement on either (`UNNEST` of
+/// array parameters on PostgreSQL, where a statement is a network round
+/// trip; `json_each` of one JSON parameter on SQLite, where each statement
+/// costs its parse). [`AuditConn`] is what the operator's commands write
+/// in their own transactions too (audit entries, device rows, owners'
+/// events), so every connection has it, SQLite's sqlx connection included;
+/// [`Conn`] the rest of a group commit.
+pub(crate) trait AuditConn {
+    /// Appends audit entries, in order.
+    async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError>;
+    /// Inserts or updates `devices` rows (one per serial).
+    async fn touch_devices(&mut self, devices: &[DeviceSeen]) -> Result<(), SqlStoreError>;
+    /// The certificate device `serial` onboarded with (`None`: unknown).
+    async fn set_certificate(
+        &mut self,
+        serial: &str,
+        cert: Option<&nido_net::CertificateSeen>,
+    ) -> Result<(), SqlStoreError>;
+    /// Appends an event about `device` for its owner at this point of the
+    /// transaction (the read side's [`crate::query::owner_of`]; `""`:
+    /// none, the operator's default destination), delivered like a burst
+    /// and numbered with the device's bursts: `data` is the JSON object
+    /// `{"event": event, "reason": reason}` (issue #16 item 1: the owner is
+    /// told of a block, an unblock, a release).
+    async fn append_event(
+        &mut self,
+        device: &str,
+        event: &str,
+        reason: &str,
+        at_ms: i64,
+    ) -> Result<(), SqlStoreError>;
+    /// Whether owner account `owner` exists.
+    async fn owner_exists(&mut self, owner: &str) -> Result<bool, SqlStoreError>;
+}
+
+/// The statements of a group commit (beyond [`AuditConn`]'s): PostgreSQL's
+/// sqlx connection, and SQLite's writing connection
+/// ([`crate::direct::WriteTx`]).
+pub(crate) trait Conn: AuditConn {
     /// The rows (SUPI, device, package id) holding one of `supis` or
     /// belonging to one of `devices`.
     async fn rows_of(
@@ -627,16 +659,6 @@ pub(crate) trait Conn {
     ) -> Result<HashSet<String>, SqlStoreError>;
     /// Adds `n` to each manufacturer's count.
     async fn add_allocations(&mut self, counts: &BTreeMap<&str, i64>) -> Result<(), SqlStoreError>;
-    /// Appends audit entries, in order.
-    async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError>;
-    /// Inserts or updates `devices` rows (one per serial).
-    async fn touch_devices(&mut self, devices: &[DeviceSeen]) -> Result<(), SqlStoreError>;
-    /// The certificate device `serial` onboarded with (`None`: unknown).
-    async fn set_certificate(
-        &mut self,
-        serial: &str,
-        cert: Option<&nido_net::CertificateSeen>,
-    ) -> Result<(), SqlStoreError>;
     /// Takes up to `n` MSINs: (allocated before, allocated after), or
     /// `None` when the range is used up. Inside a write transaction.
     async fn lease(&mut self, n: i64) -> Result<Option<(i64, i64)>, SqlStoreError>;
@@ -649,23 +671,8 @@ pub(crate) trait Conn {
         &mut self,
         row: &crate::outbox::UplinkRow<'_>,
     ) -> Result<(i64, String), SqlStoreError>;
-    /// Appends an event about `device` for its owner at this point of the
-    /// transaction (the read side's [`crate::query::owner_of`]; `""`:
-    /// none, the operator's default destination), delivered like a burst
-    /// and numbered with the device's bursts: `data` is the JSON object
-    /// `{"event": event, "reason": reason}` (issue #16 item 1: the owner is
-    /// told of a block, an unblock, a release).
-    async fn append_event(
-        &mut self,
-        device: &str,
-        event: &str,
-        reason: &str,
-        at_ms: i64,
-    ) -> Result<(), SqlStoreError>;
     /// How many bursts of `owner` are pending.
     async fn pending_of(&mut self, owner: &str) -> Result<i64, SqlStoreError>;
-    /// Whether owner account `owner` exists.
-    async fn owner_exists(&mut self, owner: &str) -> Result<bool, SqlStoreError>;
     /// Marks the `n` oldest pending bursts of `owner` dropped; returns
     /// their (device, seq).
     async fn drop_oldest(
@@ -768,34 +775,10 @@ const UPSERT_SET: &str = "ON CONFLICT (device) DO UPDATE SET supi = excluded.sup
      package_id = excluded.package_id, updated_at = excluded.updated_at, \
      not_after = excluded.not_after, suci_key_id = excluded.suci_key_id";
 
-/// The methods of [`Conn`] whose SQL both backends take as it is, but for
-/// the statement that reads the MSIN counter locked (`$lock_counter`) and
-/// the settling of owners (`$settle`, [`settle_owners_sql`]: how a list of
-/// devices is a parameter, with `$devices`, which makes the parameter of a
-/// `&[&str]`).
-macro_rules! shared_ops {
-    ($lock_counter:expr, $settle:expr, $devices:expr) => {
-        async fn settle_owners(
-            &mut self,
-            devices: &[&str],
-            ended: i64,
-        ) -> Result<Vec<String>, SqlStoreError> {
-            if devices.is_empty() {
-                return Ok(Vec::new());
-            }
-            let settled: Vec<String> = sqlx::query_scalar($settle)
-                .bind($devices(devices)?)
-                .bind(ended)
-                .fetch_all(&mut *self)
-                .await?;
-            if !settled.is_empty() {
-                sqlx::query(crate::extras::BUMP_TRUST_GENERATION)
-                    .execute(&mut *self)
-                    .await?;
-            }
-            Ok(settled)
-        }
-
+/// The methods of [`AuditConn`] whose SQL every connection takes as it
+/// is.
+macro_rules! shared_audit_ops {
+    () => {
         async fn set_certificate(
             &mut self,
             serial: &str,
@@ -808,26 +791,6 @@ macro_rules! shared_ops {
                 .execute(&mut *self)
                 .await?;
             Ok(())
-        }
-
-        async fn append_uplink(
-            &mut self,
-            row: &crate::outbox::UplinkRow<'_>,
-        ) -> Result<(i64, String), SqlStoreError> {
-            let (seq,): (i64,) = sqlx::query_as(NEXT_SEQ)
-                .bind(row.device)
-                .fetch_one(&mut *self)
-                .await?;
-            let owner: String = sqlx::query_scalar(sqlx::AssertSqlSafe(INSERT_UPLINK.as_str()))
-                .bind(row.device)
-                .bind(&row.supi)
-                .bind(row.psi)
-                .bind(seq)
-                .bind(row.data)
-                .bind(row.at_ms)
-                .fetch_one(&mut *self)
-                .await?;
-            Ok((seq, owner))
         }
 
         async fn append_event(
@@ -858,6 +821,56 @@ macro_rules! shared_ops {
                 .fetch_optional(&mut *self)
                 .await?;
             Ok(id.is_some())
+        }
+    };
+}
+
+/// The methods of [`Conn`] whose SQL both backends take as it is, but for
+/// the statement that reads the MSIN counter locked (`$lock_counter`) and
+/// the settling of owners (`$settle`, [`settle_owners_sql`]: how a list of
+/// devices is a parameter, with `$devices`, which makes the parameter of a
+/// `&[&str]`).
+macro_rules! shared_ops {
+    ($lock_counter:expr, $settle:expr, $devices:expr) => {
+        async fn settle_owners(
+            &mut self,
+            devices: &[&str],
+            ended: i64,
+        ) -> Result<Vec<String>, SqlStoreError> {
+            if devices.is_empty() {
+                return Ok(Vec::new());
+            }
+            let settled: Vec<String> = sqlx::query_scalar($settle)
+                .bind($devices(devices)?)
+                .bind(ended)
+                .fetch_all(&mut *self)
+                .await?;
+            if !settled.is_empty() {
+                sqlx::query(crate::extras::BUMP_TRUST_GENERATION)
+                    .execute(&mut *self)
+                    .await?;
+            }
+            Ok(settled)
+        }
+
+        async fn append_uplink(
+            &mut self,
+            row: &crate::outbox::UplinkRow<'_>,
+        ) -> Result<(i64, String), SqlStoreError> {
+            let (seq,): (i64,) = sqlx::query_as(NEXT_SEQ)
+                .bind(row.device)
+                .fetch_one(&mut *self)
+                .await?;
+            let owner: String = sqlx::query_scalar(sqlx::AssertSqlSafe(INSERT_UPLINK.as_str()))
+                .bind(row.device)
+                .bind(&row.supi)
+                .bind(row.psi)
+                .bind(seq)
+                .bind(row.data)
+                .bind(row.at_ms)
+                .fetch_one(&mut *self)
+                .await?;
+            Ok((seq, owner))
         }
 
         async fn pending_of(&mut self, owner: &str) -> Result<i64, SqlStoreError> {
@@ -923,90 +936,8 @@ macro_rules! shared_ops {
     };
 }
 
-impl Conn for SqliteConnection {
-    shared_ops!(lite::LOCK_COUNTER, lite::SETTLE_OWNERS, |d: &[&str]| json(
-        serde_json::to_string(d)
-    ));
-
-    async fn lock_claims(&mut self, _devices: &[&str]) -> Result<(), SqlStoreError> {
-        // The transaction began IMMEDIATE: it holds SQLite's one write
-        // lock, and no release or claim runs until it ends.
-        Ok(())
-    }
-
-    async fn upsert_subscriptions(
-        &mut self,
-        rows: &[&SealedSub],
-        now: i64,
-    ) -> Result<(), SqlStoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(sqlx::AssertSqlSafe(lite::UPSERT.as_str()))
-            .bind(lite::upsert_rows(rows)?)
-            .bind(now)
-            .execute(&mut *self)
-            .await?;
-        Ok(())
-    }
-
-    async fn rows_of(
-        &mut self,
-        supis: &[&str],
-        devices: &[&str],
-    ) -> Result<Vec<(String, String, Vec<u8>)>, SqlStoreError> {
-        Ok(sqlx::query_as(lite::ROWS_OF)
-            .bind(json(serde_json::to_string(supis))?)
-            .bind(json(serde_json::to_string(devices))?)
-            .fetch_all(&mut *self)
-            .await?)
-    }
-
-    async fn log_packages(
-        &mut self,
-        rows: &[(&SealedSub, bool)],
-        now: i64,
-    ) -> Result<(), SqlStoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(lite::LOG_PACKAGES)
-            .bind(lite::packages(rows)?)
-            .bind(now)
-            .execute(&mut *self)
-            .await?;
-        Ok(())
-    }
-
-    async fn set_sqn(
-        &mut self,
-        rows: &[(&str, i64, i64)],
-        now: i64,
-    ) -> Result<HashSet<String>, SqlStoreError> {
-        if rows.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let found: Vec<String> = sqlx::query_scalar(lite::SET_SQN)
-            .bind(json(serde_json::to_string(rows))?)
-            .bind(now)
-            .fetch_all(&mut *self)
-            .await?;
-        Ok(found.into_iter().collect())
-    }
-
-    async fn set_state(
-        &mut self,
-        rows: &[(&str, &'static str, i64)],
-    ) -> Result<HashSet<String>, SqlStoreError> {
-        if rows.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let found: Vec<String> = sqlx::query_scalar(lite::SET_STATE)
-            .bind(json(serde_json::to_string(rows))?)
-            .fetch_all(&mut *self)
-            .await?;
-        Ok(found.into_iter().collect())
-    }
+impl AuditConn for SqliteConnection {
+    shared_audit_ops!();
 
     async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError> {
         if entries.is_empty() {
@@ -1038,9 +969,9 @@ fn json(rows: serde_json::Result<String>) -> Result<String, SqlStoreError> {
     rows.map_err(|e| SqlStoreError::Corrupt(format!("batch as JSON: {e}")))
 }
 
-/// SQLite's batch statements and their one JSON parameter, for both of its
-/// connections ([`SqliteConnection`] in sqlx's transactions, and
-/// [`crate::direct::WriteTx`] in group commits).
+/// SQLite's batch statements and their one JSON parameter: the group
+/// commits' ([`crate::direct::WriteTx`]), and the audit writes of sqlx's
+/// connection in the operator's transactions ([`AuditConn`]).
 mod lite {
     use super::{AuditEntry, DeviceSeen, SealedSub, SqlStoreError, UPSERT_INTO, UPSERT_SET, json};
     use crate::sql::to_i64;
@@ -1174,6 +1105,74 @@ mod lite {
 /// SQLite's group commits on [`crate::direct::DirectWriter`]'s connection:
 /// the statements (and parameters) of the sqlx connection's methods, run
 /// in place ([`lite`] and the constants above).
+impl AuditConn for crate::direct::WriteTx<'_> {
+    async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.execute(
+            lite::APPEND_AUDIT,
+            rusqlite::named_params! { "$1": lite::audit(entries)? },
+        )?;
+        Ok(())
+    }
+
+    async fn touch_devices(&mut self, devices: &[DeviceSeen]) -> Result<(), SqlStoreError> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        self.execute(
+            lite::TOUCH_DEVICES,
+            rusqlite::named_params! { "$1": lite::devices(devices)? },
+        )?;
+        Ok(())
+    }
+
+    async fn set_certificate(
+        &mut self,
+        serial: &str,
+        cert: Option<&nido_net::CertificateSeen>,
+    ) -> Result<(), SqlStoreError> {
+        self.execute(
+            SET_CERTIFICATE,
+            rusqlite::named_params! {
+                "$1": serial,
+                "$2": cert.map(|c| c.serial.as_slice()),
+                "$3": cert.map(|c| c.issuer.as_slice()),
+            },
+        )?;
+        Ok(())
+    }
+
+    async fn append_event(
+        &mut self,
+        device: &str,
+        event: &str,
+        reason: &str,
+        at_ms: i64,
+    ) -> Result<(), SqlStoreError> {
+        let seq = self.next_seq(device)?;
+        self.execute(
+            INSERT_EVENT.as_str(),
+            rusqlite::named_params! {
+                "$1": device,
+                "$2": seq,
+                "$3": event_data(event, reason)?,
+                "$4": at_ms,
+            },
+        )?;
+        Ok(())
+    }
+
+    async fn owner_exists(&mut self, owner: &str) -> Result<bool, SqlStoreError> {
+        Ok(self
+            .row(OWNER_EXISTS, rusqlite::named_params! { "$1": owner }, |r| {
+                r.get::<_, String>(0)
+            })?
+            .is_some())
+    }
+}
+
 impl Conn for crate::direct::WriteTx<'_> {
     async fn rows_of(
         &mut self,
@@ -1289,44 +1288,6 @@ impl Conn for crate::direct::WriteTx<'_> {
         Ok(())
     }
 
-    async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        self.execute(
-            lite::APPEND_AUDIT,
-            rusqlite::named_params! { "$1": lite::audit(entries)? },
-        )?;
-        Ok(())
-    }
-
-    async fn touch_devices(&mut self, devices: &[DeviceSeen]) -> Result<(), SqlStoreError> {
-        if devices.is_empty() {
-            return Ok(());
-        }
-        self.execute(
-            lite::TOUCH_DEVICES,
-            rusqlite::named_params! { "$1": lite::devices(devices)? },
-        )?;
-        Ok(())
-    }
-
-    async fn set_certificate(
-        &mut self,
-        serial: &str,
-        cert: Option<&nido_net::CertificateSeen>,
-    ) -> Result<(), SqlStoreError> {
-        self.execute(
-            SET_CERTIFICATE,
-            rusqlite::named_params! {
-                "$1": serial,
-                "$2": cert.map(|c| c.serial.as_slice()),
-                "$3": cert.map(|c| c.issuer.as_slice()),
-            },
-        )?;
-        Ok(())
-    }
-
     async fn lease(&mut self, n: i64) -> Result<Option<(i64, i64)>, SqlStoreError> {
         // As the sqlx connections do (`shared_ops`): read, then move guarded.
         let (allocated, size): (i64, i64) = self
@@ -1371,40 +1332,12 @@ impl Conn for crate::direct::WriteTx<'_> {
         Ok((seq, owner))
     }
 
-    async fn append_event(
-        &mut self,
-        device: &str,
-        event: &str,
-        reason: &str,
-        at_ms: i64,
-    ) -> Result<(), SqlStoreError> {
-        let seq = self.next_seq(device)?;
-        self.execute(
-            INSERT_EVENT.as_str(),
-            rusqlite::named_params! {
-                "$1": device,
-                "$2": seq,
-                "$3": event_data(event, reason)?,
-                "$4": at_ms,
-            },
-        )?;
-        Ok(())
-    }
-
     async fn pending_of(&mut self, owner: &str) -> Result<i64, SqlStoreError> {
         Ok(self
             .row(PENDING_OF, rusqlite::named_params! { "$1": owner }, |r| {
                 r.get(0)
             })?
             .unwrap_or(0))
-    }
-
-    async fn owner_exists(&mut self, owner: &str) -> Result<bool, SqlStoreError> {
-        Ok(self
-            .row(OWNER_EXISTS, rusqlite::named_params! { "$1": owner }, |r| {
-                r.get::<_, String>(0)
-            })?
-            .is_some())
     }
 
     async fn drop_oldest(
@@ -1427,6 +1360,84 @@ impl crate::direct::WriteTx<'_> {
             r.get(0)
         })?
         .ok_or_else(|| SqlStoreError::Database("the outbox sequence returned no row".into()))
+    }
+}
+
+impl AuditConn for PgConnection {
+    shared_audit_ops!();
+
+    async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError> {
+        match entries {
+            [] => return Ok(()),
+            // One row: the plain insert, whose statement is shared with
+            // every single-row append.
+            [entry] => {
+                sqlx::query(INSERT_AUDIT)
+                    .bind(to_i64(entry.at, "time")?)
+                    .bind(&entry.kind)
+                    .bind(entry.device.as_deref())
+                    .bind(entry.supi.as_deref())
+                    .bind(entry.cause.map(i64::from))
+                    .bind(&entry.detail)
+                    .execute(&mut *self)
+                    .await?;
+                return Ok(());
+            }
+            _ => {}
+        }
+        let ats = entries
+            .iter()
+            .map(|e| to_i64(e.at, "time"))
+            .collect::<Result<Vec<i64>, _>>()?;
+        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+        let devices: Vec<Option<&str>> = entries.iter().map(|e| e.device.as_deref()).collect();
+        let supis: Vec<Option<&str>> = entries.iter().map(|e| e.supi.as_deref()).collect();
+        let causes: Vec<Option<i64>> = entries.iter().map(|e| e.cause.map(i64::from)).collect();
+        let details: Vec<&str> = entries.iter().map(|e| e.detail.as_str()).collect();
+        // WITH ORDINALITY … ORDER BY: the ids follow the batch's order.
+        sqlx::query(
+            "INSERT INTO audit (at, kind, device, supi, cause, detail) \
+             SELECT at, kind, device, supi, cause, detail \
+             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
+             $6::text[]) WITH ORDINALITY AS u(at, kind, device, supi, cause, detail, n) \
+             ORDER BY n",
+        )
+        .bind(ats)
+        .bind(kinds)
+        .bind(devices)
+        .bind(supis)
+        .bind(causes)
+        .bind(details)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn touch_devices(&mut self, devices: &[DeviceSeen]) -> Result<(), SqlStoreError> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        // One row per serial (the batch merged them): ON CONFLICT never
+        // meets the same row twice. Serial order: the lock order.
+        let mut sorted: Vec<&DeviceSeen> = devices.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.serial.cmp(&b.serial));
+        let serials: Vec<&str> = sorted.iter().map(|d| d.serial.as_str()).collect();
+        let states: Vec<&str> = sorted.iter().map(|d| d.state).collect();
+        let firsts: Vec<i64> = sorted.iter().map(|d| d.first).collect();
+        let lasts: Vec<i64> = sorted.iter().map(|d| d.last).collect();
+        sqlx::query(
+            "INSERT INTO devices (serial, state, first_seen, last_seen) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
+             ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
+             last_seen = excluded.last_seen",
+        )
+        .bind(serials)
+        .bind(states)
+        .bind(firsts)
+        .bind(lasts)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
     }
 }
 
@@ -1583,80 +1594,6 @@ impl Conn for PgConnection {
         .await?;
         Ok(found.into_iter().collect())
     }
-
-    async fn append_audit(&mut self, entries: &[AuditEntry]) -> Result<(), SqlStoreError> {
-        match entries {
-            [] => return Ok(()),
-            // One row: the plain insert, whose statement is shared with
-            // every single-row append.
-            [entry] => {
-                sqlx::query(INSERT_AUDIT)
-                    .bind(to_i64(entry.at, "time")?)
-                    .bind(&entry.kind)
-                    .bind(entry.device.as_deref())
-                    .bind(entry.supi.as_deref())
-                    .bind(entry.cause.map(i64::from))
-                    .bind(&entry.detail)
-                    .execute(&mut *self)
-                    .await?;
-                return Ok(());
-            }
-            _ => {}
-        }
-        let ats = entries
-            .iter()
-            .map(|e| to_i64(e.at, "time"))
-            .collect::<Result<Vec<i64>, _>>()?;
-        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
-        let devices: Vec<Option<&str>> = entries.iter().map(|e| e.device.as_deref()).collect();
-        let supis: Vec<Option<&str>> = entries.iter().map(|e| e.supi.as_deref()).collect();
-        let causes: Vec<Option<i64>> = entries.iter().map(|e| e.cause.map(i64::from)).collect();
-        let details: Vec<&str> = entries.iter().map(|e| e.detail.as_str()).collect();
-        // WITH ORDINALITY … ORDER BY: the ids follow the batch's order.
-        sqlx::query(
-            "INSERT INTO audit (at, kind, device, supi, cause, detail) \
-             SELECT at, kind, device, supi, cause, detail \
-             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
-             $6::text[]) WITH ORDINALITY AS u(at, kind, device, supi, cause, detail, n) \
-             ORDER BY n",
-        )
-        .bind(ats)
-        .bind(kinds)
-        .bind(devices)
-        .bind(supis)
-        .bind(causes)
-        .bind(details)
-        .execute(&mut *self)
-        .await?;
-        Ok(())
-    }
-
-    async fn touch_devices(&mut self, devices: &[DeviceSeen]) -> Result<(), SqlStoreError> {
-        if devices.is_empty() {
-            return Ok(());
-        }
-        // One row per serial (the batch merged them): ON CONFLICT never
-        // meets the same row twice. Serial order: the lock order.
-        let mut sorted: Vec<&DeviceSeen> = devices.iter().collect();
-        sorted.sort_unstable_by(|a, b| a.serial.cmp(&b.serial));
-        let serials: Vec<&str> = sorted.iter().map(|d| d.serial.as_str()).collect();
-        let states: Vec<&str> = sorted.iter().map(|d| d.state).collect();
-        let firsts: Vec<i64> = sorted.iter().map(|d| d.first).collect();
-        let lasts: Vec<i64> = sorted.iter().map(|d| d.last).collect();
-        sqlx::query(
-            "INSERT INTO devices (serial, state, first_seen, last_seen) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
-             ON CONFLICT (serial) DO UPDATE SET state = excluded.state, \
-             last_seen = excluded.last_seen",
-        )
-        .bind(serials)
-        .bind(states)
-        .bind(firsts)
-        .bind(lasts)
-        .execute(&mut *self)
-        .await?;
-        Ok(())
-    }
 }
 
 impl SqlStore {
@@ -1755,34 +1692,36 @@ impl SqlStore {
         };
         // SQLite: on this thread, through the store's writing connection
         // (refused at once inside a runtime, before any lock is taken).
-        if let Some(writer) = &self.writer {
-            if tokio::runtime::Handle::try_current().is_ok() {
-                return Err(SqlStoreError::InsideRuntime);
-            }
-            return writer.transaction(
-                |tx| self.run(apply_ops(tx, ops, now, self.outbox_limit)),
-                || abort_if(crate::sql::CrashWhen::BeforeCommit),
-                || abort_if(crate::sql::CrashWhen::AfterCommit),
-            );
-        }
-        self.run(async {
-            on_pool!(self, |p, begin| {
-                let mut tx = p.begin_with(begin).await?;
-                match apply_ops(&mut *tx, ops, now, self.outbox_limit).await {
-                    Ok(()) => {
-                        abort_if(crate::sql::CrashWhen::BeforeCommit);
-                        tx.commit().await?;
-                        abort_if(crate::sql::CrashWhen::AfterCommit);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        // The failure is the answer; a rollback that fails
-                        // too (a lost connection) leaves nothing committed.
-                        let _ = tx.rollback().await;
-                        Err(e)
-                    }
+        let pg = match (&self.writer, &self.pool) {
+            (Some(writer), _) => {
+                if tokio::runtime::Handle::try_current().is_ok() {
+                    return Err(SqlStoreError::InsideRuntime);
                 }
-            })
+                return writer.transaction(
+                    |tx| self.run(apply_ops(tx, ops, now, self.outbox_limit)),
+                    || abort_if(crate::sql::CrashWhen::BeforeCommit),
+                    || abort_if(crate::sql::CrashWhen::AfterCommit),
+                );
+            }
+            (None, crate::open::Pool::Postgres(pg)) => pg,
+            (None, crate::open::Pool::Sqlite(_)) => return Err(no_writer()),
+        };
+        self.run(async {
+            let mut tx = pg.begin().await?;
+            match apply_ops(&mut *tx, ops, now, self.outbox_limit).await {
+                Ok(()) => {
+                    abort_if(crate::sql::CrashWhen::BeforeCommit);
+                    tx.commit().await?;
+                    abort_if(crate::sql::CrashWhen::AfterCommit);
+                    Ok(())
+                }
+                Err(e) => {
+                    // The failure is the answer; a rollback that fails
+                    // too (a lost connection) leaves nothing committed.
+                    let _ = tx.rollback().await;
+                    Err(e)
+                }
+            }
         })
     }
 
@@ -1790,17 +1729,29 @@ impl SqlStore {
     /// transaction: the numbers `old + 1 .. new + 1`, or `Exhausted`.
     pub(crate) fn try_lease_msins(&self, n: u64) -> Result<Range<u64>, SqlStoreError> {
         let n = to_i64(n.max(1), "lease size")?;
-        let leased: Option<(i64, i64)> = self.run(async {
-            on_pool!(self, |p, begin| {
-                let mut tx = p.begin_with(begin).await?;
+        let leased: Option<(i64, i64)> = match (&self.writer, &self.pool) {
+            (Some(writer), _) => {
+                if tokio::runtime::Handle::try_current().is_ok() {
+                    return Err(SqlStoreError::InsideRuntime);
+                }
+                writer.transaction(|tx| self.run(tx.lease(n)), || {}, || {})?
+            }
+            (None, crate::open::Pool::Postgres(pg)) => self.run(async {
+                let mut tx = pg.begin().await?;
                 let leased = tx.lease(n).await?;
                 tx.commit().await?;
                 Ok(leased)
-            })
-        })?;
+            })?,
+            (None, crate::open::Pool::Sqlite(_)) => return Err(no_writer()),
+        };
         let (old, new) = leased.ok_or(StoreError::Exhausted)?;
         Ok(to_u64(old, "MSIN")? + 1..to_u64(new, "MSIN")? + 1)
     }
+}
+
+/// A SQLite store always has its writing connection ([`SqlStore::open`]).
+fn no_writer() -> SqlStoreError {
+    SqlStoreError::Database("a SQLite store without its writing connection".into())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use nido_pki::{Policy, TrustStore};
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
-use crate::batch::{AuditBatch, Conn, Op};
+use crate::batch::{AuditBatch, AuditConn, Op};
 use crate::error::SqlStoreError;
 use crate::policy;
 use crate::records::{

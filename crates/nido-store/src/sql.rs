@@ -10,7 +10,7 @@ use nido_sec::milenage::Amf;
 use nido_sec::{K, Opc, Supi};
 use tokio::runtime::{Builder, Handle, Runtime};
 
-use crate::batch::{Conn, Op};
+use crate::batch::{AuditConn, Op};
 use crate::credentials;
 use crate::direct::{DirectReads, DirectWriter};
 use crate::error::{SqlStoreError, StoreOpenError};

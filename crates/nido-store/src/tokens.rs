@@ -5,7 +5,7 @@
 //! first); a revoked or expired token is never returned by
 //! [`SqlStore::token_by_hash`]; rows are never deleted.
 
-use crate::batch::Conn;
+use crate::batch::AuditConn;
 use crate::sql::{on_pool, to_i64, to_u64};
 use crate::{SqlStore, SqlStoreError};
 
