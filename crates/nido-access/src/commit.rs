@@ -125,7 +125,7 @@ impl Gate {
     /// commits a stage whose drivers release their messages themselves
     /// ([`Stage::release`], [`Stage::flush`]: the simulator's fleets in
     /// `nido demo`), so the database works while they do. Replies handed
-    /// to it ([`Gate::send`]) are dropped once durable.
+    /// to it ([`Gate::send_all`]) are dropped once durable.
     pub fn detached(stage: Stage) -> Self {
         Self::with_socket(stage, None)
     }
@@ -171,17 +171,10 @@ impl Gate {
         self.stats.sent.fetch_add(sent, Ordering::Relaxed);
     }
 
-    /// Sends `datagram` to `to` once the writes of `tag` are durable: now,
-    /// if they are and nothing older waits; else after the commit that
-    /// makes them so. Returns whether it was sent now.
-    pub fn send(&self, tag: Tag, to: SocketAddr, datagram: Vec<u8>) -> bool {
-        self.send_all(tag, vec![(to, datagram)])
-    }
-
-    /// [`Gate::send`] for replies produced together (a driver's round),
-    /// which leave together: now, in one batch, if the writes of `tag` are
-    /// durable and nothing older waits; else after the commit that makes
-    /// them so. Returns whether they were sent now.
+    /// Sends `datagrams` (replies produced together: a driver's round) to
+    /// their addresses once the writes of `tag` are durable: now, in one
+    /// batch, if they are and nothing older waits; else after the commit
+    /// that makes them so. Returns whether they were sent now.
     pub fn send_all(&self, tag: Tag, datagrams: Vec<(SocketAddr, Vec<u8>)>) -> bool {
         let mut held = lock(&self.held);
         match self.stage.release(tag) {

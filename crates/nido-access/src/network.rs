@@ -229,7 +229,7 @@ pub fn serve_with(
 ) -> io::Result<ServeStats> {
     run(
         network,
-        Source::Socket(socket, crate::batch_io::Receiver::new(), 0),
+        Source::socket(socket)?,
         Replies { socket, gate: None },
         options,
         stop,
@@ -255,7 +255,7 @@ pub fn serve_staged(
 ) -> io::Result<ServeStats> {
     run(
         network,
-        Source::Socket(socket, crate::batch_io::Receiver::new(), 0),
+        Source::socket(socket)?,
         Replies {
             socket,
             gate: Some(gate),
@@ -485,7 +485,14 @@ enum Source<'a> {
     ),
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    /// The socket as a source: blocking (its read timeout bounds a
+    /// round's wait, `MSG_DONTWAIT` the rest), set once.
+    fn socket(socket: &'a UdpSocket) -> io::Result<Self> {
+        socket.set_nonblocking(false)?;
+        Ok(Self::Socket(socket, crate::batch_io::Receiver::new(), 0))
+    }
+
     /// The next datagram into `buf`: the first of a round waits up to
     /// `wait`, the others only take what is there.
     fn next(
@@ -500,7 +507,6 @@ impl Source<'_> {
                 // first of a round waits up to `wait`.
                 if receiver.get(*next).is_none() {
                     if first {
-                        socket.set_nonblocking(false)?;
                         socket.set_read_timeout(Some(wait))?;
                     }
                     *next = 0;

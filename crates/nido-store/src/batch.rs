@@ -1690,21 +1690,15 @@ impl SqlStore {
                 std::process::abort();
             }
         };
-        // SQLite: on this thread, through the store's writing connection
-        // (refused at once inside a runtime, before any lock is taken).
-        let pg = match (&self.writer, &self.pool) {
-            (Some(writer), _) => {
-                if tokio::runtime::Handle::try_current().is_ok() {
-                    return Err(SqlStoreError::InsideRuntime);
-                }
+        let pg = match self.writing()? {
+            Writing::Sqlite(writer) => {
                 return writer.transaction(
                     |tx| self.run(apply_ops(tx, ops, now, self.outbox_limit)),
                     || abort_if(crate::sql::CrashWhen::BeforeCommit),
                     || abort_if(crate::sql::CrashWhen::AfterCommit),
                 );
             }
-            (None, crate::open::Pool::Postgres(pg)) => pg,
-            (None, crate::open::Pool::Sqlite(_)) => return Err(no_writer()),
+            Writing::Postgres(pg) => pg,
         };
         self.run(async {
             let mut tx = pg.begin().await?;
@@ -1729,29 +1723,49 @@ impl SqlStore {
     /// transaction: the numbers `old + 1 .. new + 1`, or `Exhausted`.
     pub(crate) fn try_lease_msins(&self, n: u64) -> Result<Range<u64>, SqlStoreError> {
         let n = to_i64(n.max(1), "lease size")?;
-        let leased: Option<(i64, i64)> = match (&self.writer, &self.pool) {
-            (Some(writer), _) => {
-                if tokio::runtime::Handle::try_current().is_ok() {
-                    return Err(SqlStoreError::InsideRuntime);
-                }
+        let leased: Option<(i64, i64)> = match self.writing()? {
+            Writing::Sqlite(writer) => {
                 writer.transaction(|tx| self.run(tx.lease(n)), || {}, || {})?
             }
-            (None, crate::open::Pool::Postgres(pg)) => self.run(async {
+            Writing::Postgres(pg) => self.run(async {
                 let mut tx = pg.begin().await?;
                 let leased = tx.lease(n).await?;
                 tx.commit().await?;
                 Ok(leased)
             })?,
-            (None, crate::open::Pool::Sqlite(_)) => return Err(no_writer()),
         };
         let (old, new) = leased.ok_or(StoreError::Exhausted)?;
         Ok(to_u64(old, "MSIN")? + 1..to_u64(new, "MSIN")? + 1)
     }
 }
 
-/// A SQLite store always has its writing connection ([`SqlStore::open`]).
-fn no_writer() -> SqlStoreError {
-    SqlStoreError::Database("a SQLite store without its writing connection".into())
+/// Where a store's group commits and leases are written.
+enum Writing<'a> {
+    /// SQLite: the writing connection, on the caller's thread.
+    Sqlite(&'a crate::direct::DirectWriter),
+    /// PostgreSQL: a sqlx transaction from the pool.
+    Postgres(&'a sqlx::PgPool),
+}
+
+impl SqlStore {
+    /// Where this store writes its groups: refused at once inside a runtime
+    /// (before any lock is taken), as [`SqlStore::run`] would refuse it.
+    fn writing(&self) -> Result<Writing<'_>, SqlStoreError> {
+        match (&self.writer, &self.pool) {
+            (Some(writer), _) => {
+                if tokio::runtime::Handle::try_current().is_ok() {
+                    return Err(SqlStoreError::InsideRuntime);
+                }
+                Ok(Writing::Sqlite(writer))
+            }
+            (None, crate::open::Pool::Postgres(pg)) => Ok(Writing::Postgres(pg)),
+            // A SQLite store always has its writing connection
+            // (`SqlStore::open`).
+            (None, crate::open::Pool::Sqlite(_)) => Err(SqlStoreError::Database(
+                "a SQLite store without its writing connection".into(),
+            )),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -62,6 +62,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
+/// A connection to the store's SQLite file at `path`, opened `mode`
+/// (read-only or read-write; never created here: the store did), with the
+/// store's busy timeout.
+fn open(path: &Path, mode: OpenFlags) -> Result<Connection, SqlStoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        mode | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
 impl From<rusqlite::Error> for SqlStoreError {
     /// As for sqlx's SQLite errors: a uniqueness violation is
     /// [`nido_net::StoreError::Conflict`], a foreign key
@@ -107,14 +119,7 @@ impl DirectReads {
     }
 
     fn connect(&self) -> Result<Connection, SqlStoreError> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
-        )?;
-        conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
-        Ok(conn)
+        open(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
     }
 
     /// Runs `read` on an idle connection (a new one if none is idle) and
@@ -196,13 +201,7 @@ impl DirectWriter {
     }
 
     fn connect(&self) -> Result<Connection, SqlStoreError> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_URI,
-        )?;
-        conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
+        let conn = open(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         // What sqlx's connection sets (`open::connect`); journal_mode is the
         // file's (WAL since the store created it), asked again all the same.
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -223,11 +222,9 @@ impl DirectWriter {
         after_commit: impl FnOnce(),
     ) -> Result<T, SqlStoreError> {
         let mut slot = lock(&self.conn);
-        if slot.is_none() {
-            *slot = Some(self.connect()?);
-        }
-        let Some(conn) = slot.as_mut() else {
-            return Err(SqlStoreError::Database("no SQLite connection".into()));
+        let conn = match slot.as_mut() {
+            Some(conn) => conn,
+            None => slot.insert(self.connect()?),
         };
         let outcome = (|| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
