@@ -318,11 +318,32 @@ server_ticks() {
     echo "$total"
 }
 
+# utime + stime of every PostgreSQL process (the backends serving the bench
+# and the server's own writers), in ticks; 0 on SQLite. A backend that
+# starts during the run is counted whole; one that exits before the second
+# reading is missed, so this is read while serve still runs.
+db_ticks() {
+    local stat rest pid total=0
+    if [[ $db != postgres ]]; then
+        echo 0
+        return
+    fi
+    for pid in $(pgrep -x postgres || true); do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        rest=${stat##*) }
+        local -a f
+        read -r -a f <<<"$rest"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
 # A generous deadline: 10 minutes beyond the arrivals themselves.
 timeout=$(python3 -c "import math, sys; print(600 + math.ceil(int(sys.argv[1]) / float(sys.argv[2])))" "$devices" "$rate")
 
 say "nido sim: $devices devices at $rate arrivals/s (deadline ${timeout} s)"
 ticks_before=$(server_ticks)
+db_ticks_before=$(db_ticks)
 # `times` (children's user and system time, second line) before and after
 # give nido sim's CPU time. It runs in the background and is waited for, so
 # that a signal to this script stops it at once (cleanup kills it).
@@ -346,6 +367,7 @@ for pid in "${server_pids[@]}"; do
     }
 done
 ticks_after=$(server_ticks)
+db_ticks_after=$(db_ticks)
 stop_servers
 
 if [[ ! -s $work/sim.json ]]; then
@@ -362,7 +384,7 @@ fi
 
 # Everything the report needs goes to python3 through the environment.
 export B_SIM_JSON=$work/sim.json B_TIMES_BEFORE=$work/times.before B_TIMES_AFTER=$work/times.after B_DB=$db B_INSTANCES=$instances B_MAXPROC=$max_procedures B_PIN=$pin B_RATE=$rate B_JSON=$json \
-    B_TICKS=$((ticks_after - ticks_before)) B_CLK_TCK=$clk_tck B_CORES=$cores \
+    B_TICKS=$((ticks_after - ticks_before)) B_DB_TICKS=$((db_ticks_after - db_ticks_before)) B_CLK_TCK=$clk_tck B_CORES=$cores \
     B_SIGN=$sign_per_s B_VERIFY=$verify_per_s B_X25519=$x25519_per_s
 python3 - <<'EOF'
 import json, os
@@ -389,6 +411,7 @@ failed = int(sim["refused"]["total"])
 rate = float(sim["onboardings_per_s"]) if active else 0.0
 overall = sim["latency_ms"]["overall"]
 server_cpu_s = int(e["B_TICKS"]) / int(e["B_CLK_TCK"])
+db_cpu_s = int(e["B_DB_TICKS"]) / int(e["B_CLK_TCK"])
 sign, verify, x25519 = float(e["B_SIGN"]), float(e["B_VERIFY"]), float(e["B_X25519"])
 cores = int(e["B_CORES"])
 # Per onboarding the server makes 2 P-256 signatures, 6 P-256 verifications
@@ -411,6 +434,9 @@ out = {
     "time_to_active_p50_ms": round(float(overall["p50"]), 1),
     "time_to_active_p99_ms": round(float(overall["p99"]), 1),
     "server_cpu_ms_per_onboarding": round(server_cpu_s * 1000 / active, 3) if active else None,
+    # PostgreSQL's processes, on the same cores (null on SQLite, which runs
+    # inside serve and is in the server's CPU).
+    "db_cpu_ms_per_onboarding": round(db_cpu_s * 1000 / active, 3) if active and e["B_DB"] == "postgres" else None,
     "sim_cpu_ms_per_onboarding": round(sim_cpu_s * 1000 / active, 3) if active else None,
     # NAS messages the devices sent and received per onboarding: more than
     # a clean run's means retransmissions (datagrams lost on the way).
@@ -442,6 +468,7 @@ else:
   time to active p99    {out['time_to_active_p99_ms']:.1f} ms
   server CPU            {ms(out['server_cpu_ms_per_onboarding'])} per onboarding (all instances)
   nido sim CPU          {ms(out['sim_cpu_ms_per_onboarding'])} per onboarding (on the same cores)
+  PostgreSQL CPU        {ms(out['db_cpu_ms_per_onboarding'])} per onboarding (on the same cores)
   NAS per onboarding    {out['nas_uplink_per_onboarding']:.2f} up, {out['nas_downlink_per_onboarding']:.2f} down (more than a clean run's: retransmissions)
 public-key bound (openssl speed)
   P-256 sign/s          {sign:.1f}

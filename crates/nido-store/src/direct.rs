@@ -28,9 +28,24 @@
 //!   once never wait for each other; statements are prepared once per
 //!   connection. (The network reads through a `Stage`, which takes one
 //!   read at a time: there the pool holds one connection.)
+//!
+//! On PostgreSQL the same reads go through [`PgReads`]: connections of
+//! their own, kept between reads. sqlx's pool checks a connection with a
+//! round trip when it lends it and another when it takes it back, so each
+//! read through the pool cost three round trips to the server, each a
+//! wake-up of its backend; kept connections make it one. The invariants
+//! above hold for them too: each read is one statement in its own implicit
+//! transaction (committed state only, at once), they run only the store's
+//! `SELECT`s, and a connection whose read failed is closed, not lent again.
+//! A connection that broke while idle (the server restarted, a proxy timed
+//! it out) is found by the read itself, which then runs once more on a
+//! fresh connection: a read changes nothing, so running it again is safe.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+
+use sqlx::postgres::{PgConnectOptions, PgRow};
+use sqlx::{ConnectOptions, Connection as _, PgConnection};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 
@@ -156,6 +171,108 @@ impl DirectReads {
             let mut statement = conn.prepare_cached(sql)?;
             Ok(statement.query_row([key], map).optional()?)
         })
+    }
+}
+
+/// The protocol core's reads on PostgreSQL, on connections kept between
+/// reads (see the module documentation).
+pub(crate) struct PgReads {
+    options: Box<PgConnectOptions>,
+    idle: Mutex<Vec<PgConnection>>,
+}
+
+impl core::fmt::Debug for PgReads {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PgReads")
+            .field("host", &self.options.get_host())
+            .field("database", &self.options.get_database())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgReads {
+    /// Reads of the database `options` names; connections are opened at the
+    /// first read (the store's pool has reached the server already).
+    pub(crate) fn new(options: Box<PgConnectOptions>) -> Self {
+        Self {
+            options,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A new connection, or [`nido_net::StoreError::Unavailable`] when the
+    /// server does not answer within the pool's acquire timeout.
+    async fn connect(&self) -> Result<PgConnection, SqlStoreError> {
+        let timeout = crate::open::ACQUIRE_TIMEOUT;
+        match tokio::time::timeout(timeout, self.options.connect()).await {
+            Ok(conn) => Ok(conn?),
+            Err(_) => Err(SqlStoreError::Store(nido_net::StoreError::Unavailable(
+                format!("PostgreSQL did not answer within {} s", timeout.as_secs()),
+            ))),
+        }
+    }
+
+    /// The first row `sql` (a `SELECT` with one text parameter) returns for
+    /// `key`, if any.
+    pub(crate) async fn optional<T>(
+        &self,
+        sql: &'static str,
+        key: &str,
+    ) -> Result<Option<T>, SqlStoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let idle = lock(&self.idle).pop();
+        let reused = idle.is_some();
+        let mut conn = match idle {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        let mut out = sqlx::query_as(sql)
+            .bind(key)
+            .fetch_optional(&mut conn)
+            .await;
+        if reused && out.as_ref().is_err_and(broken) {
+            // Broken while idle: once more, on a fresh connection.
+            drop(conn);
+            conn = self.connect().await?;
+            out = sqlx::query_as(sql)
+                .bind(key)
+                .fetch_optional(&mut conn)
+                .await;
+        }
+        match out {
+            Ok(row) => {
+                let mut idle = lock(&self.idle);
+                if idle.len() < IDLE_MAX {
+                    idle.push(conn);
+                }
+                Ok(row)
+            }
+            // Not lent again: the next read opens a fresh one.
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Closes the idle connections (a courtesy to the server: it ends their
+    /// backends now rather than when it notices the sockets closed).
+    pub(crate) async fn close(&self) {
+        let idle = std::mem::take(&mut *lock(&self.idle));
+        for conn in idle {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// Whether `e` says the connection itself failed (rather than the
+/// statement): the server went away, the socket broke, or the server ended
+/// the session.
+fn broken(e: &sqlx::Error) -> bool {
+    use sqlx::Error as E;
+    match e {
+        E::Io(_) | E::Tls(_) | E::Protocol(_) => true,
+        E::Database(db) => crate::error::unavailable(db.as_ref()),
+        _ => false,
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::runtime::{Builder, Handle, Runtime};
 
 use crate::batch::{AuditConn, Op};
 use crate::credentials;
-use crate::direct::{DirectReads, DirectWriter};
+use crate::direct::{DirectReads, DirectWriter, PgReads};
 use crate::error::{SqlStoreError, StoreOpenError};
 use crate::kek::{Kek, Sealer};
 use crate::open::{self, Backend, Pool, Target};
@@ -80,13 +80,22 @@ pub struct SqlStore {
     pub(crate) deliveries: std::sync::atomic::AtomicU64,
     /// How many pending bursts an owner's outbox holds.
     pub(crate) outbox_limit: u64,
-    /// On SQLite, the core's reads on the caller's thread ([`DirectReads`]).
-    direct: Option<DirectReads>,
+    /// The core's reads: on SQLite on the caller's thread
+    /// ([`DirectReads`]), on PostgreSQL on connections kept between reads
+    /// ([`PgReads`]). `None` only while the store opens.
+    reads: Option<Reads>,
     /// On SQLite, the connection of [`Store::apply`] (group commits and the
     /// single writes that go through it), on the caller's thread
     /// ([`DirectWriter`]).
     pub(crate) writer: Option<DirectWriter>,
     rt: Runtime,
+}
+
+/// Where the core's reads run: on SQLite on the caller's thread, on PostgreSQL on kept connections.
+#[derive(Debug)]
+enum Reads {
+    Sqlite(DirectReads),
+    Postgres(PgReads),
 }
 
 /// A test hook (issue #11's durability tests): the process aborts, as if
@@ -186,6 +195,9 @@ impl Drop for SqlStore {
     fn drop(&mut self) {
         if Handle::try_current().is_err() {
             let close = async {
+                if let Some(Reads::Postgres(reads)) = &self.reads {
+                    reads.close().await;
+                }
                 match &self.pool {
                     Pool::Sqlite(p) => p.close().await,
                     Pool::Postgres(p) => p.close().await,
@@ -302,7 +314,7 @@ impl SqlStore {
             applies: std::sync::atomic::AtomicU64::new(0),
             deliveries: std::sync::atomic::AtomicU64::new(0),
             outbox_limit: crate::outbox::OUTBOX_LIMIT,
-            direct: None,
+            reads: None,
             writer: None,
             rt,
         };
@@ -313,15 +325,18 @@ impl SqlStore {
         store
             .rekey_claims()
             .map_err(|e| StoreOpenError::Other(format!("re-keying claim code hashes: {e}")))?;
-        if let Target::Sqlite(path) = &target {
-            store.direct =
-                Some(
-                    DirectReads::open(path).map_err(|e| StoreOpenError::Unreachable {
-                        target: target.describe(),
-                        reason: e.to_string(),
-                    })?,
-                );
-            store.writer = Some(DirectWriter::new(path));
+        match &target {
+            Target::Sqlite(path) => {
+                let reads = DirectReads::open(path).map_err(|e| StoreOpenError::Unreachable {
+                    target: target.describe(),
+                    reason: e.to_string(),
+                })?;
+                store.reads = Some(Reads::Sqlite(reads));
+                store.writer = Some(DirectWriter::new(path));
+            }
+            Target::Postgres(options) => {
+                store.reads = Some(Reads::Postgres(PgReads::new(options.clone())));
+            }
         }
         Ok(store)
     }
@@ -476,8 +491,9 @@ impl SqlStore {
         } else {
             select_sub_rows!("WHERE device = $1")
         };
-        let row: Option<SubRow> = match &self.direct {
-            Some(direct) => direct.optional(sql, key, |r| {
+        let row: Option<SubRow> = match &self.reads {
+            Some(Reads::Postgres(reads)) => self.run(reads.optional(sql, key))?,
+            Some(Reads::Sqlite(direct)) => direct.optional(sql, key, |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
@@ -638,8 +654,9 @@ impl SqlStore {
                            WHERE c.device = $1 AND c.owner IS NOT NULL \
                            ORDER BY c.claim_seq ASC LIMIT 1";
         let device = device.to_string();
-        let row: Option<OwnerRow> = match &self.direct {
-            Some(direct) => {
+        let row: Option<OwnerRow> = match &self.reads {
+            Some(Reads::Postgres(reads)) => self.run(reads.optional(SQL, &device))?,
+            Some(Reads::Sqlite(direct)) => {
                 direct.optional(SQL, &device, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             }
             None => self.run(async {

@@ -546,6 +546,33 @@ fn postgres_persists_across_reopen() {
     );
 }
 
+/// The core's reads keep their PostgreSQL connections between reads
+/// (issue #11). A kept connection the server ended while it was idle (a
+/// restart, an administrator, a proxy's idle timeout) costs no failed read:
+/// the read finds it broken and runs again on a fresh one. Without the retry
+/// the read after the termination is `Unavailable`.
+#[test]
+fn postgres_reads_survive_their_idle_connection_ending() {
+    let Some(db) = PgDb::new("postgres_reads_survive_their_idle_connection_ending") else {
+        return;
+    };
+    let mut s = open_sql(&db.url());
+    fill(&mut s);
+    check_filled(&s);
+    // Every other session of this database: the kept read connection, the
+    // pool's, anything idle.
+    let ended = db.query_text(
+        "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    assert!(
+        ended.iter().any(|t| t == "true"),
+        "the store kept a connection to end: {ended:?}"
+    );
+    check_filled(&s);
+    assert!(s.subscription_by_device(&id("NO-SUCH")).unwrap().is_none());
+}
+
 #[test]
 fn two_stores_on_one_postgres_database_never_share_an_msin() {
     const PER_THREAD: usize = 150;

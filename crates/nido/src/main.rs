@@ -11,6 +11,7 @@
 mod out;
 mod args;
 mod cmd;
+mod log;
 
 use std::process::ExitCode;
 
