@@ -342,8 +342,7 @@ impl Pvs {
         k_prov: &KProv,
         now_unix: u64,
     ) -> Result<Provisioned, PvsRefusal> {
-        let owner = store.owner_of_device(device)?;
-        let existing = store.subscription_by_device(device)?;
+        let (owner, existing) = store.owner_and_subscription(device)?;
         let mut after_reset = None;
         let device_key = certificate.map(|c| c.public_key.as_slice());
         if let Some(sub) = &existing {

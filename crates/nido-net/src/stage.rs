@@ -611,6 +611,25 @@ impl Store for Stage {
         self.read(|r| r.owner_of_device(device))
     }
 
+    /// The owner read fresh, the subscription as
+    /// [`Store::subscription_by_device`] reads it (a write not yet durable
+    /// wins): one read of the database for both when the stage holds no
+    /// write of the device.
+    fn owner_and_subscription(
+        &self,
+        device: &DeviceId,
+    ) -> Result<(Option<Owner>, Option<Subscription>), StoreError> {
+        let staged = lock(&self.shared.image)
+            .by_device
+            .get(device)
+            .map(|e| e.sub.clone());
+        if let Some(sub) = staged {
+            return Ok((self.owner_of_device(device)?, Some(sub)));
+        }
+        let (owner, sub) = self.read(|r| r.owner_and_subscription(device))?;
+        Ok((owner, self.loaded(sub, Some(device))))
+    }
+
     fn add_claimable(
         &mut self,
         device: &DeviceId,
@@ -724,6 +743,38 @@ mod tests {
         // Durable entries leave the image: reads go to the database.
         assert_eq!(stage.pending(), 0);
         assert!(lock(&stage.shared.image).by_device.is_empty());
+    }
+
+    #[test]
+    fn owner_and_subscription_see_a_staged_write_and_a_fresh_owner() {
+        let (stage, mut durable) = stage();
+        let mut core = stage.clone();
+        let device = id("dev-1");
+        // Nothing anywhere.
+        let (o, s) = ok(core.owner_and_subscription(&device));
+        assert!(o.is_none() && s.is_none());
+        // An owner claims it in the database (another process, say).
+        let acme = Owner {
+            id: "acme".into(),
+            name: "Acme".into(),
+            credentials: Vec::new(),
+        };
+        ok(durable.put_owner(acme.clone()));
+        ok(durable.add_claimable(&device, "h"));
+        ok(durable.claim("acme", "h"));
+        // A write not yet durable wins over the database; the owner is read.
+        let mut staged = sub("dev-1", 1);
+        staged.owner = Some("acme".into());
+        ok(core.put_subscription(staged.clone()));
+        let (o, s) = ok(core.owner_and_subscription(&device));
+        assert_eq!(o, Some(acme.clone()));
+        assert_eq!(s.map(|s| s.package_id), Some(staged.package_id));
+        // Durable: read from the database in one go, and remembered.
+        ok(stage.commit());
+        let (o, s) = ok(core.owner_and_subscription(&device));
+        assert_eq!(o, Some(acme));
+        assert_eq!(s.map(|s| s.package_id), Some(staged.package_id));
+        assert!(lock(&stage.shared.image).known.contains_key(&device));
     }
 
     #[test]

@@ -252,6 +252,19 @@ pub trait Store {
     fn put_owner(&mut self, owner: Owner) -> Result<(), StoreError>;
     /// The owner that claimed a device.
     fn owner_of_device(&self, device: &DeviceId) -> Result<Option<Owner>, StoreError>;
+    /// [`Store::owner_of_device`] and [`Store::subscription_by_device`]
+    /// together, both read fresh (the PVS's provisioning needs both). A
+    /// database store answers them with one statement (one round trip to
+    /// PostgreSQL instead of two, issue #11); the default asks for each.
+    fn owner_and_subscription(
+        &self,
+        device: &DeviceId,
+    ) -> Result<(Option<Owner>, Option<Subscription>), StoreError> {
+        Ok((
+            self.owner_of_device(device)?,
+            self.subscription_by_device(device)?,
+        ))
+    }
     /// Registers a device's claim code hash (from the manufacturer's
     /// claims file, whose signature the caller verified against the
     /// manufacturer of `device`). A device an owner already claimed is
@@ -693,6 +706,13 @@ impl Store for SharedStore {
 
     fn owner_of_device(&self, device: &DeviceId) -> Result<Option<Owner>, StoreError> {
         self.with(|s| s.owner_of_device(device))
+    }
+
+    fn owner_and_subscription(
+        &self,
+        device: &DeviceId,
+    ) -> Result<(Option<Owner>, Option<Subscription>), StoreError> {
+        self.with(|s| s.owner_and_subscription(device))
     }
 
     fn add_claimable(

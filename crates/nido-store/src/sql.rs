@@ -283,6 +283,95 @@ type SubRow = (
 /// An `owners` row: id, name, sealed credentials.
 type OwnerRow = (String, String, Vec<u8>);
 
+/// [`OWNER_AND_SUBSCRIPTION`]'s one row: a [`SubRow`] whose columns are all
+/// NULL when the device has no subscription, then an [`OwnerRow`] likewise.
+type OwnerAndSubRow = (
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+);
+
+/// A device's subscription and the first owner that claimed it
+/// ([`nido_net::Store::owner_and_subscription`]) in one statement of
+/// exactly one row, on both backends: the columns of `select_sub_rows!`,
+/// then those of the owner query of `try_owner_of_device`.
+const OWNER_AND_SUBSCRIPTION: &str = "SELECT s.supi, s.device, s.k_enc, s.opc_enc, s.amf, \
+     s.sqn_seq, s.sqn_ind, s.state, s.owner, s.package_id, s.not_after, s.suci_key_id, \
+     o.id, o.name, o.credentials_enc \
+     FROM (SELECT CAST($1 AS TEXT) AS device) d \
+     LEFT JOIN subscriptions s ON s.device = d.device \
+     LEFT JOIN owners o ON o.id = (SELECT c.owner FROM claims c \
+     WHERE c.device = d.device AND c.owner IS NOT NULL ORDER BY c.claim_seq ASC LIMIT 1)";
+
+/// The subscription and owner rows of an [`OwnerAndSubRow`]; a row present
+/// in part (a NOT NULL column NULL) is corrupt.
+fn split_owner_and_sub(
+    row: OwnerAndSubRow,
+) -> Result<(Option<OwnerRow>, Option<SubRow>), SqlStoreError> {
+    let (
+        supi,
+        device,
+        k,
+        opc,
+        amf,
+        seq,
+        ind,
+        state,
+        owner,
+        package,
+        not_after,
+        key_id,
+        o_id,
+        o_name,
+        o_creds,
+    ) = row;
+    let sub = match supi {
+        None => None,
+        Some(supi) => {
+            let missing = |what: &str| SqlStoreError::Corrupt(format!("{what} of {supi} is NULL"));
+            Some((
+                supi.clone(),
+                device.ok_or_else(|| missing("device"))?,
+                k.ok_or_else(|| missing("k_enc"))?,
+                opc.ok_or_else(|| missing("opc_enc"))?,
+                amf.ok_or_else(|| missing("amf"))?,
+                seq.ok_or_else(|| missing("sqn_seq"))?,
+                ind.ok_or_else(|| missing("sqn_ind"))?,
+                state.ok_or_else(|| missing("state"))?,
+                owner,
+                package.ok_or_else(|| missing("package_id"))?,
+                not_after,
+                key_id,
+            ))
+        }
+    };
+    let owner = match o_id {
+        None => None,
+        Some(id) => {
+            let missing =
+                |what: &str| SqlStoreError::Corrupt(format!("{what} of owner {id} is NULL"));
+            Some((
+                id.clone(),
+                o_name.ok_or_else(|| missing("name"))?,
+                o_creds.ok_or_else(|| missing("credentials"))?,
+            ))
+        }
+    };
+    Ok((owner, sub))
+}
+
 impl SqlStore {
     /// Opens (and on first start creates) the store at `url`:
     /// - `sqlite:///path/nido.db` or a plain path: the file is created (mode
@@ -668,6 +757,57 @@ impl SqlStore {
         row.map(|r| self.owner_of(r)).transpose()
     }
 
+    fn try_owner_and_subscription(
+        &self,
+        device: &DeviceId,
+    ) -> Result<(Option<Owner>, Option<Subscription>), SqlStoreError> {
+        let device = device.to_string();
+        let row: Option<OwnerAndSubRow> = match &self.reads {
+            Some(Reads::Postgres(reads)) => {
+                self.run(reads.optional(OWNER_AND_SUBSCRIPTION, &device))?
+            }
+            Some(Reads::Sqlite(direct)) => {
+                direct.optional(OWNER_AND_SUBSCRIPTION, &device, |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
+                        r.get(10)?,
+                        r.get(11)?,
+                        r.get(12)?,
+                        r.get(13)?,
+                        r.get(14)?,
+                    ))
+                })?
+            }
+            None => self.run(async {
+                on_pool!(self, |p, _begin| {
+                    Ok(sqlx::query_as(OWNER_AND_SUBSCRIPTION)
+                        .bind(&device)
+                        .fetch_optional(p)
+                        .await?)
+                })
+            })?,
+        };
+        let Some(row) = row else {
+            return Err(SqlStoreError::Database(
+                "the owner and subscription query returned no row".into(),
+            ));
+        };
+        let (owner, sub) = split_owner_and_sub(row)?;
+        Ok((
+            owner.map(|r| self.owner_of(r)).transpose()?,
+            sub.map(|r| self.subscription_of(r)).transpose()?,
+        ))
+    }
+
     fn try_add_claimable(&self, device: &DeviceId, hash: &str) -> Result<(), SqlStoreError> {
         let id = device.to_string();
         let mac = self.sealer.claim_mac(hash);
@@ -887,6 +1027,13 @@ impl Store for SqlStore {
 
     fn owner_of_device(&self, device: &DeviceId) -> Result<Option<Owner>, StoreError> {
         Ok(self.try_owner_of_device(device)?)
+    }
+
+    fn owner_and_subscription(
+        &self,
+        device: &DeviceId,
+    ) -> Result<(Option<Owner>, Option<Subscription>), StoreError> {
+        Ok(self.try_owner_and_subscription(device)?)
     }
 
     fn add_claimable(

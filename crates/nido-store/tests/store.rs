@@ -253,6 +253,54 @@ fn owners_and_one_time_claims(s: &mut dyn Store) {
     assert_eq!(s.owner_of_device(&id("DEV-1")).unwrap().unwrap().id, "acme");
 }
 
+/// `owner_and_subscription` (one statement on a database) answers what
+/// `owner_of_device` and `subscription_by_device` answer, in every
+/// combination: neither, an owner alone, both, a subscription alone; and a
+/// device of the same serial under another manufacturer has neither.
+fn owner_and_subscription_agree_with_the_single_reads(s: &mut dyn Store) {
+    let check = |s: &dyn Store, device: &DeviceId| {
+        let (o, sub) = s.owner_and_subscription(device).unwrap();
+        assert_eq!(o, s.owner_of_device(device).unwrap(), "owner of {device}");
+        match (sub, s.subscription_by_device(device).unwrap()) {
+            (None, None) => {}
+            (Some(a), Some(b)) => assert_same(&a, &b),
+            (a, b) => panic!("{device}: {:?} against {:?}", a.is_some(), b.is_some()),
+        }
+    };
+    check(s, &id("DEV-1"));
+    assert_eq!(s.owner_and_subscription(&id("DEV-1")).unwrap().0, None);
+    s.put_owner(owner("acme")).unwrap();
+    s.add_claimable(&id("DEV-1"), "hash-1").unwrap();
+    s.claim("acme", "hash-1").unwrap();
+    check(s, &id("DEV-1"));
+    let (o, sub) = s.owner_and_subscription(&id("DEV-1")).unwrap();
+    assert_eq!(o, Some(owner("acme")));
+    assert!(sub.is_none());
+    let mut a = sub_of("DEV-1", s, 1);
+    a.owner = Some("acme".into());
+    s.put_subscription(a.clone()).unwrap();
+    check(s, &id("DEV-1"));
+    let (o, sub) = s.owner_and_subscription(&id("DEV-1")).unwrap();
+    assert_eq!(o, Some(owner("acme")));
+    assert_same(&sub.unwrap(), &a);
+    let b = sub_of("DEV-2", s, 2);
+    s.put_subscription(b.clone()).unwrap();
+    check(s, &id("DEV-2"));
+    let (o, sub) = s.owner_and_subscription(&id("DEV-2")).unwrap();
+    assert_eq!(o, None);
+    assert_same(&sub.unwrap(), &b);
+    let other = DeviceId::new("Other", "DEV-1").unwrap();
+    check(s, &other);
+    let (o, sub) = s.owner_and_subscription(&other).unwrap();
+    assert!(o.is_none() && sub.is_none());
+}
+
+/// A subscription of `device` on a freshly allocated MSIN, keys from `seed`.
+fn sub_of(device: &str, s: &mut dyn Store, seed: u8) -> Subscription {
+    let n = s.allocate_msin().unwrap();
+    sub(device, n, seed)
+}
+
 fn subscriptions_lists_every_one(s: &mut dyn Store) {
     assert!(s.subscriptions().unwrap().is_empty());
     for (i, d) in ["DEV-C", "DEV-A", "DEV-B"].iter().enumerate() {
@@ -436,6 +484,7 @@ suite!(
     a_device_moving_to_another_supi_frees_the_old_one,
     allocate_msin_until_exhausted,
     owners_and_one_time_claims,
+    owner_and_subscription_agree_with_the_single_reads,
     subscriptions_lists_every_one,
 );
 
