@@ -318,24 +318,23 @@ server_ticks() {
     echo "$total"
 }
 
-# utime + stime of every PostgreSQL process (the backends serving the bench
-# and the server's own writers), in ticks; 0 on SQLite. A backend that
-# starts during the run is counted whole; one that exits before the second
-# reading is missed, so this is read while serve still runs.
+# "PID TICKS" lines, utime + stime, for every process of the PostgreSQL
+# server the bench talks to (the children of the postmaster listening on
+# 127.0.0.1:5432: the backends serving `serve`, the WAL writer, the
+# checkpointer); nothing on SQLite. Read while serve still runs, so its
+# backends are there.
 db_ticks() {
-    local stat rest pid total=0
-    if [[ $db != postgres ]]; then
-        echo 0
-        return
-    fi
-    for pid in $(pgrep -x postgres || true); do
+    local stat rest pid parent
+    [[ $db == postgres ]] || return 0
+    parent=$(ss -Hltnp 'sport = :5432' 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)
+    [[ -n $parent ]] || return 0
+    for pid in $parent $(pgrep -P "$parent" || true); do
         stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
         rest=${stat##*) }
         local -a f
         read -r -a f <<<"$rest"
-        total=$((total + f[11] + f[12]))
+        echo "$pid $((f[11] + f[12]))"
     done
-    echo "$total"
 }
 
 # A generous deadline: 10 minutes beyond the arrivals themselves.
@@ -343,7 +342,7 @@ timeout=$(python3 -c "import math, sys; print(600 + math.ceil(int(sys.argv[1]) /
 
 say "nido sim: $devices devices at $rate arrivals/s (deadline ${timeout} s)"
 ticks_before=$(server_ticks)
-db_ticks_before=$(db_ticks)
+db_ticks >"$work/db.before"
 # `times` (children's user and system time, second line) before and after
 # give nido sim's CPU time. It runs in the background and is waited for, so
 # that a signal to this script stops it at once (cleanup kills it).
@@ -367,7 +366,7 @@ for pid in "${server_pids[@]}"; do
     }
 done
 ticks_after=$(server_ticks)
-db_ticks_after=$(db_ticks)
+db_ticks >"$work/db.after"
 stop_servers
 
 if [[ ! -s $work/sim.json ]]; then
@@ -384,7 +383,7 @@ fi
 
 # Everything the report needs goes to python3 through the environment.
 export B_SIM_JSON=$work/sim.json B_TIMES_BEFORE=$work/times.before B_TIMES_AFTER=$work/times.after B_DB=$db B_INSTANCES=$instances B_MAXPROC=$max_procedures B_PIN=$pin B_RATE=$rate B_JSON=$json \
-    B_TICKS=$((ticks_after - ticks_before)) B_DB_TICKS=$((db_ticks_after - db_ticks_before)) B_CLK_TCK=$clk_tck B_CORES=$cores \
+    B_TICKS=$((ticks_after - ticks_before)) B_DB_BEFORE=$work/db.before B_DB_AFTER=$work/db.after B_CLK_TCK=$clk_tck B_CORES=$cores \
     B_SIGN=$sign_per_s B_VERIFY=$verify_per_s B_X25519=$x25519_per_s
 python3 - <<'EOF'
 import json, os
@@ -411,7 +410,20 @@ failed = int(sim["refused"]["total"])
 rate = float(sim["onboardings_per_s"]) if active else 0.0
 overall = sim["latency_ms"]["overall"]
 server_cpu_s = int(e["B_TICKS"]) / int(e["B_CLK_TCK"])
-db_cpu_s = int(e["B_DB_TICKS"]) / int(e["B_CLK_TCK"])
+
+
+def ticks_by_pid(path):
+    return {int(p): int(t) for p, t in (line.split() for line in open(path) if line.strip())}
+
+
+# Per process: one that started during the run counts whole, one that
+# ended before the second reading is missed (its last ticks are unknown).
+db_before, db_after = ticks_by_pid(e["B_DB_BEFORE"]), ticks_by_pid(e["B_DB_AFTER"])
+db_cpu_s = (
+    sum(t - db_before.get(p, 0) for p, t in db_after.items()) / int(e["B_CLK_TCK"])
+    if db_after
+    else None
+)
 sign, verify, x25519 = float(e["B_SIGN"]), float(e["B_VERIFY"]), float(e["B_X25519"])
 cores = int(e["B_CORES"])
 # Per onboarding the server makes 2 P-256 signatures, 6 P-256 verifications
@@ -434,9 +446,9 @@ out = {
     "time_to_active_p50_ms": round(float(overall["p50"]), 1),
     "time_to_active_p99_ms": round(float(overall["p99"]), 1),
     "server_cpu_ms_per_onboarding": round(server_cpu_s * 1000 / active, 3) if active else None,
-    # PostgreSQL's processes, on the same cores (null on SQLite, which runs
-    # inside serve and is in the server's CPU).
-    "db_cpu_ms_per_onboarding": round(db_cpu_s * 1000 / active, 3) if active and e["B_DB"] == "postgres" else None,
+    # PostgreSQL's processes, on the same cores (null on SQLite, whose work
+    # is inside serve, and when no server listens on 127.0.0.1:5432 here).
+    "db_cpu_ms_per_onboarding": round(db_cpu_s * 1000 / active, 3) if active and db_cpu_s is not None else None,
     "sim_cpu_ms_per_onboarding": round(sim_cpu_s * 1000 / active, 3) if active else None,
     # NAS messages the devices sent and received per onboarding: more than
     # a clean run's means retransmissions (datagrams lost on the way).

@@ -40,6 +40,9 @@
 //! A connection that broke while idle (the server restarted, a proxy timed
 //! it out) is found by the read itself, which then runs once more on a
 //! fresh connection: a read changes nothing, so running it again is safe.
+//! A read waits at most the pool's acquire timeout for its answer (a
+//! connection whose peer vanished silently is then treated as broken), so
+//! a kept connection never stalls the core longer than a pooled one did.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -228,18 +231,12 @@ impl PgReads {
             Some(c) => c,
             None => self.connect().await?,
         };
-        let mut out = sqlx::query_as(sql)
-            .bind(key)
-            .fetch_optional(&mut conn)
-            .await;
-        if reused && out.as_ref().is_err_and(broken) {
+        let mut out = read(&mut conn, sql, key).await;
+        if reused && out.as_ref().is_err_and(Failed::broken) {
             // Broken while idle: once more, on a fresh connection.
             drop(conn);
             conn = self.connect().await?;
-            out = sqlx::query_as(sql)
-                .bind(key)
-                .fetch_optional(&mut conn)
-                .await;
+            out = read(&mut conn, sql, key).await;
         }
         match out {
             Ok(row) => {
@@ -250,7 +247,13 @@ impl PgReads {
                 Ok(row)
             }
             // Not lent again: the next read opens a fresh one.
-            Err(e) => Err(e.into()),
+            Err(Failed::Sqlx(e)) => Err(e.into()),
+            Err(Failed::TimedOut) => Err(SqlStoreError::Store(nido_net::StoreError::Unavailable(
+                format!(
+                    "PostgreSQL did not answer a read within {} s",
+                    crate::open::ACQUIRE_TIMEOUT.as_secs()
+                ),
+            ))),
         }
     }
 
@@ -264,15 +267,46 @@ impl PgReads {
     }
 }
 
-/// Whether `e` says the connection itself failed (rather than the
-/// statement): the server went away, the socket broke, or the server ended
-/// the session.
-fn broken(e: &sqlx::Error) -> bool {
-    use sqlx::Error as E;
-    match e {
-        E::Io(_) | E::Tls(_) | E::Protocol(_) => true,
-        E::Database(db) => crate::error::unavailable(db.as_ref()),
-        _ => false,
+/// How a read on a kept connection failed.
+enum Failed {
+    Sqlx(sqlx::Error),
+    /// No answer within the pool's acquire timeout: a connection whose peer
+    /// vanished without a word (a NAT or firewall dropped its state) would
+    /// otherwise wait for TCP to give up, minutes, with the core's reader.
+    TimedOut,
+}
+
+impl Failed {
+    /// Whether the connection itself failed, rather than the statement:
+    /// the socket broke or went silent, or the server ended the session
+    /// (SQLSTATE class 08, connection exception; 57P01-57P03, shut down or
+    /// not accepting; 57P05 and 25P03, an idle session or transaction
+    /// timed out). A statement's own failure on a healthy connection (a
+    /// statement timeout, a serialization failure, a missing database) is
+    /// not retried: it would fail again.
+    fn broken(&self) -> bool {
+        use sqlx::Error as E;
+        match self {
+            Failed::TimedOut => true,
+            Failed::Sqlx(E::Io(_) | E::Tls(_) | E::Protocol(_)) => true,
+            Failed::Sqlx(E::Database(db)) => db.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || ["57P01", "57P02", "57P03", "57P05", "25P03"].contains(&c.as_ref())
+            }),
+            Failed::Sqlx(_) => false,
+        }
+    }
+}
+
+/// `sql` for `key` on `conn`, given the pool's acquire timeout to answer.
+async fn read<T>(conn: &mut PgConnection, sql: &'static str, key: &str) -> Result<Option<T>, Failed>
+where
+    T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+{
+    let query = sqlx::query_as(sql).bind(key).fetch_optional(conn);
+    match tokio::time::timeout(crate::open::ACQUIRE_TIMEOUT, query).await {
+        Ok(out) => out.map_err(Failed::Sqlx),
+        Err(_) => Err(Failed::TimedOut),
     }
 }
 

@@ -111,7 +111,7 @@ pub(crate) const SQLITE_UNAVAILABLE: [i32; 12] = [3, 5, 6, 7, 8, 9, 10, 11, 13, 
 
 /// Whether a database error means "cannot be reached or failed, try again
 /// later" rather than a statement the database refuses.
-pub(crate) fn unavailable(db: &dyn sqlx::error::DatabaseError) -> bool {
+fn unavailable(db: &dyn sqlx::error::DatabaseError) -> bool {
     let Some(code) = db.code() else {
         return false;
     };

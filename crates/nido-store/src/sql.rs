@@ -312,7 +312,7 @@ const OWNER_AND_SUBSCRIPTION: &str = "SELECT s.supi, s.device, s.k_enc, s.opc_en
      o.id, o.name, o.credentials_enc \
      FROM (SELECT CAST($1 AS TEXT) AS device) d \
      LEFT JOIN subscriptions s ON s.device = d.device \
-     LEFT JOIN owners o ON o.id = (SELECT c.owner FROM claims c \
+     LEFT JOIN owners o ON o.id = (SELECT o1.id FROM claims c JOIN owners o1 ON o1.id = c.owner \
      WHERE c.device = d.device AND c.owner IS NOT NULL ORDER BY c.claim_seq ASC LIMIT 1)";
 
 /// The subscription and owner rows of an [`OwnerAndSubRow`]; a row present

@@ -7,9 +7,13 @@
 //! queue is empty: a line is on stderr moments after it was logged, and a
 //! busy protocol thread never waits on a `write` per line.
 //!
-//! Invariants: no line is dropped (a full queue makes the logger wait
-//! rather than lose it); every queued line is written when the [`Guard`]
-//! returned by [`init`] drops, so the caller holds it until it ends.
+//! Invariants: no line is dropped while the server runs (a full queue,
+//! 128,000 lines, makes the logger wait rather than lose one). When the
+//! [`Guard`] returned by [`init`] drops, the writer gets about a second to
+//! write what is queued (tracing-appender's limit), so the caller holds it
+//! until it returns. A process that aborts (the crash-point hooks of the
+//! durability tests) loses the lines still queued, as it would lose a
+//! buffered stderr's.
 
 use std::io::{BufWriter, Stderr};
 

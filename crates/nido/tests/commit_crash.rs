@@ -222,7 +222,8 @@ fn crash_and_restart(name: &str, point: &str, db: Option<&str>) {
         d,
     ));
     // What the crashed serve had done: its log names each change when the
-    // network made it, before its group commit.
+    // network made it, before its group commit (printed, not asserted: the
+    // abort loses the lines its log writer had not written yet).
     let made = |what: &str| said.lines().filter(|l| l.contains(what)).count();
     eprintln!(
         "{name}: {point} at {:.1} s; made before: {} package deliveries, {} confirmations, {} activations; durable: {} subscriptions, audit {at_crash:?}",
