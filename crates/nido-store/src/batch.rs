@@ -1701,21 +1701,15 @@ impl SqlStore {
             Writing::Postgres(pg) => pg,
         };
         self.run(async {
-            let mut tx = pg.begin().await?;
-            match apply_ops(&mut *tx, ops, now, self.outbox_limit).await {
-                Ok(()) => {
-                    abort_if(crate::sql::CrashWhen::BeforeCommit);
-                    tx.commit().await?;
-                    abort_if(crate::sql::CrashWhen::AfterCommit);
-                    Ok(())
-                }
-                Err(e) => {
-                    // The failure is the answer; a rollback that fails
-                    // too (a lost connection) leaves nothing committed.
-                    let _ = tx.rollback().await;
-                    Err(e)
-                }
-            }
+            let mut conn = pg.begin().await?;
+            // A failure drops the connection: closed, its transaction rolled
+            // back by the server; nothing of the group is committed.
+            apply_ops(&mut conn, ops, now, self.outbox_limit).await?;
+            abort_if(crate::sql::CrashWhen::BeforeCommit);
+            sqlx::query("COMMIT").execute(&mut conn).await?;
+            abort_if(crate::sql::CrashWhen::AfterCommit);
+            pg.give_back(conn);
+            Ok(())
         })
     }
 
@@ -1728,9 +1722,10 @@ impl SqlStore {
                 writer.transaction(|tx| self.run(tx.lease(n)), || {}, || {})?
             }
             Writing::Postgres(pg) => self.run(async {
-                let mut tx = pg.begin().await?;
-                let leased = tx.lease(n).await?;
-                tx.commit().await?;
+                let mut conn = pg.begin().await?;
+                let leased = conn.lease(n).await?;
+                sqlx::query("COMMIT").execute(&mut conn).await?;
+                pg.give_back(conn);
                 Ok(leased)
             })?,
         };
@@ -1743,8 +1738,8 @@ impl SqlStore {
 enum Writing<'a> {
     /// SQLite: the writing connection, on the caller's thread.
     Sqlite(&'a crate::direct::DirectWriter),
-    /// PostgreSQL: a sqlx transaction from the pool.
-    Postgres(&'a sqlx::PgPool),
+    /// PostgreSQL: a transaction on a kept connection.
+    Postgres(&'a crate::direct::PgKept),
 }
 
 impl SqlStore {
@@ -1758,7 +1753,12 @@ impl SqlStore {
                 }
                 Ok(Writing::Sqlite(writer))
             }
-            (None, crate::open::Pool::Postgres(pg)) => Ok(Writing::Postgres(pg)),
+            (None, crate::open::Pool::Postgres(_)) => match &self.reads {
+                Some(crate::sql::Reads::Postgres(kept)) => Ok(Writing::Postgres(kept)),
+                _ => Err(SqlStoreError::Database(
+                    "a PostgreSQL store without its kept connections".into(),
+                )),
+            },
             // A SQLite store always has its writing connection
             // (`SqlStore::open`).
             (None, crate::open::Pool::Sqlite(_)) => Err(SqlStoreError::Database(

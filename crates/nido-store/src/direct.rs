@@ -29,11 +29,14 @@
 //!   connection. (The network reads through a `Stage`, which takes one
 //!   read at a time: there the pool holds one connection.)
 //!
-//! On PostgreSQL the same reads go through [`PgReads`]: connections of
-//! their own, kept between reads. sqlx's pool checks a connection with a
-//! round trip when it lends it and another when it takes it back, so each
-//! read through the pool cost three round trips to the server, each a
-//! wake-up of its backend; kept connections make it one. The invariants
+//! On PostgreSQL the same reads, and the group commits and MSIN leases,
+//! go through [`PgKept`]: connections of their own, kept between uses.
+//! sqlx's pool checks a connection with a round trip when it lends it and
+//! another when it takes it back, so each read through the pool cost three
+//! round trips to the server, each a wake-up of its backend; kept
+//! connections make it one (and a group commit two fewer). A group's
+//! connection is given back only after its `COMMIT` answered; one whose
+//! transaction failed is closed (the server rolls it back). The invariants
 //! above hold for them too: each read is one statement in its own implicit
 //! transaction (committed state only, at once), they run only the store's
 //! `SELECT`s, and a connection whose read failed is closed, not lent again.
@@ -177,25 +180,25 @@ impl DirectReads {
     }
 }
 
-/// The protocol core's reads on PostgreSQL, on connections kept between
-/// reads (see the module documentation).
-pub(crate) struct PgReads {
+/// The protocol core's reads and the group commits on PostgreSQL, on
+/// connections kept between uses (see the module documentation).
+pub(crate) struct PgKept {
     options: Box<PgConnectOptions>,
     idle: Mutex<Vec<PgConnection>>,
 }
 
-impl core::fmt::Debug for PgReads {
+impl core::fmt::Debug for PgKept {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PgReads")
+        f.debug_struct("PgKept")
             .field("host", &self.options.get_host())
             .field("database", &self.options.get_database())
             .finish_non_exhaustive()
     }
 }
 
-impl PgReads {
-    /// Reads of the database `options` names; connections are opened at the
-    /// first read (the store's pool has reached the server already).
+impl PgKept {
+    /// Connections to the database `options` names, opened at the first
+    /// use (the store's pool has reached the server already).
     pub(crate) fn new(options: Box<PgConnectOptions>) -> Self {
         Self {
             options,
@@ -225,12 +228,7 @@ impl PgReads {
     where
         T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
-        let idle = lock(&self.idle).pop();
-        let reused = idle.is_some();
-        let mut conn = match idle {
-            Some(c) => c,
-            None => self.connect().await?,
-        };
+        let (mut conn, reused) = self.take().await?;
         let mut out = read(&mut conn, sql, key).await;
         if reused && out.as_ref().is_err_and(Failed::broken) {
             // Broken while idle: once more, on a fresh connection.
@@ -238,22 +236,44 @@ impl PgReads {
             conn = self.connect().await?;
             out = read(&mut conn, sql, key).await;
         }
-        match out {
-            Ok(row) => {
-                let mut idle = lock(&self.idle);
-                if idle.len() < IDLE_MAX {
-                    idle.push(conn);
-                }
-                Ok(row)
-            }
-            // Not lent again: the next read opens a fresh one.
-            Err(Failed::Sqlx(e)) => Err(e.into()),
-            Err(Failed::TimedOut) => Err(SqlStoreError::Store(nido_net::StoreError::Unavailable(
-                format!(
-                    "PostgreSQL did not answer a read within {} s",
-                    crate::open::ACQUIRE_TIMEOUT.as_secs()
-                ),
-            ))),
+        let row = out.map_err(Failed::into_error)?;
+        // Only a connection that answered is lent again.
+        self.give_back(conn);
+        Ok(row)
+    }
+
+    /// A connection in a transaction just begun, for a group commit or a
+    /// lease: the caller commits it and gives it back
+    /// ([`PgKept::give_back`]), or drops it (the server then rolls the
+    /// transaction back). A kept connection that broke while idle is found
+    /// by the `BEGIN`, which then runs on a fresh one.
+    pub(crate) async fn begin(&self) -> Result<PgConnection, SqlStoreError> {
+        let (mut conn, reused) = self.take().await?;
+        let mut out = begin(&mut conn).await;
+        if reused && out.as_ref().is_err_and(Failed::broken) {
+            drop(conn);
+            conn = self.connect().await?;
+            out = begin(&mut conn).await;
+        }
+        out.map_err(Failed::into_error)?;
+        Ok(conn)
+    }
+
+    /// An idle connection (`true`) or a new one.
+    async fn take(&self) -> Result<(PgConnection, bool), SqlStoreError> {
+        let idle = lock(&self.idle).pop();
+        Ok(match idle {
+            Some(c) => (c, true),
+            None => (self.connect().await?, false),
+        })
+    }
+
+    /// Keeps `conn` (outside any transaction, its last statement answered)
+    /// for the next use, unless [`IDLE_MAX`] are kept already.
+    pub(crate) fn give_back(&self, conn: PgConnection) {
+        let mut idle = lock(&self.idle);
+        if idle.len() < IDLE_MAX {
+            idle.push(conn);
         }
     }
 
@@ -277,6 +297,16 @@ enum Failed {
 }
 
 impl Failed {
+    fn into_error(self) -> SqlStoreError {
+        match self {
+            Failed::Sqlx(e) => e.into(),
+            Failed::TimedOut => SqlStoreError::Store(nido_net::StoreError::Unavailable(format!(
+                "PostgreSQL did not answer within {} s",
+                crate::open::ACQUIRE_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
     /// Whether the connection itself failed, rather than the statement:
     /// the socket broke or went silent, or the server ended the session
     /// (SQLSTATE class 08, connection exception; 57P01-57P03, shut down or
@@ -295,6 +325,15 @@ impl Failed {
             }),
             Failed::Sqlx(_) => false,
         }
+    }
+}
+
+/// `BEGIN` on `conn`, given the pool's acquire timeout to answer.
+async fn begin(conn: &mut PgConnection) -> Result<(), Failed> {
+    let query = sqlx::query("BEGIN").execute(conn);
+    match tokio::time::timeout(crate::open::ACQUIRE_TIMEOUT, query).await {
+        Ok(out) => out.map(|_| ()).map_err(Failed::Sqlx),
+        Err(_) => Err(Failed::TimedOut),
     }
 }
 

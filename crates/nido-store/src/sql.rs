@@ -12,7 +12,7 @@ use tokio::runtime::{Builder, Handle, Runtime};
 
 use crate::batch::{AuditConn, Op};
 use crate::credentials;
-use crate::direct::{DirectReads, DirectWriter, PgReads};
+use crate::direct::{DirectReads, DirectWriter, PgKept};
 use crate::error::{SqlStoreError, StoreOpenError};
 use crate::kek::{Kek, Sealer};
 use crate::open::{self, Backend, Pool, Target};
@@ -81,9 +81,10 @@ pub struct SqlStore {
     /// How many pending bursts an owner's outbox holds.
     pub(crate) outbox_limit: u64,
     /// The core's reads: on SQLite on the caller's thread
-    /// ([`DirectReads`]), on PostgreSQL on connections kept between reads
-    /// ([`PgReads`]). `None` only while the store opens.
-    reads: Option<Reads>,
+    /// ([`DirectReads`]), on PostgreSQL on connections kept between uses
+    /// ([`PgKept`]), which also carry PostgreSQL's group commits and MSIN
+    /// leases. `None` only while the store opens.
+    pub(crate) reads: Option<Reads>,
     /// On SQLite, the connection of [`Store::apply`] (group commits and the
     /// single writes that go through it), on the caller's thread
     /// ([`DirectWriter`]).
@@ -91,11 +92,12 @@ pub struct SqlStore {
     rt: Runtime,
 }
 
-/// Where the core's reads run: on SQLite on the caller's thread, on PostgreSQL on kept connections.
+/// Where the core's reads run: on SQLite on the caller's thread, on PostgreSQL on kept
+/// connections (those of the group commits too).
 #[derive(Debug)]
-enum Reads {
+pub(crate) enum Reads {
     Sqlite(DirectReads),
-    Postgres(PgReads),
+    Postgres(PgKept),
 }
 
 /// A test hook (issue #11's durability tests): the process aborts, as if
@@ -424,7 +426,7 @@ impl SqlStore {
                 store.writer = Some(DirectWriter::new(path));
             }
             Target::Postgres(options) => {
-                store.reads = Some(Reads::Postgres(PgReads::new(options.clone())));
+                store.reads = Some(Reads::Postgres(PgKept::new(options.clone())));
             }
         }
         Ok(store)
@@ -582,22 +584,7 @@ impl SqlStore {
         };
         let row: Option<SubRow> = match &self.reads {
             Some(Reads::Postgres(reads)) => self.run(reads.optional(sql, key))?,
-            Some(Reads::Sqlite(direct)) => direct.optional(sql, key, |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                    r.get(10)?,
-                    r.get(11)?,
-                ))
-            })?,
+            Some(Reads::Sqlite(direct)) => direct.optional(sql, key, |r| SubRow::try_from(r))?,
             None => self.run(async {
                 on_pool!(self, |p, _begin| {
                     Ok(sqlx::query_as(sql).bind(key).fetch_optional(p).await?)
@@ -768,23 +755,7 @@ impl SqlStore {
             }
             Some(Reads::Sqlite(direct)) => {
                 direct.optional(OWNER_AND_SUBSCRIPTION, &device, |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                        r.get(9)?,
-                        r.get(10)?,
-                        r.get(11)?,
-                        r.get(12)?,
-                        r.get(13)?,
-                        r.get(14)?,
-                    ))
+                    OwnerAndSubRow::try_from(r)
                 })?
             }
             None => self.run(async {

@@ -595,8 +595,8 @@ fn postgres_persists_across_reopen() {
     );
 }
 
-/// The core's reads keep their PostgreSQL connections between reads
-/// (issue #11). A kept connection the server ended while it was idle (a
+/// The core's reads and the group commits keep their PostgreSQL
+/// connections between uses (issue #11). A kept connection the server ended while it was idle (a
 /// restart, an administrator, a proxy's idle timeout) costs no failed read:
 /// the read finds it broken and runs again on a fresh one. Without the retry
 /// the read after the termination is `Unavailable`.
@@ -620,6 +620,17 @@ fn postgres_reads_survive_their_idle_connection_ending() {
     );
     check_filled(&s);
     assert!(s.subscription_by_device(&id("NO-SUCH")).unwrap().is_none());
+    // Group commits run on kept connections too: ended again, the next
+    // group begins on a fresh one.
+    let ended = db.query_text(
+        "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    assert!(ended.iter().any(|t| t == "true"), "{ended:?}");
+    let n = s.allocate_msin().unwrap();
+    s.put_subscription(sub("DEV-2", n, 2)).unwrap();
+    assert!(s.subscription_by_device(&id("DEV-2")).unwrap().is_some());
+    check_filled(&s);
 }
 
 #[test]
