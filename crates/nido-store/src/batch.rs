@@ -441,6 +441,10 @@ impl<'a> Rows<'a> {
 
 /// Applies `ops` with `c`, inside the caller's transaction (see the module
 /// documentation for the order).
+///
+/// Every database error is returned, never caught and worked around: on
+/// PostgreSQL a failed statement aborts the transaction, and the `COMMIT`
+/// after it would be answered with a rollback that looks like success.
 async fn apply_ops<C: Conn>(
     c: &mut C,
     ops: &[Op<'_>],
@@ -1662,9 +1666,12 @@ impl SqlStore {
     }
 
     /// Applies `ops` in one write transaction (`BEGIN IMMEDIATE` on
-    /// SQLite), committed once: `Ok` once the commit returned; on any
-    /// failure it is rolled back and nothing is written. No ops, no
-    /// transaction.
+    /// SQLite), committed once: `Ok` once the commit returned; a failure
+    /// before the commit rolls it back and nothing is written. A commit
+    /// whose answer was lost (the connection broke) may or may not have
+    /// committed, as with any database client; the caller's retry of the
+    /// same group then finds its rows (the writes are upserts and column
+    /// updates). No ops, no transaction.
     pub(crate) fn try_apply(&self, ops: &[Op<'_>]) -> Result<(), SqlStoreError> {
         if ops.is_empty() {
             return Ok(());
@@ -1702,11 +1709,11 @@ impl SqlStore {
         };
         self.run(async {
             let mut conn = pg.begin().await?;
-            // A failure drops the connection: closed, its transaction rolled
-            // back by the server; nothing of the group is committed.
-            apply_ops(&mut conn, ops, now, self.outbox_limit).await?;
+            // A failure here drops the connection: closed, its transaction
+            // rolled back by the server; nothing of the group is committed.
+            apply_ops(&mut *conn, ops, now, self.outbox_limit).await?;
             abort_if(crate::sql::CrashWhen::BeforeCommit);
-            sqlx::query("COMMIT").execute(&mut conn).await?;
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
             abort_if(crate::sql::CrashWhen::AfterCommit);
             pg.give_back(conn);
             Ok(())
@@ -1724,7 +1731,7 @@ impl SqlStore {
             Writing::Postgres(pg) => self.run(async {
                 let mut conn = pg.begin().await?;
                 let leased = conn.lease(n).await?;
-                sqlx::query("COMMIT").execute(&mut conn).await?;
+                sqlx::query("COMMIT").execute(&mut *conn).await?;
                 pg.give_back(conn);
                 Ok(leased)
             })?,

@@ -37,18 +37,23 @@
 //! connections make it one (and a group commit two fewer). A group's
 //! connection is given back only after its `COMMIT` answered; one whose
 //! transaction failed is closed (the server rolls it back). The invariants
-//! above hold for them too: each read is one statement in its own implicit
-//! transaction (committed state only, at once), they run only the store's
-//! `SELECT`s, and a connection whose read failed is closed, not lent again.
+//! above hold for the reads too: each read is one statement in its own
+//! implicit transaction (committed state only, at once), and a connection
+//! whose read failed is closed, not lent again. The writes on these
+//! connections are only `batch.rs`'s, in one transaction per group or
+//! lease. A connection is kept at most [`PG_MAX_AGE`], as sqlx's pool
+//! keeps one, then replaced.
 //! A connection that broke while idle (the server restarted, a proxy timed
 //! it out) is found by the read itself, which then runs once more on a
 //! fresh connection: a read changes nothing, so running it again is safe.
-//! A read waits at most the pool's acquire timeout for its answer (a
-//! connection whose peer vanished silently is then treated as broken), so
-//! a kept connection never stalls the core longer than a pooled one did.
+//! Each attempt of a read or a `BEGIN` waits at most the pool's acquire
+//! timeout for its answer (a connection whose peer vanished silently is
+//! then treated as broken). The statements of a group and its `COMMIT`
+//! have no timeout of their own, as in the pool before.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{ConnectOptions, Connection as _, PgConnection};
@@ -184,8 +189,34 @@ impl DirectReads {
 /// connections kept between uses (see the module documentation).
 pub(crate) struct PgKept {
     options: Box<PgConnectOptions>,
-    idle: Mutex<Vec<PgConnection>>,
+    idle: Mutex<Vec<Kept>>,
 }
+
+/// A connection of [`PgKept`], with the time it was opened; used as the
+/// connection it holds.
+pub(crate) struct Kept {
+    conn: PgConnection,
+    opened: Instant,
+}
+
+impl core::ops::Deref for Kept {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl core::ops::DerefMut for Kept {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+}
+
+/// How long a PostgreSQL connection is kept at most (sqlx's pool's default
+/// `max_lifetime`): an old one is closed and replaced at its next use, so
+/// the server's per-session memory and a changed address (a failover) do
+/// not live on forever.
+pub(crate) const PG_MAX_AGE: Duration = Duration::from_secs(30 * 60);
 
 impl core::fmt::Debug for PgKept {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -208,10 +239,13 @@ impl PgKept {
 
     /// A new connection, or [`nido_net::StoreError::Unavailable`] when the
     /// server does not answer within the pool's acquire timeout.
-    async fn connect(&self) -> Result<PgConnection, SqlStoreError> {
+    async fn connect(&self) -> Result<Kept, SqlStoreError> {
         let timeout = crate::open::ACQUIRE_TIMEOUT;
         match tokio::time::timeout(timeout, self.options.connect()).await {
-            Ok(conn) => Ok(conn?),
+            Ok(conn) => Ok(Kept {
+                conn: conn?,
+                opened: Instant::now(),
+            }),
             Err(_) => Err(SqlStoreError::Store(nido_net::StoreError::Unavailable(
                 format!("PostgreSQL did not answer within {} s", timeout.as_secs()),
             ))),
@@ -247,7 +281,7 @@ impl PgKept {
     /// ([`PgKept::give_back`]), or drops it (the server then rolls the
     /// transaction back). A kept connection that broke while idle is found
     /// by the `BEGIN`, which then runs on a fresh one.
-    pub(crate) async fn begin(&self) -> Result<PgConnection, SqlStoreError> {
+    pub(crate) async fn begin(&self) -> Result<Kept, SqlStoreError> {
         let (mut conn, reused) = self.take().await?;
         let mut out = begin(&mut conn).await;
         if reused && out.as_ref().is_err_and(Failed::broken) {
@@ -259,18 +293,23 @@ impl PgKept {
         Ok(conn)
     }
 
-    /// An idle connection (`true`) or a new one.
-    async fn take(&self) -> Result<(PgConnection, bool), SqlStoreError> {
+    /// An idle connection (`true`) younger than [`PG_MAX_AGE`], or a new
+    /// one, with the time it was opened.
+    async fn take(&self) -> Result<(Kept, bool), SqlStoreError> {
         let idle = lock(&self.idle).pop();
-        Ok(match idle {
-            Some(c) => (c, true),
-            None => (self.connect().await?, false),
-        })
+        match idle {
+            Some(kept) if kept.opened.elapsed() < PG_MAX_AGE => Ok((kept, true)),
+            Some(old) => {
+                let _ = old.conn.close().await;
+                Ok((self.connect().await?, false))
+            }
+            None => Ok((self.connect().await?, false)),
+        }
     }
 
     /// Keeps `conn` (outside any transaction, its last statement answered)
     /// for the next use, unless [`IDLE_MAX`] are kept already.
-    pub(crate) fn give_back(&self, conn: PgConnection) {
+    pub(crate) fn give_back(&self, conn: Kept) {
         let mut idle = lock(&self.idle);
         if idle.len() < IDLE_MAX {
             idle.push(conn);
@@ -281,8 +320,8 @@ impl PgKept {
     /// backends now rather than when it notices the sockets closed).
     pub(crate) async fn close(&self) {
         let idle = std::mem::take(&mut *lock(&self.idle));
-        for conn in idle {
-            let _ = conn.close().await;
+        for kept in idle {
+            let _ = kept.conn.close().await;
         }
     }
 }
