@@ -1713,9 +1713,8 @@ impl SqlStore {
             // rolled back by the server; nothing of the group is committed.
             apply_ops(&mut *conn, ops, now, self.outbox_limit).await?;
             abort_if(crate::sql::CrashWhen::BeforeCommit);
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            pg.commit(conn).await?;
             abort_if(crate::sql::CrashWhen::AfterCommit);
-            pg.give_back(conn);
             Ok(())
         })
     }
@@ -1731,8 +1730,7 @@ impl SqlStore {
             Writing::Postgres(pg) => self.run(async {
                 let mut conn = pg.begin().await?;
                 let leased = conn.lease(n).await?;
-                sqlx::query("COMMIT").execute(&mut *conn).await?;
-                pg.give_back(conn);
+                pg.commit(conn).await?;
                 Ok(leased)
             })?,
         };

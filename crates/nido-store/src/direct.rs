@@ -240,16 +240,13 @@ impl PgKept {
     /// A new connection, or [`nido_net::StoreError::Unavailable`] when the
     /// server does not answer within the pool's acquire timeout.
     async fn connect(&self) -> Result<Kept, SqlStoreError> {
-        let timeout = crate::open::ACQUIRE_TIMEOUT;
-        match tokio::time::timeout(timeout, self.options.connect()).await {
-            Ok(conn) => Ok(Kept {
-                conn: conn?,
-                opened: Instant::now(),
-            }),
-            Err(_) => Err(SqlStoreError::Store(nido_net::StoreError::Unavailable(
-                format!("PostgreSQL did not answer within {} s", timeout.as_secs()),
-            ))),
-        }
+        let conn = timed(self.options.connect())
+            .await
+            .map_err(Failed::into_error)?;
+        Ok(Kept {
+            conn,
+            opened: Instant::now(),
+        })
     }
 
     /// The first row `sql` (a `SELECT` with one text parameter) returns for
@@ -262,35 +259,51 @@ impl PgKept {
     where
         T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
-        let (mut conn, reused) = self.take().await?;
-        let mut out = read(&mut conn, sql, key).await;
-        if reused && out.as_ref().is_err_and(Failed::broken) {
-            // Broken while idle: once more, on a fresh connection.
-            drop(conn);
-            conn = self.connect().await?;
-            out = read(&mut conn, sql, key).await;
-        }
-        let row = out.map_err(Failed::into_error)?;
+        let (conn, row) = self
+            .attempt(async |c: &mut PgConnection| {
+                timed(sqlx::query_as(sql).bind(key).fetch_optional(c)).await
+            })
+            .await?;
         // Only a connection that answered is lent again.
         self.give_back(conn);
         Ok(row)
     }
 
     /// A connection in a transaction just begun, for a group commit or a
-    /// lease: the caller commits it and gives it back
-    /// ([`PgKept::give_back`]), or drops it (the server then rolls the
-    /// transaction back). A kept connection that broke while idle is found
-    /// by the `BEGIN`, which then runs on a fresh one.
+    /// lease: the caller commits it ([`PgKept::commit`]) or drops it (the
+    /// server then rolls the transaction back).
     pub(crate) async fn begin(&self) -> Result<Kept, SqlStoreError> {
+        let (conn, _) = self
+            .attempt(async |c: &mut PgConnection| timed(sqlx::query("BEGIN").execute(c)).await)
+            .await?;
+        Ok(conn)
+    }
+
+    /// Commits the transaction of `conn` ([`PgKept::begin`]) and keeps the
+    /// connection once the `COMMIT` answered; a failed commit drops it.
+    pub(crate) async fn commit(&self, mut conn: Kept) -> Result<(), SqlStoreError> {
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        self.give_back(conn);
+        Ok(())
+    }
+
+    /// Runs `op` (a first statement, which changes nothing by itself: a
+    /// read, a `BEGIN`) on a kept connection, and once more on a fresh one
+    /// if the kept one turns out broken (it broke while idle); the
+    /// connection and what `op` returned.
+    async fn attempt<T>(
+        &self,
+        op: impl AsyncFn(&mut PgConnection) -> Result<T, Failed>,
+    ) -> Result<(Kept, T), SqlStoreError> {
         let (mut conn, reused) = self.take().await?;
-        let mut out = begin(&mut conn).await;
+        let mut out = op(&mut conn).await;
         if reused && out.as_ref().is_err_and(Failed::broken) {
             drop(conn);
             conn = self.connect().await?;
-            out = begin(&mut conn).await;
+            out = op(&mut conn).await;
         }
-        out.map_err(Failed::into_error)?;
-        Ok(conn)
+        let value = out.map_err(Failed::into_error)?;
+        Ok((conn, value))
     }
 
     /// An idle connection (`true`) younger than [`PG_MAX_AGE`], or a new
@@ -309,7 +322,7 @@ impl PgKept {
 
     /// Keeps `conn` (outside any transaction, its last statement answered)
     /// for the next use, unless [`IDLE_MAX`] are kept already.
-    pub(crate) fn give_back(&self, conn: Kept) {
+    fn give_back(&self, conn: Kept) {
         let mut idle = lock(&self.idle);
         if idle.len() < IDLE_MAX {
             idle.push(conn);
@@ -326,7 +339,7 @@ impl PgKept {
     }
 }
 
-/// How a read on a kept connection failed.
+/// How a connect, a read or a `BEGIN` on a kept connection failed.
 enum Failed {
     Sqlx(sqlx::Error),
     /// No answer within the pool's acquire timeout: a connection whose peer
@@ -367,22 +380,10 @@ impl Failed {
     }
 }
 
-/// `BEGIN` on `conn`, given the pool's acquire timeout to answer.
-async fn begin(conn: &mut PgConnection) -> Result<(), Failed> {
-    let query = sqlx::query("BEGIN").execute(conn);
-    match tokio::time::timeout(crate::open::ACQUIRE_TIMEOUT, query).await {
-        Ok(out) => out.map(|_| ()).map_err(Failed::Sqlx),
-        Err(_) => Err(Failed::TimedOut),
-    }
-}
-
-/// `sql` for `key` on `conn`, given the pool's acquire timeout to answer.
-async fn read<T>(conn: &mut PgConnection, sql: &'static str, key: &str) -> Result<Option<T>, Failed>
-where
-    T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
-{
-    let query = sqlx::query_as(sql).bind(key).fetch_optional(conn);
-    match tokio::time::timeout(crate::open::ACQUIRE_TIMEOUT, query).await {
+/// `work` (a connect, a read, a `BEGIN`), given the pool's acquire timeout
+/// to answer.
+async fn timed<T>(work: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, Failed> {
+    match tokio::time::timeout(crate::open::ACQUIRE_TIMEOUT, work).await {
         Ok(out) => out.map_err(Failed::Sqlx),
         Err(_) => Err(Failed::TimedOut),
     }
